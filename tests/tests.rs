@@ -1,0 +1,5 @@
+//! End-to-end tests of the whole system, one module per concern (one test binary, as
+//! ripgrep does, so the workspace links it once).
+
+mod cli;
+mod stress;
