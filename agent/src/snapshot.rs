@@ -200,12 +200,20 @@ impl NumericSummary {
             self.mean += d * o.count as f64 / n as f64;
             self.m2 += o.m2 + d * d * self.count as f64 * o.count as f64 / n as f64;
             self.count = n;
-            self.min = Some(o.min.into_iter().chain(self.min).fold(f64::INFINITY, f64::min));
-            self.max = Some(o.max.into_iter().chain(self.max).fold(f64::NEG_INFINITY, f64::max));
+            self.min = either(self.min, o.min, f64::min);
+            self.max = either(self.max, o.max, f64::max);
             self.sketch.merge(&o.sketch);
         }
         self.missing += o.missing;
         self.invalid += o.invalid;
+    }
+}
+
+/// Combines two optional values, keeping whichever exists.
+fn either(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
     }
 }
 

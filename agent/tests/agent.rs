@@ -428,3 +428,14 @@ fn a_local_recorder_shares_the_threads_shard_with_the_handle() {
     assert_eq!((e.predictions, e.latency.len(), e.feedback(), e.error_count()), (2, 3, 1, 1));
     assert_eq!(numeric(&s, "email", "x").mean, 2.0);
 }
+
+#[test]
+fn merging_summaries_keeps_exact_extremes_when_one_side_has_none() {
+    let mut a = NumericSummary { count: 2, mean: 1.0, ..Default::default() };
+    a.merge(&NumericSummary::of(&[4.0, -3.0]));
+    assert_eq!((a.min, a.max), (Some(-3.0), Some(4.0)));
+    let mut b = NumericSummary::of(&[2.0]);
+    b.merge(&NumericSummary { count: 1, mean: 5.0, ..Default::default() });
+    assert_eq!((b.count, b.min, b.max), (2, Some(2.0), Some(2.0)));
+    assert_eq!(b.mean, 3.5);
+}

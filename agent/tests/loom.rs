@@ -65,6 +65,16 @@ fn a_flush_racing_a_recorder_loses_and_repeats_nothing() {
         let (p, l, n, sum, _) = totals(&sink);
         assert_eq!((p, l, n), (2, 2, 2));
         assert_eq!(sum, 4.0);
+        // Min and max travel by flush epoch, not by count: over the run they are exact.
+        let mut merged = NumericSummary::default();
+        for s in sink.snapshots() {
+            for f in &s.features {
+                if let FeatureStats::Numeric(n) = &f.stats {
+                    merged.merge(n);
+                }
+            }
+        }
+        assert_eq!((merged.min, merged.max), (Some(1.0), Some(3.0)));
     });
 }
 
