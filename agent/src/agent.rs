@@ -667,7 +667,7 @@ impl Handle {
     /// `MonitoringConnector.log_metric(name, value, tags)`.
     pub fn log_metric(&self, name: &str, value: f64, tags: &[(&str, &str)]) {
         let r = self.core.metrics.resolve(name, tags, MetricKind::Distribution);
-        MetricHandle { core: self.core.clone(), resolved: r }.record(value);
+        record_metric(&self.core, r, value);
     }
 
     /// A handle to a counter series: increments without any lookup.
@@ -688,6 +688,28 @@ impl Handle {
     fn metric(&self, name: &str, tags: &[(&str, &str)], kind: MetricKind) -> MetricHandle {
         MetricHandle { core: self.core.clone(), resolved: self.core.metrics.resolve(name, tags, kind) }
     }
+}
+
+/// Records a generic metric value; shared by `log_metric` and metric handles so that
+/// neither clones the agent's `Arc` (a write to a shared line) per call.
+#[inline]
+fn record_metric(core: &Core, r: Resolved, value: f64) {
+    if let Some(d) = r.diverted {
+        core.metrics.count_diversion(d);
+    }
+    if r.kind == MetricKind::Gauge {
+        core.metrics.set_gauge(r.id, value);
+        return;
+    }
+    let epoch = core.epoch.load(Ordering::Acquire);
+    core.shards.with_shard(|shard| {
+        if let Some(cells) = shard.metric_cells(r.id, r.kind.cells()) {
+            match r.kind {
+                MetricKind::Counter => cells.increment(value),
+                _ => cells.observe(epoch, value),
+            }
+        }
+    });
 }
 
 /// A [`Handle`] bound to one thread's shard (see [`Handle::local`]).
@@ -734,24 +756,7 @@ impl MetricHandle {
     /// Records `value` by the series' kind.
     #[inline]
     pub fn record(&self, value: f64) {
-        let core = &*self.core;
-        let r = self.resolved;
-        if let Some(d) = r.diverted {
-            core.metrics.count_diversion(d);
-        }
-        if r.kind == MetricKind::Gauge {
-            core.metrics.set_gauge(r.id, value);
-            return;
-        }
-        let epoch = core.epoch.load(Ordering::Acquire);
-        core.shards.with_shard(|shard| {
-            if let Some(cells) = shard.metric_cells(r.id, r.kind.cells()) {
-                match r.kind {
-                    MetricKind::Counter => cells.increment(value),
-                    _ => cells.observe(epoch, value),
-                }
-            }
-        });
+        record_metric(&self.core, self.resolved, value);
     }
 
     /// The series' kind (the kind it was first registered with).
