@@ -455,7 +455,7 @@ impl Core {
 
     #[inline]
     fn record_latency(&self, shard: &Shard, segment: SegmentKey<'_>, latency: Latency) {
-        shard.record_latency_only(&self.layout, self.segment_base(segment), latency.0);
+        shard.record_latency(&self.layout, self.segment_base(segment), latency.0);
     }
 
     #[inline]

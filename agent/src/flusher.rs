@@ -225,7 +225,6 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         for (s, acc) in segs.iter_mut().enumerate() {
             let seg = layout.segment(s);
             let predictions = r.delta(seg + SEG_PREDICTIONS, Ordering::Acquire);
-            let latency_only = r.delta(seg + SEG_LATENCY_ONLY, Ordering::Acquire);
             let feedback = r.delta(seg + SEG_FEEDBACK, Ordering::Acquire);
             let invalid = InvalidCounts {
                 latency: r.delta(seg + SEG_INVALID_LATENCY, Ordering::Relaxed),
@@ -239,21 +238,22 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
                 acc.errors[k] += d;
                 acc.touched |= d > 0;
             }
-            if predictions + latency_only > 0 {
-                acc.touched = true;
-                acc.predictions += predictions;
-                acc.predicted_positive += r.delta(seg + SEG_PREDICTED_POSITIVE, Ordering::Relaxed);
-                acc.latency_sum =
-                    acc.latency_sum.wrapping_add(r.delta(seg + SEG_LATENCY_SUM, Ordering::Relaxed));
+            // Latency and confidence cells are always scanned (a few thousand loads per
+            // segment): a latency recorded on its own then needs no publication store.
+            acc.predictions += predictions;
+            acc.touched |= predictions > 0;
+            acc.predicted_positive += r.delta(seg + SEG_PREDICTED_POSITIVE, Ordering::Relaxed);
+            acc.latency_sum = acc.latency_sum.wrapping_add(r.delta(seg + SEG_LATENCY_SUM, Ordering::Relaxed));
+            for (i, d) in r.deltas(seg + layout.latency, LATENCY_BUCKETS) {
                 if acc.latency.is_empty() {
                     acc.latency = vec![0; LATENCY_BUCKETS];
                 }
-                for (i, d) in r.deltas(seg + layout.latency, LATENCY_BUCKETS) {
-                    acc.latency[i] += d;
-                }
-                for (i, d) in r.deltas(seg + layout.confidence, CONFIDENCE_BINS) {
-                    acc.confidence.add_to_bin(i, d);
-                }
+                acc.latency[i] += d;
+                acc.touched = true;
+            }
+            for (i, d) in r.deltas(seg + layout.confidence, CONFIDENCE_BINS) {
+                acc.confidence.add_to_bin(i, d);
+                acc.touched = true;
             }
             if feedback > 0 {
                 acc.touched = true;

@@ -14,8 +14,10 @@
 //! feedback or error count; a feature's count, missing or invalid count). The flusher loads
 //! hints with `Acquire` and reads a block's bulk cells only when its hint moved; a record
 //! whose hint it did not see is picked up at a later flush, since the previous values it
-//! keeps are only updated for cells it read. A record in flight at a flush may have its
-//! count in one interval and some of its cells (a bucket, a sum) in the next.
+//! keeps are only updated for cells it read. Latency and confidence cells are the exception:
+//! the flusher scans them at every flush, so a latency recorded on its own needs no hint. A
+//! record in flight at a flush may have its count in one interval and some of its cells (a
+//! bucket, a sum) in the next.
 //!
 //! Min and max cannot be delta-encoded, so they live in two banks selected by the parity of
 //! the agent's epoch, which the flusher bumps at every flush (the recorder loads it with
@@ -50,8 +52,6 @@ pub(crate) const SEG_INVALID_CONFIDENCE: usize = 5;
 pub(crate) const SEG_INVALID_FEEDBACK: usize = 6;
 pub(crate) const SEG_SCHEMA_ERRORS: usize = 7;
 pub(crate) const SEG_LATENCY_SUM: usize = 8;
-/// Hint for latencies recorded without a prediction.
-pub(crate) const SEG_LATENCY_ONLY: usize = 9;
 const SEG_HEADER: usize = 16;
 
 // Numeric value block (a numeric feature, or a distribution metric).
@@ -206,16 +206,10 @@ impl Shard {
         self.c().add_release(i, v);
     }
 
-    /// Records a latency on its own (no prediction).
+    /// Records one latency value into segment base `seg`. The flusher scans latency cells
+    /// at every flush, so this needs no publication hint.
     #[inline]
-    pub fn record_latency_only(&self, layout: &Layout, seg: usize, latency: LatencyNanos) {
-        self.record_latency(layout, seg, latency);
-        self.add_release(seg + SEG_LATENCY_ONLY, 1);
-    }
-
-    /// Records one latency value into segment base `seg` (no hint: the caller publishes).
-    #[inline]
-    fn record_latency(&self, layout: &Layout, seg: usize, latency: LatencyNanos) {
+    pub fn record_latency(&self, layout: &Layout, seg: usize, latency: LatencyNanos) {
         match latency {
             LatencyNanos::Valid(ns) => {
                 if ns > LATENCY_MAX {
