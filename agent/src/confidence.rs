@@ -57,7 +57,11 @@ impl ConfidenceHistogram {
         }
     }
 
-    pub(crate) fn add_to_bin(&mut self, bin: usize, n: u64) {
+    /// Adds `n` confidences to bin `bin` (ignored when out of range).
+    pub fn add_to_bin(&mut self, bin: usize, n: u64) {
+        if bin >= CONFIDENCE_BINS {
+            return;
+        }
         self.bins[bin] += n;
     }
 

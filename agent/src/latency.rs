@@ -31,16 +31,16 @@ const LEADING_ZERO_BASE: u32 = 64 - HALF_COUNT_MAGNITUDE - 1;
 /// Number of cells a latency histogram takes: HdrHistogram's `counts` length.
 pub(crate) const LATENCY_BUCKETS: usize = latency_index(LATENCY_MAX) + 1;
 
-/// The cell of value `v` (`v` ≤ [`LATENCY_MAX`]); the same index HdrHistogram uses.
+/// The bucket (cell) of value `v` (`v` ≤ [`LATENCY_MAX`]); the same index HdrHistogram uses.
 #[inline]
-pub(crate) const fn latency_index(v: u64) -> usize {
+pub const fn latency_index(v: u64) -> usize {
     let bucket = LEADING_ZERO_BASE - (v | SUB_BUCKET_MASK).leading_zeros();
     let sub_bucket = (v >> bucket) as usize;
     ((bucket as usize + 1) << HALF_COUNT_MAGNITUDE) + sub_bucket - HALF_COUNT
 }
 
-/// The lowest value that falls into cell `index`.
-pub(crate) fn latency_lowest_value(index: usize) -> u64 {
+/// The lowest value that falls into bucket `index`.
+pub fn latency_lowest_value(index: usize) -> u64 {
     let mut bucket = (index >> HALF_COUNT_MAGNITUDE) as i64 - 1;
     let mut sub_bucket = (index & (HALF_COUNT - 1)) + HALF_COUNT;
     if bucket < 0 {
@@ -58,8 +58,9 @@ pub fn new_latency_histogram() -> Histogram<u64> {
         .unwrap_or_else(|_| Histogram::new(LATENCY_SIGFIG).expect("sigfig within 0..=5"))
 }
 
-/// Builds a histogram from per-cell counts (index, count).
-pub(crate) fn latency_histogram_from(counts: impl Iterator<Item = (usize, u64)>) -> Histogram<u64> {
+/// Builds a histogram from per-bucket counts `(index, count)`: the exact inverse of reading
+/// `(latency_index(v), count)` pairs off a histogram.
+pub fn latency_histogram_from(counts: impl Iterator<Item = (usize, u64)>) -> Histogram<u64> {
     let mut h = new_latency_histogram();
     for (index, n) in counts {
         // Cannot fail: the value is ≤ LATENCY_MAX, inside the histogram's bounds.

@@ -74,7 +74,10 @@ pub use agent::{
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use confidence::{CONFIDENCE_BINS, ConfidenceHistogram};
 pub use hdrhistogram::Histogram;
-pub use latency::{LATENCY_MAX, LATENCY_SIGFIG, new_latency_histogram};
+pub use latency::{
+    LATENCY_MAX, LATENCY_SIGFIG, latency_histogram_from, latency_index, latency_lowest_value,
+    new_latency_histogram,
+};
 pub use metrics::{MetricKind, OVERFLOW_SERIES};
 pub use schema::{ErrorKindId, Feature, FeatureKind, ModelIdentity, OTHER, OTHER_SEGMENT, SegmentId};
 pub use sink::{MemorySink, NullSink, Sink, SinkError};

@@ -1,0 +1,105 @@
+//! The manifest: the list of published Parquet files. Readers see exactly the files it
+//! lists; it is replaced atomically (temporary file, fsync, rename, fsync of the directory).
+
+use crate::rows::Resolution;
+use crate::table::Table;
+use serde::{Deserialize, Serialize};
+
+/// One published file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Its table.
+    pub table: Table,
+    /// The resolution of its rows.
+    pub resolution: Resolution,
+    /// The UTC date of its rows (`YYYY-MM-DD`), the partition.
+    pub date: String,
+    /// Path relative to the data directory.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Earliest row time, ms.
+    pub min_ms: i64,
+    /// Latest row time, ms.
+    pub max_ms: i64,
+}
+
+/// The current state of the published data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Id of the next file to write.
+    pub next_file: u64,
+    /// The highest WAL sequence number whose rows are in the listed files: WAL records up to
+    /// it are skipped on recovery, so a crash between publishing and emptying the WAL
+    /// duplicates nothing.
+    pub covered_seq: u64,
+    /// The files.
+    pub files: Vec<FileEntry>,
+}
+
+/// The manifest as stored: versioned, so a later format can still read this one.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Stored {
+    #[serde(rename = "1")]
+    V1(Manifest),
+}
+
+impl Manifest {
+    /// The manifest's JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&Stored::V1(self.clone())).unwrap_or_default()
+    }
+
+    /// Parses a manifest.
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, String> {
+        match serde_json::from_slice::<Stored>(bytes) {
+            Ok(Stored::V1(m)) => Ok(m),
+            Err(e) => Err(format!("unreadable manifest: {e}")),
+        }
+    }
+}
+
+/// The UTC date (`YYYY-MM-DD`) of a time in ms since the Unix epoch.
+pub fn date_of(ms: i64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Start of the UTC day holding `ms`.
+pub fn day_start(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000) * 86_400_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(1_764_115_200_000), "2025-11-26");
+        assert_eq!(date_of(951_782_400_000), "2000-02-29");
+        assert_eq!(date_of(-1), "1969-12-31");
+    }
+
+    #[test]
+    fn round_trip_is_versioned() {
+        let m = Manifest { next_file: 3, covered_seq: 9, files: vec![] };
+        let b = m.encode();
+        assert!(String::from_utf8_lossy(&b).contains("\"version\": \"1\""));
+        assert_eq!(Manifest::decode(&b).unwrap(), m);
+        assert!(Manifest::decode(b"{\"version\":\"7\"}").unwrap_err().contains("unreadable"));
+    }
+}

@@ -1,0 +1,497 @@
+//! Rows ↔ Arrow record batches ↔ Parquet bytes, for the three tables.
+//!
+//! Column by column the layout is documented in `docs/storage-format.md`; the summary
+//! columns (count, sum, min, max, p50...p99) sit beside the lossless `buckets` list so that
+//! DuckDB, pyarrow or Spark users need neither our code nor the bucket math for common
+//! questions.
+
+use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
+use arrow_array::builder::{
+    Float64Builder, StringDictionaryBuilder, TimestampMillisecondBuilder, UInt64Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt64Type};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::sync::{Arc, LazyLock};
+
+/// The store's on-disk format version, in every file's footer metadata.
+pub const FORMAT_VERSION: &str = "1";
+
+/// A table of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Table {
+    /// Distributions (latency, confidence, features, distribution metrics).
+    Distributions,
+    /// Counters and gauges.
+    Scalars,
+    /// Events.
+    Events,
+}
+
+impl Table {
+    /// All tables.
+    pub const ALL: [Table; 3] = [Table::Distributions, Table::Scalars, Table::Events];
+
+    /// The directory name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Distributions => "distributions",
+            Table::Scalars => "scalars",
+            Table::Events => "events",
+        }
+    }
+
+    /// The Arrow schema of the table.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::Distributions => DISTRIBUTIONS.clone(),
+            Table::Scalars => SCALARS.clone(),
+            Table::Events => EVENTS.clone(),
+        }
+    }
+}
+
+fn ts(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false)
+}
+
+fn dict(name: &str) -> Field {
+    Field::new(name, DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false)
+}
+
+fn series_fields() -> Vec<Field> {
+    ["model", "version", "variant", "instance", "segment", "metric", "feature", "tags"].map(dict).to_vec()
+}
+
+fn bucket_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Int64, false),
+        Field::new("lower", DataType::Float64, false),
+        Field::new("upper", DataType::Float64, false),
+        Field::new("count", DataType::UInt64, false),
+    ])
+}
+
+fn bucket_item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Struct(bucket_fields()), false))
+}
+
+static DISTRIBUTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut f = vec![ts("start"), ts("end"), dict("resolution")];
+    f.extend(series_fields());
+    f.push(dict("scheme"));
+    for c in ["count", "missing", "invalid"] {
+        f.push(Field::new(c, DataType::UInt64, false));
+    }
+    for c in ["sum", "min", "max", "mean", "m2", "p50", "p90", "p95", "p99"] {
+        f.push(Field::new(c, DataType::Float64, true));
+    }
+    f.push(Field::new("buckets", DataType::List(bucket_item()), false));
+    Arc::new(Schema::new(f))
+});
+
+static SCALARS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut f = vec![ts("start"), ts("end"), dict("resolution")];
+    f.extend(series_fields());
+    f.push(dict("kind"));
+    f.push(Field::new("value", DataType::Float64, false));
+    Arc::new(Schema::new(f))
+});
+
+static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        ts("time"),
+        dict("model"),
+        dict("version"),
+        dict("variant"),
+        dict("kind"),
+        Field::new("message", DataType::Utf8, false),
+    ]))
+});
+
+type Dict = StringDictionaryBuilder<Int32Type>;
+
+struct SeriesColumns {
+    cols: [Dict; 8],
+}
+
+impl SeriesColumns {
+    fn new() -> Self {
+        SeriesColumns { cols: std::array::from_fn(|_| Dict::new()) }
+    }
+
+    fn push(&mut self, k: &SeriesKey) {
+        let vals =
+            [&k.model, &k.version, &k.variant, &k.instance, &k.segment, &k.metric, &k.feature, &k.tags];
+        for (c, v) in self.cols.iter_mut().zip(vals) {
+            c.append_value(&**v);
+        }
+    }
+
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        self.cols.iter_mut().map(|c| Arc::new(c.finish()) as ArrayRef).collect()
+    }
+}
+
+fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
+    let mut b = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    values.for_each(|v| b.append_value(v));
+    Arc::new(b.finish())
+}
+
+fn dict_of<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    let mut b = Dict::new();
+    values.for_each(|v| b.append_value(v));
+    Arc::new(b.finish())
+}
+
+/// Distribution rows as a record batch (in the given order).
+pub fn distributions_batch(rows: &[DistributionRow]) -> RecordBatch {
+    let mut series = SeriesColumns::new();
+    let (mut count, mut missing, mut invalid) =
+        (UInt64Builder::new(), UInt64Builder::new(), UInt64Builder::new());
+    let mut floats: [Float64Builder; 9] = std::array::from_fn(|_| Float64Builder::new());
+    let (mut keys, mut lowers, mut uppers, mut counts, mut lengths) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for r in rows {
+        series.push(&r.series);
+        count.append_value(r.count);
+        missing.append_value(r.missing);
+        invalid.append_value(r.invalid);
+        let q = |p| r.quantile(p);
+        let vals = [r.sum, r.min, r.max, r.mean, r.m2, q(0.5), q(0.9), q(0.95), q(0.99)];
+        for (b, v) in floats.iter_mut().zip(vals) {
+            b.append_option(v);
+        }
+        lengths.push(r.buckets.len());
+        for &(k, c) in &r.buckets {
+            let (lo, hi) = r.scheme.bounds(k);
+            keys.push(k);
+            lowers.push(lo);
+            uppers.push(hi);
+            counts.push(c);
+        }
+    }
+    let structs = StructArray::new(
+        bucket_fields(),
+        vec![
+            Arc::new(Int64Array::from(keys)),
+            Arc::new(Float64Array::from(lowers)),
+            Arc::new(Float64Array::from(uppers)),
+            Arc::new(UInt64Array::from(counts)),
+        ],
+        None,
+    );
+    let buckets = ListArray::new(
+        bucket_item(),
+        arrow_buffer::OffsetBuffer::<i32>::from_lengths(lengths),
+        Arc::new(structs),
+        None,
+    );
+    let mut cols: Vec<ArrayRef> = vec![
+        timestamps(rows.iter().map(|r| r.start_ms)),
+        timestamps(rows.iter().map(|r| r.end_ms)),
+        dict_of(rows.iter().map(|r| r.resolution.as_str())),
+    ];
+    cols.extend(series.finish());
+    cols.push(dict_of(rows.iter().map(|r| r.scheme.as_str())));
+    cols.push(Arc::new(count.finish()));
+    cols.push(Arc::new(missing.finish()));
+    cols.push(Arc::new(invalid.finish()));
+    cols.extend(floats.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    cols.push(Arc::new(buckets));
+    RecordBatch::try_new(DISTRIBUTIONS.clone(), cols).expect("columns match the distributions schema")
+}
+
+/// Scalar rows as a record batch.
+pub fn scalars_batch(rows: &[ScalarRow]) -> RecordBatch {
+    let mut series = SeriesColumns::new();
+    rows.iter().for_each(|r| series.push(&r.series));
+    let mut cols: Vec<ArrayRef> = vec![
+        timestamps(rows.iter().map(|r| r.start_ms)),
+        timestamps(rows.iter().map(|r| r.end_ms)),
+        dict_of(rows.iter().map(|r| r.resolution.as_str())),
+    ];
+    cols.extend(series.finish());
+    cols.push(dict_of(rows.iter().map(|r| r.kind.as_str())));
+    cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))));
+    RecordBatch::try_new(SCALARS.clone(), cols).expect("columns match the scalars schema")
+}
+
+/// Event rows as a record batch.
+pub fn events_batch(rows: &[EventRow]) -> RecordBatch {
+    let cols: Vec<ArrayRef> = vec![
+        timestamps(rows.iter().map(|r| r.time_ms)),
+        dict_of(rows.iter().map(|r| &*r.model)),
+        dict_of(rows.iter().map(|r| &*r.version)),
+        dict_of(rows.iter().map(|r| &*r.variant)),
+        dict_of(rows.iter().map(|r| &*r.kind)),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.message.as_str()))),
+    ];
+    RecordBatch::try_new(EVENTS.clone(), cols).expect("columns match the events schema")
+}
+
+/// A failure to decode a batch that does not have the table's layout.
+#[derive(Debug, thiserror::Error)]
+#[error("column {column}: {problem}")]
+pub struct DecodeError {
+    /// The column.
+    pub column: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, DecodeError> {
+    b.column_by_name(name).ok_or_else(|| DecodeError { column: name.into(), problem: "missing".into() })
+}
+
+fn strings(b: &RecordBatch, name: &str) -> Result<Vec<Arc<str>>, DecodeError> {
+    let a = col(b, name)?;
+    let bad = || DecodeError {
+        column: name.into(),
+        problem: format!("expected dictionary of strings, found {}", a.data_type()),
+    };
+    let d = a.as_dictionary_opt::<Int32Type>().ok_or_else(bad)?;
+    let values = d.values().as_string_opt::<i32>().ok_or_else(bad)?;
+    let interned: Vec<Arc<str>> = (0..values.len()).map(|i| Arc::from(values.value(i))).collect();
+    Ok(d.keys()
+        .iter()
+        .map(|k| k.and_then(|k| interned.get(k as usize).cloned()).unwrap_or_else(|| "".into()))
+        .collect())
+}
+
+fn times(b: &RecordBatch, name: &str) -> Result<Vec<i64>, DecodeError> {
+    let a = col(b, name)?;
+    let t = a.as_primitive_opt::<TimestampMillisecondType>().ok_or_else(|| DecodeError {
+        column: name.into(),
+        problem: format!("expected timestamp(ms), found {}", a.data_type()),
+    })?;
+    Ok(t.values().to_vec())
+}
+
+fn u64s(b: &RecordBatch, name: &str) -> Result<Vec<u64>, DecodeError> {
+    let a = col(b, name)?;
+    let t = a.as_primitive_opt::<UInt64Type>().ok_or_else(|| DecodeError {
+        column: name.into(),
+        problem: format!("expected uint64, found {}", a.data_type()),
+    })?;
+    Ok(t.values().to_vec())
+}
+
+fn f64s(b: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, DecodeError> {
+    let a = col(b, name)?;
+    let t = a.as_primitive_opt::<Float64Type>().ok_or_else(|| DecodeError {
+        column: name.into(),
+        problem: format!("expected float64, found {}", a.data_type()),
+    })?;
+    Ok(t.iter().collect())
+}
+
+fn series_of(b: &RecordBatch) -> Result<Vec<SeriesKey>, DecodeError> {
+    let cols: Vec<Vec<Arc<str>>> =
+        ["model", "version", "variant", "instance", "segment", "metric", "feature", "tags"]
+            .iter()
+            .map(|n| strings(b, n))
+            .collect::<Result<_, _>>()?;
+    Ok((0..b.num_rows())
+        .map(|i| SeriesKey {
+            model: cols[0][i].clone(),
+            version: cols[1][i].clone(),
+            variant: cols[2][i].clone(),
+            instance: cols[3][i].clone(),
+            segment: cols[4][i].clone(),
+            metric: cols[5][i].clone(),
+            feature: cols[6][i].clone(),
+            tags: cols[7][i].clone(),
+        })
+        .collect())
+}
+
+fn resolutions(b: &RecordBatch) -> Result<Vec<Resolution>, DecodeError> {
+    strings(b, "resolution")?
+        .iter()
+        .map(|s| {
+            Resolution::parse(s).ok_or_else(|| DecodeError {
+                column: "resolution".into(),
+                problem: format!("unknown resolution {s:?}"),
+            })
+        })
+        .collect()
+}
+
+/// Decodes a distributions batch back into rows (lossless).
+pub fn distributions_from(b: &RecordBatch) -> Result<Vec<DistributionRow>, DecodeError> {
+    let (start, end, res, series) = (times(b, "start")?, times(b, "end")?, resolutions(b)?, series_of(b)?);
+    let schemes: Vec<Scheme> = strings(b, "scheme")?
+        .iter()
+        .map(|s| {
+            Scheme::parse(s).ok_or_else(|| DecodeError {
+                column: "scheme".into(),
+                problem: format!("unknown scheme {s:?}"),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let (count, missing, invalid) = (u64s(b, "count")?, u64s(b, "missing")?, u64s(b, "invalid")?);
+    let (sum, min, max, mean, m2) =
+        (f64s(b, "sum")?, f64s(b, "min")?, f64s(b, "max")?, f64s(b, "mean")?, f64s(b, "m2")?);
+    let list = col(b, "buckets")?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| DecodeError { column: "buckets".into(), problem: "expected a list".into() })?;
+    let items = list
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| DecodeError { column: "buckets".into(), problem: "expected structs".into() })?;
+    let keys = items
+        .column_by_name("key")
+        .and_then(|k| k.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| DecodeError { column: "buckets.key".into(), problem: "expected int64".into() })?;
+    let counts = items
+        .column_by_name("count")
+        .and_then(|k| k.as_primitive_opt::<UInt64Type>())
+        .ok_or_else(|| DecodeError { column: "buckets.count".into(), problem: "expected uint64".into() })?;
+    let offsets = list.value_offsets();
+    Ok((0..b.num_rows())
+        .map(|i| {
+            let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
+            DistributionRow {
+                start_ms: start[i],
+                end_ms: end[i],
+                resolution: res[i],
+                series: series[i].clone(),
+                scheme: schemes[i],
+                count: count[i],
+                missing: missing[i],
+                invalid: invalid[i],
+                sum: sum[i],
+                min: min[i],
+                max: max[i],
+                mean: mean[i],
+                m2: m2[i],
+                buckets: (lo..hi).map(|j| (keys.value(j), counts.value(j))).collect(),
+            }
+        })
+        .collect())
+}
+
+/// Decodes a scalars batch back into rows.
+pub fn scalars_from(b: &RecordBatch) -> Result<Vec<ScalarRow>, DecodeError> {
+    let (start, end, res, series) = (times(b, "start")?, times(b, "end")?, resolutions(b)?, series_of(b)?);
+    let kinds = strings(b, "kind")?;
+    let values = f64s(b, "value")?;
+    Ok((0..b.num_rows())
+        .map(|i| ScalarRow {
+            start_ms: start[i],
+            end_ms: end[i],
+            resolution: res[i],
+            series: series[i].clone(),
+            kind: if &*kinds[i] == "gauge" { ScalarKind::Gauge } else { ScalarKind::Counter },
+            value: values[i].unwrap_or(0.0),
+        })
+        .collect())
+}
+
+/// Decodes an events batch back into rows.
+pub fn events_from(b: &RecordBatch) -> Result<Vec<EventRow>, DecodeError> {
+    let time = times(b, "time")?;
+    let (model, version, variant, kind) =
+        (strings(b, "model")?, strings(b, "version")?, strings(b, "variant")?, strings(b, "kind")?);
+    let msg = col(b, "message")?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| DecodeError { column: "message".into(), problem: "expected utf8".into() })?;
+    Ok((0..b.num_rows())
+        .map(|i| EventRow {
+            time_ms: time[i],
+            model: model[i].clone(),
+            version: version[i].clone(),
+            variant: variant[i].clone(),
+            kind: kind[i].clone(),
+            message: msg.value(i).to_string(),
+        })
+        .collect())
+}
+
+/// Decodes any table's batches into [`Rows`].
+pub fn rows_from(table: Table, batches: &[RecordBatch]) -> Result<Rows, DecodeError> {
+    let mut rows = Rows::default();
+    for b in batches {
+        match table {
+            Table::Distributions => rows.distributions.extend(distributions_from(b)?),
+            Table::Scalars => rows.scalars.extend(scalars_from(b)?),
+            Table::Events => rows.events.extend(events_from(b)?),
+        }
+    }
+    Ok(rows)
+}
+
+/// Encodes one table's rows of `rows` as a Parquet file: ZSTD, dictionary-encoded tags,
+/// page statistics, rows sorted by series then time, and the store's format version and
+/// table in the footer's key-value metadata.
+pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let batch = match table {
+        Table::Distributions => {
+            rows.distributions.sort_by(|a, b| (&a.series, a.start_ms).cmp(&(&b.series, b.start_ms)));
+            distributions_batch(&rows.distributions)
+        }
+        Table::Scalars => {
+            rows.scalars.sort_by(|a, b| (&a.series, a.start_ms).cmp(&(&b.series, b.start_ms)));
+            scalars_batch(&rows.scalars)
+        }
+        Table::Events => {
+            rows.events.sort_by_key(|e| e.time_ms);
+            events_batch(&rows.events)
+        }
+    };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_key_value_metadata(Some(vec![
+            parquet::file::metadata::KeyValue::new(
+                "modelwatch.format_version".into(),
+                FORMAT_VERSION.to_string(),
+            ),
+            parquet::file::metadata::KeyValue::new("modelwatch.table".into(), table.as_str().to_string()),
+        ]))
+        .build();
+    let mut out = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(out)
+}
+
+/// Reads a Parquet file's batches, skipping row groups whose `start` (or `time`) range
+/// misses `[from_ms, to_ms)`.
+pub fn read_parquet(
+    bytes: bytes::Bytes,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<RecordBatch>, parquet::errors::ParquetError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let meta = builder.metadata().clone();
+    let schema = builder.schema().clone();
+    let time_col = if schema.column_with_name("start").is_some() { "start" } else { "time" };
+    let idx = schema.index_of(time_col).unwrap_or(0);
+    let groups: Vec<usize> = (0..meta.num_row_groups())
+        .filter(|&g| {
+            let stats = meta.row_group(g).column(idx).statistics();
+            match stats {
+                Some(parquet::file::statistics::Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    // Rows start before `to` and may extend past `from` by an interval: keep
+                    // a day of slack on the lower side.
+                    (Some(&lo), Some(&hi)) => lo < to_ms && hi >= from_ms.saturating_sub(86_400_000),
+                    _ => true,
+                },
+                _ => true,
+            }
+        })
+        .collect();
+    builder.with_row_groups(groups).build()?.collect::<Result<Vec<_>, _>>().map_err(Into::into)
+}

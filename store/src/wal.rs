@@ -1,0 +1,349 @@
+//! The write-ahead log: every snapshot is framed here and synced before it is acknowledged.
+//!
+//! # Format (version 1)
+//!
+//! A header of 8 bytes: the magic `MWWAL\0` and the format version as a little-endian `u16`.
+//! Then records, each `len: u32 LE`, `crc: u32 LE` (CRC-32 of the payload), `payload`
+//! (`len` bytes of JSON: a [`WalEntry`]). A reader keeps every intact record before the
+//! first damaged one (short header, impossible length, truncated payload, CRC mismatch,
+//! undecodable payload) and reports the damage's offset; it never panics.
+
+use crate::fs::{Fs, publish};
+use crate::rows::Rows;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The WAL file's magic bytes.
+pub const WAL_MAGIC: &[u8; 6] = b"MWWAL\0";
+/// The WAL format version this build writes and reads.
+pub const WAL_VERSION: u16 = 1;
+const HEADER: usize = 8;
+/// Records larger than this are taken as damage, not allocated.
+const MAX_RECORD: u32 = 256 << 20;
+
+/// When an append is made durable before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before every acknowledgement (the default): nothing acknowledged is lost.
+    Sync,
+    /// Group commit: fsync at most once per interval. Up to one interval of acknowledged
+    /// snapshots can be lost at a power cut (not at a process crash).
+    Interval(Duration),
+    /// Never fsync; for tests only.
+    None,
+}
+
+/// One WAL record: the rows of one acknowledged snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WalEntry {
+    /// The store's own sequence number of this write.
+    pub seq: u64,
+    /// The rows.
+    pub rows: Rows,
+}
+
+/// Where and why a WAL stopped being readable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalDamage {
+    /// Byte offset of the first record that could not be read.
+    pub offset: u64,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+/// What a WAL held.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WalContents {
+    /// Every intact record before the first damage, in order.
+    pub entries: Vec<WalEntry>,
+    /// The first damage, if any.
+    pub damage: Option<WalDamage>,
+    /// Length of the intact prefix (header included).
+    pub valid_len: u64,
+}
+
+/// Errors of the WAL.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// A write or fsync failed: the WAL no longer acknowledges anything.
+    #[error(
+        "WAL {path}: {op} failed: {source}; the store stops acknowledging writes (restart it to recover from the WAL)"
+    )]
+    Io {
+        /// The WAL file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An earlier write or fsync failed.
+    #[error("WAL {0} is stopped after an earlier write or fsync failure; restart the store")]
+    Stopped(PathBuf),
+    /// The file is not a WAL of a version this build reads.
+    #[error("WAL {path}: {reason}")]
+    Format {
+        /// The WAL file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Encodes the file header.
+pub fn header() -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..6].copy_from_slice(WAL_MAGIC);
+    h[6..].copy_from_slice(&WAL_VERSION.to_le_bytes());
+    h
+}
+
+/// Frames one entry.
+pub fn encode(entry: &WalEntry) -> Vec<u8> {
+    let payload = serde_json::to_vec(entry).unwrap_or_default();
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Decodes a WAL's bytes. Errors only when the header is not a WAL's; damage after the
+/// header is reported in the result.
+pub fn decode(bytes: &[u8]) -> Result<WalContents, String> {
+    if bytes.len() < HEADER {
+        return if WAL_MAGIC.starts_with(&bytes[..bytes.len().min(6)]) {
+            // A header torn by a crash while the file was being created: empty.
+            Ok(WalContents {
+                damage: (!bytes.is_empty()).then(|| WalDamage { offset: 0, reason: "torn header".into() }),
+                ..Default::default()
+            })
+        } else {
+            Err("not a modelwatch WAL (bad magic)".into())
+        };
+    }
+    if &bytes[..6] != WAL_MAGIC {
+        return Err("not a modelwatch WAL (bad magic)".into());
+    }
+    let version = u16::from_le_bytes([bytes[6], bytes[7]]);
+    if version != WAL_VERSION {
+        return Err(format!("WAL format version {version}; this build reads version {WAL_VERSION}"));
+    }
+    let mut out = WalContents { valid_len: HEADER as u64, ..Default::default() };
+    let mut at = HEADER;
+    while at < bytes.len() {
+        let damage = |reason: String| Some(WalDamage { offset: at as u64, reason });
+        let Some(frame) = bytes.get(at..at + 8) else {
+            out.damage = damage(format!("truncated record header ({} of 8 bytes)", bytes.len() - at));
+            break;
+        };
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if len > MAX_RECORD {
+            out.damage = damage(format!("record length {len} is larger than the {MAX_RECORD}-byte limit"));
+            break;
+        }
+        let Some(payload) = bytes.get(at + 8..at + 8 + len as usize) else {
+            out.damage =
+                damage(format!("truncated record: {len} bytes announced, {} present", bytes.len() - at - 8));
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            out.damage = damage("checksum mismatch".into());
+            break;
+        }
+        match serde_json::from_slice::<WalEntry>(payload) {
+            Ok(e) => out.entries.push(e),
+            Err(e) => {
+                out.damage = damage(format!("undecodable record: {e}"));
+                break;
+            }
+        }
+        at += 8 + len as usize;
+        out.valid_len = at as u64;
+    }
+    Ok(out)
+}
+
+/// The appending side of the WAL.
+pub struct Wal {
+    fs: Arc<dyn Fs>,
+    path: PathBuf,
+    durability: Durability,
+    last_sync: Instant,
+    dirty: bool,
+    stopped: bool,
+    bytes: u64,
+}
+
+impl Wal {
+    /// Opens the WAL at `path`, creating it if missing, and returns what it held. A damaged
+    /// tail is cut off (after being reported) so new records follow the intact prefix.
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        path: &Path,
+        durability: Durability,
+    ) -> Result<(Wal, WalContents), WalError> {
+        let io = |op, source| WalError::Io { path: path.to_path_buf(), op, source };
+        let contents = if fs.exists(path) {
+            let bytes = fs.read(path).map_err(|e| io("read", e))?;
+            let c = decode(&bytes).map_err(|reason| WalError::Format { path: path.to_path_buf(), reason })?;
+            if c.damage.is_some() {
+                // Rewrite the intact prefix so appends do not follow garbage.
+                let mut keep = header().to_vec();
+                keep.extend_from_slice(bytes.get(HEADER..c.valid_len as usize).unwrap_or(&[]));
+                publish(&*fs, path, &keep).map_err(|e| io("rewrite", e))?;
+            }
+            c
+        } else {
+            publish(&*fs, path, &header()).map_err(|e| io("create", e))?;
+            WalContents { valid_len: HEADER as u64, ..Default::default() }
+        };
+        let wal = Wal {
+            fs,
+            path: path.to_path_buf(),
+            durability,
+            last_sync: Instant::now(),
+            dirty: false,
+            stopped: false,
+            bytes: contents.valid_len,
+        };
+        Ok((wal, contents))
+    }
+
+    /// Appends one entry and makes it durable per the policy. Any failure stops the WAL:
+    /// an fsync is never retried and assumed to have worked.
+    pub fn append(&mut self, entry: &WalEntry) -> Result<(), WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped(self.path.clone()));
+        }
+        let frame = encode(entry);
+        if let Err(e) = self.fs.append(&self.path, &frame) {
+            self.stopped = true;
+            return Err(WalError::Io { path: self.path.clone(), op: "append", source: e });
+        }
+        self.bytes += frame.len() as u64;
+        self.dirty = true;
+        match self.durability {
+            Durability::Sync => self.sync(),
+            Durability::Interval(d) if self.last_sync.elapsed() >= d => self.sync(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes every append so far durable.
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped(self.path.clone()));
+        }
+        if !self.dirty {
+            return Ok(());
+        }
+        if let Err(e) = self.fs.sync(&self.path) {
+            self.stopped = true;
+            return Err(WalError::Io { path: self.path.clone(), op: "fsync", source: e });
+        }
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Empties the WAL (after a durable manifest covers all its rows).
+    pub fn reset(&mut self) -> Result<(), WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped(self.path.clone()));
+        }
+        if let Err(e) = publish(&*self.fs, &self.path, &header()) {
+            self.stopped = true;
+            return Err(WalError::Io { path: self.path.clone(), op: "reset", source: e });
+        }
+        self.bytes = HEADER as u64;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Bytes in the WAL, header included.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether an earlier failure stopped the WAL.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(seq: u64) -> WalEntry {
+        WalEntry { seq, rows: Rows::default() }
+    }
+
+    fn wal_bytes(n: u64) -> Vec<u8> {
+        let mut b = header().to_vec();
+        for i in 0..n {
+            b.extend(encode(&entry(i)));
+        }
+        b
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = decode(&wal_bytes(5)).unwrap();
+        assert_eq!(c.entries.len(), 5);
+        assert_eq!(c.damage, None);
+        assert_eq!(c.entries[4].seq, 4);
+    }
+
+    #[test]
+    fn foreign_files_and_versions_are_refused() {
+        assert!(decode(b"PAR1....").unwrap_err().contains("bad magic"));
+        let mut b = wal_bytes(0);
+        b[6] = 9;
+        assert!(decode(&b).unwrap_err().contains("version 9"));
+    }
+
+    proptest! {
+        #[test]
+        fn truncation_keeps_every_intact_record(n in 1u64..20, cut in 0usize..4000) {
+            let full = wal_bytes(n);
+            let cut = cut.min(full.len());
+            let c = decode(&full[..cut]).unwrap();
+            // Every record that ends before the cut is kept, in order.
+            let complete = (0..n).filter(|&i| {
+                let end: usize = HEADER + (0..=i).map(|j| encode(&entry(j)).len()).sum::<usize>();
+                end <= cut
+            }).count();
+            prop_assert_eq!(c.entries.len(), complete);
+            prop_assert!(c.entries.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+            prop_assert_eq!(c.damage.is_some(), cut != full.len() && cut > 0 && c.valid_len as usize != cut);
+        }
+
+        #[test]
+        fn bit_flips_never_panic_and_keep_the_prefix(n in 1u64..20, at in 0usize..4000, bit in 0u8..8) {
+            let mut b = wal_bytes(n);
+            let at = at % b.len();
+            b[at] ^= 1 << bit;
+            match decode(&b) {
+                Err(e) => prop_assert!(at < HEADER, "header damage only: {}", e),
+                Ok(c) => {
+                    prop_assert!(c.entries.iter().enumerate().all(|(i, e)| e.seq == i as u64));
+                    if let Some(d) = &c.damage {
+                        prop_assert!(d.offset as usize <= at, "damage reported at {} after the flip at {}", d.offset, at);
+                    }
+                    // Records wholly before the flipped byte survive.
+                    let before = (0..n).filter(|&i| {
+                        HEADER + (0..=i).map(|j| encode(&entry(j)).len()).sum::<usize>() <= at
+                    }).count();
+                    prop_assert!(c.entries.len() >= before);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The store's write and read paths, end to end with the agent.
+
+use modelwatch_agent::{
+    Agent, Feature, ManualClock, Prediction, Timestamp, latency_histogram_from, new_latency_histogram,
+};
+use modelwatch_store::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+const T0: u64 = 1_764_115_200; // 2025-11-26T00:00:00Z
+
+fn agent_on(store: Arc<Store>, clock: Arc<ManualClock>) -> Agent {
+    Agent::builder("pii")
+        .version("2")
+        .segments(["email", "phone"])
+        .features([Feature::numeric("len"), Feature::categorical("lang", ["en", "de"])])
+        .interval(Duration::from_secs(10))
+        .clock(clock)
+        .background_flush(false)
+        .build(store)
+        .unwrap()
+}
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig { buffer_rows: 1_000_000, ..StoreConfig::new(dir) }
+}
+
+fn all(table: Table) -> ReadRequest {
+    ReadRequest::new(table, 0, i64::MAX, Resolution::Raw)
+}
+
+#[test]
+fn snapshots_round_trip_through_wal_parquet_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(store.clone(), clock.clone());
+    let h = agent.handle();
+    let mut direct = new_latency_histogram();
+    for i in 0..500u64 {
+        let lat = 100_000 + i * 997;
+        direct.record(lat).unwrap();
+        h.record(
+            &Prediction::new(if i % 2 == 0 { "email" } else { "phone" }, Duration::from_nanos(lat), 0.5)
+                .features(&[i as f64, (i % 3) as f64]),
+        );
+        if i % 100 == 99 {
+            clock.advance(Duration::from_secs(10));
+            agent.flush_due().unwrap();
+        }
+    }
+    h.feedback("email", 0.9, true);
+    agent.shutdown().unwrap();
+    assert_eq!(store.buffered_rows(), 0, "shutdown publishes the buffer");
+
+    let m = store.manifest();
+    assert!(
+        m.files.iter().any(|f| f.path.starts_with("distributions/date=2025-11-26/resolution=raw/part-")),
+        "{m:?}"
+    );
+    for f in &m.files {
+        assert!(dir.path().join(&f.path).exists());
+    }
+    let scalars = store.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap().scalars;
+    assert_eq!(scalars.iter().map(|r| r.value).sum::<f64>(), 500.0);
+    let email =
+        store.read(&all(Table::Scalars).tag("metric", "predictions").tag("segment", "email")).unwrap();
+    assert_eq!(email.scalars.iter().map(|r| r.value).sum::<f64>(), 250.0);
+
+    // The latency distribution rebuilds exactly.
+    let lat = store.read(&all(Table::Distributions).tag("metric", "latency_ns")).unwrap().distributions;
+    let mut merged = lat[0].clone();
+    for r in &lat[1..] {
+        merged.merge(r);
+    }
+    let rebuilt = latency_histogram_from(merged.buckets.iter().map(|&(k, c)| (k as usize, c)));
+    assert_eq!(rebuilt.len(), 500);
+    for q in [0.5, 0.9, 0.99] {
+        assert_eq!(rebuilt.value_at_quantile(q), direct.value_at_quantile(q));
+    }
+    let feature = store
+        .read(&all(Table::Distributions).tag("metric", "feature").tag("feature", "len"))
+        .unwrap()
+        .distributions;
+    assert_eq!(feature.iter().map(|r| r.count).sum::<u64>(), 500);
+    let cats = store
+        .read(&all(Table::Scalars).tag("metric", "feature_category").tag("category", "de"))
+        .unwrap()
+        .scalars;
+    assert_eq!(cats.iter().map(|r| r.value).sum::<f64>(), 167.0);
+    assert!(store.verify().is_empty(), "{:?}", store.verify());
+}
+
+#[test]
+fn reads_see_acknowledged_rows_before_they_are_published_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Arc::new(Store::open(config(dir.path())).unwrap());
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+        let agent = agent_on(store.clone(), clock);
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5));
+        agent.flush_now().unwrap();
+        assert!(store.manifest().files.is_empty(), "nothing published yet");
+        let r = store.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
+        assert_eq!(r.scalars.len(), 1, "read-your-writes from the buffer");
+        std::mem::forget(agent); // a crash: no shutdown, no publication
+    }
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.recovery().replayed, 1);
+    let r = store.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
+    assert_eq!(r.scalars.iter().map(|s| s.value).sum::<f64>(), 1.0);
+    store.flush().unwrap();
+    drop(store);
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(
+        (store.recovery().replayed, store.buffered_rows()),
+        (0, 0),
+        "the WAL was emptied after publication"
+    );
+    let r = store.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
+    assert_eq!(r.scalars.iter().map(|s| s.value).sum::<f64>(), 1.0, "no row lost or doubled");
+}
+
+#[test]
+fn time_range_and_tag_filters_select_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(store.clone(), clock.clone());
+    for _ in 0..6 {
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5));
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    store.flush().unwrap();
+    let t0 = (T0 * 1000) as i64;
+    let req = ReadRequest::new(Table::Scalars, t0 + 10_000, t0 + 40_000, Resolution::Raw)
+        .tag("metric", "predictions");
+    let rows = store.read(&req).unwrap().scalars;
+    let starts: Vec<i64> = rows.iter().map(|r| r.start_ms - t0).collect();
+    assert_eq!(starts, vec![10_000, 20_000, 30_000]);
+    assert!(store.read(&all(Table::Scalars).tag("segment", "phone")).unwrap().scalars.is_empty());
+    let batches = store.read_batches(&req).unwrap();
+    assert_eq!(batches[0].num_rows(), 3);
+}
+
+#[test]
+fn maintenance_compacts_rolls_up_exactly_and_applies_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(StoreConfig { buffer_rows: 10, ..StoreConfig::new(dir.path()) }).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(store.clone(), clock.clone());
+    let h = agent.handle();
+    // 3 minutes of 10 s intervals.
+    for i in 0..18u64 {
+        for j in 0..5u64 {
+            h.record(
+                &Prediction::new("email", Duration::from_micros(100 + i * 10 + j), 0.5)
+                    .features(&[(i * 5 + j) as f64, 0.0]),
+            );
+        }
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    agent.shutdown().unwrap();
+    let before = store.manifest().files.iter().filter(|f| f.table == Table::Distributions).count();
+    assert!(before > 1, "small buffers make many files");
+    let report = store.maintain((T0 * 1000) as i64).unwrap();
+    assert!(report.compacted_files >= before, "{report:?}");
+    let m = store.manifest();
+    assert_eq!(
+        m.files.iter().filter(|f| f.table == Table::Distributions && f.resolution == Resolution::Raw).count(),
+        1
+    );
+
+    let raw = store.read(&all(Table::Distributions).tag("metric", "feature")).unwrap().distributions;
+    let minute = store
+        .read(
+            &ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Minute).tag("metric", "feature"),
+        )
+        .unwrap()
+        .distributions;
+    assert_eq!(minute.len(), 3, "one row per minute");
+    let mut a = raw[0].clone();
+    raw[1..].iter().for_each(|r| a.merge(r));
+    let mut b = minute[0].clone();
+    minute[1..].iter().for_each(|r| b.merge(r));
+    assert_eq!(a.buckets, b.buckets, "roll-ups merge buckets exactly");
+    assert_eq!((a.count, a.min, a.max), (b.count, b.min, b.max));
+    assert!((a.mean.unwrap() - b.mean.unwrap()).abs() < 1e-9);
+    let hour = store
+        .read(&ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Hour).tag("metric", "predictions"))
+        .unwrap();
+    assert_eq!(hour.scalars.iter().map(|r| r.value).sum::<f64>(), 90.0);
+
+    // Eight days later the raw partition is past its 7 days; 1m and 1h stay.
+    let report = store.maintain((T0 * 1000) as i64 + 8 * 86_400_000).unwrap();
+    assert!(report.dropped_files >= 2, "{report:?}");
+    let m = store.manifest();
+    assert!(m.files.iter().all(|f| f.resolution != Resolution::Raw), "{m:?}");
+    assert!(m.files.iter().any(|f| f.resolution == Resolution::Minute));
+    for f in &m.files {
+        assert!(dir.path().join(&f.path).exists());
+    }
+    assert!(store.verify().is_empty());
+}
+
+#[test]
+fn parquet_files_carry_the_format_version_and_sorted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(store.clone(), clock);
+    agent.handle().record(&Prediction::new("phone", Duration::from_millis(1), 0.5));
+    agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5));
+    agent.shutdown().unwrap();
+    let f = store.manifest().files.into_iter().find(|f| f.table == Table::Scalars).unwrap();
+    let bytes = std::fs::read(dir.path().join(&f.path)).unwrap();
+    let reader = parquet_meta(&bytes);
+    assert_eq!(reader.get("modelwatch.format_version").map(String::as_str), Some(FORMAT_VERSION));
+    assert_eq!(reader.get("modelwatch.table").map(String::as_str), Some("scalars"));
+    let rows = store.read(&all(Table::Scalars)).unwrap().scalars;
+    let keys: Vec<_> = rows.iter().map(|r| (r.series.clone(), r.start_ms)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+}
+
+fn parquet_meta(bytes: &[u8]) -> std::collections::HashMap<String, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = SerializedFileReader::new(bytes::Bytes::copy_from_slice(bytes)).unwrap();
+    r.metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect()
+}
