@@ -1,30 +1,32 @@
-//! The `modelwatch` command. Its subcommands (demo, import, query, serve, ...) arrive with
-//! the store and query crates; today it reports its version and points at the quickstart.
+//! The `modelwatch` command: a thin shim that parses arguments, runs a command and turns its
+//! outcome into an exit code (0 success, 1 data or I/O error, 2 usage error).
 
+use clap::Parser;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-modelwatch — observability and retraining loop for ML models in production
-
-Usage: modelwatch [--version | --help]
-
-The recording agent is ready; the store, query and serve commands are not built yet.
-Try the agent:  cargo run --release --example quickstart";
+mod cli;
+mod commands;
 
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        None | Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some("-V" | "--version") => {
-            println!("modelwatch {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("modelwatch: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MODELWATCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`modelwatch ... | head`) is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("modelwatch: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

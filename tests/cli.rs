@@ -1,27 +1,41 @@
-//! The `modelwatch` binary's contract: version, help and exit codes.
+//! The `modelwatch` binary's contract: help, version, exit codes and messages.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-fn modelwatch(args: &[&str]) -> std::process::Output {
+pub fn modelwatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_modelwatch")).args(args).output().expect("run modelwatch")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
 fn version_and_help_succeed() {
     let v = modelwatch(&["--version"]);
     assert!(v.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&v.stdout).trim(),
-        format!("modelwatch {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(stdout(&v).trim(), format!("modelwatch {}", env!("CARGO_PKG_VERSION")));
     let h = modelwatch(&["--help"]);
     assert!(h.status.success());
-    assert!(String::from_utf8_lossy(&h.stdout).contains("quickstart"));
+    for cmd in ["import", "store"] {
+        assert!(stdout(&h).contains(cmd), "help lists {cmd}");
+    }
 }
 
 #[test]
 fn an_unknown_command_exits_2_and_names_it() {
     let o = modelwatch(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("\"frobnicate\""));
+    assert!(stderr(&o).contains("frobnicate"));
+}
+
+#[test]
+fn a_missing_data_directory_is_a_data_error_that_names_it() {
+    let o = modelwatch(&["store", "inspect", "--data", "/nonexistent/mw"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/mw"), "{}", stderr(&o));
 }

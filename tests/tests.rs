@@ -2,4 +2,7 @@
 //! ripgrep does, so the workspace links it once).
 
 mod cli;
+mod crash;
+mod import;
+mod store_cli;
 mod stress;

@@ -1,0 +1,84 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// modelwatch: observability and the retraining loop for ML models in production.
+#[derive(Parser, Debug)]
+#[command(name = "modelwatch", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Backfill prediction logs (CSV or Parquet) through the agent into the store, with the
+    /// rows' own timestamps.
+    Import(ImportArgs),
+    /// Inspect, verify or compact the store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
+    #[command(hide = true)]
+    CrashWriter(CrashWriterArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArg {
+    /// The data directory.
+    #[arg(long, default_value = "./modelwatch-data", global = true)]
+    pub data: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A CSV (`.csv`) or Parquet (`.parquet`) file of predictions.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Stop at the first bad row instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Flush interval of the agent that replays the rows, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub interval: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Partitions, files, rows, bytes, time ranges and resolutions.
+    Inspect {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Reads every file and the WAL; exits 1 on damage, naming the file and offset.
+    Verify {
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Compacts partitions, rolls up to 1m and 1h, and applies retention.
+    Compact {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CrashWriterArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Rows buffered before a Parquet publication (small values publish often).
+    #[arg(long, default_value_t = 20)]
+    pub buffer_rows: usize,
+}

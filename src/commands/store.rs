@@ -1,0 +1,154 @@
+//! `modelwatch store inspect | verify | compact`.
+
+use crate::cli::Format;
+use anyhow::Context;
+use comfy_table::Table as TextTable;
+use modelwatch::agent::Clock;
+use modelwatch_store::{Store, StoreConfig, Table};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn open(dir: &Path) -> anyhow::Result<Store> {
+    if !dir.exists() {
+        anyhow::bail!(
+            "{}: no such data directory (run `modelwatch import` or `modelwatch demo` first)",
+            dir.display()
+        );
+    }
+    Store::open(StoreConfig::new(dir)).with_context(|| format!("opening the store at {}", dir.display()))
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+pub fn inspect(dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let store = open(dir)?;
+    let m = store.manifest();
+    #[derive(Default)]
+    struct Part {
+        files: u64,
+        rows: u64,
+        bytes: u64,
+        min: i64,
+        max: i64,
+    }
+    let mut parts: BTreeMap<(Table, String, &'static str), Part> = BTreeMap::new();
+    for f in &m.files {
+        let p = parts.entry((f.table, f.date.clone(), f.resolution.as_str())).or_insert(Part {
+            min: i64::MAX,
+            max: i64::MIN,
+            ..Default::default()
+        });
+        p.files += 1;
+        p.rows += f.rows;
+        p.bytes += f.bytes;
+        p.min = p.min.min(f.min_ms);
+        p.max = p.max.max(f.max_ms);
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let partitions: Vec<_> = parts
+                .iter()
+                .map(|((t, d, r), p)| {
+                    serde_json::json!({
+                        "table": t.as_str(), "date": d, "resolution": r, "files": p.files, "rows": p.rows,
+                        "bytes": p.bytes, "from": ms_to_rfc3339(p.min), "to": ms_to_rfc3339(p.max),
+                    })
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "data": dir.display().to_string(),
+                "partitions": partitions,
+                "files": m.files.len(),
+                "rows": m.files.iter().map(|f| f.rows).sum::<u64>(),
+                "bytes": m.files.iter().map(|f| f.bytes).sum::<u64>(),
+                "wal_bytes": store.wal_bytes(),
+                "buffered_rows": store.buffered_rows(),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        Format::Table => {
+            let mut t = TextTable::new();
+            t.set_header(["table", "date", "resolution", "files", "rows", "bytes", "from", "to"]);
+            for ((table, date, res), p) in &parts {
+                t.add_row([
+                    table.as_str().to_string(),
+                    date.clone(),
+                    res.to_string(),
+                    p.files.to_string(),
+                    p.rows.to_string(),
+                    p.bytes.to_string(),
+                    ms_to_rfc3339(p.min),
+                    ms_to_rfc3339(p.max),
+                ]);
+            }
+            writeln!(out, "{t}")?;
+            writeln!(
+                out,
+                "{} files, {} rows, {} bytes; WAL {} bytes ({} rows not yet in Parquet)",
+                m.files.len(),
+                m.files.iter().map(|f| f.rows).sum::<u64>(),
+                m.files.iter().map(|f| f.bytes).sum::<u64>(),
+                store.wal_bytes(),
+                store.buffered_rows()
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let store = open(dir)?;
+    let mut problems = store.verify();
+    if let Some(d) = &store.recovery().damage {
+        problems.push(format!(
+            "{}: damaged at offset {}: {} (the intact records before it were kept)",
+            dir.join("wal/current.wal").display(),
+            d.offset,
+            d.reason
+        ));
+    }
+    let files = store.manifest().files.len();
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"files": files, "ok": problems.is_empty(), "problems": problems})
+            )?
+        )?,
+        Format::Table => {
+            if problems.is_empty() {
+                writeln!(out, "ok: {files} files and the WAL read back intact")?;
+            } else {
+                for p in &problems {
+                    writeln!(out, "damaged: {p}")?;
+                }
+            }
+        }
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn compact(dir: &Path) -> anyhow::Result<ExitCode> {
+    let store = open(dir)?;
+    let bar =
+        indicatif::ProgressBar::new_spinner().with_message("compacting, rolling up, applying retention");
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let now = modelwatch::agent::SystemClock.now().as_millis() as i64;
+    let report = store.maintain(now);
+    bar.finish_and_clear();
+    let report = report?;
+    println!(
+        "compacted {} files, wrote {} roll-up rows, dropped {} files past retention",
+        report.compacted_files, report.rolled_up_rows, report.dropped_files
+    );
+    Ok(ExitCode::SUCCESS)
+}
