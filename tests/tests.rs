@@ -4,5 +4,6 @@
 mod cli;
 mod crash;
 mod import;
+mod interop;
 mod store_cli;
 mod stress;

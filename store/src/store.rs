@@ -378,7 +378,8 @@ impl Store {
         let bytes = self.fs.read(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
         let batches = read_parquet(bytes.into(), from_ms, to_ms)
             .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
-        rows_from(f.table, &batches).map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
+        rows_from(f.table, f.resolution, &batches)
+            .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
     }
 
     /// Reads every file of the manifest and the WAL; returns what is damaged (empty when

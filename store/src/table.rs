@@ -84,7 +84,7 @@ fn bucket_item() -> Arc<Field> {
 }
 
 static DISTRIBUTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut f = vec![ts("start"), ts("end"), dict("resolution")];
+    let mut f = vec![ts("start"), ts("end")];
     f.extend(series_fields());
     f.push(dict("scheme"));
     for c in ["count", "missing", "invalid"] {
@@ -98,7 +98,7 @@ static DISTRIBUTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 static SCALARS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut f = vec![ts("start"), ts("end"), dict("resolution")];
+    let mut f = vec![ts("start"), ts("end")];
     f.extend(series_fields());
     f.push(dict("kind"));
     f.push(Field::new("value", DataType::Float64, false));
@@ -195,11 +195,8 @@ pub fn distributions_batch(rows: &[DistributionRow]) -> RecordBatch {
         Arc::new(structs),
         None,
     );
-    let mut cols: Vec<ArrayRef> = vec![
-        timestamps(rows.iter().map(|r| r.start_ms)),
-        timestamps(rows.iter().map(|r| r.end_ms)),
-        dict_of(rows.iter().map(|r| r.resolution.as_str())),
-    ];
+    let mut cols: Vec<ArrayRef> =
+        vec![timestamps(rows.iter().map(|r| r.start_ms)), timestamps(rows.iter().map(|r| r.end_ms))];
     cols.extend(series.finish());
     cols.push(dict_of(rows.iter().map(|r| r.scheme.as_str())));
     cols.push(Arc::new(count.finish()));
@@ -214,11 +211,8 @@ pub fn distributions_batch(rows: &[DistributionRow]) -> RecordBatch {
 pub fn scalars_batch(rows: &[ScalarRow]) -> RecordBatch {
     let mut series = SeriesColumns::new();
     rows.iter().for_each(|r| series.push(&r.series));
-    let mut cols: Vec<ArrayRef> = vec![
-        timestamps(rows.iter().map(|r| r.start_ms)),
-        timestamps(rows.iter().map(|r| r.end_ms)),
-        dict_of(rows.iter().map(|r| r.resolution.as_str())),
-    ];
+    let mut cols: Vec<ArrayRef> =
+        vec![timestamps(rows.iter().map(|r| r.start_ms)), timestamps(rows.iter().map(|r| r.end_ms))];
     cols.extend(series.finish());
     cols.push(dict_of(rows.iter().map(|r| r.kind.as_str())));
     cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))));
@@ -314,21 +308,13 @@ fn series_of(b: &RecordBatch) -> Result<Vec<SeriesKey>, DecodeError> {
         .collect())
 }
 
-fn resolutions(b: &RecordBatch) -> Result<Vec<Resolution>, DecodeError> {
-    strings(b, "resolution")?
-        .iter()
-        .map(|s| {
-            Resolution::parse(s).ok_or_else(|| DecodeError {
-                column: "resolution".into(),
-                problem: format!("unknown resolution {s:?}"),
-            })
-        })
-        .collect()
-}
-
-/// Decodes a distributions batch back into rows (lossless).
-pub fn distributions_from(b: &RecordBatch) -> Result<Vec<DistributionRow>, DecodeError> {
-    let (start, end, res, series) = (times(b, "start")?, times(b, "end")?, resolutions(b)?, series_of(b)?);
+/// Decodes a distributions batch back into rows (lossless). The resolution is not a column:
+/// it is the file's partition (`resolution=...` in its path).
+pub fn distributions_from(
+    b: &RecordBatch,
+    resolution: Resolution,
+) -> Result<Vec<DistributionRow>, DecodeError> {
+    let (start, end, series) = (times(b, "start")?, times(b, "end")?, series_of(b)?);
     let schemes: Vec<Scheme> = strings(b, "scheme")?
         .iter()
         .map(|s| {
@@ -363,7 +349,7 @@ pub fn distributions_from(b: &RecordBatch) -> Result<Vec<DistributionRow>, Decod
             DistributionRow {
                 start_ms: start[i],
                 end_ms: end[i],
-                resolution: res[i],
+                resolution,
                 series: series[i].clone(),
                 scheme: schemes[i],
                 count: count[i],
@@ -380,16 +366,16 @@ pub fn distributions_from(b: &RecordBatch) -> Result<Vec<DistributionRow>, Decod
         .collect())
 }
 
-/// Decodes a scalars batch back into rows.
-pub fn scalars_from(b: &RecordBatch) -> Result<Vec<ScalarRow>, DecodeError> {
-    let (start, end, res, series) = (times(b, "start")?, times(b, "end")?, resolutions(b)?, series_of(b)?);
+/// Decodes a scalars batch back into rows (resolution as for distributions).
+pub fn scalars_from(b: &RecordBatch, resolution: Resolution) -> Result<Vec<ScalarRow>, DecodeError> {
+    let (start, end, series) = (times(b, "start")?, times(b, "end")?, series_of(b)?);
     let kinds = strings(b, "kind")?;
     let values = f64s(b, "value")?;
     Ok((0..b.num_rows())
         .map(|i| ScalarRow {
             start_ms: start[i],
             end_ms: end[i],
-            resolution: res[i],
+            resolution,
             series: series[i].clone(),
             kind: if &*kinds[i] == "gauge" { ScalarKind::Gauge } else { ScalarKind::Counter },
             value: values[i].unwrap_or(0.0),
@@ -417,13 +403,13 @@ pub fn events_from(b: &RecordBatch) -> Result<Vec<EventRow>, DecodeError> {
         .collect())
 }
 
-/// Decodes any table's batches into [`Rows`].
-pub fn rows_from(table: Table, batches: &[RecordBatch]) -> Result<Rows, DecodeError> {
+/// Decodes any table's batches (of one resolution) into [`Rows`].
+pub fn rows_from(table: Table, resolution: Resolution, batches: &[RecordBatch]) -> Result<Rows, DecodeError> {
     let mut rows = Rows::default();
     for b in batches {
         match table {
-            Table::Distributions => rows.distributions.extend(distributions_from(b)?),
-            Table::Scalars => rows.scalars.extend(scalars_from(b)?),
+            Table::Distributions => rows.distributions.extend(distributions_from(b, resolution)?),
+            Table::Scalars => rows.scalars.extend(scalars_from(b, resolution)?),
             Table::Events => rows.events.extend(events_from(b)?),
         }
     }

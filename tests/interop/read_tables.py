@@ -1,0 +1,44 @@
+"""Reads a modelwatch data directory with pyarrow and DuckDB, without modelwatch's code.
+
+Usage: python read_tables.py DATA_DIR
+Prints one JSON object: per table the rows pyarrow reads, and DuckDB's answers to a few
+SQL questions over the Hive partitions.
+"""
+import json
+import sys
+
+import duckdb
+import pyarrow.dataset as ds
+
+data = sys.argv[1]
+out = {"pyarrow": {}, "duckdb": {}}
+
+for table in ["distributions", "scalars", "events"]:
+    dataset = ds.dataset(f"{data}/{table}", format="parquet", partitioning="hive")
+    t = dataset.to_table()
+    out["pyarrow"][table] = {"rows": t.num_rows, "columns": t.column_names}
+
+con = duckdb.connect()
+glob = lambda table: f"read_parquet('{data}/{table}/**/*.parquet', hive_partitioning = true)"
+out["duckdb"]["predictions_raw"] = con.execute(
+    f"SELECT sum(value) FROM {glob('scalars')} WHERE metric = 'predictions' AND resolution = 'raw'"
+).fetchone()[0]
+out["duckdb"]["predictions_by_segment"] = dict(
+    con.execute(
+        f"SELECT segment, sum(value) FROM {glob('scalars')} "
+        "WHERE metric = 'predictions' AND resolution = 'raw' GROUP BY segment ORDER BY segment"
+    ).fetchall()
+)
+out["duckdb"]["latency_count_raw"] = con.execute(
+    f"SELECT sum(count) FROM {glob('distributions')} WHERE metric = 'latency_ns' AND resolution = 'raw'"
+).fetchone()[0]
+# The lossless buckets: their counts add up to the count column, row by row.
+out["duckdb"]["bucket_mismatches"] = con.execute(
+    f"SELECT count(*) FROM (SELECT count, list_sum(list_transform(buckets, lambda b: b.count)) AS s "
+    f"FROM {glob('distributions')}) WHERE count <> coalesce(s, 0)"
+).fetchone()[0]
+out["duckdb"]["dates"] = [
+    str(r[0]) for r in con.execute(f"SELECT DISTINCT date FROM {glob('scalars')} ORDER BY 1").fetchall()
+]
+out["duckdb"]["events"] = con.execute(f"SELECT count(*) FROM {glob('events')}").fetchone()[0]
+print(json.dumps(out, default=float))
