@@ -39,7 +39,8 @@ fn traffic(agents: &[Agent], interval: u64) {
         for (s, seg) in SEGMENTS.iter().enumerate() {
             for k in 0..8u64 {
                 let i = interval * 64 + k * 8 + s as u64 + a as u64;
-                let x: Vec<f64> = (0..16).map(|f| ((i * 31 + f * 7) % 1000) as f64 / 10.0 + f as f64).collect();
+                let x: Vec<f64> =
+                    (0..16).map(|f| ((i * 31 + f * 7) % 1000) as f64 / 10.0 + f as f64).collect();
                 let latency = Duration::from_micros(300 + (i * 2_654_435_761) % 5_000);
                 h.record(&Prediction::new(*seg, latency, ((i * 37) % 1000) as f64 / 1000.0).features(&x));
                 if k == 0 {
@@ -73,7 +74,8 @@ fn main() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(START)));
     let ags = agents(&store, &clock);
     let mut write_time = Duration::ZERO;
-    let rows_before = |s: &Store| s.manifest().files.iter().map(|f| f.rows).sum::<u64>() + s.buffered_rows() as u64;
+    let rows_before =
+        |s: &Store| s.manifest().files.iter().map(|f| f.rows).sum::<u64>() + s.buffered_rows() as u64;
     for i in 0..sync_intervals {
         traffic(&ags, i);
         clock.advance(Duration::from_secs(10));
@@ -85,12 +87,18 @@ fn main() {
     }
     let synced_rows = rows_before(&store);
     let sync_rate = synced_rows as f64 / write_time.as_secs_f64();
-    let longest_sync_ack = store.longest_acknowledgement();
+    let (longest_sync_ack, longest_hold) = store.longest_acknowledgement();
     drop(ags);
     drop(store);
 
     // 2. The rest of the days, group commit every second to keep the run short.
-    let store = Arc::new(Store::open(StoreConfig { durability: Durability::Interval(Duration::from_secs(1)), ..StoreConfig::new(dir.path()) }).unwrap());
+    let store = Arc::new(
+        Store::open(StoreConfig {
+            durability: Durability::Interval(Duration::from_secs(1)),
+            ..StoreConfig::new(dir.path())
+        })
+        .unwrap(),
+    );
     let ags = agents(&store, &clock);
     let t = Instant::now();
     for i in sync_intervals..intervals {
@@ -128,25 +136,73 @@ fn main() {
     }
     let hour_from = (START * 1000) as i64 + (intervals as i64 * 10_000 / 2) / 3_600_000 * 3_600_000;
     let t = Instant::now();
-    let hour_rows = store.read(&ReadRequest::new(Table::Distributions, hour_from, hour_from + 3_600_000, Resolution::Raw)).unwrap().len()
-        + store.read(&ReadRequest::new(Table::Scalars, hour_from, hour_from + 3_600_000, Resolution::Raw)).unwrap().len();
+    let hour_rows = store
+        .read(&ReadRequest::new(Table::Distributions, hour_from, hour_from + 3_600_000, Resolution::Raw))
+        .unwrap()
+        .len()
+        + store
+            .read(&ReadRequest::new(Table::Scalars, hour_from, hour_from + 3_600_000, Resolution::Raw))
+            .unwrap()
+            .len();
     let hour_time = t.elapsed();
 
     println!("| figure | value |");
     println!("|---|---:|");
     println!("| simulated days / snapshots | {days} / {} |", intervals * 2);
-    println!("| write, `sync` (fsync per acknowledgement), first hour | {sync_rate:.0} rows/s ({synced_rows} rows in {:.2} s) |", write_time.as_secs_f64());
-    println!("| longest acknowledgement under `sync` (includes Parquet publications) | {:.1} ms |", longest_sync_ack.as_secs_f64() * 1e3);
-    println!("| write, group commit every 1 s, remaining days | {:.0} rows/s ({bulk_rows} rows in {:.1} s) |", bulk_rows as f64 / bulk_time.as_secs_f64(), bulk_time.as_secs_f64());
-    println!("| distributions, raw: bytes per row | {:.1} ({draw_r} rows, {:.1} MB) |", draw_b as f64 / draw_r as f64, draw_b as f64 / 1e6);
-    println!("| distributions, 1m: bytes per row | {:.1} ({d1m_r} rows, {:.1} MB) |", d1m_b as f64 / d1m_r.max(1) as f64, d1m_b as f64 / 1e6);
-    println!("| distributions, 1h: bytes per row | {:.1} ({d1h_r} rows, {:.1} MB) |", d1h_b as f64 / d1h_r.max(1) as f64, d1h_b as f64 / 1e6);
-    println!("| scalars, raw: bytes per row | {:.1} ({sraw_r} rows, {:.2} MB) |", sraw_b as f64 / sraw_r as f64, sraw_b as f64 / 1e6);
+    println!(
+        "| write, `sync` (fsync per acknowledgement), first hour | {sync_rate:.0} rows/s ({synced_rows} rows in {:.2} s) |",
+        write_time.as_secs_f64()
+    );
+    println!(
+        "| longest acknowledgement under `sync` (WAL append + fsync) | {:.1} ms |",
+        longest_sync_ack.as_secs_f64() * 1e3
+    );
+    println!(
+        "| longest hold of the store lock by publication | {:.1} ms |",
+        longest_hold.as_secs_f64() * 1e3
+    );
+    println!(
+        "| write, group commit every 1 s, remaining days | {:.0} rows/s ({bulk_rows} rows in {:.1} s) |",
+        bulk_rows as f64 / bulk_time.as_secs_f64(),
+        bulk_time.as_secs_f64()
+    );
+    println!(
+        "| distributions, raw: bytes per row | {:.1} ({draw_r} rows, {:.1} MB) |",
+        draw_b as f64 / draw_r as f64,
+        draw_b as f64 / 1e6
+    );
+    println!(
+        "| distributions, 1m: bytes per row | {:.1} ({d1m_r} rows, {:.1} MB) |",
+        d1m_b as f64 / d1m_r.max(1) as f64,
+        d1m_b as f64 / 1e6
+    );
+    println!(
+        "| distributions, 1h: bytes per row | {:.1} ({d1h_r} rows, {:.1} MB) |",
+        d1h_b as f64 / d1h_r.max(1) as f64,
+        d1h_b as f64 / 1e6
+    );
+    println!(
+        "| scalars, raw: bytes per row | {:.1} ({sraw_r} rows, {:.2} MB) |",
+        sraw_b as f64 / sraw_r as f64,
+        sraw_b as f64 / 1e6
+    );
     println!("| scalars, 1m: bytes per row | {:.1} ({s1m_r} rows) |", s1m_b as f64 / s1m_r.max(1) as f64);
     println!("| scalars, 1h: bytes per row | {:.1} ({s1h_r} rows) |", s1h_b as f64 / s1h_r.max(1) as f64);
-    println!("| maintenance (compaction + roll-ups of {days} days) | {:.1} s ({} files compacted, {} roll-up rows) |", maintain_time.as_secs_f64(), report.compacted_files, report.rolled_up_rows);
+    println!(
+        "| maintenance (compaction + roll-ups of {days} days) | {:.1} s ({} files compacted, {} roll-up rows) |",
+        maintain_time.as_secs_f64(),
+        report.compacted_files,
+        report.rolled_up_rows
+    );
     for (res, rows, t) in reads {
-        println!("| read one series (latency, email, control) over {days} days at {} | {:.1} ms ({rows} rows) |", res.as_str(), t.as_secs_f64() * 1e3);
+        println!(
+            "| read one series (latency, email, control) over {days} days at {} | {:.1} ms ({rows} rows) |",
+            res.as_str(),
+            t.as_secs_f64() * 1e3
+        );
     }
-    println!("| read every series for one hour (raw) | {:.1} ms ({hour_rows} rows) |", hour_time.as_secs_f64() * 1e3);
+    println!(
+        "| read every series for one hour (raw) | {:.1} ms ({hour_rows} rows) |",
+        hour_time.as_secs_f64() * 1e3
+    );
 }

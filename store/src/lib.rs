@@ -49,7 +49,9 @@ pub use rows::{
     DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey, latency_buckets,
     merge_buckets,
 };
-pub use store::{MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, roll_up};
+pub use store::{
+    MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, roll_up, verify_dir,
+};
 pub use table::{
     DecodeError, FORMAT_VERSION, Table, distributions_batch, events_batch, read_parquet, rows_from,
     scalars_batch, to_parquet,

@@ -24,6 +24,10 @@ pub struct FileEntry {
     pub min_ms: i64,
     /// Latest row time, ms.
     pub max_ms: i64,
+    /// For roll-up files: the raw rows of the day they were computed from (a day is rolled
+    /// up again when its raw rows change).
+    #[serde(default)]
+    pub source_rows: u64,
 }
 
 /// The current state of the published data.

@@ -7,7 +7,7 @@ use crate::manifest::{FileEntry, Manifest, date_of, day_start};
 use crate::rows::{DistributionRow, Resolution, Rows, ScalarKind, ScalarRow, SeriesKey};
 use crate::table::{Table, read_parquet, rows_from, to_parquet};
 use crate::wal::{Durability, Wal, WalDamage, WalEntry, WalError};
-use modelwatch_agent::{Sink, SinkError, Snapshot};
+use modelwatch_agent::{Clock, Sink, SinkError, Snapshot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +24,13 @@ pub struct StoreConfig {
     pub buffer_rows: usize,
     /// Retention per resolution, in days (defaults: raw 7, 1-minute 90, 1-hour 730).
     pub retention_days: [u32; 3],
+    /// Publish and maintain on a background thread (default). Without it, an append that
+    /// fills the buffer publishes inline, and maintenance runs only when called.
+    pub background: bool,
+    /// Buffered rows older than this (wall time) are published even below `buffer_rows`.
+    pub publish_after: Duration,
+    /// How often the background thread compacts, rolls up and applies retention.
+    pub maintenance_every: Option<Duration>,
 }
 
 impl StoreConfig {
@@ -34,6 +41,9 @@ impl StoreConfig {
             durability: Durability::Sync,
             buffer_rows: 50_000,
             retention_days: [7, 90, 730],
+            background: true,
+            publish_after: Duration::from_secs(60),
+            maintenance_every: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -114,23 +124,37 @@ pub struct Recovery {
 struct Inner {
     wal: Wal,
     buffer: Rows,
+    /// When the oldest buffered row arrived (wall time, for `publish_after`).
+    buffered_since: Option<Instant>,
     manifest: Manifest,
     seq: u64,
     stopped: bool,
+    longest_ack: Duration,
     longest_hold: Duration,
 }
 
 /// The durable columnar store. Implements [`Sink`]: a snapshot is acknowledged once its rows
-/// are in the WAL and synced per the durability policy.
+/// are in the WAL and synced per the durability policy; publication to Parquet and
+/// maintenance run on a background thread and hold the store's lock only to swap state.
 pub struct Store {
+    shared: Arc<Shared>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
     config: StoreConfig,
     fs: Arc<dyn Fs>,
     inner: Mutex<Inner>,
     recovery: Recovery,
+    /// One publication at a time; maintenance takes it too, so it sees a stable file set.
+    publish_lock: Mutex<()>,
+    next_file: std::sync::atomic::AtomicU64,
+    wake: std::sync::mpsc::SyncSender<()>,
+    stop: std::sync::atomic::AtomicBool,
 }
 
 const MANIFEST: &str = "manifest.json";
-const WAL_FILE: &str = "wal/current.wal";
+const WAL_DIR: &str = "wal";
 
 impl Store {
     /// Opens (or creates) a store on the real file system.
@@ -141,7 +165,8 @@ impl Store {
     /// Opens a store over the given file operations (for fault-injection tests).
     pub fn open_with(config: StoreConfig, fs: Arc<dyn Fs>) -> Result<Store, StoreError> {
         let dir = config.dir.clone();
-        fs.create_dir_all(&dir.join("wal")).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        fs.create_dir_all(&dir.join(WAL_DIR))
+            .map_err(|source| StoreError::Io { path: dir.clone(), source })?;
         let mpath = dir.join(MANIFEST);
         let manifest = if fs.exists(&mpath) {
             let b = fs.read(&mpath).map_err(|source| StoreError::Io { path: mpath.clone(), source })?;
@@ -149,7 +174,8 @@ impl Store {
         } else {
             Manifest::default()
         };
-        let (wal, contents) = Wal::open(fs.clone(), &dir.join(WAL_FILE), config.durability)?;
+        let (mut wal, contents) = Wal::open(fs.clone(), &dir.join(WAL_DIR), config.durability)?;
+        wal.remove_covered(manifest.covered_seq);
         let mut recovery = Recovery { damage: contents.damage.clone(), ..Default::default() };
         let mut buffer = Rows::default();
         let mut seq = manifest.covered_seq;
@@ -163,28 +189,161 @@ impl Store {
             }
         }
         if let Some(d) = &recovery.damage {
-            tracing::warn!(wal = %dir.join(WAL_FILE).display(), offset = d.offset, reason = %d.reason, "WAL damaged; records from this offset on were dropped");
+            tracing::warn!(wal = %d.path.display(), offset = d.offset, reason = %d.reason, "WAL damaged; records from this offset on were dropped");
         }
-        let inner = Inner { wal, buffer, manifest, seq, stopped: false, longest_hold: Duration::ZERO };
-        Ok(Store { config, fs, inner: Mutex::new(inner), recovery })
+        let buffered_since = (!buffer.is_empty()).then(Instant::now);
+        let next_file = std::sync::atomic::AtomicU64::new(manifest.next_file);
+        let inner = Inner {
+            wal,
+            buffer,
+            buffered_since,
+            manifest,
+            seq,
+            stopped: false,
+            longest_ack: Duration::ZERO,
+            longest_hold: Duration::ZERO,
+        };
+        let (wake, woken) = std::sync::mpsc::sync_channel(1);
+        let background = config.background;
+        let shared = Arc::new(Shared {
+            config,
+            fs,
+            inner: Mutex::new(inner),
+            recovery,
+            publish_lock: Mutex::new(()),
+            next_file,
+            wake,
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        let worker = if background {
+            let s = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("modelwatch-store".into())
+                    .spawn(move || s.run_worker(&woken))
+                    .map_err(|source| StoreError::Io { path: dir.clone(), source })?,
+            )
+        } else {
+            None
+        };
+        Ok(Store { shared, worker })
     }
 
     /// What `open` recovered from the WAL.
     pub fn recovery(&self) -> &Recovery {
-        &self.recovery
+        &self.shared.recovery
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.config.dir
+        &self.shared.config.dir
+    }
+
+    /// Appends rows durably (WAL + sync per policy) and returns their sequence number.
+    pub fn append(&self, rows: Rows) -> Result<u64, StoreError> {
+        self.shared.append(rows)
+    }
+
+    /// The longest time an `append` took so far (its acknowledgement latency), and the
+    /// longest time publication or maintenance held the store's lock.
+    pub fn longest_acknowledgement(&self) -> (Duration, Duration) {
+        let i = self.shared.lock();
+        (i.longest_ack, i.longest_hold)
+    }
+
+    /// Writes every buffered row as Parquet, lists the files in the manifest, then deletes
+    /// the WAL segments that held them.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.shared.publish()
+    }
+
+    /// The current manifest.
+    pub fn manifest(&self) -> Manifest {
+        self.shared.lock().manifest.clone()
+    }
+
+    /// Bytes in the WAL (acknowledged rows not yet in Parquet, framed).
+    pub fn wal_bytes(&self) -> u64 {
+        self.shared.lock().wal.len()
+    }
+
+    /// Rows acknowledged but not yet in Parquet files.
+    pub fn buffered_rows(&self) -> usize {
+        self.shared.lock().buffer.len()
+    }
+
+    /// Reads rows matching `req` from the files and from acknowledged rows not yet
+    /// published (read-your-writes), skipping files by partition and time range and row
+    /// groups by statistics.
+    pub fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
+        self.shared.read(req)
+    }
+
+    /// Reads rows matching `req` as Arrow record batches (one per table read).
+    pub fn read_batches(&self, req: &ReadRequest) -> Result<Vec<arrow_array::RecordBatch>, StoreError> {
+        let rows = self.read(req)?;
+        Ok(vec![match req.table {
+            Table::Distributions => crate::table::distributions_batch(&rows.distributions),
+            Table::Scalars => crate::table::scalars_batch(&rows.scalars),
+            Table::Events => crate::table::events_batch(&rows.events),
+        }])
+    }
+
+    /// Reads every file of the manifest and every WAL segment; returns what is damaged
+    /// (empty when all is well).
+    pub fn verify(&self) -> Vec<String> {
+        self.shared.verify()
+    }
+
+    /// Compacts, rolls up and applies retention, as of `now_ms`.
+    pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, StoreError> {
+        self.shared.maintain(now_ms)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.shared.wake.try_send(());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Shared {
+    fn run_worker(&self, woken: &std::sync::mpsc::Receiver<()>) {
+        let mut last_maintenance = Instant::now();
+        while !self.stop.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = woken.recv_timeout(Duration::from_millis(500));
+            if self.stop.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            let due = {
+                let i = self.lock();
+                i.buffer.len() >= self.config.buffer_rows
+                    || i.buffered_since.is_some_and(|t| t.elapsed() >= self.config.publish_after)
+            };
+            if due && let Err(e) = self.publish() {
+                tracing::error!(error = %e, "publishing Parquet files failed; rows stay in the WAL");
+            }
+            if let Some(every) = self.config.maintenance_every
+                && last_maintenance.elapsed() >= every
+            {
+                last_maintenance = Instant::now();
+                let now = modelwatch_agent::SystemClock.now().as_millis() as i64;
+                if let Err(e) = self.maintain(now) {
+                    tracing::error!(error = %e, "store maintenance failed");
+                }
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends rows durably (WAL + sync per policy) and returns their sequence number.
-    pub fn append(&self, mut rows: Rows) -> Result<u64, StoreError> {
+    fn append(&self, mut rows: Rows) -> Result<u64, StoreError> {
         let started = Instant::now();
         let mut inner = self.lock();
         if inner.stopped || inner.wal.is_stopped() {
@@ -199,56 +358,67 @@ impl Store {
         inner.seq = seq;
         rows = entry.rows;
         inner.buffer.append(&mut rows);
-        if inner.buffer.len() >= self.config.buffer_rows {
-            // The rows are durable in the WAL: a failed publication is retried later and
-            // does not fail the acknowledgement.
-            if let Err(e) = self.publish_locked(&mut inner) {
+        inner.buffered_since.get_or_insert_with(Instant::now);
+        let full = inner.buffer.len() >= self.config.buffer_rows;
+        let elapsed = started.elapsed();
+        inner.longest_ack = inner.longest_ack.max(elapsed);
+        drop(inner);
+        if full {
+            if self.config.background {
+                let _ = self.wake.try_send(());
+            } else if let Err(e) = self.publish() {
+                // The rows are durable in the WAL: a failed publication is retried later and
+                // does not fail the acknowledgement.
                 tracing::error!(error = %e, "publishing Parquet files failed; rows stay in the WAL");
             }
         }
-        let held = started.elapsed();
-        inner.longest_hold = inner.longest_hold.max(held);
         Ok(seq)
     }
 
-    /// The longest time an `append` took so far (its acknowledgement latency).
-    pub fn longest_acknowledgement(&self) -> Duration {
-        self.lock().longest_hold
-    }
-
-    /// Writes every buffered row as Parquet, lists the files in the manifest, then empties
-    /// the WAL.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        self.publish_locked(&mut inner)
-    }
-
-    fn publish_locked(&self, inner: &mut Inner) -> Result<(), StoreError> {
-        if inner.buffer.is_empty() {
-            return Ok(());
-        }
-        if inner.stopped {
-            return Err(StoreError::Stopped(self.config.dir.clone()));
-        }
-        let mut manifest = inner.manifest.clone();
-        let rows = std::mem::take(&mut inner.buffer);
-        let result = self.write_files(&mut manifest, rows.clone());
-        let written = match result {
+    /// Publishes the buffer: seals the WAL segment under the lock, writes Parquet without
+    /// it, then swaps the manifest and deletes the covered segments under it again.
+    fn publish(&self) -> Result<(), StoreError> {
+        let _one = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (rows, seq_end) = {
+            let mut inner = self.lock();
+            if inner.buffer.is_empty() {
+                return Ok(());
+            }
+            if inner.stopped {
+                return Err(StoreError::Stopped(self.config.dir.clone()));
+            }
+            inner.wal.rotate()?;
+            inner.buffered_since = None;
+            (std::mem::take(&mut inner.buffer), inner.seq)
+        };
+        let restore = |rows: Rows| {
+            let mut inner = self.lock();
+            let mut newer = std::mem::replace(&mut inner.buffer, rows);
+            inner.buffer.append(&mut newer);
+            inner.buffered_since.get_or_insert_with(Instant::now);
+        };
+        let written = match self.write_files(rows.clone()) {
             Ok(w) => w,
             Err(e) => {
-                inner.buffer = rows;
+                restore(rows);
                 return Err(e);
             }
         };
+        let mut inner = self.lock();
+        let started = Instant::now();
+        let mut manifest = inner.manifest.clone();
         manifest.files.extend(written);
-        manifest.covered_seq = inner.seq;
+        manifest.covered_seq = manifest.covered_seq.max(seq_end);
+        manifest.next_file = self.next_file.load(std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.write_manifest(&manifest) {
-            inner.buffer = rows;
+            drop(inner);
+            restore(rows);
             return Err(e);
         }
         inner.manifest = manifest;
         // Only now may the WAL forget the rows.
-        inner.wal.reset()?;
+        inner.wal.remove_covered(seq_end);
+        inner.longest_hold = inner.longest_hold.max(started.elapsed());
         Ok(())
     }
 
@@ -257,32 +427,32 @@ impl Store {
         publish(&*self.fs, &path, &m.encode()).map_err(|source| StoreError::Io { path, source })
     }
 
-    /// Writes rows as one file per (table, resolution, date); returns their entries.
-    fn write_files(&self, manifest: &mut Manifest, rows: Rows) -> Result<Vec<FileEntry>, StoreError> {
-        let mut groups: BTreeMap<(Table, Resolution, String), Rows> = BTreeMap::new();
+    /// Writes rows as one file per (table, resolution, date), and per hour for raw rows
+    /// (so a read of a short range opens few files); returns their entries.
+    fn write_files(&self, rows: Rows) -> Result<Vec<FileEntry>, StoreError> {
+        let hour =
+            |res: Resolution, ms: i64| if res == Resolution::Raw { ms.div_euclid(3_600_000) } else { 0 };
+        let mut groups: BTreeMap<(Table, Resolution, String, i64), Rows> = BTreeMap::new();
         for r in rows.distributions {
-            groups
-                .entry((Table::Distributions, r.resolution, date_of(r.start_ms)))
-                .or_default()
-                .distributions
-                .push(r);
+            let k = (Table::Distributions, r.resolution, date_of(r.start_ms), hour(r.resolution, r.start_ms));
+            groups.entry(k).or_default().distributions.push(r);
         }
         for r in rows.scalars {
-            groups.entry((Table::Scalars, r.resolution, date_of(r.start_ms))).or_default().scalars.push(r);
+            let k = (Table::Scalars, r.resolution, date_of(r.start_ms), hour(r.resolution, r.start_ms));
+            groups.entry(k).or_default().scalars.push(r);
         }
         for r in rows.events {
-            groups.entry((Table::Events, Resolution::Raw, date_of(r.time_ms))).or_default().events.push(r);
+            groups.entry((Table::Events, Resolution::Raw, date_of(r.time_ms), 0)).or_default().events.push(r);
         }
         let mut out = Vec::new();
-        for ((table, resolution, date), mut g) in groups {
+        for ((table, resolution, date, _), mut g) in groups {
             let (min_ms, max_ms) = time_range(&g);
             let n = g.len() as u64;
             let bytes = to_parquet(table, &mut g).map_err(|e| StoreError::Corrupt {
                 path: self.config.dir.join(table.as_str()),
                 problem: format!("encoding Parquet: {e}"),
             })?;
-            let id = manifest.next_file;
-            manifest.next_file += 1;
+            let id = self.next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let rel = format!(
                 "{}/date={date}/resolution={}/part-{id:08}.parquet",
                 table.as_str(),
@@ -300,30 +470,13 @@ impl Store {
                 bytes: bytes.len() as u64,
                 min_ms,
                 max_ms,
+                source_rows: 0,
             });
         }
         Ok(out)
     }
 
-    /// The current manifest.
-    pub fn manifest(&self) -> Manifest {
-        self.lock().manifest.clone()
-    }
-
-    /// Bytes in the WAL (acknowledged rows not yet in Parquet, framed).
-    pub fn wal_bytes(&self) -> u64 {
-        self.lock().wal.len()
-    }
-
-    /// Rows acknowledged but not yet in Parquet files.
-    pub fn buffered_rows(&self) -> usize {
-        self.lock().buffer.len()
-    }
-
-    /// Reads rows matching `req` from the files and from acknowledged rows not yet
-    /// published (read-your-writes), skipping files by partition and time range and row
-    /// groups by statistics.
-    pub fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
+    fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
         let (files, mut pending) = {
             let inner = self.lock();
             let files: Vec<FileEntry> = inner
@@ -344,7 +497,7 @@ impl Store {
         };
         let mut out = Rows::default();
         for f in &files {
-            let mut rows = self.read_file(f, req.from_ms, req.to_ms)?;
+            let mut rows = self.read_file(f, req.from_ms, req.to_ms, &req.tags)?;
             out.append(&mut rows);
         }
         out.append(&mut pending);
@@ -363,40 +516,145 @@ impl Store {
         Ok(out)
     }
 
-    /// Reads rows matching `req` as Arrow record batches (one per table read).
-    pub fn read_batches(&self, req: &ReadRequest) -> Result<Vec<arrow_array::RecordBatch>, StoreError> {
-        let rows = self.read(req)?;
-        Ok(vec![match req.table {
-            Table::Distributions => crate::table::distributions_batch(&rows.distributions),
-            Table::Scalars => crate::table::scalars_batch(&rows.scalars),
-            Table::Events => crate::table::events_batch(&rows.events),
-        }])
-    }
-
-    fn read_file(&self, f: &FileEntry, from_ms: i64, to_ms: i64) -> Result<Rows, StoreError> {
+    fn read_file(
+        &self,
+        f: &FileEntry,
+        from_ms: i64,
+        to_ms: i64,
+        tags: &[(String, String)],
+    ) -> Result<Rows, StoreError> {
         let path = self.config.dir.join(&f.path);
         let bytes = self.fs.read(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
-        let batches = read_parquet(bytes.into(), from_ms, to_ms)
+        let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
             .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
         rows_from(f.table, f.resolution, &batches)
             .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
     }
 
-    /// Reads every file of the manifest and the WAL; returns what is damaged (empty when
-    /// all is well).
-    pub fn verify(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for f in self.manifest().files {
-            match self.read_file(&f, i64::MIN, i64::MAX) {
-                Ok(rows) if rows.len() as u64 != f.rows => {
-                    problems.push(format!("{}: {} rows, the manifest says {}", f.path, rows.len(), f.rows))
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(e.to_string()),
-            }
+    fn verify(&self) -> Vec<String> {
+        let manifest = self.lock().manifest.clone();
+        verify_files(&*self.fs, &self.config.dir, &manifest)
+    }
+
+    /// Compacts, rolls up and applies retention, as of `now_ms`. Heavy work runs without
+    /// the store's lock (appends go on); the lock is held only to swap the manifest.
+    fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, StoreError> {
+        let mut report = MaintenanceReport::default();
+        self.publish()?;
+        // No publication while the file set is being rewritten.
+        let _one = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let manifest = self.lock().manifest.clone();
+        let mut replace: Vec<(Vec<FileEntry>, Rows, u64)> = Vec::new();
+
+        // Roll-ups: a day's 1m and 1h rows are recomputed from all its raw rows when raw
+        // rows arrived since they were made (their `source_rows` no longer matches).
+        let mut days: BTreeMap<(Table, String), Vec<&FileEntry>> = BTreeMap::new();
+        for f in manifest.files.iter().filter(|f| f.table != Table::Events) {
+            days.entry((f.table, f.date.clone())).or_default().push(f);
         }
-        let wal = self.config.dir.join(WAL_FILE);
-        match self.fs.read(&wal).map(|b| crate::wal::decode(&b)) {
+        for files in days.values() {
+            let raw: Vec<&FileEntry> =
+                files.iter().copied().filter(|f| f.resolution == Resolution::Raw).collect();
+            let raw_rows: u64 = raw.iter().map(|f| f.rows).sum();
+            let rolled: Vec<FileEntry> =
+                files.iter().filter(|f| f.resolution != Resolution::Raw).map(|f| (*f).clone()).collect();
+            let fresh = !rolled.is_empty() && rolled.iter().all(|f| f.source_rows == raw_rows);
+            if raw.is_empty() || fresh {
+                continue;
+            }
+            let mut rows = Rows::default();
+            for f in &raw {
+                rows.append(&mut self.read_file(f, i64::MIN, i64::MAX, &[])?);
+            }
+            let mut up = roll_up(&rows, Resolution::Minute);
+            up.append(&mut roll_up(&rows, Resolution::Hour));
+            report.rolled_up_rows += up.len();
+            replace.push((rolled, up, raw_rows));
+        }
+        // Compaction: the raw files of one hour (events: of one day) into one.
+        let mut groups: BTreeMap<(Table, String, i64), Vec<&FileEntry>> = BTreeMap::new();
+        for f in manifest.files.iter().filter(|f| f.resolution == Resolution::Raw) {
+            let hour = if f.table == Table::Events { 0 } else { f.min_ms.div_euclid(3_600_000) };
+            groups.entry((f.table, f.date.clone(), hour)).or_default().push(f);
+        }
+        for files in groups.into_values().filter(|g| g.len() > 1) {
+            let mut rows = Rows::default();
+            for f in &files {
+                rows.append(&mut self.read_file(f, i64::MIN, i64::MAX, &[])?);
+            }
+            report.compacted_files += files.len();
+            replace.push((files.into_iter().cloned().collect(), rows, 0));
+        }
+        // Retention: whole partitions past their resolution's age.
+        let expired: Vec<FileEntry> = manifest
+            .files
+            .iter()
+            .filter(|f| {
+                let days = self.config.retention_days
+                    [Resolution::ALL.iter().position(|r| *r == f.resolution).unwrap_or(0)];
+                f.max_ms < day_start(now_ms) - i64::from(days) * 86_400_000
+            })
+            .cloned()
+            .collect();
+        report.dropped_files = expired.len();
+
+        let mut added = Vec::new();
+        let mut removed: Vec<FileEntry> = expired.clone();
+        for (old, rows, source_rows) in replace {
+            let mut written = self.write_files(rows)?;
+            written.iter_mut().for_each(|f| f.source_rows = source_rows);
+            added.extend(written);
+            removed.extend(old);
+        }
+        let is_expired = |f: &FileEntry| {
+            expired.iter().any(|d| d.date == f.date && d.table == f.table && d.resolution == f.resolution)
+        };
+        {
+            let mut inner = self.lock();
+            let started = Instant::now();
+            let mut m = inner.manifest.clone();
+            m.next_file = self.next_file.load(std::sync::atomic::Ordering::Relaxed);
+            m.files.retain(|f| !removed.iter().any(|r| r.path == f.path));
+            m.files.extend(added.iter().filter(|f| !is_expired(f)).cloned());
+            self.write_manifest(&m)?;
+            inner.manifest = m;
+            inner.longest_hold = inner.longest_hold.max(started.elapsed());
+        }
+        for f in removed.iter().chain(added.iter().filter(|f| is_expired(f))) {
+            let _ = self.fs.remove(&self.config.dir.join(&f.path));
+        }
+        Ok(report)
+    }
+}
+
+/// Reads every file a manifest lists and every WAL segment, changing nothing; returns what
+/// is damaged, each naming the file (and for the WAL the offset).
+fn verify_files(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    for f in &manifest.files {
+        let path = dir.join(&f.path);
+        let rows = fs
+            .read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| read_parquet(b.into(), i64::MIN, i64::MAX, &[]).map_err(|e| e.to_string()))
+            .and_then(|batches| rows_from(f.table, f.resolution, &batches).map_err(|e| e.to_string()));
+        match rows {
+            Ok(rows) if rows.len() as u64 != f.rows => problems.push(format!(
+                "{}: {} rows, the manifest says {}",
+                path.display(),
+                rows.len(),
+                f.rows
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let wal_dir = dir.join(WAL_DIR);
+    let mut segments = fs.list(&wal_dir).unwrap_or_default();
+    segments.sort();
+    for name in segments.iter().filter(|n| n.ends_with(".wal")) {
+        let wal = wal_dir.join(name);
+        match fs.read(&wal).map(|b| crate::wal::decode(&b)) {
             Ok(Ok(c)) => {
                 if let Some(d) = c.damage {
                     problems.push(format!("{}: damaged at offset {}: {}", wal.display(), d.offset, d.reason));
@@ -405,98 +663,22 @@ impl Store {
             Ok(Err(e)) => problems.push(format!("{}: {e}", wal.display())),
             Err(e) => problems.push(format!("{}: {e}", wal.display())),
         }
-        problems
     }
+    problems
+}
 
-    /// Compacts, rolls up and applies retention, as of `now_ms`. Heavy work runs without
-    /// the lock; the lock is held only to swap the manifest.
-    pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, StoreError> {
-        let mut report = MaintenanceReport::default();
-        self.flush()?;
-        let manifest = self.manifest();
-        let mut replace: Vec<(Vec<FileEntry>, Rows)> = Vec::new();
-        // Roll-ups: recompute each day's 1m and 1h rows from its raw rows.
-        let mut days: BTreeMap<(Table, String), Vec<FileEntry>> = BTreeMap::new();
-        for f in &manifest.files {
-            if f.table != Table::Events {
-                days.entry((f.table, f.date.clone())).or_default().push(f.clone());
-            }
-        }
-        for ((table, _date), files) in &days {
-            let raw: Vec<&FileEntry> = files.iter().filter(|f| f.resolution == Resolution::Raw).collect();
-            if raw.is_empty() {
-                continue;
-            }
-            let mut rows = Rows::default();
-            for f in &raw {
-                rows.append(&mut self.read_file(f, i64::MIN, i64::MAX)?);
-            }
-            for res in [Resolution::Minute, Resolution::Hour] {
-                let old: Vec<FileEntry> = files.iter().filter(|f| f.resolution == res).cloned().collect();
-                let rolled = roll_up(&rows, res);
-                if !rolled.is_empty() {
-                    report.rolled_up_rows += rolled.len();
-                    replace.push((old, rolled));
-                }
-            }
-            // Compaction of the raw partition.
-            if raw.len() > 1 && *table != Table::Events {
-                report.compacted_files += raw.len();
-                replace.push((raw.iter().map(|f| (*f).clone()).collect(), rows));
-            }
-        }
-        // Events compaction.
-        let mut event_days: BTreeMap<String, Vec<FileEntry>> = BTreeMap::new();
-        for f in manifest.files.iter().filter(|f| f.table == Table::Events) {
-            event_days.entry(f.date.clone()).or_default().push(f.clone());
-        }
-        for files in event_days.into_values().filter(|f| f.len() > 1) {
-            let mut rows = Rows::default();
-            for f in &files {
-                rows.append(&mut self.read_file(f, i64::MIN, i64::MAX)?);
-            }
-            report.compacted_files += files.len();
-            replace.push((files, rows));
-        }
-        // Retention: whole partitions past their resolution's age.
-        let mut drop = Vec::new();
-        for f in &manifest.files {
-            let days = self.config.retention_days
-                [Resolution::ALL.iter().position(|r| *r == f.resolution).unwrap_or(0)];
-            let cutoff = day_start(now_ms) - i64::from(days) * 86_400_000;
-            if f.max_ms < cutoff {
-                drop.push(f.clone());
-            }
-        }
-        report.dropped_files = drop.len();
-
-        // Write the new files (no lock), then swap them into the manifest.
-        let mut new_manifest_files = Vec::new();
-        let mut removed: Vec<FileEntry> = drop.clone();
-        {
-            let mut scratch = self.manifest();
-            for (old, rows) in replace {
-                let written = self.write_files(&mut scratch, rows)?;
-                new_manifest_files.extend(written);
-                removed.extend(old);
-            }
-            let mut inner = self.lock();
-            let started = Instant::now();
-            let mut m = inner.manifest.clone();
-            m.next_file = m.next_file.max(scratch.next_file);
-            m.files.retain(|f| !removed.iter().any(|r| r.path == f.path));
-            m.files.extend(new_manifest_files.into_iter().filter(|f| {
-                !drop.iter().any(|d| d.date == f.date && d.table == f.table && d.resolution == f.resolution)
-            }));
-            self.write_manifest(&m)?;
-            inner.manifest = m;
-            inner.longest_hold = inner.longest_hold.max(started.elapsed());
-        }
-        for f in removed {
-            let _ = self.fs.remove(&self.config.dir.join(&f.path));
-        }
-        Ok(report)
-    }
+/// Verifies a data directory without opening it as a store (nothing is repaired or
+/// written): every file of the manifest and every WAL segment is read back.
+pub fn verify_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let fs = RealFs;
+    let mpath = dir.join(MANIFEST);
+    let manifest = if fs.exists(&mpath) {
+        let b = fs.read(&mpath).map_err(|source| StoreError::Io { path: mpath.clone(), source })?;
+        Manifest::decode(&b).map_err(|problem| StoreError::Corrupt { path: mpath.clone(), problem })?
+    } else {
+        Manifest::default()
+    };
+    Ok(verify_files(&fs, dir, &manifest))
 }
 
 /// What a maintenance pass did.
@@ -575,7 +757,7 @@ pub fn roll_up(raw: &Rows, res: Resolution) -> Rows {
 impl Sink for Store {
     fn write(&self, snapshot: &Arc<Snapshot>) -> Result<(), SinkError> {
         self.append(Rows::from_snapshot(snapshot)).map(|_| ()).map_err(|e| SinkError {
-            sink: format!("store {}", self.config.dir.display()),
+            sink: format!("store {}", self.dir().display()),
             seq: snapshot.seq,
             message: e.to_string(),
         })
@@ -583,7 +765,7 @@ impl Sink for Store {
 
     fn close(&self) -> Result<(), SinkError> {
         self.flush().map_err(|e| SinkError {
-            sink: format!("store {}", self.config.dir.display()),
+            sink: format!("store {}", self.dir().display()),
             seq: 0,
             message: e.to_string(),
         })

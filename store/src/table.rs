@@ -437,7 +437,7 @@ pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::err
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(64 * 1024))
+        .set_max_row_group_row_count(Some(16 * 1024))
         .set_key_value_metadata(Some(vec![
             parquet::file::metadata::KeyValue::new(
                 "modelwatch.format_version".into(),
@@ -454,29 +454,41 @@ pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::err
 }
 
 /// Reads a Parquet file's batches, skipping row groups whose `start` (or `time`) range
-/// misses `[from_ms, to_ms)`.
+/// misses `[from_ms, to_ms)` or whose statistics rule out one of the tag filters (rows are
+/// sorted by series, so a row group spans few distinct tag values).
 pub fn read_parquet(
     bytes: bytes::Bytes,
     from_ms: i64,
     to_ms: i64,
+    tags: &[(String, String)],
 ) -> Result<Vec<RecordBatch>, parquet::errors::ParquetError> {
+    use parquet::file::statistics::Statistics;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let meta = builder.metadata().clone();
     let schema = builder.schema().clone();
     let time_col = if schema.column_with_name("start").is_some() { "start" } else { "time" };
-    let idx = schema.index_of(time_col).unwrap_or(0);
+    let time_idx = schema.index_of(time_col).ok();
+    let tag_idx: Vec<(usize, &str)> =
+        tags.iter().filter_map(|(k, v)| schema.index_of(k).ok().map(|i| (i, v.as_str()))).collect();
     let groups: Vec<usize> = (0..meta.num_row_groups())
         .filter(|&g| {
-            let stats = meta.row_group(g).column(idx).statistics();
-            match stats {
-                Some(parquet::file::statistics::Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                    // Rows start before `to` and may extend past `from` by an interval: keep
-                    // a day of slack on the lower side.
+            let rg = meta.row_group(g);
+            let time_ok = match time_idx.and_then(|i| rg.column(i).statistics()) {
+                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    // Rows start before `to`; keep a day of slack below `from` for long rows.
                     (Some(&lo), Some(&hi)) => lo < to_ms && hi >= from_ms.saturating_sub(86_400_000),
                     _ => true,
                 },
                 _ => true,
-            }
+            };
+            time_ok
+                && tag_idx.iter().all(|&(i, v)| match rg.column(i).statistics() {
+                    Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
+                        (Some(lo), Some(hi)) => lo.data() <= v.as_bytes() && v.as_bytes() <= hi.data(),
+                        _ => true,
+                    },
+                    _ => true,
+                })
         })
         .collect();
     builder.with_row_groups(groups).build()?.collect::<Result<Vec<_>, _>>().map_err(Into::into)

@@ -1,4 +1,6 @@
 //! The write-ahead log: every snapshot is framed here and synced before it is acknowledged.
+//! The WAL is a directory of segments; the store seals the active one when it publishes
+//! the rows it holds, and deletes it once a durable manifest covers them.
 //!
 //! # Format (version 1)
 //!
@@ -47,6 +49,8 @@ pub struct WalEntry {
 /// Where and why a WAL stopped being readable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalDamage {
+    /// The segment file (empty when decoding bytes with no file).
+    pub path: PathBuf,
     /// Byte offset of the first record that could not be read.
     pub offset: u64,
     /// What was wrong with it.
@@ -117,7 +121,11 @@ pub fn decode(bytes: &[u8]) -> Result<WalContents, String> {
         return if WAL_MAGIC.starts_with(&bytes[..bytes.len().min(6)]) {
             // A header torn by a crash while the file was being created: empty.
             Ok(WalContents {
-                damage: (!bytes.is_empty()).then(|| WalDamage { offset: 0, reason: "torn header".into() }),
+                damage: (!bytes.is_empty()).then(|| WalDamage {
+                    path: PathBuf::new(),
+                    offset: 0,
+                    reason: "torn header".into(),
+                }),
                 ..Default::default()
             })
         } else {
@@ -134,7 +142,7 @@ pub fn decode(bytes: &[u8]) -> Result<WalContents, String> {
     let mut out = WalContents { valid_len: HEADER as u64, ..Default::default() };
     let mut at = HEADER;
     while at < bytes.len() {
-        let damage = |reason: String| Some(WalDamage { offset: at as u64, reason });
+        let damage = |reason: String| Some(WalDamage { path: PathBuf::new(), offset: at as u64, reason });
         let Some(frame) = bytes.get(at..at + 8) else {
             out.damage = damage(format!("truncated record header ({} of 8 bytes)", bytes.len() - at));
             break;
@@ -167,64 +175,115 @@ pub fn decode(bytes: &[u8]) -> Result<WalContents, String> {
     Ok(out)
 }
 
-/// The appending side of the WAL.
+/// A WAL segment that no longer takes appends, waiting for its rows to be published.
+#[derive(Debug)]
+struct Sealed {
+    path: PathBuf,
+    last_seq: u64,
+}
+
+/// The appending side of the WAL: a directory of segments `NNNNNNNN.wal`. Appends go to the
+/// newest; `rotate` seals it (its rows are being published) and starts a new one; a sealed
+/// segment is deleted once a durable manifest covers its last record.
 pub struct Wal {
     fs: Arc<dyn Fs>,
-    path: PathBuf,
+    dir: PathBuf,
     durability: Durability,
+    active: PathBuf,
+    active_index: u64,
+    active_last_seq: u64,
+    sealed: Vec<Sealed>,
     last_sync: Instant,
     dirty: bool,
     stopped: bool,
     bytes: u64,
 }
 
+fn segment_name(index: u64) -> String {
+    format!("{index:08}.wal")
+}
+
 impl Wal {
-    /// Opens the WAL at `path`, creating it if missing, and returns what it held. A damaged
-    /// tail is cut off (after being reported) so new records follow the intact prefix.
-    pub fn open(
-        fs: Arc<dyn Fs>,
-        path: &Path,
-        durability: Durability,
-    ) -> Result<(Wal, WalContents), WalError> {
-        let io = |op, source| WalError::Io { path: path.to_path_buf(), op, source };
-        let contents = if fs.exists(path) {
-            let bytes = fs.read(path).map_err(|e| io("read", e))?;
-            let c = decode(&bytes).map_err(|reason| WalError::Format { path: path.to_path_buf(), reason })?;
-            if c.damage.is_some() {
-                // Rewrite the intact prefix so appends do not follow garbage.
-                let mut keep = header().to_vec();
-                keep.extend_from_slice(bytes.get(HEADER..c.valid_len as usize).unwrap_or(&[]));
-                publish(&*fs, path, &keep).map_err(|e| io("rewrite", e))?;
+    /// Opens the WAL in `dir`, creating its first segment if there is none, and returns what
+    /// all segments held, oldest first. A damaged tail of the newest segment is cut off
+    /// (after being reported) so new records follow the intact prefix.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path, durability: Durability) -> Result<(Wal, WalContents), WalError> {
+        let io = |path: &Path, op, source| WalError::Io { path: path.to_path_buf(), op, source };
+        let mut indices: Vec<u64> = fs
+            .list(dir)
+            .map_err(|e| io(dir, "list", e))?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".wal")?.parse().ok())
+            .collect();
+        indices.sort_unstable();
+        let mut contents = WalContents::default();
+        let mut sealed = Vec::new();
+        let mut last_bytes = HEADER as u64;
+        let mut last_seq = 0;
+        for (k, &index) in indices.iter().enumerate() {
+            let path = dir.join(segment_name(index));
+            let bytes = fs.read(&path).map_err(|e| io(&path, "read", e))?;
+            let c = decode(&bytes).map_err(|reason| WalError::Format { path: path.clone(), reason })?;
+            let newest = k + 1 == indices.len();
+            if let Some(d) = &c.damage {
+                if contents.damage.is_none() {
+                    contents.damage = Some(WalDamage { path: path.clone(), ..d.clone() });
+                }
+                if newest {
+                    // Rewrite the intact prefix so appends do not follow garbage.
+                    let mut keep = header().to_vec();
+                    keep.extend_from_slice(bytes.get(HEADER..c.valid_len as usize).unwrap_or(&[]));
+                    publish(&*fs, &path, &keep).map_err(|e| io(&path, "rewrite", e))?;
+                }
             }
-            c
-        } else {
-            publish(&*fs, path, &header()).map_err(|e| io("create", e))?;
-            WalContents { valid_len: HEADER as u64, ..Default::default() }
-        };
+            let seg_last = c.entries.last().map_or(last_seq, |e| e.seq);
+            last_seq = last_seq.max(seg_last);
+            if newest {
+                last_bytes = c.valid_len.max(HEADER as u64);
+            } else {
+                sealed.push(Sealed { path, last_seq: seg_last });
+            }
+            contents.valid_len = c.valid_len;
+            contents.entries.extend(c.entries);
+        }
+        let active_index = indices.last().copied().unwrap_or(1);
+        let active = dir.join(segment_name(active_index));
+        if indices.is_empty() {
+            publish(&*fs, &active, &header()).map_err(|e| io(&active, "create", e))?;
+        }
         let wal = Wal {
             fs,
-            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
             durability,
+            active,
+            active_index,
+            active_last_seq: last_seq,
+            sealed,
             last_sync: Instant::now(),
             dirty: false,
             stopped: false,
-            bytes: contents.valid_len,
+            bytes: last_bytes,
         };
         Ok((wal, contents))
+    }
+
+    fn fail(&mut self, op: &'static str, source: std::io::Error) -> WalError {
+        self.stopped = true;
+        WalError::Io { path: self.active.clone(), op, source }
     }
 
     /// Appends one entry and makes it durable per the policy. Any failure stops the WAL:
     /// an fsync is never retried and assumed to have worked.
     pub fn append(&mut self, entry: &WalEntry) -> Result<(), WalError> {
         if self.stopped {
-            return Err(WalError::Stopped(self.path.clone()));
+            return Err(WalError::Stopped(self.dir.clone()));
         }
         let frame = encode(entry);
-        if let Err(e) = self.fs.append(&self.path, &frame) {
-            self.stopped = true;
-            return Err(WalError::Io { path: self.path.clone(), op: "append", source: e });
+        if let Err(e) = self.fs.append(&self.active, &frame) {
+            return Err(self.fail("append", e));
         }
         self.bytes += frame.len() as u64;
+        self.active_last_seq = entry.seq;
         self.dirty = true;
         match self.durability {
             Durability::Sync => self.sync(),
@@ -236,38 +295,56 @@ impl Wal {
     /// Makes every append so far durable.
     pub fn sync(&mut self) -> Result<(), WalError> {
         if self.stopped {
-            return Err(WalError::Stopped(self.path.clone()));
+            return Err(WalError::Stopped(self.dir.clone()));
         }
         if !self.dirty {
             return Ok(());
         }
-        if let Err(e) = self.fs.sync(&self.path) {
-            self.stopped = true;
-            return Err(WalError::Io { path: self.path.clone(), op: "fsync", source: e });
+        if let Err(e) = self.fs.sync(&self.active) {
+            return Err(self.fail("fsync", e));
         }
         self.dirty = false;
         self.last_sync = Instant::now();
         Ok(())
     }
 
-    /// Empties the WAL (after a durable manifest covers all its rows).
-    pub fn reset(&mut self) -> Result<(), WalError> {
-        if self.stopped {
-            return Err(WalError::Stopped(self.path.clone()));
+    /// Seals the active segment (its records are about to be published) and starts a new
+    /// one. Does nothing when the active segment is empty.
+    pub fn rotate(&mut self) -> Result<(), WalError> {
+        if self.bytes <= HEADER as u64 {
+            return Ok(());
         }
-        if let Err(e) = publish(&*self.fs, &self.path, &header()) {
-            self.stopped = true;
-            return Err(WalError::Io { path: self.path.clone(), op: "reset", source: e });
+        self.sync()?;
+        let next = self.dir.join(segment_name(self.active_index + 1));
+        if let Err(e) = publish(&*self.fs, &next, &header()) {
+            return Err(self.fail("rotate", e));
         }
+        let old = std::mem::replace(&mut self.active, next);
+        self.sealed.push(Sealed { path: old, last_seq: self.active_last_seq });
+        self.active_index += 1;
         self.bytes = HEADER as u64;
-        self.dirty = false;
         Ok(())
     }
 
-    /// Bytes in the WAL, header included.
+    /// Deletes sealed segments whose records are all at or below `covered_seq` (published
+    /// under a durable manifest).
+    pub fn remove_covered(&mut self, covered_seq: u64) {
+        let fs = self.fs.clone();
+        self.sealed.retain(|s| {
+            if s.last_seq <= covered_seq {
+                // A segment left behind by a failed delete is skipped at the next recovery.
+                let _ = fs.remove(&s.path);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Bytes in the WAL's segments, headers included.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u64 {
-        self.bytes
+        self.bytes + self.sealed.len() as u64 * HEADER as u64
     }
 
     /// Whether an earlier failure stopped the WAL.

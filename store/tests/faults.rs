@@ -205,7 +205,7 @@ fn marker(n: u64) -> Rows {
 }
 
 fn config() -> StoreConfig {
-    StoreConfig { buffer_rows: 7, ..StoreConfig::new("/data") }
+    StoreConfig { buffer_rows: 7, background: false, ..StoreConfig::new("/data") }
 }
 
 /// Every acknowledged marker is readable exactly once.

@@ -22,7 +22,7 @@ fn agent_on(store: Arc<Store>, clock: Arc<ManualClock>) -> Agent {
 }
 
 fn config(dir: &std::path::Path) -> StoreConfig {
-    StoreConfig { buffer_rows: 1_000_000, ..StoreConfig::new(dir) }
+    StoreConfig { buffer_rows: 1_000_000, background: false, ..StoreConfig::new(dir) }
 }
 
 fn all(table: Table) -> ReadRequest {
@@ -147,8 +147,10 @@ fn time_range_and_tag_filters_select_rows() {
 #[test]
 fn maintenance_compacts_rolls_up_exactly_and_applies_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(StoreConfig { buffer_rows: 10, ..StoreConfig::new(dir.path()) }).unwrap());
+    let store = Arc::new(
+        Store::open(StoreConfig { buffer_rows: 10, background: false, ..StoreConfig::new(dir.path()) })
+            .unwrap(),
+    );
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
     let agent = agent_on(store.clone(), clock.clone());
     let h = agent.handle();
@@ -237,4 +239,30 @@ fn parquet_meta(bytes: &[u8]) -> std::collections::HashMap<String, String> {
         .flatten()
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect()
+}
+
+#[test]
+fn the_background_thread_publishes_a_full_buffer_without_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(StoreConfig { buffer_rows: 20, ..StoreConfig::new(dir.path()) }).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(store.clone(), clock.clone());
+    for _ in 0..10 {
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5).features(&[1.0, 0.0]));
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.manifest().files.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!store.manifest().files.is_empty(), "published in the background");
+    let r = store.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
+    assert_eq!(
+        r.scalars.iter().map(|s| s.value).sum::<f64>(),
+        10.0,
+        "nothing lost or doubled across the swap"
+    );
+    drop(agent);
 }
