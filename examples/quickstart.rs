@@ -1,20 +1,26 @@
 //! Quickstart: a simulated PII scorer records predictions from four threads through the
-//! modelwatch hook; a sink prints what every one-second interval produced, per segment.
+//! modelwatch hook; every one-second interval is printed, per segment, and stored durably in
+//! `./modelwatch-data` (look at it with `modelwatch store inspect`).
 //!
 //! Run: `cargo run --release --example quickstart` (about 4 seconds).
 
 use modelwatch::agent::{FeatureSnapshot, OTHER_SEGMENT};
 use modelwatch::{Agent, Feature, FeatureStats, Prediction, Sink, SinkError, Snapshot, Timer};
+use modelwatch_store::{Store, StoreConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SEGMENTS: [&str; 6] = ["email", "phone", "ssn", "credit_card", "name", "address"];
 const FEATURES: [&str; 4] = ["token_length", "digit_ratio", "context_score", "has_at_sign"];
 
-/// Prints each snapshot as it arrives: the smallest possible `Sink`.
-struct PrintSink;
+/// Prints each snapshot, then hands it to the store (whose acknowledgement is the result).
+struct PrintAndStore(Store);
 
-impl Sink for PrintSink {
+impl Sink for PrintAndStore {
+    fn close(&self) -> Result<(), SinkError> {
+        self.0.close()
+    }
+
     fn write(&self, s: &Arc<Snapshot>) -> Result<(), SinkError> {
         let secs = s.end.saturating_duration_since(s.start).as_secs_f64();
         println!(
@@ -61,7 +67,7 @@ impl Sink for PrintSink {
         for f in s.features.iter().filter(|f| &*f.segment == "email") {
             print_feature(f);
         }
-        Ok(())
+        self.0.write(s)
     }
 }
 
@@ -100,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .segments(SEGMENTS)
         .features(FEATURES.map(Feature::numeric))
         .interval(Duration::from_secs(1))
-        .build(PrintSink)?;
+        .build(PrintAndStore(Store::open(StoreConfig::new("./modelwatch-data"))?))?;
     let handle = agent.handle();
     handle.model_loaded();
     println!("recording from 4 scorer threads for 3 seconds; one table per 1 s interval");
@@ -146,5 +152,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorded: u64 = scorers.into_iter().map(|t| t.join().unwrap_or(0)).sum();
     agent.shutdown()?; // flushes the last partial interval
     println!("\nrecorded {recorded} predictions; unknown segments would show as '{OTHER_SEGMENT}'");
+    println!("stored in ./modelwatch-data: try `cargo run --release -- store inspect`");
     Ok(())
 }

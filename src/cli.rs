@@ -26,9 +26,27 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct DataArg {
-    /// The data directory.
+    /// The data directory (the WAL, and the Parquet files unless --objects is given).
     #[arg(long, default_value = "./modelwatch-data", global = true)]
     pub data: PathBuf,
+    /// An S3-compatible bucket for the Parquet files and manifest, `s3://bucket/prefix`;
+    /// credentials, region and endpoint come from the usual AWS_* variables
+    /// (AWS_ENDPOINT, AWS_ALLOW_HTTP=true for a local server).
+    #[arg(long, global = true, value_name = "URL")]
+    pub objects: Option<String>,
+}
+
+impl DataArg {
+    /// The store configuration these arguments describe.
+    pub fn store_config(&self) -> modelwatch_store::StoreConfig {
+        modelwatch_store::StoreConfig {
+            objects: self
+                .objects
+                .clone()
+                .map(|url| modelwatch_store::ObjectStoreConfig { url, options: Vec::new() }),
+            ..modelwatch_store::StoreConfig::new(&self.data)
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

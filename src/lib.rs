@@ -1,14 +1,15 @@
 //! modelwatch: watch machine-learning models in production and close their retraining loop.
 //!
 //! This crate is the facade over the workspace: [`agent`] (the in-process hook a scorer
-//! calls on every prediction), `store` (durable Arrow/Parquet storage) and `query` (the
+//! calls on every prediction), [`store`] (durable Arrow/Parquet storage) and `query` (the
 //! read side). The crates below it never depend on the ones above: a scorer that only wants
 //! recording and its own sink can depend on `modelwatch-agent` alone.
 //!
 //! # Data flow
 //!
 //! scorer thread → [`Handle::record`] → per-thread shard (lock-free) → flusher thread →
-//! one [`Snapshot`] per interval → [`Sink`] (the store, or your own).
+//! one [`Snapshot`] per interval → [`Sink`] ([`store::Store`]: WAL, then Parquet files
+//! listed in a manifest; or your own sink).
 //!
 //! # Example
 //!
@@ -38,3 +39,4 @@ pub use modelwatch_agent::{
     MetricHandle, MetricValue, NumericSummary, Prediction, SegmentSnapshot, Sink, SinkError, Snapshot,
     SystemClock, Timer, Timestamp,
 };
+pub use modelwatch_store as store;

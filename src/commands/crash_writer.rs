@@ -16,10 +16,8 @@ pub const SEQ_GAUGE: &str = "crash_writer_seq";
 
 pub fn run(args: &CrashWriterArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data.data)?;
-    let store = Arc::new(Store::open(StoreConfig {
-        buffer_rows: args.buffer_rows,
-        ..StoreConfig::new(&args.data.data)
-    })?);
+    let store =
+        Arc::new(Store::open(StoreConfig { buffer_rows: args.buffer_rows, ..args.data.store_config() })?);
     let done = store
         .read(&ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Raw).tag("metric", SEQ_GAUGE))?;
     let mut seq = done.scalars.iter().map(|r| r.value as u64 + 1).max().unwrap_or(0);

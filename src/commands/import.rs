@@ -227,7 +227,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data.data)
         .with_context(|| format!("creating {}", args.data.data.display()))?;
     let store = Arc::new(
-        Store::open(StoreConfig::new(&args.data.data))
+        Store::open(StoreConfig { background: false, maintenance_every: None, ..args.data.store_config() })
             .with_context(|| format!("opening the store at {}", args.data.data.display()))?,
     );
     let bar = indicatif::ProgressBar::new(rows.len() as u64).with_style(

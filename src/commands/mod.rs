@@ -10,9 +10,9 @@ mod store;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Import(args) => import::run(&args),
-        Command::Store(StoreCommand::Inspect { data, format }) => store::inspect(&data.data, format),
-        Command::Store(StoreCommand::Verify { data, format }) => store::verify(&data.data, format),
-        Command::Store(StoreCommand::Compact { data }) => store::compact(&data.data),
+        Command::Store(StoreCommand::Inspect { data, format }) => store::inspect(&data, format),
+        Command::Store(StoreCommand::Verify { data, format }) => store::verify(&data, format),
+        Command::Store(StoreCommand::Compact { data }) => store::compact(&data),
         Command::CrashWriter(args) => crash_writer::run(&args),
     }
 }

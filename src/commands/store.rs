@@ -1,23 +1,25 @@
 //! `modelwatch store inspect | verify | compact`.
 
-use crate::cli::Format;
+use crate::cli::{DataArg, Format};
 use anyhow::Context;
 use comfy_table::Table as TextTable;
 use modelwatch::agent::Clock;
 use modelwatch_store::{Store, StoreConfig, Table};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
-fn open(dir: &Path) -> anyhow::Result<Store> {
+fn open(data: &DataArg) -> anyhow::Result<Store> {
+    let dir = &data.data;
     if !dir.exists() {
         anyhow::bail!(
             "{}: no such data directory (run `modelwatch import` or `modelwatch demo` first)",
             dir.display()
         );
     }
-    Store::open(StoreConfig::new(dir)).with_context(|| format!("opening the store at {}", dir.display()))
+    // The CLI's store does its work in the foreground and exits: no background thread.
+    let config = StoreConfig { background: false, maintenance_every: None, ..data.store_config() };
+    Store::open(config).with_context(|| format!("opening the store at {}", dir.display()))
 }
 
 fn ms_to_rfc3339(ms: i64) -> String {
@@ -26,8 +28,9 @@ fn ms_to_rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub fn inspect(dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
-    let store = open(dir)?;
+pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
+    let dir = &data.data;
+    let store = open(data)?;
     let m = store.manifest();
     #[derive(Default)]
     struct Part {
@@ -103,18 +106,14 @@ pub fn inspect(dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn verify(dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
+pub fn verify(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
+    let dir = &data.data;
     if !dir.exists() {
         anyhow::bail!("{}: no such data directory", dir.display());
     }
     // Read-only: opening the store would cut a damaged WAL tail before we could report it.
-    let problems =
-        modelwatch_store::verify_dir(dir).with_context(|| format!("verifying {}", dir.display()))?;
-    let manifest: usize = std::fs::read(dir.join("manifest.json"))
-        .ok()
-        .and_then(|b| modelwatch_store::Manifest::decode(&b).ok())
-        .map_or(0, |m| m.files.len());
-    let files = manifest;
+    let (files, problems) = modelwatch_store::verify_dir(dir, data.store_config().objects.as_ref())
+        .with_context(|| format!("verifying {}", dir.display()))?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => writeln!(
@@ -137,8 +136,8 @@ pub fn verify(dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn compact(dir: &Path) -> anyhow::Result<ExitCode> {
-    let store = open(dir)?;
+pub fn compact(data: &DataArg) -> anyhow::Result<ExitCode> {
+    let store = open(data)?;
     let bar =
         indicatif::ProgressBar::new_spinner().with_message("compacting, rolling up, applying retention");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));

@@ -38,6 +38,7 @@
 
 mod fs;
 mod manifest;
+mod objects;
 mod rows;
 mod store;
 mod table;
@@ -45,6 +46,7 @@ mod wal;
 
 pub use fs::{Fs, RealFs, publish};
 pub use manifest::{FileEntry, Manifest, date_of};
+pub use objects::ObjectStoreConfig;
 pub use rows::{
     DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey, latency_buckets,
     merge_buckets,

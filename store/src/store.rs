@@ -2,8 +2,9 @@
 //! manifest, reads that merge files with not-yet-published rows, and maintenance
 //! (compaction, roll-ups, retention).
 
-use crate::fs::{Fs, RealFs, publish};
+use crate::fs::{Fs, RealFs};
 use crate::manifest::{FileEntry, Manifest, date_of, day_start};
+use crate::objects::{ObjectStoreConfig, Objects, objects_for};
 use crate::rows::{DistributionRow, Resolution, Rows, ScalarKind, ScalarRow, SeriesKey};
 use crate::table::{Table, read_parquet, rows_from, to_parquet};
 use crate::wal::{Durability, Wal, WalDamage, WalEntry, WalError};
@@ -31,6 +32,9 @@ pub struct StoreConfig {
     pub publish_after: Duration,
     /// How often the background thread compacts, rolls up and applies retention.
     pub maintenance_every: Option<Duration>,
+    /// An S3-compatible bucket for the Parquet files and the manifest (`None`: the data
+    /// directory). The WAL stays in the data directory either way.
+    pub objects: Option<ObjectStoreConfig>,
 }
 
 impl StoreConfig {
@@ -44,6 +48,7 @@ impl StoreConfig {
             background: true,
             publish_after: Duration::from_secs(60),
             maintenance_every: Some(Duration::from_secs(600)),
+            objects: None,
         }
     }
 }
@@ -144,6 +149,7 @@ pub struct Store {
 struct Shared {
     config: StoreConfig,
     fs: Arc<dyn Fs>,
+    objects: Box<dyn Objects>,
     inner: Mutex<Inner>,
     recovery: Recovery,
     /// One publication at a time; maintenance takes it too, so it sees a stable file set.
@@ -167,13 +173,8 @@ impl Store {
         let dir = config.dir.clone();
         fs.create_dir_all(&dir.join(WAL_DIR))
             .map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-        let mpath = dir.join(MANIFEST);
-        let manifest = if fs.exists(&mpath) {
-            let b = fs.read(&mpath).map_err(|source| StoreError::Io { path: mpath.clone(), source })?;
-            Manifest::decode(&b).map_err(|problem| StoreError::Corrupt { path: mpath.clone(), problem })?
-        } else {
-            Manifest::default()
-        };
+        let objects = objects_for(&fs, &dir, config.objects.as_ref())?;
+        let manifest = read_manifest(&*objects)?;
         let (mut wal, contents) = Wal::open(fs.clone(), &dir.join(WAL_DIR), config.durability)?;
         wal.remove_covered(manifest.covered_seq);
         let mut recovery = Recovery { damage: contents.damage.clone(), ..Default::default() };
@@ -208,6 +209,7 @@ impl Store {
         let shared = Arc::new(Shared {
             config,
             fs,
+            objects,
             inner: Mutex::new(inner),
             recovery,
             publish_lock: Mutex::new(()),
@@ -423,8 +425,7 @@ impl Shared {
     }
 
     fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
-        let path = self.config.dir.join(MANIFEST);
-        publish(&*self.fs, &path, &m.encode()).map_err(|source| StoreError::Io { path, source })
+        self.objects.put(MANIFEST, &m.encode())
     }
 
     /// Writes rows as one file per (table, resolution, date), and per hour for raw rows
@@ -458,9 +459,7 @@ impl Shared {
                 table.as_str(),
                 resolution.as_str()
             );
-            let path = self.config.dir.join(&rel);
-            publish(&*self.fs, &path, &bytes)
-                .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            self.objects.put(&rel, &bytes)?;
             out.push(FileEntry {
                 table,
                 resolution,
@@ -523,8 +522,11 @@ impl Shared {
         to_ms: i64,
         tags: &[(String, String)],
     ) -> Result<Rows, StoreError> {
-        let path = self.config.dir.join(&f.path);
-        let bytes = self.fs.read(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        let path = self.objects.location(&f.path);
+        let bytes = self.objects.get(&f.path)?.ok_or_else(|| StoreError::Corrupt {
+            path: path.clone(),
+            problem: "listed in the manifest but missing".into(),
+        })?;
         let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
             .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
         rows_from(f.table, f.resolution, &batches)
@@ -533,7 +535,7 @@ impl Shared {
 
     fn verify(&self) -> Vec<String> {
         let manifest = self.lock().manifest.clone();
-        verify_files(&*self.fs, &self.config.dir, &manifest)
+        verify_files(&*self.objects, &*self.fs, &self.config.dir, &manifest)
     }
 
     /// Compacts, rolls up and applies retention, as of `now_ms`. Heavy work runs without
@@ -621,7 +623,7 @@ impl Shared {
             inner.longest_hold = inner.longest_hold.max(started.elapsed());
         }
         for f in removed.iter().chain(added.iter().filter(|f| is_expired(f))) {
-            let _ = self.fs.remove(&self.config.dir.join(&f.path));
+            self.objects.delete(&f.path);
         }
         Ok(report)
     }
@@ -629,13 +631,14 @@ impl Shared {
 
 /// Reads every file a manifest lists and every WAL segment, changing nothing; returns what
 /// is damaged, each naming the file (and for the WAL the offset).
-fn verify_files(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Vec<String> {
+fn verify_files(objects: &dyn Objects, fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Vec<String> {
     let mut problems = Vec::new();
     for f in &manifest.files {
-        let path = dir.join(&f.path);
-        let rows = fs
-            .read(&path)
+        let path = objects.location(&f.path);
+        let rows = objects
+            .get(&f.path)
             .map_err(|e| e.to_string())
+            .and_then(|b| b.ok_or_else(|| "listed in the manifest but missing".to_string()))
             .and_then(|b| read_parquet(b.into(), i64::MIN, i64::MAX, &[]).map_err(|e| e.to_string()))
             .and_then(|batches| rows_from(f.table, f.resolution, &batches).map_err(|e| e.to_string()));
         match rows {
@@ -669,16 +672,23 @@ fn verify_files(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Vec<String> {
 
 /// Verifies a data directory without opening it as a store (nothing is repaired or
 /// written): every file of the manifest and every WAL segment is read back.
-pub fn verify_dir(dir: &Path) -> Result<Vec<String>, StoreError> {
-    let fs = RealFs;
-    let mpath = dir.join(MANIFEST);
-    let manifest = if fs.exists(&mpath) {
-        let b = fs.read(&mpath).map_err(|source| StoreError::Io { path: mpath.clone(), source })?;
-        Manifest::decode(&b).map_err(|problem| StoreError::Corrupt { path: mpath.clone(), problem })?
-    } else {
-        Manifest::default()
-    };
-    Ok(verify_files(&fs, dir, &manifest))
+/// Returns the number of files the manifest lists and the problems found.
+pub fn verify_dir(
+    dir: &Path,
+    bucket: Option<&ObjectStoreConfig>,
+) -> Result<(usize, Vec<String>), StoreError> {
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    let objects = objects_for(&fs, dir, bucket)?;
+    let manifest = read_manifest(&*objects)?;
+    Ok((manifest.files.len(), verify_files(&*objects, &*fs, dir, &manifest)))
+}
+
+fn read_manifest(objects: &dyn Objects) -> Result<Manifest, StoreError> {
+    match objects.get(MANIFEST)? {
+        Some(b) => Manifest::decode(&b)
+            .map_err(|problem| StoreError::Corrupt { path: objects.location(MANIFEST), problem }),
+        None => Ok(Manifest::default()),
+    }
 }
 
 /// What a maintenance pass did.

@@ -437,7 +437,7 @@ pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::err
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(16 * 1024))
+        .set_max_row_group_row_count(Some(4 * 1024))
         .set_key_value_metadata(Some(vec![
             parquet::file::metadata::KeyValue::new(
                 "modelwatch.format_version".into(),

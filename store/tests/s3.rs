@@ -1,0 +1,133 @@
+//! The store on an S3-compatible bucket: a real `moto_server` on loopback (from the PyPI
+//! package `moto[server]`, installed by scripts/test; the test fails without it).
+
+use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
+use modelwatch_store::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto() -> Moto {
+    let bin = std::env::var("MODELWATCH_MOTO")
+        .expect("MODELWATCH_MOTO must name moto_server (pip install 'moto[server]'); run the tests through scripts/test");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { child, port }
+}
+
+/// Creates a bucket with a plain HTTP request (moto does not check signatures).
+fn create_bucket(port: u16, bucket: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "create bucket: {reply}");
+}
+
+fn config(dir: &std::path::Path, port: u16) -> StoreConfig {
+    StoreConfig {
+        background: false,
+        buffer_rows: 200,
+        objects: Some(ObjectStoreConfig {
+            url: "s3://modelwatch-test/prod/pii".into(),
+            options: vec![
+                ("endpoint".into(), format!("http://127.0.0.1:{port}")),
+                ("allow_http".into(), "true".into()),
+                ("region".into(), "us-east-1".into()),
+                ("access_key_id".into(), "test".into()),
+                ("secret_access_key".into(), "test".into()),
+            ],
+        }),
+        ..StoreConfig::new(dir)
+    }
+}
+
+#[test]
+fn files_and_manifest_live_in_the_bucket_and_survive_a_restart() {
+    let server = moto();
+    create_bucket(server.port, "modelwatch-test");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(config(dir.path(), server.port)).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200)));
+    let agent = Agent::builder("pii")
+        .segments(["email"])
+        .interval(Duration::from_secs(10))
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(store.clone())
+        .unwrap();
+    for _ in 0..100 {
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(2), 0.7));
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(3), 0.9));
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    agent.shutdown().unwrap();
+    let m = store.manifest();
+    assert!(!m.files.is_empty());
+    assert!(!dir.path().join("manifest.json").exists(), "the manifest is in the bucket, not on disk");
+    assert!(!dir.path().join("scalars").exists(), "Parquet files are in the bucket");
+    store.maintain(1_764_115_200_000).unwrap();
+    assert!(store.verify().is_empty(), "{:?}", store.verify());
+    drop(store);
+
+    let store = Store::open(config(dir.path(), server.port)).unwrap();
+    let req = ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Raw).tag("metric", "predictions");
+    assert_eq!(store.read(&req).unwrap().scalars.iter().map(|r| r.value).sum::<f64>(), 200.0);
+    let hourly =
+        ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Hour).tag("metric", "latency_ns");
+    assert_eq!(store.read(&hourly).unwrap().distributions.iter().map(|r| r.count).sum::<u64>(), 200);
+    let (files, problems) = verify_dir(dir.path(), config(dir.path(), server.port).objects.as_ref()).unwrap();
+    assert!(files > 0 && problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn a_missing_bucket_is_an_error_that_names_it() {
+    let server = moto();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path(), server.port));
+    let err = match store {
+        Err(e) => e.to_string(),
+        Ok(s) => {
+            let event = EventRow {
+                time_ms: 1_764_115_200_000,
+                model: "m".into(),
+                version: "1".into(),
+                variant: "control".into(),
+                kind: "model_loaded".into(),
+                message: String::new(),
+            };
+            s.append(Rows { events: vec![event], ..Default::default() }).unwrap();
+            s.flush().err().map(|e| e.to_string()).unwrap_or_default()
+        }
+    };
+    assert!(err.contains("modelwatch-test"), "{err}");
+}
