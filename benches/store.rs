@@ -61,8 +61,11 @@ fn bytes_rows(store: &Store, table: Table, res: Resolution) -> (u64, u64) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--test" || a == "--list") {
-        return; // `cargo test --all-targets` runs bench binaries with --test: nothing to smoke-test here.
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs bench binaries without
+    // it, and a 7-day load is no smoke test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("store bench: run with `cargo bench --bench store`");
+        return;
     }
     let days: u64 = std::env::var("MODELWATCH_BENCH_DAYS").ok().and_then(|d| d.parse().ok()).unwrap_or(7);
     let intervals = days * 8_640;

@@ -89,6 +89,10 @@ pub enum StoreCommand {
     Compact {
         #[command(flatten)]
         data: DataArg,
+        /// Apply retention as of this time (RFC 3339 or epoch milliseconds) instead of now,
+        /// e.g. for a backfill of old logs.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
     },
 }
 

@@ -80,12 +80,32 @@ fn verify_names_the_wal_and_the_offset_of_its_damage() {
 }
 
 #[test]
-fn compact_rolls_up() {
+fn compact_rolls_up_and_applies_retention_as_of_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let data = imported(dir.path());
-    let o = modelwatch(&["store", "compact", "--data", data.to_str().unwrap()]);
+    let d = data.to_str().unwrap();
+    let o = modelwatch(&["store", "compact", "--data", d, "--as-of", "2025-11-27T00:00:00Z"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("roll-up rows"), "{}", stdout(&o));
-    let j = modelwatch(&["store", "inspect", "--data", data.to_str().unwrap(), "--format", "json"]);
-    assert!(stdout(&j).contains("\"1m\"") && stdout(&j).contains("\"1h\""), "{}", stdout(&j));
+    assert!(stdout(&o).contains("roll-up rows") && stdout(&o).contains("dropped 0 files"), "{}", stdout(&o));
+    let resolutions = |d: &str| -> Vec<String> {
+        let j = modelwatch(&["store", "inspect", "--data", d, "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+        let mut r: Vec<String> = v["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["resolution"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    assert_eq!(resolutions(d), ["1h", "1m", "raw"]);
+    // A year later only the hourly roll-ups (kept 2 years) remain.
+    let o = modelwatch(&["store", "compact", "--data", d, "--as-of", "2026-11-26T00:00:00Z"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(resolutions(d), ["1h"]);
+    let bad = modelwatch(&["store", "compact", "--data", d, "--as-of", "soon"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("--as-of"), "{}", stderr(&bad));
 }

@@ -110,7 +110,7 @@ struct Row {
     values: Vec<String>,
 }
 
-fn parse_timestamp(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_timestamp(s: &str) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
@@ -297,7 +297,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
 
     println!(
-        "imported {} rows from {} into {} ({} models, {} snapshots); rejected {}",
+        "imported {} rows from {} into {} ({} model variants, {} snapshots); rejected {}",
         rows.len(),
         args.file.display(),
         args.data.data.display(),

@@ -4,7 +4,7 @@ use crate::cli::{Cli, Command, StoreCommand};
 use std::process::ExitCode;
 
 mod crash_writer;
-mod import;
+pub(crate) mod import;
 mod store;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -12,7 +12,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&args),
         Command::Store(StoreCommand::Inspect { data, format }) => store::inspect(&data, format),
         Command::Store(StoreCommand::Verify { data, format }) => store::verify(&data, format),
-        Command::Store(StoreCommand::Compact { data }) => store::compact(&data),
+        Command::Store(StoreCommand::Compact { data, as_of }) => store::compact(&data, as_of.as_deref()),
         Command::CrashWriter(args) => crash_writer::run(&args),
     }
 }

@@ -136,12 +136,17 @@ pub fn verify(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn compact(data: &DataArg) -> anyhow::Result<ExitCode> {
+pub fn compact(data: &DataArg, as_of: Option<&str>) -> anyhow::Result<ExitCode> {
+    let now = match as_of {
+        Some(t) => {
+            crate::commands::import::parse_timestamp(t).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?
+        }
+        None => modelwatch::agent::SystemClock.now().as_millis() as i64,
+    };
     let store = open(data)?;
     let bar =
         indicatif::ProgressBar::new_spinner().with_message("compacting, rolling up, applying retention");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let now = modelwatch::agent::SystemClock.now().as_millis() as i64;
     let report = store.maintain(now);
     bar.finish_and_clear();
     let report = report?;

@@ -383,14 +383,17 @@ impl Shared {
         let _one = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (rows, seq_end) = {
             let mut inner = self.lock();
+            let started = Instant::now();
             if inner.buffer.is_empty() {
                 return Ok(());
             }
             if inner.stopped {
                 return Err(StoreError::Stopped(self.config.dir.clone()));
             }
+            // Sealing the segment syncs it and creates the next one: fsyncs under the lock.
             inner.wal.rotate()?;
             inner.buffered_since = None;
+            inner.longest_hold = inner.longest_hold.max(started.elapsed());
             (std::mem::take(&mut inner.buffer), inner.seq)
         };
         let restore = |rows: Rows| {
@@ -587,17 +590,14 @@ impl Shared {
             report.compacted_files += files.len();
             replace.push((files.into_iter().cloned().collect(), rows, 0));
         }
-        // Retention: whole partitions past their resolution's age.
-        let expired: Vec<FileEntry> = manifest
-            .files
-            .iter()
-            .filter(|f| {
-                let days = self.config.retention_days
-                    [Resolution::ALL.iter().position(|r| *r == f.resolution).unwrap_or(0)];
-                f.max_ms < day_start(now_ms) - i64::from(days) * 86_400_000
-            })
-            .cloned()
-            .collect();
+        // Retention: whole partitions past their resolution's age, roll-ups written in this
+        // pass included.
+        let is_expired = |f: &FileEntry| {
+            let days = self.config.retention_days
+                [Resolution::ALL.iter().position(|r| *r == f.resolution).unwrap_or(0)];
+            f.max_ms < day_start(now_ms) - i64::from(days) * 86_400_000
+        };
+        let expired: Vec<FileEntry> = manifest.files.iter().filter(|f| is_expired(f)).cloned().collect();
         report.dropped_files = expired.len();
 
         let mut added = Vec::new();
@@ -608,9 +608,6 @@ impl Shared {
             added.extend(written);
             removed.extend(old);
         }
-        let is_expired = |f: &FileEntry| {
-            expired.iter().any(|d| d.date == f.date && d.table == f.table && d.resolution == f.resolution)
-        };
         {
             let mut inner = self.lock();
             let started = Instant::now();
