@@ -269,20 +269,9 @@ impl Rows {
         let none: Arc<str> = "".into();
         let mut rows = Rows::default();
         let dist = |series: SeriesKey, scheme, count, buckets: Vec<(i64, u64)>| DistributionRow {
-            start_ms,
-            end_ms,
-            resolution: Resolution::Raw,
-            series,
-            scheme,
             count,
-            missing: 0,
-            invalid: 0,
-            sum: None,
-            min: None,
-            max: None,
-            mean: None,
-            m2: None,
             buckets,
+            ..DistributionRow::empty(start_ms, end_ms, Resolution::Raw, series, scheme)
         };
         let scalar = |series: SeriesKey, kind, value: f64| ScalarRow {
             start_ms,
@@ -448,6 +437,32 @@ fn confidence_buckets(h: &ConfidenceHistogram) -> Vec<(i64, u64)> {
 }
 
 impl DistributionRow {
+    /// A row with no values, to merge others into.
+    pub fn empty(
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+        series: SeriesKey,
+        scheme: Scheme,
+    ) -> Self {
+        DistributionRow {
+            start_ms,
+            end_ms,
+            resolution,
+            series,
+            scheme,
+            count: 0,
+            missing: 0,
+            invalid: 0,
+            sum: None,
+            min: None,
+            max: None,
+            mean: None,
+            m2: None,
+            buckets: Vec::new(),
+        }
+    }
+
     /// Adds another row's distribution of the same scheme (buckets add; moments merge
     /// exactly), for roll-ups and queries over windows.
     pub fn merge(&mut self, o: &DistributionRow) {

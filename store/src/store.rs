@@ -716,21 +716,9 @@ pub fn roll_up(raw: &Rows, res: Resolution) -> Rows {
     let mut dists: BTreeMap<(SeriesKey, i64), DistributionRow> = BTreeMap::new();
     for r in raw.distributions.iter().filter(|r| r.resolution == Resolution::Raw) {
         let start = r.start_ms.div_euclid(step) * step;
-        let e = dists.entry((r.series.clone(), start)).or_insert_with(|| DistributionRow {
-            start_ms: start,
-            end_ms: start + step,
-            resolution: res,
-            count: 0,
-            missing: 0,
-            invalid: 0,
-            sum: None,
-            min: None,
-            max: None,
-            mean: None,
-            m2: None,
-            buckets: Vec::new(),
-            ..r.clone()
-        });
+        let e = dists
+            .entry((r.series.clone(), start))
+            .or_insert_with(|| DistributionRow::empty(start, start + step, res, r.series.clone(), r.scheme));
         e.merge(r);
         e.start_ms = start;
         e.end_ms = start + step;
