@@ -113,6 +113,27 @@ impl ReadRequest {
             && start < self.to_ms
             && self.tags.iter().all(|(k, v)| series.tag(k) == Some(v.as_str()))
     }
+
+    fn keeps_distribution(&self, r: &DistributionRow) -> bool {
+        self.table == Table::Distributions && self.keeps(&r.series, r.start_ms, r.resolution)
+    }
+
+    fn keeps_scalar(&self, r: &ScalarRow) -> bool {
+        self.table == Table::Scalars && self.keeps(&r.series, r.start_ms, r.resolution)
+    }
+
+    fn keeps_event(&self, e: &crate::rows::EventRow) -> bool {
+        self.table == Table::Events
+            && e.time_ms >= self.from_ms
+            && e.time_ms < self.to_ms
+            && self.tags.iter().all(|(k, v)| match k.as_str() {
+                "model" => &*e.model == v,
+                "version" => &*e.version == v,
+                "variant" => &*e.variant == v,
+                "kind" => &*e.kind == v,
+                _ => false,
+            })
+    }
 }
 
 /// What `open` found in the WAL.
@@ -129,6 +150,8 @@ pub struct Recovery {
 struct Inner {
     wal: Wal,
     buffer: Rows,
+    /// Rows being written as Parquet by a publication, still visible to readers.
+    in_flight: Option<Arc<Rows>>,
     /// When the oldest buffered row arrived (wall time, for `publish_after`).
     buffered_since: Option<Instant>,
     manifest: Manifest,
@@ -197,6 +220,7 @@ impl Store {
         let inner = Inner {
             wal,
             buffer,
+            in_flight: None,
             buffered_since,
             manifest,
             seq,
@@ -393,19 +417,24 @@ impl Shared {
             // Sealing the segment syncs it and creates the next one: fsyncs under the lock.
             inner.wal.rotate()?;
             inner.buffered_since = None;
+            // Readers keep seeing the rows while they are being written (`in_flight`), until
+            // the manifest that lists their files replaces them in one step.
+            let rows = Arc::new(std::mem::take(&mut inner.buffer));
+            inner.in_flight = Some(rows.clone());
             inner.longest_hold = inner.longest_hold.max(started.elapsed());
-            (std::mem::take(&mut inner.buffer), inner.seq)
+            (rows, inner.seq)
         };
-        let restore = |rows: Rows| {
-            let mut inner = self.lock();
-            let mut newer = std::mem::replace(&mut inner.buffer, rows);
-            inner.buffer.append(&mut newer);
+        let restore = |inner: &mut Inner| {
+            let mut older = inner.in_flight.take().map(|r| (*r).clone()).unwrap_or_default();
+            let newer = std::mem::take(&mut inner.buffer);
+            older.append(&mut { newer });
+            inner.buffer = older;
             inner.buffered_since.get_or_insert_with(Instant::now);
         };
-        let written = match self.write_files(rows.clone()) {
+        let written = match self.write_files((*rows).clone()) {
             Ok(w) => w,
             Err(e) => {
-                restore(rows);
+                restore(&mut self.lock());
                 return Err(e);
             }
         };
@@ -416,11 +445,11 @@ impl Shared {
         manifest.covered_seq = manifest.covered_seq.max(seq_end);
         manifest.next_file = self.next_file.load(std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.write_manifest(&manifest) {
-            drop(inner);
-            restore(rows);
+            restore(&mut inner);
             return Err(e);
         }
         inner.manifest = manifest;
+        inner.in_flight = None;
         // Only now may the WAL forget the rows.
         inner.wal.remove_covered(seq_end);
         inner.longest_hold = inner.longest_hold.max(started.elapsed());
@@ -479,7 +508,7 @@ impl Shared {
     }
 
     fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
-        let (files, mut pending) = {
+        let (files, pending) = {
             let inner = self.lock();
             let files: Vec<FileEntry> = inner
                 .manifest
@@ -493,28 +522,28 @@ impl Shared {
                 })
                 .cloned()
                 .collect();
-            let buffered =
-                if req.resolution == Resolution::Raw { inner.buffer.clone() } else { Rows::default() };
-            (files, buffered)
+            // Acknowledged rows not in a listed file yet: being published, or buffered.
+            let mut pending = Rows::default();
+            if req.resolution == Resolution::Raw {
+                for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]) {
+                    pending
+                        .distributions
+                        .extend(rows.distributions.iter().filter(|r| req.keeps_distribution(r)).cloned());
+                    pending.scalars.extend(rows.scalars.iter().filter(|r| req.keeps_scalar(r)).cloned());
+                    pending.events.extend(rows.events.iter().filter(|e| req.keeps_event(e)).cloned());
+                }
+            }
+            (files, pending)
         };
         let mut out = Rows::default();
         for f in &files {
             let mut rows = self.read_file(f, req.from_ms, req.to_ms, &req.tags)?;
+            rows.distributions.retain(|r| req.keeps_distribution(r));
+            rows.scalars.retain(|r| req.keeps_scalar(r));
+            rows.events.retain(|e| req.keeps_event(e));
             out.append(&mut rows);
         }
-        out.append(&mut pending);
-        out.distributions.retain(|r| req.keeps(&r.series, r.start_ms, r.resolution));
-        out.scalars.retain(|r| req.keeps(&r.series, r.start_ms, r.resolution));
-        out.events.retain(|e| {
-            e.time_ms >= req.from_ms
-                && e.time_ms < req.to_ms
-                && req.tags.iter().all(|(k, v)| match k.as_str() {
-                    "model" => &*e.model == v,
-                    "kind" => &*e.kind == v,
-                    "variant" => &*e.variant == v,
-                    _ => true,
-                })
-        });
+        out.append(&mut { pending });
         Ok(out)
     }
 
