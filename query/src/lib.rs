@@ -1,6 +1,43 @@
 //! modelwatch-query: the read side of modelwatch.
 //!
-//! It will answer the CLI, the Grafana JSON datasource and the Prometheus endpoint from the
-//! store: window aggregation, histogram math, drift statistics and quality metrics. The crate
-//! is a placeholder in the workspace until that work lands; it exports nothing yet.
+//! One engine answers the CLI, the HTTP endpoints and the reports.
+//!
+//! # Data flow
+//!
+//! 1. [`parse`] turns a query such as `p95(latency{model="pii"}) by (segment)` into a
+//!    [`Query`]; a syntax error points at its position.
+//! 2. [`run`] picks the coarsest stored resolution that fits the step (1h, 1m, raw), reads
+//!    it from the store — raw rows after the last roll-up — filters by the matchers, groups
+//!    by the `by` labels, merges rows per window exactly (a quantile is the quantile of the
+//!    merged distribution, never an average of quantiles), and applies the function.
+//!
+//! # Example
+//!
+//! ```
+//! use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
+//! use modelwatch_query::{Limits, Range, parse, run};
+//! use modelwatch_store::{Store, StoreConfig};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(Store::open(StoreConfig::new(dir.path()))?);
+//! let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200)));
+//! let agent = Agent::builder("pii").segments(["email"]).clock(clock).build(store.clone())?;
+//! agent.handle().record(&Prediction::new("email", Duration::from_millis(3), 0.9));
+//! agent.shutdown()?;
+//!
+//! let q = parse(r#"count(latency{model="pii"}) by (segment)"#)?;
+//! let range = Range { from_ms: 1_764_115_200_000, to_ms: 1_764_115_260_000, step_ms: 60_000 };
+//! let series = run(&store, &q, range, Limits::default())?;
+//! assert_eq!(series[0].tags["segment"], "email");
+//! assert_eq!(series[0].points, vec![(1_764_115_200_000, 1.0)]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod engine;
+mod parse;
+
+pub use engine::{Bucket, Limits, QueryError, Range, Series, resolution_for, run};
+pub use parse::{Func, Matcher, Op, ParseError, Query, parse};

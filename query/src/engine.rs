@@ -1,0 +1,280 @@
+//! Evaluates a [`Query`] over the store: windows of `step` over `[from, to)`, rows merged
+//! per window and group (exactly: distributions merge bucket by bucket), then the function.
+
+use crate::parse::{Func, Op, Query};
+use modelwatch_store::{
+    DistributionRow, ReadRequest, Resolution, Rows, ScalarKind, ScalarRow, Store, StoreError, Table,
+};
+use std::collections::BTreeMap;
+
+/// The time range of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    /// Start (inclusive), ms since the Unix epoch.
+    pub from_ms: i64,
+    /// End (exclusive), ms.
+    pub to_ms: i64,
+    /// Window length, ms (> 0).
+    pub step_ms: i64,
+}
+
+/// Bounds on what one query may cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most series in an answer.
+    pub max_series: usize,
+    /// Most points (series × windows).
+    pub max_points: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_series: 10_000, max_points: 2_000_000 }
+    }
+}
+
+/// One bucket of a merged distribution, for heatmaps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bucket {
+    /// Lower bound (inclusive).
+    pub lower: f64,
+    /// Upper bound (exclusive).
+    pub upper: f64,
+    /// Values in the bucket.
+    pub count: u64,
+}
+
+/// One answer series: its group's tags and a value per window that has data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// The `by` labels and their values (empty when nothing was grouped).
+    pub tags: BTreeMap<String, String>,
+    /// `(window start ms, value)`.
+    pub points: Vec<(i64, f64)>,
+    /// For `buckets(...)`: the distribution of each window, aligned with `points` (whose
+    /// value is then the window's count).
+    pub buckets: Vec<Vec<Bucket>>,
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The function does not apply to the metric's kind.
+    #[error("{function} needs a distribution, and {metric} is a {kind}")]
+    NotADistribution {
+        /// The function.
+        function: String,
+        /// The metric.
+        metric: String,
+        /// Counter or gauge.
+        kind: &'static str,
+    },
+    /// The range is empty or the step is not positive.
+    #[error("bad range: {0}")]
+    BadRange(String),
+    /// The answer would exceed a limit.
+    #[error("the query is too large: {0}; narrow the range, raise the step or filter more")]
+    TooLarge(String),
+}
+
+/// The coarsest stored resolution whose rows fit inside a step.
+pub fn resolution_for(step_ms: i64) -> Resolution {
+    if step_ms >= 3_600_000 && step_ms % 3_600_000 == 0 {
+        Resolution::Hour
+    } else if step_ms >= 60_000 && step_ms % 60_000 == 0 {
+        Resolution::Minute
+    } else {
+        Resolution::Raw
+    }
+}
+
+fn window_start(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}
+
+/// Reads `table` rows for the query: the chosen roll-up where it exists, raw rows after it.
+fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Rows, QueryError> {
+    let eq_tags: Vec<(String, String)> = std::iter::once(("metric".to_string(), q.metric.clone()))
+        .chain(q.matchers.iter().filter(|m| m.op == Op::Eq).map(|m| (m.label.clone(), m.value.clone())))
+        .collect();
+    let req = |res, from, to| ReadRequest {
+        table,
+        from_ms: from,
+        to_ms: to,
+        resolution: res,
+        tags: eq_tags.clone(),
+    };
+    let from = window_start(range.from_ms, range.step_ms);
+    let res = resolution_for(range.step_ms);
+    let mut rows =
+        if res == Resolution::Raw { Rows::default() } else { store.read(&req(res, from, range.to_ms))? };
+    // Raw rows cover what the roll-ups do not (yet): after the last rolled-up window.
+    let covered = rows
+        .distributions
+        .iter()
+        .map(|r| r.end_ms)
+        .chain(rows.scalars.iter().map(|r| r.end_ms))
+        .max()
+        .unwrap_or(from)
+        .max(from);
+    if covered < range.to_ms {
+        rows.append(&mut store.read(&req(Resolution::Raw, covered, range.to_ms))?);
+    }
+    let keep =
+        |s: &modelwatch_store::SeriesKey| q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")));
+    rows.distributions.retain(|r| keep(&r.series));
+    rows.scalars.retain(|r| keep(&r.series));
+    Ok(rows)
+}
+
+fn group_key(q: &Query, s: &modelwatch_store::SeriesKey) -> Vec<String> {
+    q.by.iter().map(|l| s.tag(l).unwrap_or("").to_string()).collect()
+}
+
+/// Runs a parsed query.
+pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+    if range.step_ms <= 0 {
+        return Err(QueryError::BadRange(format!("step must be positive, got {} ms", range.step_ms)));
+    }
+    if range.to_ms <= range.from_ms {
+        return Err(QueryError::BadRange("the end must be after the start".into()));
+    }
+    let windows = ((range.to_ms - window_start(range.from_ms, range.step_ms)) / range.step_ms + 1) as usize;
+    if windows > limits.max_points {
+        return Err(QueryError::TooLarge(format!("{windows} windows, at most {}", limits.max_points)));
+    }
+    let rows = read(store, q, Table::Distributions, range)?;
+    let mut out = if !rows.distributions.is_empty() {
+        distributions(q, range, rows.distributions)
+    } else {
+        let rows = read(store, q, Table::Scalars, range)?;
+        scalars(q, range, rows.scalars)?
+    };
+    if out.len() > limits.max_series {
+        return Err(QueryError::TooLarge(format!("{} series, at most {}", out.len(), limits.max_series)));
+    }
+    let points: usize = out.iter().map(|s| s.points.len()).sum();
+    if points > limits.max_points {
+        return Err(QueryError::TooLarge(format!("{points} points, at most {}", limits.max_points)));
+    }
+    out.sort_by(|a, b| a.tags.cmp(&b.tags));
+    Ok(out)
+}
+
+fn tags_of(q: &Query, key: &[String]) -> BTreeMap<String, String> {
+    q.by.iter().cloned().zip(key.iter().cloned()).collect()
+}
+
+fn distributions(q: &Query, range: Range, rows: Vec<DistributionRow>) -> Vec<Series> {
+    let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, DistributionRow>> = BTreeMap::new();
+    for r in rows {
+        let w = window_start(r.start_ms, range.step_ms);
+        if r.start_ms < range.from_ms.min(w) || r.start_ms >= range.to_ms {
+            continue;
+        }
+        let g = groups.entry(group_key(q, &r.series)).or_default();
+        match g.get_mut(&w) {
+            Some(acc) if acc.scheme == r.scheme => acc.merge(&r),
+            Some(_) => {}
+            None => {
+                g.insert(w, r);
+            }
+        }
+    }
+    let secs = range.step_ms as f64 / 1e3;
+    groups
+        .into_iter()
+        .map(|(key, windows)| {
+            let mut s = Series { tags: tags_of(q, &key), points: Vec::new(), buckets: Vec::new() };
+            for (w, d) in windows {
+                let v = match q.func {
+                    Func::Count => Some(d.count as f64),
+                    Func::Rate => Some(d.count as f64 / secs),
+                    Func::Sum => d.sum,
+                    Func::Mean => d.mean.or_else(|| d.sum.map(|x| x / d.count.max(1) as f64)),
+                    Func::Min => d.min,
+                    Func::Max => d.max,
+                    Func::Quantile(p) => d.quantile(p),
+                    Func::Buckets => {
+                        s.buckets.push(
+                            d.buckets
+                                .iter()
+                                .map(|&(k, count)| {
+                                    let (lower, upper) = d.scheme.bounds(k);
+                                    Bucket { lower, upper, count }
+                                })
+                                .collect(),
+                        );
+                        Some(d.count as f64)
+                    }
+                };
+                if let Some(v) = v {
+                    s.points.push((w, v));
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+fn scalars(q: &Query, range: Range, rows: Vec<ScalarRow>) -> Result<Vec<Series>, QueryError> {
+    if let Some(r) = rows.first()
+        && matches!(q.func, Func::Quantile(_) | Func::Buckets)
+    {
+        return Err(QueryError::NotADistribution {
+            function: format!("{:?}", q.func).to_lowercase(),
+            metric: q.metric.clone(),
+            kind: if r.kind == ScalarKind::Gauge { "gauge" } else { "counter" },
+        });
+    }
+    // Per group and window: sum, count of rows, min, max, and the latest gauge value.
+    #[derive(Clone, Copy)]
+    struct Acc {
+        sum: f64,
+        n: u64,
+        min: f64,
+        max: f64,
+    }
+    let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, Acc>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.start_ms >= window_start(range.from_ms, range.step_ms) && r.start_ms < range.to_ms)
+    {
+        let w = window_start(r.start_ms, range.step_ms);
+        let a = groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc {
+            sum: 0.0,
+            n: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        });
+        a.sum += r.value;
+        a.n += 1;
+        a.min = a.min.min(r.value);
+        a.max = a.max.max(r.value);
+    }
+    let secs = range.step_ms as f64 / 1e3;
+    Ok(groups
+        .into_iter()
+        .map(|(key, windows)| Series {
+            tags: tags_of(q, &key),
+            points: windows
+                .into_iter()
+                .map(|(w, a)| {
+                    let v = match q.func {
+                        Func::Count | Func::Sum => a.sum,
+                        Func::Rate => a.sum / secs,
+                        Func::Mean => a.sum / a.n as f64,
+                        Func::Min => a.min,
+                        Func::Max => a.max,
+                        Func::Quantile(_) | Func::Buckets => f64::NAN,
+                    };
+                    (w, v)
+                })
+                .collect(),
+            buckets: Vec::new(),
+        })
+        .collect())
+}

@@ -1,0 +1,349 @@
+//! The query language.
+//!
+//! ```text
+//! query    := call [ "by" "(" label { "," label } ")" ]
+//! call     := func "(" selector ")" | "quantile" "(" number "," selector ")" | selector
+//! func     := count | rate | sum | mean | min | max | buckets | p50 | p90 | p95 | p99 | pNN
+//! selector := metric [ "{" matcher { "," matcher } "}" ]
+//! matcher  := label ( "=" | "!=" | "=~" | "!~" ) "string"
+//! ```
+//!
+//! `metric` is a stored metric name (`latency_ns`, `confidence`, `predictions`, `feature`, a
+//! generic metric) or `latency`, shorthand for `latency_ns`. Labels are `model`, `version`,
+//! `variant`, `instance`, `segment`, `feature` or a free tag. A bare selector means `count`
+//! for distributions and `sum` for scalars. Regexes match the whole value.
+
+use std::fmt;
+
+/// What to compute per window and group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Func {
+    /// Number of values (distributions) or sum of a counter.
+    Count,
+    /// `Count` per second of the window.
+    Rate,
+    /// Sum of the values.
+    Sum,
+    /// Mean value.
+    Mean,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// The value at a quantile in [0, 1] of the merged distribution.
+    Quantile(f64),
+    /// The full merged distribution (for heatmaps).
+    Buckets,
+}
+
+/// How a label is matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `=~`
+    Re,
+    /// `!~`
+    NotRe,
+}
+
+/// One label matcher.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    /// The label.
+    pub label: String,
+    /// The operator.
+    pub op: Op,
+    /// The value or pattern.
+    pub value: String,
+    /// The compiled, anchored pattern for `=~` and `!~`.
+    pub regex: Option<regex::Regex>,
+}
+
+impl Matcher {
+    /// Whether a label value satisfies this matcher.
+    pub fn matches(&self, v: &str) -> bool {
+        match self.op {
+            Op::Eq => v == self.value,
+            Op::Ne => v != self.value,
+            Op::Re => self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+            Op::NotRe => !self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+        }
+    }
+}
+
+/// A parsed query.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// The function.
+    pub func: Func,
+    /// Whether the function was written (false for a bare selector).
+    pub explicit: bool,
+    /// The metric name (aliases resolved).
+    pub metric: String,
+    /// Label matchers.
+    pub matchers: Vec<Matcher>,
+    /// Labels to group by (empty: everything merged into one series).
+    pub by: Vec<String>,
+}
+
+/// A syntax error at a byte position of the query.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    /// Byte offset of the problem.
+    pub pos: usize,
+    /// What was expected or found.
+    pub message: String,
+    /// The query, for the caret display.
+    pub query: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let col = self.query[..self.pos.min(self.query.len())].chars().count();
+        write!(f, "{} at position {}\n  {}\n  {}^", self.message, col + 1, self.query, " ".repeat(col))
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn err<T>(&self, message: impl Into<String>) -> Result<T, ParseError> {
+        Err(ParseError { pos: self.pos, message: message.into(), query: self.src.to_string() })
+    }
+
+    fn skip_ws(&mut self) {
+        while self.src[self.pos..].starts_with(|c: char| c.is_whitespace()) {
+            self.pos += self.src[self.pos..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.skip_ws();
+        self.src[self.pos..].chars().next()
+    }
+
+    fn eat(&mut self, s: &str) -> bool {
+        self.skip_ws();
+        if self.src[self.pos..].starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, s: &str) -> Result<(), ParseError> {
+        if self.eat(s) {
+            Ok(())
+        } else {
+            let found =
+                self.src[self.pos..].chars().next().map_or("the end".to_string(), |c| format!("{c:?}"));
+            self.err(format!("expected {s:?}, found {found}"))
+        }
+    }
+
+    fn ident(&mut self) -> Result<&'a str, ParseError> {
+        self.skip_ws();
+        let rest = &self.src[self.pos..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ':'))
+            .unwrap_or(rest.len());
+        if len == 0 || rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return self.err("expected a name");
+        }
+        self.pos += len;
+        Ok(&rest[..len])
+    }
+
+    fn string(&mut self) -> Result<String, ParseError> {
+        self.skip_ws();
+        let quote = match self.src[self.pos..].chars().next() {
+            Some(q @ ('"' | '\'')) => q,
+            _ => return self.err("expected a quoted string"),
+        };
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        let mut chars = self.src[self.pos..].char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, e)) => out.push(e),
+                    None => break,
+                },
+                c if c == quote => {
+                    self.pos += i + 1;
+                    return Ok(out);
+                }
+                c => out.push(c),
+            }
+        }
+        self.pos = start;
+        self.err("unterminated string")
+    }
+
+    fn number(&mut self) -> Result<f64, ParseError> {
+        self.skip_ws();
+        let rest = &self.src[self.pos..];
+        let len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        match rest[..len].parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => {
+                self.pos += len;
+                Ok(v)
+            }
+            _ => self.err("expected a quantile between 0 and 1"),
+        }
+    }
+
+    fn selector(&mut self) -> Result<(String, Vec<Matcher>), ParseError> {
+        let name = self.ident()?;
+        let metric = if name == "latency" { "latency_ns".to_string() } else { name.to_string() };
+        let mut matchers = Vec::new();
+        if self.eat("{") && !self.eat("}") {
+            loop {
+                let label = self.ident()?.to_string();
+                let op = if self.eat("=~") {
+                    Op::Re
+                } else if self.eat("!~") {
+                    Op::NotRe
+                } else if self.eat("!=") {
+                    Op::Ne
+                } else if self.eat("=") {
+                    Op::Eq
+                } else {
+                    return self.err("expected =, !=, =~ or !~");
+                };
+                let at = self.pos;
+                let value = self.string()?;
+                let regex = match op {
+                    Op::Re | Op::NotRe => match regex::Regex::new(&format!("^(?:{value})$")) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            self.pos = at;
+                            return self.err(format!("bad regex: {e}"));
+                        }
+                    },
+                    _ => None,
+                };
+                matchers.push(Matcher { label, op, value, regex });
+                if self.eat("}") {
+                    break;
+                }
+                self.expect(",")?;
+            }
+        }
+        Ok((metric, matchers))
+    }
+}
+
+fn func_named(name: &str) -> Option<Func> {
+    Some(match name {
+        "count" => Func::Count,
+        "rate" => Func::Rate,
+        "sum" => Func::Sum,
+        "mean" | "avg" => Func::Mean,
+        "min" => Func::Min,
+        "max" => Func::Max,
+        "buckets" => Func::Buckets,
+        p if p.len() > 1 && p.starts_with('p') && p[1..].chars().all(|c| c.is_ascii_digit()) => {
+            let digits = &p[1..];
+            let v: f64 = format!("0.{digits}").parse().ok()?;
+            Func::Quantile(v)
+        }
+        _ => return None,
+    })
+}
+
+/// Parses a query; the error points at the offending position.
+pub fn parse(src: &str) -> Result<Query, ParseError> {
+    let mut p = Parser { src, pos: 0 };
+    let save = p.pos;
+    let head = p.ident()?;
+    let (func, explicit, metric, matchers) = if p.peek() == Some('(') {
+        p.expect("(")?;
+        let func = if head == "quantile" {
+            let q = p.number()?;
+            p.expect(",")?;
+            Func::Quantile(q)
+        } else {
+            match func_named(head) {
+                Some(f) => f,
+                None => {
+                    p.pos = save;
+                    p.skip_ws();
+                    return p.err(format!(
+                        "unknown function {head:?} (count, rate, sum, mean, min, max, buckets, quantile, p50, p95, p99...)"
+                    ));
+                }
+            }
+        };
+        let (metric, matchers) = p.selector()?;
+        p.expect(")")?;
+        (func, true, metric, matchers)
+    } else {
+        p.pos = save;
+        let (metric, matchers) = p.selector()?;
+        (Func::Count, false, metric, matchers)
+    };
+    let mut by = Vec::new();
+    if p.eat("by") {
+        p.expect("(")?;
+        loop {
+            by.push(p.ident()?.to_string());
+            if p.eat(")") {
+                break;
+            }
+            p.expect(",")?;
+        }
+    }
+    if p.peek().is_some() {
+        return p.err("unexpected text after the query");
+    }
+    Ok(Query { func, explicit, metric, matchers, by })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let q = parse(r#"p95(latency{model="pii", variant="canary"}) by (segment)"#).unwrap();
+        assert_eq!(q.func, Func::Quantile(0.95));
+        assert_eq!(q.metric, "latency_ns");
+        assert_eq!(q.matchers.len(), 2);
+        assert_eq!(q.by, vec!["segment"]);
+        let q = parse("quantile(0.999, confidence{segment=~\"e.*\"})").unwrap();
+        assert_eq!(q.func, Func::Quantile(0.999));
+        assert!(q.matchers[0].matches("email") && !q.matchers[0].matches("phone"));
+        let q = parse("predictions").unwrap();
+        assert!(!q.explicit);
+        let q = parse("rate(predictions{segment!=\"ssn\"}) by (variant, segment)").unwrap();
+        assert_eq!(q.func, Func::Rate);
+        assert_eq!(q.by.len(), 2);
+    }
+
+    #[test]
+    fn errors_point_at_the_problem() {
+        let e = parse("p95(latency{model=pii})").unwrap_err();
+        assert_eq!(e.pos, 18);
+        assert!(e.to_string().contains("expected a quoted string at position 19"), "{e}");
+        let e = parse("frob(latency)").unwrap_err();
+        assert_eq!(e.pos, 0);
+        assert!(e.message.contains("unknown function"));
+        let e = parse("count(latency) by segment").unwrap_err();
+        assert!(e.message.contains("expected \"(\""), "{e}");
+        let e = parse("count(latency{a=~\"(\"})").unwrap_err();
+        assert!(e.message.contains("bad regex"));
+        let e = parse("count(latency) extra").unwrap_err();
+        assert_eq!(e.pos, 15);
+        let e = parse("quantile(2, latency)").unwrap_err();
+        assert!(e.message.contains("between 0 and 1"));
+    }
+}
