@@ -19,6 +19,10 @@ pub enum Command {
     /// Inspect, verify or compact the store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Evaluate a query over a time range, e.g. 'p95(latency{model="pii"}) by (segment)'.
+    Query(QueryArgs),
+    /// Simulate a PII-detection scorer over several days (with a drift event) into the store.
+    Demo(DemoArgs),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
@@ -94,6 +98,47 @@ pub enum StoreCommand {
         #[arg(long, value_name = "TIME")]
         as_of: Option<String>,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The query (see docs/query-language.md).
+    pub expr: String,
+    #[command(flatten)]
+    pub data: DataArg,
+    /// How far back from now (or from --to): 30s, 15m, 24h, 7d.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    /// Window length: 10s, 5m, 1h.
+    #[arg(long, default_value = "1m")]
+    pub step: String,
+    /// Start (RFC 3339 or epoch ms); overrides --since.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (RFC 3339 or epoch ms); default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Simulated days, ending now.
+    #[arg(long, default_value_t = 3)]
+    pub days: u64,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]

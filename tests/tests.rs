@@ -5,5 +5,6 @@ mod cli;
 mod crash;
 mod import;
 mod interop;
+mod query_cli;
 mod store_cli;
 mod stress;

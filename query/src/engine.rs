@@ -80,19 +80,23 @@ pub enum QueryError {
     TooLarge(String),
 }
 
-/// The coarsest stored resolution whose rows fit inside a step.
-pub fn resolution_for(step_ms: i64) -> Resolution {
-    if step_ms >= 3_600_000 && step_ms % 3_600_000 == 0 {
+/// The coarsest stored resolution whose rows fit inside every window: the step and the
+/// start must both be multiples of it.
+pub fn resolution_for(from_ms: i64, step_ms: i64) -> Resolution {
+    let fits = |r: i64| step_ms % r == 0 && from_ms.rem_euclid(r) == 0;
+    if fits(3_600_000) {
         Resolution::Hour
-    } else if step_ms >= 60_000 && step_ms % 60_000 == 0 {
+    } else if fits(60_000) {
         Resolution::Minute
     } else {
         Resolution::Raw
     }
 }
 
-fn window_start(t: i64, step: i64) -> i64 {
-    t.div_euclid(step) * step
+/// Windows start at `from` and follow each other every `step` (as Prometheus evaluates a
+/// range query at `start + k * step`).
+fn window_of(t: i64, range: Range) -> i64 {
+    range.from_ms + (t - range.from_ms).div_euclid(range.step_ms) * range.step_ms
 }
 
 /// Reads `table` rows for the query: the chosen roll-up where it exists, raw rows after it.
@@ -107,8 +111,8 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Rows, Qu
         resolution: res,
         tags: eq_tags.clone(),
     };
-    let from = window_start(range.from_ms, range.step_ms);
-    let res = resolution_for(range.step_ms);
+    let from = range.from_ms;
+    let res = resolution_for(range.from_ms, range.step_ms);
     let mut rows =
         if res == Resolution::Raw { Rows::default() } else { store.read(&req(res, from, range.to_ms))? };
     // Raw rows cover what the roll-ups do not (yet): after the last rolled-up window.
@@ -142,7 +146,7 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     if range.to_ms <= range.from_ms {
         return Err(QueryError::BadRange("the end must be after the start".into()));
     }
-    let windows = ((range.to_ms - window_start(range.from_ms, range.step_ms)) / range.step_ms + 1) as usize;
+    let windows = ((range.to_ms - range.from_ms) / range.step_ms + 1) as usize;
     if windows > limits.max_points {
         return Err(QueryError::TooLarge(format!("{windows} windows, at most {}", limits.max_points)));
     }
@@ -171,10 +175,10 @@ fn tags_of(q: &Query, key: &[String]) -> BTreeMap<String, String> {
 fn distributions(q: &Query, range: Range, rows: Vec<DistributionRow>) -> Vec<Series> {
     let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, DistributionRow>> = BTreeMap::new();
     for r in rows {
-        let w = window_start(r.start_ms, range.step_ms);
-        if r.start_ms < range.from_ms.min(w) || r.start_ms >= range.to_ms {
+        if r.start_ms < range.from_ms || r.start_ms >= range.to_ms {
             continue;
         }
+        let w = window_of(r.start_ms, range);
         let g = groups.entry(group_key(q, &r.series)).or_default();
         match g.get_mut(&w) {
             Some(acc) if acc.scheme == r.scheme => acc.merge(&r),
@@ -194,7 +198,10 @@ fn distributions(q: &Query, range: Range, rows: Vec<DistributionRow>) -> Vec<Ser
                     Func::Count => Some(d.count as f64),
                     Func::Rate => Some(d.count as f64 / secs),
                     Func::Sum => d.sum,
-                    Func::Mean => d.mean.or_else(|| d.sum.map(|x| x / d.count.max(1) as f64)),
+                    Func::Mean => d
+                        .mean
+                        .or_else(|| d.sum.map(|x| x / d.count.max(1) as f64))
+                        .or_else(|| d.bucket_mean()),
                     Func::Min => d.min,
                     Func::Max => d.max,
                     Func::Quantile(p) => d.quantile(p),
@@ -239,11 +246,8 @@ fn scalars(q: &Query, range: Range, rows: Vec<ScalarRow>) -> Result<Vec<Series>,
         max: f64,
     }
     let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, Acc>> = BTreeMap::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.start_ms >= window_start(range.from_ms, range.step_ms) && r.start_ms < range.to_ms)
-    {
-        let w = window_start(r.start_ms, range.step_ms);
+    for r in rows.iter().filter(|r| r.start_ms >= range.from_ms && r.start_ms < range.to_ms) {
+        let w = window_of(r.start_ms, range);
         let a = groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc {
             sum: 0.0,
             n: 0,

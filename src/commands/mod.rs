@@ -4,7 +4,9 @@ use crate::cli::{Cli, Command, StoreCommand};
 use std::process::ExitCode;
 
 mod crash_writer;
+mod demo;
 pub(crate) mod import;
+mod query;
 mod store;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -14,5 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(StoreCommand::Verify { data, format }) => store::verify(&data, format),
         Command::Store(StoreCommand::Compact { data, as_of }) => store::compact(&data, as_of.as_deref()),
         Command::CrashWriter(args) => crash_writer::run(&args),
+        Command::Query(args) => query::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

@@ -507,6 +507,24 @@ impl DistributionRow {
         }
     }
 
+    /// The mean from the buckets' midpoints, for rows without exact moments (confidence:
+    /// within half a bin, 0.0005).
+    pub fn bucket_mean(&self) -> Option<f64> {
+        let n: u64 = self.buckets.iter().map(|b| b.1).sum();
+        (n > 0).then(|| {
+            let s: f64 = self
+                .buckets
+                .iter()
+                .map(|&(k, c)| {
+                    let (lo, hi) = self.scheme.bounds(k);
+                    let mid = if hi.is_finite() { (lo + hi) / 2.0 } else { lo };
+                    c as f64 * mid
+                })
+                .sum();
+            s / n as f64
+        })
+    }
+
     /// The value at quantile `q` from the buckets (the bucket's representative value,
     /// kept within the exact min and max when known).
     pub fn quantile(&self, q: f64) -> Option<f64> {

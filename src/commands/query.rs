@@ -1,0 +1,157 @@
+//! `modelwatch query '<expr>'`: one query over a time range, as a table, JSON or CSV.
+
+use crate::cli::{OutputFormat, QueryArgs};
+use anyhow::Context;
+use modelwatch::agent::Clock;
+use modelwatch_query::{Limits, QueryError, Range, Series, parse, run as run_query};
+use modelwatch_store::{Store, StoreConfig};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Parses `30s`, `15m`, `24h`, `7d`, `2w` (or bare milliseconds) into milliseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 15m, 24h or 7d"))?;
+    let ms = match unit {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d, w)")),
+    };
+    if n <= 0 {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(n * ms)
+}
+
+fn time_of(s: &str, what: &str) -> anyhow::Result<i64> {
+    crate::commands::import::parse_timestamp(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn label(s: &Series) -> String {
+    if s.tags.is_empty() {
+        "value".into()
+    } else {
+        s.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.6}") }
+}
+
+pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let q = match parse(&args.expr) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("modelwatch: bad query: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let step = match parse_duration(&args.step) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("modelwatch: --step: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let to = match &args.to {
+        Some(t) => time_of(t, "to")?,
+        None => modelwatch::agent::SystemClock.now().as_millis() as i64,
+    };
+    let from = match &args.from {
+        Some(f) => time_of(f, "from")?,
+        None => match parse_duration(&args.since) {
+            // Windows on multiples of the step, as Grafana aligns them: stable across runs,
+            // and they let the engine use the roll-ups.
+            Ok(d) => (to - d).div_euclid(step) * step,
+            Err(e) => {
+                eprintln!("modelwatch: --since: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    if !args.data.data.exists() {
+        anyhow::bail!("{}: no such data directory (run `modelwatch demo` first)", args.data.data.display());
+    }
+    let store =
+        Store::open(StoreConfig { background: false, maintenance_every: None, ..args.data.store_config() })
+            .with_context(|| format!("opening the store at {}", args.data.data.display()))?;
+    let series =
+        match run_query(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {
+            Ok(s) => s,
+            Err(
+                e @ (QueryError::NotADistribution { .. } | QueryError::BadRange(_) | QueryError::TooLarge(_)),
+            ) => {
+                eprintln!("modelwatch: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        OutputFormat::Json => {
+            let doc: Vec<serde_json::Value> = series
+                .iter()
+                .map(|s| {
+                    let mut v = serde_json::json!({"tags": s.tags, "points": s.points.iter().map(|&(t, v)| serde_json::json!([t, v])).collect::<Vec<_>>()});
+                    if !s.buckets.is_empty() {
+                        v["buckets"] = serde_json::json!(s.buckets.iter().map(|w| w.iter().map(|b| serde_json::json!([b.lower, b.upper, b.count])).collect::<Vec<_>>()).collect::<Vec<_>>());
+                    }
+                    v
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            let mut header = vec!["timestamp_ms".to_string()];
+            header.extend(q.by.iter().cloned());
+            header.push("value".into());
+            w.write_record(&header)?;
+            for s in &series {
+                for &(t, v) in &s.points {
+                    let mut rec = vec![t.to_string()];
+                    rec.extend(q.by.iter().map(|l| s.tags.get(l).cloned().unwrap_or_default()));
+                    rec.push(v.to_string());
+                    w.write_record(&rec)?;
+                }
+            }
+            w.flush()?;
+        }
+        OutputFormat::Table => {
+            if series.is_empty() {
+                writeln!(out, "no data for {} between {} and {}", args.expr, rfc3339(from), rfc3339(to))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut times: Vec<i64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+            times.sort_unstable();
+            times.dedup();
+            let mut t = comfy_table::Table::new();
+            let mut header = vec!["time".to_string()];
+            header.extend(series.iter().map(label));
+            t.set_header(header);
+            for time in times {
+                let mut row = vec![rfc3339(time)];
+                for s in &series {
+                    row.push(
+                        s.points.iter().find(|p| p.0 == time).map(|p| fmt_value(p.1)).unwrap_or_default(),
+                    );
+                }
+                t.add_row(row);
+            }
+            writeln!(out, "{t}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
