@@ -54,7 +54,6 @@ fn read_csv(path: &Path) -> anyhow::Result<Input> {
 fn read_parquet(path: &Path) -> anyhow::Result<Input> {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
-    use arrow_cast::display::{ArrayFormatter, FormatOptions};
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let reader =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
@@ -67,31 +66,36 @@ fn read_parquet(path: &Path) -> anyhow::Result<Input> {
         if input.header.is_empty() {
             input.header = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
         }
-        let columns: Vec<Box<dyn Fn(usize) -> String>> = batch
+        // Each column once to text: timestamps as epoch milliseconds (whatever their unit
+        // or zone), everything else through Arrow's own cast to strings.
+        let columns: Vec<arrow_array::StringArray> = batch
             .columns()
             .iter()
-            .map(|c| -> anyhow::Result<Box<dyn Fn(usize) -> String>> {
-                if let arrow_schema::DataType::Timestamp(..) = c.data_type() {
-                    // Timestamps become epoch milliseconds, whatever their unit or zone.
+            .map(|c| -> anyhow::Result<arrow_array::StringArray> {
+                let c = if let arrow_schema::DataType::Timestamp(..) = c.data_type() {
                     let ms = arrow_cast::cast(
                         c,
                         &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None),
                     )?;
-                    let ms = ms.as_primitive::<arrow_array::types::TimestampMillisecondType>().clone();
-                    return Ok(Box::new(
-                        move |i| if ms.is_null(i) { String::new() } else { ms.value(i).to_string() },
-                    ));
-                }
-                let c = c.clone();
-                Ok(Box::new(move |i| {
-                    let opts = FormatOptions::default().with_null("");
-                    ArrayFormatter::try_new(&c, &opts).map(|f| f.value(i).to_string()).unwrap_or_default()
-                }))
+                    arrow_cast::cast(
+                        &arrow_cast::cast(&ms, &arrow_schema::DataType::Int64)?,
+                        &arrow_schema::DataType::Utf8,
+                    )?
+                } else {
+                    arrow_cast::cast(c, &arrow_schema::DataType::Utf8)?
+                };
+                Ok(c.as_string::<i32>().clone())
             })
             .collect::<anyhow::Result<_>>()?;
         for i in 0..batch.num_rows() {
             row += 1;
-            input.records.push((row, columns.iter().map(|f| f(i)).collect()));
+            input.records.push((
+                row,
+                columns
+                    .iter()
+                    .map(|c| if c.is_null(i) { String::new() } else { c.value(i).to_string() })
+                    .collect(),
+            ));
         }
     }
     Ok(input)
