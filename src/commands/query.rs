@@ -4,7 +4,7 @@ use crate::cli::{OutputFormat, QueryArgs};
 use anyhow::Context;
 use modelwatch::agent::Clock;
 use modelwatch_query::{Limits, QueryError, Range, Series, parse, run as run_query};
-use modelwatch_store::{Store, StoreConfig};
+use modelwatch_store::Store;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -85,7 +85,8 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("{}: no such data directory (run `modelwatch demo` first)", args.data.data.display());
     }
     let store =
-        Store::open(StoreConfig { background: false, maintenance_every: None, ..args.data.store_config() })
+        // Read-only: a scorer or the demo may be writing this directory right now.
+        Store::open_read_only(args.data.store_config())
             .with_context(|| format!("opening the store at {}", args.data.data.display()))?;
     let series =
         match run_query(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {

@@ -30,7 +30,15 @@ fn ms_to_rfc3339(ms: i64) -> String {
 
 pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     let dir = &data.data;
-    let store = open(data)?;
+    if !dir.exists() {
+        anyhow::bail!(
+            "{}: no such data directory (run `modelwatch demo` or `modelwatch import` first)",
+            dir.display()
+        );
+    }
+    // Read-only: a scorer may be writing this directory right now.
+    let store = Store::open_read_only(data.store_config())
+        .with_context(|| format!("opening the store at {}", dir.display()))?;
     let m = store.manifest();
     #[derive(Default)]
     struct Part {

@@ -75,6 +75,9 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// The store was opened read-only.
+    #[error("the store at {0} is open read-only")]
+    ReadOnly(PathBuf),
     /// The store stopped acknowledging after a WAL failure.
     #[error("the store at {0} stopped after a write or fsync failure; restart it to recover from the WAL")]
     Stopped(PathBuf),
@@ -148,7 +151,8 @@ pub struct Recovery {
 }
 
 struct Inner {
-    wal: Wal,
+    /// `None` when the store was opened read-only.
+    wal: Option<Wal>,
     buffer: Rows,
     /// Rows being written as Parquet by a publication, still visible to readers.
     in_flight: Option<Arc<Rows>>,
@@ -191,15 +195,33 @@ impl Store {
         Self::open_with(config, Arc::new(RealFs))
     }
 
+    /// Opens a store for reading only: nothing is written, no WAL segment is touched, no
+    /// thread is started. Safe while another process writes the same data directory; reads
+    /// see its published files and the acknowledged rows in its WAL.
+    pub fn open_read_only(config: StoreConfig) -> Result<Store, StoreError> {
+        Self::open_inner(StoreConfig { background: false, ..config }, Arc::new(RealFs), true)
+    }
+
     /// Opens a store over the given file operations (for fault-injection tests).
     pub fn open_with(config: StoreConfig, fs: Arc<dyn Fs>) -> Result<Store, StoreError> {
+        Self::open_inner(config, fs, false)
+    }
+
+    fn open_inner(config: StoreConfig, fs: Arc<dyn Fs>, read_only: bool) -> Result<Store, StoreError> {
         let dir = config.dir.clone();
-        fs.create_dir_all(&dir.join(WAL_DIR))
-            .map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        if !read_only {
+            fs.create_dir_all(&dir.join(WAL_DIR))
+                .map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        }
         let objects = objects_for(&fs, &dir, config.objects.as_ref())?;
         let manifest = read_manifest(&*objects)?;
-        let (mut wal, contents) = Wal::open(fs.clone(), &dir.join(WAL_DIR), config.durability)?;
-        wal.remove_covered(manifest.covered_seq);
+        let (wal, contents) = if read_only {
+            (None, Wal::read_only(&*fs, &dir.join(WAL_DIR))?)
+        } else {
+            let (mut wal, contents) = Wal::open(fs.clone(), &dir.join(WAL_DIR), config.durability)?;
+            wal.remove_covered(manifest.covered_seq);
+            (Some(wal), contents)
+        };
         let mut recovery = Recovery { damage: contents.damage.clone(), ..Default::default() };
         let mut buffer = Rows::default();
         let mut seq = manifest.covered_seq;
@@ -290,7 +312,7 @@ impl Store {
 
     /// Bytes in the WAL (acknowledged rows not yet in Parquet, framed).
     pub fn wal_bytes(&self) -> u64 {
-        self.shared.lock().wal.len()
+        self.shared.lock().wal.as_ref().map_or(0, Wal::len)
     }
 
     /// Rows acknowledged but not yet in Parquet files.
@@ -371,13 +393,16 @@ impl Shared {
 
     fn append(&self, mut rows: Rows) -> Result<u64, StoreError> {
         let started = Instant::now();
-        let mut inner = self.lock();
-        if inner.stopped || inner.wal.is_stopped() {
-            return Err(StoreError::Stopped(self.config.dir.clone()));
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let dir = self.config.dir.clone();
+        let Some(wal) = inner.wal.as_mut() else { return Err(StoreError::ReadOnly(dir)) };
+        if inner.stopped || wal.is_stopped() {
+            return Err(StoreError::Stopped(dir));
         }
         let seq = inner.seq + 1;
         let entry = WalEntry { seq, rows };
-        if let Err(e) = inner.wal.append(&entry) {
+        if let Err(e) = wal.append(&entry) {
             inner.stopped = true;
             return Err(e.into());
         }
@@ -388,7 +413,7 @@ impl Shared {
         let full = inner.buffer.len() >= self.config.buffer_rows;
         let elapsed = started.elapsed();
         inner.longest_ack = inner.longest_ack.max(elapsed);
-        drop(inner);
+        drop(guard);
         if full {
             if self.config.background {
                 let _ = self.wake.try_send(());
@@ -415,7 +440,8 @@ impl Shared {
                 return Err(StoreError::Stopped(self.config.dir.clone()));
             }
             // Sealing the segment syncs it and creates the next one: fsyncs under the lock.
-            inner.wal.rotate()?;
+            let dir = self.config.dir.clone();
+            inner.wal.as_mut().ok_or(StoreError::ReadOnly(dir))?.rotate()?;
             inner.buffered_since = None;
             // Readers keep seeing the rows while they are being written (`in_flight`), until
             // the manifest that lists their files replaces them in one step.
@@ -451,7 +477,9 @@ impl Shared {
         inner.manifest = manifest;
         inner.in_flight = None;
         // Only now may the WAL forget the rows.
-        inner.wal.remove_covered(seq_end);
+        if let Some(wal) = inner.wal.as_mut() {
+            wal.remove_covered(seq_end);
+        }
         inner.longest_hold = inner.longest_hold.max(started.elapsed());
         Ok(())
     }

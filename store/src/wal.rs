@@ -267,6 +267,34 @@ impl Wal {
         Ok((wal, contents))
     }
 
+    /// Reads every segment without changing anything (for read-only opens of a store that
+    /// another process may be writing).
+    pub fn read_only(fs: &dyn Fs, dir: &Path) -> Result<WalContents, WalError> {
+        let io = |path: &Path, op, source| WalError::Io { path: path.to_path_buf(), op, source };
+        let mut indices: Vec<u64> = fs
+            .list(dir)
+            .map_err(|e| io(dir, "list", e))?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".wal")?.parse().ok())
+            .collect();
+        indices.sort_unstable();
+        let mut contents = WalContents::default();
+        for index in indices {
+            let path = dir.join(segment_name(index));
+            // A segment deleted by the writer between the listing and the read is published.
+            let Ok(bytes) = fs.read(&path) else { continue };
+            let c = decode(&bytes).map_err(|reason| WalError::Format { path: path.clone(), reason })?;
+            if let Some(d) = &c.damage
+                && contents.damage.is_none()
+            {
+                contents.damage = Some(WalDamage { path: path.clone(), ..d.clone() });
+            }
+            contents.valid_len += c.valid_len;
+            contents.entries.extend(c.entries);
+        }
+        Ok(contents)
+    }
+
     fn fail(&mut self, op: &'static str, source: std::io::Error) -> WalError {
         self.stopped = true;
         WalError::Io { path: self.active.clone(), op, source }

@@ -266,3 +266,37 @@ fn the_background_thread_publishes_a_full_buffer_without_a_flush() {
     );
     drop(agent);
 }
+
+#[test]
+fn a_read_only_open_sees_a_live_writers_rows_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(writer.clone(), clock.clone());
+    for _ in 0..3 {
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5).features(&[1.0, 0.0]));
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    let listing = |d: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(dir.path());
+    let reader = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
+    let r = reader.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
+    assert_eq!(
+        r.scalars.iter().map(|s| s.value).sum::<f64>(),
+        3.0,
+        "acknowledged rows still only in the WAL"
+    );
+    assert!(matches!(reader.append(Rows::default()), Err(StoreError::ReadOnly(_))));
+    drop(reader);
+    assert_eq!(listing(dir.path()), before, "the read-only open changed no WAL byte");
+    drop(agent);
+}
