@@ -430,26 +430,51 @@ impl Shared {
     /// it, then swaps the manifest and deletes the covered segments under it again.
     fn publish(&self) -> Result<(), StoreError> {
         let _one = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (rows, seq_end) = {
-            let mut inner = self.lock();
-            let started = Instant::now();
+        // The next WAL segment is created (with its fsyncs) before taking the lock that
+        // appends wait for; under it the WAL only switches segments.
+        let next = {
+            let inner = self.lock();
             if inner.buffer.is_empty() {
                 return Ok(());
             }
             if inner.stopped {
                 return Err(StoreError::Stopped(self.config.dir.clone()));
             }
-            // Sealing the segment syncs it and creates the next one: fsyncs under the lock.
+            inner.wal.as_ref().ok_or_else(|| StoreError::ReadOnly(self.config.dir.clone()))?.next_segment()
+        };
+        crate::wal::prepare_segment(&*next.0, &next.1)?;
+        let (rows, seq_end, unsynced) = {
+            let mut inner = self.lock();
+            let started = Instant::now();
+            if inner.buffer.is_empty() {
+                return Ok(());
+            }
             let dir = self.config.dir.clone();
-            inner.wal.as_mut().ok_or(StoreError::ReadOnly(dir))?.rotate()?;
+            let unsynced = inner.wal.as_mut().ok_or(StoreError::ReadOnly(dir))?.rotate(true)?;
             inner.buffered_since = None;
             // Readers keep seeing the rows while they are being written (`in_flight`), until
             // the manifest that lists their files replaces them in one step.
             let rows = Arc::new(std::mem::take(&mut inner.buffer));
             inner.in_flight = Some(rows.clone());
             inner.longest_hold = inner.longest_hold.max(started.elapsed());
-            (rows, inner.seq)
+            (rows, inner.seq, unsynced)
         };
+        // Group commit: the sealed segment's last appends are made durable here, without
+        // the lock; a failure stops the store like any fsync error.
+        if let Some(path) = unsynced
+            && let Err(e) = self.fs.sync(&path)
+        {
+            let mut inner = self.lock();
+            inner.stopped = true;
+            let err = inner.wal.as_mut().map(|w| w.sync_failed(&path, e));
+            let restore_rows = inner.in_flight.take();
+            if let Some(r) = restore_rows {
+                let mut older = (*r).clone();
+                older.append(&mut std::mem::take(&mut inner.buffer));
+                inner.buffer = older;
+            }
+            return Err(err.map_or_else(|| StoreError::Stopped(self.config.dir.clone()), Into::into));
+        }
         let restore = |inner: &mut Inner| {
             let mut older = inner.in_flight.take().map(|r| (*r).clone()).unwrap_or_default();
             let newer = std::mem::take(&mut inner.buffer);
@@ -464,16 +489,18 @@ impl Shared {
                 return Err(e);
             }
         };
-        let mut inner = self.lock();
-        let started = Instant::now();
-        let mut manifest = inner.manifest.clone();
+        // Only publication and maintenance change the manifest, and both hold
+        // `publish_lock`: it can be written durably without the lock appends wait for.
+        let mut manifest = self.lock().manifest.clone();
         manifest.files.extend(written);
         manifest.covered_seq = manifest.covered_seq.max(seq_end);
         manifest.next_file = self.next_file.load(std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = self.write_manifest(&manifest) {
-            restore(&mut inner);
+            restore(&mut self.lock());
             return Err(e);
         }
+        let mut inner = self.lock();
+        let started = Instant::now();
         inner.manifest = manifest;
         inner.in_flight = None;
         // Only now may the WAL forget the rows.
@@ -666,13 +693,14 @@ impl Shared {
             removed.extend(old);
         }
         {
-            let mut inner = self.lock();
-            let started = Instant::now();
-            let mut m = inner.manifest.clone();
+            // Under `publish_lock` (held since the start): written without the store's lock.
+            let mut m = self.lock().manifest.clone();
             m.next_file = self.next_file.load(std::sync::atomic::Ordering::Relaxed);
             m.files.retain(|f| !removed.iter().any(|r| r.path == f.path));
             m.files.extend(added.iter().filter(|f| !is_expired(f)).cloned());
             self.write_manifest(&m)?;
+            let mut inner = self.lock();
+            let started = Instant::now();
             inner.manifest = m;
             inner.longest_hold = inner.longest_hold.max(started.elapsed());
         }

@@ -175,6 +175,16 @@ pub fn decode(bytes: &[u8]) -> Result<WalContents, String> {
     Ok(out)
 }
 
+/// Creates an empty segment durably (header, fsync, rename, fsync of the directory). An
+/// empty newest segment left by a crash is simply the active segment at recovery.
+pub fn prepare_segment(fs: &dyn Fs, path: &Path) -> Result<(), WalError> {
+    publish(fs, path, &header()).map_err(|source| WalError::Io {
+        path: path.to_path_buf(),
+        op: "create",
+        source,
+    })
+}
+
 /// A WAL segment that no longer takes appends, waiting for its rows to be published.
 #[derive(Debug)]
 struct Sealed {
@@ -336,22 +346,39 @@ impl Wal {
         Ok(())
     }
 
+    /// The file the next segment will be, and the file system to create it on: a publisher
+    /// creates it with [`prepare_segment`] before taking the store's lock, so `rotate` under
+    /// the lock only switches to it.
+    pub fn next_segment(&self) -> (Arc<dyn Fs>, PathBuf) {
+        (self.fs.clone(), self.dir.join(segment_name(self.active_index + 1)))
+    }
+
     /// Seals the active segment (its records are about to be published) and starts a new
-    /// one. Does nothing when the active segment is empty.
-    pub fn rotate(&mut self) -> Result<(), WalError> {
-        if self.bytes <= HEADER as u64 {
-            return Ok(());
+    /// one, creating it unless `prepared` says [`prepare_segment`] already did. Does nothing
+    /// when the active segment is empty. Returns the sealed segment when it still has
+    /// unsynced appends (group commit): the caller syncs it, outside any lock.
+    pub fn rotate(&mut self, prepared: bool) -> Result<Option<PathBuf>, WalError> {
+        if self.stopped {
+            return Err(WalError::Stopped(self.dir.clone()));
         }
-        self.sync()?;
+        if self.bytes <= HEADER as u64 {
+            return Ok(None);
+        }
         let next = self.dir.join(segment_name(self.active_index + 1));
-        if let Err(e) = publish(&*self.fs, &next, &header()) {
+        if !prepared && let Err(e) = publish(&*self.fs, &next, &header()) {
             return Err(self.fail("rotate", e));
         }
         let old = std::mem::replace(&mut self.active, next);
-        self.sealed.push(Sealed { path: old, last_seq: self.active_last_seq });
+        self.sealed.push(Sealed { path: old.clone(), last_seq: self.active_last_seq });
         self.active_index += 1;
         self.bytes = HEADER as u64;
-        Ok(())
+        Ok(std::mem::take(&mut self.dirty).then_some(old))
+    }
+
+    /// Records that syncing a sealed segment failed: the WAL stops, as for any fsync error.
+    pub fn sync_failed(&mut self, path: &Path, source: std::io::Error) -> WalError {
+        self.stopped = true;
+        WalError::Io { path: path.to_path_buf(), op: "fsync", source }
     }
 
     /// Deletes sealed segments whose records are all at or below `covered_seq` (published
