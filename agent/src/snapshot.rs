@@ -146,7 +146,10 @@ pub struct NumericSummary {
     pub max: Option<f64>,
     /// Mean of the finite values (0 when `count` is 0).
     pub mean: f64,
-    /// Sum of squared deviations from the mean (variance = m2 / (count - 1)).
+    /// Sum of squared deviations from the mean (variance = m2 / (count - 1)). Exact for an
+    /// interval unless a value was being recorded while the flush read it: its sum can then
+    /// land in one interval and its count in the next, which skews both intervals' `m2` by
+    /// about that value's squared deviation (counts, sums and means stay exact over a run).
     pub m2: f64,
     /// The distribution, see [`crate::sketch`](crate::Sketch).
     pub sketch: Sketch,
