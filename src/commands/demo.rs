@@ -207,7 +207,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let drift_ms = (start + drift_at * 60_000) as i64;
     println!(
         "a drift event starts at {}: phone numbers in a new format (digit_ratio falls), longer documents",
-        rfc(drift_ms)
+        super::rfc3339(drift_ms)
     );
     let range = |from: i64, to: i64| Range { from_ms: from, to_ms: to, step_ms: to - from };
     let one = |text: &str, from: i64, to: i64| -> anyhow::Result<Vec<modelwatch_query::Series>> {
@@ -241,10 +241,4 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  modelwatch query 'rate(predictions) by (segment)' --since 1h --step 10m --data {d}");
     println!("  modelwatch store inspect --data {d}");
     Ok(ExitCode::SUCCESS)
-}
-
-fn rfc(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }

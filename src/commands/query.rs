@@ -32,12 +32,6 @@ fn time_of(s: &str, what: &str) -> anyhow::Result<i64> {
     crate::commands::import::parse_timestamp(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
 }
 
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 fn label(s: &Series) -> String {
     if s.tags.is_empty() {
         "value".into()
@@ -132,7 +126,13 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
         }
         OutputFormat::Table => {
             if series.is_empty() {
-                writeln!(out, "no data for {} between {} and {}", args.expr, rfc3339(from), rfc3339(to))?;
+                writeln!(
+                    out,
+                    "no data for {} between {} and {}",
+                    args.expr,
+                    super::rfc3339(from),
+                    super::rfc3339(to)
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut times: Vec<i64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
@@ -143,7 +143,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
             header.extend(series.iter().map(label));
             t.set_header(header);
             for time in times {
-                let mut row = vec![rfc3339(time)];
+                let mut row = vec![super::rfc3339(time)];
                 for s in &series {
                     row.push(
                         s.points.iter().find(|p| p.0 == time).map(|p| fmt_value(p.1)).unwrap_or_default(),

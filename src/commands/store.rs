@@ -22,12 +22,6 @@ fn open(data: &DataArg) -> anyhow::Result<Store> {
     Store::open(config).with_context(|| format!("opening the store at {}", dir.display()))
 }
 
-fn ms_to_rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     let dir = &data.data;
     if !dir.exists() {
@@ -69,7 +63,7 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                 .map(|((t, d, r), p)| {
                     serde_json::json!({
                         "table": t.as_str(), "date": d, "resolution": r, "files": p.files, "rows": p.rows,
-                        "bytes": p.bytes, "from": ms_to_rfc3339(p.min), "to": ms_to_rfc3339(p.max),
+                        "bytes": p.bytes, "from": super::rfc3339(p.min), "to": super::rfc3339(p.max),
                     })
                 })
                 .collect();
@@ -95,8 +89,8 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                     p.files.to_string(),
                     p.rows.to_string(),
                     p.bytes.to_string(),
-                    ms_to_rfc3339(p.min),
-                    ms_to_rfc3339(p.max),
+                    super::rfc3339(p.min),
+                    super::rfc3339(p.max),
                 ]);
             }
             writeln!(out, "{t}")?;

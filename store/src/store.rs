@@ -735,10 +735,14 @@ fn verify_files(objects: &dyn Objects, fs: &dyn Fs, dir: &Path, manifest: &Manif
         }
     }
     let wal_dir = dir.join(WAL_DIR);
-    let mut segments = fs.list(&wal_dir).unwrap_or_default();
-    segments.sort();
-    for name in segments.iter().filter(|n| n.ends_with(".wal")) {
-        let wal = wal_dir.join(name);
+    let segments = match crate::wal::segment_paths(fs, &wal_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(e.to_string());
+            Vec::new()
+        }
+    };
+    for wal in segments {
         match fs.read(&wal).map(|b| crate::wal::decode(&b)) {
             Ok(Ok(c)) => {
                 if let Some(d) = c.damage {

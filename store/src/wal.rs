@@ -209,6 +209,20 @@ pub struct Wal {
     bytes: u64,
 }
 
+/// The indices of the segments in `dir`, oldest first.
+fn segment_indices(fs: &dyn Fs, dir: &Path) -> Result<Vec<u64>, WalError> {
+    let names =
+        fs.list(dir).map_err(|source| WalError::Io { path: dir.to_path_buf(), op: "list", source })?;
+    let mut indices: Vec<u64> = names.iter().filter_map(|n| n.strip_suffix(".wal")?.parse().ok()).collect();
+    indices.sort_unstable();
+    Ok(indices)
+}
+
+/// The segment files in `dir`, oldest first.
+pub fn segment_paths(fs: &dyn Fs, dir: &Path) -> Result<Vec<PathBuf>, WalError> {
+    Ok(segment_indices(fs, dir)?.into_iter().map(|i| dir.join(segment_name(i))).collect())
+}
+
 fn segment_name(index: u64) -> String {
     format!("{index:08}.wal")
 }
@@ -219,13 +233,7 @@ impl Wal {
     /// (after being reported) so new records follow the intact prefix.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path, durability: Durability) -> Result<(Wal, WalContents), WalError> {
         let io = |path: &Path, op, source| WalError::Io { path: path.to_path_buf(), op, source };
-        let mut indices: Vec<u64> = fs
-            .list(dir)
-            .map_err(|e| io(dir, "list", e))?
-            .iter()
-            .filter_map(|n| n.strip_suffix(".wal")?.parse().ok())
-            .collect();
-        indices.sort_unstable();
+        let indices = segment_indices(&*fs, dir)?;
         let mut contents = WalContents::default();
         let mut sealed = Vec::new();
         let mut last_bytes = HEADER as u64;
@@ -280,14 +288,7 @@ impl Wal {
     /// Reads every segment without changing anything (for read-only opens of a store that
     /// another process may be writing).
     pub fn read_only(fs: &dyn Fs, dir: &Path) -> Result<WalContents, WalError> {
-        let io = |path: &Path, op, source| WalError::Io { path: path.to_path_buf(), op, source };
-        let mut indices: Vec<u64> = fs
-            .list(dir)
-            .map_err(|e| io(dir, "list", e))?
-            .iter()
-            .filter_map(|n| n.strip_suffix(".wal")?.parse().ok())
-            .collect();
-        indices.sort_unstable();
+        let indices = segment_indices(fs, dir)?;
         let mut contents = WalContents::default();
         for index in indices {
             let path = dir.join(segment_name(index));
