@@ -23,6 +23,9 @@ pub enum Command {
     Query(QueryArgs),
     /// Simulate a PII-detection scorer over several days (with a drift event) into the store.
     Demo(DemoArgs),
+    /// Serve the store over HTTP: the Grafana JSON datasource (/grafana), REST (/api/v1),
+    /// Prometheus exposition (/metrics), /healthz and /readyz.
+    Serve(ServeArgs),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
@@ -148,4 +151,35 @@ pub struct CrashWriterArgs {
     /// Rows buffered before a Parquet publication (small values publish often).
     #[arg(long, default_value_t = 20)]
     pub buffer_rows: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Address to listen on (loopback by default; set a token before listening wider).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+    /// Require `Authorization: Bearer <token>` (or `X-API-Key`) on every route but /healthz
+    /// and /readyz. Read from the environment so it stays out of the process list.
+    #[arg(long, env = "MODELWATCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body: usize,
+    /// Most series one query may return.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_series: usize,
+    /// Most points (series x windows) one query may return.
+    #[arg(long, default_value_t = 500_000)]
+    pub max_points: usize,
+    /// Longest range one query may cover.
+    #[arg(long, default_value = "400d")]
+    pub max_range: String,
+    /// Longest time a request may take (under Grafana's 30 s proxy timeout).
+    #[arg(long, default_value = "25s")]
+    pub timeout: String,
+    /// How often to look for new rows and files from the writing process.
+    #[arg(long, default_value = "2s")]
+    pub refresh: String,
 }

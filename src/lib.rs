@@ -40,3 +40,5 @@ pub use modelwatch_agent::{
     SystemClock, Timer, Timestamp,
 };
 pub use modelwatch_store as store;
+
+pub mod serve;

@@ -6,5 +6,6 @@ mod crash;
 mod import;
 mod interop;
 mod query_cli;
+mod serve;
 mod store_cli;
 mod stress;

@@ -36,8 +36,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod catalog;
 mod engine;
 mod parse;
 
+pub use catalog::{MetricKind, catalog};
 pub use engine::{Bucket, Limits, QueryError, Range, Series, resolution_for, run};
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};

@@ -63,6 +63,19 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// A matcher built outside the parser (from an HTTP payload or a filter); a bad regular
+    /// expression is an error naming it.
+    pub fn new(label: &str, op: Op, value: &str) -> Result<Matcher, String> {
+        let regex = match op {
+            Op::Re | Op::NotRe => Some(
+                regex::Regex::new(&format!("^(?:{value})$"))
+                    .map_err(|e| format!("bad regex {value:?} for {label}: {e}"))?,
+            ),
+            Op::Eq | Op::Ne => None,
+        };
+        Ok(Matcher { label: label.to_string(), op, value: value.to_string(), regex })
+    }
+
     /// Whether a label value satisfies this matcher.
     pub fn matches(&self, v: &str) -> bool {
         match self.op {
@@ -87,6 +100,52 @@ pub struct Query {
     pub matchers: Vec<Matcher>,
     /// Labels to group by (empty: everything merged into one series).
     pub by: Vec<String>,
+}
+
+impl fmt::Display for Func {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Func::Count => f.write_str("count"),
+            Func::Rate => f.write_str("rate"),
+            Func::Sum => f.write_str("sum"),
+            Func::Mean => f.write_str("mean"),
+            Func::Min => f.write_str("min"),
+            Func::Max => f.write_str("max"),
+            Func::Quantile(q) => write!(f, "quantile({q}"),
+            Func::Buckets => f.write_str("buckets"),
+        }
+    }
+}
+
+/// The query in the language's own syntax (it parses back to the same query).
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.func {
+            Func::Quantile(_) => write!(f, "{}, ", self.func)?,
+            _ => write!(f, "{}(", self.func)?,
+        }
+        f.write_str(&self.metric)?;
+        if !self.matchers.is_empty() {
+            f.write_str("{")?;
+            for (i, m) in self.matchers.iter().enumerate() {
+                let op = match m.op {
+                    Op::Eq => "=",
+                    Op::Ne => "!=",
+                    Op::Re => "=~",
+                    Op::NotRe => "!~",
+                };
+                let sep = if i > 0 { ", " } else { "" };
+                let value = m.value.replace('\\', "\\\\").replace('"', "\\\"");
+                write!(f, "{sep}{}{op}\"{value}\"", m.label)?;
+            }
+            f.write_str("}")?;
+        }
+        f.write_str(")")?;
+        if !self.by.is_empty() {
+            write!(f, " by ({})", self.by.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// A syntax error at a byte position of the query.
@@ -327,6 +386,23 @@ mod tests {
         let q = parse("rate(predictions{segment!=\"ssn\"}) by (variant, segment)").unwrap();
         assert_eq!(q.func, Func::Rate);
         assert_eq!(q.by.len(), 2);
+    }
+
+    #[test]
+    fn display_parses_back_to_the_same_query() {
+        for src in [
+            r#"p95(latency{model="pii", variant=~"can.*"}) by (segment)"#,
+            r#"quantile(0.999, confidence{segment!~"e\\.mail", tag="a\"b"})"#,
+            "rate(predictions) by (variant, segment)",
+            "buckets(feature{feature=\"len\"})",
+        ] {
+            let q = parse(src).unwrap();
+            let again = parse(&q.to_string()).unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert_eq!(again.to_string(), q.to_string());
+            let values = |q: &Query| q.matchers.iter().map(|m| m.value.clone()).collect::<Vec<_>>();
+            assert_eq!(values(&again), values(&q));
+            assert_eq!((again.func, again.metric, again.by), (q.func, q.metric, q.by));
+        }
     }
 
     #[test]

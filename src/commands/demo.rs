@@ -7,7 +7,7 @@ use anyhow::Context;
 use modelwatch::agent::{Clock, ManualClock, SystemClock, Timestamp};
 use modelwatch::{Agent, Feature, Prediction};
 use modelwatch_query::{Limits, Range, parse, run as run_query};
-use modelwatch_store::{Durability, Store, StoreConfig};
+use modelwatch_store::{Durability, EventRow, Rows, Store, StoreConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +128,30 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     for a in &agents {
         a.handle().model_loaded();
     }
+    // Events for the dashboards' annotations: the deployments, and where the simulation
+    // injects its drift (ground truth the detectors should find on their own).
+    let event = |t: u64, version: &str, variant: &str, kind: &str, message: &str| EventRow {
+        time_ms: t as i64,
+        model: "pii-confidence".into(),
+        version: version.into(),
+        variant: variant.into(),
+        kind: kind.into(),
+        message: message.into(),
+    };
+    store.append(Rows {
+        events: vec![
+            event(start, "1.4.0", "control", "model_loaded", "control model serving"),
+            event(start, "1.5.0-rc1", "canary", "model_loaded", "canary takes 10 % of the traffic"),
+            event(
+                start + drift_at * 60_000,
+                "1.4.0",
+                "control",
+                "simulated_drift",
+                "the demo injects a drift: new phone number format, longer documents",
+            ),
+        ],
+        ..Rows::default()
+    })?;
     let handles: Vec<_> = agents.iter().map(|a| a.handle()).collect();
     let segs: Vec<Vec<_>> = handles.iter().map(|h| SEGMENTS.iter().map(|s| h.segment(s)).collect()).collect();
     let timeout = handles[0].error_kind("timeout");
@@ -240,5 +264,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  modelwatch query 'rate(predictions) by (segment)' --since 1h --step 10m --data {d}");
     println!("  modelwatch store inspect --data {d}");
+    println!("\nor serve it to Grafana and Prometheus (README: \"Grafana\"):");
+    println!("  modelwatch serve --data {d}   # http://127.0.0.1:9464/grafana and /metrics");
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod crash_writer;
 mod demo;
 pub(crate) mod import;
 mod query;
+mod serve;
 mod store;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CrashWriter(args) => crash_writer::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

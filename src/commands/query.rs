@@ -8,25 +8,7 @@ use modelwatch_store::Store;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Parses `30s`, `15m`, `24h`, `7d`, `2w` (or bare milliseconds) into milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 15m, 24h or 7d"))?;
-    let ms = match unit {
-        "" | "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 7 * 86_400_000,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d, w)")),
-    };
-    if n <= 0 {
-        return Err(format!("{s:?} must be positive"));
-    }
-    Ok(n * ms)
-}
+pub use modelwatch::serve::parse_duration;
 
 fn time_of(s: &str, what: &str) -> anyhow::Result<i64> {
     crate::commands::import::parse_timestamp(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
@@ -96,16 +78,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let doc: Vec<serde_json::Value> = series
-                .iter()
-                .map(|s| {
-                    let mut v = serde_json::json!({"tags": s.tags, "points": s.points.iter().map(|&(t, v)| serde_json::json!([t, v])).collect::<Vec<_>>()});
-                    if !s.buckets.is_empty() {
-                        v["buckets"] = serde_json::json!(s.buckets.iter().map(|w| w.iter().map(|b| serde_json::json!([b.lower, b.upper, b.count])).collect::<Vec<_>>()).collect::<Vec<_>>());
-                    }
-                    v
-                })
-                .collect();
+            let doc = modelwatch::serve::series_json(&series);
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         }
         OutputFormat::Csv => {

@@ -184,6 +184,10 @@ struct Shared {
     next_file: std::sync::atomic::AtomicU64,
     wake: std::sync::mpsc::SyncSender<()>,
     stop: std::sync::atomic::AtomicBool,
+    /// Bumped whenever what a read can see changes (append, publication, maintenance,
+    /// refresh): equal generations mean equal answers, which lets readers cache.
+    generation: std::sync::atomic::AtomicU64,
+    read_only: bool,
 }
 
 const MANIFEST: &str = "manifest.json";
@@ -262,6 +266,8 @@ impl Store {
             next_file,
             wake,
             stop: std::sync::atomic::AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            read_only,
         });
         let worker = if background {
             let s = shared.clone();
@@ -308,6 +314,19 @@ impl Store {
     /// The current manifest.
     pub fn manifest(&self) -> Manifest {
         self.shared.lock().manifest.clone()
+    }
+
+    /// A number that changes whenever the rows a read can see change: an answer computed
+    /// at one generation stays right until it moves.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// For a store opened with [`Store::open_read_only`]: picks up what the writing process
+    /// has acknowledged and published since (the WAL, then the manifest, so a publication in
+    /// between loses nothing). Returns whether anything changed. A no-op for a writer.
+    pub fn refresh(&self) -> Result<bool, StoreError> {
+        self.shared.refresh()
     }
 
     /// Bytes in the WAL (acknowledged rows not yet in Parquet, framed).
@@ -387,6 +406,38 @@ impl Shared {
         }
     }
 
+    fn bump(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn refresh(&self) -> Result<bool, StoreError> {
+        if !self.read_only {
+            return Ok(false);
+        }
+        // The WAL first: a record the writer publishes after this read is then covered by
+        // the manifest read next, so every acknowledged row is seen (at worst twice, and the
+        // covered ones are skipped below).
+        let contents = Wal::read_only(&*self.fs, &self.config.dir.join(WAL_DIR))?;
+        let manifest = read_manifest(&*self.objects)?;
+        let mut buffer = Rows::default();
+        let mut seq = manifest.covered_seq;
+        for mut e in contents.entries {
+            seq = seq.max(e.seq);
+            if e.seq > manifest.covered_seq {
+                buffer.append(&mut e.rows);
+            }
+        }
+        let mut inner = self.lock();
+        if inner.manifest == manifest && inner.seq == seq {
+            return Ok(false);
+        }
+        inner.manifest = manifest;
+        inner.seq = seq;
+        inner.buffer = buffer;
+        self.bump();
+        Ok(true)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -409,6 +460,7 @@ impl Shared {
         inner.seq = seq;
         rows = entry.rows;
         inner.buffer.append(&mut rows);
+        self.bump();
         inner.buffered_since.get_or_insert_with(Instant::now);
         let full = inner.buffer.len() >= self.config.buffer_rows;
         let elapsed = started.elapsed();
@@ -503,6 +555,7 @@ impl Shared {
         let started = Instant::now();
         inner.manifest = manifest;
         inner.in_flight = None;
+        self.bump();
         // Only now may the WAL forget the rows.
         if let Some(wal) = inner.wal.as_mut() {
             wal.remove_covered(seq_end);
@@ -702,6 +755,7 @@ impl Shared {
             let mut inner = self.lock();
             let started = Instant::now();
             inner.manifest = m;
+            self.bump();
             inner.longest_hold = inner.longest_hold.max(started.elapsed());
         }
         for f in removed.iter().chain(added.iter().filter(|f| is_expired(f))) {

@@ -300,3 +300,48 @@ fn a_read_only_open_sees_a_live_writers_rows_and_writes_nothing() {
     assert_eq!(listing(dir.path()), before, "the read-only open changed no WAL byte");
     drop(agent);
 }
+
+#[test]
+fn a_read_only_store_refreshes_to_see_new_and_published_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(writer.clone(), clock.clone());
+    let record = |n: usize| {
+        for _ in 0..n {
+            agent
+                .handle()
+                .record(&Prediction::new("email", Duration::from_millis(1), 0.5).features(&[1.0, 0.0]));
+        }
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    };
+    let predictions = |s: &Store| -> f64 {
+        s.read(&all(Table::Scalars).tag("metric", "predictions"))
+            .unwrap()
+            .scalars
+            .iter()
+            .map(|r| r.value)
+            .sum()
+    };
+    record(2);
+    let reader = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(predictions(&reader), 2.0);
+    let g0 = reader.generation();
+    assert!(!reader.refresh().unwrap(), "nothing new yet");
+    assert_eq!(reader.generation(), g0);
+
+    record(3);
+    assert_eq!(predictions(&reader), 2.0, "a read-only store is a snapshot until refreshed");
+    assert!(reader.refresh().unwrap());
+    assert!(reader.generation() > g0);
+    assert_eq!(predictions(&reader), 5.0, "new WAL records");
+
+    // Publication moves rows from the WAL to Parquet: nothing is lost or counted twice.
+    writer.flush().unwrap();
+    record(4);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(predictions(&reader), 9.0, "published rows and the newer WAL records");
+    assert!(!reader.refresh().unwrap());
+    drop(agent);
+}

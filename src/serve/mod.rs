@@ -1,0 +1,560 @@
+//! `modelwatch serve`: the HTTP read side over a store.
+//!
+//! The handlers only parse requests and format answers; every number comes from the query
+//! engine ([`modelwatch_query`]). Routes:
+//!
+//! - `/grafana/...`: the Grafana JSON datasource contract (`GET /`, `POST /metrics`,
+//!   `/metric-payload-options`, `/query`, `/variable`, `/tag-keys`, `/tag-values`).
+//! - `/api/v1/query`, `/api/v1/series`, `/api/v1/labels/{label}/values`, `/api/v1/events`:
+//!   plain REST for scripts and Grafana's Infinity datasource.
+//! - `GET /metrics`: Prometheus text exposition.
+//! - `GET /healthz` (the process answers) and `GET /readyz` (the store was read).
+//!
+//! The store is opened read-only (the scorer owns the WAL) and refreshed every
+//! [`ServeConfig::refresh_every`]. Answers are cached per query and store generation: a
+//! dashboard watched by many people costs one evaluation per panel and store change.
+//! Queries run on blocking threads, at most [`ServeConfig::max_concurrent`] at a time, and
+//! any request that would run past [`ServeConfig::timeout`] is answered with an error
+//! before Grafana's 30 s proxy timeout.
+
+mod grafana;
+mod prom;
+mod rest;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use modelwatch_query::{Limits, MetricKind, Query, QueryError, Range, Series};
+use modelwatch_store::{SeriesKey, Store, StoreError};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where to listen (loopback by default).
+    pub listen: SocketAddr,
+    /// When set, every route but `/healthz` and `/readyz` needs `Authorization: Bearer
+    /// <token>` (or `X-API-Key: <token>`).
+    pub token: Option<String>,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Most series and points one query may return.
+    pub limits: Limits,
+    /// Longest time range one query may cover, ms.
+    pub max_range_ms: i64,
+    /// Longest time a request may take before it is answered with an error.
+    pub timeout: Duration,
+    /// How often the read-only store looks for new rows and files.
+    pub refresh_every: Duration,
+    /// Queries evaluated at once; more wait (within the timeout).
+    pub max_concurrent: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            token: None,
+            max_body_bytes: 1 << 20,
+            limits: Limits { max_series: 1_000, max_points: 500_000 },
+            max_range_ms: 400 * 86_400_000,
+            timeout: Duration::from_secs(25),
+            refresh_every: Duration::from_secs(2),
+            max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+        }
+    }
+}
+
+/// A request that cannot be answered: its status and a message naming the problem, sent as
+/// `{"message": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    fn too_costly(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: message.into() }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Store(e) => ApiError::internal(e.to_string()),
+            QueryError::TooLarge(_) => ApiError::too_costly(e.to_string()),
+            QueryError::NotADistribution { .. } | QueryError::BadRange(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(serde_json::json!({ "message": self.message }))).into_response()
+    }
+}
+
+/// The server's state, shared by the handlers.
+pub struct AppState {
+    store: Arc<Store>,
+    config: ServeConfig,
+    cache: Mutex<Cache>,
+    permits: tokio::sync::Semaphore,
+    exposition: Mutex<prom::Exposition>,
+}
+
+/// Answers by query and range, valid for one store generation.
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    answers: HashMap<String, Arc<Vec<Series>>>,
+    catalog: HashMap<(i64, i64), Catalog>,
+}
+
+const CACHE_ENTRIES: usize = 4_096;
+
+/// Every series of a range, with its kind.
+type Catalog = Arc<Vec<(SeriesKey, MetricKind)>>;
+
+impl AppState {
+    /// State over an open store; `now_ms` starts the Prometheus counters.
+    pub fn new(store: Arc<Store>, config: ServeConfig, now_ms: i64) -> Arc<AppState> {
+        let permits = tokio::sync::Semaphore::new(config.max_concurrent.max(1));
+        Arc::new(AppState {
+            store,
+            config,
+            cache: Mutex::new(Cache::default()),
+            permits,
+            exposition: Mutex::new(prom::Exposition::new(now_ms)),
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.store.generation();
+        if c.generation != generation {
+            *c = Cache { generation, ..Cache::default() };
+        }
+        c
+    }
+
+    /// Runs blocking store work on the blocking pool, within the concurrency limit and the
+    /// time left before `deadline`.
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        deadline: Instant,
+        work: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let late = || {
+            ApiError::too_costly(format!(
+                "the request ran past the server's {} s limit; narrow the range, raise the step or filter more",
+                self.config.timeout.as_secs()
+            ))
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let permit = tokio::time::timeout(left, self.permits.acquire()).await.map_err(|_| late())?;
+        let _permit = permit.map_err(|_| ApiError::internal("the server is shutting down"))?;
+        let store = self.store.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            match work(&store) {
+                // A writer's compaction can delete a file this read-only view still lists:
+                // look again and retry once.
+                Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR && e.message.contains("missing") => {
+                    let _ = store.refresh();
+                    Err(e)
+                }
+                r => r,
+            }
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, task).await {
+            Err(_) => Err(late()),
+            Ok(Err(e)) => Err(ApiError::internal(format!("the query failed: {e}"))),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Evaluates a query (cached per store generation).
+    async fn query(
+        self: &Arc<Self>,
+        q: Query,
+        range: Range,
+        deadline: Instant,
+    ) -> Result<Arc<Vec<Series>>, ApiError> {
+        if range.to_ms - range.from_ms > self.config.max_range_ms {
+            return Err(ApiError::too_costly(format!(
+                "the range covers {} days, at most {} are allowed",
+                (range.to_ms - range.from_ms) / 86_400_000,
+                self.config.max_range_ms / 86_400_000
+            )));
+        }
+        let key = format!("{q}|{}|{}|{}", range.from_ms, range.to_ms, range.step_ms);
+        if let Some(hit) = self.cache().answers.get(&key) {
+            return Ok(hit.clone());
+        }
+        let generation = self.store.generation();
+        let limits = self.config.limits;
+        let mut attempt = 0;
+        let answer = loop {
+            let q = q.clone();
+            let r = self
+                .blocking(deadline, move |store| {
+                    modelwatch_query::run(store, &q, range, limits).map_err(ApiError::from)
+                })
+                .await;
+            match r {
+                Err(e) if attempt == 0 && e.message.contains("missing") => attempt += 1,
+                r => break Arc::new(r?),
+            }
+        };
+        let mut cache = self.cache();
+        if cache.generation == generation {
+            if cache.answers.len() >= CACHE_ENTRIES {
+                cache.answers.clear();
+            }
+            cache.answers.insert(key, answer.clone());
+        }
+        Ok(answer)
+    }
+
+    /// Every series with rows in the range, with its kind (cached per store generation).
+    async fn catalog(
+        self: &Arc<Self>,
+        from_ms: i64,
+        to_ms: i64,
+        deadline: Instant,
+    ) -> Result<Catalog, ApiError> {
+        // Hour-aligned so that dashboards refreshing every few seconds share one entry.
+        let (from_ms, to_ms) =
+            (from_ms.div_euclid(3_600_000) * 3_600_000, (to_ms / 3_600_000 + 1) * 3_600_000);
+        if let Some(hit) = self.cache().catalog.get(&(from_ms, to_ms)) {
+            return Ok(hit.clone());
+        }
+        let generation = self.store.generation();
+        let answer = Arc::new(
+            self.blocking(deadline, move |store| {
+                modelwatch_query::catalog(store, from_ms, to_ms).map_err(ApiError::from)
+            })
+            .await?,
+        );
+        let mut cache = self.cache();
+        if cache.generation == generation {
+            cache.catalog.insert((from_ms, to_ms), answer.clone());
+        }
+        Ok(answer)
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.config.timeout
+    }
+}
+
+/// The routes over a state.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .nest("/grafana", grafana::routes())
+        // The plugin's Test button asks for `<url>/`; a nested "/" only matches `/grafana`.
+        .route("/grafana/", get(|| async { "ok" }))
+        .nest("/api/v1", rest::routes())
+        .route("/metrics", get(prom::metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .fallback(|| async { ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into() } })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    // Ready once the store answers a read (the manifest and every listed file's partition
+    // are reachable).
+    let now = now_ms();
+    match state.catalog(now - 3_600_000, now, state.deadline()).await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "message": e.message })))
+            .into_response(),
+    }
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authorize(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &state.config.token else { return next.run(request).await };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match given {
+        Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(_) => {
+            ApiError { status: StatusCode::UNAUTHORIZED, message: "wrong token".into() }.into_response()
+        }
+        None => {
+            let mut r = ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "this server needs `Authorization: Bearer <token>` or `X-API-Key: <token>`".into(),
+            }
+            .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            r
+        }
+    }
+}
+
+/// Parses a request body as JSON into `T`; an empty body reads as `{}`. The error names the
+/// field and position serde could not read.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError { status: e.status(), message: e.body_text() })?;
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+    serde_json::from_slice(text).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+}
+
+/// Query answers as JSON: a list of series, each `{"tags": {...}, "points": [[ms, value],
+/// ...]}`, plus `"buckets": [[[lower, upper, count], ...], ...]` (one list per point) for
+/// `buckets(...)`. The CLI's `--format json` and `/api/v1/query` share it.
+pub fn series_json(series: &[Series]) -> serde_json::Value {
+    use serde_json::json;
+    let doc: Vec<serde_json::Value> = series
+        .iter()
+        .map(|s| {
+            let points: Vec<_> = s.points.iter().map(|&(t, v)| json!([t, v])).collect();
+            let mut v = json!({ "tags": s.tags, "points": points });
+            if !s.buckets.is_empty() {
+                let windows: Vec<Vec<_>> = s
+                    .buckets
+                    .iter()
+                    .map(|w| w.iter().map(|b| json!([b.lower, b.upper, b.count])).collect())
+                    .collect();
+                v["buckets"] = json!(windows);
+            }
+            v
+        })
+        .collect();
+    serde_json::Value::Array(doc)
+}
+
+/// Now, ms since the Unix epoch.
+fn now_ms() -> i64 {
+    use modelwatch_agent::Clock;
+    modelwatch_agent::SystemClock.now().as_millis() as i64
+}
+
+/// A time given as epoch ms, epoch seconds (10 digits), RFC 3339, `now` or `now-6h`.
+fn parse_time(s: &str, now: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix("now") {
+        if rest.is_empty() {
+            return Ok(now);
+        }
+        let (sign, d) = rest.split_at(1);
+        let d = parse_duration(d)?;
+        return match sign {
+            "-" => Ok(now - d),
+            "+" => Ok(now + d),
+            _ => Err(format!("{s:?}: expected now, now-<duration> or now+<duration>")),
+        };
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(if s.len() <= 10 { n * 1000 } else { n });
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("{s:?} is not a time (RFC 3339, epoch ms or s, now, now-6h)"))
+}
+
+/// Parses `30s`, `15m`, `24h`, `7d`, `2w` (or bare milliseconds, `500ms`) into ms.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 15m, 24h or 7d"))?;
+    let unit_ms = match unit {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d, w)")),
+    };
+    if n <= 0 {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(n * unit_ms)
+}
+
+/// The steps windows snap to: round numbers, so that consecutive refreshes of a dashboard
+/// share windows (and cache entries), and so that steps of a minute or more can read the
+/// roll-ups.
+const NICE_STEPS: [i64; 18] = [
+    1_000,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    10_800_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+    604_800_000,
+    2_592_000_000,
+];
+
+/// The range to evaluate for `[from, to)`: a step of at least `min_step_ms` that keeps the
+/// windows within `max_points`, rounded up to a nice step; the start aligned down and the
+/// end up to it.
+fn range_for(from: i64, to: i64, min_step_ms: i64, max_points: i64) -> Result<Range, ApiError> {
+    if to <= from {
+        return Err(ApiError::bad_request(format!("the range ends ({to}) before it starts ({from})")));
+    }
+    let wanted = min_step_ms.max((to - from + max_points.max(1) - 1) / max_points.max(1)).max(1);
+    let step = NICE_STEPS
+        .iter()
+        .copied()
+        .find(|&s| s >= wanted)
+        .unwrap_or((wanted + 86_399_999) / 86_400_000 * 86_400_000);
+    let from_ms = from.div_euclid(step) * step;
+    let to_ms = (to - 1).div_euclid(step) * step + step;
+    Ok(Range { from_ms, to_ms, step_ms: step })
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(store: Store, config: ServeConfig) -> anyhow::Result<()> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("modelwatch-serve").build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && config.token.is_none() {
+            tracing::warn!(%addr, "listening beyond loopback without a token: anyone who can reach it can read the store");
+        }
+        let state = AppState::new(Arc::new(store), config, now_ms());
+        spawn_refresher(state.clone());
+        eprintln!("modelwatch: serving {} on http://{addr}", state.store.dir().display());
+        eprintln!("  Grafana JSON datasource: http://{addr}/grafana   Prometheus: http://{addr}/metrics");
+        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Refreshes the read-only store and feeds the Prometheus exposition every interval.
+pub fn spawn_refresher(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.refresh_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                if let Err(e) = s.store.refresh() {
+                    tracing::warn!(error = %e, "refreshing the store failed; serving what was read before");
+                }
+            })
+            .await;
+            if done.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Store errors as API errors.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_snap_to_nice_steps_and_cover_the_request() {
+        let day = 86_400_000;
+        let from = 1_764_115_234_567;
+        let r = range_for(from, from + day, 30_000, 1_000).unwrap();
+        assert_eq!(r.step_ms, 120_000, "86.4 s per point rounds up to 2 min");
+        assert!(r.from_ms <= from && r.from_ms % r.step_ms == 0);
+        assert!(r.to_ms >= from + day && r.to_ms % r.step_ms == 0);
+        assert!((r.to_ms - r.from_ms) / r.step_ms <= 1_001);
+        assert_eq!(range_for(0, 60_000, 1, 1_000).unwrap().step_ms, 1_000);
+        assert!(range_for(10, 10, 1, 10).is_err());
+    }
+
+    #[test]
+    fn times_parse_in_every_form_grafana_and_people_use() {
+        let now = 1_764_115_200_000;
+        assert_eq!(parse_time("now", now), Ok(now));
+        assert_eq!(parse_time("now-6h", now), Ok(now - 6 * 3_600_000));
+        assert_eq!(parse_time("2025-11-26T00:00:00.000Z", now), Ok(1_764_115_200_000));
+        assert_eq!(parse_time("1764115200", now), Ok(1_764_115_200_000));
+        assert_eq!(parse_time("1764115200000", now), Ok(1_764_115_200_000));
+        assert!(parse_time("yesterday", now).unwrap_err().contains("yesterday"));
+        assert!(parse_time("now-6x", now).unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,146 @@
+//! Plain REST under `/api/v1`, for scripts and Grafana's Infinity datasource. Times are
+//! epoch ms or s, RFC 3339, `now` or `now-6h`; answers are the CLI's JSON shapes.
+//!
+//! - `GET /query?query=<expr>&from=now-24h&to=now[&step=5m]` → `[{"tags", "points"}]`
+//!   (without `step`, one chosen for about 1,000 points).
+//! - `GET /series?from&to[&match=<selector>]` → `[{"metric", "kind", "model", ...}]`
+//! - `GET /labels/{label}/values?from&to[&match=<selector>]` → `["a", "b"]`
+//! - `GET /events?from&to[&kind=..&model=..]` → `[{"time_ms", "kind", ...}]`
+
+use super::{ApiError, AppState, parse_duration, parse_time, range_for, series_json};
+use axum::Router;
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::routing::get;
+use modelwatch_query::parse;
+use modelwatch_store::{ReadRequest, Resolution, Table};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/query", get(query))
+        .route("/series", get(series))
+        .route("/labels/{label}/values", get(label_values))
+        .route("/events", get(events))
+}
+
+type Params = Result<UrlQuery<RangeParams>, axum::extract::rejection::QueryRejection>;
+type Answer = Result<axum::Json<Value>, ApiError>;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RangeParams {
+    query: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    step: Option<String>,
+    #[serde(rename = "match")]
+    selector: Option<String>,
+    kind: Option<String>,
+    model: Option<String>,
+}
+
+impl RangeParams {
+    fn from_url(p: Params) -> Result<RangeParams, ApiError> {
+        p.map(|UrlQuery(p)| p).map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+
+    /// `[from, to)`, by default the last hour.
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        let now = super::now_ms();
+        let t = |v: &Option<String>, default: i64, what: &str| match v {
+            None => Ok(default),
+            Some(s) => parse_time(s, now).map_err(|e| ApiError::bad_request(format!("{what}: {e}"))),
+        };
+        Ok((t(&self.from, now - 3_600_000, "from")?, t(&self.to, now, "to")?))
+    }
+
+    /// The series a `match` selector keeps (all without one).
+    fn matches(&self) -> Result<Option<modelwatch_query::Query>, ApiError> {
+        self.selector
+            .as_deref()
+            .map(|s| parse(s).map_err(|e| ApiError::bad_request(format!("match: {e}"))))
+            .transpose()
+    }
+}
+
+async fn query(State(state): State<Arc<AppState>>, params: Params) -> Answer {
+    let p = RangeParams::from_url(params)?;
+    let expr = p.query.as_deref().ok_or_else(|| ApiError::bad_request("the `query` parameter is missing"))?;
+    let q = parse(expr).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    let (from, to) = p.bounds()?;
+    let range = match &p.step {
+        Some(s) => {
+            let step = parse_duration(s).map_err(|e| ApiError::bad_request(format!("step: {e}")))?;
+            if to <= from {
+                return Err(ApiError::bad_request("`to` must be after `from`"));
+            }
+            modelwatch_query::Range { from_ms: from.div_euclid(step) * step, to_ms: to, step_ms: step }
+        }
+        None => range_for(from, to, 1_000, 1_000)?,
+    };
+    let series = state.query(q, range, state.deadline()).await?;
+    Ok(axum::Json(series_json(&series)))
+}
+
+fn keep(q: &Option<modelwatch_query::Query>, s: &modelwatch_store::SeriesKey) -> bool {
+    q.as_ref().is_none_or(|q| {
+        (q.metric.is_empty() || &*s.metric == q.metric.as_str())
+            && q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")))
+    })
+}
+
+async fn series(State(state): State<Arc<AppState>>, params: Params) -> Answer {
+    let p = RangeParams::from_url(params)?;
+    let (from, to) = p.bounds()?;
+    let selector = p.matches()?;
+    let catalog = state.catalog(from, to, state.deadline()).await?;
+    let out: Vec<Value> = catalog
+        .iter()
+        .filter(|(s, _)| keep(&selector, s))
+        .map(|(s, k)| {
+            json!({ "metric": s.metric, "kind": k.as_str(), "model": s.model, "version": s.version,
+                    "variant": s.variant, "instance": s.instance, "segment": s.segment,
+                    "feature": s.feature, "tags": s.tags })
+        })
+        .collect();
+    Ok(axum::Json(Value::Array(out)))
+}
+
+async fn label_values(
+    State(state): State<Arc<AppState>>,
+    Path(label): Path<String>,
+    params: Params,
+) -> Answer {
+    let p = RangeParams::from_url(params)?;
+    let (from, to) = p.bounds()?;
+    let selector = p.matches()?;
+    let catalog = state.catalog(from, to, state.deadline()).await?;
+    let values: BTreeSet<&str> = catalog
+        .iter()
+        .filter(|(s, _)| keep(&selector, s))
+        .filter_map(|(s, _)| s.tag(&label).filter(|v| !v.is_empty()))
+        .collect();
+    Ok(axum::Json(json!(values)))
+}
+
+async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {
+    let p = RangeParams::from_url(params)?;
+    let (from, to) = p.bounds()?;
+    let mut req = ReadRequest::new(Table::Events, from, to, Resolution::Raw);
+    if let Some(k) = &p.kind {
+        req = req.tag("kind", k);
+    }
+    if let Some(m) = &p.model {
+        req = req.tag("model", m);
+    }
+    let mut rows = state.blocking(state.deadline(), move |store| Ok(store.read(&req)?.events)).await?;
+    rows.sort_by_key(|e| e.time_ms);
+    Ok(axum::Json(json!(rows
+        .iter()
+        .map(|e| json!({ "time_ms": e.time_ms, "model": e.model, "version": e.version, "variant": e.variant,
+                         "kind": e.kind, "message": e.message }))
+        .collect::<Vec<_>>())))
+}

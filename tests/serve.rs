@@ -1,0 +1,523 @@
+//! `modelwatch serve`'s routes, in process, with request bodies shaped as Grafana and the
+//! simpod JSON datasource send them (specs/grafana-json-datasource/CONTRACT.md), checked
+//! against the response shapes there and against what was recorded.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use modelwatch::serve::{AppState, ServeConfig, router};
+use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp, new_latency_histogram};
+use modelwatch_store::{EventRow, Rows, Store, StoreConfig};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    /// Start of the recorded hour (ms, on a whole hour, six hours ago).
+    pub t0: i64,
+    /// Latencies recorded per (variant, minute start), ns.
+    pub latencies: HashMap<(String, i64), Vec<u64>>,
+    /// Predictions and errors recorded per segment.
+    pub predictions: HashMap<String, u64>,
+    pub errors: u64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Two variants on two instances, two segments, one hour of 10 s intervals starting on the
+/// hour six hours ago, a timeout now and then, and two events.
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = (now_ms() / 3_600_000 - 6) * 3_600_000;
+    let store =
+        Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(t0 as u64)));
+    let agents: Vec<(String, Agent)> = [("control", "1.4.0"), ("canary", "1.5.0")]
+        .iter()
+        .map(|(v, version)| {
+            let a = Agent::builder("pii")
+                .version(version)
+                .variant(v)
+                .instance(&format!("host-{v}"))
+                .segments(["email", "phone"])
+                .features([Feature::numeric("len")])
+                .clock(clock.clone())
+                .background_flush(false)
+                .build(store.clone())
+                .unwrap();
+            (v.to_string(), a)
+        })
+        .collect();
+    let mut f = Fixture { dir, t0, latencies: HashMap::new(), predictions: HashMap::new(), errors: 0 };
+    for i in 0..360i64 {
+        let t = t0 + i * 10_000;
+        for (vi, (v, a)) in agents.iter().enumerate() {
+            let h = a.handle();
+            for (k, seg) in ["email", "phone"].iter().enumerate() {
+                for j in 0..(1 + (i as usize + k + vi) % 3) {
+                    let lat = 200_000 + ((i as u64 * 7919 + j as u64 * 104_729 + k as u64 * 31) % 3_000_000);
+                    let conf = ((i as usize * 37 + j * 11 + k * 5) % 100) as f64 / 100.0;
+                    h.record(
+                        &Prediction::new(*seg, Duration::from_nanos(lat), conf).features(&[j as f64 + 1.0]),
+                    );
+                    f.latencies.entry((v.clone(), t - t % 60_000)).or_default().push(lat);
+                    *f.predictions.entry(seg.to_string()).or_default() += 1;
+                }
+            }
+            if i % 50 == 7 {
+                h.error("email", h.error_kind("timeout"));
+                f.errors += 1;
+            }
+        }
+        clock.set(Timestamp::from_millis((t + 10_000) as u64));
+        for (_, a) in &agents {
+            a.flush_due().unwrap();
+        }
+    }
+    drop(agents);
+    let event = |t: i64, kind: &str, message: &str| EventRow {
+        time_ms: t,
+        model: "pii".into(),
+        version: "1.5.0".into(),
+        variant: "canary".into(),
+        kind: kind.into(),
+        message: message.into(),
+    };
+    store
+        .append(Rows {
+            events: vec![
+                event(t0 + 600_000, "model_loaded", "canary up"),
+                event(t0 + 1_800_000, "retrain", "drift"),
+            ],
+            ..Rows::default()
+        })
+        .unwrap();
+    store.flush().unwrap();
+    store.maintain(now_ms()).unwrap();
+    f
+}
+
+fn app(f: &Fixture, config: ServeConfig) -> axum::Router {
+    let store = Arc::new(Store::open_read_only(StoreConfig::new(f.dir.path())).unwrap());
+    router(AppState::new(store, config, now_ms()))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+async fn call(app: &axum::Router, method: &str, path: &str, body: Option<String>) -> (StatusCode, Value) {
+    call_with(app, method, path, body, &[]).await
+}
+
+async fn call_with(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 26).await.unwrap();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A `/query` body as Grafana 10/11 sends it through the plugin (CONTRACT.md 1.4).
+fn grafana_query(
+    from: i64,
+    to: i64,
+    interval_ms: i64,
+    max_points: i64,
+    targets: Value,
+    extra: Value,
+) -> String {
+    let mut body = json!({
+        "app": "dashboard",
+        "requestId": "SQR101",
+        "timezone": "browser",
+        "panelId": 2,
+        "panelName": "p95 latency",
+        "panelPluginId": "timeseries",
+        "dashboardUID": "ml-health",
+        "range": { "from": iso(from), "to": iso(to), "raw": { "from": "now-6h", "to": "now" } },
+        "rangeRaw": { "from": "now-6h", "to": "now" },
+        "timeInfo": "",
+        "interval": format!("{}s", interval_ms / 1000),
+        "intervalMs": interval_ms,
+        "maxDataPoints": max_points,
+        "startTime": now_ms(),
+        "cacheTimeout": null,
+        "queryCachingTTL": null,
+        "liveStreaming": false,
+        "targets": targets,
+        "scopedVars": {
+            "__interval": { "text": "1m", "value": "1m" },
+            "__interval_ms": { "text": "60000", "value": 60000 }
+        },
+        "filters": []
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    body.to_string()
+}
+
+fn target(ref_id: &str, target: &str, payload: Value) -> Value {
+    json!({ "refId": ref_id, "datasource": { "type": "simpod-json-datasource", "uid": "P0A2B3C4" },
+            "editorMode": "builder", "target": target, "payload": payload })
+}
+
+fn field<'a>(frame: &'a Value, name: &str) -> &'a Vec<Value> {
+    frame["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {frame}"))["values"]
+        .as_array()
+        .unwrap()
+}
+
+#[test]
+fn test_connection_discovery_and_variables_answer_the_contract_shapes() {
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    rt().block_on(async {
+        let (s, v) = call(&app, "GET", "/grafana/", None).await;
+        assert_eq!((s, v), (StatusCode::OK, json!("ok")));
+
+        // Code mode sends `{}`; builder mode the current metric and payload.
+        for body in [json!({}), json!({"metric": "latency", "payload": {"model": "pii"}})] {
+            let (s, v) = call(&app, "POST", "/grafana/metrics", Some(body.to_string())).await;
+            assert_eq!(s, StatusCode::OK);
+            let metrics = v.as_array().unwrap();
+            let latency = metrics.iter().find(|m| m["value"] == "latency").expect("latency listed");
+            assert!(latency["label"].is_string());
+            let names: Vec<&str> =
+                latency["payloads"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+            for n in ["statistic", "model", "version", "variant", "segment", "by", "format"] {
+                assert!(names.contains(&n), "{n} in {names:?}");
+            }
+            for p in latency["payloads"].as_array().unwrap() {
+                assert!(["select", "multi-select", "input", "textarea"].contains(&p["type"].as_str().unwrap()));
+            }
+            let feature = metrics.iter().find(|m| m["value"] == "feature").unwrap();
+            assert!(feature["payloads"].as_array().unwrap().iter().any(|p| p["name"] == "feature"));
+            assert!(metrics.iter().any(|m| m["value"] == "predictions"));
+            assert!(metrics.iter().any(|m| m["value"] == "events"));
+        }
+
+        let body = json!({"metric": "latency", "payload": {"model": "pii", "variant": "canary"}, "name": "version"});
+        let (s, v) = call(&app, "POST", "/grafana/metric-payload-options", Some(body.to_string())).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, json!([{"label": "1.5.0", "value": "1.5.0"}]), "narrowed by the other payload fields");
+        let body = json!({"metric": "latency", "payload": {}, "name": "segment"});
+        let (_, v) = call(&app, "POST", "/grafana/metric-payload-options", Some(body.to_string())).await;
+        assert_eq!(v, json!([{"label": "email", "value": "email"}, {"label": "phone", "value": "phone"}]));
+
+        // Query variables, "Raw JSON" off and on (issue #231's wire shape).
+        let range = json!({"from": iso(f.t0 - 3_600_000), "to": iso(now_ms()), "raw": {"from": "now-7d", "to": "now"}});
+        let (s, v) =
+            call(&app, "POST", "/grafana/variable", Some(json!({"payload": {"target": "variants"}, "range": range}).to_string()))
+                .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, json!([{"__text": "canary", "__value": "canary"}, {"__text": "control", "__value": "control"}]));
+        let body = json!({"payload": {"target": "label_values(latency, version)", "variant": "control"}, "range": range});
+        let (_, v) = call(&app, "POST", "/grafana/variable", Some(body.to_string())).await;
+        assert_eq!(v, json!([{"__text": "1.4.0", "__value": "1.4.0"}]));
+        let (s, v) =
+            call(&app, "POST", "/grafana/variable", Some(json!({"payload": {"target": "colours"}}).to_string())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(v["message"].as_str().unwrap().contains("colours"));
+
+        // Ad hoc filter keys and values: older Grafana posts nothing, newer the options object.
+        for body in [None, Some("{}".to_string()), Some(json!({"filters": [], "timeRange": range}).to_string())] {
+            let (s, v) = call(&app, "POST", "/grafana/tag-keys", body).await;
+            assert_eq!(s, StatusCode::OK);
+            let keys: Vec<&str> = v.as_array().unwrap().iter().map(|k| k["text"].as_str().unwrap()).collect();
+            for k in ["model", "variant", "segment", "feature", "kind"] {
+                assert!(keys.contains(&k), "{k} in {keys:?}");
+            }
+        }
+        let (_, v) = call(&app, "POST", "/grafana/tag-values", Some(json!({"key": "variant"}).to_string())).await;
+        assert_eq!(v, json!([{"text": "canary"}, {"text": "control"}]));
+        let body = json!({"key": "version", "filters": [{"key": "variant", "operator": "=", "value": "canary"}]});
+        let (_, v) = call(&app, "POST", "/grafana/tag-values", Some(body.to_string())).await;
+        assert_eq!(v, json!([{"text": "1.5.0"}]));
+    });
+}
+
+#[test]
+fn panels_get_exact_quantiles_counts_and_rates_cut_to_max_data_points() {
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        // A code-mode expression and a builder target with a multi-value payload.
+        let targets = json!([
+            { "refId": "A", "editorMode": "code", "target": "p95(latency{model=\"pii\"}) by (variant)", "payload": {} },
+            target("B", "latency", json!({"statistic": "count", "variant": ["control", "canary"], "by": "segment"})),
+            target("C", "predictions", json!({"statistic": "rate", "segment": "(email|phone)"})),
+            { "refId": "D", "target": "latency", "hide": true },
+        ]);
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 1_000, targets, json!({})))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let frames = v.as_array().expect("a top-level JSON array");
+        assert_eq!(frames.iter().filter(|fr| fr["refId"] == "D").count(), 0, "hidden targets are dropped");
+
+        // A: p95 per variant and minute equals hdrhistogram's over the merged raw values, in ms.
+        let a: Vec<&Value> = frames.iter().filter(|fr| fr["refId"] == "A").collect();
+        assert_eq!(a.len(), 2);
+        for frame in a {
+            let variant = frame["fields"][1]["labels"]["variant"].as_str().unwrap();
+            assert_eq!(frame["fields"][1]["config"]["unit"], "ms");
+            let times = field(frame, "Time");
+            let values = field(frame, "Value");
+            assert_eq!(times.len(), 60, "one point per minute");
+            for (t, v) in times.iter().zip(values) {
+                let mut h = new_latency_histogram();
+                for x in &f.latencies[&(variant.to_string(), t.as_i64().unwrap())] {
+                    h.record(*x).unwrap();
+                }
+                let expected = h.value_at_quantile(0.95) as f64 / 1e6;
+                let got = v.as_f64().unwrap();
+                assert!((got - expected).abs() <= expected * 1e-9, "{variant} at {t}: {got} vs {expected}");
+            }
+        }
+        // B: counts per segment add up to what was recorded.
+        for frame in frames.iter().filter(|fr| fr["refId"] == "B") {
+            let seg = frame["fields"][1]["labels"]["segment"].as_str().unwrap();
+            let total: f64 = field(frame, "Value").iter().map(|v| v.as_f64().unwrap()).sum();
+            assert_eq!(total as u64, f.predictions[seg], "{seg}");
+        }
+        // C: a rate is the count per second of each window.
+        let c = frames.iter().find(|fr| fr["refId"] == "C").unwrap();
+        let total: f64 = field(c, "Value").iter().map(|v| v.as_f64().unwrap() * 60.0).sum();
+        assert!((total - f.predictions.values().sum::<u64>() as f64).abs() < 1e-6);
+
+        // maxDataPoints cuts the series: 6 h at most 100 points -> 5 min windows.
+        let targets = json!([target("A", "latency", json!({"statistic": "p99"}))]);
+        let body = grafana_query(from - 3_600_000, to + 7_200_000, 10_000, 100, targets, json!({}));
+        let (_, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
+        let times = field(&v[0], "Time");
+        assert!(times.len() <= 101 && times.len() >= 12, "{} points", times.len());
+        assert_eq!(times[1].as_i64().unwrap() - times[0].as_i64().unwrap(), 300_000);
+    });
+}
+
+#[test]
+fn heatmaps_tables_annotations_filters_and_error_ratios() {
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        let targets = json!([target("H", "confidence", json!({"statistic": "buckets", "format": "heatmap", "bins": "10"}))]);
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 600_000, 1_000, targets, json!({})))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let h = &v[0];
+        assert_eq!(h["meta"]["type"], "heatmap-rows");
+        let fields = h["fields"].as_array().unwrap();
+        assert_eq!(fields[0]["type"], "time");
+        assert_eq!(fields.len(), 11, "time and ten rows");
+        let bounds: Vec<f64> = fields[1..].iter().map(|f| f["name"].as_str().unwrap().parse().unwrap()).collect();
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]) && bounds[9] == 1.0, "{bounds:?}");
+        // Per window (not cumulative) the rows add up to the predictions of the window.
+        let windows = field(h, "Time").len();
+        let mut total = 0;
+        for w in 0..windows {
+            total += fields[1..].iter().map(|f| f["values"][w].as_u64().unwrap()).sum::<u64>();
+        }
+        assert_eq!(total, f.predictions.values().sum::<u64>());
+
+        // Table format: time, the group labels, the value.
+        let targets = json!([target("T", "latency", json!({"statistic": "count", "by": ["variant"], "format": "table"}))]);
+        let (_, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 3_600_000, 10, targets, json!({})))).await;
+        let names: Vec<&str> = v[0]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Time", "variant", "Value"]);
+
+        // Annotations are a `/query` target with refId "Anno".
+        let targets = json!([{ "refId": "Anno", "target": "events", "payload": {"kind": "retrain"} }]);
+        let (_, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 1_000, targets, json!({})))).await;
+        assert_eq!(field(&v[0], "time"), &vec![json!(f.t0 + 1_800_000)]);
+        assert_eq!(field(&v[0], "title"), &vec![json!("retrain")]);
+        assert!(field(&v[0], "text")[0].as_str().unwrap().contains("drift"));
+
+        // Ad hoc filters, current (`filters`) and older (`adhocFilters`) names, and group-by keys.
+        let count_of = |v: &Value| -> f64 {
+            v.as_array().unwrap().iter().flat_map(|fr| field(fr, "Value").clone()).map(|x| x.as_f64().unwrap()).sum()
+        };
+        for name in ["filters", "adhocFilters"] {
+            let targets = json!([target("A", "latency", json!({"statistic": "count"}))]);
+            let extra = json!({ name: [{"key": "segment", "operator": "=", "value": "phone"}], "groupByKeys": ["variant"] });
+            let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 1_000, targets, extra))).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v.as_array().unwrap().len(), 2, "grouped by variant");
+            assert_eq!(count_of(&v) as u64, f.predictions["phone"], "{name}");
+        }
+
+        // The error ratio: errors / (predictions + errors).
+        let targets = json!([target("E", "error_ratio", json!({}))]);
+        let (_, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 3_600_000, 10, targets, json!({})))).await;
+        let ratio = field(&v[0], "Value")[0].as_f64().unwrap();
+        let n = f.predictions.values().sum::<u64>() as f64;
+        assert!((ratio - f.errors as f64 / (n + f.errors as f64)).abs() < 1e-12, "{ratio}");
+    });
+}
+
+#[test]
+fn bad_requests_get_a_4xx_with_a_json_message_naming_the_problem() {
+    let f = fixture();
+    let config = ServeConfig {
+        max_body_bytes: 4_096,
+        limits: modelwatch_query::Limits { max_series: 3, max_points: 100_000 },
+        ..ServeConfig::default()
+    };
+    let app = app(&f, config);
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        let cases: Vec<(String, StatusCode, &str)> = vec![
+            ("{\"range\": ".into(), StatusCode::BAD_REQUEST, "malformed JSON body"),
+            (json!({"targets": []}).to_string(), StatusCode::BAD_REQUEST, "range.from"),
+            (
+                grafana_query(
+                    from,
+                    to,
+                    60_000,
+                    100,
+                    json!([target("A", "p95(latency", json!({}))]),
+                    json!({}),
+                ),
+                StatusCode::BAD_REQUEST,
+                "position",
+            ),
+            (
+                grafana_query(
+                    from,
+                    to,
+                    60_000,
+                    100,
+                    json!([target("A", "latency", json!({"statistic": "p95"}))]),
+                    json!({"filters": [{"key": "segment", "operator": "<", "value": "3"}]}),
+                ),
+                StatusCode::BAD_REQUEST,
+                "operator \"<\"",
+            ),
+            (
+                grafana_query(
+                    from,
+                    to,
+                    60_000,
+                    100,
+                    json!([target("A", "predictions", json!({"statistic": "p95"}))]),
+                    json!({}),
+                ),
+                StatusCode::BAD_REQUEST,
+                "needs a distribution",
+            ),
+            (
+                grafana_query(
+                    from,
+                    to,
+                    60_000,
+                    100,
+                    json!([target("A", "latency", json!({"statistic": "count", "by": "variant,segment"}))]),
+                    json!({}),
+                ),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "at most 3",
+            ),
+            (
+                json!({"range": {"from": "yesterday", "to": "now"}, "targets": []}).to_string(),
+                StatusCode::BAD_REQUEST,
+                "yesterday",
+            ),
+            (
+                format!("{{\"pad\": \"{}\"}}", "x".repeat(10_000)),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "length limit",
+            ),
+        ];
+        for (body, status, needle) in cases {
+            let (s, v) = call(&app, "POST", "/grafana/query", Some(body.clone())).await;
+            assert_eq!(s, status, "{v} for {}", &body[..body.len().min(200)]);
+            let m = v["message"].as_str().unwrap_or_else(|| panic!("a JSON message, got {v}"));
+            assert!(m.contains(needle), "{m:?} should name {needle:?}");
+        }
+        let (s, v) = call(&app, "GET", "/api/v1/query?query=count(latency)&from=now-500d", None).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(v["message"].as_str().unwrap().contains("days"));
+        let (s, v) = call(&app, "GET", "/nowhere", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert!(v["message"].is_string());
+    });
+}
+
+#[test]
+fn a_token_guards_everything_but_health() {
+    let f = fixture();
+    let app = app(&f, ServeConfig { token: Some("s3cret".into()), ..ServeConfig::default() });
+    rt().block_on(async {
+        assert_eq!(call(&app, "GET", "/healthz", None).await.0, StatusCode::OK);
+        assert_eq!(call(&app, "GET", "/readyz", None).await.0, StatusCode::OK);
+        for path in ["/grafana/", "/metrics", "/api/v1/series"] {
+            let (s, v) = call(&app, "GET", path, None).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+            assert!(v["message"].as_str().unwrap().contains("Bearer"));
+            let wrong = call_with(&app, "GET", path, None, &[("authorization", "Bearer nope")]).await;
+            assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+            let ok = call_with(&app, "GET", path, None, &[("authorization", "Bearer s3cret")]).await;
+            assert_eq!(ok.0, StatusCode::OK, "{path}: {}", ok.1);
+            let key = call_with(&app, "GET", path, None, &[("x-api-key", "s3cret")]).await;
+            assert_eq!(key.0, StatusCode::OK);
+        }
+    });
+}
+
+#[test]
+fn rest_endpoints_answer_what_the_engine_and_cli_answer() {
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        let path = format!("/api/v1/query?query=count(latency)%20by%20(segment)&from={from}&to={to}&step=1h");
+        let (s, v) = call(&app, "GET", &path, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        for series in v.as_array().unwrap() {
+            let seg = series["tags"]["segment"].as_str().unwrap();
+            assert_eq!(series["points"], json!([[from, f.predictions[seg] as f64]]));
+        }
+        let (_, v) =
+            call(&app, "GET", &format!("/api/v1/labels/segment/values?from={from}&to={to}"), None).await;
+        assert_eq!(v, json!(["email", "phone"]));
+        let (_, v) =
+            call(&app, "GET", &format!("/api/v1/series?from={from}&to={to}&match=errors"), None).await;
+        let kinds: Vec<&str> = v.as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+        assert!(!kinds.is_empty() && kinds.iter().all(|k| *k == "counter"), "{v}");
+        let (_, v) =
+            call(&app, "GET", &format!("/api/v1/events?from={from}&to={to}&kind=model_loaded"), None).await;
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["message"], "canary up");
+        let (s, v) = call(&app, "GET", "/api/v1/query?from=now-1h", None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(v["message"].as_str().unwrap().contains("query"));
+    });
+}
