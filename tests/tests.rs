@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod import;
 mod interop;
+mod prometheus;
 mod query_cli;
 mod serve;
 mod store_cli;
