@@ -153,7 +153,11 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
     });
 
     wait_value(prom_port, "sum(modelwatch_predictions_total)", 50.0);
-    wait_value(prom_port, r#"modelwatch_predictions_total{segment="email",model="pii",version="7",variant="control"}"#, 40.0);
+    wait_value(
+        prom_port,
+        r#"modelwatch_predictions_total{segment="email",model="pii",version="7",variant="control"}"#,
+        40.0,
+    );
     wait_value(prom_port, "sum(modelwatch_prediction_latency_seconds_count)", 50.0);
     wait_value(prom_port, r#"sum(modelwatch_prediction_latency_seconds_bucket{le="0.0025"})"#, 20.0);
     wait_value(prom_port, r#"sum(modelwatch_prediction_latency_seconds_bucket{le="0.005"})"#, 40.0);
@@ -162,7 +166,10 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
     wait_value(prom_port, r#"sum(modelwatch_prediction_confidence_bucket{le="0.4"})"#, 10.0);
     wait_value(prom_port, r#"modelwatch_model_loaded{model="pii"}"#, 1.0);
     let sum = promql(prom_port, "sum(modelwatch_prediction_latency_seconds_sum)").unwrap();
-    assert!((sum - (20.0 * 0.0015 + 20.0 * 0.003 + 10.0 * 0.02)).abs() < 1e-9, "exact latency sum, got {sum}");
+    assert!(
+        (sum - (20.0 * 0.0015 + 20.0 * 0.003 + 10.0 * 0.02)).abs() < 1e-9,
+        "exact latency sum, got {sum}"
+    );
 
     // The scorer goes on: counters keep adding up the new intervals.
     batch(6, 4);

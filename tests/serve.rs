@@ -49,6 +49,7 @@ pub fn fixture() -> Fixture {
                 .background_flush(false)
                 .build(store.clone())
                 .unwrap();
+            a.handle().model_loaded();
             (v.to_string(), a)
         })
         .collect();
@@ -519,5 +520,63 @@ fn rest_endpoints_answer_what_the_engine_and_cli_answer() {
         let (s, v) = call(&app, "GET", "/api/v1/query?from=now-1h", None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(v["message"].as_str().unwrap().contains("query"));
+    });
+}
+
+#[test]
+fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/grafana/dashboards/ml-system-health.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dashboard["title"], "ML System Health");
+    // Variables as Grafana interpolates them in builder mode (regex format; "All" is `.*`).
+    let interpolate = |v: &Value| -> Value {
+        let text = v
+            .to_string()
+            .replace("$model", "pii")
+            .replace("$variant", "(control|canary)")
+            .replace("$feature", ".*");
+        serde_json::from_str(&text).unwrap()
+    };
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        let panels = dashboard["panels"].as_array().unwrap();
+        let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
+        for wanted in ["Confidence score distribution", "Error rate", "Predictions per second", "Feature means", "Model age", "Loaded models"] {
+            assert!(titles.contains(&wanted), "{wanted} in {titles:?}");
+        }
+        for panel in panels {
+            let targets = interpolate(&panel["targets"]);
+            let body = grafana_query(from, to, 60_000, 500, targets, json!({}));
+            let (s, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
+            assert_eq!(s, StatusCode::OK, "{}: {v}", panel["title"]);
+            let frames = v.as_array().unwrap();
+            assert!(!frames.is_empty(), "{} has no data", panel["title"]);
+            for frame in frames {
+                let values = frame["fields"][1]["values"].as_array().unwrap();
+                assert!(values.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0)), "{}: {frame}", panel["title"]);
+            }
+            if panel["type"] == "heatmap" {
+                assert_eq!(frames[0]["meta"]["type"], "heatmap-rows");
+            }
+        }
+        let anno = interpolate(&dashboard["annotations"]["list"][0]["target"]);
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, json!([anno]), json!({})))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(field(&v[0], "time").len(), 2, "both events as annotations");
+        // The variables' queries answer too.
+        for var in dashboard["templating"]["list"].as_array().unwrap() {
+            let body = json!({"payload": {"target": var["query"]["query"]}, "range": {"from": iso(from), "to": iso(to)}});
+            let (s, v) = call(&app, "POST", "/grafana/variable", Some(body.to_string())).await;
+            assert_eq!(s, StatusCode::OK, "{}", var["name"]);
+            assert!(!v.as_array().unwrap().is_empty(), "{}", var["name"]);
+        }
     });
 }
