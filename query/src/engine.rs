@@ -6,6 +6,7 @@ use modelwatch_store::{
     DistributionRow, ReadRequest, Resolution, Rows, ScalarKind, ScalarRow, Store, StoreError, Table,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The time range of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,8 +100,13 @@ fn window_of(t: i64, range: Range) -> i64 {
     range.from_ms + (t - range.from_ms).div_euclid(range.step_ms) * range.step_ms
 }
 
+/// Rows read for a query: each request with the parts the store answered it with (parts
+/// can hold rows outside their request; [`for_each`] keeps the right ones).
+type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>)>;
+
 /// Reads `table` rows for the query: the chosen roll-up where it exists, raw rows after it.
-fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Rows, QueryError> {
+/// Nothing is copied: the parts are shared with the store's cache.
+fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, QueryError> {
     let eq_tags: Vec<(String, String)> = std::iter::once(("metric".to_string(), q.metric.clone()))
         .chain(q.matchers.iter().filter(|m| m.op == Op::Eq).map(|m| (m.label.clone(), m.value.clone())))
         .collect();
@@ -113,29 +119,61 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Rows, Qu
     };
     let from = range.from_ms;
     let res = resolution_for(range.from_ms, range.step_ms);
-    let mut rows =
-        if res == Resolution::Raw { Rows::default() } else { store.read(&req(res, from, range.to_ms))? };
-    // Raw rows cover what the roll-ups do not (yet): after the last rolled-up window.
-    let covered = rows
-        .distributions
-        .iter()
-        .map(|r| r.end_ms)
-        .chain(rows.scalars.iter().map(|r| r.end_ms))
-        .max()
-        .unwrap_or(from)
-        .max(from);
-    if covered < range.to_ms {
-        rows.append(&mut store.read(&req(Resolution::Raw, covered, range.to_ms))?);
+    let mut out = Vec::new();
+    let mut covered = from;
+    if res != Resolution::Raw {
+        let r = req(res, from, range.to_ms);
+        let parts = store.read_parts(&r)?;
+        // Raw rows cover what the roll-ups do not (yet): after the last rolled-up window.
+        for p in &parts {
+            let ends = p
+                .distributions
+                .iter()
+                .filter(|x| r.keeps_distribution(x))
+                .map(|x| x.end_ms)
+                .chain(p.scalars.iter().filter(|x| r.keeps_scalar(x)).map(|x| x.end_ms));
+            covered = covered.max(ends.max().unwrap_or(from));
+        }
+        out.push((r, parts));
     }
-    let keep =
-        |s: &modelwatch_store::SeriesKey| q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")));
-    rows.distributions.retain(|r| keep(&r.series));
-    rows.scalars.retain(|r| keep(&r.series));
-    Ok(rows)
+    if covered < range.to_ms {
+        let r = req(Resolution::Raw, covered, range.to_ms);
+        let parts = store.read_parts(&r)?;
+        out.push((r, parts));
+    }
+    Ok(out)
 }
 
-fn group_key(q: &Query, s: &modelwatch_store::SeriesKey) -> Vec<String> {
-    q.by.iter().map(|l| s.tag(l).unwrap_or("").to_string()).collect()
+/// Calls `f` on every distribution and scalar row of the parts that its request and the
+/// query's matchers keep and that starts inside the range.
+fn for_each<'a>(
+    parts: &'a Parts,
+    q: &Query,
+    range: Range,
+    mut dist: impl FnMut(&'a DistributionRow),
+    mut scalar: impl FnMut(&'a ScalarRow),
+) {
+    let keep = |s: &modelwatch_store::SeriesKey, start: i64| {
+        start >= range.from_ms
+            && start < range.to_ms
+            && q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")))
+    };
+    for (req, rows) in parts {
+        for p in rows {
+            for r in
+                p.distributions.iter().filter(|r| req.keeps_distribution(r) && keep(&r.series, r.start_ms))
+            {
+                dist(r);
+            }
+            for r in p.scalars.iter().filter(|r| req.keeps_scalar(r) && keep(&r.series, r.start_ms)) {
+                scalar(r);
+            }
+        }
+    }
+}
+
+fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> {
+    q.by.iter().map(|l| s.tag(l).unwrap_or("")).collect()
 }
 
 /// Runs a parsed query.
@@ -150,12 +188,16 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     if windows > limits.max_points {
         return Err(QueryError::TooLarge(format!("{windows} windows, at most {}", limits.max_points)));
     }
-    let rows = read(store, q, Table::Distributions, range)?;
-    let mut out = if !rows.distributions.is_empty() {
-        distributions(q, range, rows.distributions)
+    let parts = read(store, q, Table::Distributions, range)?;
+    let mut rows: Vec<&DistributionRow> = Vec::new();
+    for_each(&parts, q, range, |r| rows.push(r), |_| {});
+    let mut out = if !rows.is_empty() {
+        distributions(q, range, &rows)
     } else {
-        let rows = read(store, q, Table::Scalars, range)?;
-        scalars(q, range, rows.scalars)?
+        let parts = read(store, q, Table::Scalars, range)?;
+        let mut rows: Vec<&ScalarRow> = Vec::new();
+        for_each(&parts, q, range, |_| {}, |r| rows.push(r));
+        scalars(q, range, &rows)?
     };
     if out.len() > limits.max_series {
         return Err(QueryError::TooLarge(format!("{} series, at most {}", out.len(), limits.max_series)));
@@ -168,29 +210,31 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     Ok(out)
 }
 
-fn tags_of(q: &Query, key: &[String]) -> BTreeMap<String, String> {
-    q.by.iter().cloned().zip(key.iter().cloned()).collect()
+fn tags_of(q: &Query, key: &[&str]) -> BTreeMap<String, String> {
+    q.by.iter().cloned().zip(key.iter().map(|v| v.to_string())).collect()
 }
 
-fn distributions(q: &Query, range: Range, rows: Vec<DistributionRow>) -> Vec<Series> {
-    let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, DistributionRow>> = BTreeMap::new();
-    for r in rows {
-        if r.start_ms < range.from_ms || r.start_ms >= range.to_ms {
-            continue;
-        }
+fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Vec<Series> {
+    let mut windows: BTreeMap<Vec<&str>, BTreeMap<i64, Vec<&DistributionRow>>> = BTreeMap::new();
+    for &r in rows {
         let w = window_of(r.start_ms, range);
-        let g = groups.entry(group_key(q, &r.series)).or_default();
-        match g.get_mut(&w) {
-            Some(acc) if acc.scheme == r.scheme => acc.merge(&r),
-            Some(_) => {}
-            None => {
-                g.insert(w, r);
-            }
-        }
+        windows.entry(group_key(q, &r.series)).or_default().entry(w).or_default().push(r);
     }
+    // One merge per window and group; rows of another scheme than the first (a metric whose
+    // layout changed) cannot merge and are left out.
+    let groups = windows.into_iter().map(|(key, ws)| {
+        let merged: BTreeMap<i64, DistributionRow> = ws
+            .into_iter()
+            .filter_map(|(w, mut rs)| {
+                let scheme = rs[0].scheme;
+                rs.retain(|r| r.scheme == scheme);
+                DistributionRow::merge_all(&rs).map(|d| (w, d))
+            })
+            .collect();
+        (key, merged)
+    });
     let secs = range.step_ms as f64 / 1e3;
     groups
-        .into_iter()
         .map(|(key, windows)| {
             let mut s = Series { tags: tags_of(q, &key), points: Vec::new(), buckets: Vec::new() };
             for (w, d) in windows {
@@ -227,7 +271,7 @@ fn distributions(q: &Query, range: Range, rows: Vec<DistributionRow>) -> Vec<Ser
         .collect()
 }
 
-fn scalars(q: &Query, range: Range, rows: Vec<ScalarRow>) -> Result<Vec<Series>, QueryError> {
+fn scalars(q: &Query, range: Range, rows: &[&ScalarRow]) -> Result<Vec<Series>, QueryError> {
     if let Some(r) = rows.first()
         && matches!(q.func, Func::Quantile(_) | Func::Buckets)
     {
@@ -245,8 +289,8 @@ fn scalars(q: &Query, range: Range, rows: Vec<ScalarRow>) -> Result<Vec<Series>,
         min: f64,
         max: f64,
     }
-    let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, Acc>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.start_ms >= range.from_ms && r.start_ms < range.to_ms) {
+    let mut groups: BTreeMap<Vec<&str>, BTreeMap<i64, Acc>> = BTreeMap::new();
+    for r in rows {
         let w = window_of(r.start_ms, range);
         let a = groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc {
             sum: 0.0,

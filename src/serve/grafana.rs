@@ -421,17 +421,60 @@ struct Target {
     hide: bool,
 }
 
-async fn query(State(state): State<Arc<AppState>>, body: Body) -> Answer {
-    let req: QueryRequest = json_body(body)?;
-    let deadline = state.deadline();
-    let now = super::now_ms();
+/// `/query`. Whole responses are cached too (per store generation): a dashboard open on
+/// many screens asks the same panels with ranges that snap to the same windows.
+async fn query(State(state): State<Arc<AppState>>, body: Body) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let raw: Value = json_body(body)?;
+    let req: QueryRequest = serde_json::from_value(raw.clone())
+        .map_err(|e| ApiError::bad_request(format!("malformed /query body: {e}")))?;
+    let generation = state.store.generation();
+    let key = |range: Range, from: i64, to: i64| {
+        let annotations =
+            req.targets.iter().any(|t| t.ref_id == "Anno" || t.target.as_deref() == Some("events"));
+        // Events are not windowed: their exact range matters.
+        let exact = if annotations { json!([from, to]) } else { Value::Null };
+        json!([
+            raw["targets"],
+            raw["filters"],
+            raw["adhocFilters"],
+            raw["groupByKeys"],
+            range.from_ms,
+            range.to_ms,
+            range.step_ms,
+            exact
+        ])
+        .to_string()
+    };
+    let respond = |bytes: axum::body::Bytes| {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    };
     if req.range.from.is_empty() || req.range.to.is_empty() {
         return Err(ApiError::bad_request("`range.from` and `range.to` are required"));
     }
-    let (from, to) = req.range.bounds(now)?;
+    let (from, to) = req.range.bounds(super::now_ms())?;
     let min_step = req.interval_ms.filter(|i| i.is_finite() && *i >= 1.0).unwrap_or(1_000.0) as i64;
     let max_points = req.max_data_points.filter(|p| p.is_finite() && *p >= 1.0).unwrap_or(1_000.0) as i64;
     let range = range_for(from, to, min_step, max_points)?;
+    let key = key(range, from, to);
+    if let Some(hit) = state.cache().responses.get(&key) {
+        return Ok(respond(hit.clone()));
+    }
+    let frames = frames(&state, &req, from, to, range).await?;
+    let bytes =
+        axum::body::Bytes::from(serde_json::to_vec(&frames).map_err(|e| ApiError::internal(e.to_string()))?);
+    state.remember_response(generation, key, bytes.clone());
+    Ok(respond(bytes))
+}
+
+async fn frames(
+    state: &Arc<AppState>,
+    req: &QueryRequest,
+    from: i64,
+    to: i64,
+    range: Range,
+) -> Result<Value, ApiError> {
+    let deadline = state.deadline();
     let adhoc = req
         .filters
         .iter()
@@ -445,12 +488,12 @@ async fn query(State(state): State<Arc<AppState>>, body: Body) -> Answer {
         let at =
             |e: ApiError| ApiError { message: format!("target {} ({target}): {}", t.ref_id, e.message), ..e };
         if t.ref_id == "Anno" || target == "events" || target == "annotations" {
-            frames.push(annotations(&state, t, from, to).await.map_err(at)?);
+            frames.push(annotations(state, t, from, to).await.map_err(at)?);
             continue;
         }
         let (q, options) = build_query(target, &t.payload, &adhoc, &req.group_by_keys).map_err(at)?;
         let series = if q.metric == "error_ratio" {
-            error_ratio(&state, &q, range, deadline).await.map_err(at)?
+            error_ratio(state, &q, range, deadline).await.map_err(at)?
         } else {
             state.query(q.clone(), range, deadline).await.map_err(at)?.as_ref().clone()
         };
@@ -472,7 +515,7 @@ async fn query(State(state): State<Arc<AppState>>, body: Body) -> Answer {
             frames.push(frame);
         }
     }
-    Ok(axum::Json(Value::Array(frames)))
+    Ok(Value::Array(frames))
 }
 
 #[derive(Debug)]

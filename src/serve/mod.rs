@@ -54,6 +54,9 @@ pub struct ServeConfig {
     pub refresh_every: Duration,
     /// Queries evaluated at once; more wait (within the timeout).
     pub max_concurrent: usize,
+    /// Keep answers per query and store generation (on by default; the load benchmark turns
+    /// it off to measure evaluation itself).
+    pub cache_answers: bool,
 }
 
 impl Default for ServeConfig {
@@ -67,6 +70,7 @@ impl Default for ServeConfig {
             timeout: Duration::from_secs(25),
             refresh_every: Duration::from_secs(2),
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            cache_answers: true,
         }
     }
 }
@@ -126,6 +130,8 @@ struct Cache {
     generation: u64,
     answers: HashMap<String, Arc<Vec<Series>>>,
     catalog: HashMap<(i64, i64), Catalog>,
+    /// Whole `/grafana/query` responses by normalised request.
+    responses: HashMap<String, axum::body::Bytes>,
 }
 
 const CACHE_ENTRIES: usize = 4_096;
@@ -225,7 +231,7 @@ impl AppState {
             }
         };
         let mut cache = self.cache();
-        if cache.generation == generation {
+        if cache.generation == generation && self.config.cache_answers {
             if cache.answers.len() >= CACHE_ENTRIES {
                 cache.answers.clear();
             }
@@ -259,6 +265,16 @@ impl AppState {
             cache.catalog.insert((from_ms, to_ms), answer.clone());
         }
         Ok(answer)
+    }
+
+    fn remember_response(&self, generation: u64, key: String, bytes: axum::body::Bytes) {
+        let mut cache = self.cache();
+        if cache.generation == generation && self.config.cache_answers {
+            if cache.responses.len() >= CACHE_ENTRIES {
+                cache.responses.clear();
+            }
+            cache.responses.insert(key, bytes);
+        }
     }
 
     fn deadline(&self) -> Instant {

@@ -466,6 +466,56 @@ impl DistributionRow {
     /// Adds another row's distribution of the same scheme (buckets add; moments merge
     /// exactly), for roll-ups and queries over windows.
     pub fn merge(&mut self, o: &DistributionRow) {
+        self.buckets = merge_buckets(&self.buckets, &o.buckets);
+        self.merge_moments(o);
+    }
+
+    /// The merge of many rows of one scheme at once: like folding [`Self::merge`], with the
+    /// buckets added in one pass instead of one list per step.
+    pub fn merge_all(rows: &[&DistributionRow]) -> Option<DistributionRow> {
+        let (first, rest) = rows.split_first()?;
+        let mut pairs: Vec<(i64, u64)> = Vec::with_capacity(rows.iter().map(|r| r.buckets.len()).sum());
+        let mut acc =
+            DistributionRow { buckets: Vec::new(), ..DistributionRow::clone_without_buckets(first) };
+        pairs.extend_from_slice(&first.buckets);
+        for r in rest {
+            acc.merge_moments(r);
+            pairs.extend_from_slice(&r.buckets);
+        }
+        pairs.sort_unstable_by_key(|p| p.0);
+        pairs.dedup_by(|next, kept| {
+            if next.0 == kept.0 {
+                kept.1 += next.1;
+                true
+            } else {
+                false
+            }
+        });
+        acc.buckets = pairs;
+        Some(acc)
+    }
+
+    fn clone_without_buckets(r: &DistributionRow) -> DistributionRow {
+        DistributionRow {
+            start_ms: r.start_ms,
+            end_ms: r.end_ms,
+            resolution: r.resolution,
+            series: r.series.clone(),
+            scheme: r.scheme,
+            count: r.count,
+            missing: r.missing,
+            invalid: r.invalid,
+            sum: r.sum,
+            min: r.min,
+            max: r.max,
+            mean: r.mean,
+            m2: r.m2,
+            buckets: Vec::new(),
+        }
+    }
+
+    /// Everything of [`Self::merge`] but the buckets.
+    fn merge_moments(&mut self, o: &DistributionRow) {
         self.start_ms = self.start_ms.min(o.start_ms);
         self.end_ms = self.end_ms.max(o.end_ms);
         // Moments survive only when both sides have them (an empty side has nothing to add).
@@ -479,7 +529,6 @@ impl DistributionRow {
             (None, y) if self.count == 0 => y,
             _ => None,
         };
-        self.buckets = merge_buckets(&self.buckets, &o.buckets);
         self.count += o.count;
         self.missing += o.missing;
         self.invalid += o.invalid;

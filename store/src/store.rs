@@ -9,7 +9,7 @@ use crate::rows::{DistributionRow, Resolution, Rows, ScalarKind, ScalarRow, Seri
 use crate::table::{Table, read_parquet, rows_from, to_parquet};
 use crate::wal::{Durability, Wal, WalDamage, WalEntry, WalError};
 use modelwatch_agent::{Clock, Sink, SinkError, Snapshot};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,6 +35,9 @@ pub struct StoreConfig {
     /// An S3-compatible bucket for the Parquet files and the manifest (`None`: the data
     /// directory). The WAL stays in the data directory either way.
     pub objects: Option<ObjectStoreConfig>,
+    /// Memory kept for decoded rows of published files (they never change), so repeated
+    /// reads skip Parquet decoding; 0 turns the cache off. Default 256 MiB.
+    pub read_cache_bytes: usize,
 }
 
 impl StoreConfig {
@@ -49,6 +52,7 @@ impl StoreConfig {
             publish_after: Duration::from_secs(60),
             maintenance_every: Some(Duration::from_secs(600)),
             objects: None,
+            read_cache_bytes: 256 << 20,
         }
     }
 }
@@ -117,15 +121,18 @@ impl ReadRequest {
             && self.tags.iter().all(|(k, v)| series.tag(k) == Some(v.as_str()))
     }
 
-    fn keeps_distribution(&self, r: &DistributionRow) -> bool {
+    /// Whether a distribution row belongs to the answer (for [`Store::read_parts`]).
+    pub fn keeps_distribution(&self, r: &DistributionRow) -> bool {
         self.table == Table::Distributions && self.keeps(&r.series, r.start_ms, r.resolution)
     }
 
-    fn keeps_scalar(&self, r: &ScalarRow) -> bool {
+    /// Whether a scalar row belongs to the answer.
+    pub fn keeps_scalar(&self, r: &ScalarRow) -> bool {
         self.table == Table::Scalars && self.keeps(&r.series, r.start_ms, r.resolution)
     }
 
-    fn keeps_event(&self, e: &crate::rows::EventRow) -> bool {
+    /// Whether an event belongs to the answer.
+    pub fn keeps_event(&self, e: &crate::rows::EventRow) -> bool {
         self.table == Table::Events
             && e.time_ms >= self.from_ms
             && e.time_ms < self.to_ms
@@ -188,6 +195,58 @@ struct Shared {
     /// refresh): equal generations mean equal answers, which lets readers cache.
     generation: std::sync::atomic::AtomicU64,
     read_only: bool,
+    cache: Mutex<FileCache>,
+}
+
+/// A file's path and the tag filters its rows were read with.
+type CacheKey = (String, Vec<(String, String)>);
+
+/// Decoded rows of published files by (path, tag filters), least recently used first out.
+/// Files are immutable once listed, so an entry never goes stale; a replaced file's entry
+/// just ages out.
+#[derive(Default)]
+struct FileCache {
+    /// Rows, their approximate size and when they were last used.
+    entries: HashMap<CacheKey, (Arc<Rows>, usize, u64)>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl FileCache {
+    fn get(&mut self, key: &CacheKey) -> Option<Arc<Rows>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(key).map(|e| {
+            e.2 = tick;
+            e.0.clone()
+        })
+    }
+
+    fn insert(&mut self, key: CacheKey, rows: Arc<Rows>, budget: usize) {
+        let size = approx_bytes(&rows);
+        if size > budget / 4 {
+            return; // one huge file would flush everything else
+        }
+        while self.bytes + size > budget {
+            let Some(oldest) = self.entries.iter().min_by_key(|e| (e.1).2).map(|e| e.0.clone()) else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= e.1;
+            }
+        }
+        self.tick += 1;
+        self.bytes += size;
+        if let Some(old) = self.entries.insert(key, (rows, size, self.tick)) {
+            self.bytes -= old.1;
+        }
+    }
+}
+
+fn approx_bytes(rows: &Rows) -> usize {
+    rows.distributions.iter().map(|r| std::mem::size_of_val(r) + r.buckets.len() * 16).sum::<usize>()
+        + rows.scalars.len() * std::mem::size_of::<crate::rows::ScalarRow>()
+        + rows.events.iter().map(|e| std::mem::size_of_val(e) + e.message.len()).sum::<usize>()
 }
 
 const MANIFEST: &str = "manifest.json";
@@ -268,6 +327,7 @@ impl Store {
             stop: std::sync::atomic::AtomicBool::new(false),
             generation: std::sync::atomic::AtomicU64::new(0),
             read_only,
+            cache: Mutex::new(FileCache::default()),
         });
         let worker = if background {
             let s = shared.clone();
@@ -344,6 +404,13 @@ impl Store {
     /// groups by statistics.
     pub fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
         self.shared.read(req)
+    }
+
+    /// The rows of [`Store::read`] without copying them: the decoded rows of each file
+    /// (shared with the read cache) and the acknowledged rows not yet published. Parts can
+    /// hold rows outside the request; keep those for which `req.keeps_*` holds.
+    pub fn read_parts(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
+        self.shared.read_parts(req)
     }
 
     /// Reads rows matching `req` as Arrow record batches (one per table read).
@@ -615,7 +682,7 @@ impl Shared {
         Ok(out)
     }
 
-    fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
+    fn read_parts(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
         let (files, pending) = {
             let inner = self.lock();
             let files: Vec<FileEntry> = inner
@@ -643,15 +710,49 @@ impl Shared {
             }
             (files, pending)
         };
-        let mut out = Rows::default();
+        let mut parts = Vec::with_capacity(files.len() + 1);
         for f in &files {
-            let mut rows = self.read_file(f, req.from_ms, req.to_ms, &req.tags)?;
-            rows.distributions.retain(|r| req.keeps_distribution(r));
-            rows.scalars.retain(|r| req.keeps_scalar(r));
-            rows.events.retain(|e| req.keeps_event(e));
-            out.append(&mut rows);
+            if self.config.read_cache_bytes == 0 {
+                parts.push(Arc::new(self.read_file(f, req.from_ms, req.to_ms, &req.tags)?));
+                continue;
+            }
+            // Cached whole (for these tags), so any time range of the file is served from it.
+            let mut tags = req.tags.clone();
+            tags.sort();
+            let key = (f.path.clone(), tags);
+            let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+            parts.push(match cached {
+                Some(rows) => rows,
+                None => {
+                    let rows = Arc::new(self.read_file(f, i64::MIN, i64::MAX, &req.tags)?);
+                    let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                    cache.insert(key, rows.clone(), self.config.read_cache_bytes);
+                    rows
+                }
+            });
         }
-        out.append(&mut { pending });
+        parts.push(Arc::new(pending));
+        Ok(parts)
+    }
+
+    fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
+        let mut out = Rows::default();
+        for part in self.read_parts(req)? {
+            match Arc::try_unwrap(part) {
+                Ok(mut rows) => {
+                    rows.distributions.retain(|r| req.keeps_distribution(r));
+                    rows.scalars.retain(|r| req.keeps_scalar(r));
+                    rows.events.retain(|e| req.keeps_event(e));
+                    out.append(&mut rows);
+                }
+                Err(shared) => {
+                    out.distributions
+                        .extend(shared.distributions.iter().filter(|r| req.keeps_distribution(r)).cloned());
+                    out.scalars.extend(shared.scalars.iter().filter(|r| req.keeps_scalar(r)).cloned());
+                    out.events.extend(shared.events.iter().filter(|e| req.keeps_event(e)).cloned());
+                }
+            }
+        }
         Ok(out)
     }
 

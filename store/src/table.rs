@@ -417,16 +417,28 @@ pub fn rows_from(table: Table, resolution: Resolution, batches: &[RecordBatch]) 
 }
 
 /// Encodes one table's rows of `rows` as a Parquet file: ZSTD, dictionary-encoded tags,
-/// page statistics, rows sorted by series then time, and the store's format version and
+/// The order of rows in a file: by metric first (every query names one, so the row groups
+/// it needs are contiguous and the others are skipped by their statistics), then feature,
+/// the remaining tags, and time.
+fn layout_key(s: &crate::rows::SeriesKey, start_ms: i64) -> impl Ord + '_ {
+    (
+        (&*s.metric, &*s.feature, &*s.model, &*s.variant, &*s.version),
+        (&*s.segment, &*s.instance, &*s.tags, start_ms),
+    )
+}
+
+/// page statistics, rows sorted by metric, feature, the other tags, then time, and the store's format version and
 /// table in the footer's key-value metadata.
 pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let batch = match table {
         Table::Distributions => {
-            rows.distributions.sort_by(|a, b| (&a.series, a.start_ms).cmp(&(&b.series, b.start_ms)));
+            rows.distributions
+                .sort_by(|a, b| layout_key(&a.series, a.start_ms).cmp(&layout_key(&b.series, b.start_ms)));
             distributions_batch(&rows.distributions)
         }
         Table::Scalars => {
-            rows.scalars.sort_by(|a, b| (&a.series, a.start_ms).cmp(&(&b.series, b.start_ms)));
+            rows.scalars
+                .sort_by(|a, b| layout_key(&a.series, a.start_ms).cmp(&layout_key(&b.series, b.start_ms)));
             scalars_batch(&rows.scalars)
         }
         Table::Events => {

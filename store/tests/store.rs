@@ -223,10 +223,28 @@ fn parquet_files_carry_the_format_version_and_sorted_rows() {
     assert_eq!(reader.get("modelwatch.format_version").map(String::as_str), Some(FORMAT_VERSION));
     assert_eq!(reader.get("modelwatch.table").map(String::as_str), Some("scalars"));
     let rows = store.read(&all(Table::Scalars)).unwrap().scalars;
-    let keys: Vec<_> = rows.iter().map(|r| (r.series.clone(), r.start_ms)).collect();
+    // Metric first (a query's row groups are contiguous), then feature, other tags, time.
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let s = &r.series;
+            (
+                s.metric.clone(),
+                s.feature.clone(),
+                s.model.clone(),
+                s.variant.clone(),
+                s.version.clone(),
+                s.segment.clone(),
+                s.instance.clone(),
+                s.tags.clone(),
+                r.start_ms,
+            )
+        })
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
+    assert!(keys.windows(2).any(|w| w[0].0 != w[1].0), "several metrics, so the order is tested");
 }
 
 fn parquet_meta(bytes: &[u8]) -> std::collections::HashMap<String, String> {
@@ -344,4 +362,52 @@ fn a_read_only_store_refreshes_to_see_new_and_published_rows() {
     assert_eq!(predictions(&reader), 9.0, "published rows and the newer WAL records");
     assert!(!reader.refresh().unwrap());
     drop(agent);
+}
+
+#[test]
+fn reads_served_from_the_decoded_file_cache_equal_reads_from_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(writer.clone(), clock.clone());
+    for i in 0..30u64 {
+        let seg = if i % 3 == 0 { "phone" } else { "email" };
+        agent.handle().record(
+            &Prediction::new(seg, Duration::from_micros(100 + i * 37), 0.5).features(&[i as f64, 1.0]),
+        );
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    drop(agent);
+    writer.flush().unwrap();
+    let cached = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
+    let direct =
+        Store::open_read_only(StoreConfig { read_cache_bytes: 0, ..StoreConfig::new(dir.path()) }).unwrap();
+    let t0 = T0 as i64 * 1000;
+    for (from, to) in [(0, i64::MAX), (t0 + 50_000, t0 + 120_000), (t0 + 270_000, t0 + 280_000)] {
+        for tags in
+            [vec![], vec![("metric", "latency_ns")], vec![("metric", "feature"), ("segment", "phone")]]
+        {
+            for table in [Table::Distributions, Table::Scalars] {
+                let mut req = ReadRequest::new(table, from, to, Resolution::Raw);
+                for (k, v) in &tags {
+                    req = req.tag(k, v);
+                }
+                // Twice: the second read comes from the cache.
+                for _ in 0..2 {
+                    let (a, b) = (cached.read(&req).unwrap(), direct.read(&req).unwrap());
+                    let sort = |mut r: Rows| {
+                        r.distributions.sort_by(|x, y| (&x.series, x.start_ms).cmp(&(&y.series, y.start_ms)));
+                        r.scalars.sort_by(|x, y| (&x.series, x.start_ms).cmp(&(&y.series, y.start_ms)));
+                        r
+                    };
+                    let (a, b) = (sort(a), sort(b));
+                    if table == Table::Distributions || tags.is_empty() {
+                        assert!(!b.is_empty(), "{table:?} {tags:?} {from}..{to} reads something");
+                    }
+                    assert_eq!(a, b, "{table:?} {tags:?} {from}..{to}");
+                }
+            }
+        }
+    }
 }
