@@ -11,6 +11,7 @@ fn the_demo_writes_a_drift_and_query_reads_it_as_table_json_and_csv() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("mean digit_ratio, phone") && out.contains("modelwatch query"), "{out}");
+    assert!(out.contains("modelwatch serve --data"), "the demo points at the server too: {out}");
 
     let t = modelwatch(&["query", "p95(latency) by (variant)", "--since", "1d", "--step", "6h", "--data", d]);
     assert!(t.status.success(), "{}", stderr(&t));

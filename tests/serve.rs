@@ -473,6 +473,26 @@ fn bad_requests_get_a_4xx_with_a_json_message_naming_the_problem() {
 }
 
 #[test]
+fn a_request_past_the_time_limit_is_answered_with_an_error_not_left_hanging() {
+    let f = fixture();
+    let app = app(&f, ServeConfig { timeout: Duration::ZERO, ..ServeConfig::default() });
+    rt().block_on(async {
+        let targets = json!([target("A", "latency", json!({"statistic": "p95"}))]);
+        let started = std::time::Instant::now();
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/grafana/query",
+            Some(grafana_query(f.t0, f.t0 + 3_600_000, 60_000, 100, targets, json!({}))),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("ran past the server's"), "{v}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+#[test]
 fn a_token_guards_everything_but_health() {
     let f = fixture();
     let app = app(&f, ServeConfig { token: Some("s3cret".into()), ..ServeConfig::default() });

@@ -264,7 +264,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  modelwatch query 'rate(predictions) by (segment)' --since 1h --step 10m --data {d}");
     println!("  modelwatch store inspect --data {d}");
-    println!("\nor serve it to Grafana and Prometheus (README: \"Grafana\"):");
+    println!("\nor serve it to Grafana and Prometheus (README, \"modelwatch serve\"):");
     println!("  modelwatch serve --data {d}   # http://127.0.0.1:9464/grafana and /metrics");
     Ok(ExitCode::SUCCESS)
 }
