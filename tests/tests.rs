@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod drift;
 mod import;
 mod interop;
 mod prometheus;

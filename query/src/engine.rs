@@ -210,6 +210,30 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     Ok(out)
 }
 
+/// A group's tags and its distribution merged over a range.
+pub type Merged = (BTreeMap<String, String>, DistributionRow);
+
+/// Every group's distribution merged over the whole of `[from_ms, to_ms)` (one window; the
+/// query's function is ignored): what drift and quality reports compare. Reads the coarsest
+/// resolution that fits the range's start and length.
+pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<Merged>, QueryError> {
+    if to_ms <= from_ms {
+        return Err(QueryError::BadRange("the end must be after the start".into()));
+    }
+    let range = Range { from_ms, to_ms, step_ms: to_ms - from_ms };
+    let parts = read(store, q, Table::Distributions, range)?;
+    let mut groups: BTreeMap<Vec<&str>, Vec<&DistributionRow>> = BTreeMap::new();
+    for_each(&parts, q, range, |r| groups.entry(group_key(q, &r.series)).or_default().push(r), |_| {});
+    Ok(groups
+        .into_iter()
+        .filter_map(|(key, mut rows)| {
+            let scheme = rows[0].scheme;
+            rows.retain(|r| r.scheme == scheme);
+            DistributionRow::merge_all(&rows).map(|d| (tags_of(q, &key), d))
+        })
+        .collect())
+}
+
 fn tags_of(q: &Query, key: &[&str]) -> BTreeMap<String, String> {
     q.by.iter().cloned().zip(key.iter().map(|v| v.to_string())).collect()
 }

@@ -37,9 +37,11 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+pub mod drift;
 mod engine;
 mod parse;
+pub mod stats;
 
 pub use catalog::{MetricKind, catalog};
-pub use engine::{Bucket, Limits, QueryError, Range, Series, resolution_for, run};
+pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};

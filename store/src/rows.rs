@@ -93,7 +93,7 @@ impl Scheme {
 }
 
 /// Identity of a series: the tags every row carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {
     /// Model name.
     pub model: Arc<str>,
