@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+pub mod detect;
 pub mod drift;
 mod engine;
 mod parse;
