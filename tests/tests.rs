@@ -7,6 +7,7 @@ mod drift;
 mod import;
 mod interop;
 mod prometheus;
+mod quality;
 mod query_cli;
 mod serve;
 mod store_cli;

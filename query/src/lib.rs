@@ -41,6 +41,7 @@ pub mod detect;
 pub mod drift;
 mod engine;
 mod parse;
+pub mod quality;
 pub mod stats;
 
 pub use catalog::{MetricKind, catalog};
