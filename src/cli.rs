@@ -23,6 +23,15 @@ pub enum Command {
     Query(QueryArgs),
     /// Simulate a PII-detection scorer over several days (with a drift event) into the store.
     Demo(DemoArgs),
+    /// Drift of every feature and of the confidence score: a reference (a saved baseline
+    /// or a range) against a current range, most severe first, with data-quality checks.
+    Drift(DriftArgs),
+    /// Model quality per window: realised from feedback (precision, recall, F1, AUC) and
+    /// estimated from the confidence distribution without labels.
+    Quality(QualityArgs),
+    /// Save or list named baselines (reference profiles for drift).
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Serve the store over HTTP: the Grafana JSON datasource (/grafana), REST (/api/v1),
     /// Prometheus exposition (/metrics), /healthz and /readyz.
     Serve(ServeArgs),
@@ -182,4 +191,125 @@ pub struct ServeArgs {
     /// How often to look for new rows and files from the writing process.
     #[arg(long, default_value = "2s")]
     pub refresh: String,
+}
+
+/// Which series a report reads.
+#[derive(Args, Debug, Clone)]
+pub struct FilterArgs {
+    /// Only this model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only this model version (`--version` prints modelwatch's own).
+    #[arg(long = "model-version", id = "model_version")]
+    pub version: Option<String>,
+    /// Only this variant (control, canary, ...).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Only this segment.
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn matchers(&self) -> Vec<modelwatch_query::Matcher> {
+        [
+            ("model", &self.model),
+            ("version", &self.version),
+            ("variant", &self.variant),
+            ("segment", &self.segment),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| modelwatch_query::drift::eq(k, v)))
+        .collect()
+    }
+
+    pub fn describe(&self) -> Vec<String> {
+        [
+            ("model", &self.model),
+            ("version", &self.version),
+            ("variant", &self.variant),
+            ("segment", &self.segment),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={v}")))
+        .collect()
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CorrectionArg {
+    None,
+    Bonferroni,
+    Fdr,
+}
+
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The reference: a saved baseline's name, a range FROM..TO (RFC 3339, epoch ms,
+    /// now-8d), or a duration (7d = the last seven days).
+    #[arg(long)]
+    pub reference: String,
+    /// The current window: FROM..TO or a duration.
+    #[arg(long, default_value = "24h")]
+    pub current: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Correction of the KS and chi-squared p-values across features.
+    #[arg(long, value_enum, default_value_t = CorrectionArg::None)]
+    pub correction: CorrectionArg,
+    /// PSI bins (cut at the reference's quantiles).
+    #[arg(long, default_value_t = 10)]
+    pub psi_bins: usize,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct QualityArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The window: a duration back from now (7d) ...
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+    /// ... or a range FROM..TO.
+    #[arg(long)]
+    pub range: Option<String>,
+    /// Group by a label (segment, variant, version); overall without.
+    #[arg(long)]
+    pub by: Option<String>,
+    /// The labelled window the label-free estimate is calibrated on (default: the window of
+    /// the same length just before).
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Confidence from which a prediction is positive.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BaselineCommand {
+    /// Save a window's profile under a name (e.g. the training data's window of a version).
+    Save {
+        #[command(flatten)]
+        data: DataArg,
+        /// The baseline's name.
+        #[arg(long)]
+        name: String,
+        /// The window: FROM..TO or a duration (7d).
+        #[arg(long)]
+        range: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// List the saved baselines.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
 }

@@ -41,4 +41,5 @@ pub use modelwatch_agent::{
 };
 pub use modelwatch_store as store;
 
+pub mod baseline;
 pub mod serve;

@@ -89,3 +89,79 @@ fn a_bad_query_exits_2_and_points_into_the_expression() {
     let o = modelwatch(&["query", "count(latency)", "--data", "/nonexistent/mw"]);
     assert_eq!(o.status.code(), Some(1), "a data error is 1");
 }
+
+#[test]
+fn drift_quality_and_baselines_find_the_demos_drift_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let o = modelwatch(&["demo", "--days", "1", "--data", d]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The demo's summary names the drifting features and the detector's alarm.
+    let summary = stdout(&o);
+    assert!(summary.contains("doc_length (wasserstein_norm") && summary.contains("CUSUM"), "{summary}");
+
+    // One simulated day: the drift starts 8 h before the end.
+    let j = modelwatch(&[
+        "drift",
+        "--reference",
+        "now-25h..now-9h",
+        "--current",
+        "7h",
+        "--data",
+        d,
+        "--format",
+        "json",
+    ]);
+    assert!(j.status.success(), "{}", stderr(&j));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    let verdict = |feature: &str, statistic: &str| -> String {
+        v["statistics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["feature"] == feature && r["statistic"] == statistic)
+            .unwrap_or_else(|| panic!("{feature} {statistic}"))["verdict"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(verdict("doc_length", "wasserstein_norm"), "drift");
+    assert_eq!(verdict("confidence", "wasserstein_norm"), "drift");
+    assert_eq!(verdict("char_entropy", "wasserstein_norm"), "ok");
+    assert_eq!(verdict("language", "js"), "ok");
+    // Sorted by severity: every drift row before every ok row.
+    let verdicts: Vec<&str> =
+        v["statistics"].as_array().unwrap().iter().map(|r| r["verdict"].as_str().unwrap()).collect();
+    assert!(verdicts.windows(2).all(|w| !(w[0] == "ok" && w[1] == "drift")), "{verdicts:?}");
+
+    // A saved baseline answers like its range.
+    let s = modelwatch(&["baseline", "save", "--name", "before", "--range", "now-25h..now-9h", "--data", d]);
+    assert!(s.status.success(), "{}", stderr(&s));
+    let b =
+        modelwatch(&["drift", "--reference", "before", "--current", "7h", "--data", d, "--format", "csv"]);
+    assert!(b.status.success(), "{}", stderr(&b));
+    assert!(
+        stdout(&b).lines().any(|l| l.starts_with("doc_length,wasserstein_norm,") && l.contains(",drift,")),
+        "{}",
+        stdout(&b)
+    );
+    let t = modelwatch(&["drift", "--reference", "before", "--data", d]);
+    assert!(stdout(&t).contains("dataset drift"), "{}", stdout(&t));
+    let missing = modelwatch(&["drift", "--reference", "nosuch", "--data", d]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no baseline named \"nosuch\""), "{}", stderr(&missing));
+
+    // Quality per segment: realised and estimated side by side.
+    let q = modelwatch(&["quality", "--since", "1d", "--by", "segment", "--data", d, "--format", "json"]);
+    assert!(q.status.success(), "{}", stderr(&q));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&q)).unwrap();
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 6);
+    for g in groups {
+        assert!(
+            g["realised"]["n"].as_f64().unwrap() > 0.0 && g["estimated"]["n"].as_f64().unwrap() > 0.0,
+            "{g}"
+        );
+    }
+}

@@ -6,7 +6,8 @@ use crate::cli::DemoArgs;
 use anyhow::Context;
 use modelwatch::agent::{Clock, ManualClock, SystemClock, Timestamp};
 use modelwatch::{Agent, Feature, Prediction};
-use modelwatch_query::{Limits, Range, parse, run as run_query};
+use modelwatch_query::detect::{Cusum, Detector, Direction};
+use modelwatch_query::{Limits, Range, drift, parse, run as run_query};
 use modelwatch_store::{Durability, EventRow, Rows, Store, StoreConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -256,6 +257,72 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         let scale = if title.contains("latency") { 1e-6 } else { 1.0 };
         println!("{title:<40} {:>14.3} {:>14.3}", v(&b) * scale, v(&a) * scale);
     }
+    // What the detectors say, with no knowledge of where the drift was injected: the first
+    // day against the last six hours, and CUSUM over the phone segment's mean confidence.
+    let day = 86_400_000i64;
+    let reference =
+        drift::profile(&store, &[], start as i64, start as i64 + day.min(drift_ms - start as i64))?;
+    let current = drift::profile(&store, &[], end as i64 - 6 * 3_600_000, end as i64)?;
+    let report = drift::compare(&reference, &current, &drift::DriftConfig::default());
+    let drifting: Vec<String> = report
+        .features
+        .iter()
+        .filter(|f| f.verdict == drift::Verdict::Drift)
+        .map(|f| {
+            let w = f.stats.iter().find(|s| s.statistic == "wasserstein_norm" || s.statistic == "js");
+            format!(
+                "{} ({} {:.2})",
+                f.feature,
+                w.map_or("", |s| s.statistic),
+                w.map_or(f64::NAN, |s| s.value)
+            )
+        })
+        .collect();
+    println!(
+        "\ndrift, first day vs the last 6 h: {} of {} features drift: {}",
+        drifting.len(),
+        report.features.len(),
+        if drifting.is_empty() { "none".to_string() } else { drifting.join(", ") }
+    );
+    let step = 600_000i64;
+    let series = run_query(
+        &store,
+        &parse(r#"mean(confidence{segment="phone"})"#)?,
+        Range { from_ms: start as i64, to_ms: end as i64, step_ms: step },
+        Limits::default(),
+    )?;
+    if let Some(s) = series.first() {
+        match Cusum::default().run(&s.points).first() {
+            Some(a) => println!(
+                "CUSUM on phone's mean confidence per 10 min: alarm at {} ({}, {:.0} min after the injected drift)",
+                super::rfc3339(a.time_ms),
+                if a.direction == Direction::Down { "down" } else { "up" },
+                (a.time_ms + step - drift_ms) as f64 / 60_000.0
+            ),
+            None => println!("CUSUM on phone's mean confidence per 10 min: no alarm"),
+        }
+    }
+    let quality = modelwatch_query::quality::quality(
+        &store,
+        &[],
+        &[],
+        drift_ms,
+        end as i64,
+        Some((start as i64, drift_ms)),
+        0.5,
+    )?;
+    if let Some(q) = quality.first() {
+        let e = q.estimated.as_ref();
+        println!(
+            "quality after the drift: precision {:.3} realised ({:.0} labels) vs {:.3} estimated without labels; AUC {:.3} vs {:.3}",
+            q.realised.precision,
+            q.realised.n,
+            e.map_or(f64::NAN, |e| e.precision),
+            q.realised.auc,
+            e.map_or(f64::NAN, |e| e.auc)
+        );
+    }
+
     let d = args.data.data.display();
     println!("\nlook at it:");
     println!("  modelwatch query 'p95(latency) by (variant)' --since {days}d --step 1h --data {d}");
@@ -263,6 +330,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         "  modelwatch query 'mean(feature{{feature=\"digit_ratio\"}}) by (segment)' --since {days}d --step 6h --data {d}"
     );
     println!("  modelwatch query 'rate(predictions) by (segment)' --since 1h --step 10m --data {d}");
+    println!(
+        "  modelwatch drift --reference {}..{} --current 6h --data {d}",
+        super::rfc3339(start as i64),
+        super::rfc3339(drift_ms)
+    );
+    println!("  modelwatch quality --since {days}d --by segment --data {d}");
     println!("  modelwatch store inspect --data {d}");
     println!("\nor serve it to Grafana and Prometheus (README, \"modelwatch serve\"):");
     println!("  modelwatch serve --data {d}   # http://127.0.0.1:9464/grafana and /metrics");

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod crash_writer;
 mod demo;
+mod drift;
 pub(crate) mod import;
 mod query;
 mod serve;
@@ -20,6 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Drift(args) => drift::drift(&args),
+        Command::Quality(args) => drift::quality(&args),
+        Command::Baseline(cmd) => drift::baseline(cmd),
     }
 }
 

@@ -380,13 +380,13 @@ pub fn series_json(series: &[Series]) -> serde_json::Value {
 }
 
 /// Now, ms since the Unix epoch.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     use modelwatch_agent::Clock;
     modelwatch_agent::SystemClock.now().as_millis() as i64
 }
 
 /// A time given as epoch ms, epoch seconds (10 digits), RFC 3339, `now` or `now-6h`.
-fn parse_time(s: &str, now: i64) -> Result<i64, String> {
+pub fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     let s = s.trim();
     if let Some(rest) = s.strip_prefix("now") {
         if rest.is_empty() {
@@ -406,6 +406,19 @@ fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .map_err(|_| format!("{s:?} is not a time (RFC 3339, epoch ms or s, now, now-6h)"))
+}
+
+/// A range `FROM..TO` (each as [`parse_time`] reads it), or a duration `7d` meaning the
+/// last seven days.
+pub fn parse_range(s: &str, now: i64) -> Result<(i64, i64), String> {
+    let (from, to) = match s.split_once("..") {
+        Some((f, t)) => (parse_time(f, now)?, parse_time(t, now)?),
+        None => (now - parse_duration(s)?, now),
+    };
+    if to <= from {
+        return Err(format!("{s:?}: the range ends before it starts"));
+    }
+    Ok((from, to))
 }
 
 /// Parses `30s`, `15m`, `24h`, `7d`, `2w` (or bare milliseconds, `500ms`) into ms.

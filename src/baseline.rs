@@ -1,0 +1,126 @@
+//! Named baselines: a reference window's profile (per-feature distributions, category
+//! counts, confidence) saved under `<data>/baselines/<name>.json`, so drift can be measured
+//! against a model version's training data or a known-good week after the raw rows are gone.
+
+use modelwatch_query::Matcher;
+use modelwatch_query::drift::Profile;
+use modelwatch_store::Store;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A saved baseline.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Baseline {
+    /// Its name.
+    pub name: String,
+    /// The window it was read from (ms).
+    pub from_ms: i64,
+    /// See `from_ms`.
+    pub to_ms: i64,
+    /// The filters it was read with (`model=pii`, ...).
+    pub filters: Vec<String>,
+    /// The distributions.
+    pub profile: Profile,
+}
+
+/// Why a baseline could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// No baseline of that name.
+    #[error("no baseline named {name:?} in {dir} (save one with `modelwatch baseline save`)")]
+    Missing {
+        /// The name.
+        name: String,
+        /// Where it was looked for.
+        dir: String,
+    },
+    /// A name that is not a plain file name.
+    #[error("baseline name {0:?}: use letters, digits, '.', '-' and '_'")]
+    BadName(String),
+    /// Reading or writing failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn dir(data: &Path) -> PathBuf {
+    data.join("baselines")
+}
+
+fn path(data: &Path, name: &str) -> Result<PathBuf, BaselineError> {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        || name.starts_with('.')
+    {
+        return Err(BaselineError::BadName(name.to_string()));
+    }
+    Ok(dir(data).join(format!("{name}.json")))
+}
+
+/// Saves a baseline (atomically: a temporary file renamed over the old one).
+pub fn save(data: &Path, b: &Baseline) -> Result<PathBuf, BaselineError> {
+    let p = path(data, &b.name)?;
+    let io = |e: std::io::Error| BaselineError::Io { path: p.display().to_string(), message: e.to_string() };
+    std::fs::create_dir_all(dir(data)).map_err(io)?;
+    let bytes = serde_json::to_vec(b)
+        .map_err(|e| BaselineError::Io { path: p.display().to_string(), message: e.to_string() })?;
+    modelwatch_store::publish(&modelwatch_store::RealFs, &p, &bytes).map_err(io)?;
+    Ok(p)
+}
+
+/// Loads a baseline by name.
+pub fn load(data: &Path, name: &str) -> Result<Baseline, BaselineError> {
+    let p = path(data, name)?;
+    let bytes = std::fs::read(&p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            BaselineError::Missing { name: name.into(), dir: dir(data).display().to_string() }
+        }
+        _ => BaselineError::Io { path: p.display().to_string(), message: e.to_string() },
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| BaselineError::Io { path: p.display().to_string(), message: format!("unreadable: {e}") })
+}
+
+/// The saved baselines' names.
+pub fn list(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir(data))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The reference profile a spec names: a saved baseline, or a range (`FROM..TO`, or `7d`
+/// for the last seven days), read through the query engine. Returns it with a description.
+pub fn reference(
+    store: &Store,
+    data: &Path,
+    spec: &str,
+    matchers: &[Matcher],
+    now_ms: i64,
+) -> Result<(Profile, String), anyhow::Error> {
+    if spec.contains("..")
+        || spec.starts_with(|c: char| c.is_ascii_digit()) && crate::serve::parse_duration(spec).is_ok()
+    {
+        let (from, to) = crate::serve::parse_range(spec, now_ms).map_err(anyhow::Error::msg)?;
+        let p = modelwatch_query::drift::profile(store, matchers, from, to)?;
+        return Ok((p, format!("{} .. {}", rfc3339(from), rfc3339(to))));
+    }
+    let b = load(data, spec)?;
+    let desc = format!("baseline {} ({} .. {})", b.name, rfc3339(b.from_ms), rfc3339(b.to_ms));
+    Ok((b.profile, desc))
+}
+
+/// A time in ms as RFC 3339 (UTC, whole seconds).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
