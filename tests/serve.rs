@@ -557,19 +557,30 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
     .unwrap();
     assert_eq!(dashboard["title"], "ML System Health");
     // Variables as Grafana interpolates them in builder mode (regex format; "All" is `.*`).
+    let reference = format!("{}..{}", iso(f.t0), iso(f.t0 + 1_800_000));
     let interpolate = |v: &Value| -> Value {
         let text = v
             .to_string()
             .replace("$model", "pii")
             .replace("$variant", "(control|canary)")
-            .replace("$feature", ".*");
+            .replace("$feature", ".*")
+            .replace("$reference", &reference);
         serde_json::from_str(&text).unwrap()
     };
     let (from, to) = (f.t0, f.t0 + 3_600_000);
     rt().block_on(async {
         let panels = dashboard["panels"].as_array().unwrap();
         let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
-        for wanted in ["Confidence score distribution", "Error rate", "Predictions per second", "Feature means", "Model age", "Loaded models"] {
+        for wanted in [
+            "Confidence score distribution",
+            "Error rate",
+            "Predictions per second",
+            "Feature means",
+            "Model age",
+            "Loaded models",
+            "Drift by feature (normed Wasserstein vs $reference)",
+            "Precision: realised vs estimated without labels",
+        ] {
             assert!(titles.contains(&wanted), "{wanted} in {titles:?}");
         }
         for panel in panels {
@@ -579,10 +590,11 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
             assert_eq!(s, StatusCode::OK, "{}: {v}", panel["title"]);
             let frames = v.as_array().unwrap();
             assert!(!frames.is_empty(), "{} has no data", panel["title"]);
-            for frame in frames {
-                let values = frame["fields"][1]["values"].as_array().unwrap();
-                assert!(values.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0)), "{}: {frame}", panel["title"]);
-            }
+            // Data, not just empty frames (a feature that did not drift may be all zeros).
+            let positive = |frame: &Value| {
+                frame["fields"][1]["values"].as_array().unwrap().iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0))
+            };
+            assert!(frames.iter().any(positive), "{}: {v}", panel["title"]);
             if panel["type"] == "heatmap" {
                 assert_eq!(frames[0]["meta"]["type"], "heatmap-rows");
             }
@@ -592,11 +604,60 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
         assert_eq!(s, StatusCode::OK);
         assert_eq!(field(&v[0], "time").len(), 2, "both events as annotations");
         // The variables' queries answer too.
-        for var in dashboard["templating"]["list"].as_array().unwrap() {
+        for var in dashboard["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
             let body = json!({"payload": {"target": var["query"]["query"]}, "range": {"from": iso(from), "to": iso(to)}});
             let (s, v) = call(&app, "POST", "/grafana/variable", Some(body.to_string())).await;
             assert_eq!(s, StatusCode::OK, "{}", var["name"]);
             assert!(!v.as_array().unwrap().is_empty(), "{}", var["name"]);
         }
+    });
+}
+
+#[test]
+fn drift_and_quality_are_grafana_series_and_rest_reports() {
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    let reference = format!("{}..{}", iso(f.t0), iso(f.t0 + 1_800_000));
+    rt().block_on(async {
+        let targets = json!([
+            target("D", "drift", json!({"reference": reference, "statistic": "psi", "feature": "len"})),
+            target("S", "drift", json!({"reference": reference, "statistic": "share"})),
+            target("Q", "quality", json!({"statistic": "auc", "show": "estimated", "by": "variant"})),
+        ]);
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/grafana/query",
+            Some(grafana_query(from, to, 60_000, 500, targets, json!({}))),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let frames = v.as_array().unwrap();
+        let d: Vec<&Value> = frames.iter().filter(|fr| fr["refId"] == "D").collect();
+        assert_eq!(d.len(), 1, "only the feature asked for: {v}");
+        assert_eq!(d[0]["fields"][1]["labels"]["feature"], "len");
+        assert!(field(d[0], "Value")[0].as_f64().unwrap() < 0.01, "len is stationary");
+        assert!(frames.iter().any(|fr| fr["refId"] == "S"));
+        let q: Vec<&Value> = frames.iter().filter(|fr| fr["refId"] == "Q").collect();
+        assert_eq!(q.len(), 2, "one estimated series per variant: {v}");
+        assert!(q.iter().all(|fr| fr["fields"][1]["labels"]["kind"] == "estimated"));
+        let bad = json!([target("D", "drift", json!({"statistic": "vibes"}))]);
+        let (s, v) =
+            call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, bad, json!({}))))
+                .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(v["message"].as_str().unwrap().contains("vibes"));
+
+        let path = format!("/api/v1/drift?reference={}&current={}..{}", reference, f.t0 + 1_800_000, to);
+        let (s, v) = call(&app, "GET", &path.replace(':', "%3A"), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert!(v["statistics"].as_array().unwrap().iter().any(|r| r["feature"] == "confidence"), "{v}");
+        let (s, v) =
+            call(&app, "GET", &format!("/api/v1/quality?from={from}&to={to}&by=segment"), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["groups"].as_array().unwrap().len(), 2);
+        let (s, _) = call(&app, "GET", "/api/v1/drift", None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
     });
 }

@@ -39,7 +39,8 @@ type Body = Result<Bytes, BytesRejection>;
 type Answer = Result<axum::Json<Value>, ApiError>;
 
 /// Payload keys that are options, not label filters.
-const OPTIONS: [&str; 6] = ["statistic", "by", "format", "bins", "alias", "annotations"];
+const OPTIONS: [&str; 9] =
+    ["statistic", "by", "format", "bins", "alias", "annotations", "reference", "threshold", "show"];
 /// Labels every series has.
 const LABELS: [&str; 6] = ["model", "version", "variant", "segment", "feature", "instance"];
 /// How far back metric discovery looks when a request carries no range.
@@ -73,7 +74,7 @@ struct AdhocFilter {
     values: Option<Vec<Value>>,
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -106,7 +107,7 @@ impl AdhocFilter {
 /// A payload value as a filter: `None` for "everything" (absent, empty, `$__all`, `All`,
 /// `*`); one value is an equality unless it carries regex syntax (Grafana's regex format
 /// escapes values and joins several as `(a|b)`); an array is an alternation of its values.
-fn filter_of(label: &str, v: &Value) -> Result<Option<Matcher>, ApiError> {
+pub(super) fn filter_of(label: &str, v: &Value) -> Result<Option<Matcher>, ApiError> {
     let all = |s: &str| matches!(s, "" | "$__all" | "All" | "*" | ".*");
     let bad = |e: String| ApiError::bad_request(format!("payload.{label}: {e}"));
     match v {
@@ -138,7 +139,7 @@ fn filter_of(label: &str, v: &Value) -> Result<Option<Matcher>, ApiError> {
 }
 
 /// The label names in `by`: a string (comma separated) or an array.
-fn labels_of(v: &Value) -> Vec<String> {
+pub(super) fn labels_of(v: &Value) -> Vec<String> {
     let items: Vec<String> = match v {
         Value::Array(a) => a.iter().map(text).collect(),
         v => text(v).split(',').map(str::to_string).collect(),
@@ -147,7 +148,7 @@ fn labels_of(v: &Value) -> Vec<String> {
 }
 
 /// The payload's label filters.
-fn payload_filters(payload: &Value) -> Result<Vec<Matcher>, ApiError> {
+pub(super) fn payload_filters(payload: &Value) -> Result<Vec<Matcher>, ApiError> {
     let mut out = Vec::new();
     if let Value::Object(map) = payload {
         for (k, v) in map {
@@ -160,7 +161,7 @@ fn payload_filters(payload: &Value) -> Result<Vec<Matcher>, ApiError> {
     Ok(out)
 }
 
-fn payload_str<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
+pub(super) fn payload_str<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
     payload.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -240,6 +241,20 @@ async fn metrics(State(state): State<Arc<AppState>>, body: Body) -> Answer {
                      "payloads": [select("model", false), select("variant", true), select("segment", true),
                                   json!({ "name": "by", "type": "multi-select",
                                           "options": options(LABELS.iter().map(|s| s.to_string())) })] }));
+    let input = |name: &str, placeholder: &str| json!({ "name": name, "label": name, "type": "input", "placeholder": placeholder });
+    out.push(json!({ "value": "drift", "label": "Drift score per feature (against a reference)",
+                     "payloads": [input("reference", "now-8d..now-1d or a baseline name"),
+                                  json!({ "name": "statistic", "type": "select",
+                                          "options": options(["wasserstein_norm", "psi", "ks", "js", "hellinger", "chi2", "share"].map(String::from)) }),
+                                  select("feature", true), select("model", false), select("segment", true)] }));
+    out.push(json!({ "value": "quality", "label": "Model quality, realised and estimated",
+                     "payloads": [json!({ "name": "statistic", "type": "select",
+                                          "options": options(["precision", "recall", "f1", "auc"].map(String::from)) }),
+                                  json!({ "name": "show", "type": "select",
+                                          "options": options(["both", "realised", "estimated"].map(String::from)) }),
+                                  json!({ "name": "by", "type": "multi-select", "options": options(LABELS.iter().map(|s| s.to_string())) }),
+                                  input("reference", "labelled range for the estimate, default the week before"),
+                                  input("threshold", "0.5"), select("model", false), select("segment", true)] }));
     out.push(json!({ "value": "events", "label": display_name("events"),
                      "payloads": [select("model", false), select("kind", true)] }));
     Ok(axum::Json(Value::Array(out)))
@@ -491,6 +506,20 @@ async fn frames(
             frames.push(annotations(state, t, from, to).await.map_err(at)?);
             continue;
         }
+        if target == "drift" || target == "quality" {
+            let series = if target == "drift" {
+                super::reports::drift_series(state, &t.payload, &adhoc, range, deadline).await
+            } else {
+                super::reports::quality_series(state, &t.payload, &adhoc, range, deadline).await
+            }
+            .map_err(at)?;
+            let unit = if target == "quality" { Some("percentunit") } else { None };
+            let alias = payload_str(&t.payload, "alias").map(str::to_string);
+            for s in &series {
+                frames.push(report_frame(&display(&alias, s, target, &t.ref_id), &t.ref_id, s, unit));
+            }
+            continue;
+        }
         let (q, options) = build_query(target, &t.payload, &adhoc, &req.group_by_keys).map_err(at)?;
         let series = if q.metric == "error_ratio" {
             error_ratio(state, &q, range, deadline).await.map_err(at)?
@@ -647,6 +676,22 @@ fn series_frame(name: &str, ref_id: &str, s: &Series, q: &Query) -> Value {
             { "name": "Time", "type": "time", "values": s.points.iter().map(|p| p.0).collect::<Vec<_>>() },
             { "name": "Value", "type": "number", "labels": s.tags, "config": config,
               "values": s.points.iter().map(|p| finite(p.1 * factor)).collect::<Vec<_>>() },
+        ],
+    })
+}
+
+fn report_frame(name: &str, ref_id: &str, s: &Series, unit: Option<&str>) -> Value {
+    let mut config = json!({ "displayNameFromDS": name });
+    if let Some(u) = unit {
+        config["unit"] = json!(u);
+    }
+    json!({
+        "name": name,
+        "refId": ref_id,
+        "fields": [
+            { "name": "Time", "type": "time", "values": s.points.iter().map(|p| p.0).collect::<Vec<_>>() },
+            { "name": "Value", "type": "number", "labels": s.tags, "config": config,
+              "values": s.points.iter().map(|p| finite(p.1)).collect::<Vec<_>>() },
         ],
     })
 }

@@ -19,6 +19,7 @@
 
 mod grafana;
 mod prom;
+mod reports;
 mod rest;
 
 use axum::Router;

@@ -6,6 +6,10 @@
 //! - `GET /series?from&to[&match=<selector>]` → `[{"metric", "kind", "model", ...}]`
 //! - `GET /labels/{label}/values?from&to[&match=<selector>]` → `["a", "b"]`
 //! - `GET /events?from&to[&kind=..&model=..]` → `[{"time_ms", "kind", ...}]`
+//! - `GET /drift?reference=<baseline|FROM..TO>[&current=24h][&model=..&variant=..&segment=..]`
+//!   → the drift report of `modelwatch drift --format json`.
+//! - `GET /quality?from&to[&by=segment][&reference=FROM..TO][&threshold=0.5]` → realised and
+//!   estimated quality per group, as `modelwatch quality --format json`.
 
 use super::{ApiError, AppState, parse_duration, parse_time, range_for, series_json};
 use axum::Router;
@@ -24,6 +28,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/series", get(series))
         .route("/labels/{label}/values", get(label_values))
         .route("/events", get(events))
+        .route("/drift", get(drift))
+        .route("/quality", get(quality))
 }
 
 type Params = Result<UrlQuery<RangeParams>, axum::extract::rejection::QueryRejection>;
@@ -40,6 +46,12 @@ struct RangeParams {
     selector: Option<String>,
     kind: Option<String>,
     model: Option<String>,
+    reference: Option<String>,
+    current: Option<String>,
+    by: Option<String>,
+    threshold: Option<f64>,
+    segment: Option<String>,
+    variant: Option<String>,
 }
 
 impl RangeParams {
@@ -143,4 +155,74 @@ async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {
         .map(|e| json!({ "time_ms": e.time_ms, "model": e.model, "version": e.version, "variant": e.variant,
                          "kind": e.kind, "message": e.message }))
         .collect::<Vec<_>>())))
+}
+
+impl RangeParams {
+    fn filters(&self) -> Vec<modelwatch_query::Matcher> {
+        [("model", &self.model), ("variant", &self.variant), ("segment", &self.segment)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| modelwatch_query::drift::eq(k, v)))
+            .collect()
+    }
+}
+
+async fn drift(State(state): State<Arc<AppState>>, params: Params) -> Answer {
+    let p = RangeParams::from_url(params)?;
+    let spec =
+        p.reference.clone().ok_or_else(|| ApiError::bad_request("the `reference` parameter is missing"))?;
+    let now = super::now_ms();
+    let (from, to) = super::parse_range(p.current.as_deref().unwrap_or("24h"), now)
+        .map_err(|e| ApiError::bad_request(format!("current: {e}")))?;
+    let matchers = p.filters();
+    let data = state.store.dir().to_path_buf();
+    let doc = state
+        .blocking(state.deadline(), move |store| {
+            let (reference, desc) = crate::baseline::reference(store, &data, &spec, &matchers, now)
+                .map_err(|e| ApiError::bad_request(format!("reference: {e:#}")))?;
+            let current = modelwatch_query::drift::profile(store, &matchers, from, to)?;
+            let cfg = modelwatch_query::drift::DriftConfig::default();
+            let report = modelwatch_query::drift::compare(&reference, &current, &cfg);
+            let checks = modelwatch_query::drift::data_quality(&reference, &current, &Default::default());
+            Ok(json!({
+                "reference": desc, "current": [from, to], "drifting_share": report.drifting_share,
+                "dataset_drift": report.dataset_drift, "statistics": report.rows_by_severity(),
+                "data_quality": checks,
+            }))
+        })
+        .await?;
+    Ok(axum::Json(doc))
+}
+
+async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
+    let p = RangeParams::from_url(params)?;
+    let (from, to) = p.bounds()?;
+    let now = super::now_ms();
+    let reference = match &p.reference {
+        Some(r) => {
+            super::parse_range(r, now).map_err(|e| ApiError::bad_request(format!("reference: {e}")))?
+        }
+        None => (from - (to - from), from),
+    };
+    let threshold = p.threshold.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(ApiError::bad_request(format!("threshold {threshold}: a confidence in [0, 1]")));
+    }
+    let by: Vec<String> = p.by.iter().cloned().collect();
+    let matchers = p.filters();
+    let rows = state
+        .blocking(state.deadline(), move |store| {
+            Ok(modelwatch_query::quality::quality(
+                store,
+                &matchers,
+                &by,
+                from,
+                to,
+                Some(reference),
+                threshold,
+            )?)
+        })
+        .await?;
+    Ok(axum::Json(
+        json!({ "window": [from, to], "reference": [reference.0, reference.1], "threshold": threshold, "groups": rows }),
+    ))
 }
