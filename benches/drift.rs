@@ -40,7 +40,12 @@ impl Rng {
 
 fn write_parquet(path: &std::path::Path, rows: &[Vec<f64>]) {
     let columns: Vec<(String, ArrayRef)> = (0..FEATURES)
-        .map(|k| (format!("f{k:03}"), Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[k]))) as ArrayRef))
+        .map(|k| {
+            (
+                format!("f{k:03}"),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r[k]))) as ArrayRef,
+            )
+        })
         .collect();
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let file = std::fs::File::create(path).unwrap();
@@ -92,7 +97,11 @@ fn main() {
     agent.shutdown().unwrap();
     store.flush().unwrap();
     store.maintain(START + 8 * DAY).unwrap();
-    eprintln!("wrote {} rows and rolled them up in {:.1} s", reference.len() + current.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "wrote {} rows and rolled them up in {:.1} s",
+        reference.len() + current.len(),
+        started.elapsed().as_secs_f64()
+    );
     write_parquet(&dir.path().join("reference.parquet"), &reference);
     write_parquet(&dir.path().join("current.parquet"), &current);
 
@@ -132,9 +141,19 @@ fn main() {
     println!("|---|---:|");
     println!("| features compared | {numeric} numeric (+ confidence) |");
     println!("| reference / current rows | {} / {} |", reference.len(), current.len());
-    println!("| modelwatch drift report, cold (fresh open, files decoded) | {:.1} ms |", cold.as_secs_f64() * 1e3);
+    println!(
+        "| modelwatch drift report, cold (fresh open, files decoded) | {:.1} ms |",
+        cold.as_secs_f64() * 1e3
+    );
     println!("| modelwatch drift report, warm (median of 20) | {warm_ms:.1} ms |");
     println!("| Evidently DataDriftPreset over the raw rows (median of 3) | {:.0} ms |", ev_s * 1e3);
-    println!("| ratio Evidently / modelwatch (warm; cold) | {:.0}x; {:.0}x |", ev_s * 1e3 / warm_ms, ev_s / cold.as_secs_f64());
-    println!("| drifting features found: modelwatch / Evidently (10 shifted) | {ours_drifted} / {} |", ev["drifted"]);
+    println!(
+        "| ratio Evidently / modelwatch (warm; cold) | {:.0}x; {:.0}x |",
+        ev_s * 1e3 / warm_ms,
+        ev_s / cold.as_secs_f64()
+    );
+    println!(
+        "| drifting features found: modelwatch / Evidently (10 shifted) | {ours_drifted} / {} |",
+        ev["drifted"]
+    );
 }

@@ -262,6 +262,24 @@ pub struct DriftArgs {
     /// PSI bins (cut at the reference's quantiles).
     #[arg(long, default_value_t = 10)]
     pub psi_bins: usize,
+    /// PSI warning threshold.
+    #[arg(long, default_value_t = 0.1)]
+    pub psi_warning: f64,
+    /// PSI drift threshold.
+    #[arg(long, default_value_t = 0.2)]
+    pub psi_drift: f64,
+    /// Significance level of the KS and chi-squared tests.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Normed Wasserstein threshold (the numeric features' verdict).
+    #[arg(long, default_value_t = 0.1)]
+    pub wasserstein: f64,
+    /// Jensen-Shannon distance threshold (the categorical features' verdict).
+    #[arg(long, default_value_t = 0.1)]
+    pub js: f64,
+    /// Share of drifting features from which the dataset drifts.
+    #[arg(long, default_value_t = 0.5)]
+    pub drift_share: f64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }

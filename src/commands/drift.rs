@@ -50,12 +50,18 @@ pub fn drift(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     }
     let cfg = DriftConfig {
         psi_bins: args.psi_bins.max(2),
+        psi_warning: args.psi_warning,
+        psi_drift: args.psi_drift,
+        alpha: args.alpha,
+        wasserstein: args.wasserstein,
+        js: args.js,
+        hellinger: args.js,
+        drift_share: args.drift_share,
         correction: match args.correction {
             CorrectionArg::None => Correction::None,
             CorrectionArg::Bonferroni => Correction::Bonferroni,
             CorrectionArg::Fdr => Correction::Fdr,
         },
-        ..DriftConfig::default()
     };
     let report = drift::compare(&reference, &current, &cfg);
     let checks = drift::data_quality(&reference, &current, &QualityThresholds::default());
@@ -135,7 +141,9 @@ pub fn drift(args: &DriftArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{t}")?;
             writeln!(
                 out,
-                "drifting features (normed Wasserstein or JS past 0.1): {drifting} of {} ({:.0} %); dataset drift: {}",
+                "drifting features (normed Wasserstein past {} or JS past {}): {drifting} of {} ({:.0} %); dataset drift: {}",
+                cfg.wasserstein,
+                cfg.js,
                 report.features.len(),
                 report.drifting_share * 100.0,
                 if report.dataset_drift { "yes" } else { "no" }
