@@ -90,9 +90,11 @@ fn drift_statistics_match_scipy_on_the_same_data() {
             clock.set(Timestamp::from_millis(t as u64));
             agent.flush_due().unwrap();
             let (v, lang) = sample(&mut rng, window == 1);
+            // Every feature has a position; the categorical one comes by name.
+            let all = [v[0], v[1], v[2], v[3], v[4], f64::NAN];
             agent.handle().record(
                 &Prediction::new("email", Duration::from_millis(2), 0.5)
-                    .features(&v)
+                    .features(&all)
                     .categories(&[Some(lang)]),
             );
             for (k, name) in NUMERIC.iter().enumerate() {
@@ -246,4 +248,88 @@ fn drift_statistics_match_scipy_on_the_same_data() {
         assert_eq!(verdict(n), Verdict::Drift, "{n}");
     }
     assert!(report.rows_by_severity()[0].verdict == Verdict::Drift);
+}
+
+#[test]
+fn data_quality_flags_missing_values_out_of_range_values_unseen_categories_and_schema_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
+    let agent = Agent::builder("pii")
+        .segments(["email"])
+        .features([
+            Feature::numeric("len"),
+            Feature::numeric("ratio"),
+            Feature::categorical("lang", ["en", "de"]),
+        ])
+        .interval(Duration::from_secs(60))
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(store.clone())
+        .unwrap();
+    let h = agent.handle();
+    let p = |len: f64, ratio: f64, lang: &'static str| {
+        // The vector holds every feature; the categorical one comes by name.
+        h.record(
+            &Prediction::new("email", Duration::from_millis(1), 0.5)
+                .features(&[len, ratio, f64::NAN])
+                .categories(&[Some(lang)]),
+        );
+    };
+    // Reference hour: len in [10, 109], ratio in [0, 1), languages en and de, nothing missing.
+    for i in 0..1_000 {
+        p(10.0 + (i % 100) as f64, (i % 10) as f64 / 10.0, if i % 3 == 0 { "de" } else { "en" });
+    }
+    clock.set(Timestamp::from_millis((T0 + 3_600_000) as u64));
+    agent.flush_due().unwrap();
+    // Current hour: 10 % of len missing, 5 % of len far above the range, a language outside
+    // the vocabulary (counted as `other`), and two vectors of the wrong length.
+    for i in 0..1_000 {
+        let len = if i % 10 == 0 {
+            f64::NAN
+        } else if i % 20 == 1 {
+            5_000.0
+        } else {
+            10.0 + (i % 100) as f64
+        };
+        p(len, (i % 10) as f64 / 10.0, if i % 50 == 0 { "fr" } else { "en" });
+    }
+    h.record(&Prediction::new("email", Duration::from_millis(1), 0.5).features(&[1.0]));
+    h.record(&Prediction::new("email", Duration::from_millis(1), 0.5).features(&[1.0, 2.0, 3.0, 4.0]));
+    clock.set(Timestamp::from_millis((T0 + 7_200_000) as u64));
+    agent.shutdown().unwrap();
+
+    let reference = drift::profile(&store, &[], T0, T0 + 3_600_000).unwrap();
+    let current = drift::profile(&store, &[], T0 + 3_600_000, T0 + 7_200_000).unwrap();
+    let checks = drift::data_quality(&reference, &current, &Default::default());
+    let get = |feature: &str, check: &str| {
+        checks
+            .iter()
+            .find(|c| c.feature == feature && c.check == check)
+            .unwrap_or_else(|| panic!("{feature} {check}"))
+            .clone()
+    };
+    let missing = get("len", "missing_rate");
+    // (The two wrong-length vectors still count their first value.)
+    assert!(
+        (missing.value - 100.0 / 1_002.0).abs() < 1e-9 && missing.verdict == Verdict::Warning,
+        "{missing:?}"
+    );
+    assert_eq!(get("ratio", "missing_rate").verdict, Verdict::Ok);
+    let out = get("len", "out_of_range");
+    // 50 values at 5,000 and the wrong-length vectors' 1.0, below the reference's 10.
+    assert!((out.value - 52.0 / 902.0).abs() < 1e-9 && out.verdict == Verdict::Warning, "{out:?}");
+    assert_eq!(get("ratio", "out_of_range").verdict, Verdict::Ok, "values on the bounds are inside");
+    let unseen = get("lang", "unseen_categories");
+    // 20 of about 1,000 (the too-long vector's third value, 3.0, is no category code).
+    assert!(
+        unseen.verdict == Verdict::Warning && unseen.detail == "other" && (unseen.value - 0.02).abs() < 2e-3,
+        "{unseen:?}"
+    );
+    let schema = get("", "schema_errors");
+    assert_eq!((schema.value, schema.verdict), (2.0, Verdict::Warning));
+    // And nothing warns when the current window looks like the reference.
+    let same = drift::data_quality(&reference, &reference, &Default::default());
+    assert!(same.iter().all(|c| c.verdict == Verdict::Ok), "{same:?}");
 }
