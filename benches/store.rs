@@ -44,7 +44,7 @@ fn traffic(agents: &[Agent], interval: u64) {
                 let latency = Duration::from_micros(300 + (i * 2_654_435_761) % 5_000);
                 h.record(&Prediction::new(*seg, latency, ((i * 37) % 1000) as f64 / 1000.0).features(&x));
                 if k == 0 {
-                    h.feedback(*seg, 0.7, i % 2 == 0);
+                    h.feedback(*seg, 0.7, i.is_multiple_of(2));
                 }
             }
         }

@@ -32,6 +32,9 @@ pub enum Command {
     /// Save or list named baselines (reference profiles for drift).
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Retraining triggers: status, history, check (evaluate now), fire, ack.
+    #[command(subcommand)]
+    Triggers(TriggersCommand),
     /// Serve the store over HTTP: the Grafana JSON datasource (/grafana), REST (/api/v1),
     /// Prometheus exposition (/metrics), /healthz and /readyz.
     Serve(ServeArgs),
@@ -329,5 +332,44 @@ pub enum BaselineCommand {
     List {
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TriggerArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The configuration file (TOML, `[triggers]`); defaults without one.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TriggersCommand {
+    /// Each trigger's current figures, the cool-down and unacknowledged events.
+    Status(TriggerArgs),
+    /// Every event: ID, time, reasons, deliveries, acknowledgement.
+    History(TriggerArgs),
+    /// Evaluate every trigger now and emit an event if one fires (for cron-driven setups).
+    Check(TriggerArgs),
+    /// Emit an event by hand (the cool-down applies unless --force).
+    Fire {
+        #[command(flatten)]
+        args: TriggerArgs,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Ignore the cool-down.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Acknowledge an event: retraining has taken it; the label count starts again.
+    Ack {
+        #[command(flatten)]
+        args: TriggerArgs,
+        /// The event's ID.
+        id: String,
     },
 }

@@ -43,3 +43,4 @@ pub use modelwatch_store as store;
 
 pub mod baseline;
 pub mod serve;
+pub mod triggers;

@@ -59,7 +59,7 @@ fn counts_add_up_exactly_across_threads_waves_and_flushes() {
         std::thread::spawn(move || {
             let mut flushes = 0u64;
             while !done.load(Ordering::Acquire) {
-                if flushes % 3 == 0 {
+                if flushes.is_multiple_of(3) {
                     agent.flush_now().unwrap();
                 } else {
                     clock.advance(Duration::from_secs(1));

@@ -12,3 +12,4 @@ mod query_cli;
 mod serve;
 mod store_cli;
 mod stress;
+mod triggers;

@@ -10,6 +10,7 @@ pub(crate) mod import;
 mod query;
 mod serve;
 mod store;
+mod triggers;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Drift(args) => drift::drift(&args),
         Command::Quality(args) => drift::quality(&args),
         Command::Baseline(cmd) => drift::baseline(cmd),
+        Command::Triggers(cmd) => triggers::run(cmd),
     }
 }
 

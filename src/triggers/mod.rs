@@ -1,0 +1,924 @@
+//! Retraining triggers: decide without a person when a model must be retrained, and tell
+//! whoever retrains it, with the evidence.
+//!
+//! [`TriggerEngine::evaluate`] runs every trigger at the clock's `now`:
+//! - **labels**: `labels.count` labelled examples (feedback) since the last retraining
+//!   (the last acknowledged event; counted from the store, so no count is lost in a crash).
+//! - **degradation**: a quality metric (precision by default) over the last `window`
+//!   (24 h) fell by at least `drop` (10 %) relative to the window before, overall or in a
+//!   segment — and only when the fall is significant: both windows hold at least
+//!   `min_labels` (100) labels behind the metric, and a one-sided two-proportion z-test says
+//!   p < `alpha` (0.05). Noise in small windows does not fire it.
+//! - **schedule**: a cron expression (weekly by default: Monday 03:00 UTC), for gradual
+//!   drift nobody measures.
+//! - **drift**: the share of drifting features between `reference` and the last `window`
+//!   reaches `share` (0.5), or the CUSUM detector alarms on `detector` (a query, e.g.
+//!   `mean(confidence)`) over the window.
+//! - **manual**: [`TriggerEngine::fire`] (`modelwatch triggers fire --reason ...`).
+//!
+//! Whatever fires, at most one event is emitted per `cooldown` (24 h): the reasons that fire
+//! together make one event, with a stable ID (`<model>-<UTC time>`), its reasons and their
+//! evidence (the figures that crossed the line and the windows they came from). The event is
+//! written to the trigger state (`<data>/triggers/state.json`, replaced atomically) before
+//! anything else, so a crash after it never fires twice; it is then appended to the events
+//! table of the trigger event store (`<data>/triggers/events`, a store of its own, which
+//! Grafana's annotations and `/api/v1/events` read too) and delivered to the sinks; a
+//! delivery interrupted by a crash is retried at the next start (sinks see an event at
+//! least once, with the same ID). [`TriggerEngine::ack`] acknowledges an event: the
+//! retraining side has taken it, and the label count starts again.
+
+mod sinks;
+
+pub use sinks::{CallbackSink, ChannelSink, CommandSink, EventSink, WebhookSink};
+
+use crate::serve::parse_duration;
+use modelwatch_agent::Clock;
+use modelwatch_query::Matcher;
+use modelwatch_query::drift::{self, DriftConfig, Verdict, eq};
+use modelwatch_store::{EventRow, Rows, Store, StoreConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The `[triggers]` section of the configuration file; every field has a default.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriggerConfig {
+    /// The model the triggers watch (empty: every series in the store).
+    pub model: String,
+    /// At most one event per cool-down.
+    pub cooldown: String,
+    /// New labelled examples.
+    pub labels: LabelsTrigger,
+    /// Quality degradation.
+    pub degradation: DegradationTrigger,
+    /// A schedule.
+    pub schedule: ScheduleTrigger,
+    /// Drift.
+    pub drift: DriftTrigger,
+    /// Where events go besides the store.
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        TriggerConfig {
+            model: String::new(),
+            cooldown: "24h".into(),
+            labels: LabelsTrigger::default(),
+            degradation: DegradationTrigger::default(),
+            schedule: ScheduleTrigger::default(),
+            drift: DriftTrigger::default(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// `[triggers.labels]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelsTrigger {
+    /// On or off.
+    pub enabled: bool,
+    /// Labelled examples since the last retraining.
+    pub count: u64,
+}
+
+impl Default for LabelsTrigger {
+    fn default() -> Self {
+        LabelsTrigger { enabled: true, count: 500 }
+    }
+}
+
+/// `[triggers.degradation]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DegradationTrigger {
+    /// On or off.
+    pub enabled: bool,
+    /// `precision` or `recall`.
+    pub metric: String,
+    /// Relative fall that fires (0.1 = 10 %).
+    pub drop: f64,
+    /// The window compared with the one before it.
+    pub window: String,
+    /// Labels each window needs behind the metric.
+    pub min_labels: u64,
+    /// Significance level of the one-sided two-proportion z-test.
+    pub alpha: f64,
+    /// Also per segment.
+    pub by_segment: bool,
+    /// Confidence from which a prediction is positive.
+    pub threshold: f64,
+}
+
+impl Default for DegradationTrigger {
+    fn default() -> Self {
+        DegradationTrigger {
+            enabled: true,
+            metric: "precision".into(),
+            drop: 0.10,
+            window: "24h".into(),
+            min_labels: 100,
+            alpha: 0.05,
+            by_segment: true,
+            threshold: 0.5,
+        }
+    }
+}
+
+/// `[triggers.schedule]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleTrigger {
+    /// On or off.
+    pub enabled: bool,
+    /// A cron expression with seconds (`sec min hour day-of-month month day-of-week`), UTC.
+    pub cron: String,
+}
+
+impl Default for ScheduleTrigger {
+    fn default() -> Self {
+        ScheduleTrigger { enabled: true, cron: "0 0 3 * * Mon".into() }
+    }
+}
+
+/// `[triggers.drift]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriftTrigger {
+    /// On or off.
+    pub enabled: bool,
+    /// A baseline's name or a range (`now-8d..now-1d`).
+    pub reference: String,
+    /// The current window.
+    pub window: String,
+    /// Share of drifting features that fires.
+    pub share: f64,
+    /// A query whose series CUSUM watches over the window (empty: none), e.g.
+    /// `mean(confidence{segment="phone"})`.
+    pub detector: String,
+    /// The detector's step.
+    pub detector_step: String,
+}
+
+impl Default for DriftTrigger {
+    fn default() -> Self {
+        DriftTrigger {
+            enabled: true,
+            reference: "now-8d..now-1d".into(),
+            window: "24h".into(),
+            share: 0.5,
+            detector: String::new(),
+            detector_step: "10m".into(),
+        }
+    }
+}
+
+/// A `[[triggers.sinks]]` entry.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// HTTP POST of the event as JSON.
+    Webhook {
+        /// The URL.
+        url: String,
+        /// Environment variable holding the HMAC-SHA256 key (header `X-Modelwatch-Signature:
+        /// sha256=<hex>`); none: unsigned.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// Per attempt.
+        #[serde(default = "default_webhook_timeout")]
+        timeout: String,
+        /// Attempts after the first, with doubling backoff from `backoff`.
+        #[serde(default = "default_retries")]
+        retries: u32,
+        /// The first backoff.
+        #[serde(default = "default_backoff")]
+        backoff: String,
+    },
+    /// A command run with the event as JSON on stdin and in `MODELWATCH_EVENT_*` variables.
+    Command {
+        /// Program and arguments.
+        command: Vec<String>,
+        /// How long it may run.
+        #[serde(default = "default_command_timeout")]
+        timeout: String,
+    },
+}
+
+fn default_webhook_timeout() -> String {
+    "10s".into()
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_backoff() -> String {
+    "1s".into()
+}
+fn default_command_timeout() -> String {
+    "60s".into()
+}
+
+/// The configuration file: `[triggers]` (and, later, the loop's sections).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The triggers.
+    pub triggers: TriggerConfig,
+}
+
+impl ConfigFile {
+    /// Reads a TOML file; an error names the file and the key.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let c: ConfigFile = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        c.triggers.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(c)
+    }
+}
+
+impl TriggerConfig {
+    /// Checks durations, the cron expression and the thresholds.
+    pub fn validate(&self) -> Result<(), String> {
+        let d =
+            |s: &str, what: &str| parse_duration(s).map(|_| ()).map_err(|e| format!("triggers.{what}: {e}"));
+        d(&self.cooldown, "cooldown")?;
+        d(&self.degradation.window, "degradation.window")?;
+        d(&self.drift.window, "drift.window")?;
+        d(&self.drift.detector_step, "drift.detector_step")?;
+        cron::Schedule::from_str(&self.schedule.cron)
+            .map_err(|e| format!("triggers.schedule.cron {:?}: {e}", self.schedule.cron))?;
+        if !["precision", "recall"].contains(&self.degradation.metric.as_str()) {
+            return Err(format!(
+                "triggers.degradation.metric {:?}: precision or recall",
+                self.degradation.metric
+            ));
+        }
+        if !(0.0..1.0).contains(&self.degradation.drop) || self.degradation.drop <= 0.0 {
+            return Err(format!("triggers.degradation.drop {}: a fraction in (0, 1)", self.degradation.drop));
+        }
+        if !self.drift.detector.is_empty() {
+            modelwatch_query::parse(&self.drift.detector)
+                .map_err(|e| format!("triggers.drift.detector: {e}"))?;
+        }
+        for s in &self.sinks {
+            match s {
+                SinkConfig::Webhook { url, timeout, backoff, .. } => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(format!("triggers.sinks: webhook url {url:?} is not http(s)"));
+                    }
+                    d(timeout, "sinks.timeout")?;
+                    d(backoff, "sinks.backoff")?;
+                }
+                SinkConfig::Command { command, timeout } => {
+                    if command.is_empty() {
+                        return Err(
+                            "triggers.sinks: a command sink needs `command = [\"program\", ...]`".into()
+                        );
+                    }
+                    d(timeout, "sinks.timeout")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One reason an event fired, with its evidence.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reason {
+    /// `labels`, `degradation`, `schedule`, `drift` or `manual`.
+    pub trigger: String,
+    /// In words.
+    pub summary: String,
+    /// The figures that crossed the line and the windows they came from.
+    pub evidence: serde_json::Value,
+}
+
+/// A retraining event.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RetrainEvent {
+    /// Stable ID: `<model>-<UTC time of the decision>`.
+    pub id: String,
+    /// The model.
+    pub model: String,
+    /// When it fired (ms).
+    pub fired_at_ms: i64,
+    /// Why.
+    pub reasons: Vec<Reason>,
+}
+
+/// A sink's result for an event.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Delivery {
+    /// Which sink (`webhook <url>`, `command <program>`, ...).
+    pub sink: String,
+    /// Whether it took the event.
+    pub ok: bool,
+    /// Status, exit code or error.
+    pub detail: String,
+}
+
+/// An event with what became of it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    /// The event.
+    pub event: RetrainEvent,
+    /// Appended to the trigger event store.
+    pub stored: bool,
+    /// Sink results (empty until delivered).
+    pub deliveries: Vec<Delivery>,
+    /// Whether the sinks have been run.
+    pub delivered: bool,
+    /// When it was acknowledged (ms).
+    pub acked_at_ms: Option<i64>,
+}
+
+/// The persisted trigger state.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TriggerState {
+    /// Format version.
+    pub version: u32,
+    /// Labels count from here (the last acknowledgement, or the first start).
+    pub counting_since_ms: i64,
+    /// The last event's time.
+    pub last_fire_ms: Option<i64>,
+    /// The last schedule time handled.
+    pub schedule_checked_ms: Option<i64>,
+    /// Events suppressed by the cool-down (count).
+    pub suppressed: u64,
+    /// Every event, oldest first (the last 1,000).
+    pub history: Vec<EventRecord>,
+}
+
+/// What one evaluation found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evaluation {
+    /// The event emitted, if any.
+    pub event: Option<RetrainEvent>,
+    /// Reasons that held but were suppressed by the cool-down.
+    pub suppressed: Vec<Reason>,
+    /// The current figures of each trigger, for `triggers status`.
+    pub status: serde_json::Value,
+}
+
+/// Runs the triggers over a store and keeps their state in `<data>/triggers/`.
+pub struct TriggerEngine {
+    config: TriggerConfig,
+    store: Arc<Store>,
+    events: Store,
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    sinks: Vec<Box<dyn EventSink>>,
+    state: TriggerState,
+    _lock: std::fs::File,
+}
+
+/// The trigger directory of a data directory.
+pub fn trigger_dir(data: &Path) -> PathBuf {
+    data.join("triggers")
+}
+
+const HISTORY: usize = 1_000;
+
+impl TriggerEngine {
+    /// Opens the trigger state of `data` (creating it), takes its lock (one engine per data
+    /// directory), and redelivers events a crash interrupted.
+    pub fn open(
+        config: TriggerConfig,
+        store: Arc<Store>,
+        data: &Path,
+        clock: Arc<dyn Clock>,
+        mut sinks: Vec<Box<dyn EventSink>>,
+    ) -> anyhow::Result<TriggerEngine> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let dir = trigger_dir(data);
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("lock").display()))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: another process runs the triggers of this data directory (a `modelwatch serve --triggers` or an embedded engine)",
+                dir.display()
+            )
+        })?;
+        for s in &config.sinks {
+            sinks.push(sinks::from_config(s)?);
+        }
+        let events = Store::open(StoreConfig {
+            background: false,
+            buffer_rows: 1,
+            ..StoreConfig::new(dir.join("events"))
+        })?;
+        let state = match std::fs::read(dir.join("state.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                anyhow::anyhow!("{}: unreadable trigger state: {e}", dir.join("state.json").display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TriggerState {
+                version: 1,
+                counting_since_ms: clock.now().as_millis() as i64,
+                ..TriggerState::default()
+            },
+            Err(e) => anyhow::bail!("{}: {e}", dir.join("state.json").display()),
+        };
+        let mut engine = TriggerEngine { config, store, events, dir, clock, sinks, state, _lock: lock };
+        engine.save()?;
+        engine.finish_pending()?;
+        Ok(engine)
+    }
+
+    /// The state as persisted.
+    pub fn state(&self) -> &TriggerState {
+        &self.state
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.state)?;
+        modelwatch_store::publish(&modelwatch_store::RealFs, &self.dir.join("state.json"), &bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.join("state.json").display()))
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().as_millis() as i64
+    }
+
+    fn matchers(&self) -> Vec<Matcher> {
+        if self.config.model.is_empty() { Vec::new() } else { vec![eq("model", &self.config.model)] }
+    }
+
+    /// Stores and delivers events whose storing or delivery a crash interrupted.
+    fn finish_pending(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.state.history.len() {
+            if !self.state.history[i].stored {
+                let e = self.state.history[i].event.clone();
+                self.store_event(&e, "retrain_triggered")?;
+                self.state.history[i].stored = true;
+                self.save()?;
+            }
+            if !self.state.history[i].delivered {
+                let e = self.state.history[i].event.clone();
+                let deliveries = self.sinks.iter().map(|s| s.deliver(&e)).collect();
+                self.state.history[i].deliveries = deliveries;
+                self.state.history[i].delivered = true;
+                self.save()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn store_event(&self, e: &RetrainEvent, kind: &str) -> anyhow::Result<()> {
+        let message = serde_json::to_string(&serde_json::json!({ "id": e.id, "reasons": e.reasons }))?;
+        self.events.append(Rows {
+            events: vec![EventRow {
+                time_ms: e.fired_at_ms,
+                model: e.model.as_str().into(),
+                version: "".into(),
+                variant: "".into(),
+                kind: kind.into(),
+                message,
+            }],
+            ..Rows::default()
+        })?;
+        self.events.flush()?;
+        Ok(())
+    }
+
+    /// Runs every enabled trigger now; emits at most one event (outside the cool-down).
+    pub fn evaluate(&mut self) -> anyhow::Result<Evaluation> {
+        let now = self.now();
+        let mut reasons = Vec::new();
+        let mut status = serde_json::Map::new();
+        if self.config.labels.enabled {
+            let (r, s) = self.labels(now)?;
+            reasons.extend(r);
+            status.insert("labels".into(), s);
+        }
+        if self.config.degradation.enabled {
+            let (r, s) = self.degradation(now)?;
+            reasons.extend(r);
+            status.insert("degradation".into(), s);
+        }
+        if self.config.schedule.enabled {
+            let (r, s) = self.schedule(now)?;
+            reasons.extend(r);
+            status.insert("schedule".into(), s);
+        }
+        if self.config.drift.enabled {
+            let (r, s) = self.drift(now)?;
+            reasons.extend(r);
+            status.insert("drift".into(), s);
+        }
+        status.insert("cooldown_until_ms".into(), serde_json::json!(self.cooldown_until()));
+        let mut out = Evaluation { status: serde_json::Value::Object(status), ..Evaluation::default() };
+        if reasons.is_empty() {
+            self.save()?;
+            return Ok(out);
+        }
+        match self.emit(now, reasons)? {
+            Ok(e) => out.event = Some(e),
+            Err(r) => out.suppressed = r,
+        }
+        Ok(out)
+    }
+
+    /// Every trigger's current figures, without firing or moving the schedule.
+    pub fn status(&mut self) -> anyhow::Result<serde_json::Value> {
+        let now = self.now();
+        let saved = self.state.clone();
+        let mut status = serde_json::Map::new();
+        status.insert("now_ms".into(), serde_json::json!(now));
+        if self.config.labels.enabled {
+            status.insert("labels".into(), self.labels(now)?.1);
+        }
+        if self.config.degradation.enabled {
+            status.insert("degradation".into(), self.degradation(now)?.1);
+        }
+        if self.config.schedule.enabled {
+            status.insert("schedule".into(), self.schedule(now)?.1);
+        }
+        if self.config.drift.enabled {
+            status.insert("drift".into(), self.drift(now)?.1);
+        }
+        self.state = saved;
+        status.insert("last_fire_ms".into(), serde_json::json!(self.state.last_fire_ms));
+        status.insert("cooldown_until_ms".into(), serde_json::json!(self.cooldown_until()));
+        status.insert("suppressed".into(), serde_json::json!(self.state.suppressed));
+        let pending: Vec<&str> = self
+            .state
+            .history
+            .iter()
+            .filter(|r| r.acked_at_ms.is_none())
+            .map(|r| r.event.id.as_str())
+            .collect();
+        status.insert("unacknowledged".into(), serde_json::json!(pending));
+        Ok(serde_json::Value::Object(status))
+    }
+
+    fn cooldown_until(&self) -> Option<i64> {
+        let cd = parse_duration(&self.config.cooldown).unwrap_or(86_400_000);
+        self.state.last_fire_ms.map(|t| t + cd)
+    }
+
+    /// Fires by hand (the cool-down applies unless `force`).
+    pub fn fire(&mut self, reason: &str, force: bool) -> anyhow::Result<Result<RetrainEvent, Vec<Reason>>> {
+        let now = self.now();
+        let r = Reason {
+            trigger: "manual".into(),
+            summary: reason.to_string(),
+            evidence: serde_json::json!({ "reason": reason, "forced": force }),
+        };
+        if force {
+            self.state.last_fire_ms = None;
+        }
+        self.emit(now, vec![r])
+    }
+
+    /// One event for all `reasons`, unless in the cool-down. The state is durable before
+    /// the event is stored or delivered.
+    fn emit(&mut self, now: i64, reasons: Vec<Reason>) -> anyhow::Result<Result<RetrainEvent, Vec<Reason>>> {
+        if self.cooldown_until().is_some_and(|until| now < until) {
+            self.state.suppressed += 1;
+            self.save()?;
+            return Ok(Err(reasons));
+        }
+        let model = if self.config.model.is_empty() { "all".to_string() } else { self.config.model.clone() };
+        let stamp = chrono::DateTime::from_timestamp_millis(now)
+            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+            .unwrap_or_else(|| now.to_string());
+        let event = RetrainEvent { id: format!("{model}-{stamp}"), model, fired_at_ms: now, reasons };
+        self.state.last_fire_ms = Some(now);
+        self.state.history.push(EventRecord {
+            event: event.clone(),
+            stored: false,
+            deliveries: Vec::new(),
+            delivered: false,
+            acked_at_ms: None,
+        });
+        if self.state.history.len() > HISTORY {
+            let extra = self.state.history.len() - HISTORY;
+            self.state.history.drain(..extra);
+        }
+        self.save()?;
+        self.finish_pending()?;
+        Ok(Ok(event))
+    }
+
+    /// Acknowledges an event: the retraining side has it; the label count starts again.
+    pub fn ack(&mut self, id: &str) -> anyhow::Result<()> {
+        let now = self.now();
+        let Some(rec) = self.state.history.iter_mut().find(|r| r.event.id == id) else {
+            anyhow::bail!("no trigger event {id:?} (see `modelwatch triggers history`)");
+        };
+        if rec.acked_at_ms.is_some() {
+            anyhow::bail!("event {id:?} was acknowledged already");
+        }
+        rec.acked_at_ms = Some(now);
+        let event = rec.event.clone();
+        self.state.counting_since_ms = now;
+        self.save()?;
+        self.store_event(&RetrainEvent { fired_at_ms: now, ..event }, "retrain_acknowledged")?;
+        Ok(())
+    }
+
+    fn sum(&self, expr: &str, from: i64, to: i64) -> anyhow::Result<f64> {
+        let mut q = modelwatch_query::parse(expr)?;
+        q.matchers.extend(self.matchers());
+        let range = modelwatch_query::Range { from_ms: from, to_ms: to, step_ms: (to - from).max(1) };
+        Ok(modelwatch_query::run(&self.store, &q, range, modelwatch_query::Limits::default())?
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| p.1)
+            .sum())
+    }
+
+    fn labels(&self, now: i64) -> anyhow::Result<(Option<Reason>, serde_json::Value)> {
+        let since = self.state.counting_since_ms;
+        let n = if now > since { self.sum("sum(feedback)", since, now)? } else { 0.0 };
+        let need = self.config.labels.count as f64;
+        let status = serde_json::json!({ "labels": n, "needed": need, "since_ms": since });
+        let reason = (n >= need).then(|| Reason {
+            trigger: "labels".into(),
+            summary: format!("{n:.0} labelled examples since the last retraining (threshold {need:.0})"),
+            evidence: status.clone(),
+        });
+        Ok((reason, status))
+    }
+
+    fn degradation(&self, now: i64) -> anyhow::Result<(Vec<Reason>, serde_json::Value)> {
+        let c = &self.config.degradation;
+        let w = parse_duration(&c.window).map_err(anyhow::Error::msg)?;
+        let (cur, prev) = ((now - w, now), (now - 2 * w, now - w));
+        let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+        if c.by_segment {
+            groups.push(vec!["segment".into()]);
+        }
+        let mut reasons = Vec::new();
+        let mut checked = Vec::new();
+        for by in groups {
+            let now_q = modelwatch_query::quality::quality(
+                &self.store,
+                &self.matchers(),
+                &by,
+                cur.0,
+                cur.1,
+                None,
+                c.threshold,
+            )?;
+            let before = modelwatch_query::quality::quality(
+                &self.store,
+                &self.matchers(),
+                &by,
+                prev.0,
+                prev.1,
+                None,
+                c.threshold,
+            )?;
+            for q in &now_q {
+                let Some(b) = before.iter().find(|b| b.tags == q.tags) else { continue };
+                let (k1, n1, k0, n0) = metric_counts(&c.metric, &q.realised, &b.realised);
+                let (v1, v0) = (k1 / n1.max(1.0), k0 / n0.max(1.0));
+                let enough = n1 >= c.min_labels as f64 && n0 >= c.min_labels as f64;
+                let fall = if v0 > 0.0 { (v0 - v1) / v0 } else { 0.0 };
+                let p = one_sided_p(k0, n0, k1, n1);
+                let group = if q.tags.is_empty() {
+                    "overall".to_string()
+                } else {
+                    q.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+                };
+                let fig = serde_json::json!({
+                    "group": group, "metric": c.metric, "current": v1, "previous": v0, "relative_fall": fall,
+                    "labels_current": n1, "labels_previous": n0, "p_value": p,
+                    "current_window": [cur.0, cur.1], "previous_window": [prev.0, prev.1],
+                });
+                if enough && fall >= c.drop && p < c.alpha {
+                    reasons.push(Reason {
+                        trigger: "degradation".into(),
+                        summary: format!(
+                            "{} {group} fell {:.1} % ({v0:.3} -> {v1:.3}, p = {p:.2e})",
+                            c.metric,
+                            fall * 100.0
+                        ),
+                        evidence: fig.clone(),
+                    });
+                }
+                checked.push(fig);
+            }
+        }
+        Ok((reasons, serde_json::Value::Array(checked)))
+    }
+
+    fn schedule(&mut self, now: i64) -> anyhow::Result<(Option<Reason>, serde_json::Value)> {
+        let schedule =
+            cron::Schedule::from_str(&self.config.schedule.cron).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let checked = *self.state.schedule_checked_ms.get_or_insert(now);
+        let after = chrono::DateTime::from_timestamp_millis(checked).unwrap_or_default();
+        let due = schedule.after(&after).next().map(|t| t.timestamp_millis());
+        let status = serde_json::json!({ "cron": self.config.schedule.cron, "next_ms": due });
+        match due {
+            Some(t) if t <= now => {
+                self.state.schedule_checked_ms = Some(now);
+                let when = crate::baseline::rfc3339(t);
+                Ok((
+                    Some(Reason {
+                        trigger: "schedule".into(),
+                        summary: format!("scheduled retraining ({} at {when})", self.config.schedule.cron),
+                        evidence: serde_json::json!({ "cron": self.config.schedule.cron, "due_ms": t }),
+                    }),
+                    status,
+                ))
+            }
+            _ => Ok((None, status)),
+        }
+    }
+
+    fn drift(&self, now: i64) -> anyhow::Result<(Vec<Reason>, serde_json::Value)> {
+        let c = &self.config.drift;
+        let w = parse_duration(&c.window).map_err(anyhow::Error::msg)?;
+        let mut reasons = Vec::new();
+        let data = self.dir.parent().unwrap_or(Path::new("."));
+        let mut status = serde_json::Map::new();
+        match crate::baseline::reference(&self.store, data, &c.reference, &self.matchers(), now) {
+            Ok((reference, desc)) => {
+                let current = drift::profile(&self.store, &self.matchers(), now - w, now)?;
+                let report = drift::compare(&reference, &current, &DriftConfig::default());
+                let drifting: Vec<serde_json::Value> = report
+                    .features
+                    .iter()
+                    .filter(|f| f.verdict == Verdict::Drift)
+                    .map(|f| {
+                        let s = f.stats.first();
+                        serde_json::json!({ "feature": f.feature, "statistic": s.map(|s| s.statistic), "value": s.map(|s| s.value) })
+                    })
+                    .collect();
+                let fig = serde_json::json!({
+                    "share": report.drifting_share, "threshold": c.share, "reference": desc,
+                    "current_window": [now - w, now], "drifting": drifting,
+                });
+                if !report.features.is_empty() && report.drifting_share >= c.share {
+                    reasons.push(Reason {
+                        trigger: "drift".into(),
+                        summary: format!(
+                            "{:.0} % of features drift (threshold {:.0} %)",
+                            report.drifting_share * 100.0,
+                            c.share * 100.0
+                        ),
+                        evidence: fig.clone(),
+                    });
+                }
+                status.insert("share".into(), fig);
+            }
+            Err(e) => {
+                status.insert("share".into(), serde_json::json!({ "error": e.to_string() }));
+            }
+        }
+        if !c.detector.is_empty() {
+            use modelwatch_query::detect::Detector;
+            let step = parse_duration(&c.detector_step).map_err(anyhow::Error::msg)?;
+            let mut q = modelwatch_query::parse(&c.detector)?;
+            q.matchers.extend(self.matchers());
+            let from = (now - 2 * w).div_euclid(step) * step;
+            let range = modelwatch_query::Range { from_ms: from, to_ms: now, step_ms: step };
+            let series = modelwatch_query::run(&self.store, &q, range, modelwatch_query::Limits::default())?;
+            let alarms: Vec<_> = series
+                .first()
+                .map(|s| modelwatch_query::detect::Cusum::default().run(&s.points))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a.time_ms >= now - w)
+                .collect();
+            if let Some(a) = alarms.first() {
+                reasons.push(Reason {
+                    trigger: "drift".into(),
+                    summary: format!("CUSUM alarm on {} at {}", c.detector, crate::baseline::rfc3339(a.time_ms)),
+                    evidence: serde_json::json!({
+                        "detector": "cusum", "query": c.detector, "alarm_ms": a.time_ms,
+                        "direction": format!("{:?}", a.direction), "baseline": a.baseline, "statistic": a.statistic,
+                    }),
+                });
+            }
+            status.insert(
+                "detector".into(),
+                serde_json::json!({ "query": c.detector, "alarms": alarms.len() }),
+            );
+        }
+        Ok((reasons, serde_json::Value::Object(status)))
+    }
+}
+
+/// (successes, trials) of the metric now and before: precision = TP / predicted positive,
+/// recall = TP / positives.
+fn metric_counts(
+    metric: &str,
+    now: &modelwatch_query::quality::Quality,
+    before: &modelwatch_query::quality::Quality,
+) -> (f64, f64, f64, f64) {
+    let counts = |q: &modelwatch_query::quality::Quality| {
+        let tp = q.recall * q.positives;
+        let trials = if metric == "recall" {
+            q.positives
+        } else if q.precision > 0.0 {
+            tp / q.precision
+        } else {
+            0.0
+        };
+        (if tp.is_finite() { tp } else { 0.0 }, if trials.is_finite() { trials } else { 0.0 })
+    };
+    let (k1, n1) = counts(now);
+    let (k0, n0) = counts(before);
+    (k1, n1, k0, n0)
+}
+
+/// One-sided p-value that the proportion `k1 / n1` is below `k0 / n0` (pooled z-test).
+fn one_sided_p(k0: f64, n0: f64, k1: f64, n1: f64) -> f64 {
+    if n0 <= 0.0 || n1 <= 0.0 {
+        return 1.0;
+    }
+    let (p0, p1) = (k0 / n0, k1 / n1);
+    let p = (k0 + k1) / (n0 + n1);
+    let se = (p * (1.0 - p) * (1.0 / n0 + 1.0 / n1)).sqrt();
+    if se == 0.0 {
+        return if p1 < p0 { 0.0 } else { 1.0 };
+    }
+    let z = (p0 - p1) / se;
+    0.5 * libm_erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// erfc(x) from the regularised gamma function: erfc(x) = Q(1/2, x²) for x ≥ 0.
+fn libm_erfc(x: f64) -> f64 {
+    let q = modelwatch_query::stats::gamma_q(0.5, x * x);
+    if x >= 0.0 { q } else { 2.0 - q }
+}
+
+/// Reads `triggers` from a data directory without running them (for `triggers history`).
+pub fn read_state(data: &Path) -> anyhow::Result<TriggerState> {
+    let path = trigger_dir(data).join("state.json");
+    match std::fs::read(&path) {
+        Ok(b) => Ok(serde_json::from_slice(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TriggerState::default()),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+/// The trigger events (fired, acknowledged) from the trigger event store, for annotations.
+pub fn events(data: &Path, from_ms: i64, to_ms: i64) -> Vec<EventRow> {
+    let dir = trigger_dir(data).join("events");
+    if !dir.exists() {
+        return Vec::new();
+    }
+    Store::open_read_only(StoreConfig::new(dir))
+        .and_then(|s| {
+            s.read(&modelwatch_store::ReadRequest::new(
+                modelwatch_store::Table::Events,
+                from_ms,
+                to_ms,
+                modelwatch_store::Resolution::Raw,
+            ))
+        })
+        .map(|r| r.events)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_z_test_is_one_sided_and_calibrated() {
+        // 80 % of 1,000 then 70 % of 1,000: z ≈ 5.2.
+        assert!(one_sided_p(800.0, 1_000.0, 700.0, 1_000.0) < 1e-6);
+        // A rise is never significant as a fall.
+        assert!(one_sided_p(700.0, 1_000.0, 800.0, 1_000.0) > 0.99);
+        // Equal proportions: p = 0.5.
+        assert!((one_sided_p(50.0, 100.0, 50.0, 100.0) - 0.5).abs() < 1e-12);
+        // z = 1.6449 ↔ p = 0.05: erfc by the gamma function.
+        assert!((0.5 * libm_erfc(1.644_853_626_951_472 / std::f64::consts::SQRT_2) - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_default_configuration_is_valid_and_bad_values_are_named() {
+        TriggerConfig::default().validate().unwrap();
+        let bad = TriggerConfig {
+            schedule: ScheduleTrigger { enabled: true, cron: "every tuesday".into() },
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("triggers.schedule.cron"));
+        let c: ConfigFile =
+            toml::from_str("[triggers]\ncooldown = \"6h\"\n[triggers.labels]\ncount = 50\n").unwrap();
+        assert_eq!(
+            (c.triggers.cooldown.as_str(), c.triggers.labels.count, c.triggers.labels.enabled),
+            ("6h", 50, true)
+        );
+        assert!(
+            toml::from_str::<ConfigFile>("[triggers]\ncooldwon = \"6h\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("cooldwon")
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! Retraining triggers with a manual clock: each fires exactly when it should and not
+//! before, noise does not fire the degradation trigger, the schedule follows cron over a
+//! simulated month, the cool-down suppresses, a restart is safe; and the sinks: a channel,
+//! a webhook that fails its first attempts (HMAC checked), a command (exit status, timeout).
+
+use modelwatch::triggers::{
+    ChannelSink, CommandSink, DegradationTrigger, DriftTrigger, EventSink, LabelsTrigger, RetrainEvent,
+    ScheduleTrigger, TriggerConfig, TriggerEngine, WebhookSink,
+};
+use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
+use modelwatch_store::{Store, StoreConfig};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+const T0: i64 = 1_764_115_200_000; // 2025-11-26T00:00:00Z, a Wednesday
+const HOUR: i64 = 3_600_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn u(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+    agent: Agent,
+    rng: Rng,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path().join("data")) }).unwrap(),
+    );
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
+    let agent = Agent::builder("pii")
+        .segments(["email", "phone"])
+        .interval(Duration::from_secs(60))
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(store.clone())
+        .unwrap();
+    World { dir, store, clock, agent, rng: Rng(0x9E37_79B9_7F4A_7C15) }
+}
+
+impl World {
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `n` labelled predictions spread over the next `ms`; a prediction is positive at 0.9
+    /// confidence, negative at 0.2, and its label is right with probability `precision`
+    /// for positives (negatives are always right).
+    fn traffic(&mut self, n: u64, ms: i64, precision: f64) {
+        let start = self.clock.now_ms();
+        for i in 0..n {
+            self.clock.set(Timestamp::from_millis((start + i as i64 * ms / n as i64) as u64));
+            self.agent.flush_due().unwrap();
+            let positive = self.rng.u() < 0.5;
+            let conf = if positive { 0.9 } else { 0.2 };
+            let label = if positive { self.rng.u() < precision } else { false };
+            let h = self.agent.handle();
+            h.record(&Prediction::new("email", Duration::from_millis(1), conf));
+            h.feedback("email", conf, label);
+        }
+        self.clock.set(Timestamp::from_millis((start + ms) as u64));
+        self.agent.flush_due().unwrap();
+    }
+
+    fn engine(&self, config: TriggerConfig, sinks: Vec<Box<dyn EventSink>>) -> TriggerEngine {
+        TriggerEngine::open(config, self.store.clone(), &self.data(), self.clock.clone(), sinks).unwrap()
+    }
+}
+
+trait NowMs {
+    fn now_ms(&self) -> i64;
+}
+
+impl NowMs for ManualClock {
+    fn now_ms(&self) -> i64 {
+        modelwatch_agent::Clock::now(self).as_millis() as i64
+    }
+}
+
+fn only(labels: bool, degradation: bool, schedule: bool, drift: bool) -> TriggerConfig {
+    TriggerConfig {
+        cooldown: "1h".into(),
+        labels: LabelsTrigger { enabled: labels, count: 500 },
+        degradation: DegradationTrigger { enabled: degradation, by_segment: false, ..Default::default() },
+        schedule: ScheduleTrigger { enabled: schedule, ..Default::default() },
+        drift: DriftTrigger { enabled: drift, ..Default::default() },
+        ..TriggerConfig::default()
+    }
+}
+
+#[test]
+fn the_label_trigger_fires_at_exactly_n_labels_and_ack_starts_the_count_again() {
+    let mut w = world();
+    let (tx, rx) = crossbeam_channel::unbounded::<RetrainEvent>();
+    let mut e = w.engine(only(true, false, false, false), vec![Box::new(ChannelSink(tx))]);
+    w.traffic(499, HOUR, 0.9);
+    assert!(e.evaluate().unwrap().event.is_none(), "499 labels: not yet");
+    w.traffic(1, 60_000, 0.9);
+    let fired = e.evaluate().unwrap().event.expect("500 labels fire");
+    assert_eq!(fired.reasons[0].trigger, "labels");
+    assert_eq!(fired.reasons[0].evidence["labels"], 500.0);
+    assert_eq!(rx.try_recv().unwrap(), fired, "the channel sink got it");
+    // The retraining side takes it: counting starts again.
+    e.ack(&fired.id).unwrap();
+    assert!(e.ack(&fired.id).unwrap_err().to_string().contains("already"));
+    w.clock.advance(Duration::from_secs(7_200));
+    w.traffic(400, HOUR, 0.9);
+    assert!(e.evaluate().unwrap().event.is_none(), "400 since the acknowledgement");
+    w.traffic(100, HOUR, 0.9);
+    assert!(e.evaluate().unwrap().event.is_some());
+}
+
+#[test]
+fn noise_does_not_fire_the_degradation_trigger_and_a_real_drop_does() {
+    let mut w = world();
+    let mut e = w.engine(only(false, true, false, false), Vec::new());
+    // Day 1 and day 2 at the same precision (0.8), ~500 labelled positives each: noise.
+    w.traffic(1_000, 24 * HOUR, 0.8);
+    w.traffic(1_000, 24 * HOUR, 0.8);
+    let out = e.evaluate().unwrap();
+    assert!(out.event.is_none(), "noise fired: {}", out.status);
+    // A small window with a large drop is not significant: 60 labels.
+    let mut small = world();
+    let mut es = small.engine(only(false, true, false, false), Vec::new());
+    small.traffic(60, 24 * HOUR, 0.8);
+    small.traffic(60, 24 * HOUR, 0.5);
+    assert!(es.evaluate().unwrap().event.is_none(), "too few labels");
+    // Day 3 at 0.6: a 25 % fall over ~500 positives.
+    w.traffic(1_000, 24 * HOUR, 0.6);
+    let fired = e.evaluate().unwrap().event.expect("the drop fires");
+    let ev = &fired.reasons[0].evidence;
+    assert_eq!(fired.reasons[0].trigger, "degradation");
+    assert!(ev["relative_fall"].as_f64().unwrap() > 0.1 && ev["p_value"].as_f64().unwrap() < 0.05, "{ev}");
+    assert!(ev["current_window"].is_array() && ev["labels_current"].as_f64().unwrap() >= 100.0);
+}
+
+#[test]
+fn the_schedule_fires_at_its_cron_times_across_a_simulated_month() {
+    let w = world();
+    let mut config = only(false, false, true, false);
+    config.schedule.cron = "0 0 3 * * Mon".into();
+    let mut e = w.engine(config, Vec::new());
+    let mut fired = Vec::new();
+    // Every 10 minutes for 31 days from Wednesday 2025-11-26.
+    for step in 1..=31 * 144 {
+        w.clock.set(Timestamp::from_millis((T0 + step * 600_000) as u64));
+        if let Some(ev) = e.evaluate().unwrap().event {
+            fired.push(ev.fired_at_ms);
+        }
+    }
+    // Mondays at 03:00 UTC: Dec 1, 8, 15, 22 — found at the first evaluation at or after.
+    let mondays: Vec<i64> = [5, 12, 19, 26].iter().map(|d| T0 + d * 24 * HOUR + 3 * HOUR).collect();
+    assert_eq!(fired, mondays);
+}
+
+#[test]
+fn the_cool_down_suppresses_whatever_fires_and_manual_force_overrides_it() {
+    let w = world();
+    let mut config = only(false, false, false, false);
+    config.cooldown = "6h".into();
+    let mut e = w.engine(config, Vec::new());
+    let first = e.fire("a person says so", false).unwrap().expect("fires");
+    assert_eq!(first.reasons[0].trigger, "manual");
+    w.clock.advance(Duration::from_secs(5 * 3_600));
+    assert!(e.fire("again", false).unwrap().is_err(), "inside the cool-down");
+    assert_eq!(e.state().suppressed, 1);
+    let forced = e.fire("urgent", true).unwrap().expect("--force");
+    assert_ne!(forced.id, first.id, "a new stable ID");
+    w.clock.advance(Duration::from_secs(7 * 3_600));
+    assert!(e.fire("later", false).unwrap().is_ok(), "after the cool-down");
+    assert_eq!(e.state().history.len(), 3);
+}
+
+#[test]
+fn a_restart_neither_fires_twice_nor_loses_counts_and_finishes_interrupted_deliveries() {
+    let mut w = world();
+    let config = only(true, false, false, false);
+    {
+        let mut e = w.engine(config.clone(), Vec::new());
+        w.traffic(300, HOUR, 0.9);
+        assert!(e.evaluate().unwrap().event.is_none());
+        // Only one engine per data directory.
+        let second =
+            TriggerEngine::open(config.clone(), w.store.clone(), &w.data(), w.clock.clone(), Vec::new());
+        assert!(second.err().unwrap().to_string().contains("another process"));
+    } // the process "dies" here
+    w.traffic(200, HOUR, 0.9);
+    let mut e = w.engine(config.clone(), Vec::new());
+    let fired = e.evaluate().unwrap().event.expect("300 + 200 labels, counted from the store");
+    drop(e);
+    // Restarted inside the cool-down: nothing fires again.
+    let mut e = w.engine(config.clone(), Vec::new());
+    assert!(e.evaluate().unwrap().event.is_none());
+    assert_eq!(e.state().history.len(), 1);
+    drop(e);
+
+    // A crash after the decision was saved but before the sinks ran: the next start
+    // delivers it, once, with the same ID.
+    let state_path = w.data().join("triggers/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["history"][0]["delivered"] = serde_json::json!(false);
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let e = w.engine(config, vec![Box::new(ChannelSink(tx))]);
+    assert_eq!(rx.try_recv().unwrap().id, fired.id);
+    assert!(rx.try_recv().is_err());
+    assert!(e.state().history[0].delivered);
+    // The event is in the trigger event store's events table, once.
+    let events = modelwatch::triggers::events(&w.data(), 0, i64::MAX);
+    assert_eq!(events.iter().filter(|r| &*r.kind == "retrain_triggered").count(), 1);
+    assert!(events[0].message.contains(&fired.id));
+}
+
+#[test]
+fn the_drift_trigger_fires_on_the_share_of_drifting_features() {
+    let mut w = world();
+    let mut config = only(false, false, false, true);
+    config.drift.reference = format!("{}..{}", T0, T0 + 24 * HOUR);
+    config.drift.window = "24h".into();
+    config.drift.share = 0.5;
+    let mut e = w.engine(config, Vec::new());
+    // Confidence is the only numeric distribution here: positives at 0.9, negatives at 0.2.
+    w.traffic(2_000, 24 * HOUR, 0.9);
+    w.traffic(2_000, 24 * HOUR, 0.9);
+    assert!(e.evaluate().unwrap().event.is_none(), "same mix of confidences");
+    // Now 90 % of predictions are positive: the confidence distribution moves.
+    let h = w.agent.handle();
+    for i in 0..2_000 {
+        w.clock.set(Timestamp::from_millis((T0 + 48 * HOUR + i * 43_200) as u64));
+        w.agent.flush_due().unwrap();
+        h.record(&Prediction::new("email", Duration::from_millis(1), if i % 10 == 0 { 0.2 } else { 0.9 }));
+    }
+    w.clock.set(Timestamp::from_millis((T0 + 72 * HOUR) as u64));
+    w.agent.flush_due().unwrap();
+    let fired = e.evaluate().unwrap().event.expect("drift fires");
+    assert_eq!(fired.reasons[0].trigger, "drift");
+    assert_eq!(fired.reasons[0].evidence["drifting"][0]["feature"], "confidence");
+}
+
+#[test]
+fn the_webhook_retries_with_backoff_and_signs_the_body() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    // A server that fails twice, then takes the event.
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for attempt in 0..3 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        seen.push(text);
+                        break;
+                    }
+                }
+            }
+            let status = if attempt < 2 { "500 Internal Server Error" } else { "200 OK" };
+            write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        }
+        seen
+    });
+    let sink = WebhookSink {
+        url,
+        secret: Some(b"k3y".to_vec()),
+        timeout: Duration::from_secs(5),
+        retries: 4,
+        backoff: Duration::from_millis(50),
+    };
+    let event = RetrainEvent {
+        id: "pii-20251126T000000Z".into(),
+        model: "pii".into(),
+        fired_at_ms: T0,
+        reasons: vec![],
+    };
+    let d = sink.deliver(&event);
+    assert!(d.ok && d.detail.contains("3 attempt"), "{d:?}");
+    let seen = server.join().unwrap();
+    let last = seen.last().unwrap();
+    let body = &last[last.find("\r\n\r\n").unwrap() + 4..];
+    let sig = last
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("x-modelwatch-signature:").map(|v| v.trim().to_string())
+        })
+        .unwrap();
+    assert_eq!(sig, WebhookSink::signature(b"k3y", body.as_bytes()));
+    let parsed: RetrainEvent = serde_json::from_str(body).unwrap();
+    assert_eq!(parsed, event);
+    // Independent check of the signature with ring's verifier.
+    let hex = sig.strip_prefix("sha256=").unwrap();
+    let bytes: Vec<u8> =
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k3y"), body.as_bytes(), &bytes)
+        .unwrap();
+    // Nobody listening: every attempt fails and the delivery says so.
+    let dead = WebhookSink {
+        url: "http://127.0.0.1:9/hook".into(),
+        secret: None,
+        timeout: Duration::from_secs(1),
+        retries: 1,
+        backoff: Duration::from_millis(10),
+    };
+    let d = dead.deliver(&event);
+    assert!(!d.ok && d.detail.contains("2 attempts"), "{d:?}");
+}
+
+#[test]
+fn the_command_sink_gets_the_event_on_stdin_and_in_the_environment_and_is_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("got");
+    let script = format!(
+        "cat > {0}; echo \"$MODELWATCH_EVENT_ID $MODELWATCH_EVENT_TRIGGERS\" >> {0}; exit 3",
+        out.display()
+    );
+    let sink =
+        CommandSink { command: vec!["sh".into(), "-c".into(), script], timeout: Duration::from_secs(10) };
+    let event = RetrainEvent {
+        id: "pii-x".into(),
+        model: "pii".into(),
+        fired_at_ms: T0,
+        reasons: vec![modelwatch::triggers::Reason {
+            trigger: "labels".into(),
+            summary: "s".into(),
+            evidence: serde_json::json!({}),
+        }],
+    };
+    let d = sink.deliver(&event);
+    assert_eq!((d.ok, d.detail.as_str()), (false, "exit 3"));
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        got.starts_with(&serde_json::to_string(&event).unwrap()) && got.ends_with("pii-x labels\n"),
+        "{got}"
+    );
+    let slow = CommandSink { command: vec!["sleep".into(), "5".into()], timeout: Duration::from_millis(200) };
+    let started = std::time::Instant::now();
+    let d = slow.deliver(&event);
+    assert!(!d.ok && d.detail.contains("killed") && started.elapsed() < Duration::from_secs(3), "{d:?}");
+}
