@@ -194,6 +194,12 @@ pub struct ServeArgs {
     /// How often to look for new rows and files from the writing process.
     #[arg(long, default_value = "2s")]
     pub refresh: String,
+    /// Run the retraining triggers of this configuration file (TOML) beside the server.
+    #[arg(long, value_name = "CONFIG")]
+    pub triggers: Option<PathBuf>,
+    /// How often the triggers are evaluated.
+    #[arg(long, default_value = "1m")]
+    pub check_every: String,
 }
 
 /// Which series a report reads.

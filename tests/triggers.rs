@@ -362,3 +362,82 @@ fn the_command_sink_gets_the_event_on_stdin_and_in_the_environment_and_is_timed_
     let d = slow.deliver(&event);
     assert!(!d.ok && d.detail.contains("killed") && started.elapsed() < Duration::from_secs(3), "{d:?}");
 }
+
+#[test]
+fn the_documented_configuration_file_is_the_defaults() {
+    let c = modelwatch::triggers::ConfigFile::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/modelwatch.toml"
+    )))
+    .unwrap();
+    assert_eq!(c.triggers, TriggerConfig::default(), "deploy/modelwatch.toml documents every default");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[triggers.degradation]\nmetric = \"accuracy\"\n").unwrap();
+    let e = modelwatch::triggers::ConfigFile::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.toml") && e.contains("degradation.metric"), "{e}");
+}
+
+#[test]
+fn kill_minus_9_at_random_moments_never_fires_twice_and_every_event_is_stored_once_and_delivered() {
+    let mut w = world();
+    w.traffic(600, HOUR, 0.9);
+    w.store.flush().unwrap();
+    let dir = w.dir.path();
+    let deliveries = dir.join("deliveries.jsonl");
+    let config = dir.join("modelwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[triggers]\ncooldown = \"1000d\"\n[triggers.degradation]\nenabled = false\n[triggers.schedule]\nenabled = false\n\
+             [triggers.drift]\nenabled = false\n[[triggers.sinks]]\ntype = \"command\"\n\
+             command = [\"sh\", \"-c\", \"sleep 0.05; cat >> {0}; echo >> {0}\"]\n",
+            deliveries.display()
+        ),
+    )
+    .unwrap();
+    let data = w.data();
+    // An engine that has been counting labels since before the traffic (the state of an
+    // earlier start), so the first check fires.
+    std::fs::create_dir_all(data.join("triggers")).unwrap();
+    std::fs::write(data.join("triggers/state.json"), r#"{"version": 1, "counting_since_ms": 0, "last_fire_ms": null, "schedule_checked_ms": null, "suppressed": 0, "history": []}"#).unwrap();
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args([
+                "triggers",
+                "check",
+                "--config",
+                config.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let kills = std::env::var("MODELWATCH_TRIGGER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    for _ in 0..kills {
+        let mut child = check();
+        std::thread::sleep(Duration::from_millis((rng.u() * 120.0) as u64));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let last = check().wait_with_output().unwrap();
+    assert!(last.status.success());
+    let state = modelwatch::triggers::read_state(&data).unwrap();
+    assert_eq!(state.history.len(), 1, "one event, however often the process died");
+    let rec = &state.history[0];
+    assert!(rec.stored && rec.delivered, "{rec:?}");
+    let events = modelwatch::triggers::events(&data, 0, i64::MAX);
+    assert_eq!(events.iter().filter(|e| &*e.kind == "retrain_triggered").count(), 1, "stored once");
+    // Delivered at least once, always with the same ID.
+    let got = std::fs::read_to_string(&deliveries).unwrap();
+    let ids: Vec<String> = got
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<RetrainEvent>(l).unwrap().id)
+        .collect();
+    assert!(!ids.is_empty() && ids.iter().all(|id| *id == rec.event.id), "{ids:?}");
+}

@@ -5,6 +5,7 @@
 use crate::cli::DemoArgs;
 use anyhow::Context;
 use modelwatch::agent::{Clock, ManualClock, SystemClock, Timestamp};
+use modelwatch::triggers::TriggerEngine;
 use modelwatch::{Agent, Feature, Prediction};
 use modelwatch_query::detect::{Cusum, Detector, Direction};
 use modelwatch_query::{Limits, Range, drift, parse, run as run_query};
@@ -323,6 +324,55 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    // The retraining triggers over the simulated days, evaluated every hour as a
+    // `modelwatch serve --triggers` would: drift against the first day, CUSUM on phone's
+    // confidence, and quality degradation; a retraining side acknowledges each event.
+    let trigger_dir = modelwatch::triggers::trigger_dir(&args.data.data);
+    let _ = std::fs::remove_dir_all(&trigger_dir); // the demo's own simulated history
+    let config = modelwatch::triggers::TriggerConfig {
+        model: "pii-confidence".into(),
+        cooldown: "24h".into(),
+        labels: modelwatch::triggers::LabelsTrigger { enabled: false, ..Default::default() },
+        schedule: modelwatch::triggers::ScheduleTrigger { enabled: false, ..Default::default() },
+        drift: modelwatch::triggers::DriftTrigger {
+            reference: format!("{}..{}", start, start as i64 + day),
+            window: "6h".into(),
+            share: 0.2,
+            detector: r#"mean(confidence{segment="phone"})"#.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let trigger_clock = Arc::new(ManualClock::new(Timestamp::from_millis(start + day as u64)));
+    let mut engine =
+        TriggerEngine::open(config, store.clone(), &args.data.data, trigger_clock.clone(), Vec::new())?;
+    let mut t = start as i64 + day;
+    while t <= end as i64 {
+        trigger_clock.set(Timestamp::from_millis(t as u64));
+        if let Some(e) = engine.evaluate()?.event {
+            println!(
+                "\nretraining event {} ({:.0} min after the injected drift):",
+                e.id,
+                (t - drift_ms) as f64 / 60_000.0
+            );
+            for r in &e.reasons {
+                println!("  {}: {}", r.trigger, r.summary);
+                let evidence = r.evidence.to_string();
+                let cut: String = evidence.chars().take(160).collect();
+                println!("    evidence: {cut}{}", if cut.len() < evidence.len() { " ..." } else { "" });
+            }
+            engine.ack(&e.id)?;
+        }
+        t += 3_600_000;
+    }
+    if engine.state().suppressed > 0 {
+        println!(
+            "  (then {} hourly checks that still fired were held back by the 24 h cool-down)",
+            engine.state().suppressed
+        );
+    }
+    drop(engine);
+
     let d = args.data.data.display();
     println!("\nlook at it:");
     println!("  modelwatch query 'p95(latency) by (variant)' --since {days}d --step 1h --data {d}");
@@ -336,6 +386,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         super::rfc3339(drift_ms)
     );
     println!("  modelwatch quality --since {days}d --by segment --data {d}");
+    println!("  modelwatch triggers history --data {d}");
     println!("  modelwatch store inspect --data {d}");
     println!("\nor serve it to Grafana and Prometheus (README, \"modelwatch serve\"):");
     println!("  modelwatch serve --data {d}   # http://127.0.0.1:9464/grafana and /metrics");

@@ -25,8 +25,24 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("{}: no such data directory (run `modelwatch demo` first)", args.data.data.display());
     }
     // Read-only: the scorer (or the demo) owns the WAL; the server follows it by refreshing.
-    let store = Store::open_read_only(args.data.store_config())
-        .with_context(|| format!("opening the store at {}", args.data.data.display()))?;
-    modelwatch::serve::run(store, config)?;
+    let store = std::sync::Arc::new(
+        Store::open_read_only(args.data.store_config())
+            .with_context(|| format!("opening the store at {}", args.data.data.display()))?,
+    );
+    let triggers = match &args.triggers {
+        Some(path) => {
+            let c = modelwatch::triggers::ConfigFile::load(path)?;
+            let engine = modelwatch::triggers::TriggerEngine::open(
+                c.triggers,
+                store.clone(),
+                &args.data.data,
+                std::sync::Arc::new(modelwatch::SystemClock),
+                Vec::new(),
+            )?;
+            Some((engine, Duration::from_millis(ms(&args.check_every, "check-every")? as u64)))
+        }
+        None => None,
+    };
+    modelwatch::serve::run_with(store, config, triggers)?;
     Ok(ExitCode::SUCCESS)
 }

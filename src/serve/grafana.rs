@@ -769,7 +769,10 @@ async fn event_rows(
 ) -> Result<Vec<modelwatch_store::EventRow>, ApiError> {
     state
         .blocking(state.deadline(), move |store| {
-            Ok(store.read(&ReadRequest::new(Table::Events, from, to, Resolution::Raw))?.events)
+            let mut rows = store.read(&ReadRequest::new(Table::Events, from, to, Resolution::Raw))?.events;
+            // Retraining events live in the trigger engine's own event store.
+            rows.extend(crate::triggers::events(store.dir(), from, to));
+            Ok(rows)
         })
         .await
 }

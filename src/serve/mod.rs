@@ -487,6 +487,48 @@ fn range_for(from: i64, to: i64, min_step_ms: i64, max_points: i64) -> Result<Ra
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(store: Store, config: ServeConfig) -> anyhow::Result<()> {
+    run_with(Arc::new(store), config, None)
+}
+
+/// Runs the server, and the trigger engine beside it when given (evaluated every
+/// `every`, on its own thread), until Ctrl-C or SIGTERM.
+pub fn run_with(
+    store: Arc<Store>,
+    config: ServeConfig,
+    triggers: Option<(crate::triggers::TriggerEngine, Duration)>,
+) -> anyhow::Result<()> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let engine_thread = triggers.map(|(mut engine, every)| {
+        let stop = stop.clone();
+        let store = store.clone();
+        std::thread::Builder::new().name("modelwatch-triggers".into()).spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let _ = store.refresh();
+                match engine.evaluate() {
+                    Ok(out) => {
+                        if let Some(e) = &out.event {
+                            let why: Vec<&str> = e.reasons.iter().map(|r| r.summary.as_str()).collect();
+                            tracing::warn!(id = %e.id, reasons = ?why, "retraining event");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "evaluating the triggers failed"),
+                }
+                let until = Instant::now() + every;
+                while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    });
+    let result = serve_until_signal(store, config);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(Ok(t)) = engine_thread {
+        let _ = t.join();
+    }
+    result
+}
+
+fn serve_until_signal(store: Arc<Store>, config: ServeConfig) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("modelwatch-serve").build()?;
     runtime.block_on(async move {
@@ -497,7 +539,7 @@ pub fn run(store: Store, config: ServeConfig) -> anyhow::Result<()> {
         if !addr.ip().is_loopback() && config.token.is_none() {
             tracing::warn!(%addr, "listening beyond loopback without a token: anyone who can reach it can read the store");
         }
-        let state = AppState::new(Arc::new(store), config, now_ms());
+        let state = AppState::new(store, config, now_ms());
         spawn_refresher(state.clone());
         eprintln!("modelwatch: serving {} on http://{addr}", state.store.dir().display());
         eprintln!("  Grafana JSON datasource: http://{addr}/grafana   Prometheus: http://{addr}/metrics");

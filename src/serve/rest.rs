@@ -8,6 +8,8 @@
 //! - `GET /events?from&to[&kind=..&model=..]` → `[{"time_ms", "kind", ...}]`
 //! - `GET /drift?reference=<baseline|FROM..TO>[&current=24h][&model=..&variant=..&segment=..]`
 //!   → the drift report of `modelwatch drift --format json`.
+//! - `GET /triggers` → the trigger state: `{"counting_since_ms", "last_fire_ms", "suppressed",
+//!   "history": [{"event": {"id", "model", "fired_at_ms", "reasons"}, "deliveries", "acked_at_ms", ...}]}`.
 //! - `GET /quality?from&to[&by=segment][&reference=FROM..TO][&threshold=0.5]` → realised and
 //!   estimated quality per group, as `modelwatch quality --format json`.
 
@@ -30,6 +32,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/events", get(events))
         .route("/drift", get(drift))
         .route("/quality", get(quality))
+        .route("/triggers", get(triggers))
 }
 
 type Params = Result<UrlQuery<RangeParams>, axum::extract::rejection::QueryRejection>;
@@ -148,7 +151,16 @@ async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     if let Some(m) = &p.model {
         req = req.tag("model", m);
     }
-    let mut rows = state.blocking(state.deadline(), move |store| Ok(store.read(&req)?.events)).await?;
+    let (kind, model) = (p.kind.clone(), p.model.clone());
+    let mut rows = state
+        .blocking(state.deadline(), move |store| {
+            let mut rows = store.read(&req)?.events;
+            rows.extend(crate::triggers::events(store.dir(), from, to).into_iter().filter(|e| {
+                kind.as_ref().is_none_or(|k| &*e.kind == k) && model.as_ref().is_none_or(|m| &*e.model == m)
+            }));
+            Ok(rows)
+        })
+        .await?;
     rows.sort_by_key(|e| e.time_ms);
     Ok(axum::Json(json!(rows
         .iter()
@@ -225,4 +237,14 @@ async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     Ok(axum::Json(
         json!({ "window": [from, to], "reference": [reference.0, reference.1], "threshold": threshold, "groups": rows }),
     ))
+}
+
+async fn triggers(State(state): State<Arc<AppState>>) -> Answer {
+    let dir = state.store.dir().to_path_buf();
+    let st = state
+        .blocking(state.deadline(), move |_| {
+            crate::triggers::read_state(&dir).map_err(|e| ApiError::internal(e.to_string()))
+        })
+        .await?;
+    Ok(axum::Json(serde_json::to_value(st).map_err(|e| ApiError::internal(e.to_string()))?))
 }

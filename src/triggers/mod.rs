@@ -8,7 +8,9 @@
 //!   (24 h) fell by at least `drop` (10 %) relative to the window before, overall or in a
 //!   segment — and only when the fall is significant: both windows hold at least
 //!   `min_labels` (100) labels behind the metric, and a one-sided two-proportion z-test says
-//!   p < `alpha` (0.05). Noise in small windows does not fire it.
+//!   p < `alpha` (0.01) after a Bonferroni correction over the groups compared (overall and
+//!   each segment). Noise in small windows or in one of many segments does not fire it; the
+//!   stricter default `alpha` is because the trigger is evaluated again and again.
 //! - **schedule**: a cron expression (weekly by default: Monday 03:00 UTC), for gradual
 //!   drift nobody measures.
 //! - **drift**: the share of drifting features between `reference` and the last `window`
@@ -105,7 +107,8 @@ pub struct DegradationTrigger {
     pub window: String,
     /// Labels each window needs behind the metric.
     pub min_labels: u64,
-    /// Significance level of the one-sided two-proportion z-test.
+    /// Significance level of the one-sided two-proportion z-test (Bonferroni-corrected over
+    /// the groups compared).
     pub alpha: f64,
     /// Also per segment.
     pub by_segment: bool,
@@ -121,7 +124,7 @@ impl Default for DegradationTrigger {
             drop: 0.10,
             window: "24h".into(),
             min_labels: 100,
-            alpha: 0.05,
+            alpha: 0.01,
             by_segment: true,
             threshold: 0.5,
         }
@@ -457,7 +460,10 @@ impl TriggerEngine {
         for i in 0..self.state.history.len() {
             if !self.state.history[i].stored {
                 let e = self.state.history[i].event.clone();
-                self.store_event(&e, "retrain_triggered")?;
+                // A crash after the append but before the state said so: append once only.
+                if !self.stored_already(&e)? {
+                    self.store_event(&e, "retrain_triggered")?;
+                }
                 self.state.history[i].stored = true;
                 self.save()?;
             }
@@ -470,6 +476,22 @@ impl TriggerEngine {
             }
         }
         Ok(())
+    }
+
+    fn stored_already(&self, e: &RetrainEvent) -> anyhow::Result<bool> {
+        let req = modelwatch_store::ReadRequest::new(
+            modelwatch_store::Table::Events,
+            e.fired_at_ms,
+            e.fired_at_ms + 1,
+            modelwatch_store::Resolution::Raw,
+        );
+        let needle = format!("\"id\":{}", serde_json::to_string(&e.id)?);
+        Ok(self
+            .events
+            .read(&req)?
+            .events
+            .iter()
+            .any(|r| &*r.kind == "retrain_triggered" && r.message.contains(&needle)))
     }
 
     fn store_event(&self, e: &RetrainEvent, kind: &str) -> anyhow::Result<()> {
@@ -660,6 +682,7 @@ impl TriggerEngine {
         }
         let mut reasons = Vec::new();
         let mut checked = Vec::new();
+        let mut candidates = Vec::new();
         for by in groups {
             let now_q = modelwatch_query::quality::quality(
                 &self.store,
@@ -696,8 +719,8 @@ impl TriggerEngine {
                     "labels_current": n1, "labels_previous": n0, "p_value": p,
                     "current_window": [cur.0, cur.1], "previous_window": [prev.0, prev.1],
                 });
-                if enough && fall >= c.drop && p < c.alpha {
-                    reasons.push(Reason {
+                if enough && fall >= c.drop {
+                    candidates.push(Reason {
                         trigger: "degradation".into(),
                         summary: format!(
                             "{} {group} fell {:.1} % ({v0:.3} -> {v1:.3}, p = {p:.2e})",
@@ -708,6 +731,15 @@ impl TriggerEngine {
                     });
                 }
                 checked.push(fig);
+            }
+        }
+        // Bonferroni over every group compared.
+        let m = checked.len().max(1) as f64;
+        for mut r in candidates {
+            let p = r.evidence["p_value"].as_f64().unwrap_or(1.0);
+            if p * m < c.alpha {
+                r.evidence["p_value_corrected"] = serde_json::json!((p * m).min(1.0));
+                reasons.push(r);
             }
         }
         Ok((reasons, serde_json::Value::Array(checked)))
@@ -782,7 +814,9 @@ impl TriggerEngine {
             let step = parse_duration(&c.detector_step).map_err(anyhow::Error::msg)?;
             let mut q = modelwatch_query::parse(&c.detector)?;
             q.matchers.extend(self.matchers());
-            let from = (now - 2 * w).div_euclid(step) * step;
+            // The detector learns its level from 200 values before it watches: read enough
+            // history for the warm-up and the window.
+            let from = (now - w - 250 * step).div_euclid(step) * step;
             let range = modelwatch_query::Range { from_ms: from, to_ms: now, step_ms: step };
             let series = modelwatch_query::run(&self.store, &q, range, modelwatch_query::Limits::default())?;
             let alarms: Vec<_> = series
