@@ -95,11 +95,19 @@ fn drift_quality_and_baselines_find_the_demos_drift_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
-    let o = modelwatch(&["demo", "--days", "1", "--data", d]);
+    let o = modelwatch(&["demo", "--days", "2", "--data", d]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The demo's summary names the drifting features and the detector's alarm.
     let summary = stdout(&o);
     assert!(summary.contains("doc_length (wasserstein_norm") && summary.contains("CUSUM"), "{summary}");
+    // And the triggers fire on it, with their evidence.
+    assert!(
+        summary.contains("retraining event pii-confidence-") && summary.contains("evidence:"),
+        "{summary}"
+    );
+    let h = modelwatch(&["triggers", "history", "--data", d, "--format", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&stdout(&h)).unwrap();
+    assert_eq!(history[0]["event"]["reasons"][0]["trigger"], "drift", "{history}");
 
     // One simulated day: the drift starts 8 h before the end.
     let j = modelwatch(&[
@@ -136,7 +144,7 @@ fn drift_quality_and_baselines_find_the_demos_drift_from_the_command_line() {
     assert!(verdicts.windows(2).all(|w| !(w[0] == "ok" && w[1] == "drift")), "{verdicts:?}");
 
     // A saved baseline answers like its range.
-    let s = modelwatch(&["baseline", "save", "--name", "before", "--range", "now-25h..now-9h", "--data", d]);
+    let s = modelwatch(&["baseline", "save", "--name", "before", "--range", "now-49h..now-17h", "--data", d]);
     assert!(s.status.success(), "{}", stderr(&s));
     let b =
         modelwatch(&["drift", "--reference", "before", "--current", "7h", "--data", d, "--format", "csv"]);

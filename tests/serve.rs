@@ -661,3 +661,35 @@ fn drift_and_quality_are_grafana_series_and_rest_reports() {
         assert_eq!(s, StatusCode::BAD_REQUEST);
     });
 }
+
+#[test]
+fn trigger_events_show_as_annotations_and_the_trigger_state_over_rest() {
+    let f = fixture();
+    let store = Arc::new(Store::open_read_only(StoreConfig::new(f.dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((f.t0 + 3_000_000) as u64)));
+    let mut engine = modelwatch::triggers::TriggerEngine::open(
+        modelwatch::triggers::TriggerConfig::default(),
+        store.clone(),
+        f.dir.path(),
+        clock,
+        Vec::new(),
+    )
+    .unwrap();
+    let event = engine.fire("new data from the labelling team", false).unwrap().unwrap();
+    let app = router(AppState::new(store, ServeConfig::default(), now_ms()));
+    rt().block_on(async {
+        let targets =
+            json!([{ "refId": "Anno", "target": "events", "payload": {"kind": "retrain_triggered"} }]);
+        let body = grafana_query(f.t0, f.t0 + 3_600_000, 60_000, 500, targets, json!({}));
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(field(&v[0], "time"), &vec![json!(f.t0 + 3_000_000)]);
+        assert!(field(&v[0], "text")[0].as_str().unwrap().contains(&event.id));
+        let (s, v) = call(&app, "GET", "/api/v1/triggers", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["history"][0]["event"]["id"], json!(event.id));
+        let path = format!("/api/v1/events?from={}&to={}&kind=retrain_triggered", f.t0, f.t0 + 3_600_000);
+        let (_, v) = call(&app, "GET", &path, None).await;
+        assert_eq!(v.as_array().unwrap().len(), 1);
+    });
+}

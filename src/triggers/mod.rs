@@ -28,6 +28,39 @@
 //! delivery interrupted by a crash is retried at the next start (sinks see an event at
 //! least once, with the same ID). [`TriggerEngine::ack`] acknowledges an event: the
 //! retraining side has taken it, and the label count starts again.
+//!
+//! # Embedded beside the agent
+//!
+//! ```
+//! use modelwatch::triggers::{ChannelSink, TriggerConfig, TriggerEngine};
+//! use modelwatch::{Agent, ManualClock, Prediction, Timestamp};
+//! use modelwatch_store::{Store, StoreConfig};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Arc::new(Store::open(StoreConfig::new(dir.path()))?);
+//! let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200)));
+//! let agent = Agent::builder("pii").segments(["email"]).clock(clock.clone()).build(store.clone())?;
+//! let (events, retrainer) = crossbeam_channel::unbounded();
+//! let mut config = TriggerConfig::default();
+//! config.labels.count = 3;
+//! let mut triggers =
+//!     TriggerEngine::open(config, store.clone(), dir.path(), clock.clone(), vec![Box::new(ChannelSink(events))])?;
+//!
+//! for _ in 0..3 {
+//!     agent.handle().record(&Prediction::new("email", Duration::from_millis(2), 0.9));
+//!     agent.handle().feedback("email", 0.9, true);
+//! }
+//! clock.advance(Duration::from_secs(10));
+//! agent.flush_due()?;
+//! triggers.evaluate()?; // call it every minute or so, e.g. from a thread
+//!
+//! let event = retrainer.try_recv()?;
+//! assert_eq!(event.reasons[0].trigger, "labels");
+//! triggers.ack(&event.id)?; // retraining has it: counting starts again
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod sinks;
 
