@@ -138,6 +138,12 @@ fn noise_does_not_fire_the_degradation_trigger_and_a_real_drop_does() {
     small.traffic(60, 24 * HOUR, 0.8);
     small.traffic(60, 24 * HOUR, 0.5);
     assert!(es.evaluate().unwrap().event.is_none(), "too few labels");
+    // Against a fixed baseline range (day 1) instead of the window before: the same.
+    let mut against = only(false, true, false, false);
+    against.degradation.against = format!("{}..{}", T0, T0 + 24 * HOUR);
+    drop(e);
+    let mut e = w.engine(against, Vec::new());
+    assert!(e.evaluate().unwrap().event.is_none(), "day 2 against day 1: noise");
     // Day 3 at 0.6: a 25 % fall over ~500 positives.
     w.traffic(1_000, 24 * HOUR, 0.6);
     let fired = e.evaluate().unwrap().event.expect("the drop fires");

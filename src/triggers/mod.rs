@@ -5,7 +5,8 @@
 //! - **labels**: `labels.count` labelled examples (feedback) since the last retraining
 //!   (the last acknowledged event; counted from the store, so no count is lost in a crash).
 //! - **degradation**: a quality metric (precision by default) over the last `window`
-//!   (24 h) fell by at least `drop` (10 %) relative to the window before, overall or in a
+//!   (24 h) fell by at least `drop` (10 %) relative to the window before (or to a fixed
+//!   baseline range, `against`), overall or in a
 //!   segment — and only when the fall is significant: both windows hold at least
 //!   `min_labels` (100) labels behind the metric, and a one-sided two-proportion z-test says
 //!   p < `alpha` (0.01) after a Bonferroni correction over the groups compared (overall and
@@ -147,6 +148,9 @@ pub struct DegradationTrigger {
     pub by_segment: bool,
     /// Confidence from which a prediction is positive.
     pub threshold: f64,
+    /// What the window is compared with: empty for the window before it, or a fixed
+    /// labelled range (`FROM..TO`, e.g. the model's validation period): its baseline.
+    pub against: String,
 }
 
 impl Default for DegradationTrigger {
@@ -160,6 +164,7 @@ impl Default for DegradationTrigger {
             alpha: 0.01,
             by_segment: true,
             threshold: 0.5,
+            against: String::new(),
         }
     }
 }
@@ -294,6 +299,10 @@ impl TriggerConfig {
         }
         if !(0.0..1.0).contains(&self.degradation.drop) || self.degradation.drop <= 0.0 {
             return Err(format!("triggers.degradation.drop {}: a fraction in (0, 1)", self.degradation.drop));
+        }
+        if !self.degradation.against.is_empty() {
+            crate::serve::parse_range(&self.degradation.against, 0)
+                .map_err(|e| format!("triggers.degradation.against: {e}"))?;
         }
         if !self.drift.detector.is_empty() {
             modelwatch_query::parse(&self.drift.detector)
@@ -708,7 +717,13 @@ impl TriggerEngine {
     fn degradation(&self, now: i64) -> anyhow::Result<(Vec<Reason>, serde_json::Value)> {
         let c = &self.config.degradation;
         let w = parse_duration(&c.window).map_err(anyhow::Error::msg)?;
-        let (cur, prev) = ((now - w, now), (now - 2 * w, now - w));
+        let cur = (now - w, now);
+        let prev = if c.against.is_empty() {
+            (now - 2 * w, now - w)
+        } else {
+            crate::serve::parse_range(&c.against, now)
+                .map_err(|e| anyhow::anyhow!("triggers.degradation.against: {e}"))?
+        };
         let mut groups: Vec<Vec<String>> = vec![Vec::new()];
         if c.by_segment {
             groups.push(vec!["segment".into()]);
