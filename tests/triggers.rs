@@ -447,3 +447,76 @@ fn kill_minus_9_at_random_moments_never_fires_twice_and_every_event_is_stored_on
         .collect();
     assert!(!ids.is_empty() && ids.iter().all(|id| *id == rec.event.id), "{ids:?}");
 }
+
+/// A plain HTTP/1.0 POST on loopback: status and body.
+fn post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, text.split_once("\r\n\r\n").map(|b| b.1.to_string()).unwrap_or_default()))
+}
+
+#[test]
+fn serve_with_triggers_fires_and_acknowledges_over_http_and_holds_the_lock() {
+    let w = world();
+    let dir = w.dir.path();
+    let config = dir.join("modelwatch.toml");
+    std::fs::write(&config, "[triggers]\ncooldown = \"1h\"\n").unwrap();
+    let data = w.data();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// Kills the server when the test ends, passed or not.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["serve", "--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--triggers", config.to_str().unwrap(), "--check-every", "1h"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while post(port, "/api/v1/triggers/fire", "{}").is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    {
+        let (s, body) = post(port, "/api/v1/triggers/fire", "{}").unwrap();
+        assert_eq!(s, 400, "{body}");
+        assert!(body.contains("reason"));
+        let (s, body) =
+            post(port, "/api/v1/triggers/fire", r#"{"reason": "new labelling guideline"}"#).unwrap();
+        assert_eq!(s, 200, "{body}");
+        let event: RetrainEvent = serde_json::from_str(&body).unwrap();
+        assert_eq!(event.reasons[0].summary, "new labelling guideline");
+        let (s, body) = post(port, "/api/v1/triggers/fire", r#"{"reason": "again"}"#).unwrap();
+        assert_eq!(s, 409, "inside the cool-down: {body}");
+        // The CLI cannot take the engine while serve holds it, and says where to go.
+        let cli = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["triggers", "fire", "--reason", "x", "--data", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(cli.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&cli.stderr).contains("/api/v1/triggers/fire"));
+        let (s, body) = post(port, &format!("/api/v1/triggers/ack/{}", event.id), "").unwrap();
+        assert_eq!(s, 200, "{body}");
+        let (s, _) = post(port, &format!("/api/v1/triggers/ack/{}", event.id), "").unwrap();
+        assert_eq!(s, 409, "acknowledged already");
+        let state = modelwatch::triggers::read_state(&data).unwrap();
+        assert_eq!(state.history.len(), 1);
+        assert!(state.history[0].acked_at_ms.is_some());
+    }
+}

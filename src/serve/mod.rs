@@ -123,6 +123,28 @@ pub struct AppState {
     cache: Mutex<Cache>,
     permits: tokio::sync::Semaphore,
     exposition: Mutex<prom::Exposition>,
+    /// Commands to the trigger engine's thread, when the server runs one.
+    triggers: Mutex<Option<crossbeam_channel::Sender<TriggerCommand>>>,
+}
+
+/// A request to the trigger engine running beside the server, with where to answer.
+pub enum TriggerCommand {
+    /// Fire by hand.
+    Fire {
+        /// Why.
+        reason: String,
+        /// Past the cool-down.
+        force: bool,
+        /// The event, or the message why not.
+        reply: crossbeam_channel::Sender<Result<crate::triggers::RetrainEvent, String>>,
+    },
+    /// Acknowledge an event.
+    Ack {
+        /// Its ID.
+        id: String,
+        /// Done, or why not.
+        reply: crossbeam_channel::Sender<Result<(), String>>,
+    },
 }
 
 /// Answers by query and range, valid for one store generation.
@@ -150,7 +172,17 @@ impl AppState {
             cache: Mutex::new(Cache::default()),
             permits,
             exposition: Mutex::new(prom::Exposition::new(now_ms)),
+            triggers: Mutex::new(None),
         })
+    }
+
+    /// Routes `POST /api/v1/triggers/fire` and `/ack/{id}` to a trigger engine's thread.
+    pub fn set_trigger_commands(&self, tx: crossbeam_channel::Sender<TriggerCommand>) {
+        *self.triggers.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    fn trigger_commands(&self) -> Option<crossbeam_channel::Sender<TriggerCommand>> {
+        self.triggers.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -498,29 +530,48 @@ pub fn run_with(
     triggers: Option<(crate::triggers::TriggerEngine, Duration)>,
 ) -> anyhow::Result<()> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (commands, requests) = crossbeam_channel::unbounded::<TriggerCommand>();
+    let has_triggers = triggers.is_some();
     let engine_thread = triggers.map(|(mut engine, every)| {
         let stop = stop.clone();
         let store = store.clone();
         std::thread::Builder::new().name("modelwatch-triggers".into()).spawn(move || {
+            let mut next = Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                let _ = store.refresh();
-                match engine.evaluate() {
-                    Ok(out) => {
-                        if let Some(e) = &out.event {
-                            let why: Vec<&str> = e.reasons.iter().map(|r| r.summary.as_str()).collect();
-                            tracing::warn!(id = %e.id, reasons = ?why, "retraining event");
+                if Instant::now() >= next {
+                    next = Instant::now() + every;
+                    let _ = store.refresh();
+                    match engine.evaluate() {
+                        Ok(out) => {
+                            if let Some(e) = &out.event {
+                                let why: Vec<&str> = e.reasons.iter().map(|r| r.summary.as_str()).collect();
+                                tracing::warn!(id = %e.id, reasons = ?why, "retraining event");
+                            }
                         }
+                        Err(e) => tracing::error!(error = %e, "evaluating the triggers failed"),
                     }
-                    Err(e) => tracing::error!(error = %e, "evaluating the triggers failed"),
                 }
-                let until = Instant::now() + every;
-                while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(100));
+                // Commands from HTTP between evaluations; the short wait keeps stop prompt.
+                match requests.recv_timeout(Duration::from_millis(100)) {
+                    Ok(TriggerCommand::Fire { reason, force, reply }) => {
+                        let r = match engine.fire(&reason, force) {
+                            Ok(Ok(e)) => Ok(e),
+                            Ok(Err(_)) => {
+                                Err("suppressed by the cool-down (force to fire anyway)".to_string())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Ok(TriggerCommand::Ack { id, reply }) => {
+                        let _ = reply.send(engine.ack(&id).map_err(|e| e.to_string()));
+                    }
+                    Err(_) => {}
                 }
             }
         })
     });
-    let result = serve_until_signal(store, config);
+    let result = serve_until_signal(store, config, has_triggers.then_some(commands));
     stop.store(true, std::sync::atomic::Ordering::Release);
     if let Some(Ok(t)) = engine_thread {
         let _ = t.join();
@@ -528,7 +579,11 @@ pub fn run_with(
     result
 }
 
-fn serve_until_signal(store: Arc<Store>, config: ServeConfig) -> anyhow::Result<()> {
+fn serve_until_signal(
+    store: Arc<Store>,
+    config: ServeConfig,
+    triggers: Option<crossbeam_channel::Sender<TriggerCommand>>,
+) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("modelwatch-serve").build()?;
     runtime.block_on(async move {
@@ -540,6 +595,9 @@ fn serve_until_signal(store: Arc<Store>, config: ServeConfig) -> anyhow::Result<
             tracing::warn!(%addr, "listening beyond loopback without a token: anyone who can reach it can read the store");
         }
         let state = AppState::new(store, config, now_ms());
+        if let Some(tx) = triggers {
+            state.set_trigger_commands(tx);
+        }
         spawn_refresher(state.clone());
         eprintln!("modelwatch: serving {} on http://{addr}", state.store.dir().display());
         eprintln!("  Grafana JSON datasource: http://{addr}/grafana   Prometheus: http://{addr}/metrics");

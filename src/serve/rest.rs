@@ -10,6 +10,8 @@
 //!   → the drift report of `modelwatch drift --format json`.
 //! - `GET /triggers` → the trigger state: `{"counting_since_ms", "last_fire_ms", "suppressed",
 //!   "history": [{"event": {"id", "model", "fired_at_ms", "reasons"}, "deliveries", "acked_at_ms", ...}]}`.
+//! - `POST /triggers/fire` with `{"reason": "...", "force": false}` → the event (409 inside
+//!   the cool-down), and `POST /triggers/ack/{id}`: for a server started with `--triggers`.
 //! - `GET /quality?from&to[&by=segment][&reference=FROM..TO][&threshold=0.5]` → realised and
 //!   estimated quality per group, as `modelwatch quality --format json`.
 
@@ -33,6 +35,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/drift", get(drift))
         .route("/quality", get(quality))
         .route("/triggers", get(triggers))
+        .route("/triggers/fire", axum::routing::post(fire))
+        .route("/triggers/ack/{id}", axum::routing::post(ack))
 }
 
 type Params = Result<UrlQuery<RangeParams>, axum::extract::rejection::QueryRejection>;
@@ -247,4 +251,54 @@ async fn triggers(State(state): State<Arc<AppState>>) -> Answer {
         })
         .await?;
     Ok(axum::Json(serde_json::to_value(st).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FireBody {
+    reason: String,
+    force: bool,
+}
+
+/// Sends a command to the trigger engine's thread and waits for its answer off the runtime.
+async fn command<T: Send + 'static>(
+    state: &Arc<AppState>,
+    make: impl FnOnce(crossbeam_channel::Sender<Result<T, String>>) -> super::TriggerCommand,
+) -> Result<Result<T, String>, ApiError> {
+    let tx = state.trigger_commands().ok_or_else(|| ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        message: "this server runs no triggers (start it with `modelwatch serve --triggers CONFIG`)".into(),
+    })?;
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    tx.send(make(reply)).map_err(|_| ApiError::internal("the trigger engine has stopped"))?;
+    let deadline = state.deadline();
+    tokio::task::spawn_blocking(move || answer.recv_deadline(deadline))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|_| ApiError::too_costly("the trigger engine did not answer in time"))
+}
+
+async fn fire(
+    State(state): State<Arc<AppState>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Answer {
+    let b: FireBody = super::json_body(body)?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::bad_request("`reason` is required: say why retraining is wanted"));
+    }
+    match command(&state, |reply| super::TriggerCommand::Fire { reason: b.reason, force: b.force, reply })
+        .await?
+    {
+        Ok(event) => {
+            Ok(axum::Json(serde_json::to_value(event).map_err(|e| ApiError::internal(e.to_string()))?))
+        }
+        Err(m) => Err(ApiError { status: axum::http::StatusCode::CONFLICT, message: m }),
+    }
+}
+
+async fn ack(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    match command(&state, |reply| super::TriggerCommand::Ack { id: id.clone(), reply }).await? {
+        Ok(()) => Ok(axum::Json(json!({ "acknowledged": id }))),
+        Err(m) => Err(ApiError { status: axum::http::StatusCode::CONFLICT, message: m }),
+    }
 }

@@ -449,7 +449,7 @@ impl TriggerEngine {
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("lock").display()))?;
         lock.try_lock().map_err(|_| {
             anyhow::anyhow!(
-                "{}: another process runs the triggers of this data directory (a `modelwatch serve --triggers` or an embedded engine)",
+                "{}: another process runs the triggers of this data directory (a `modelwatch serve --triggers`, whose POST /api/v1/triggers/fire and /ack/ID do this, or an embedded engine)",
                 dir.display()
             )
         })?;
