@@ -198,6 +198,9 @@ struct Shared {
     cache: Mutex<FileCache>,
 }
 
+/// Files up to this size are decoded and cached whole, whatever the tags asked.
+const WHOLE_FILE_BYTES: u64 = 2 << 20;
+
 /// A file's path and the tag filters its rows were read with.
 type CacheKey = (String, Vec<(String, String)>);
 
@@ -716,15 +719,22 @@ impl Shared {
                 parts.push(Arc::new(self.read_file(f, req.from_ms, req.to_ms, &req.tags)?));
                 continue;
             }
-            // Cached whole (for these tags), so any time range of the file is served from it.
+            // Cached whole in time, so any range of the file is served from it. A small file
+            // (a day of hourly roll-ups, an hour of raw rows for a few series) is cached
+            // whole in tags too: every metric of a dashboard or a drift report then decodes
+            // it once; a big one only for the tags asked (its other row groups stay skipped).
+            let whole = (f.path.clone(), Vec::new());
             let mut tags = req.tags.clone();
             tags.sort();
-            let key = (f.path.clone(), tags);
-            let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+            let key = if f.bytes <= WHOLE_FILE_BYTES { whole.clone() } else { (f.path.clone(), tags) };
+            let cached = {
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                cache.get(&whole).or_else(|| cache.get(&key))
+            };
             parts.push(match cached {
                 Some(rows) => rows,
                 None => {
-                    let rows = Arc::new(self.read_file(f, i64::MIN, i64::MAX, &req.tags)?);
+                    let rows = Arc::new(self.read_file(f, i64::MIN, i64::MAX, &key.1)?);
                     let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                     cache.insert(key, rows.clone(), self.config.read_cache_bytes);
                     rows
