@@ -3,7 +3,8 @@
 
 use crate::parse::{Func, Op, Query};
 use modelwatch_store::{
-    DistributionRow, ReadRequest, Resolution, Rows, ScalarKind, ScalarRow, Store, StoreError, Table,
+    DistributionRow, ReadRequest, Resolution, Rows, ScalarKind, ScalarRow, SeriesKey, Store, StoreError,
+    Table,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -125,16 +126,12 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, Q
         let r = req(res, from, range.to_ms);
         let parts = store.read_parts(&r)?;
         // Raw rows cover what the roll-ups do not (yet): after the last rolled-up window.
-        for p in &parts {
-            let ends = p
-                .distributions
-                .iter()
-                .filter(|x| r.keeps_distribution(x))
-                .map(|x| x.end_ms)
-                .chain(p.scalars.iter().filter(|x| r.keeps_scalar(x)).map(|x| x.end_ms));
-            covered = covered.max(ends.max().unwrap_or(from));
-        }
-        out.push((r, parts));
+        let read = vec![(r, parts)];
+        let covered_by = std::cell::Cell::new(covered);
+        let seen = |end: i64| covered_by.set(covered_by.get().max(end));
+        for_each(&read, q, range, |d| seen(d.end_ms), |s| seen(s.end_ms));
+        covered = covered_by.get();
+        out.extend(read);
     }
     if covered < range.to_ms {
         let r = req(Resolution::Raw, covered, range.to_ms);
@@ -153,23 +150,66 @@ fn for_each<'a>(
     mut dist: impl FnMut(&'a DistributionRow),
     mut scalar: impl FnMut(&'a ScalarRow),
 ) {
-    let keep = |s: &modelwatch_store::SeriesKey, start: i64| {
-        start >= range.from_ms
-            && start < range.to_ms
+    // The tag checks are the per-row cost; rows of one series follow each other (files sort
+    // by series) and share their tag strings, so one decision serves a run of rows.
+    let series_ok = |req: &ReadRequest, s: &SeriesKey| {
+        req.tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))
             && q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")))
     };
     for (req, rows) in parts {
+        let in_range = |res: modelwatch_store::Resolution, start: i64| {
+            res == req.resolution
+                && start >= req.from_ms.max(range.from_ms)
+                && start < req.to_ms.min(range.to_ms)
+        };
         for p in rows {
-            for r in
-                p.distributions.iter().filter(|r| req.keeps_distribution(r) && keep(&r.series, r.start_ms))
-            {
-                dist(r);
+            let mut memo: Option<(&SeriesKey, bool)> = None;
+            let mut keep = |s: &'a SeriesKey| match memo {
+                Some((last, ok)) if same_series(last, s) => ok,
+                _ => {
+                    let ok = series_ok(req, s);
+                    memo = Some((s, ok));
+                    ok
+                }
+            };
+            if req.table == Table::Distributions {
+                for r in &p.distributions {
+                    if in_range(r.resolution, r.start_ms) && keep(&r.series) {
+                        dist(r);
+                    }
+                }
             }
-            for r in p.scalars.iter().filter(|r| req.keeps_scalar(r) && keep(&r.series, r.start_ms)) {
-                scalar(r);
+            let mut memo: Option<(&SeriesKey, bool)> = None;
+            let mut keep = |s: &'a SeriesKey| match memo {
+                Some((last, ok)) if same_series(last, s) => ok,
+                _ => {
+                    let ok = series_ok(req, s);
+                    memo = Some((s, ok));
+                    ok
+                }
+            };
+            if req.table == Table::Scalars {
+                for r in &p.scalars {
+                    if in_range(r.resolution, r.start_ms) && keep(&r.series) {
+                        scalar(r);
+                    }
+                }
             }
         }
     }
+}
+
+/// The same series by identity of its tag strings (rows decoded together share them): a
+/// few pointer compares instead of eight string compares. `false` only costs a recheck.
+fn same_series(a: &SeriesKey, b: &SeriesKey) -> bool {
+    Arc::ptr_eq(&a.metric, &b.metric)
+        && Arc::ptr_eq(&a.feature, &b.feature)
+        && Arc::ptr_eq(&a.model, &b.model)
+        && Arc::ptr_eq(&a.variant, &b.variant)
+        && Arc::ptr_eq(&a.version, &b.version)
+        && Arc::ptr_eq(&a.segment, &b.segment)
+        && Arc::ptr_eq(&a.instance, &b.instance)
+        && Arc::ptr_eq(&a.tags, &b.tags)
 }
 
 fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> {
@@ -239,24 +279,42 @@ fn tags_of(q: &Query, key: &[&str]) -> BTreeMap<String, String> {
 }
 
 fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Vec<Series> {
-    let mut windows: BTreeMap<Vec<&str>, BTreeMap<i64, Vec<&DistributionRow>>> = BTreeMap::new();
+    // Group index per row (looked up once per run of one series), then one sort by group
+    // and window instead of a map entry per row.
+    let mut index: BTreeMap<Vec<&str>, usize> = BTreeMap::new();
+    let mut keyed: Vec<(usize, i64, &DistributionRow)> = Vec::with_capacity(rows.len());
+    let mut last: Option<(&SeriesKey, usize)> = None;
     for &r in rows {
-        let w = window_of(r.start_ms, range);
-        windows.entry(group_key(q, &r.series)).or_default().entry(w).or_default().push(r);
+        let g = match last {
+            Some((s, g)) if same_series(s, &r.series) => g,
+            _ => {
+                let n = index.len();
+                let g = *index.entry(group_key(q, &r.series)).or_insert(n);
+                last = Some((&r.series, g));
+                g
+            }
+        };
+        keyed.push((g, window_of(r.start_ms, range), r));
     }
-    // One merge per window and group; rows of another scheme than the first (a metric whose
-    // layout changed) cannot merge and are left out.
-    let groups = windows.into_iter().map(|(key, ws)| {
-        let merged: BTreeMap<i64, DistributionRow> = ws
-            .into_iter()
-            .filter_map(|(w, mut rs)| {
-                let scheme = rs[0].scheme;
-                rs.retain(|r| r.scheme == scheme);
-                DistributionRow::merge_all(&rs).map(|d| (w, d))
-            })
-            .collect();
-        (key, merged)
-    });
+    keyed.sort_unstable_by_key(|k| (k.0, k.1));
+    let mut keys: Vec<Vec<&str>> = vec![Vec::new(); index.len()];
+    for (k, g) in index {
+        keys[g] = k;
+    }
+    let mut merged: Vec<BTreeMap<i64, DistributionRow>> = vec![BTreeMap::new(); keys.len()];
+    for chunk in keyed.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        let (g, w) = (chunk[0].0, chunk[0].1);
+        // Rows of another scheme than the first (a metric whose layout changed) cannot
+        // merge and are left out.
+        let scheme = chunk[0].2.scheme;
+        let same: Vec<&DistributionRow> = chunk.iter().map(|k| k.2).filter(|r| r.scheme == scheme).collect();
+        if let Some(d) = DistributionRow::merge_all(&same) {
+            merged[g].insert(w, d);
+        }
+    }
+    let mut groups: Vec<(Vec<&str>, BTreeMap<i64, DistributionRow>)> = keys.into_iter().zip(merged).collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let groups = groups.into_iter();
     let secs = range.step_ms as f64 / 1e3;
     groups
         .map(|(key, windows)| {

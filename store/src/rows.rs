@@ -5,8 +5,8 @@
 //! and gauges) and `events`. A series is identified by [`SeriesKey`].
 
 use modelwatch_agent::{
-    CONFIDENCE_BINS, ConfidenceHistogram, FeatureStats, Histogram, MetricValue, NumericSummary, Sketch,
-    Snapshot, latency_index, latency_lowest_value, sketch_bucket_bounds,
+    CONFIDENCE_BINS, ConfidenceHistogram, FeatureStats, Histogram, MetricValue, NumericSummary, Snapshot,
+    latency_index, latency_lowest_value, sketch_bucket_bounds,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -521,8 +521,25 @@ impl DistributionRow {
         // Moments survive only when both sides have them (an empty side has nothing to add).
         let has_moments = |r: &DistributionRow| r.count == 0 || r.mean.is_some();
         let keep_moments = has_moments(self) && has_moments(o);
-        let mut merged = self.as_summary();
-        merged.merge(&o.as_summary());
+        // Chan's parallel formula (what NumericSummary::merge does, without its sketch).
+        let (n1, n2) = (self.count as f64, o.count as f64);
+        let (mean1, m2_1) = (self.mean.unwrap_or(0.0), self.m2.unwrap_or(0.0));
+        let (mean, m2) = if o.count == 0 {
+            (mean1, m2_1)
+        } else {
+            let d = o.mean.unwrap_or(0.0) - mean1;
+            let n = n1 + n2;
+            (mean1 + d * n2 / n, m2_1 + o.m2.unwrap_or(0.0) + d * d * n1 * n2 / n)
+        };
+        let either = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        let (min, max) = if o.count == 0 {
+            (self.min, self.max)
+        } else {
+            (either(self.min, o.min, f64::min), either(self.max, o.max, f64::max))
+        };
         self.sum = match (self.sum, o.sum) {
             (Some(x), Some(y)) => Some(x + y),
             (x, None) if o.count == 0 => x,
@@ -532,27 +549,14 @@ impl DistributionRow {
         self.count += o.count;
         self.missing += o.missing;
         self.invalid += o.invalid;
-        self.min = merged.min;
-        self.max = merged.max;
+        self.min = min;
+        self.max = max;
         (self.mean, self.m2) =
-            if keep_moments && self.count > 0 { (Some(merged.mean), Some(merged.m2)) } else { (None, None) };
+            if keep_moments && self.count > 0 { (Some(mean), Some(m2)) } else { (None, None) };
         if self.scheme == Scheme::LatencyHdr {
             // Latency rows carry an exact sum but no M2: the mean comes from the sum.
             self.mean = self.sum.map(|s| s / self.count.max(1) as f64);
             self.m2 = None;
-        }
-    }
-
-    fn as_summary(&self) -> NumericSummary {
-        NumericSummary {
-            count: self.count,
-            missing: 0,
-            invalid: 0,
-            min: self.min,
-            max: self.max,
-            mean: self.mean.unwrap_or(0.0),
-            m2: self.m2.unwrap_or(0.0),
-            sketch: Sketch::new(),
         }
     }
 
