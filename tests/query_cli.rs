@@ -108,6 +108,13 @@ fn drift_quality_and_baselines_find_the_demos_drift_from_the_command_line() {
     let h = modelwatch(&["triggers", "history", "--data", d, "--format", "json"]);
     let history: serde_json::Value = serde_json::from_str(&stdout(&h)).unwrap();
     assert_eq!(history[0]["event"]["reasons"][0]["trigger"], "drift", "{history}");
+    let st = modelwatch(&["triggers", "status", "--data", d]);
+    assert!(st.status.success(), "{}", stderr(&st));
+    for line in
+        ["labels ", "degradation ", "schedule ", "drift ", "cool-down ", "unacknowledged events: none"]
+    {
+        assert!(stdout(&st).contains(line), "{line:?} in {}", stdout(&st));
+    }
 
     // One simulated day: the drift starts 8 h before the end.
     let j = modelwatch(&[

@@ -44,17 +44,86 @@ fn print_event(r: &EventRecord) {
     }
 }
 
+fn time(v: &serde_json::Value) -> String {
+    v.as_i64().map(rfc3339).unwrap_or_else(|| "-".into())
+}
+
+/// One line per trigger, for people (`--format json` has every figure).
+fn print_status(s: &serde_json::Value) {
+    if let Some(l) = s.get("labels") {
+        println!(
+            "labels       {:.0} of {:.0} since {}",
+            l["labels"].as_f64().unwrap_or(0.0),
+            l["needed"].as_f64().unwrap_or(0.0),
+            time(&l["since_ms"])
+        );
+    }
+    if let Some(d) = s.get("degradation").and_then(|d| d.as_array()) {
+        let line = |g: &serde_json::Value| {
+            format!(
+                "{} {} {:.3} (was {:.3}, {:+.1} %, {:.0} labels, p {:.2e})",
+                g["group"].as_str().unwrap_or(""),
+                g["metric"].as_str().unwrap_or(""),
+                g["current"].as_f64().unwrap_or(f64::NAN),
+                g["previous"].as_f64().unwrap_or(f64::NAN),
+                -100.0 * g["relative_fall"].as_f64().unwrap_or(0.0),
+                g["labels_current"].as_f64().unwrap_or(0.0),
+                g["p_value"].as_f64().unwrap_or(f64::NAN)
+            )
+        };
+        match d.iter().max_by(|a, b| {
+            a["relative_fall"].as_f64().unwrap_or(0.0).total_cmp(&b["relative_fall"].as_f64().unwrap_or(0.0))
+        }) {
+            Some(worst) => {
+                println!("degradation  {} groups compared; largest fall: {}", d.len(), line(worst))
+            }
+            None => println!("degradation  no labelled windows to compare"),
+        }
+    }
+    if let Some(c) = s.get("schedule") {
+        println!("schedule     next {} ({})", time(&c["next_ms"]), c["cron"].as_str().unwrap_or(""));
+    }
+    if let Some(d) = s.get("drift") {
+        if let Some(share) = d.get("share") {
+            match share.get("error") {
+                Some(e) => println!("drift        {}", e.as_str().unwrap_or("")),
+                None => {
+                    let names: Vec<&str> = share["drifting"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["feature"].as_str())
+                        .collect();
+                    println!(
+                        "drift        {:.0} % of features drift (threshold {:.0} %){}; against {}",
+                        share["share"].as_f64().unwrap_or(0.0) * 100.0,
+                        share["threshold"].as_f64().unwrap_or(0.0) * 100.0,
+                        if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) },
+                        share["reference"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        if let Some(det) = d.get("detector") {
+            println!("detector     {} alarm(s) on {}", det["alarms"], det["query"].as_str().unwrap_or(""));
+        }
+    }
+    println!("cool-down    until {} ({} suppressed so far)", time(&s["cooldown_until_ms"]), s["suppressed"]);
+    let pending: Vec<&str> =
+        s["unacknowledged"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+    println!(
+        "unacknowledged events: {}",
+        if pending.is_empty() { "none".to_string() } else { pending.join(", ") }
+    );
+}
+
 pub fn run(cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TriggersCommand::Status(args) => {
             let status = engine(&args)?.status()?;
             match args.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-                Format::Table => {
-                    for (k, v) in status.as_object().into_iter().flatten() {
-                        println!("{k:<18} {v}");
-                    }
-                }
+                Format::Table => print_status(&status),
             }
         }
         TriggersCommand::History(args) => {
