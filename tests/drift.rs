@@ -240,6 +240,8 @@ fn drift_statistics_match_scipy_on_the_same_data() {
     close("lang chi2 p", lang.p_value.unwrap(), c["chi2_p"].as_f64().unwrap(), 1e-12, 1e-6);
     close("lang chi2 p (formula)", lang.p_value.unwrap(), py["chi2"]["lang"].as_f64().unwrap(), 1e-12, 1e-9);
     close("lang js", stat("lang", "js").value, c["js"].as_f64().unwrap(), 1e-12, 1e-9);
+    close("lang psi", stat("lang", "psi").value, c["psi"].as_f64().unwrap(), 1e-12, 1e-9);
+    close("lang hellinger", stat("lang", "hellinger").value, c["hellinger"].as_f64().unwrap(), 1e-12, 1e-9);
 
     // The verdicts: the unshifted feature stays, the shifted ones drift.
     let verdict = |n: &str| report.features.iter().find(|f| f.feature == n).unwrap().verdict;

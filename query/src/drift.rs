@@ -13,7 +13,8 @@
 //! - The change in mean, median and standard deviation.
 //!
 //! Categorical features get the chi-squared test (current counts against the reference's
-//! proportions; p < 0.05) and the Jensen–Shannon distance of the category shares (0.1).
+//! proportions; p < 0.05), and the Jensen–Shannon distance (0.1), PSI and Hellinger
+//! distance of the category shares.
 //!
 //! A feature drifts when its **effect size** crosses its threshold: normed Wasserstein for
 //! numeric features (as Evidently does past 1,000 rows), JS distance for categorical ones.
@@ -448,6 +449,13 @@ pub fn categorical_drift(
                 psi(&ps, &qs),
                 cfg.psi_drift,
                 verdict(psi(&ps, &qs), cfg.psi_warning, cfg.psi_drift),
+            ),
+            row(
+                feature,
+                "hellinger",
+                hellinger(&ps, &qs),
+                cfg.hellinger,
+                verdict(hellinger(&ps, &qs), cfg.hellinger, cfg.hellinger),
             ),
         ],
         verdict: jv,

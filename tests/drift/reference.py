@@ -45,6 +45,10 @@ for name, (ref, cur) in d["categorical"].items():
         "chi2": float(chi.statistic),
         "chi2_p": float(chi.pvalue),
         "js": float(distance.jensenshannon(smooth(r), smooth(c))),
+        "psi": float(np.sum((smooth(c) - smooth(r)) * np.log(smooth(c) / smooth(r)))),
+        "hellinger": float(
+            np.sqrt(np.sum((np.sqrt(smooth(r) / smooth(r).sum()) - np.sqrt(smooth(c) / smooth(c).sum())) ** 2) / 2)
+        ),
     }
 
 # The formulas on exactly the Rust side's inputs: bin shares, D and counts, chi2 and df.
