@@ -37,6 +37,17 @@ pub enum BaselineError {
     /// A name that is not a plain file name.
     #[error("baseline name {0:?}: use letters, digits, '.', '-' and '_'")]
     BadName(String),
+    /// A reference range that does not parse.
+    #[error("reference {spec:?}: {message}")]
+    Range {
+        /// What was given.
+        spec: String,
+        /// Why it is not a range.
+        message: String,
+    },
+    /// Reading the reference window failed.
+    #[error(transparent)]
+    Query(#[from] modelwatch_query::QueryError),
     /// Reading or writing failed.
     #[error("{path}: {message}")]
     Io {
@@ -105,11 +116,12 @@ pub fn reference(
     spec: &str,
     matchers: &[Matcher],
     now_ms: i64,
-) -> Result<(Profile, String), anyhow::Error> {
+) -> Result<(Profile, String), BaselineError> {
     if spec.contains("..")
         || spec.starts_with(|c: char| c.is_ascii_digit()) && crate::serve::parse_duration(spec).is_ok()
     {
-        let (from, to) = crate::serve::parse_range(spec, now_ms).map_err(anyhow::Error::msg)?;
+        let (from, to) = crate::serve::parse_range(spec, now_ms)
+            .map_err(|message| BaselineError::Range { spec: spec.to_string(), message })?;
         let p = modelwatch_query::drift::profile(store, matchers, from, to)?;
         return Ok((p, format!("{} .. {}", rfc3339(from), rfc3339(to))));
     }

@@ -18,13 +18,13 @@ fn engine(args: &TriggerArgs) -> anyhow::Result<TriggerEngine> {
     }
     let store = Store::open_read_only(args.data.store_config())
         .with_context(|| format!("opening the store at {}", args.data.data.display()))?;
-    TriggerEngine::open(
+    Ok(TriggerEngine::open(
         config,
         Arc::new(store),
         &args.data.data,
         Arc::new(modelwatch::SystemClock),
         Vec::new(),
-    )
+    )?)
 }
 
 fn print_event(r: &EventRecord) {

@@ -517,8 +517,24 @@ fn range_for(from: i64, to: i64, min_step_ms: i64, max_points: i64) -> Result<Ra
     Ok(Range { from_ms, to_ms, step_ms: step })
 }
 
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime or the connection loop failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
-pub fn run(store: Store, config: ServeConfig) -> anyhow::Result<()> {
+pub fn run(store: Store, config: ServeConfig) -> Result<(), ServeError> {
     run_with(Arc::new(store), config, None)
 }
 
@@ -528,7 +544,7 @@ pub fn run_with(
     store: Arc<Store>,
     config: ServeConfig,
     triggers: Option<(crate::triggers::TriggerEngine, Duration)>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (commands, requests) = crossbeam_channel::unbounded::<TriggerCommand>();
     let has_triggers = triggers.is_some();
@@ -583,13 +599,13 @@ fn serve_until_signal(
     store: Arc<Store>,
     config: ServeConfig,
     triggers: Option<crossbeam_channel::Sender<TriggerCommand>>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("modelwatch-serve").build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
         let addr = listener.local_addr()?;
         if !addr.ip().is_loopback() && config.token.is_none() {
             tracing::warn!(%addr, "listening beyond loopback without a token: anyone who can reach it can read the store");

@@ -77,6 +77,46 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+/// Why the triggers could not run, naming the file, key or event involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// A configuration value is wrong (the message names the key).
+    #[error("{0}")]
+    Config(String),
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Another engine holds this data directory's triggers.
+    #[error(
+        "{0}: another process runs the triggers of this data directory (a `modelwatch serve --triggers`, whose POST /api/v1/triggers/fire and /ack/ID do this, or an embedded engine)"
+    )]
+    Locked(PathBuf),
+    /// No event has this ID.
+    #[error("no trigger event {0:?} (see `modelwatch triggers history`)")]
+    UnknownEvent(String),
+    /// The event was acknowledged before.
+    #[error("event {0:?} was acknowledged already")]
+    AlreadyAcknowledged(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] modelwatch_store::StoreError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] modelwatch_query::QueryError),
+    /// A query in the configuration does not parse.
+    #[error("{0}")]
+    Parse(#[from] modelwatch_query::ParseError),
+}
+
+fn file_error(path: &Path, e: impl std::fmt::Display) -> TriggerError {
+    TriggerError::File { path: path.to_path_buf(), message: e.to_string() }
+}
+
 /// The `[triggers]` section of the configuration file; every field has a default.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -272,10 +312,10 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     /// Reads a TOML file; an error names the file and the key.
-    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let c: ConfigFile = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        c.triggers.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<ConfigFile, TriggerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
+        let c: ConfigFile = toml::from_str(&text).map_err(|e| file_error(path, e))?;
+        c.triggers.validate().map_err(|e| file_error(path, e))?;
         Ok(c)
     }
 }
@@ -437,22 +477,17 @@ impl TriggerEngine {
         data: &Path,
         clock: Arc<dyn Clock>,
         mut sinks: Vec<Box<dyn EventSink>>,
-    ) -> anyhow::Result<TriggerEngine> {
-        config.validate().map_err(anyhow::Error::msg)?;
+    ) -> Result<TriggerEngine, TriggerError> {
+        config.validate().map_err(TriggerError::Config)?;
         let dir = trigger_dir(data);
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join("lock"))
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("lock").display()))?;
-        lock.try_lock().map_err(|_| {
-            anyhow::anyhow!(
-                "{}: another process runs the triggers of this data directory (a `modelwatch serve --triggers`, whose POST /api/v1/triggers/fire and /ack/ID do this, or an embedded engine)",
-                dir.display()
-            )
-        })?;
+            .map_err(|e| file_error(&dir.join("lock"), e))?;
+        lock.try_lock().map_err(|_| TriggerError::Locked(dir.clone()))?;
         for s in &config.sinks {
             sinks.push(sinks::from_config(s)?);
         }
@@ -461,16 +496,16 @@ impl TriggerEngine {
             buffer_rows: 1,
             ..StoreConfig::new(dir.join("events"))
         })?;
-        let state = match std::fs::read(dir.join("state.json")) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                anyhow::anyhow!("{}: unreadable trigger state: {e}", dir.join("state.json").display())
-            })?,
+        let state_path = dir.join("state.json");
+        let state = match std::fs::read(&state_path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| file_error(&state_path, format!("unreadable trigger state: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => TriggerState {
                 version: 1,
                 counting_since_ms: clock.now().as_millis() as i64,
                 ..TriggerState::default()
             },
-            Err(e) => anyhow::bail!("{}: {e}", dir.join("state.json").display()),
+            Err(e) => return Err(file_error(&state_path, e)),
         };
         let mut engine = TriggerEngine { config, store, events, dir, clock, sinks, state, _lock: lock };
         engine.save()?;
@@ -483,10 +518,10 @@ impl TriggerEngine {
         &self.state
     }
 
-    fn save(&self) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec_pretty(&self.state)?;
-        modelwatch_store::publish(&modelwatch_store::RealFs, &self.dir.join("state.json"), &bytes)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.dir.join("state.json").display()))
+    fn save(&self) -> Result<(), TriggerError> {
+        let path = self.dir.join("state.json");
+        let bytes = serde_json::to_vec_pretty(&self.state).map_err(|e| file_error(&path, e))?;
+        modelwatch_store::publish(&modelwatch_store::RealFs, &path, &bytes).map_err(|e| file_error(&path, e))
     }
 
     fn now(&self) -> i64 {
@@ -498,7 +533,7 @@ impl TriggerEngine {
     }
 
     /// Stores and delivers events whose storing or delivery a crash interrupted.
-    fn finish_pending(&mut self) -> anyhow::Result<()> {
+    fn finish_pending(&mut self) -> Result<(), TriggerError> {
         for i in 0..self.state.history.len() {
             if !self.state.history[i].stored {
                 let e = self.state.history[i].event.clone();
@@ -520,14 +555,14 @@ impl TriggerEngine {
         Ok(())
     }
 
-    fn stored_already(&self, e: &RetrainEvent) -> anyhow::Result<bool> {
+    fn stored_already(&self, e: &RetrainEvent) -> Result<bool, TriggerError> {
         let req = modelwatch_store::ReadRequest::new(
             modelwatch_store::Table::Events,
             e.fired_at_ms,
             e.fired_at_ms + 1,
             modelwatch_store::Resolution::Raw,
         );
-        let needle = format!("\"id\":{}", serde_json::to_string(&e.id)?);
+        let needle = format!("\"id\":{}", serde_json::Value::String(e.id.clone()));
         Ok(self
             .events
             .read(&req)?
@@ -536,8 +571,8 @@ impl TriggerEngine {
             .any(|r| &*r.kind == "retrain_triggered" && r.message.contains(&needle)))
     }
 
-    fn store_event(&self, e: &RetrainEvent, kind: &str) -> anyhow::Result<()> {
-        let message = serde_json::to_string(&serde_json::json!({ "id": e.id, "reasons": e.reasons }))?;
+    fn store_event(&self, e: &RetrainEvent, kind: &str) -> Result<(), TriggerError> {
+        let message = serde_json::json!({ "id": e.id, "reasons": e.reasons }).to_string();
         self.events.append(Rows {
             events: vec![EventRow {
                 time_ms: e.fired_at_ms,
@@ -554,7 +589,7 @@ impl TriggerEngine {
     }
 
     /// Runs every enabled trigger now; emits at most one event (outside the cool-down).
-    pub fn evaluate(&mut self) -> anyhow::Result<Evaluation> {
+    pub fn evaluate(&mut self) -> Result<Evaluation, TriggerError> {
         let now = self.now();
         let mut reasons = Vec::new();
         let mut status = serde_json::Map::new();
@@ -592,7 +627,7 @@ impl TriggerEngine {
     }
 
     /// Every trigger's current figures, without firing or moving the schedule.
-    pub fn status(&mut self) -> anyhow::Result<serde_json::Value> {
+    pub fn status(&mut self) -> Result<serde_json::Value, TriggerError> {
         let now = self.now();
         let saved = self.state.clone();
         let mut status = serde_json::Map::new();
@@ -630,7 +665,11 @@ impl TriggerEngine {
     }
 
     /// Fires by hand (the cool-down applies unless `force`).
-    pub fn fire(&mut self, reason: &str, force: bool) -> anyhow::Result<Result<RetrainEvent, Vec<Reason>>> {
+    pub fn fire(
+        &mut self,
+        reason: &str,
+        force: bool,
+    ) -> Result<Result<RetrainEvent, Vec<Reason>>, TriggerError> {
         let now = self.now();
         let r = Reason {
             trigger: "manual".into(),
@@ -645,7 +684,11 @@ impl TriggerEngine {
 
     /// One event for all `reasons`, unless in the cool-down. The state is durable before
     /// the event is stored or delivered.
-    fn emit(&mut self, now: i64, reasons: Vec<Reason>) -> anyhow::Result<Result<RetrainEvent, Vec<Reason>>> {
+    fn emit(
+        &mut self,
+        now: i64,
+        reasons: Vec<Reason>,
+    ) -> Result<Result<RetrainEvent, Vec<Reason>>, TriggerError> {
         if self.cooldown_until().is_some_and(|until| now < until) {
             self.state.suppressed += 1;
             self.save()?;
@@ -674,13 +717,13 @@ impl TriggerEngine {
     }
 
     /// Acknowledges an event: the retraining side has it; the label count starts again.
-    pub fn ack(&mut self, id: &str) -> anyhow::Result<()> {
+    pub fn ack(&mut self, id: &str) -> Result<(), TriggerError> {
         let now = self.now();
         let Some(rec) = self.state.history.iter_mut().find(|r| r.event.id == id) else {
-            anyhow::bail!("no trigger event {id:?} (see `modelwatch triggers history`)");
+            return Err(TriggerError::UnknownEvent(id.to_string()));
         };
         if rec.acked_at_ms.is_some() {
-            anyhow::bail!("event {id:?} was acknowledged already");
+            return Err(TriggerError::AlreadyAcknowledged(id.to_string()));
         }
         rec.acked_at_ms = Some(now);
         let event = rec.event.clone();
@@ -690,7 +733,7 @@ impl TriggerEngine {
         Ok(())
     }
 
-    fn sum(&self, expr: &str, from: i64, to: i64) -> anyhow::Result<f64> {
+    fn sum(&self, expr: &str, from: i64, to: i64) -> Result<f64, TriggerError> {
         let mut q = modelwatch_query::parse(expr)?;
         q.matchers.extend(self.matchers());
         let range = modelwatch_query::Range { from_ms: from, to_ms: to, step_ms: (to - from).max(1) };
@@ -701,7 +744,7 @@ impl TriggerEngine {
             .sum())
     }
 
-    fn labels(&self, now: i64) -> anyhow::Result<(Option<Reason>, serde_json::Value)> {
+    fn labels(&self, now: i64) -> Result<(Option<Reason>, serde_json::Value), TriggerError> {
         let since = self.state.counting_since_ms;
         let n = if now > since { self.sum("sum(feedback)", since, now)? } else { 0.0 };
         let need = self.config.labels.count as f64;
@@ -714,15 +757,15 @@ impl TriggerEngine {
         Ok((reason, status))
     }
 
-    fn degradation(&self, now: i64) -> anyhow::Result<(Vec<Reason>, serde_json::Value)> {
+    fn degradation(&self, now: i64) -> Result<(Vec<Reason>, serde_json::Value), TriggerError> {
         let c = &self.config.degradation;
-        let w = parse_duration(&c.window).map_err(anyhow::Error::msg)?;
+        let w = parse_duration(&c.window).map_err(TriggerError::Config)?;
         let cur = (now - w, now);
         let prev = if c.against.is_empty() {
             (now - 2 * w, now - w)
         } else {
             crate::serve::parse_range(&c.against, now)
-                .map_err(|e| anyhow::anyhow!("triggers.degradation.against: {e}"))?
+                .map_err(|e| TriggerError::Config(format!("triggers.degradation.against: {e}")))?
         };
         let mut groups: Vec<Vec<String>> = vec![Vec::new()];
         if c.by_segment {
@@ -793,9 +836,9 @@ impl TriggerEngine {
         Ok((reasons, serde_json::Value::Array(checked)))
     }
 
-    fn schedule(&mut self, now: i64) -> anyhow::Result<(Option<Reason>, serde_json::Value)> {
-        let schedule =
-            cron::Schedule::from_str(&self.config.schedule.cron).map_err(|e| anyhow::anyhow!("{e}"))?;
+    fn schedule(&mut self, now: i64) -> Result<(Option<Reason>, serde_json::Value), TriggerError> {
+        let schedule = cron::Schedule::from_str(&self.config.schedule.cron)
+            .map_err(|e| TriggerError::Config(e.to_string()))?;
         let checked = *self.state.schedule_checked_ms.get_or_insert(now);
         let after = chrono::DateTime::from_timestamp_millis(checked).unwrap_or_default();
         let due = schedule.after(&after).next().map(|t| t.timestamp_millis());
@@ -817,9 +860,9 @@ impl TriggerEngine {
         }
     }
 
-    fn drift(&self, now: i64) -> anyhow::Result<(Vec<Reason>, serde_json::Value)> {
+    fn drift(&self, now: i64) -> Result<(Vec<Reason>, serde_json::Value), TriggerError> {
         let c = &self.config.drift;
-        let w = parse_duration(&c.window).map_err(anyhow::Error::msg)?;
+        let w = parse_duration(&c.window).map_err(TriggerError::Config)?;
         let mut reasons = Vec::new();
         let data = self.dir.parent().unwrap_or(Path::new("."));
         let mut status = serde_json::Map::new();
@@ -859,7 +902,7 @@ impl TriggerEngine {
         }
         if !c.detector.is_empty() {
             use modelwatch_query::detect::Detector;
-            let step = parse_duration(&c.detector_step).map_err(anyhow::Error::msg)?;
+            let step = parse_duration(&c.detector_step).map_err(TriggerError::Config)?;
             let mut q = modelwatch_query::parse(&c.detector)?;
             q.matchers.extend(self.matchers());
             // The detector learns its level from 200 values before it watches: read enough
@@ -938,12 +981,12 @@ fn libm_erfc(x: f64) -> f64 {
 }
 
 /// Reads `triggers` from a data directory without running them (for `triggers history`).
-pub fn read_state(data: &Path) -> anyhow::Result<TriggerState> {
+pub fn read_state(data: &Path) -> Result<TriggerState, TriggerError> {
     let path = trigger_dir(data).join("state.json");
     match std::fs::read(&path) {
-        Ok(b) => Ok(serde_json::from_slice(&b).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| file_error(&path, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TriggerState::default()),
-        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) => Err(file_error(&path, e)),
     }
 }
 

@@ -177,18 +177,19 @@ impl EventSink for CommandSink {
 }
 
 /// A sink from the configuration file.
-pub(super) fn from_config(c: &SinkConfig) -> anyhow::Result<Box<dyn EventSink>> {
-    let d =
-        |s: &str| parse_duration(s).map(|ms| Duration::from_millis(ms as u64)).map_err(anyhow::Error::msg);
+pub(super) fn from_config(c: &SinkConfig) -> Result<Box<dyn EventSink>, super::TriggerError> {
+    let d = |s: &str| {
+        parse_duration(s).map(|ms| Duration::from_millis(ms as u64)).map_err(super::TriggerError::Config)
+    };
     Ok(match c {
         SinkConfig::Webhook { url, secret_env, timeout, retries, backoff } => {
             let secret = match secret_env {
                 Some(var) => Some(
                     std::env::var(var)
                         .map_err(|_| {
-                            anyhow::anyhow!(
+                            super::TriggerError::Config(format!(
                                 "webhook sink: the environment variable {var} (its HMAC key) is not set"
-                            )
+                            ))
                         })?
                         .into_bytes(),
                 ),
