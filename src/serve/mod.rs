@@ -17,6 +17,7 @@
 //! any request that would run past [`ServeConfig::timeout`] is answered with an error
 //! before Grafana's 30 s proxy timeout.
 
+mod frames;
 mod grafana;
 mod prom;
 mod reports;
