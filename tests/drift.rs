@@ -3,6 +3,7 @@
 //! explains, and on exactly the Rust side's binned inputs, where the formulas must agree to
 //! rounding.
 
+use crate::support::Rng;
 use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp};
 use modelwatch_query::drift::{self, DriftConfig, Verdict};
 use modelwatch_store::{Store, StoreConfig};
@@ -12,21 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const T0: i64 = 1_764_115_200_000;
-
-/// A deterministic generator: xorshift64* and Box–Muller.
-struct Rng(u64);
-
-impl Rng {
-    fn u(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.u().ln()).sqrt() * (std::f64::consts::TAU * self.u()).cos()
-    }
-}
 
 const NUMERIC: [&str; 5] = ["same", "shift", "scale", "skew", "counts"];
 

@@ -1,6 +1,7 @@
 //! Model quality from stored feedback against scikit-learn (tests/quality/reference.py in
 //! the test virtualenv), and the label-free estimate against the realised value.
 
+use crate::support::Rng;
 use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
 use modelwatch_query::drift::eq;
 use modelwatch_query::quality::quality;
@@ -11,20 +12,6 @@ use std::time::Duration;
 
 const T0: i64 = 1_764_115_200_000;
 const DAY: i64 = 86_400_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn u(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.u().ln()).sqrt() * (std::f64::consts::TAU * self.u()).cos()
-    }
-}
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())

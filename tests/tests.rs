@@ -12,4 +12,5 @@ mod query_cli;
 mod serve;
 mod store_cli;
 mod stress;
+mod support;
 mod triggers;

@@ -3,6 +3,7 @@
 //! simulated month, the cool-down suppresses, a restart is safe; and the sinks: a channel,
 //! a webhook that fails its first attempts (HMAC checked), a command (exit status, timeout).
 
+use crate::support::Rng;
 use modelwatch::triggers::{
     ChannelSink, CommandSink, DegradationTrigger, DriftTrigger, EventSink, LabelsTrigger, RetrainEvent,
     ScheduleTrigger, TriggerConfig, TriggerEngine, WebhookSink,
@@ -15,17 +16,6 @@ use std::time::Duration;
 
 const T0: i64 = 1_764_115_200_000; // 2025-11-26T00:00:00Z, a Wednesday
 const HOUR: i64 = 3_600_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn u(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
 
 struct World {
     dir: tempfile::TempDir,

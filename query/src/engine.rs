@@ -172,6 +172,7 @@ fn for_each<'a>(
                     ok
                 }
             };
+            // A request reads one table: one of the two loops runs.
             if req.table == Table::Distributions {
                 for r in &p.distributions {
                     if in_range(r.resolution, r.start_ms) && keep(&r.series) {
@@ -179,15 +180,6 @@ fn for_each<'a>(
                     }
                 }
             }
-            let mut memo: Option<(&SeriesKey, bool)> = None;
-            let mut keep = |s: &'a SeriesKey| match memo {
-                Some((last, ok)) if same_series(last, s) => ok,
-                _ => {
-                    let ok = series_ok(req, s);
-                    memo = Some((s, ok));
-                    ok
-                }
-            };
             if req.table == Table::Scalars {
                 for r in &p.scalars {
                     if in_range(r.resolution, r.start_ms) && keep(&r.series) {
