@@ -60,6 +60,41 @@ fn learn(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt().max(mean.abs() * 1e-9).max(1e-12))
 }
 
+/// A detector's statistic over standardised values.
+trait Statistic {
+    /// Starts afresh (after a warm-up).
+    fn reset(&mut self);
+    /// Takes one standardised value; an alarm's direction and statistic when it fires.
+    fn step(&mut self, z: f64) -> Option<(Direction, f64)>;
+}
+
+/// The loop both detectors share: skip non-finite values, learn level and σ from the first
+/// `warmup` values (and again after each alarm), feed the standardised values to `stat`.
+fn standardised(series: &[(i64, f64)], warmup: usize, stat: &mut dyn Statistic) -> Vec<Alarm> {
+    let warmup = warmup.max(2);
+    let mut alarms = Vec::new();
+    let mut learning: Vec<f64> = Vec::with_capacity(warmup);
+    let (mut level, mut sd) = (0.0, 1.0);
+    for (i, &(t, x)) in series.iter().enumerate() {
+        if !x.is_finite() {
+            continue;
+        }
+        if learning.len() < warmup {
+            learning.push(x);
+            if learning.len() == warmup {
+                (level, sd) = learn(&learning);
+                stat.reset();
+            }
+            continue;
+        }
+        if let Some((direction, statistic)) = stat.step((x - level) / sd) {
+            alarms.push(Alarm { index: i, time_ms: t, direction, statistic, baseline: level });
+            learning.clear();
+        }
+    }
+    alarms
+}
+
 /// Two-sided tabular CUSUM.
 #[derive(Clone, Debug)]
 pub struct Cusum {
@@ -79,33 +114,25 @@ impl Default for Cusum {
 
 impl Detector for Cusum {
     fn run(&self, series: &[(i64, f64)]) -> Vec<Alarm> {
-        let mut alarms = Vec::new();
-        let mut learning: Vec<f64> = Vec::new();
-        let (mut mean, mut sd) = (0.0, 1.0);
-        let (mut hi, mut lo) = (0.0f64, 0.0f64);
-        for (i, &(t, x)) in series.iter().enumerate() {
-            if !x.is_finite() {
-                continue;
+        struct State<'a>(&'a Cusum, f64, f64);
+        impl Statistic for State<'_> {
+            fn reset(&mut self) {
+                (self.1, self.2) = (0.0, 0.0);
             }
-            if learning.len() < self.warmup.max(2) {
-                learning.push(x);
-                if learning.len() == self.warmup.max(2) {
-                    (mean, sd) = learn(&learning);
+            fn step(&mut self, z: f64) -> Option<(Direction, f64)> {
+                let c = self.0;
+                self.1 = (self.1 + z - c.k).max(0.0);
+                self.2 = (self.2 - z - c.k).max(0.0);
+                if self.1 > c.h {
+                    Some((Direction::Up, self.1))
+                } else if self.2 > c.h {
+                    Some((Direction::Down, self.2))
+                } else {
+                    None
                 }
-                continue;
-            }
-            let z = (x - mean) / sd;
-            hi = (hi + z - self.k).max(0.0);
-            lo = (lo - z - self.k).max(0.0);
-            if hi > self.h || lo > self.h {
-                let (direction, statistic) =
-                    if hi > self.h { (Direction::Up, hi) } else { (Direction::Down, lo) };
-                alarms.push(Alarm { index: i, time_ms: t, direction, statistic, baseline: mean });
-                learning.clear();
-                (hi, lo) = (0.0, 0.0);
             }
         }
-        alarms
+        standardised(series, self.warmup, &mut State(self, 0.0, 0.0))
     }
 }
 
@@ -128,41 +155,41 @@ impl Default for PageHinkley {
 
 impl Detector for PageHinkley {
     fn run(&self, series: &[(i64, f64)]) -> Vec<Alarm> {
-        let mut alarms = Vec::new();
-        let mut learning: Vec<f64> = Vec::new();
-        let (mut base, mut sd) = (0.0, 1.0);
-        let (mut n, mut mean) = (0.0f64, 0.0f64);
-        let (mut up, mut up_min, mut down, mut down_max) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-        for (i, &(t, x)) in series.iter().enumerate() {
-            if !x.is_finite() {
-                continue;
+        /// Count and running mean of z, the cumulative sums up and down and their extremes.
+        struct State<'a> {
+            ph: &'a PageHinkley,
+            n: f64,
+            mean: f64,
+            up: f64,
+            up_min: f64,
+            down: f64,
+            down_max: f64,
+        }
+        impl Statistic for State<'_> {
+            fn reset(&mut self) {
+                // The running mean starts from the warm-up's (z = 0 on average).
+                (self.n, self.mean) = (self.ph.warmup.max(2) as f64, 0.0);
+                (self.up, self.up_min, self.down, self.down_max) = (0.0, 0.0, 0.0, 0.0);
             }
-            if learning.len() < self.warmup.max(2) {
-                learning.push(x);
-                if learning.len() == self.warmup.max(2) {
-                    (base, sd) = learn(&learning);
-                    // The running mean starts from the warm-up's.
-                    (n, mean) = (learning.len() as f64, 0.0);
-                    (up, up_min, down, down_max) = (0.0, 0.0, 0.0, 0.0);
+            fn step(&mut self, z: f64) -> Option<(Direction, f64)> {
+                self.n += 1.0;
+                self.mean += (z - self.mean) / self.n;
+                self.up += z - self.mean - self.ph.delta;
+                self.up_min = self.up_min.min(self.up);
+                self.down += z - self.mean + self.ph.delta;
+                self.down_max = self.down_max.max(self.down);
+                let (gap_up, gap_down) = (self.up - self.up_min, self.down_max - self.down);
+                if gap_up > self.ph.lambda {
+                    Some((Direction::Up, gap_up))
+                } else if gap_down > self.ph.lambda {
+                    Some((Direction::Down, gap_down))
+                } else {
+                    None
                 }
-                continue;
-            }
-            let z = (x - base) / sd;
-            n += 1.0;
-            mean += (z - mean) / n;
-            up += z - mean - self.delta;
-            up_min = up_min.min(up);
-            down += z - mean + self.delta;
-            down_max = down_max.max(down);
-            let (gap_up, gap_down) = (up - up_min, down_max - down);
-            if gap_up > self.lambda || gap_down > self.lambda {
-                let (direction, statistic) =
-                    if gap_up > self.lambda { (Direction::Up, gap_up) } else { (Direction::Down, gap_down) };
-                alarms.push(Alarm { index: i, time_ms: t, direction, statistic, baseline: base });
-                learning.clear();
             }
         }
-        alarms
+        let mut state = State { ph: self, n: 0.0, mean: 0.0, up: 0.0, up_min: 0.0, down: 0.0, down_max: 0.0 };
+        standardised(series, self.warmup, &mut state)
     }
 }
 

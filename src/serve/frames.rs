@@ -33,6 +33,16 @@ fn scale(q: &Query) -> (f64, Option<&'static str>) {
 
 pub(super) fn series_frame(name: &str, ref_id: &str, s: &Series, q: &Query) -> Value {
     let (factor, unit) = scale(q);
+    value_frame(name, ref_id, s, factor, unit)
+}
+
+/// A report's series (drift scores, quality): values as they are.
+pub(super) fn report_frame(name: &str, ref_id: &str, s: &Series, unit: Option<&str>) -> Value {
+    value_frame(name, ref_id, s, 1.0, unit)
+}
+
+/// A time and a value field, the value scaled and labelled with the series' tags.
+fn value_frame(name: &str, ref_id: &str, s: &Series, factor: f64, unit: Option<&str>) -> Value {
     let mut config = json!({ "displayNameFromDS": name });
     if let Some(u) = unit {
         config["unit"] = json!(u);
@@ -44,22 +54,6 @@ pub(super) fn series_frame(name: &str, ref_id: &str, s: &Series, q: &Query) -> V
             { "name": "Time", "type": "time", "values": s.points.iter().map(|p| p.0).collect::<Vec<_>>() },
             { "name": "Value", "type": "number", "labels": s.tags, "config": config,
               "values": s.points.iter().map(|p| finite(p.1 * factor)).collect::<Vec<_>>() },
-        ],
-    })
-}
-
-pub(super) fn report_frame(name: &str, ref_id: &str, s: &Series, unit: Option<&str>) -> Value {
-    let mut config = json!({ "displayNameFromDS": name });
-    if let Some(u) = unit {
-        config["unit"] = json!(u);
-    }
-    json!({
-        "name": name,
-        "refId": ref_id,
-        "fields": [
-            { "name": "Time", "type": "time", "values": s.points.iter().map(|p| p.0).collect::<Vec<_>>() },
-            { "name": "Value", "type": "number", "labels": s.tags, "config": config,
-              "values": s.points.iter().map(|p| finite(p.1)).collect::<Vec<_>>() },
         ],
     })
 }

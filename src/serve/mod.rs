@@ -212,17 +212,8 @@ impl AppState {
         let permit = tokio::time::timeout(left, self.permits.acquire()).await.map_err(|_| late())?;
         let _permit = permit.map_err(|_| ApiError::internal("the server is shutting down"))?;
         let store = self.store.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            match work(&store) {
-                // A writer's compaction can delete a file this read-only view still lists:
-                // look again and retry once.
-                Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR && e.message.contains("missing") => {
-                    let _ = store.refresh();
-                    Err(e)
-                }
-                r => r,
-            }
-        });
+        // (A file a writer's compaction replaced is read again by the store itself.)
+        let task = tokio::task::spawn_blocking(move || work(&store));
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, task).await {
             Err(_) => Err(late()),
@@ -251,19 +242,12 @@ impl AppState {
         }
         let generation = self.store.generation();
         let limits = self.config.limits;
-        let mut attempt = 0;
-        let answer = loop {
-            let q = q.clone();
-            let r = self
-                .blocking(deadline, move |store| {
-                    modelwatch_query::run(store, &q, range, limits).map_err(ApiError::from)
-                })
-                .await;
-            match r {
-                Err(e) if attempt == 0 && e.message.contains("missing") => attempt += 1,
-                r => break Arc::new(r?),
-            }
-        };
+        let answer = Arc::new(
+            self.blocking(deadline, move |store| {
+                modelwatch_query::run(store, &q, range, limits).map_err(ApiError::from)
+            })
+            .await?,
+        );
         let mut cache = self.cache();
         if cache.generation == generation && self.config.cache_answers {
             if cache.answers.len() >= CACHE_ENTRIES {

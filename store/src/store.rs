@@ -253,6 +253,8 @@ fn approx_bytes(rows: &Rows) -> usize {
 }
 
 const MANIFEST: &str = "manifest.json";
+/// The problem of a file the manifest lists and the objects no longer hold.
+const MISSING_FILE: &str = "listed in the manifest but missing";
 const WAL_DIR: &str = "wal";
 
 impl Store {
@@ -686,6 +688,18 @@ impl Shared {
     }
 
     fn read_parts(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
+        match self.read_parts_once(req) {
+            // A read-only view can list a file the writer's compaction has since replaced:
+            // look at the current manifest and read again, once.
+            Err(StoreError::Corrupt { problem, .. }) if self.read_only && problem == MISSING_FILE => {
+                self.refresh()?;
+                self.read_parts_once(req)
+            }
+            r => r,
+        }
+    }
+
+    fn read_parts_once(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
         let (files, pending) = {
             let inner = self.lock();
             let files: Vec<FileEntry> = inner
@@ -774,10 +788,10 @@ impl Shared {
         tags: &[(String, String)],
     ) -> Result<Rows, StoreError> {
         let path = self.objects.location(&f.path);
-        let bytes = self.objects.get(&f.path)?.ok_or_else(|| StoreError::Corrupt {
-            path: path.clone(),
-            problem: "listed in the manifest but missing".into(),
-        })?;
+        let bytes = self
+            .objects
+            .get(&f.path)?
+            .ok_or_else(|| StoreError::Corrupt { path: path.clone(), problem: MISSING_FILE.into() })?;
         let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
             .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
         rows_from(f.table, f.resolution, &batches)
@@ -885,7 +899,7 @@ fn verify_files(objects: &dyn Objects, fs: &dyn Fs, dir: &Path, manifest: &Manif
         let rows = objects
             .get(&f.path)
             .map_err(|e| e.to_string())
-            .and_then(|b| b.ok_or_else(|| "listed in the manifest but missing".to_string()))
+            .and_then(|b| b.ok_or_else(|| MISSING_FILE.to_string()))
             .and_then(|b| read_parquet(b.into(), i64::MIN, i64::MAX, &[]).map_err(|e| e.to_string()))
             .and_then(|batches| rows_from(f.table, f.resolution, &batches).map_err(|e| e.to_string()));
         match rows {

@@ -411,3 +411,28 @@ fn reads_served_from_the_decoded_file_cache_equal_reads_from_parquet() {
         }
     }
 }
+
+#[test]
+fn a_read_only_store_reads_again_when_compaction_replaced_a_listed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(Store::open(config(dir.path())).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
+    let agent = agent_on(writer.clone(), clock.clone());
+    for _ in 0..2 {
+        agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5).features(&[1.0, 0.0]));
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+        writer.flush().unwrap(); // one raw file per flush, in the same hour
+    }
+    let reader = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
+    let listed: Vec<String> = reader.manifest().files.iter().map(|f| f.path.clone()).collect();
+    writer.maintain(T0 as i64 * 1000 + 3_600_000).unwrap(); // compacts the hour's files
+    assert!(
+        listed.iter().any(|p| !dir.path().join(p).exists()),
+        "compaction removed a file the reader lists"
+    );
+    // The reader still lists the deleted files; its read looks again instead of failing.
+    let r = reader.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
+    assert_eq!(r.scalars.iter().map(|s| s.value).sum::<f64>(), 2.0);
+    drop(agent);
+}
