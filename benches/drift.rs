@@ -13,6 +13,7 @@
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch};
 use modelwatch::agent::{Feature, ManualClock, Timestamp};
+use modelwatch::demo::Rng;
 use modelwatch::{Agent, Prediction};
 use modelwatch_query::drift::{self, DriftConfig, Verdict};
 use modelwatch_store::{Store, StoreConfig};
@@ -23,20 +24,6 @@ const FEATURES: usize = 100;
 const SHIFTED: usize = 10;
 const DAY: i64 = 86_400_000;
 const START: i64 = 1_764_115_200_000; // 2025-11-26T00:00:00Z
-
-struct Rng(u64);
-
-impl Rng {
-    fn u(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.u().ln()).sqrt() * (std::f64::consts::TAU * self.u()).cos()
-    }
-}
 
 fn write_parquet(path: &std::path::Path, rows: &[Vec<f64>]) {
     let columns: Vec<(String, ArrayRef)> = (0..FEATURES)

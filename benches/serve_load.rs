@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENTS: usize = 50;
+/// The demo's end and the server's `now`: 2026-11-26T12:00:00Z (fixed, so every run reads
+/// the same data).
+const NOW: i64 = 1_795_694_400_000;
 
 fn body(now_ms: i64) -> String {
     let iso = |ms: i64| {
@@ -92,14 +95,14 @@ async fn client(
 
 fn scenario(name: &str, data: &std::path::Path, cache: bool, secs: u64) -> String {
     let store = Arc::new(Store::open_read_only(StoreConfig::new(data)).unwrap());
-    let now = modelwatch::agent::Clock::now(&modelwatch::SystemClock).as_millis() as i64;
-    let state = AppState::new(store, ServeConfig { cache_answers: cache, ..ServeConfig::default() }, now);
+    let clock = Arc::new(modelwatch::ManualClock::new(modelwatch::Timestamp::from_millis(NOW as u64)));
+    let state = AppState::new(store, ServeConfig { cache_answers: cache, ..ServeConfig::default() }, clock);
     let server = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     server.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
 
-    let body = body(now);
+    let body = body(NOW);
     let request = Arc::new(
         format!(
             "POST /grafana/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
@@ -149,7 +152,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let demo = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(["demo", "--days", "3", "--data", data.to_str().unwrap()])
+        .args(["demo", "--days", "3", "--end", &NOW.to_string(), "--data", data.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));

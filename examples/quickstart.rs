@@ -5,6 +5,7 @@
 //! Run: `cargo run --release --example quickstart` (about 4 seconds).
 
 use modelwatch::agent::{FeatureSnapshot, OTHER_SEGMENT};
+use modelwatch::demo::Rng;
 use modelwatch::{Agent, Feature, FeatureStats, Prediction, Sink, SinkError, Snapshot, Timer};
 use modelwatch_store::{Store, StoreConfig};
 use std::sync::Arc;
@@ -87,18 +88,6 @@ fn print_feature(f: &FeatureSnapshot) {
     }
 }
 
-/// A small deterministic generator, so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let agent = Agent::builder("pii-confidence")
@@ -122,26 +111,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let timer = Timer::start();
-                    let seg = (rng.next() * 6.0) as usize % 6;
+                    let seg = (rng.u() * 6.0) as usize % 6;
                     let features = [
-                        5.0 + rng.next() * 20.0,
-                        rng.next() * if seg == 1 || seg == 2 { 1.0 } else { 0.2 },
-                        if rng.next() < 0.05 { f64::NAN } else { rng.next() },
+                        5.0 + rng.u() * 20.0,
+                        rng.u() * if seg == 1 || seg == 2 { 1.0 } else { 0.2 },
+                        if rng.u() < 0.05 { f64::NAN } else { rng.u() },
                         f64::from(u8::from(seg == 0)),
                     ];
                     // "Scoring": a little work so latencies are real.
                     let mut acc = 0.0;
-                    for i in 0..(200 + (rng.next() * 800.0) as usize) {
+                    for i in 0..(200 + (rng.u() * 800.0) as usize) {
                         acc += (i as f64 * features[0]).sin();
                     }
                     let confidence = (0.55 + 0.4 * features[2].max(0.0) + acc.abs().fract() * 0.05).min(1.0);
-                    if rng.next() < 0.001 {
+                    if rng.u() < 0.001 {
                         h.error(segments[seg], timeout);
                         continue;
                     }
                     h.record(&Prediction::new(segments[seg], timer, confidence).features(&features));
-                    if rng.next() < 0.1 {
-                        h.feedback(segments[seg], confidence, rng.next() < confidence);
+                    if rng.u() < 0.1 {
+                        h.feedback(segments[seg], confidence, rng.u() < confidence);
                     }
                     n += 1;
                 }

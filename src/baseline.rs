@@ -2,6 +2,7 @@
 //! counts, confidence) saved under `<data>/baselines/<name>.json`, so drift can be measured
 //! against a model version's training data or a known-good week after the raw rows are gone.
 
+use crate::time::rfc3339;
 use modelwatch_query::Matcher;
 use modelwatch_query::drift::Profile;
 use modelwatch_store::Store;
@@ -38,12 +39,12 @@ pub enum BaselineError {
     #[error("baseline name {0:?}: use letters, digits, '.', '-' and '_'")]
     BadName(String),
     /// A reference range that does not parse.
-    #[error("reference {spec:?}: {message}")]
+    #[error("reference {spec:?}: {source}")]
     Range {
         /// What was given.
         spec: String,
         /// Why it is not a range.
-        message: String,
+        source: crate::time::TimeError,
     },
     /// Reading the reference window failed.
     #[error(transparent)]
@@ -117,22 +118,13 @@ pub fn reference(
     matchers: &[Matcher],
     now_ms: i64,
 ) -> Result<(Profile, String), BaselineError> {
-    if spec.contains("..")
-        || spec.starts_with(|c: char| c.is_ascii_digit()) && crate::serve::parse_duration(spec).is_ok()
-    {
-        let (from, to) = crate::serve::parse_range(spec, now_ms)
-            .map_err(|message| BaselineError::Range { spec: spec.to_string(), message })?;
+    if crate::time::is_range(spec) {
+        let (from, to) = crate::time::parse_range(spec, now_ms)
+            .map_err(|source| BaselineError::Range { spec: spec.to_string(), source })?;
         let p = modelwatch_query::drift::profile(store, matchers, from, to)?;
         return Ok((p, format!("{} .. {}", rfc3339(from), rfc3339(to))));
     }
     let b = load(data, spec)?;
     let desc = format!("baseline {} ({} .. {})", b.name, rfc3339(b.from_ms), rfc3339(b.to_ms));
     Ok((b.profile, desc))
-}
-
-/// A time in ms as RFC 3339 (UTC, whole seconds).
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }

@@ -1,4 +1,6 @@
-//! Command-line definitions.
+//! Command-line definitions: every verb's arguments. One grammar for time on every verb
+//! (`--since`, `--from/--to`, `--range`, all read by `modelwatch::time`), one output rule
+//! (a table by default, `--format json` always, `csv` where rows are flat).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -9,25 +11,42 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Evaluate as if it were this time (RFC 3339 or epoch s/ms): `now`, `now-6h`, `--since`
+    /// and the default windows count back from it. Default: the system clock.
+    #[arg(long, global = true, value_name = "TIME")]
+    pub now: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Backfill prediction logs (CSV or Parquet) through the agent into the store, with the
     /// rows' own timestamps.
+    #[command(
+        after_help = "Example:\n  modelwatch import examples/data/predictions.csv --data ./modelwatch-data"
+    )]
     Import(ImportArgs),
     /// Inspect, verify or compact the store.
     #[command(subcommand)]
     Store(StoreCommand),
     /// Evaluate a query over a time range, e.g. 'p95(latency{model="pii"}) by (segment)'.
+    #[command(
+        after_help = "Examples:\n  modelwatch query 'p95(latency) by (variant)' --since 24h --step 1h\n  \
+                            modelwatch query 'rate(predictions)' --from now-6h --to now --step 10m --format csv"
+    )]
     Query(QueryArgs),
     /// Simulate a PII-detection scorer over several days (with a drift event) into the store.
+    #[command(after_help = "Examples:\n  modelwatch demo\n  \
+                            modelwatch demo --days 2 --end 2026-11-29T04:10:00Z --seed 7 --data /tmp/mw")]
     Demo(DemoArgs),
     /// Drift of every feature and of the confidence score: a reference (a saved baseline
     /// or a range) against a current range, most severe first, with data-quality checks.
+    #[command(after_help = "Examples:\n  modelwatch drift --reference now-8d..now-1d --current 24h\n  \
+                            modelwatch drift --reference before-release --from now-6h --to now --format json")]
     Drift(DriftArgs),
     /// Model quality per window: realised from feedback (precision, recall, F1, AUC) and
     /// estimated from the confidence distribution without labels.
+    #[command(after_help = "Examples:\n  modelwatch quality --since 7d --by segment\n  \
+                            modelwatch quality --from 2026-11-28T00:00:00Z --to 2026-11-29T00:00:00Z --format csv")]
     Quality(QualityArgs),
     /// Save or list named baselines (reference profiles for drift).
     #[command(subcommand)]
@@ -37,6 +56,10 @@ pub enum Command {
     Triggers(TriggersCommand),
     /// Serve the store over HTTP: the Grafana JSON datasource (/grafana), REST (/api/v1),
     /// Prometheus exposition (/metrics), /healthz and /readyz.
+    #[command(
+        after_help = "Example:\n  MODELWATCH_TOKEN=s3cret modelwatch serve --data ./modelwatch-data --listen 0.0.0.0:9464 \
+                            --triggers deploy/modelwatch.toml"
+    )]
     Serve(ServeArgs),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
@@ -68,10 +91,44 @@ impl DataArg {
     }
 }
 
+/// The window a verb reads: `--range FROM..TO`, or `--from`/`--to`, or `--since` back from
+/// `--to` (default: now). Each verb has its own default length.
+#[derive(Args, Debug, Clone, Default)]
+pub struct WindowArgs {
+    /// How far back from --to (or now): 90s, 15m, 6h, 7d.
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["from", "range"])]
+    pub since: Option<String>,
+    /// Start: RFC 3339, epoch s or ms, now-6h.
+    #[arg(long, value_name = "TIME", conflicts_with = "range")]
+    pub from: Option<String>,
+    /// End (default now).
+    #[arg(long, value_name = "TIME", conflicts_with = "range")]
+    pub to: Option<String>,
+    /// The whole window, FROM..TO (or a duration: the last 7d).
+    #[arg(long, value_name = "FROM..TO")]
+    pub range: Option<String>,
+}
+
+impl WindowArgs {
+    /// Whether any window flag was given.
+    pub fn given(&self) -> bool {
+        self.since.is_some() || self.from.is_some() || self.to.is_some() || self.range.is_some()
+    }
+}
+
+/// A table, or JSON.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
+}
+
+/// A table, JSON, or CSV (rows are flat).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Args, Debug)]
@@ -86,11 +143,14 @@ pub struct ImportArgs {
     /// Flush interval of the agent that replays the rows, in seconds.
     #[arg(long, default_value_t = 10)]
     pub interval: u64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
     /// Partitions, files, rows, bytes, time ranges and resolutions.
+    #[command(after_help = "Example:\n  modelwatch store inspect --data ./modelwatch-data --format json")]
     Inspect {
         #[command(flatten)]
         data: DataArg,
@@ -98,6 +158,7 @@ pub enum StoreCommand {
         format: Format,
     },
     /// Reads every file and the WAL; exits 1 on damage, naming the file and offset.
+    #[command(after_help = "Example:\n  modelwatch store verify --data ./modelwatch-data")]
     Verify {
         #[command(flatten)]
         data: DataArg,
@@ -105,21 +166,18 @@ pub enum StoreCommand {
         format: Format,
     },
     /// Compacts partitions, rolls up to 1m and 1h, and applies retention.
+    #[command(
+        after_help = "Example:\n  modelwatch store compact --data ./modelwatch-data --as-of 2026-11-01T00:00:00Z"
+    )]
     Compact {
         #[command(flatten)]
         data: DataArg,
-        /// Apply retention as of this time (RFC 3339 or epoch milliseconds) instead of now,
-        /// e.g. for a backfill of old logs.
+        /// Apply retention as of this time instead of now (e.g. for a backfill of old logs).
         #[arg(long, value_name = "TIME")]
         as_of: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Csv,
 }
 
 #[derive(Args, Debug)]
@@ -128,18 +186,12 @@ pub struct QueryArgs {
     pub expr: String,
     #[command(flatten)]
     pub data: DataArg,
-    /// How far back from now (or from --to): 30s, 15m, 24h, 7d.
-    #[arg(long, default_value = "1h")]
-    pub since: String,
+    /// The window (default: the last hour).
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Window length: 10s, 5m, 1h.
     #[arg(long, default_value = "1m")]
     pub step: String,
-    /// Start (RFC 3339 or epoch ms); overrides --since.
-    #[arg(long)]
-    pub from: Option<String>,
-    /// End (RFC 3339 or epoch ms); default now.
-    #[arg(long)]
-    pub to: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
@@ -148,12 +200,17 @@ pub struct QueryArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub data: DataArg,
-    /// Simulated days, ending now.
+    /// Simulated days, ending at --end.
     #[arg(long, default_value_t = 3)]
     pub days: u64,
+    /// When the simulation ends (default: now, to the minute).
+    #[arg(long, value_name = "TIME")]
+    pub end: Option<String>,
     /// Seed of the simulation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -220,7 +277,7 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    pub fn matchers(&self) -> Vec<modelwatch_query::Matcher> {
+    fn given(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
             ("model", &self.model),
             ("version", &self.version),
@@ -228,20 +285,15 @@ impl FilterArgs {
             ("segment", &self.segment),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| modelwatch_query::drift::eq(k, v)))
-        .collect()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    }
+
+    pub fn matchers(&self) -> Vec<modelwatch_query::Matcher> {
+        self.given().map(|(k, v)| modelwatch_query::drift::eq(k, v)).collect()
     }
 
     pub fn describe(&self) -> Vec<String> {
-        [
-            ("model", &self.model),
-            ("version", &self.version),
-            ("variant", &self.variant),
-            ("segment", &self.segment),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={v}")))
-        .collect()
+        self.given().map(|(k, v)| format!("{k}={v}")).collect()
     }
 }
 
@@ -260,9 +312,12 @@ pub struct DriftArgs {
     /// now-8d), or a duration (7d = the last seven days).
     #[arg(long)]
     pub reference: String,
-    /// The current window: FROM..TO or a duration.
-    #[arg(long, default_value = "24h")]
-    pub current: String,
+    /// The current window: FROM..TO or a duration (default 24h); or give it with --since,
+    /// --from/--to or --range.
+    #[arg(long, value_name = "FROM..TO", conflicts_with_all = ["since", "from", "to", "range"])]
+    pub current: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Correction of the KS and chi-squared p-values across features.
@@ -297,17 +352,14 @@ pub struct DriftArgs {
 pub struct QualityArgs {
     #[command(flatten)]
     pub data: DataArg,
-    /// The window: a duration back from now (7d) ...
-    #[arg(long, default_value = "7d")]
-    pub since: String,
-    /// ... or a range FROM..TO.
-    #[arg(long)]
-    pub range: Option<String>,
+    /// The window (default: the last 7 days).
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Group by a label (segment, variant, version); overall without.
     #[arg(long)]
     pub by: Option<String>,
-    /// The labelled window the label-free estimate is calibrated on (default: the window of
-    /// the same length just before).
+    /// The labelled window the label-free estimate is calibrated on, FROM..TO or a duration
+    /// (default: the window of the same length just before).
     #[arg(long)]
     pub reference: Option<String>,
     /// Confidence from which a prediction is positive.
@@ -319,25 +371,35 @@ pub struct QualityArgs {
     pub format: OutputFormat,
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum BaselineCommand {
     /// Save a window's profile under a name (e.g. the training data's window of a version).
+    #[command(
+        after_help = "Example:\n  modelwatch baseline save --name before-release --from now-8d --to now-1d"
+    )]
     Save {
         #[command(flatten)]
         data: DataArg,
         /// The baseline's name.
         #[arg(long)]
         name: String,
-        /// The window: FROM..TO or a duration (7d).
-        #[arg(long)]
-        range: String,
+        /// The window (required: --range, --since or --from/--to).
+        #[command(flatten)]
+        window: WindowArgs,
         #[command(flatten)]
         filter: FilterArgs,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// List the saved baselines.
+    #[command(after_help = "Example:\n  modelwatch baseline list --format csv")]
     List {
         #[command(flatten)]
         data: DataArg,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
 }
 
@@ -355,12 +417,18 @@ pub struct TriggerArgs {
 #[derive(Subcommand, Debug)]
 pub enum TriggersCommand {
     /// Each trigger's current figures, the cool-down and unacknowledged events.
+    #[command(after_help = "Example:\n  modelwatch triggers status --config deploy/modelwatch.toml")]
     Status(TriggerArgs),
     /// Every event: ID, time, reasons, deliveries, acknowledgement.
+    #[command(after_help = "Example:\n  modelwatch triggers history --format json")]
     History(TriggerArgs),
     /// Evaluate every trigger now and emit an event if one fires (for cron-driven setups).
+    #[command(
+        after_help = "Example (crontab):\n  */5 * * * * modelwatch triggers check --config /etc/modelwatch.toml --data /var/lib/modelwatch"
+    )]
     Check(TriggerArgs),
-    /// Emit an event by hand (the cool-down applies unless --force).
+    /// Emit an event by hand (the cool-down applies unless --force; exit 3 when held back).
+    #[command(after_help = "Example:\n  modelwatch triggers fire --reason 'new labelling guideline' --force")]
     Fire {
         #[command(flatten)]
         args: TriggerArgs,
@@ -372,6 +440,7 @@ pub enum TriggersCommand {
         force: bool,
     },
     /// Acknowledge an event: retraining has taken it; the label count starts again.
+    #[command(after_help = "Example:\n  modelwatch triggers ack pii-confidence-20261129T041000Z")]
     Ack {
         #[command(flatten)]
         args: TriggerArgs,

@@ -1,15 +1,38 @@
 //! modelwatch: watch machine-learning models in production and close their retraining loop.
 //!
-//! This crate is the facade over the workspace: [`agent`] (the in-process hook a scorer
-//! calls on every prediction), [`store`] (durable Arrow/Parquet storage) and `query` (the
-//! read side). The crates below it never depend on the ones above: a scorer that only wants
-//! recording and its own sink can depend on `modelwatch-agent` alone.
+//! This crate is the facade over the workspace and the home of everything above the query
+//! engine. The crates below it never depend on the ones above (`modelwatch → query → store
+//! → agent`): a scorer that only wants recording and its own sink depends on
+//! `modelwatch-agent` alone.
+//!
+//! | crate | what it is |
+//! |---|---|
+//! | [`agent`] | the in-process hook a scorer calls on every prediction: lock-free recording, one snapshot per interval, the `Sink` trait |
+//! | [`store`] | the durable store: WAL, Parquet files listed in a manifest, roll-ups, retention, object storage |
+//! | [`query`] | the read side: the query language and engine, drift statistics, quality metrics, detectors |
+//! | this crate | the time grammar, baselines, triggers, the demo, the HTTP server and the `modelwatch` binary |
 //!
 //! # Data flow
 //!
 //! scorer thread → [`Handle::record`] → per-thread shard (lock-free) → flusher thread →
 //! one [`Snapshot`] per interval → [`Sink`] ([`store::Store`]: WAL, then Parquet files
-//! listed in a manifest; or your own sink).
+//! listed in a manifest; or your own sink) → [`query`] (the engine, drift, quality) →
+//! [`triggers`] (retraining events to sinks), [`serve`] (Grafana, REST, Prometheus) and the
+//! CLI.
+//!
+//! # Modules
+//!
+//! - [`time`]: one grammar for points in time, durations and ranges, everywhere.
+//! - [`baseline`]: named reference profiles for drift.
+//! - [`triggers`]: when to retrain: one file per trigger kind, the engine, the state,
+//!   delivery to sinks.
+//! - [`demo`]: simulated scenarios played through the hook, and the shared seeded RNG.
+//! - [`serve`]: the HTTP server (Grafana JSON datasource, REST, Prometheus exposition); a
+//!   leaf: nothing else in this crate depends on it.
+//!
+//! The binary (`src/main.rs`, `src/cli.rs`, one file per verb in `src/commands/`) is a thin
+//! shell over these modules; the decision records in `docs/decisions/` say why the house is
+//! laid out this way.
 //!
 //! # Example
 //!
@@ -39,8 +62,11 @@ pub use modelwatch_agent::{
     MetricHandle, MetricValue, NumericSummary, Prediction, SegmentSnapshot, Sink, SinkError, Snapshot,
     SystemClock, Timer, Timestamp,
 };
+pub use modelwatch_query as query;
 pub use modelwatch_store as store;
 
 pub mod baseline;
+pub mod demo;
 pub mod serve;
+pub mod time;
 pub mod triggers;

@@ -2,7 +2,9 @@
 //! outcome into an exit code (0 success, 1 data or I/O error, 2 usage error).
 
 use clap::Parser;
+use modelwatch::{Clock, ManualClock, Timestamp};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 mod cli;
 mod commands;
@@ -15,7 +17,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match commands::run(cli) {
+    let clock = match clock(cli.now.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("modelwatch: --now: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match commands::run(cli, clock) {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`modelwatch ... | head`) is not an error.
@@ -29,4 +38,13 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The one place the binary reads the wall clock: the system clock, or a fixed `--now`.
+fn clock(now: Option<&str>) -> Result<Arc<dyn Clock>, modelwatch::time::TimeError> {
+    #[allow(clippy::disallowed_types)] // the binary's entry point chooses the clock
+    let system: Arc<dyn Clock> = Arc::new(modelwatch::SystemClock);
+    let Some(now) = now else { return Ok(system) };
+    let at = modelwatch::time::parse_time(now, system.now().as_millis() as i64)?;
+    Ok(Arc::new(ManualClock::new(Timestamp::from_millis(at.max(0) as u64))))
 }

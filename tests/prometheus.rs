@@ -79,9 +79,11 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    // A scorer writing 10 s intervals that ended a few minutes ago.
+    // A scorer writing 10 s intervals that ended a few minutes before the server's `now`
+    // (fixed: a real Prometheus stamps its samples with its own clock, our values do not
+    // depend on it).
     let writer = Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(&data) }).unwrap());
-    let now = crate::serve::now_ms() as u64;
+    let now = crate::serve::NOW as u64;
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis((now - 180_000) / 10_000 * 10_000)));
     let agent = Agent::builder("pii")
         .version("7")
@@ -113,7 +115,7 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
     let serve = Running(
         Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["serve", "--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--refresh", "200ms"])
+            .args(["--refresh", "200ms", "--now", &crate::serve::NOW.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

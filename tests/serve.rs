@@ -24,15 +24,19 @@ pub struct Fixture {
     pub errors: u64,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+/// The server's `now` in these tests: 2025-11-26T06:00:00Z, whatever the hour they run at.
+pub const NOW: i64 = 1_764_136_800_000;
+
+/// A clock stopped at [`NOW`].
+pub fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::from_millis(NOW as u64)))
 }
 
-/// Two variants on two instances, two segments, one hour of 10 s intervals starting on the
-/// hour six hours ago, a timeout now and then, and two events.
+/// Two variants on two instances, two segments, one hour of 10 s intervals starting six
+/// hours before [`NOW`], a timeout now and then, and two events.
 pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let t0 = (now_ms() / 3_600_000 - 6) * 3_600_000;
+    let t0 = NOW - 6 * 3_600_000;
     let store =
         Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(t0 as u64)));
@@ -98,13 +102,13 @@ pub fn fixture() -> Fixture {
         })
         .unwrap();
     store.flush().unwrap();
-    store.maintain(now_ms()).unwrap();
+    store.maintain(NOW).unwrap();
     f
 }
 
 fn app(f: &Fixture, config: ServeConfig) -> axum::Router {
     let store = Arc::new(Store::open_read_only(StoreConfig::new(f.dir.path())).unwrap());
-    router(AppState::new(store, config, now_ms()))
+    router(AppState::new(store, config, clock()))
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -165,7 +169,7 @@ fn grafana_query(
         "interval": format!("{}s", interval_ms / 1000),
         "intervalMs": interval_ms,
         "maxDataPoints": max_points,
-        "startTime": now_ms(),
+        "startTime": NOW,
         "cacheTimeout": null,
         "queryCachingTTL": null,
         "liveStreaming": false,
@@ -236,7 +240,7 @@ fn test_connection_discovery_and_variables_answer_the_contract_shapes() {
         assert_eq!(v, json!([{"label": "email", "value": "email"}, {"label": "phone", "value": "phone"}]));
 
         // Query variables, "Raw JSON" off and on (issue #231's wire shape).
-        let range = json!({"from": iso(f.t0 - 3_600_000), "to": iso(now_ms()), "raw": {"from": "now-7d", "to": "now"}});
+        let range = json!({"from": iso(f.t0 - 3_600_000), "to": iso(NOW), "raw": {"from": "now-7d", "to": "now"}});
         let (s, v) =
             call(&app, "POST", "/grafana/variable", Some(json!({"payload": {"target": "variants"}, "range": range}).to_string()))
                 .await;
@@ -666,17 +670,17 @@ fn drift_and_quality_are_grafana_series_and_rest_reports() {
 fn trigger_events_show_as_annotations_and_the_trigger_state_over_rest() {
     let f = fixture();
     let store = Arc::new(Store::open_read_only(StoreConfig::new(f.dir.path())).unwrap());
-    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((f.t0 + 3_000_000) as u64)));
+    let fired_at = Arc::new(ManualClock::new(Timestamp::from_millis((f.t0 + 3_000_000) as u64)));
     let mut engine = modelwatch::triggers::TriggerEngine::open(
         modelwatch::triggers::TriggerConfig::default(),
         store.clone(),
         f.dir.path(),
-        clock,
+        fired_at,
         Vec::new(),
     )
     .unwrap();
-    let event = engine.fire("new data from the labelling team", false).unwrap().unwrap();
-    let app = router(AppState::new(store, ServeConfig::default(), now_ms()));
+    let event = engine.fire("new data from the labelling team", false).unwrap();
+    let app = router(AppState::new(store, ServeConfig::default(), clock()));
     rt().block_on(async {
         let targets =
             json!([{ "refId": "Anno", "target": "events", "payload": {"kind": "retrain_triggered"} }]);

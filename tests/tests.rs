@@ -6,6 +6,7 @@ mod crash;
 mod drift;
 mod import;
 mod interop;
+mod layout;
 mod prometheus;
 mod quality;
 mod query_cli;

@@ -5,8 +5,9 @@
 
 use crate::support::Rng;
 use modelwatch::triggers::{
-    ChannelSink, CommandSink, DegradationTrigger, DriftTrigger, EventSink, LabelsTrigger, RetrainEvent,
-    ScheduleTrigger, TriggerConfig, TriggerEngine, WebhookSink,
+    ChannelSink, CommandSink, DegradationTrigger, DriftEvidence, DriftTrigger, EventSink, Evidence,
+    LabelsFigures, LabelsTrigger, RetrainEvent, ScheduleTrigger, TriggerConfig, TriggerEngine, TriggerError,
+    WebhookSink,
 };
 use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
 use modelwatch_store::{Store, StoreConfig};
@@ -100,8 +101,9 @@ fn the_label_trigger_fires_at_exactly_n_labels_and_ack_starts_the_count_again() 
     assert!(e.evaluate().unwrap().event.is_none(), "499 labels: not yet");
     w.traffic(1, 60_000, 0.9);
     let fired = e.evaluate().unwrap().event.expect("500 labels fire");
-    assert_eq!(fired.reasons[0].trigger, "labels");
-    assert_eq!(fired.reasons[0].evidence["labels"], 500.0);
+    assert_eq!(fired.reasons[0].trigger(), "labels");
+    let Evidence::Labels(ev) = &fired.reasons[0].evidence else { panic!("{:?}", fired.reasons[0]) };
+    assert_eq!(ev.labels, 500.0);
     assert_eq!(rx.try_recv().unwrap(), fired, "the channel sink got it");
     // The retraining side takes it: counting starts again.
     e.ack(&fired.id).unwrap();
@@ -137,10 +139,11 @@ fn noise_does_not_fire_the_degradation_trigger_and_a_real_drop_does() {
     // Day 3 at 0.6: a 25 % fall over ~500 positives.
     w.traffic(1_000, 24 * HOUR, 0.6);
     let fired = e.evaluate().unwrap().event.expect("the drop fires");
-    let ev = &fired.reasons[0].evidence;
-    assert_eq!(fired.reasons[0].trigger, "degradation");
-    assert!(ev["relative_fall"].as_f64().unwrap() > 0.1 && ev["p_value"].as_f64().unwrap() < 0.05, "{ev}");
-    assert!(ev["current_window"].is_array() && ev["labels_current"].as_f64().unwrap() >= 100.0);
+    assert_eq!(fired.reasons[0].trigger(), "degradation");
+    let Evidence::Degradation(ev) = &fired.reasons[0].evidence else { panic!("{:?}", fired.reasons[0]) };
+    assert!(ev.relative_fall > 0.1 && ev.p_value < 0.05, "{ev:?}");
+    assert!(ev.current_window.1 > ev.current_window.0 && ev.labels_current >= 100.0, "{ev:?}");
+    assert!(ev.p_value_corrected.is_some_and(|p| p >= ev.p_value), "{ev:?}");
 }
 
 #[test]
@@ -168,15 +171,15 @@ fn the_cool_down_suppresses_whatever_fires_and_manual_force_overrides_it() {
     let mut config = only(false, false, false, false);
     config.cooldown = "6h".into();
     let mut e = w.engine(config, Vec::new());
-    let first = e.fire("a person says so", false).unwrap().expect("fires");
-    assert_eq!(first.reasons[0].trigger, "manual");
+    let first = e.fire("a person says so", false).expect("fires");
+    assert_eq!(first.reasons[0].trigger(), "manual");
     w.clock.advance(Duration::from_secs(5 * 3_600));
-    assert!(e.fire("again", false).unwrap().is_err(), "inside the cool-down");
+    assert!(matches!(e.fire("again", false), Err(TriggerError::CoolingDown { .. })), "inside the cool-down");
     assert_eq!(e.state().suppressed, 1);
-    let forced = e.fire("urgent", true).unwrap().expect("--force");
+    let forced = e.fire("urgent", true).expect("--force");
     assert_ne!(forced.id, first.id, "a new stable ID");
     w.clock.advance(Duration::from_secs(7 * 3_600));
-    assert!(e.fire("later", false).unwrap().is_ok(), "after the cool-down");
+    assert!(e.fire("later", false).is_ok(), "after the cool-down");
     assert_eq!(e.state().history.len(), 3);
 }
 
@@ -242,8 +245,11 @@ fn the_drift_trigger_fires_on_the_share_of_drifting_features() {
     w.clock.set(Timestamp::from_millis((T0 + 72 * HOUR) as u64));
     w.agent.flush_due().unwrap();
     let fired = e.evaluate().unwrap().event.expect("drift fires");
-    assert_eq!(fired.reasons[0].trigger, "drift");
-    assert_eq!(fired.reasons[0].evidence["drifting"][0]["feature"], "confidence");
+    assert_eq!(fired.reasons[0].trigger(), "drift");
+    let Evidence::Drift(DriftEvidence::Share(ev)) = &fired.reasons[0].evidence else {
+        panic!("{:?}", fired.reasons[0])
+    };
+    assert_eq!(ev.drifting[0].feature, "confidence");
 }
 
 #[test]
@@ -341,9 +347,8 @@ fn the_command_sink_gets_the_event_on_stdin_and_in_the_environment_and_is_timed_
         model: "pii".into(),
         fired_at_ms: T0,
         reasons: vec![modelwatch::triggers::Reason {
-            trigger: "labels".into(),
             summary: "s".into(),
-            evidence: serde_json::json!({}),
+            evidence: Evidence::Labels(LabelsFigures { labels: 3.0, needed: 3.0, since_ms: T0 }),
         }],
     };
     let d = sink.deliver(&event);
@@ -505,6 +510,9 @@ fn serve_with_triggers_fires_and_acknowledges_over_http_and_holds_the_lock() {
         assert_eq!(s, 200, "{body}");
         let (s, _) = post(port, &format!("/api/v1/triggers/ack/{}", event.id), "").unwrap();
         assert_eq!(s, 409, "acknowledged already");
+        let (s, body) = post(port, "/api/v1/triggers/ack/no-such-event", "").unwrap();
+        assert_eq!(s, 404, "an unknown event: {body}");
+        assert!(body.contains("no-such-event"), "{body}");
         let state = modelwatch::triggers::read_state(&data).unwrap();
         assert_eq!(state.history.len(), 1);
         assert!(state.history[0].acked_at_ms.is_some());

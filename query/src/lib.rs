@@ -43,7 +43,9 @@ mod engine;
 mod parse;
 pub mod quality;
 pub mod stats;
+mod unit;
 
 pub use catalog::{MetricKind, catalog};
 pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
+pub use unit::{SeriesJson, Unit};

@@ -112,6 +112,32 @@ pub fn ks_p_value(d: f64, n: u64, m: u64) -> f64 {
     kolmogorov_sf(en.sqrt() * d)
 }
 
+/// The complementary error function, erfc(x) = 1 − erf(x), from the regularised gamma
+/// function: erfc(x) = Q(1/2, x²) for x ≥ 0, and 2 − erfc(−x) below.
+pub fn erfc(x: f64) -> f64 {
+    let q = gamma_q(0.5, x * x);
+    if x >= 0.0 { q } else { 2.0 - q }
+}
+
+/// The one-sided p-value that the proportion `k1 / n1` is **less** than `k0 / n0`: the
+/// pooled two-proportion z-test, `P(Z ≥ (p0 − p1) / se)` with
+/// `se = √(p(1 − p)(1/n0 + 1/n1))` and `p` the pooled proportion. A rise is never
+/// significant. 1 when either side is empty; with no variance (both proportions 0 or 1),
+/// 0 for a fall and 1 otherwise.
+pub fn two_proportion_p_less(k0: f64, n0: f64, k1: f64, n1: f64) -> f64 {
+    if n0 <= 0.0 || n1 <= 0.0 {
+        return 1.0;
+    }
+    let (p0, p1) = (k0 / n0, k1 / n1);
+    let p = (k0 + k1) / (n0 + n1);
+    let se = (p * (1.0 - p) * (1.0 / n0 + 1.0 / n1)).sqrt();
+    if se == 0.0 {
+        return if p1 < p0 { 0.0 } else { 1.0 };
+    }
+    let z = (p0 - p1) / se;
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
 /// The Wilson score interval of a proportion `k / n` at 95 % (z = 1.96).
 pub fn wilson(k: f64, n: f64) -> (f64, f64) {
     if n <= 0.0 {

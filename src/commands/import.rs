@@ -1,7 +1,7 @@
 //! `modelwatch import FILE`: replays prediction logs through the agent, with a manual clock
 //! set to each row's timestamp, into the store.
 
-use crate::cli::ImportArgs;
+use crate::cli::{Format, ImportArgs};
 use anyhow::{Context, bail};
 use modelwatch::agent::{Feature, Latency, ManualClock, Timestamp};
 use modelwatch::{Agent, Prediction};
@@ -114,16 +114,6 @@ struct Row {
     values: Vec<String>,
 }
 
-pub(crate) fn parse_timestamp(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("timestamp {s:?} is neither RFC 3339 nor epoch milliseconds ({e})"))
-}
-
 fn parse_number(name: &str, s: &str) -> Result<f64, String> {
     s.trim().parse::<f64>().map_err(|_| format!("{name} {s:?} is not a number"))
 }
@@ -137,7 +127,8 @@ fn parse_label(s: &str) -> Result<Option<bool>, String> {
     }
 }
 
-pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
+pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let now = env.now_ms();
     let ext = args.file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let input = match ext.as_str() {
         "csv" => read_csv(&args.file)?,
@@ -180,7 +171,8 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(Row {
                 line: *line,
-                ts_ms: parse_timestamp(cell(idx[0]))?,
+                ts_ms: modelwatch::time::parse_time(cell(idx[0]), now)
+                    .map_err(|e| format!("timestamp {e}"))?,
                 model: (cell(idx[1]).to_string(), cell(idx[2]).to_string(), cell(idx[3]).to_string()),
                 segment: cell(idx[4]).to_string(),
                 latency_ms: parse_number("latency_ms", cell(idx[5]))?,
@@ -300,6 +292,18 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     store.flush().context("publishing the imported rows")?;
     bar.finish_and_clear();
 
+    if args.format == Format::Json {
+        let rejected: Vec<_> = rejected
+            .iter()
+            .map(|(line, reason)| serde_json::json!({ "line": line, "reason": reason }))
+            .collect();
+        super::print_json(&serde_json::json!({
+            "file": args.file.display().to_string(), "data": args.data.data.display().to_string(),
+            "imported_rows": rows.len(), "model_variants": groups.len(), "snapshots": snapshots,
+            "rejected": rejected,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "imported {} rows from {} into {} ({} model variants, {} snapshots); rejected {}",
         rows.len(),

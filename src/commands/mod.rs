@@ -1,37 +1,157 @@
-//! The commands.
+//! The verbs: one file each, with their arguments in `cli.rs`. What several verbs share is
+//! here: opening the store, reading a window, the clock.
 
-use crate::cli::{Cli, Command, StoreCommand};
+use crate::cli::{Cli, Command, DataArg, StoreCommand, WindowArgs};
+use anyhow::Context;
+use modelwatch::Clock;
+use modelwatch::time::{Millis, parse_duration, parse_range, parse_time};
+use modelwatch_store::Store;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+mod baseline;
 mod crash_writer;
 mod demo;
 mod drift;
-pub(crate) mod import;
+mod import;
+mod quality;
 mod query;
 mod serve;
 mod store;
 mod triggers;
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs a verb. Every `now` comes from `clock` (the system clock, or `--now`).
+pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let env = Env { clock };
     match cli.command {
-        Command::Import(args) => import::run(&args),
+        Command::Import(args) => import::run(&env, &args),
         Command::Store(StoreCommand::Inspect { data, format }) => store::inspect(&data, format),
         Command::Store(StoreCommand::Verify { data, format }) => store::verify(&data, format),
-        Command::Store(StoreCommand::Compact { data, as_of }) => store::compact(&data, as_of.as_deref()),
+        Command::Store(StoreCommand::Compact { data, as_of, format }) => {
+            store::compact(&env, &data, as_of.as_deref(), format)
+        }
         Command::CrashWriter(args) => crash_writer::run(&args),
-        Command::Query(args) => query::run(&args),
-        Command::Demo(args) => demo::run(&args),
-        Command::Serve(args) => serve::run(&args),
-        Command::Drift(args) => drift::drift(&args),
-        Command::Quality(args) => drift::quality(&args),
-        Command::Baseline(cmd) => drift::baseline(cmd),
-        Command::Triggers(cmd) => triggers::run(cmd),
+        Command::Query(args) => query::run(&env, &args),
+        Command::Demo(args) => demo::run(&env, &args),
+        Command::Serve(args) => serve::run(&env, &args),
+        Command::Drift(args) => drift::run(&env, &args),
+        Command::Quality(args) => quality::run(&env, &args),
+        Command::Baseline(cmd) => baseline::run(&env, cmd),
+        Command::Triggers(cmd) => triggers::run(&env, cmd),
     }
 }
 
-/// A time in ms since the Unix epoch as RFC 3339 (UTC, whole seconds), for tables.
-pub(crate) fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
+/// What every verb gets besides its arguments.
+pub struct Env {
+    /// Where `now` comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Env {
+    /// Now, ms since the Unix epoch.
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now().as_millis() as Millis
+    }
+
+    /// A point in time given to `--flag`.
+    pub fn time(&self, s: &str, flag: &str) -> anyhow::Result<Millis> {
+        parse_time(s, self.now_ms()).with_context(|| format!("--{flag}"))
+    }
+
+    /// A range or duration given to `--flag`.
+    pub fn range(&self, s: &str, flag: &str) -> anyhow::Result<(Millis, Millis)> {
+        parse_range(s, self.now_ms()).with_context(|| format!("--{flag}"))
+    }
+
+    /// The window the flags describe; without any, the last `default` (a duration).
+    pub fn window(&self, w: &WindowArgs, default: &str) -> anyhow::Result<(Millis, Millis)> {
+        if let Some(r) = &w.range {
+            return self.range(r, "range");
+        }
+        let to = match &w.to {
+            Some(t) => self.time(t, "to")?,
+            None => self.now_ms(),
+        };
+        let from = match (&w.from, &w.since) {
+            (Some(f), _) => self.time(f, "from")?,
+            (None, since) => {
+                let (d, flag) = since.as_deref().map_or((default, "since"), |s| (s, "since"));
+                to - parse_duration(d).with_context(|| format!("--{flag}"))?
+            }
+        };
+        if to <= from {
+            anyhow::bail!(
+                "the window ends ({}) before it starts ({})",
+                modelwatch::time::rfc3339(to),
+                modelwatch::time::rfc3339(from)
+            );
+        }
+        Ok((from, to))
+    }
+}
+
+/// Opens a store read-only (a scorer, the demo or an import may be writing it right now),
+/// or says which directory is missing.
+pub fn open_read_only(data: &DataArg) -> anyhow::Result<Store> {
+    if data.objects.is_none() && !data.data.exists() {
+        anyhow::bail!(
+            "{}: no such data directory (run `modelwatch demo` or `modelwatch import` first)",
+            data.data.display()
+        );
+    }
+    Store::open_read_only(data.store_config())
+        .with_context(|| format!("opening the store at {}", data.data.display()))
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+/// A table in the house style.
+pub fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::ASCII_BORDERS_ONLY_CONDENSED);
+    t.set_header(header);
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelwatch::{ManualClock, Timestamp};
+
+    const NOW: i64 = 1_764_115_200_000;
+
+    fn env() -> Env {
+        Env { clock: Arc::new(ManualClock::new(Timestamp::from_millis(NOW as u64))) }
+    }
+
+    fn w(since: Option<&str>, from: Option<&str>, to: Option<&str>, range: Option<&str>) -> WindowArgs {
+        let s = |v: Option<&str>| v.map(str::to_string);
+        WindowArgs { since: s(since), from: s(from), to: s(to), range: s(range) }
+    }
+
+    #[test]
+    fn every_window_flag_means_the_same_on_every_verb() {
+        let e = env();
+        let h = 3_600_000;
+        assert_eq!(e.window(&w(None, None, None, None), "7d").unwrap(), (NOW - 168 * h, NOW));
+        assert_eq!(e.window(&w(Some("6h"), None, None, None), "7d").unwrap(), (NOW - 6 * h, NOW));
+        assert_eq!(
+            e.window(&w(Some("6h"), None, Some("now-1h"), None), "7d").unwrap(),
+            (NOW - 7 * h, NOW - h)
+        );
+        assert_eq!(e.window(&w(None, Some("now-6h"), Some("now"), None), "7d").unwrap(), (NOW - 6 * h, NOW));
+        assert_eq!(e.window(&w(None, Some("now-6h"), None, None), "7d").unwrap(), (NOW - 6 * h, NOW));
+        assert_eq!(e.window(&w(None, None, None, Some("now-6h..now")), "7d").unwrap(), (NOW - 6 * h, NOW));
+        assert_eq!(e.window(&w(None, None, None, Some("6h")), "7d").unwrap(), (NOW - 6 * h, NOW));
+        let err = format!("{:#}", e.window(&w(None, Some("yesterday"), None, None), "7d").unwrap_err());
+        assert!(err.contains("--from") && err.contains("yesterday"), "{err}");
+        let err = format!("{:#}", e.window(&w(None, Some("now"), Some("now-1h"), None), "7d").unwrap_err());
+        assert!(err.contains("ends"), "{err}");
+    }
 }

@@ -1,18 +1,15 @@
-//! `modelwatch query '<expr>'`: one query over a time range, as a table, JSON or CSV.
+//! `modelwatch query '<expr>'`: one query over a window, as a table, JSON or CSV.
+//!
+//! Values keep the unit the query yields (`Query::unit`): the table shows latency in
+//! milliseconds with the unit in each column's header; JSON and CSV keep the stored unit and
+//! name it (`"unit": "ns"`, `value_ns`), as `docs/query-language.md` documents.
 
+use super::{Env, open_read_only};
 use crate::cli::{OutputFormat, QueryArgs};
-use anyhow::Context;
-use modelwatch::agent::Clock;
+use modelwatch::time::{parse_duration, rfc3339};
 use modelwatch_query::{Limits, QueryError, Range, Series, parse, run as run_query};
-use modelwatch_store::Store;
 use std::io::Write;
 use std::process::ExitCode;
-
-pub use modelwatch::serve::parse_duration;
-
-fn time_of(s: &str, what: &str) -> anyhow::Result<i64> {
-    crate::commands::import::parse_timestamp(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
-}
 
 fn label(s: &Series) -> String {
     if s.tags.is_empty() {
@@ -26,7 +23,7 @@ fn fmt_value(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.6}") }
 }
 
-pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(env: &Env, args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let q = match parse(&args.expr) {
         Ok(q) => q,
         Err(e) => {
@@ -41,29 +38,19 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let to = match &args.to {
-        Some(t) => time_of(t, "to")?,
-        None => modelwatch::agent::SystemClock.now().as_millis() as i64,
+    let (mut from, to) = match env.window(&args.window, "1h") {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("modelwatch: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
     };
-    let from = match &args.from {
-        Some(f) => time_of(f, "from")?,
-        None => match parse_duration(&args.since) {
-            // Windows on multiples of the step, as Grafana aligns them: stable across runs,
-            // and they let the engine use the roll-ups.
-            Ok(d) => (to - d).div_euclid(step) * step,
-            Err(e) => {
-                eprintln!("modelwatch: --since: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-    };
-    if !args.data.data.exists() {
-        anyhow::bail!("{}: no such data directory (run `modelwatch demo` first)", args.data.data.display());
+    if args.window.from.is_none() && args.window.range.is_none() {
+        // Windows on multiples of the step, as Grafana aligns them: stable across runs,
+        // and they let the engine use the roll-ups.
+        from = from.div_euclid(step) * step;
     }
-    let store =
-        // Read-only: a scorer or the demo may be writing this directory right now.
-        Store::open_read_only(args.data.store_config())
-            .with_context(|| format!("opening the store at {}", args.data.data.display()))?;
+    let store = open_read_only(&args.data)?;
     let series =
         match run_query(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {
             Ok(s) => s,
@@ -75,17 +62,21 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(e.into()),
         };
+    let unit = q.unit();
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let doc = modelwatch::serve::series_json(&series);
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&modelwatch_query::SeriesJson::new(&series, unit))?
+            )?;
         }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
             let mut header = vec!["timestamp_ms".to_string()];
             header.extend(q.by.iter().cloned());
-            header.push("value".into());
+            header.push(unit.suffixed("value"));
             w.write_record(&header)?;
             for s in &series {
                 for &(t, v) in &s.points {
@@ -99,27 +90,29 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
         }
         OutputFormat::Table => {
             if series.is_empty() {
-                writeln!(
-                    out,
-                    "no data for {} between {} and {}",
-                    args.expr,
-                    super::rfc3339(from),
-                    super::rfc3339(to)
-                )?;
+                writeln!(out, "no data for {} between {} and {}", args.expr, rfc3339(from), rfc3339(to))?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut times: Vec<i64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
             times.sort_unstable();
             times.dedup();
+            let shown = unit.for_people();
             let mut t = comfy_table::Table::new();
             let mut header = vec!["time".to_string()];
-            header.extend(series.iter().map(label));
+            header.extend(series.iter().map(|s| match shown.symbol() {
+                "" => label(s),
+                sym => format!("{} ({sym})", label(s)),
+            }));
             t.set_header(header);
             for time in times {
-                let mut row = vec![super::rfc3339(time)];
+                let mut row = vec![rfc3339(time)];
                 for s in &series {
                     row.push(
-                        s.points.iter().find(|p| p.0 == time).map(|p| fmt_value(p.1)).unwrap_or_default(),
+                        s.points
+                            .iter()
+                            .find(|p| p.0 == time)
+                            .map(|p| fmt_value(unit.convert(p.1, shown)))
+                            .unwrap_or_default(),
                     );
                 }
                 t.add_row(row);

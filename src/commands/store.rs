@@ -1,9 +1,10 @@
 //! `modelwatch store inspect | verify | compact`.
 
+use super::{Env, open_read_only, print_json};
 use crate::cli::{DataArg, Format};
 use anyhow::Context;
 use comfy_table::Table as TextTable;
-use modelwatch::agent::Clock;
+use modelwatch::time::rfc3339;
 use modelwatch_store::{Store, StoreConfig, Table};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,15 +25,7 @@ fn open(data: &DataArg) -> anyhow::Result<Store> {
 
 pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     let dir = &data.data;
-    if !dir.exists() {
-        anyhow::bail!(
-            "{}: no such data directory (run `modelwatch demo` or `modelwatch import` first)",
-            dir.display()
-        );
-    }
-    // Read-only: a scorer may be writing this directory right now.
-    let store = Store::open_read_only(data.store_config())
-        .with_context(|| format!("opening the store at {}", dir.display()))?;
+    let store = open_read_only(data)?;
     let m = store.manifest();
     #[derive(Default)]
     struct Part {
@@ -63,7 +56,7 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                 .map(|((t, d, r), p)| {
                     serde_json::json!({
                         "table": t.as_str(), "date": d, "resolution": r, "files": p.files, "rows": p.rows,
-                        "bytes": p.bytes, "from": super::rfc3339(p.min), "to": super::rfc3339(p.max),
+                        "bytes": p.bytes, "from": rfc3339(p.min), "to": rfc3339(p.max),
                     })
                 })
                 .collect();
@@ -89,8 +82,8 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                     p.files.to_string(),
                     p.rows.to_string(),
                     p.bytes.to_string(),
-                    super::rfc3339(p.min),
-                    super::rfc3339(p.max),
+                    rfc3339(p.min),
+                    rfc3339(p.max),
                 ]);
             }
             writeln!(out, "{t}")?;
@@ -138,12 +131,10 @@ pub fn verify(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn compact(data: &DataArg, as_of: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn compact(env: &Env, data: &DataArg, as_of: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
     let now = match as_of {
-        Some(t) => {
-            crate::commands::import::parse_timestamp(t).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?
-        }
-        None => modelwatch::agent::SystemClock.now().as_millis() as i64,
+        Some(t) => env.time(t, "as-of")?,
+        None => env.now_ms(),
     };
     let store = open(data)?;
     let bar =
@@ -152,9 +143,18 @@ pub fn compact(data: &DataArg, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
     let report = store.maintain(now);
     bar.finish_and_clear();
     let report = report?;
-    println!(
-        "compacted {} files, wrote {} roll-up rows, dropped {} files past retention",
-        report.compacted_files, report.rolled_up_rows, report.dropped_files
-    );
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "as_of": rfc3339(now), "compacted_files": report.compacted_files,
+            "rolled_up_rows": report.rolled_up_rows, "dropped_files": report.dropped_files,
+        }))?,
+        Format::Table => println!(
+            "compacted {} files, wrote {} roll-up rows, dropped {} files past retention (as of {})",
+            report.compacted_files,
+            report.rolled_up_rows,
+            report.dropped_files,
+            rfc3339(now)
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,8 @@
 //! `error_ratio` the share of failed requests (errors / (predictions + errors)).
 
 use super::frames::{display, heatmap_frame, report_frame, series_frame, table_frame};
-use super::{ApiError, AppState, json_body, parse_time, range_for};
+use super::{ApiError, AppState, json_body, range_for};
+use crate::time::parse_time;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -210,7 +211,7 @@ fn options(values: impl IntoIterator<Item = String>) -> Value {
 async fn metrics(State(state): State<Arc<AppState>>, body: Body) -> Answer {
     // `{}` (code mode) or `{metric, payload}` (builder mode): the same list either way.
     let _: Value = json_body(body)?;
-    let now = super::now_ms();
+    let now = state.now_ms();
     let catalog = state.catalog(now - DISCOVERY_MS, now, state.deadline()).await?;
     let mut kinds: BTreeMap<String, MetricKind> = BTreeMap::new();
     for (s, k) in catalog.iter() {
@@ -289,7 +290,7 @@ fn metric_filter(metric: &str) -> Result<Option<Matcher>, ApiError> {
 
 async fn payload_options(State(state): State<Arc<AppState>>, body: Body) -> Answer {
     let req: PayloadOptionsRequest = json_body(body)?;
-    let now = super::now_ms();
+    let now = state.now_ms();
     let catalog = state.catalog(now - DISCOVERY_MS, now, state.deadline()).await?;
     let values = match req.name.as_str() {
         "" => {
@@ -328,7 +329,7 @@ struct VariableRequest {
 /// `label_values(metric, label)` — narrowed by the payload's label fields (raw JSON mode).
 async fn variable(State(state): State<Arc<AppState>>, body: Body) -> Answer {
     let req: VariableRequest = json_body(body)?;
-    let now = super::now_ms();
+    let now = state.now_ms();
     let (from, to) = req.range.bounds(now)?;
     let target = match &req.payload {
         Value::String(s) => s.clone(),
@@ -379,7 +380,7 @@ struct TagRequest {
 
 async fn tag_keys(State(state): State<Arc<AppState>>, body: Body) -> Answer {
     let req: TagRequest = json_body(body)?;
-    let now = super::now_ms();
+    let now = state.now_ms();
     let (from, to) = req.time_range.bounds(now)?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
     let mut keys: BTreeSet<String> = LABELS.iter().map(|s| s.to_string()).collect();
@@ -396,7 +397,7 @@ async fn tag_values(State(state): State<Arc<AppState>>, body: Body) -> Answer {
     if req.key.is_empty() {
         return Err(ApiError::bad_request("`key` (the tag whose values are wanted) is missing"));
     }
-    let now = super::now_ms();
+    let now = state.now_ms();
     let (from, to) = req.time_range.bounds(now)?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
     // The other complete filters narrow the values, as Prometheus' label values API does.
@@ -468,7 +469,7 @@ async fn query(State(state): State<Arc<AppState>>, body: Body) -> Result<axum::r
     if req.range.from.is_empty() || req.range.to.is_empty() {
         return Err(ApiError::bad_request("`range.from` and `range.to` are required"));
     }
-    let (from, to) = req.range.bounds(super::now_ms())?;
+    let (from, to) = req.range.bounds(state.now_ms())?;
     let min_step = req.interval_ms.filter(|i| i.is_finite() && *i >= 1.0).unwrap_or(1_000.0) as i64;
     let max_points = req.max_data_points.filter(|p| p.is_finite() && *p >= 1.0).unwrap_or(1_000.0) as i64;
     let range = range_for(from, to, min_step, max_points)?;
@@ -501,8 +502,7 @@ async fn frames(
     let mut frames = Vec::new();
     for t in req.targets.iter().filter(|t| !t.hide) {
         let Some(target) = t.target.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { continue };
-        let at =
-            |e: ApiError| ApiError { message: format!("target {} ({target}): {}", t.ref_id, e.message), ..e };
+        let at = |e: ApiError| e.context(format_args!("target {} ({target})", t.ref_id));
         if t.ref_id == "Anno" || target == "events" || target == "annotations" {
             frames.push(annotations(state, t, from, to).await.map_err(at)?);
             continue;
@@ -705,7 +705,7 @@ mod tests {
         for all in [json!("$__all"), json!(["$__all"]), json!(""), json!(null), json!([]), json!("All")] {
             assert!(m(all.clone()).is_none(), "{all}");
         }
-        assert!(filter_of("segment", &json!({"a": 1})).unwrap_err().message.contains("payload.segment"));
+        assert!(filter_of("segment", &json!({"a": 1})).unwrap_err().message().contains("payload.segment"));
     }
 
     #[test]
@@ -721,7 +721,7 @@ mod tests {
         assert!(any.matches("a.b") && any.matches("canary") && !any.matches("axb"));
         assert!(!f("!=|", json!(""), Some(vec![json!("canary")])).unwrap().matches("canary"));
         let e = f("<", json!("3"), None).unwrap_err();
-        assert!(e.message.contains("\"<\"") && e.message.contains("variant"), "{}", e.message);
+        assert!(e.message().contains("\"<\"") && e.message().contains("variant"), "{}", e.message());
     }
 
     #[test]
@@ -739,11 +739,11 @@ mod tests {
         );
         assert_eq!(o.format, "table");
         let e = build_query("p95(latency)", &json!({"statistic": "mean"}), &[], &[]).unwrap_err();
-        assert!(e.message.contains("payload.statistic asks for mean"), "{}", e.message);
+        assert!(e.message().contains("payload.statistic asks for mean"), "{}", e.message());
         let e = build_query("p95(latency", &json!({}), &[], &[]).unwrap_err();
-        assert!(e.message.contains("position"), "{}", e.message);
+        assert!(e.message().contains("position"), "{}", e.message());
         assert!(
-            build_query("latency", &json!({"bins": "0"}), &[], &[]).unwrap_err().message.contains("bins")
+            build_query("latency", &json!({"bins": "0"}), &[], &[]).unwrap_err().message().contains("bins")
         );
     }
 }

@@ -54,9 +54,9 @@ pub(super) async fn drift_series(
     let (series_filters, feature_filters) = split_feature(matchers);
     let data = state.store.dir().to_path_buf();
     let windows = windows(range);
+    let now = state.now_ms();
     state
         .blocking(deadline, move |store| {
-            let now = super::now_ms();
             let (reference, _) = crate::baseline::reference(store, &data, &spec, &series_filters, now)
                 .map_err(|e| ApiError::bad_request(format!("payload.reference: {e:#}")))?;
             let cfg = DriftConfig::default();
@@ -121,9 +121,9 @@ pub(super) async fn quality_series(
             )?
         }
     };
-    let now = super::now_ms();
+    let now = state.now_ms();
     let reference = match payload_str(payload, "reference") {
-        Some(r) => super::parse_range(r, now)
+        Some(r) => crate::time::parse_range(r, now)
             .map_err(|e| ApiError::bad_request(format!("payload.reference: {e}")))?,
         None => (range.from_ms - 7 * 86_400_000, range.from_ms),
     };

@@ -15,7 +15,9 @@
 //! - `GET /quality?from&to[&by=segment][&reference=FROM..TO][&threshold=0.5]` → realised and
 //!   estimated quality per group, as `modelwatch quality --format json`.
 
-use super::{ApiError, AppState, parse_duration, parse_time, range_for, series_json};
+use super::{ApiError, AppState, range_for};
+use crate::time::{parse_duration, parse_range, parse_time};
+use crate::triggers::{TriggerCommand, TriggerError};
 use axum::Router;
 use axum::extract::{Path, Query as UrlQuery, State};
 use axum::routing::get;
@@ -67,8 +69,7 @@ impl RangeParams {
     }
 
     /// `[from, to)`, by default the last hour.
-    fn bounds(&self) -> Result<(i64, i64), ApiError> {
-        let now = super::now_ms();
+    fn bounds(&self, now: i64) -> Result<(i64, i64), ApiError> {
         let t = |v: &Option<String>, default: i64, what: &str| match v {
             None => Ok(default),
             Some(s) => parse_time(s, now).map_err(|e| ApiError::bad_request(format!("{what}: {e}"))),
@@ -89,7 +90,7 @@ async fn query(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
     let expr = p.query.as_deref().ok_or_else(|| ApiError::bad_request("the `query` parameter is missing"))?;
     let q = parse(expr).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
-    let (from, to) = p.bounds()?;
+    let (from, to) = p.bounds(state.now_ms())?;
     let range = match &p.step {
         Some(s) => {
             let step = parse_duration(s).map_err(|e| ApiError::bad_request(format!("step: {e}")))?;
@@ -100,8 +101,11 @@ async fn query(State(state): State<Arc<AppState>>, params: Params) -> Answer {
         }
         None => range_for(from, to, 1_000, 1_000)?,
     };
+    let unit = q.unit();
     let series = state.query(q, range, state.deadline()).await?;
-    Ok(axum::Json(series_json(&series)))
+    let doc = serde_json::to_value(modelwatch_query::SeriesJson::new(&series, unit))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(axum::Json(doc))
 }
 
 fn keep(q: &Option<modelwatch_query::Query>, s: &modelwatch_store::SeriesKey) -> bool {
@@ -113,7 +117,7 @@ fn keep(q: &Option<modelwatch_query::Query>, s: &modelwatch_store::SeriesKey) ->
 
 async fn series(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
-    let (from, to) = p.bounds()?;
+    let (from, to) = p.bounds(state.now_ms())?;
     let selector = p.matches()?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
     let out: Vec<Value> = catalog
@@ -134,7 +138,7 @@ async fn label_values(
     params: Params,
 ) -> Answer {
     let p = RangeParams::from_url(params)?;
-    let (from, to) = p.bounds()?;
+    let (from, to) = p.bounds(state.now_ms())?;
     let selector = p.matches()?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
     let values: BTreeSet<&str> = catalog
@@ -147,7 +151,7 @@ async fn label_values(
 
 async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
-    let (from, to) = p.bounds()?;
+    let (from, to) = p.bounds(state.now_ms())?;
     let mut req = ReadRequest::new(Table::Events, from, to, Resolution::Raw);
     if let Some(k) = &p.kind {
         req = req.tag("kind", k);
@@ -186,8 +190,8 @@ async fn drift(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
     let spec =
         p.reference.clone().ok_or_else(|| ApiError::bad_request("the `reference` parameter is missing"))?;
-    let now = super::now_ms();
-    let (from, to) = super::parse_range(p.current.as_deref().unwrap_or("24h"), now)
+    let now = state.now_ms();
+    let (from, to) = parse_range(p.current.as_deref().unwrap_or("24h"), now)
         .map_err(|e| ApiError::bad_request(format!("current: {e}")))?;
     let matchers = p.filters();
     let data = state.store.dir().to_path_buf();
@@ -211,12 +215,10 @@ async fn drift(State(state): State<Arc<AppState>>, params: Params) -> Answer {
 
 async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
-    let (from, to) = p.bounds()?;
-    let now = super::now_ms();
+    let (from, to) = p.bounds(state.now_ms())?;
+    let now = state.now_ms();
     let reference = match &p.reference {
-        Some(r) => {
-            super::parse_range(r, now).map_err(|e| ApiError::bad_request(format!("reference: {e}")))?
-        }
+        Some(r) => parse_range(r, now).map_err(|e| ApiError::bad_request(format!("reference: {e}")))?,
         None => (from - (to - from), from),
     };
     let threshold = p.threshold.unwrap_or(0.5);
@@ -260,22 +262,25 @@ struct FireBody {
     force: bool,
 }
 
-/// Sends a command to the trigger engine's thread and waits for its answer off the runtime.
+/// Sends a command to the trigger engine's thread and waits for its answer off the runtime;
+/// the engine's typed errors become statuses in `ApiError`'s one mapping.
 async fn command<T: Send + 'static>(
     state: &Arc<AppState>,
-    make: impl FnOnce(crossbeam_channel::Sender<Result<T, String>>) -> super::TriggerCommand,
-) -> Result<Result<T, String>, ApiError> {
-    let tx = state.trigger_commands().ok_or_else(|| ApiError {
-        status: axum::http::StatusCode::NOT_FOUND,
-        message: "this server runs no triggers (start it with `modelwatch serve --triggers CONFIG`)".into(),
+    make: impl FnOnce(crossbeam_channel::Sender<Result<T, TriggerError>>) -> TriggerCommand,
+) -> Result<T, ApiError> {
+    let tx = state.trigger_commands().ok_or_else(|| {
+        ApiError::NotFound(
+            "this server runs no triggers (start it with `modelwatch serve --triggers CONFIG`)".into(),
+        )
     })?;
     let (reply, answer) = crossbeam_channel::bounded(1);
     tx.send(make(reply)).map_err(|_| ApiError::internal("the trigger engine has stopped"))?;
     let deadline = state.deadline();
-    tokio::task::spawn_blocking(move || answer.recv_deadline(deadline))
+    let answer = tokio::task::spawn_blocking(move || answer.recv_deadline(deadline))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|_| ApiError::too_costly("the trigger engine did not answer in time"))
+        .map_err(|_| ApiError::too_costly("the trigger engine did not answer in time"))?;
+    Ok(answer?)
 }
 
 async fn fire(
@@ -286,19 +291,12 @@ async fn fire(
     if b.reason.trim().is_empty() {
         return Err(ApiError::bad_request("`reason` is required: say why retraining is wanted"));
     }
-    match command(&state, |reply| super::TriggerCommand::Fire { reason: b.reason, force: b.force, reply })
-        .await?
-    {
-        Ok(event) => {
-            Ok(axum::Json(serde_json::to_value(event).map_err(|e| ApiError::internal(e.to_string()))?))
-        }
-        Err(m) => Err(ApiError { status: axum::http::StatusCode::CONFLICT, message: m }),
-    }
+    let event =
+        command(&state, |reply| TriggerCommand::Fire { reason: b.reason, force: b.force, reply }).await?;
+    Ok(axum::Json(serde_json::to_value(event).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
 async fn ack(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
-    match command(&state, |reply| super::TriggerCommand::Ack { id: id.clone(), reply }).await? {
-        Ok(()) => Ok(axum::Json(json!({ "acknowledged": id }))),
-        Err(m) => Err(ApiError { status: axum::http::StatusCode::CONFLICT, message: m }),
-    }
+    command(&state, |reply| TriggerCommand::Ack { id: id.clone(), reply }).await?;
+    Ok(axum::Json(json!({ "acknowledged": id })))
 }

@@ -1,0 +1,188 @@
+//! Playing a scenario through the agent hook into a store, minute by minute on a manual
+//! clock: the same code path a real scorer takes, only faster than real time.
+
+use super::{DemoError, Rng, Scenario};
+use crate::{Agent, Feature, ManualClock, Prediction, Timestamp};
+use modelwatch_store::{EventRow, Rows, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a run simulates.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The scenario.
+    pub scenario: &'static Scenario,
+    /// Simulated days.
+    pub days: u64,
+    /// When the run ends (ms, rounded down to the minute).
+    pub end_ms: i64,
+    /// The seed: the same seed and end give the same store.
+    pub seed: u64,
+}
+
+/// What a run wrote.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Simulated {
+    /// The first minute (ms).
+    pub start_ms: i64,
+    /// The end (ms).
+    pub end_ms: i64,
+    /// When the injected drift starts (ms).
+    pub drift_ms: i64,
+    /// Predictions recorded.
+    pub predictions: u64,
+}
+
+impl Run {
+    fn minutes(&self) -> i64 {
+        self.days.clamp(1, 30) as i64 * 1_440
+    }
+
+    /// The simulated window: (start, drift, end), ms.
+    pub fn times(&self) -> (i64, i64, i64) {
+        let end = self.end_ms.div_euclid(60_000) * 60_000;
+        let minutes = self.minutes();
+        let start = end - minutes * 60_000;
+        (start, start + (minutes as f64 * self.scenario.drift.at) as i64 * 60_000, end)
+    }
+
+    /// Writes the run into `store`, calling `tick` after each simulated minute (of
+    /// `minutes()`), e.g. for a progress bar.
+    pub fn write(&self, store: &Arc<Store>, mut tick: impl FnMut(u64, u64)) -> Result<Simulated, DemoError> {
+        let s = self.scenario;
+        s.validate().map_err(DemoError::Scenario)?;
+        let (start, drift_ms, end) = self.times();
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(start as u64)));
+        let schema: Vec<Feature> = s
+            .numeric
+            .iter()
+            .map(|f| Feature::numeric(f.name))
+            .chain(
+                s.categorical.iter().map(|c| Feature::categorical(c.name, c.categories.iter().map(|c| c.0))),
+            )
+            .collect();
+        let agents: Vec<Agent> = s
+            .variants
+            .iter()
+            .map(|v| {
+                Agent::builder(s.model)
+                    .version(v.version)
+                    .variant(v.name)
+                    .instance("demo")
+                    .segments(s.segments.iter().map(|s| s.name))
+                    .features(schema.clone())
+                    .interval(Duration::from_secs(60))
+                    .clock(clock.clone())
+                    .background_flush(false)
+                    .build(store.clone())
+            })
+            .collect::<Result<_, _>>()?;
+        // Events for the dashboards' annotations: the deployments, and where the drift is
+        // injected (ground truth the detectors should find on their own).
+        let event = |time_ms: i64, v: usize, kind: &str, message: String| EventRow {
+            time_ms,
+            model: s.model.into(),
+            version: s.variants[v].version.into(),
+            variant: s.variants[v].name.into(),
+            kind: kind.into(),
+            message,
+        };
+        let mut events: Vec<EventRow> = (0..s.variants.len())
+            .map(|v| {
+                let share = s.variants[v].share * 100.0;
+                event(
+                    start,
+                    v,
+                    "model_loaded",
+                    format!("{} serves {share:.0} % of the traffic", s.variants[v].name),
+                )
+            })
+            .collect();
+        events.push(event(drift_ms, 0, "simulated_drift", s.drift.note.to_string()));
+        store.append(Rows { events, ..Rows::default() })?;
+        for a in &agents {
+            a.handle().model_loaded();
+        }
+
+        let handles: Vec<_> = agents.iter().map(|a| a.handle()).collect();
+        let segs: Vec<Vec<_>> =
+            handles.iter().map(|h| s.segments.iter().map(|seg| h.segment(seg.name)).collect()).collect();
+        let error_kind = handles[0].error_kind(s.errors.1);
+        let mut rng = Rng::seeded(self.seed);
+        let mut x = vec![f64::NAN; s.numeric.len() + s.categorical.len()];
+        let mut cats: Vec<Option<&str>> = Vec::with_capacity(s.categorical.len());
+        let mut predictions = 0u64;
+        let minutes = self.minutes();
+        for minute in 0..minutes {
+            let now = start + minute * 60_000;
+            let drifted = now >= drift_ms;
+            let hour = (now.div_euclid(3_600_000) % 24) as f64;
+            let t = &s.traffic;
+            let load = t.per_minute
+                + t.daily_amplitude * ((hour - t.peak_hour) / 24.0 * std::f64::consts::TAU).cos()
+                + rng.normal() * t.noise;
+            let n = load.max(1.0) as i64;
+            for k in 0..n {
+                clock.set(Timestamp::from_millis((now + k * 60_000 / n) as u64));
+                let v = pick(&mut rng, s.variants.iter().map(|v| v.share));
+                let seg = rng.below(s.segments.len());
+                if rng.u() < s.errors.0 {
+                    handles[v].error(segs[v][seg], error_kind);
+                    continue;
+                }
+                let segment = s.segments[seg].name;
+                for (i, f) in s.numeric.iter().enumerate() {
+                    let value = s.generator(i, segment, drifted).draw(&mut rng);
+                    x[i] = if f.missing > 0.0 && rng.u() < f.missing { f64::NAN } else { value };
+                }
+                cats.clear();
+                cats.extend(
+                    s.categorical
+                        .iter()
+                        .map(|c| Some(c.categories[pick(&mut rng, c.categories.iter().map(|c| c.1))].0)),
+                );
+                let latency_ms = s.segments[seg].latency_ms
+                    * s.variants[v].latency_factor
+                    * (t.latency_sigma * rng.normal()).exp();
+                let conf = (s.confidence(seg, drifted) + rng.normal() * t.confidence_sd).clamp(0.0, 1.0);
+                handles[v].record(
+                    &Prediction::new(segs[v][seg], Duration::from_secs_f64(latency_ms / 1e3), conf)
+                        .features(&x)
+                        .categories(&cats)
+                        .predicted(conf >= s.threshold),
+                );
+                predictions += 1;
+                if rng.u() < s.feedback {
+                    // Users confirm or reject: positive with the model's (calibrated) probability.
+                    handles[v].feedback(segs[v][seg], conf, rng.u() < conf);
+                }
+            }
+            clock.set(Timestamp::from_millis((now + 60_000) as u64));
+            for a in &agents {
+                a.flush_due()?;
+            }
+            tick(minute as u64 + 1, minutes as u64);
+        }
+        for a in agents {
+            a.shutdown()?;
+        }
+        Ok(Simulated { start_ms: start, end_ms: end, drift_ms, predictions })
+    }
+}
+
+/// An index drawn with the given weights.
+fn pick(rng: &mut Rng, weights: impl Iterator<Item = f64> + Clone) -> usize {
+    let total: f64 = weights.clone().sum();
+    let mut u = rng.u() * total;
+    let mut last = 0;
+    for (i, w) in weights.enumerate() {
+        if w > 0.0 {
+            last = i;
+            if u < w {
+                return i;
+            }
+        }
+        u -= w;
+    }
+    last
+}

@@ -1,0 +1,214 @@
+//! `[triggers.degradation]`: a quality metric (precision by default) over the last `window`
+//! (24 h) fell by at least `drop` (10 %) relative to the window before (or to a fixed
+//! baseline range, `against`), overall or in a segment — and only when the fall is
+//! significant: both windows hold at least `min_labels` (100) labels behind the metric, and
+//! a one-sided two-proportion z-test says p < `alpha` (0.01) after a Bonferroni correction
+//! over the groups compared. Noise in small windows or in one of many segments does not fire
+//! it; the strict default `alpha` is because the trigger is evaluated again and again.
+
+use super::kind::{Check, Context, Trigger, duration};
+use super::{Evidence, Reason, TriggerError};
+use modelwatch_query::quality::{Quality, quality};
+use serde::{Deserialize, Serialize};
+
+/// `[triggers.degradation]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DegradationTrigger {
+    /// On or off.
+    pub enabled: bool,
+    /// `precision` or `recall`.
+    pub metric: String,
+    /// Relative fall that fires (0.1 = 10 %).
+    pub drop: f64,
+    /// The window compared with the one before it.
+    pub window: String,
+    /// Labels each window needs behind the metric.
+    pub min_labels: u64,
+    /// Significance level of the one-sided two-proportion z-test (Bonferroni-corrected over
+    /// the groups compared).
+    pub alpha: f64,
+    /// Also per segment.
+    pub by_segment: bool,
+    /// Confidence from which a prediction is positive.
+    pub threshold: f64,
+    /// What the window is compared with: empty for the window before it, or a fixed
+    /// labelled range (`FROM..TO`, e.g. the model's validation period): its baseline.
+    pub against: String,
+}
+
+impl Default for DegradationTrigger {
+    fn default() -> Self {
+        DegradationTrigger {
+            enabled: true,
+            metric: "precision".into(),
+            drop: 0.10,
+            window: "24h".into(),
+            min_labels: 100,
+            alpha: 0.01,
+            by_segment: true,
+            threshold: 0.5,
+            against: String::new(),
+        }
+    }
+}
+
+/// One group's comparison: the figures and, when it fires, the evidence.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupFigures {
+    /// `overall` or `segment=phone`.
+    pub group: String,
+    /// `precision` or `recall`.
+    pub metric: String,
+    /// The metric in the current window.
+    pub current: f64,
+    /// The metric in the window compared with.
+    pub previous: f64,
+    /// `(previous - current) / previous`.
+    pub relative_fall: f64,
+    /// Labels behind the current value.
+    pub labels_current: f64,
+    /// Labels behind the previous value.
+    pub labels_previous: f64,
+    /// One-sided p-value of the fall.
+    pub p_value: f64,
+    /// The current window (ms).
+    pub current_window: (i64, i64),
+    /// The window compared with (ms).
+    pub previous_window: (i64, i64),
+    /// After the Bonferroni correction over the groups (on evidence only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value_corrected: Option<f64>,
+}
+
+impl GroupFigures {
+    fn line(&self) -> String {
+        format!(
+            "{} {} {:.3} (was {:.3}, {:+.1} %, {:.0} labels, p {:.2e})",
+            self.group,
+            self.metric,
+            self.current,
+            self.previous,
+            -100.0 * self.relative_fall,
+            self.labels_current,
+            self.p_value
+        )
+    }
+}
+
+impl Trigger for DegradationTrigger {
+    fn name(&self) -> &'static str {
+        "degradation"
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        duration(&self.window, "degradation.window")?;
+        if !["precision", "recall"].contains(&self.metric.as_str()) {
+            return Err(format!("triggers.degradation.metric {:?}: precision or recall", self.metric));
+        }
+        if !(0.0..1.0).contains(&self.drop) || self.drop <= 0.0 {
+            return Err(format!("triggers.degradation.drop {}: a fraction in (0, 1)", self.drop));
+        }
+        if !self.against.is_empty() {
+            crate::time::parse_range(&self.against, 0)
+                .map_err(|e| format!("triggers.degradation.against: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self, ctx: &mut Context<'_>) -> Result<Check, TriggerError> {
+        let now = ctx.now_ms;
+        let w = duration(&self.window, "degradation.window").map_err(TriggerError::Config)?;
+        let cur = (now - w, now);
+        let prev = if self.against.is_empty() {
+            (now - 2 * w, now - w)
+        } else {
+            crate::time::parse_range(&self.against, now)
+                .map_err(|e| TriggerError::Config(format!("triggers.degradation.against: {e}")))?
+        };
+        let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+        if self.by_segment {
+            groups.push(vec!["segment".into()]);
+        }
+        let mut checked = Vec::new();
+        let mut candidates = Vec::new();
+        for by in groups {
+            let now_q = quality(ctx.store, ctx.matchers, &by, cur.0, cur.1, None, self.threshold)?;
+            let before = quality(ctx.store, ctx.matchers, &by, prev.0, prev.1, None, self.threshold)?;
+            for q in &now_q {
+                let Some(b) = before.iter().find(|b| b.tags == q.tags) else { continue };
+                let (k1, n1) = metric_counts(&self.metric, &q.realised);
+                let (k0, n0) = metric_counts(&self.metric, &b.realised);
+                let (v1, v0) = (k1 / n1.max(1.0), k0 / n0.max(1.0));
+                let enough = n1 >= self.min_labels as f64 && n0 >= self.min_labels as f64;
+                let fall = if v0 > 0.0 { (v0 - v1) / v0 } else { 0.0 };
+                let group = if q.tags.is_empty() {
+                    "overall".to_string()
+                } else {
+                    q.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+                };
+                let fig = GroupFigures {
+                    group,
+                    metric: self.metric.clone(),
+                    current: v1,
+                    previous: v0,
+                    relative_fall: fall,
+                    labels_current: n1,
+                    labels_previous: n0,
+                    p_value: modelwatch_query::stats::two_proportion_p_less(k0, n0, k1, n1),
+                    current_window: cur,
+                    previous_window: prev,
+                    p_value_corrected: None,
+                };
+                if enough && fall >= self.drop {
+                    candidates.push(fig.clone());
+                }
+                checked.push(fig);
+            }
+        }
+        // Bonferroni over every group compared.
+        let m = checked.len().max(1) as f64;
+        let reasons = candidates
+            .into_iter()
+            .filter(|f| f.p_value * m < self.alpha)
+            .map(|mut f| {
+                f.p_value_corrected = Some((f.p_value * m).min(1.0));
+                Reason {
+                    summary: format!(
+                        "{} {} fell {:.1} % ({:.3} -> {:.3}, p = {:.2e})",
+                        f.metric,
+                        f.group,
+                        f.relative_fall * 100.0,
+                        f.previous,
+                        f.current,
+                        f.p_value
+                    ),
+                    evidence: Evidence::Degradation(f),
+                }
+            })
+            .collect();
+        let line = match checked.iter().max_by(|a, b| a.relative_fall.total_cmp(&b.relative_fall)) {
+            Some(worst) => format!("{} groups compared; largest fall: {}", checked.len(), worst.line()),
+            None => "no labelled windows to compare".to_string(),
+        };
+        Ok(Check::new(reasons, &checked, line))
+    }
+}
+
+/// (successes, trials) behind the metric: precision = TP / predicted positive, recall = TP /
+/// positives.
+fn metric_counts(metric: &str, q: &Quality) -> (f64, f64) {
+    let tp = q.recall * q.positives;
+    let trials = if metric == "recall" {
+        q.positives
+    } else if q.precision > 0.0 {
+        tp / q.precision
+    } else {
+        0.0
+    };
+    (if tp.is_finite() { tp } else { 0.0 }, if trials.is_finite() { trials } else { 0.0 })
+}

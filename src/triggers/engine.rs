@@ -1,0 +1,247 @@
+//! The engine: evaluates every trigger kind, applies the cool-down, emits at most one event
+//! per cool-down and keeps the state durable before anything leaves the process.
+
+use super::delivery::Outbox;
+use super::error::file_error;
+use super::kind::Context;
+use super::state::{self, EventRecord, HISTORY, STATE_VERSION, TriggerState, trigger_dir};
+use super::{EventSink, Reason, RetrainEvent, TriggerConfig, TriggerError};
+use modelwatch_agent::Clock;
+use modelwatch_query::Matcher;
+use modelwatch_query::drift::eq;
+use modelwatch_store::Store;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What one evaluation found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evaluation {
+    /// The event emitted, if any.
+    pub event: Option<RetrainEvent>,
+    /// Reasons that held but were suppressed by the cool-down.
+    pub suppressed: Vec<Reason>,
+    /// The current figures of each trigger.
+    pub status: Status,
+}
+
+/// Every trigger's current figures, the cool-down and the unacknowledged events.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Status {
+    /// The time of the evaluation (ms).
+    pub now_ms: i64,
+    /// Figures by trigger name (`labels`, `degradation`, ...), as JSON.
+    #[serde(flatten)]
+    pub figures: BTreeMap<String, serde_json::Value>,
+    /// One line per trigger, for people: (name, line).
+    #[serde(skip)]
+    pub lines: Vec<(String, String)>,
+    /// The last event's time (ms).
+    pub last_fire_ms: Option<i64>,
+    /// Until when events are suppressed (ms).
+    pub cooldown_until_ms: Option<i64>,
+    /// Events suppressed so far.
+    pub suppressed: u64,
+    /// IDs of events not acknowledged yet.
+    pub unacknowledged: Vec<String>,
+}
+
+impl std::fmt::Display for Status {
+    /// One line per trigger, then the cool-down and the unacknowledged events.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, line) in &self.lines {
+            writeln!(f, "{name:<12} {line}")?;
+        }
+        let until = self.cooldown_until_ms.map_or("-".into(), crate::time::rfc3339);
+        writeln!(f, "{:<12} until {until} ({} suppressed so far)", "cool-down", self.suppressed)?;
+        let pending =
+            if self.unacknowledged.is_empty() { "none".into() } else { self.unacknowledged.join(", ") };
+        write!(f, "unacknowledged events: {pending}")
+    }
+}
+
+/// Runs the triggers over a store and keeps their state in `<data>/triggers/`.
+pub struct TriggerEngine {
+    config: TriggerConfig,
+    store: Arc<Store>,
+    outbox: Outbox,
+    data: PathBuf,
+    clock: Arc<dyn Clock>,
+    state: TriggerState,
+    _lock: std::fs::File,
+}
+
+impl TriggerEngine {
+    /// Opens the trigger state of `data` (creating it), takes its lock (one engine per data
+    /// directory), and stores and delivers the events a crash interrupted.
+    pub fn open(
+        config: TriggerConfig,
+        store: Arc<Store>,
+        data: &Path,
+        clock: Arc<dyn Clock>,
+        mut sinks: Vec<Box<dyn EventSink>>,
+    ) -> Result<TriggerEngine, TriggerError> {
+        config.validate().map_err(TriggerError::Config)?;
+        let dir = trigger_dir(data);
+        std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| file_error(&lock_path, e))?;
+        lock.try_lock().map_err(|_| TriggerError::Locked(dir.clone()))?;
+        for s in &config.sinks {
+            sinks.push(super::sinks::from_config(s)?);
+        }
+        let outbox = Outbox::open(data, sinks)?;
+        let mut state = state::load(data)?.unwrap_or_else(|| TriggerState {
+            version: STATE_VERSION,
+            counting_since_ms: clock.now().as_millis() as i64,
+            ..TriggerState::default()
+        });
+        state.version = STATE_VERSION;
+        state::save(data, &state)?;
+        outbox.finish_pending(data, &mut state)?;
+        Ok(TriggerEngine { config, store, outbox, data: data.to_path_buf(), clock, state, _lock: lock })
+    }
+
+    /// The state as persisted.
+    pub fn state(&self) -> &TriggerState {
+        &self.state
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().as_millis() as i64
+    }
+
+    fn matchers(&self) -> Vec<Matcher> {
+        if self.config.model.is_empty() { Vec::new() } else { vec![eq("model", &self.config.model)] }
+    }
+
+    /// Runs every enabled trigger now: the reasons that hold, and every trigger's figures.
+    fn check(&mut self, now: i64) -> Result<(Vec<Reason>, Status), TriggerError> {
+        let matchers = self.matchers();
+        let mut ctx = Context {
+            store: &self.store,
+            data: &self.data,
+            matchers: &matchers,
+            now_ms: now,
+            state: &mut self.state,
+        };
+        let mut reasons = Vec::new();
+        let mut status = Status { now_ms: now, ..Status::default() };
+        for kind in self.config.kinds().into_iter().filter(|k| k.enabled()) {
+            let c = kind.evaluate(&mut ctx)?;
+            reasons.extend(c.reasons);
+            status.figures.insert(kind.name().into(), c.figures);
+            status.lines.push((kind.name().into(), c.line));
+        }
+        status.last_fire_ms = self.state.last_fire_ms;
+        status.cooldown_until_ms = self.cooldown_until();
+        status.suppressed = self.state.suppressed;
+        status.unacknowledged = self
+            .state
+            .history
+            .iter()
+            .filter(|r| r.acked_at_ms.is_none())
+            .map(|r| r.event.id.clone())
+            .collect();
+        Ok((reasons, status))
+    }
+
+    /// Runs every enabled trigger now; emits at most one event (outside the cool-down).
+    pub fn evaluate(&mut self) -> Result<Evaluation, TriggerError> {
+        let now = self.now();
+        let (reasons, status) = self.check(now)?;
+        let mut out = Evaluation { status, ..Evaluation::default() };
+        if reasons.is_empty() {
+            self.save()?;
+            return Ok(out);
+        }
+        match self.emit(now, reasons)? {
+            Ok(e) => out.event = Some(e),
+            Err(r) => out.suppressed = r,
+        }
+        Ok(out)
+    }
+
+    /// Every trigger's current figures, without firing or moving the schedule.
+    pub fn status(&mut self) -> Result<Status, TriggerError> {
+        let saved = self.state.clone();
+        let checked = self.check(self.now());
+        self.state = saved;
+        checked.map(|(_, status)| status)
+    }
+
+    fn cooldown_until(&self) -> Option<i64> {
+        let cd = self.config.cooldown_ms().unwrap_or(86_400_000);
+        self.state.last_fire_ms.map(|t| t + cd)
+    }
+
+    /// Fires by hand; inside the cool-down it is refused with
+    /// [`TriggerError::CoolingDown`] unless `force`.
+    pub fn fire(&mut self, reason: &str, force: bool) -> Result<RetrainEvent, TriggerError> {
+        let now = self.now();
+        if force {
+            self.state.last_fire_ms = None;
+        }
+        self.emit(now, vec![super::manual::reason(reason, force)])?.map_err(|suppressed| {
+            TriggerError::CoolingDown { until_ms: self.cooldown_until().unwrap_or(now), suppressed }
+        })
+    }
+
+    /// One event for all `reasons`, unless in the cool-down (then the reasons come back).
+    /// The state is durable before the event is stored or delivered.
+    fn emit(
+        &mut self,
+        now: i64,
+        reasons: Vec<Reason>,
+    ) -> Result<Result<RetrainEvent, Vec<Reason>>, TriggerError> {
+        if self.cooldown_until().is_some_and(|until| now < until) {
+            self.state.suppressed += 1;
+            self.save()?;
+            return Ok(Err(reasons));
+        }
+        let model = if self.config.model.is_empty() { "all".to_string() } else { self.config.model.clone() };
+        let id = format!("{model}-{}", crate::time::compact_stamp(now));
+        let event = RetrainEvent { id, model, fired_at_ms: now, reasons };
+        self.state.last_fire_ms = Some(now);
+        self.state.history.push(EventRecord {
+            event: event.clone(),
+            stored: false,
+            deliveries: Vec::new(),
+            delivered: false,
+            acked_at_ms: None,
+        });
+        if self.state.history.len() > HISTORY {
+            let extra = self.state.history.len() - HISTORY;
+            self.state.history.drain(..extra);
+        }
+        self.save()?;
+        self.outbox.finish_pending(&self.data, &mut self.state)?;
+        Ok(Ok(event))
+    }
+
+    /// Acknowledges an event: the retraining side has it; the label count starts again.
+    pub fn ack(&mut self, id: &str) -> Result<(), TriggerError> {
+        let now = self.now();
+        let Some(rec) = self.state.history.iter_mut().find(|r| r.event.id == id) else {
+            return Err(TriggerError::UnknownEvent(id.to_string()));
+        };
+        if rec.acked_at_ms.is_some() {
+            return Err(TriggerError::AlreadyAcknowledged(id.to_string()));
+        }
+        rec.acked_at_ms = Some(now);
+        let event = rec.event.clone();
+        self.state.counting_since_ms = now;
+        self.save()?;
+        self.outbox.acknowledged(&event, now)
+    }
+
+    fn save(&self) -> Result<(), TriggerError> {
+        state::save(&self.data, &self.state)
+    }
+}
