@@ -17,6 +17,15 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
+    /// A file the manifest lists is gone (deleted outside the store, or replaced by a
+    /// writer's compaction since a read-only store last read the manifest).
+    #[error(
+        "{path}: listed in the manifest but missing; run `modelwatch store verify` to list every file the store cannot read"
+    )]
+    MissingFile {
+        /// The file (a path in the data directory, or the object's URL in a bucket).
+        path: PathBuf,
+    },
     /// A file is not what it should be.
     #[error("{path}: {problem}")]
     Corrupt {

@@ -23,6 +23,9 @@ mod publish;
 mod read;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use maintain::{MaintenanceReport, roll_up};
@@ -44,8 +47,6 @@ use std::time::{Duration, Instant};
 
 /// The manifest's name among the objects.
 const MANIFEST: &str = "manifest.json";
-/// The problem of a file the manifest lists and the objects no longer hold.
-const MISSING_FILE: &str = "listed in the manifest but missing";
 /// The WAL's directory in the data directory.
 const WAL_DIR: &str = "wal";
 

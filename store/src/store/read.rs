@@ -1,7 +1,7 @@
 //! Reads: the manifest's files that can hold the request's rows (through the decoded-file
 //! cache), merged with acknowledged rows not published yet (read-your-writes).
 
-use super::{MISSING_FILE, Shared, Store, StoreError};
+use super::{Shared, Store, StoreError};
 use crate::manifest::FileEntry;
 use crate::objects::Objects;
 use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarRow, SeriesKey};
@@ -122,7 +122,7 @@ impl Shared {
         match self.read_parts_once(req) {
             // A read-only view can list a file the writer's compaction has since replaced:
             // look at the current manifest and read again, once.
-            Err(StoreError::Corrupt { problem, .. }) if self.read_only && problem == MISSING_FILE => {
+            Err(StoreError::MissingFile { .. }) if self.read_only => {
                 self.refresh()?;
                 self.read_parts_once(req)
             }
@@ -164,7 +164,8 @@ impl Shared {
 }
 
 /// Reads the rows of a listed file in `[from_ms, to_ms)` matching `tags` (row groups are
-/// skipped by their statistics; rows outside can remain).
+/// skipped by their statistics; rows outside can remain). A file the objects no longer
+/// hold is [`StoreError::MissingFile`].
 pub(super) fn read_file(
     objects: &dyn Objects,
     f: &FileEntry,
@@ -173,9 +174,7 @@ pub(super) fn read_file(
     tags: &[(String, String)],
 ) -> Result<Rows, StoreError> {
     let path = objects.location(&f.path);
-    let bytes = objects
-        .get(&f.path)?
-        .ok_or_else(|| StoreError::Corrupt { path: path.clone(), problem: MISSING_FILE.into() })?;
+    let bytes = objects.get(&f.path)?.ok_or_else(|| StoreError::MissingFile { path: path.clone() })?;
     let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
         .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
     rows_from(f.table, f.resolution, &batches)

@@ -2,11 +2,11 @@
 //! nothing, for a store that is open or for a data directory on its own.
 
 use super::open::read_manifest;
-use super::{MISSING_FILE, Shared, Store, StoreError, WAL_DIR};
+use super::read::read_file;
+use super::{Shared, Store, StoreError, WAL_DIR};
 use crate::fs::{Fs, RealFs};
 use crate::manifest::Manifest;
 use crate::objects::{ObjectStoreConfig, Objects, objects_for};
-use crate::table::{read_parquet, rows_from};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,22 +43,19 @@ pub fn verify_dir(
 fn verify_files(objects: &dyn Objects, fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> Vec<String> {
     let mut problems = Vec::new();
     for f in &manifest.files {
-        let path = objects.location(&f.path);
-        let rows = objects
-            .get(&f.path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| b.ok_or_else(|| MISSING_FILE.to_string()))
-            .and_then(|b| read_parquet(b.into(), i64::MIN, i64::MAX, &[]).map_err(|e| e.to_string()))
-            .and_then(|batches| rows_from(f.table, f.resolution, &batches).map_err(|e| e.to_string()));
-        match rows {
+        match read_file(objects, f, i64::MIN, i64::MAX, &[]) {
             Ok(rows) if rows.len() as u64 != f.rows => problems.push(format!(
                 "{}: {} rows, the manifest says {}",
-                path.display(),
+                objects.location(&f.path).display(),
                 rows.len(),
                 f.rows
             )),
             Ok(_) => {}
-            Err(e) => problems.push(format!("{}: {e}", path.display())),
+            // The error's advice is to run this verification: here, say only what is wrong.
+            Err(StoreError::MissingFile { path }) => {
+                problems.push(format!("{}: listed in the manifest but missing", path.display()))
+            }
+            Err(e) => problems.push(e.to_string()),
         }
     }
     let wal_dir = dir.join(WAL_DIR);
