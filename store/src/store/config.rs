@@ -2,12 +2,14 @@
 
 use crate::objects::ObjectStoreConfig;
 use crate::wal::Durability;
+use modelwatch_agent::{Clock, SystemClock};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How the store behaves. `StoreConfig::new(dir)` gives the defaults; change fields with
 /// `StoreConfig { buffer_rows: 10, ..StoreConfig::new(dir) }`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// The data directory (`./modelwatch-data` in the CLI).
     pub dir: PathBuf,
@@ -30,6 +32,9 @@ pub struct StoreConfig {
     /// Memory kept for decoded rows of published files (they never change), so repeated
     /// reads skip Parquet decoding; 0 turns the cache off. Default 256 MiB.
     pub read_cache_bytes: usize,
+    /// The time the background maintenance applies retention as of (default: the system
+    /// clock). A simulated clock makes retention follow simulated time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StoreConfig {
@@ -45,6 +50,27 @@ impl StoreConfig {
             maintenance_every: Some(Duration::from_secs(600)),
             objects: None,
             read_cache_bytes: 256 << 20,
+            // The one place the store's time defaults to the wall clock.
+            clock: Arc::new(SystemClock),
         }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // By hand because a `dyn Clock` has no `Debug`: the clock shows as its kind.
+        let clock = if self.clock.is_real_time() { "real time" } else { "simulated" };
+        f.debug_struct("StoreConfig")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .field("buffer_rows", &self.buffer_rows)
+            .field("retention_days", &self.retention_days)
+            .field("background", &self.background)
+            .field("publish_after", &self.publish_after)
+            .field("maintenance_every", &self.maintenance_every)
+            .field("objects", &self.objects)
+            .field("read_cache_bytes", &self.read_cache_bytes)
+            .field("clock", &format_args!("{clock}"))
+            .finish()
     }
 }

@@ -7,7 +7,6 @@ use super::{Shared, Store, StoreError};
 use crate::manifest::{FileEntry, day_start};
 use crate::rows::{DistributionRow, Resolution, Rows, ScalarKind, ScalarRow, SeriesKey};
 use crate::table::Table;
-use modelwatch_agent::Clock;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -32,7 +31,7 @@ impl Store {
 
 impl Shared {
     /// The background thread: publishes the buffer when it is full or old enough, and
-    /// maintains every `maintenance_every`.
+    /// maintains every `maintenance_every`, as of the configured clock's time.
     pub(super) fn run_worker(&self, woken: &std::sync::mpsc::Receiver<()>) {
         let mut last_maintenance = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
@@ -52,7 +51,7 @@ impl Shared {
                 && last_maintenance.elapsed() >= every
             {
                 last_maintenance = Instant::now();
-                let now = modelwatch_agent::SystemClock.now().as_millis() as i64;
+                let now = self.config.clock.now().as_millis() as i64;
                 if let Err(e) = self.maintain(now) {
                     tracing::error!(error = %e, "store maintenance failed");
                 }

@@ -1,9 +1,11 @@
 use super::*;
 use crate::rows::{Resolution, ScalarKind, ScalarRow, SeriesKey};
 use crate::table::Table;
+use modelwatch_agent::{ManualClock, Timestamp};
 
 /// 2100-01-01T00:00:00Z: far enough ahead that the system clock never expires it.
 const T: i64 = 4_102_444_800_000;
+const DAY: i64 = 86_400_000;
 
 fn predictions(start_ms: i64) -> Rows {
     let series = SeriesKey { model: "pii".into(), metric: "predictions".into(), ..Default::default() };
@@ -45,4 +47,30 @@ fn a_listed_file_that_is_gone_is_a_missing_file_error_naming_it() {
     let reader = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
     let err = reader.read(&scalars(Resolution::Raw)).unwrap_err();
     assert!(matches!(&err, StoreError::MissingFile { path } if path == &gone), "{err:?}");
+}
+
+#[test]
+fn background_maintenance_applies_retention_as_of_the_configured_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    // Eight days after the rows: raw rows (kept 7 days) are past retention by this clock,
+    // and by no system clock of this century.
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((T + 8 * DAY) as u64)));
+    let store = Store::open(StoreConfig {
+        maintenance_every: Some(Duration::from_millis(1)),
+        clock,
+        ..StoreConfig::new(dir.path())
+    })
+    .unwrap();
+    store.append(predictions(T)).unwrap();
+
+    // One pass publishes the row, rolls it up and drops the raw file in one manifest swap.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !store.manifest().files.iter().any(|f| f.resolution == Resolution::Minute) {
+        assert!(Instant::now() < deadline, "no maintenance pass: {:?}", store.manifest());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = store.manifest();
+    assert!(m.files.iter().all(|f| f.resolution != Resolution::Raw), "{m:?}");
+    let minute = store.read(&scalars(Resolution::Minute)).unwrap();
+    assert_eq!(minute.scalars.iter().map(|r| r.value).sum::<f64>(), 1.0);
 }
