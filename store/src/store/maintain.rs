@@ -146,7 +146,7 @@ impl Shared {
 
 /// Merges raw rows into `res` buckets: distributions merge exactly (buckets add, moments
 /// combine), counters add, gauges keep the latest value.
-pub fn roll_up(raw: &Rows, res: Resolution) -> Rows {
+fn roll_up(raw: &Rows, res: Resolution) -> Rows {
     let Some(step) = res.step_ms() else { return raw.clone() };
     let mut dists: BTreeMap<(SeriesKey, i64), DistributionRow> = BTreeMap::new();
     for r in raw.distributions.iter().filter(|r| r.resolution == Resolution::Raw) {

@@ -28,7 +28,7 @@ mod tests;
 
 pub use config::StoreConfig;
 pub use error::StoreError;
-pub use maintain::{MaintenanceReport, roll_up};
+pub use maintain::MaintenanceReport;
 pub use open::Recovery;
 pub use read::ReadRequest;
 pub use verify::verify_dir;
