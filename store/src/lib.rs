@@ -7,13 +7,16 @@
 //!    (`distributions`, `scalars`, `events`).
 //! 2. The rows are framed into the write-ahead log (magic, version, length and CRC per
 //!    record) and synced per the [`Durability`] policy; then the write is acknowledged.
-//! 3. Buffered rows are written as immutable Parquet files (ZSTD, sorted by series then time,
-//!    dictionary-encoded tags, page statistics, format version in the footer) under
+//! 3. Buffered rows are written as immutable Parquet files (ZSTD, sorted by metric, feature,
+//!    the other tags, then time, dictionary-encoded tags, page statistics, format version in
+//!    the footer) under
 //!    Hive-style paths `<table>/date=YYYY-MM-DD/resolution=<raw|1m|1h>/part-N.parquet`,
 //!    published atomically and listed in a versioned manifest. Only then is the WAL emptied.
-//! 4. Reads merge the manifest's files with acknowledged rows still in the buffer.
+//! 4. Reads merge the manifest's files (decoded once, then served from a cache: files never
+//!    change) with acknowledged rows not yet published, so a write is readable at once.
 //! 5. Maintenance compacts a partition's files, rolls raw rows up to 1-minute and 1-hour
-//!    rows by merging distributions exactly, and drops partitions past their retention.
+//!    rows by merging distributions exactly, and drops partitions past their retention. The
+//!    background thread runs it as of [`StoreConfig::clock`], so simulated time ages data too.
 //!
 //! # Example
 //!
@@ -34,6 +37,17 @@
 //! assert_eq!(rows.scalars.iter().map(|r| r.value).sum::<f64>(), 1.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Modules
+//!
+//! - `store`: the [`Store`]: opening and recovery, appends and publication, reads,
+//!   maintenance, verification, and the lock protocol they share;
+//! - `wal`: the write-ahead log, its segments and its record format;
+//! - `rows`: the rows of the three tables ([`Rows`]) and the distributions' bucket layouts;
+//! - `table`: the tables' Arrow schemas and their Parquet encoding;
+//! - `manifest`: the versioned list of published files ([`Manifest`]);
+//! - `objects`: where published files live, the data directory or an S3 bucket;
+//! - `fs`: the file operations durability rests on ([`Fs`]).
 #![forbid(unsafe_code)]
 
 mod fs;
@@ -44,20 +58,20 @@ mod store;
 mod table;
 mod wal;
 
+// Opening, writing, reading, maintaining and verifying a store.
+pub use store::{MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, verify_dir};
+// What reads return.
+pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
+pub use table::{FORMAT_VERSION, Table};
+// What `Store::manifest`, `Store::recovery` and `StoreError` carry.
+pub use manifest::{FileEntry, Manifest};
+pub use wal::{Durability, WalDamage, WalError};
+// Where files live; the root package publishes its own files (baselines, trigger state)
+// through the same durable `publish`, and fault tests open a store over their own `Fs`.
 pub use fs::{Fs, RealFs, publish};
-pub use manifest::{FileEntry, Manifest, date_of};
 pub use objects::ObjectStoreConfig;
-pub use rows::{
-    DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey, latency_buckets,
-    merge_buckets,
-};
-pub use store::{
-    MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, roll_up, verify_dir,
-};
-pub use table::{
-    DecodeError, FORMAT_VERSION, Table, distributions_batch, events_batch, read_parquet, rows_from,
-    scalars_batch, to_parquet,
-};
-pub use wal::{
-    Durability, WAL_MAGIC, WAL_VERSION, WalContents, WalDamage, WalEntry, WalError, decode as decode_wal,
-};
+
+// For the fuzz target `fuzz/fuzz_targets/wal_reader.rs` only (the cargo-fuzz crate is
+// outside the workspace and can reach nothing private); not part of the API.
+#[doc(hidden)]
+pub use wal::decode as decode_wal;

@@ -1,0 +1,182 @@
+//! Reads: the manifest's files that can hold the request's rows (through the decoded-file
+//! cache), merged with acknowledged rows not published yet (read-your-writes).
+
+use super::{Shared, Store, StoreError};
+use crate::manifest::FileEntry;
+use crate::objects::Objects;
+use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarRow, SeriesKey};
+use crate::table::{Table, read_parquet, rows_from};
+use std::sync::Arc;
+
+/// What a read asks for.
+#[derive(Clone, Debug)]
+pub struct ReadRequest {
+    /// The table.
+    pub table: Table,
+    /// Inclusive start, ms.
+    pub from_ms: i64,
+    /// Exclusive end, ms.
+    pub to_ms: i64,
+    /// The resolution to read.
+    pub resolution: Resolution,
+    /// Tag equality filters (`metric`, `model`, `segment`, `feature`, free tags...).
+    pub tags: Vec<(String, String)>,
+}
+
+impl ReadRequest {
+    /// Everything of `table` at `resolution` in `[from_ms, to_ms)`.
+    pub fn new(table: Table, from_ms: i64, to_ms: i64, resolution: Resolution) -> Self {
+        ReadRequest { table, from_ms, to_ms, resolution, tags: Vec::new() }
+    }
+
+    /// Adds a tag filter.
+    pub fn tag(mut self, k: &str, v: &str) -> Self {
+        self.tags.push((k.into(), v.into()));
+        self
+    }
+
+    fn keeps(&self, series: &SeriesKey, start: i64, res: Resolution) -> bool {
+        res == self.resolution
+            && start >= self.from_ms
+            && start < self.to_ms
+            && self.tags.iter().all(|(k, v)| series.tag(k) == Some(v.as_str()))
+    }
+
+    /// Whether a distribution row belongs to the answer (for [`Store::read_parts`]).
+    pub fn keeps_distribution(&self, r: &DistributionRow) -> bool {
+        self.table == Table::Distributions && self.keeps(&r.series, r.start_ms, r.resolution)
+    }
+
+    /// Whether a scalar row belongs to the answer.
+    pub fn keeps_scalar(&self, r: &ScalarRow) -> bool {
+        self.table == Table::Scalars && self.keeps(&r.series, r.start_ms, r.resolution)
+    }
+
+    /// Whether an event belongs to the answer.
+    pub fn keeps_event(&self, e: &EventRow) -> bool {
+        self.table == Table::Events
+            && e.time_ms >= self.from_ms
+            && e.time_ms < self.to_ms
+            && self.tags.iter().all(|(k, v)| match k.as_str() {
+                "model" => &*e.model == v,
+                "version" => &*e.version == v,
+                "variant" => &*e.variant == v,
+                "kind" => &*e.kind == v,
+                _ => false,
+            })
+    }
+
+    /// Moves or copies the rows of `part` this request keeps into `out`.
+    fn collect_into(&self, part: Arc<Rows>, out: &mut Rows) {
+        match Arc::try_unwrap(part) {
+            Ok(mut rows) => {
+                rows.distributions.retain(|r| self.keeps_distribution(r));
+                rows.scalars.retain(|r| self.keeps_scalar(r));
+                rows.events.retain(|e| self.keeps_event(e));
+                out.append(&mut rows);
+            }
+            Err(shared) => self.copy_into(&shared, out),
+        }
+    }
+
+    /// Copies the rows of `rows` this request keeps into `out`.
+    fn copy_into(&self, rows: &Rows, out: &mut Rows) {
+        out.distributions.extend(rows.distributions.iter().filter(|r| self.keeps_distribution(r)).cloned());
+        out.scalars.extend(rows.scalars.iter().filter(|r| self.keeps_scalar(r)).cloned());
+        out.events.extend(rows.events.iter().filter(|e| self.keeps_event(e)).cloned());
+    }
+}
+
+impl Store {
+    /// Reads rows matching `req` from the files and from acknowledged rows not yet
+    /// published (read-your-writes), skipping files by partition and time range and row
+    /// groups by statistics.
+    pub fn read(&self, req: &ReadRequest) -> Result<Rows, StoreError> {
+        let mut out = Rows::default();
+        for part in self.shared.read_parts(req)? {
+            req.collect_into(part, &mut out);
+        }
+        Ok(out)
+    }
+
+    /// The rows of [`Store::read`] without copying them: the decoded rows of each file
+    /// (shared with the read cache) and the acknowledged rows not yet published. Parts can
+    /// hold rows outside the request; keep those for which `req.keeps_*` holds.
+    pub fn read_parts(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
+        self.shared.read_parts(req)
+    }
+
+    /// Reads rows matching `req` as Arrow record batches (one per table read).
+    pub fn read_batches(&self, req: &ReadRequest) -> Result<Vec<arrow_array::RecordBatch>, StoreError> {
+        let rows = self.read(req)?;
+        Ok(vec![match req.table {
+            Table::Distributions => crate::table::distributions_batch(&rows.distributions),
+            Table::Scalars => crate::table::scalars_batch(&rows.scalars),
+            Table::Events => crate::table::events_batch(&rows.events),
+        }])
+    }
+}
+
+impl Shared {
+    fn read_parts(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
+        match self.read_parts_once(req) {
+            // A read-only view can list a file the writer's compaction has since replaced:
+            // look at the current manifest and read again, once.
+            Err(StoreError::MissingFile { .. }) if self.read_only => {
+                self.refresh()?;
+                self.read_parts_once(req)
+            }
+            r => r,
+        }
+    }
+
+    fn read_parts_once(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
+        let (files, pending) = {
+            let inner = self.lock();
+            let files: Vec<FileEntry> = inner
+                .manifest
+                .files
+                .iter()
+                .filter(|f| {
+                    f.table == req.table
+                        && f.resolution == req.resolution
+                        && f.min_ms < req.to_ms
+                        && f.max_ms >= req.from_ms
+                })
+                .cloned()
+                .collect();
+            // Acknowledged rows not in a listed file yet: being published, or buffered.
+            let mut pending = Rows::default();
+            if req.resolution == Resolution::Raw {
+                for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]) {
+                    req.copy_into(rows, &mut pending);
+                }
+            }
+            (files, pending)
+        };
+        let mut parts = Vec::with_capacity(files.len() + 1);
+        for f in &files {
+            parts.push(self.cached_file(f, req)?);
+        }
+        parts.push(Arc::new(pending));
+        Ok(parts)
+    }
+}
+
+/// Reads the rows of a listed file in `[from_ms, to_ms)` matching `tags` (row groups are
+/// skipped by their statistics; rows outside can remain). A file the objects no longer
+/// hold is [`StoreError::MissingFile`].
+pub(super) fn read_file(
+    objects: &dyn Objects,
+    f: &FileEntry,
+    from_ms: i64,
+    to_ms: i64,
+    tags: &[(String, String)],
+) -> Result<Rows, StoreError> {
+    let path = objects.location(&f.path);
+    let bytes = objects.get(&f.path)?.ok_or_else(|| StoreError::MissingFile { path: path.clone() })?;
+    let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
+        .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
+    rows_from(f.table, f.resolution, &batches)
+        .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
+}
