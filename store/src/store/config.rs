@@ -2,7 +2,7 @@
 
 use crate::objects::ObjectStoreConfig;
 use crate::wal::Durability;
-use modelwatch_agent::{Clock, SystemClock};
+use modelwatch_agent::Clock;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +50,7 @@ impl StoreConfig {
             maintenance_every: Some(Duration::from_secs(600)),
             objects: None,
             read_cache_bytes: 256 << 20,
-            // The one place the store's time defaults to the wall clock.
-            clock: Arc::new(SystemClock),
+            clock: system_clock(),
         }
     }
 }
@@ -73,4 +72,11 @@ impl std::fmt::Debug for StoreConfig {
             .field("clock", &format_args!("{clock}"))
             .finish()
     }
+}
+
+/// The default for a store whose owner does not choose: the wall clock, the one place the
+/// store's time comes from it (tests and simulations set a `ManualClock`).
+#[allow(clippy::disallowed_types)]
+fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(modelwatch_agent::SystemClock)
 }
