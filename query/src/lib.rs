@@ -40,10 +40,12 @@ mod catalog;
 pub mod detect;
 pub mod drift;
 mod engine;
+mod names;
 mod parse;
 pub mod quality;
 pub mod stats;
 
 pub use catalog::{MetricKind, catalog};
 pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
+pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};

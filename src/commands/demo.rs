@@ -274,7 +274,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             format!(
                 "{} ({} {:.2})",
                 f.feature,
-                w.map_or("", |s| s.statistic),
+                w.map_or("", |s| s.statistic.as_str()),
                 w.map_or(f64::NAN, |s| s.value)
             )
         })

@@ -74,7 +74,7 @@ pub(super) async fn drift_series(
                     if !feature_filters.iter().all(|m| m.matches(&f.feature)) {
                         continue;
                     }
-                    if let Some(s) = f.stats.iter().find(|s| s.statistic == statistic) {
+                    if let Some(s) = f.stats.iter().find(|s| s.statistic == statistic.as_str()) {
                         // Tests report their statistic; the p-value is in the table views.
                         out.entry(f.feature.clone()).or_default().push((from, s.value));
                     }
