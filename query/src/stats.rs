@@ -1,4 +1,5 @@
-//! Distribution functions the drift and quality reports need (p-values, intervals).
+//! Distribution functions the drift and quality reports and the triggers need (p-values,
+//! tests, intervals).
 
 /// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; relative error below 1e-13).
 pub fn ln_gamma(x: f64) -> f64 {
@@ -112,6 +113,32 @@ pub fn ks_p_value(d: f64, n: u64, m: u64) -> f64 {
     kolmogorov_sf(en.sqrt() * d)
 }
 
+/// The complementary error function, erfc(x) = 1 − erf(x), from the regularised gamma
+/// function: erfc(x) = Q(1/2, x²) for x ≥ 0, and 2 − erfc(−x) below.
+pub fn erfc(x: f64) -> f64 {
+    let q = gamma_q(0.5, x * x);
+    if x >= 0.0 { q } else { 2.0 - q }
+}
+
+/// The one-sided p-value that the proportion `k1 / n1` is **less** than `k0 / n0`: the
+/// pooled two-proportion z-test, `P(Z ≥ (p0 − p1) / se)` with
+/// `se = √(p(1 − p)(1/n0 + 1/n1))` and `p` the pooled proportion. A rise is never
+/// significant. 1 when either side is empty; with no variance (both proportions 0 or 1),
+/// 0 for a fall and 1 otherwise.
+pub fn two_proportion_p_less(k0: f64, n0: f64, k1: f64, n1: f64) -> f64 {
+    if n0 <= 0.0 || n1 <= 0.0 {
+        return 1.0;
+    }
+    let (p0, p1) = (k0 / n0, k1 / n1);
+    let p = (k0 + k1) / (n0 + n1);
+    let se = (p * (1.0 - p) * (1.0 / n0 + 1.0 / n1)).sqrt();
+    if se == 0.0 {
+        return if p1 < p0 { 0.0 } else { 1.0 };
+    }
+    let z = (p0 - p1) / se;
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
 /// The Wilson score interval of a proportion `k / n` at 95 % (z = 1.96).
 pub fn wilson(k: f64, n: f64) -> (f64, f64) {
     if n <= 0.0 {
@@ -141,5 +168,17 @@ mod tests {
         assert!((kolmogorov_sf(1.358_098_639_322_550_5) - 0.05).abs() < 1e-10);
         let (lo, hi) = wilson(8.0, 10.0);
         assert!((lo - 0.490_162_4).abs() < 1e-6 && (hi - 0.943_317_7).abs() < 1e-6, "{lo} {hi}");
+    }
+
+    #[test]
+    fn the_z_test_is_one_sided_and_calibrated() {
+        // 80 % of 1,000 then 70 % of 1,000: z ≈ 5.2.
+        assert!(two_proportion_p_less(800.0, 1_000.0, 700.0, 1_000.0) < 1e-6);
+        // A rise is never significant as a fall.
+        assert!(two_proportion_p_less(700.0, 1_000.0, 800.0, 1_000.0) > 0.99);
+        // Equal proportions: p = 0.5.
+        assert!((two_proportion_p_less(50.0, 100.0, 50.0, 100.0) - 0.5).abs() < 1e-12);
+        // z = 1.6449 ↔ p = 0.05: erfc by the gamma function.
+        assert!((0.5 * erfc(1.644_853_626_951_472 / std::f64::consts::SQRT_2) - 0.05).abs() < 1e-9);
     }
 }
