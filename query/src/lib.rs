@@ -44,8 +44,10 @@ mod names;
 mod parse;
 pub mod quality;
 pub mod stats;
+mod time;
 
 pub use catalog::{MetricKind, catalog};
 pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
 pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
+pub use time::{NICE_STEPS, report_windows, rfc3339};

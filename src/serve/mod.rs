@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use modelwatch_query::{Limits, MetricKind, Query, QueryError, Range, Series};
+use modelwatch_query::{Limits, MetricKind, NICE_STEPS, Query, QueryError, Range, Series};
 use modelwatch_store::{SeriesKey, Store, StoreError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -459,30 +459,6 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     }
     Ok(n * unit_ms)
 }
-
-/// The steps windows snap to: round numbers, so that consecutive refreshes of a dashboard
-/// share windows (and cache entries), and so that steps of a minute or more can read the
-/// roll-ups.
-const NICE_STEPS: [i64; 18] = [
-    1_000,
-    5_000,
-    10_000,
-    30_000,
-    60_000,
-    120_000,
-    300_000,
-    600_000,
-    900_000,
-    1_800_000,
-    3_600_000,
-    7_200_000,
-    10_800_000,
-    21_600_000,
-    43_200_000,
-    86_400_000,
-    604_800_000,
-    2_592_000_000,
-];
 
 /// The range to evaluate for `[from, to)`: a step of at least `min_step_ms` that keeps the
 /// windows within `max_points`, rounded up to a nice step; the start aligned down and the
