@@ -40,6 +40,7 @@ mod catalog;
 pub mod detect;
 pub mod drift;
 mod engine;
+mod error_ratio;
 mod names;
 mod parse;
 pub mod quality;
@@ -48,6 +49,7 @@ mod time;
 
 pub use catalog::{MetricKind, catalog};
 pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
+pub use error_ratio::error_ratio;
 pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
 pub use time::{NICE_STEPS, report_windows, rfc3339};
