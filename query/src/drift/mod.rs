@@ -37,6 +37,7 @@
 //! - `verdict`: thresholds, each feature's rows and verdict, the correction, the
 //!   [`DriftReport`].
 //! - `data_quality`: the data-quality checks.
+//! - `series`: a report per window, as series.
 
 mod chi2;
 mod data_quality;
@@ -46,6 +47,7 @@ mod ks;
 mod profile;
 mod psi;
 mod sample;
+mod series;
 mod verdict;
 mod wasserstein;
 
@@ -57,6 +59,7 @@ pub use ks::ks_statistic;
 pub use profile::{Profile, eq, profile};
 pub use psi::psi;
 pub use sample::{binned_shares, points};
+pub use series::{DriftSeries, series};
 pub use verdict::{
     Correction, DriftConfig, DriftReport, FeatureDrift, Measure, StatRow, Summary, Verdict,
     categorical_drift, compare, numeric_drift, report,
