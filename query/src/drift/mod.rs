@@ -37,10 +37,11 @@
 //! - `verdict`: thresholds, each feature's rows and verdict, the correction, the
 //!   [`DriftReport`].
 //! - `data_quality`: the data-quality checks.
-//! - `series`: a report per window, as series.
+//! - `series`: a report per window, as series; `document`: a report as one document.
 
 mod chi2;
 mod data_quality;
+mod document;
 mod hellinger;
 mod js;
 mod ks;
@@ -53,6 +54,7 @@ mod wasserstein;
 
 pub use chi2::chi2_statistic;
 pub use data_quality::{QualityCheck, QualityThresholds, data_quality};
+pub use document::DriftDocument;
 pub use hellinger::hellinger;
 pub use js::js_distance;
 pub use ks::ks_statistic;
