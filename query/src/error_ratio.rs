@@ -48,29 +48,17 @@ pub fn error_ratio(
 mod tests {
     use super::*;
     use crate::parse::parse;
-    use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
-    use modelwatch_store::StoreConfig;
+    use crate::testing::{Recorder, T0};
+    use modelwatch_agent::{Agent, Prediction};
     use std::sync::Arc;
     use std::time::Duration;
-
-    const T0: i64 = 1_764_115_200_000;
 
     /// Two minutes: email has 3 predictions and 1 timeout in the first, 4 predictions in the
     /// second; phone 1 prediction and 2 errors (a timeout, an oom) in the first.
     fn store() -> (tempfile::TempDir, Arc<Store>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
-        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
-        let agent = Agent::builder("pii")
-            .segments(["email", "phone"])
-            .error_kinds(["timeout", "oom"])
-            .interval(Duration::from_secs(60))
-            .clock(clock.clone())
-            .background_flush(false)
-            .build(store.clone())
-            .unwrap();
-        let h = agent.handle();
+        let builder = Agent::builder("pii").segments(["email", "phone"]).error_kinds(["timeout", "oom"]);
+        let rec = Recorder::new(builder, Duration::from_secs(60));
+        let h = rec.handle();
         let predict = |segment: &str, n: usize| {
             for _ in 0..n {
                 h.record(&Prediction::new(segment, Duration::from_millis(2), 0.7));
@@ -81,14 +69,10 @@ mod tests {
         h.error("email", h.error_kind("timeout"));
         h.error("phone", h.error_kind("timeout"));
         h.error("phone", h.error_kind("oom"));
-        clock.set(Timestamp::from_millis((T0 + 60_000) as u64));
-        agent.flush_due().unwrap();
+        rec.advance_to(T0 + 60_000);
         predict("email", 4);
-        clock.set(Timestamp::from_millis((T0 + 120_000) as u64));
-        agent.flush_due().unwrap();
-        agent.shutdown().unwrap();
-        store.flush().unwrap();
-        (dir, store)
+        rec.advance_to(T0 + 120_000);
+        rec.finish()
     }
 
     fn ratio(store: &Store, query: &str) -> Vec<Series> {

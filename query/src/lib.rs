@@ -64,6 +64,8 @@ mod names;
 mod parse;
 pub mod quality;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 mod time;
 
 pub use catalog::{MetricKind, catalog};

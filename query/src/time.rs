@@ -51,7 +51,7 @@ pub fn rfc3339(ms: i64) -> String {
 mod tests {
     use super::*;
 
-    const T0: i64 = 1_764_115_200_000; // 2025-11-26T00:00:00Z
+    use crate::testing::T0;
 
     fn range(from_ms: i64, to_ms: i64, step_ms: i64) -> Range {
         Range { from_ms, to_ms, step_ms }

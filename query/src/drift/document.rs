@@ -70,7 +70,7 @@ mod tests {
     use crate::drift::{Profile, QualityThresholds, compare, data_quality};
     use serde_json::json;
 
-    const T0: i64 = 1_764_115_200_000;
+    use crate::testing::T0;
 
     #[test]
     fn the_document_has_the_keys_of_the_cli_and_the_rest_reports() {

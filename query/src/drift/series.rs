@@ -117,42 +117,28 @@ pub fn series(
 mod tests {
     use super::*;
     use crate::drift::eq;
-    use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp};
-    use modelwatch_store::StoreConfig;
+    use crate::testing::{HOUR, Recorder, T0};
+    use modelwatch_agent::{Agent, Feature, Prediction};
     use std::sync::Arc;
     use std::time::Duration;
-
-    const T0: i64 = 1_764_115_200_000;
-    const HOUR: i64 = 3_600_000;
 
     /// Three hours of `len` (stationary) and `shift` (moves by 5 in the third hour), with
     /// confidence 0.8, every minute.
     fn store() -> (tempfile::TempDir, Arc<Store>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
-        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
-        let agent = Agent::builder("pii")
+        let builder = Agent::builder("pii")
             .segments(["email"])
-            .features([Feature::numeric("len"), Feature::numeric("shift")])
-            .interval(Duration::from_secs(60))
-            .clock(clock.clone())
-            .background_flush(false)
-            .build(store.clone())
-            .unwrap();
-        let h = agent.handle();
+            .features([Feature::numeric("len"), Feature::numeric("shift")]);
+        let rec = Recorder::new(builder, Duration::from_secs(60));
+        let h = rec.handle();
         for minute in 0..180i64 {
             let moved = if minute >= 120 { 5.0 } else { 0.0 };
             for i in 0..50 {
                 let x = (i % 10) as f64;
                 h.record(&Prediction::new("email", Duration::from_millis(2), 0.8).features(&[x, x + moved]));
             }
-            clock.set(Timestamp::from_millis((T0 + (minute + 1) * 60_000) as u64));
-            agent.flush_due().unwrap();
+            rec.advance_to(T0 + (minute + 1) * 60_000);
         }
-        agent.shutdown().unwrap();
-        store.flush().unwrap();
-        (dir, store)
+        rec.finish()
     }
 
     #[test]

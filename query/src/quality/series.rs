@@ -112,29 +112,16 @@ pub fn series(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
-    use modelwatch_store::StoreConfig;
+    use crate::testing::{HOUR, Recorder, T0};
+    use modelwatch_agent::{Agent, Prediction};
     use std::sync::Arc;
     use std::time::Duration;
-
-    const T0: i64 = 1_764_115_200_000;
-    const HOUR: i64 = 3_600_000;
 
     /// Two hours: in each, 10 predictions at 0.9 and 10 at 0.2; in the first, feedback of
     /// 8 positives at 0.9, 2 positives at 0.2 and 10 negatives at 0.2.
     fn store() -> (tempfile::TempDir, Arc<Store>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
-        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
-        let agent = Agent::builder("pii")
-            .segments(["email"])
-            .interval(Duration::from_secs(3_600))
-            .clock(clock.clone())
-            .background_flush(false)
-            .build(store.clone())
-            .unwrap();
-        let h = agent.handle();
+        let rec = Recorder::new(Agent::builder("pii").segments(["email"]), Duration::from_secs(3_600));
+        let h = rec.handle();
         for hour in 0..2i64 {
             for c in [0.9, 0.2] {
                 for _ in 0..10 {
@@ -148,12 +135,9 @@ mod tests {
                     }
                 }
             }
-            clock.set(Timestamp::from_millis((T0 + (hour + 1) * HOUR) as u64));
-            agent.flush_due().unwrap();
+            rec.advance_to(T0 + (hour + 1) * HOUR);
         }
-        agent.shutdown().unwrap();
-        store.flush().unwrap();
-        (dir, store)
+        rec.finish()
     }
 
     #[test]
