@@ -4,7 +4,7 @@
 
 use crate::time::rfc3339;
 use modelwatch_query::Matcher;
-use modelwatch_query::drift::Profile;
+use modelwatch_query::drift::{DriftConfig, DriftDocument, Profile, QualityThresholds};
 use modelwatch_store::Store;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -45,6 +45,14 @@ pub enum BaselineError {
         spec: String,
         /// Why it is not a range.
         source: crate::time::TimeError,
+    },
+    /// The current window holds no feature or confidence data.
+    #[error("no feature or confidence data between {from} and {to}")]
+    NoData {
+        /// Its start, RFC 3339.
+        from: String,
+        /// Its end.
+        to: String,
     },
     /// Reading the reference window failed.
     #[error(transparent)]
@@ -127,4 +135,28 @@ pub fn reference(
     let b = load(data, spec)?;
     let desc = format!("baseline {} ({} .. {})", b.name, rfc3339(b.from_ms), rfc3339(b.to_ms));
     Ok((b.profile, desc))
+}
+
+/// Drift of the current window `[from_ms, to_ms)` against the reference `spec` names (a
+/// saved baseline or a range, see [`reference`]), as the one document the CLI and the HTTP
+/// API both print. `filters` describes `matchers` for the reader.
+#[allow(clippy::too_many_arguments)]
+pub fn drift_document(
+    store: &Store,
+    data: &Path,
+    spec: &str,
+    matchers: &[Matcher],
+    filters: Vec<String>,
+    (from_ms, to_ms): (i64, i64),
+    now_ms: i64,
+    cfg: &DriftConfig,
+) -> Result<DriftDocument, BaselineError> {
+    let (reference, described) = reference(store, data, spec, matchers, now_ms)?;
+    let current = modelwatch_query::drift::profile(store, matchers, from_ms, to_ms)?;
+    if current.numeric.is_empty() && current.categorical.is_empty() {
+        return Err(BaselineError::NoData { from: rfc3339(from_ms), to: rfc3339(to_ms) });
+    }
+    let report = modelwatch_query::drift::compare(&reference, &current, cfg);
+    let checks = modelwatch_query::drift::data_quality(&reference, &current, &QualityThresholds::default());
+    Ok(DriftDocument::new(described, from_ms, to_ms, filters, &report, checks, cfg))
 }

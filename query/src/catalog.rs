@@ -2,6 +2,7 @@
 //! metric discovery (Grafana's dropdowns, `/api/v1/series`) and label values.
 
 use crate::engine::QueryError;
+use crate::parse::Func;
 use modelwatch_store::{ReadRequest, Resolution, ScalarKind, SeriesKey, Store, Table};
 use std::collections::BTreeMap;
 
@@ -24,6 +25,19 @@ impl MetricKind {
             MetricKind::Counter => "counter",
             MetricKind::Gauge => "gauge",
         }
+    }
+
+    /// The functions worth applying to a series of this kind, in [`Func::ALL`] order: all of
+    /// them to distributions, the total and its rate to counters, the level to gauges.
+    pub fn functions(self) -> Vec<Func> {
+        Func::ALL
+            .into_iter()
+            .filter(|f| match self {
+                MetricKind::Distribution => true,
+                MetricKind::Counter => matches!(f, Func::Count | Func::Rate | Func::Sum),
+                MetricKind::Gauge => matches!(f, Func::Mean | Func::Min | Func::Max),
+            })
+            .collect()
     }
 }
 
@@ -54,4 +68,20 @@ pub fn catalog(store: &Store, from_ms: i64, to_ms: i64) -> Result<Vec<(SeriesKey
         }
     }
     Ok(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_lists_its_functions_by_name() {
+        let names = |k: MetricKind| k.functions().iter().map(Func::name).collect::<Vec<_>>();
+        assert_eq!(
+            names(MetricKind::Distribution),
+            ["p50", "p90", "p95", "p99", "mean", "min", "max", "count", "rate", "sum", "buckets"]
+        );
+        assert_eq!(names(MetricKind::Counter), ["count", "rate", "sum"]);
+        assert_eq!(names(MetricKind::Gauge), ["mean", "min", "max"]);
+    }
 }

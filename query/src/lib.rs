@@ -1,6 +1,7 @@
 //! modelwatch-query: the read side of modelwatch.
 //!
-//! One engine answers the CLI, the HTTP endpoints and the reports.
+//! One engine answers the CLI, the HTTP endpoints and the reports; the HTTP layer only
+//! parses requests and formats what these functions compute.
 //!
 //! # Data flow
 //!
@@ -10,6 +11,18 @@
 //!    it from the store — raw rows after the last roll-up — filters by the matchers, groups
 //!    by the `by` labels, merges rows per window exactly (a quantile is the quantile of the
 //!    merged distribution, never an average of quantiles), and applies the function.
+//!    [`error_ratio`] combines two such answers.
+//! 3. [`drift`] reads a window's [`drift::Profile`] (every feature's distribution merged over
+//!    the window, through the same engine), compares it with a reference profile (a range
+//!    or a saved baseline) statistic by statistic, and gives each feature the verdict of
+//!    its effect size; [`drift::series`] does it once per window of a panel
+//!    ([`report_windows`]).
+//! 4. [`quality`] computes precision, recall, F1 and AUC from the label-conditioned
+//!    confidence histograms, realised from feedback and estimated from a calibration on a
+//!    labelled reference; [`quality::series`] per window.
+//! 5. [`detect`] runs online change detectors (CUSUM, Page–Hinkley) over a series' values,
+//!    one per interval; [`stats`] holds the distribution functions and tests that the
+//!    reports and the triggers share.
 //!
 //! # Example
 //!
@@ -34,18 +47,33 @@
 //! assert_eq!(series[0].points, vec![(1_764_115_200_000, 1.0)]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Modules
+//!
+//! `parse` (the language), `engine` (evaluation), `catalog` (what is stored),
+//! `error_ratio`, `time` (window steps, RFC 3339), `names` (closed sets of names), `unit`
+//! (the unit of an answer, and its JSON form), and
+//! public [`drift`], [`quality`], [`detect`], [`stats`].
 #![forbid(unsafe_code)]
 
 mod catalog;
 pub mod detect;
 pub mod drift;
 mod engine;
+mod error_ratio;
+mod names;
 mod parse;
 pub mod quality;
 pub mod stats;
+#[cfg(test)]
+mod testing;
+mod time;
 mod unit;
 
 pub use catalog::{MetricKind, catalog};
 pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
+pub use error_ratio::error_ratio;
+pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
+pub use time::{NICE_STEPS, report_windows, rfc3339};
 pub use unit::{SeriesJson, Unit};

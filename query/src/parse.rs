@@ -36,6 +36,60 @@ pub enum Func {
     Buckets,
 }
 
+impl Func {
+    /// The functions offered by name (menus, error messages), in the order they are listed:
+    /// the common quantiles first. Any other quantile is `pNN` or `quantile(q, ...)`.
+    pub const ALL: [Func; 11] = [
+        Func::Quantile(0.5),
+        Func::Quantile(0.9),
+        Func::Quantile(0.95),
+        Func::Quantile(0.99),
+        Func::Mean,
+        Func::Min,
+        Func::Max,
+        Func::Count,
+        Func::Rate,
+        Func::Sum,
+        Func::Buckets,
+    ];
+
+    /// The name a query or a payload's `statistic` uses: `p95` for the 0.95 quantile (`pNN`
+    /// holds every digit of the quantile, at least two), `count`... A quantile that `pNN`
+    /// cannot write (1) is `quantile(1)`.
+    pub fn name(&self) -> String {
+        match self {
+            Func::Quantile(q) => match format!("{q}").strip_prefix("0.") {
+                Some(digits) => format!("p{digits:0<2}"),
+                None if *q == 0.0 => "p00".to_string(),
+                None => format!("quantile({q})"),
+            },
+            f => f.to_string(),
+        }
+    }
+
+    /// The names users may write, for messages and menus: [`Func::ALL`]'s, with `pNN` after
+    /// the quantiles.
+    pub fn names() -> Vec<String> {
+        let mut names: Vec<String> = Func::ALL.iter().map(Func::name).collect();
+        let quantiles = Func::ALL.iter().filter(|f| matches!(f, Func::Quantile(_))).count();
+        names.insert(quantiles, "pNN".to_string());
+        names
+    }
+}
+
+/// A function's name, as [`Func::name`] writes it (and `avg` for `mean`).
+impl std::str::FromStr for Func {
+    type Err = crate::names::UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        func_named(s).ok_or_else(|| crate::names::UnknownName {
+            what: "function",
+            name: s.to_string(),
+            valid: Func::names(),
+        })
+    }
+}
+
 /// How a label is matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -337,7 +391,8 @@ pub fn parse(src: &str) -> Result<Query, ParseError> {
                     p.pos = save;
                     p.skip_ws();
                     return p.err(format!(
-                        "unknown function {head:?} (count, rate, sum, mean, min, max, buckets, quantile, p50, p95, p99...)"
+                        "unknown function {head:?} ({}, quantile(q, ...))",
+                        Func::names().join(", ")
                     ));
                 }
             }
@@ -413,6 +468,7 @@ mod tests {
         let e = parse("frob(latency)").unwrap_err();
         assert_eq!(e.pos, 0);
         assert!(e.message.contains("unknown function"));
+        assert!(e.message.contains("p99, pNN, mean") && e.message.ends_with("quantile(q, ...))"), "{e}");
         let e = parse("count(latency) by segment").unwrap_err();
         assert!(e.message.contains("expected \"(\""), "{e}");
         let e = parse("count(latency{a=~\"(\"})").unwrap_err();
@@ -421,5 +477,24 @@ mod tests {
         assert_eq!(e.pos, 15);
         let e = parse("quantile(2, latency)").unwrap_err();
         assert!(e.message.contains("between 0 and 1"));
+    }
+
+    #[test]
+    fn function_names_parse_back_to_their_function() {
+        let names = Func::names();
+        assert_eq!(
+            names,
+            ["p50", "p90", "p95", "p99", "pNN", "mean", "min", "max", "count", "rate", "sum", "buckets"]
+        );
+        for f in Func::ALL {
+            assert_eq!(f.name().parse::<Func>(), Ok(f.clone()));
+            assert_eq!(parse(&format!("{}(m)", f.name())).unwrap().func, f);
+        }
+        for q in [0.05, 0.999, 0.0, 0.123] {
+            assert_eq!(Func::Quantile(q).name().parse::<Func>(), Ok(Func::Quantile(q)));
+        }
+        assert_eq!(Func::Quantile(1.0).name(), "quantile(1)");
+        let e = "median".parse::<Func>().unwrap_err().to_string();
+        assert!(e.contains("\"median\" is not a function") && e.contains("p99, pNN, mean"), "{e}");
     }
 }

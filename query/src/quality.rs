@@ -19,6 +19,10 @@
 //! under concept drift** (the same confidence now means another label rate) or for a model
 //! whose calibration on the reference was fitted on too few labels per bin.
 
+mod series;
+
+pub use series::{QualitySeries, Show, Statistic, series};
+
 use crate::engine::{QueryError, merged};
 use crate::parse::{Func, Matcher, Query};
 use crate::stats::wilson;

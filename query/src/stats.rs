@@ -1,4 +1,5 @@
-//! Distribution functions the drift and quality reports need (p-values, intervals).
+//! Distribution functions the drift and quality reports and the triggers need (p-values,
+//! tests, intervals).
 
 /// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; relative error below 1e-13).
 pub fn ln_gamma(x: f64) -> f64 {
@@ -167,5 +168,17 @@ mod tests {
         assert!((kolmogorov_sf(1.358_098_639_322_550_5) - 0.05).abs() < 1e-10);
         let (lo, hi) = wilson(8.0, 10.0);
         assert!((lo - 0.490_162_4).abs() < 1e-6 && (hi - 0.943_317_7).abs() < 1e-6, "{lo} {hi}");
+    }
+
+    #[test]
+    fn the_z_test_is_one_sided_and_calibrated() {
+        // 80 % of 1,000 then 70 % of 1,000: z ≈ 5.2.
+        assert!(two_proportion_p_less(800.0, 1_000.0, 700.0, 1_000.0) < 1e-6);
+        // A rise is never significant as a fall.
+        assert!(two_proportion_p_less(700.0, 1_000.0, 800.0, 1_000.0) > 0.99);
+        // Equal proportions: p = 0.5.
+        assert!((two_proportion_p_less(50.0, 100.0, 50.0, 100.0) - 0.5).abs() < 1e-12);
+        // z = 1.6449 ↔ p = 0.05: erfc by the gamma function.
+        assert!((0.5 * erfc(1.644_853_626_951_472 / std::f64::consts::SQRT_2) - 0.05).abs() < 1e-9);
     }
 }

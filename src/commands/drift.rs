@@ -4,8 +4,7 @@
 use super::{Env, open_read_only, table};
 use crate::cli::{CorrectionArg, DriftArgs, OutputFormat};
 use modelwatch::baseline;
-use modelwatch::time::rfc3339;
-use modelwatch_query::drift::{self, Correction, DriftConfig, QualityThresholds, Verdict};
+use modelwatch_query::drift::{Correction, DriftConfig, Verdict};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -26,17 +25,10 @@ pub(super) fn num(v: f64) -> String {
 
 pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
     let store = open_read_only(&args.data)?;
-    let matchers = args.filter.matchers();
-    let (reference, ref_desc) =
-        baseline::reference(&store, &args.data.data, &args.reference, &matchers, env.now_ms())?;
-    let (from, to) = match &args.current {
+    let window = match &args.current {
         Some(c) => env.range(c, "current")?,
         None => env.window(&args.window, "24h")?,
     };
-    let current = drift::profile(&store, &matchers, from, to)?;
-    if current.numeric.is_empty() && current.categorical.is_empty() {
-        anyhow::bail!("no feature or confidence data between {} and {}", rfc3339(from), rfc3339(to));
-    }
     let cfg = DriftConfig {
         psi_bins: args.psi_bins.max(2),
         psi_warning: args.psi_warning,
@@ -52,21 +44,21 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
             CorrectionArg::Fdr => Correction::Fdr,
         },
     };
-    let report = drift::compare(&reference, &current, &cfg);
-    let checks = drift::data_quality(&reference, &current, &QualityThresholds::default());
-    let cur_desc = format!("{} .. {}", rfc3339(from), rfc3339(to));
-    let drifting = report.features.iter().filter(|f| f.verdict == Verdict::Drift).count();
+    let doc = baseline::drift_document(
+        &store,
+        &args.data.data,
+        &args.reference,
+        &args.filter.matchers(),
+        args.filter.describe(),
+        window,
+        env.now_ms(),
+        &cfg,
+    )?;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => {
-            let doc = serde_json::json!({
-                "reference": ref_desc, "current": cur_desc, "filters": args.filter.describe(),
-                "drifting_features": drifting, "features": report.features.len(),
-                "drifting_share": report.drifting_share, "dataset_drift": report.dataset_drift,
-                "drift_share_threshold": cfg.drift_share,
-                "statistics": report.rows_by_severity(), "data_quality": checks,
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            // Through a `Value`: its keys sorted, as the REST answer prints them.
+            writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::to_value(&doc)?)?)?;
         }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
@@ -80,7 +72,7 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
                 "reference",
                 "current",
             ])?;
-            for r in report.rows_by_severity() {
+            for r in &doc.statistics {
                 let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
                 w.write_record([
                     r.feature.clone(),
@@ -96,9 +88,9 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
             w.flush()?;
         }
         OutputFormat::Table => {
-            writeln!(out, "reference: {ref_desc}\ncurrent:   {cur_desc}")?;
-            if !args.filter.describe().is_empty() {
-                writeln!(out, "filters:   {}", args.filter.describe().join(", "))?;
+            writeln!(out, "reference: {}\ncurrent:   {}", doc.reference, doc.current)?;
+            if !doc.filters.is_empty() {
+                writeln!(out, "filters:   {}", doc.filters.join(", "))?;
             }
             let mut t = table([
                 "feature",
@@ -110,7 +102,7 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
                 "reference",
                 "current",
             ]);
-            for r in report.rows_by_severity() {
+            for r in &doc.statistics {
                 let changes = r.threshold.is_none();
                 t.add_row([
                     r.feature.clone(),
@@ -128,16 +120,17 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{t}")?;
             writeln!(
                 out,
-                "drifting features (normed Wasserstein past {} or JS past {}): {drifting} of {} ({:.0} %); dataset drift: {}",
+                "drifting features (normed Wasserstein past {} or JS past {}): {} of {} ({:.0} %); dataset drift: {}",
                 cfg.wasserstein,
                 cfg.js,
-                report.features.len(),
-                report.drifting_share * 100.0,
-                if report.dataset_drift { "yes" } else { "no" }
+                doc.drifting_features,
+                doc.features,
+                doc.drifting_share * 100.0,
+                if doc.dataset_drift { "yes" } else { "no" }
             )?;
-            let warnings: Vec<_> = checks.iter().filter(|c| c.verdict != Verdict::Ok).collect();
+            let warnings: Vec<_> = doc.data_quality.iter().filter(|c| c.verdict != Verdict::Ok).collect();
             if warnings.is_empty() {
-                writeln!(out, "data quality: every check passed ({} checks)", checks.len())?;
+                writeln!(out, "data quality: every check passed ({} checks)", doc.data_quality.len())?;
             } else {
                 let mut t = table(["feature", "check", "value", "reference", "threshold", "detail"]);
                 for c in warnings {

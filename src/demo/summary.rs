@@ -6,6 +6,7 @@ use super::{DemoError, Run, Simulated};
 use crate::triggers::{DriftTrigger, LabelsTrigger, ScheduleTrigger, TriggerConfig, TriggerEngine};
 use crate::{ManualClock, Timestamp};
 use modelwatch_query::detect::{Cusum, Detector, Direction};
+use modelwatch_query::drift::{Measure, Statistic};
 use modelwatch_query::{Limits, Range, Unit, drift, parse, run as run_query};
 use modelwatch_store::Store;
 use serde::Serialize;
@@ -144,7 +145,8 @@ pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) ->
         .iter()
         .filter(|f| f.verdict == drift::Verdict::Drift)
         .map(|f| {
-            let w = f.stats.iter().find(|s| s.statistic == "wasserstein_norm" || s.statistic == "js");
+            let effect = [Measure::Statistic(Statistic::WassersteinNorm), Measure::Statistic(Statistic::Js)];
+            let w = f.stats.iter().find(|s| effect.contains(&s.statistic));
             Drifting {
                 feature: f.feature.clone(),
                 statistic: w.map_or(String::new(), |s| s.statistic.to_string()),

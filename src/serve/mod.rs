@@ -19,7 +19,6 @@
 
 mod auth;
 mod error;
-mod frames;
 mod grafana;
 mod prom;
 mod reports;
@@ -32,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use modelwatch_query::{Limits, Range};
+use modelwatch_query::{Limits, NICE_STEPS, Range};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,30 +118,6 @@ fn json_body<T: serde::de::DeserializeOwned>(
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
     serde_json::from_slice(text).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
 }
-
-/// The steps windows snap to: round numbers, so that consecutive refreshes of a dashboard
-/// share windows (and cache entries), and so that steps of a minute or more can read the
-/// roll-ups.
-const NICE_STEPS: [i64; 18] = [
-    1_000,
-    5_000,
-    10_000,
-    30_000,
-    60_000,
-    120_000,
-    300_000,
-    600_000,
-    900_000,
-    1_800_000,
-    3_600_000,
-    7_200_000,
-    10_800_000,
-    21_600_000,
-    43_200_000,
-    86_400_000,
-    604_800_000,
-    2_592_000_000,
-];
 
 /// The range to evaluate for `[from, to)`: a step of at least `min_step_ms` that keeps the
 /// windows within `max_points`, rounded up to a nice step; the start aligned down and the

@@ -16,6 +16,7 @@
 //!   estimated quality per group, as `modelwatch quality --format json`.
 
 use super::{ApiError, AppState, range_for};
+use crate::baseline::BaselineError;
 use crate::time::{parse_duration, parse_range, parse_time};
 use crate::triggers::{TriggerCommand, TriggerError};
 use axum::Router;
@@ -178,11 +179,18 @@ async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {
 }
 
 impl RangeParams {
-    fn filters(&self) -> Vec<modelwatch_query::Matcher> {
+    fn given(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [("model", &self.model), ("variant", &self.variant), ("segment", &self.segment)]
             .into_iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| modelwatch_query::drift::eq(k, v)))
-            .collect()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    }
+
+    fn filters(&self) -> Vec<modelwatch_query::Matcher> {
+        self.given().map(|(k, v)| modelwatch_query::drift::eq(k, v)).collect()
+    }
+
+    fn described_filters(&self) -> Vec<String> {
+        self.given().map(|(k, v)| format!("{k}={v}")).collect()
     }
 }
 
@@ -191,26 +199,23 @@ async fn drift(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let spec =
         p.reference.clone().ok_or_else(|| ApiError::bad_request("the `reference` parameter is missing"))?;
     let now = state.now_ms();
-    let (from, to) = parse_range(p.current.as_deref().unwrap_or("24h"), now)
-        .map_err(|e| ApiError::bad_request(format!("current: {e}")))?;
+    let window = parse_range(p.current.as_deref().unwrap_or("24h"), now)
+        .map_err(|e| ApiError::from(e).context("current"))?;
     let matchers = p.filters();
+    let filters = p.described_filters();
     let data = state.store.dir().to_path_buf();
     let doc = state
         .blocking(state.deadline(), move |store| {
-            let (reference, desc) = crate::baseline::reference(store, &data, &spec, &matchers, now)
-                .map_err(|e| ApiError::bad_request(format!("reference: {e:#}")))?;
-            let current = modelwatch_query::drift::profile(store, &matchers, from, to)?;
             let cfg = modelwatch_query::drift::DriftConfig::default();
-            let report = modelwatch_query::drift::compare(&reference, &current, &cfg);
-            let checks = modelwatch_query::drift::data_quality(&reference, &current, &Default::default());
-            Ok(json!({
-                "reference": desc, "current": [from, to], "drifting_share": report.drifting_share,
-                "dataset_drift": report.dataset_drift, "statistics": report.rows_by_severity(),
-                "data_quality": checks,
-            }))
+            crate::baseline::drift_document(store, &data, &spec, &matchers, filters, window, now, &cfg)
+                .map_err(|e| match e {
+                    BaselineError::Query(q) => ApiError::from(q),
+                    e @ BaselineError::NoData { .. } => ApiError::bad_request(format!("current: {e}")),
+                    e => ApiError::bad_request(format!("reference: {e}")),
+                })
         })
         .await?;
-    Ok(axum::Json(doc))
+    Ok(axum::Json(serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
 async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {

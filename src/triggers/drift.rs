@@ -5,7 +5,7 @@
 use super::kind::{Check, Context, Trigger, duration};
 use super::{Evidence, Reason, TriggerError};
 use modelwatch_query::detect::{Cusum, Detector};
-use modelwatch_query::drift::{self, DriftConfig, Verdict};
+use modelwatch_query::drift::{self, DriftConfig, Measure, Statistic, Verdict};
 use modelwatch_query::{Limits, Range};
 use serde::{Deserialize, Serialize};
 
@@ -71,8 +71,8 @@ pub struct ShareFigures {
 pub struct DriftingFeature {
     /// The feature (or `confidence`).
     pub feature: String,
-    /// The verdict's statistic.
-    pub statistic: Option<String>,
+    /// The statistic its verdict rests on.
+    pub statistic: Option<Statistic>,
     /// Its value.
     pub value: Option<f64>,
 }
@@ -143,7 +143,10 @@ impl Trigger for DriftTrigger {
                         let s = f.stats.first();
                         DriftingFeature {
                             feature: f.feature.clone(),
-                            statistic: s.map(|s| s.statistic.to_string()),
+                            statistic: s.and_then(|s| match s.statistic {
+                                Measure::Statistic(st) => Some(st),
+                                Measure::Change(_) => None,
+                            }),
                             value: s.map(|s| s.value),
                         }
                     })
