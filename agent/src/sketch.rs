@@ -39,7 +39,8 @@ pub(crate) const SKETCH_CELLS: usize = 2 * SKETCH_MAX_KEY as usize + 1;
 /// Bound on the relative error of [`Sketch::quantile`] inside the tracked range.
 pub const SKETCH_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB + 1) as f64;
 
-/// Bucket key of a finite value (see the module docs).
+/// Bucket key of a finite value: scheme `log_linear_5`, spelled out at the top of `sketch.rs`
+/// and in `docs/storage-format.md`.
 #[inline]
 pub fn sketch_key(x: f64) -> i32 {
     let a = x.abs();
