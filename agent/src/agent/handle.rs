@@ -1,7 +1,7 @@
 //! The record calls: [`Handle`], [`LocalRecorder`] and [`MetricHandle`], and what each call
-//! does once it has the calling thread's shard. This file and `shard.rs` are all the code on
-//! the scorer's latency path; the concurrency protocol they follow is stated once, at the
-//! top of `shard.rs`.
+//! does once it has the calling thread's shard. A call's whole path on the scorer's thread is
+//! this file, `registry.rs` (the thread's shard, found through a thread-local) and `shard.rs`
+//! (the cells it writes); the concurrency protocol is stated once, at the top of `shard.rs`.
 
 use super::Core;
 use super::prediction::{Latency, Prediction, SegmentKey};

@@ -4,8 +4,8 @@
 //! - `builder`: [`AgentBuilder`] and [`BuildError`]: options, defaults, validation, start-up.
 //! - `prediction`: [`Prediction`], [`SegmentKey`], [`Latency`], [`Timer`]: what a scorer
 //!   hands to a record call.
-//! - `handle`: [`Handle`], [`LocalRecorder`], [`MetricHandle`]: the record calls (the hot
-//!   path, with `shard.rs`).
+//! - `handle`: [`Handle`], [`LocalRecorder`], [`MetricHandle`]: the record calls, the start
+//!   of the hot path that `registry.rs` and `shard.rs` finish.
 //! - `flush`: the flusher thread, interval boundaries and delivery to the sink.
 
 mod builder;
