@@ -57,10 +57,12 @@
 #![forbid(unsafe_code)]
 
 pub use modelwatch_agent as agent;
+#[allow(clippy::disallowed_types)] // for the binary's entry point, which picks the clock
+pub use modelwatch_agent::SystemClock;
 pub use modelwatch_agent::{
     Agent, AgentBuilder, Clock, Feature, FeatureStats, Handle, Latency, ManualClock, MemorySink,
-    MetricHandle, MetricValue, NumericSummary, Prediction, SegmentSnapshot, Sink, SinkError, Snapshot,
-    SystemClock, Timer, Timestamp,
+    MetricHandle, MetricValue, NumericSummary, Prediction, SegmentSnapshot, Sink, SinkError, Snapshot, Timer,
+    Timestamp,
 };
 pub use modelwatch_query as query;
 pub use modelwatch_store as store;

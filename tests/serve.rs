@@ -5,7 +5,8 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use modelwatch::serve::{AppState, ServeConfig, router};
-use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp, new_latency_histogram};
+use modelwatch_agent::layout::new_latency_histogram;
+use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp};
 use modelwatch_store::{EventRow, Rows, Store, StoreConfig};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -2,7 +2,8 @@
 //! another thread flushes as fast as it can; the snapshots must add up to exactly what was
 //! recorded, value for value.
 
-use modelwatch::agent::{ConfidenceHistogram, Histogram, OTHER_SEGMENT, new_latency_histogram};
+use modelwatch::agent::layout::new_latency_histogram;
+use modelwatch::agent::{ConfidenceHistogram, Histogram, OTHER_SEGMENT};
 use modelwatch::{
     Agent, Feature, FeatureStats, ManualClock, MemorySink, MetricValue, NumericSummary, Prediction, Timestamp,
 };

@@ -5,6 +5,7 @@
 /// holds 1.0.
 #[cfg(not(loom))]
 pub const CONFIDENCE_BINS: usize = 1000;
+/// Shrunk under loom, so the model checker explores few cells.
 #[cfg(loom)]
 pub const CONFIDENCE_BINS: usize = 4;
 

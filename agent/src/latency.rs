@@ -10,12 +10,14 @@ use hdrhistogram::Histogram;
 /// The largest latency tracked; longer ones are clamped to it and counted as clamped.
 #[cfg(not(loom))]
 pub const LATENCY_MAX: u64 = 60_000_000_000;
+/// Shrunk under loom, so the model checker explores few cells.
 #[cfg(loom)]
 pub const LATENCY_MAX: u64 = 100;
 
 /// Significant decimal digits kept (HdrHistogram's `sigfig`).
 #[cfg(not(loom))]
 pub const LATENCY_SIGFIG: u8 = 2;
+/// Shrunk under loom, so the model checker explores few cells.
 #[cfg(loom)]
 pub const LATENCY_SIGFIG: u8 = 1;
 

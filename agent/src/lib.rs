@@ -20,12 +20,30 @@
 //! # Memory
 //!
 //! Each thread that records owns one shard of `8 × (16 + 3 × 1,000 + 3,808 + errors +
-//! features) ` bytes per segment, where a numeric feature takes 4,107 cells (32.9 KB of
+//! features)` bytes per segment, where a numeric feature takes 4,107 cells (32.9 KB of
 //! address space) and a categorical one `categories + 3` cells. Shards come from `calloc`,
 //! so only the pages a scorer actually touches become resident: a numeric feature whose
 //! values span a few binary orders of magnitude touches about one 4 KiB page of its sketch.
 //! The flusher keeps one mirror of the same size per shard. Threads that exit hand their
 //! shard to the next thread, so memory follows the number of threads recording at once.
+//!
+//! # Modules
+//!
+//! - `agent`: the [`Agent`], its builder, the [`Handle`] a scorer records through, the
+//!   [`Prediction`] it hands over, and the flush cycle that delivers snapshots to the sink.
+//! - `shard`: the hot path: one shard of cumulative cells per recording thread, and the
+//!   concurrency protocol between recorders and the flusher.
+//! - `registry`: which shard a thread writes: leases in a thread-local.
+//! - `flusher`: reads every shard into one interval's deltas and assembles the snapshot.
+//! - `metrics`: generic metric series (`log_metric`, counters, gauges), bounded in number.
+//! - `schema`: what the agent is told about the model: identity, features, segments.
+//! - `snapshot`: the plain values one interval's flush produces.
+//! - `sink`: where snapshots go: the [`Sink`] trait, [`MemorySink`] and [`NullSink`].
+//! - `clock`: injected time; every interval boundary comes from a [`Clock`].
+//! - `latency`, `confidence`, `sketch`: the three distributions' bucket layouts, and the
+//!   [`ConfidenceHistogram`] and [`Sketch`] values built on them.
+//! - [`layout`] (public): those bucket layouts, for the crates that store and read them.
+//! - `sync`: std's synchronisation primitives, or loom's under `--cfg loom`.
 //!
 //! # Example
 //!
@@ -58,6 +76,7 @@ mod clock;
 mod confidence;
 mod flusher;
 mod latency;
+pub mod layout;
 mod metrics;
 mod registry;
 mod schema;
@@ -71,20 +90,17 @@ pub use agent::{
     Agent, AgentBuilder, AgentStats, BuildError, Handle, Latency, LocalRecorder, MetricHandle, Prediction,
     SegmentKey, Timer,
 };
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use confidence::{CONFIDENCE_BINS, ConfidenceHistogram};
+#[allow(clippy::disallowed_types)] // for the one caller that picks the wall clock
+pub use clock::SystemClock;
+pub use clock::{Clock, ManualClock, Timestamp};
+pub use confidence::ConfidenceHistogram;
+/// The latency histogram of a [`SegmentSnapshot`], re-exported so that a reader can name it
+/// without depending on `hdrhistogram` itself.
 pub use hdrhistogram::Histogram;
-pub use latency::{
-    LATENCY_MAX, LATENCY_SIGFIG, latency_histogram_from, latency_index, latency_lowest_value,
-    new_latency_histogram,
-};
 pub use metrics::{MetricKind, OVERFLOW_SERIES};
 pub use schema::{ErrorKindId, Feature, FeatureKind, ModelIdentity, OTHER, OTHER_SEGMENT, SegmentId};
 pub use sink::{MemorySink, NullSink, Sink, SinkError};
-pub use sketch::{
-    SKETCH_EXP_MAX, SKETCH_EXP_MIN, SKETCH_MAX_KEY, SKETCH_RELATIVE_ERROR, SKETCH_SUB_BITS, Sketch,
-    sketch_bucket_bounds, sketch_key, sketch_representative,
-};
+pub use sketch::Sketch;
 pub use snapshot::{
     CategoryCounts, FeatureSnapshot, FeatureStats, InvalidCounts, MetricSnapshot, MetricValue, ModelState,
     NumericSummary, OverflowCounts, SegmentSnapshot, Snapshot,

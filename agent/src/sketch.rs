@@ -16,16 +16,19 @@
 /// Mantissa bits per binary exponent (sub-buckets per power of two = 2^bits).
 #[cfg(not(loom))]
 pub const SKETCH_SUB_BITS: u32 = 5;
+/// Shrunk under loom, so the model checker explores few cells.
 #[cfg(loom)]
 pub const SKETCH_SUB_BITS: u32 = 0;
 /// Smallest binary exponent with its own buckets: smaller magnitudes count as zero.
 #[cfg(not(loom))]
 pub const SKETCH_EXP_MIN: i32 = -24;
+/// Shrunk under loom, so the model checker explores few cells.
 #[cfg(loom)]
 pub const SKETCH_EXP_MIN: i32 = 0;
 /// Binary exponent from which magnitudes go to the overflow bucket.
 #[cfg(not(loom))]
 pub const SKETCH_EXP_MAX: i32 = 40;
+/// Shrunk under loom, so the model checker explores few cells.
 #[cfg(loom)]
 pub const SKETCH_EXP_MAX: i32 = 1;
 
@@ -39,7 +42,8 @@ pub(crate) const SKETCH_CELLS: usize = 2 * SKETCH_MAX_KEY as usize + 1;
 /// Bound on the relative error of [`Sketch::quantile`] inside the tracked range.
 pub const SKETCH_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB + 1) as f64;
 
-/// Bucket key of a finite value (see the module docs).
+/// Bucket key of a finite value: scheme `log_linear_5`, spelled out at the top of `sketch.rs`
+/// and in `docs/storage-format.md`.
 #[inline]
 pub fn sketch_key(x: f64) -> i32 {
     let a = x.abs();

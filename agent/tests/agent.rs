@@ -1,5 +1,6 @@
 //! Behaviour of the agent seen from outside: what a recording turns into in a snapshot.
 
+use modelwatch_agent::layout::LATENCY_MAX;
 use modelwatch_agent::*;
 use std::sync::Arc;
 use std::time::Duration;

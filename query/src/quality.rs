@@ -26,7 +26,7 @@ pub use series::{QualitySeries, Show, Statistic, series};
 use crate::engine::{QueryError, merged};
 use crate::parse::{Func, Matcher, Query};
 use crate::stats::wilson;
-use modelwatch_agent::CONFIDENCE_BINS;
+use modelwatch_agent::layout::CONFIDENCE_BINS;
 use modelwatch_store::{DistributionRow, Store};
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! The engine against what was recorded: counts, rates and quantiles of merged histograms.
 
-use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp, new_latency_histogram};
+use modelwatch_agent::layout::new_latency_histogram;
+use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp};
 use modelwatch_query::{Limits, QueryError, Range, parse, run};
 use modelwatch_store::{Store, StoreConfig};
 use std::collections::HashMap;

@@ -4,10 +4,8 @@
 //! series holding a full, lossless distribution plus summary columns), `scalars` (counters
 //! and gauges) and `events`. A series is identified by [`SeriesKey`].
 
-use modelwatch_agent::{
-    CONFIDENCE_BINS, ConfidenceHistogram, FeatureStats, Histogram, MetricValue, NumericSummary, Snapshot,
-    latency_index, latency_lowest_value, sketch_bucket_bounds,
-};
+use modelwatch_agent::layout::{CONFIDENCE_BINS, latency_index, latency_lowest_value, sketch_bucket_bounds};
+use modelwatch_agent::{ConfidenceHistogram, FeatureStats, Histogram, MetricValue, NumericSummary, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -596,7 +594,7 @@ impl DistributionRow {
             }
         }
         let v = match self.scheme {
-            Scheme::Sketch => modelwatch_agent::sketch_representative(key as i32),
+            Scheme::Sketch => modelwatch_agent::layout::sketch_representative(key as i32),
             // HdrHistogram reports the highest value equivalent to the bucket.
             Scheme::LatencyHdr => self.scheme.bounds(key).1 - 1.0,
             Scheme::Confidence => {

@@ -1,8 +1,7 @@
 //! The store's write and read paths, end to end with the agent.
 
-use modelwatch_agent::{
-    Agent, Feature, ManualClock, Prediction, Timestamp, latency_histogram_from, new_latency_histogram,
-};
+use modelwatch_agent::layout::{latency_histogram_from, new_latency_histogram};
+use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp};
 use modelwatch_store::*;
 use std::sync::Arc;
 use std::time::Duration;

@@ -49,7 +49,7 @@ pub fn points(r: &DistributionRow) -> Vec<(f64, f64)> {
         .iter()
         .map(|&(k, c)| {
             let x = match r.scheme {
-                Scheme::Sketch => modelwatch_agent::sketch_representative(k as i32),
+                Scheme::Sketch => modelwatch_agent::layout::sketch_representative(k as i32),
                 s => {
                     let (lo, hi) = s.bounds(k);
                     if hi.is_finite() { (lo + hi) / 2.0 } else { lo }

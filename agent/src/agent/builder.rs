@@ -1,0 +1,215 @@
+//! Configuring and starting an agent: [`AgentBuilder`], its defaults, and the checks that
+//! refuse a bad configuration with a [`BuildError`] before any shard or thread exists.
+
+use super::flush::{FlushState, run_flusher};
+use super::{Agent, Core, Handle};
+use crate::clock::Clock;
+use crate::metrics::MetricRegistry;
+use crate::registry::ShardRegistry;
+use crate::schema::{Feature, ModelIdentity, OTHER, OTHER_SEGMENT};
+use crate::shard::Layout;
+use crate::sink::Sink;
+use crate::sync::{self, AtomicU64};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+static NEXT_AGENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A configuration the builder refused, with what to change.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    /// Two features share a name.
+    #[error("feature {0:?} is declared twice; feature names must be unique")]
+    DuplicateFeature(String),
+    /// Two segments, or two error kinds, share a name.
+    #[error("{what} {name:?} is declared twice; names must be unique")]
+    Duplicate {
+        /// Segment or error kind.
+        what: &'static str,
+        /// The repeated name.
+        name: String,
+    },
+    /// The interval is zero.
+    #[error("flush interval must be positive")]
+    ZeroInterval,
+    /// More segments or error kinds than fit the 16-bit ids.
+    #[error("{what}: {count} declared, at most 65,000 are supported")]
+    TooMany {
+        /// Segments or error kinds.
+        what: &'static str,
+        /// How many were declared.
+        count: usize,
+    },
+    /// The flusher thread could not be started.
+    #[error("could not start the flusher thread: {0}")]
+    Thread(String),
+}
+
+/// Builds an [`Agent`]. Every option has a default except the sink.
+pub struct AgentBuilder {
+    model: ModelIdentity,
+    features: Vec<Feature>,
+    segments: Vec<String>,
+    error_kinds: Vec<String>,
+    interval: Duration,
+    max_series: usize,
+    clock: Arc<dyn Clock>,
+    background: bool,
+}
+
+impl AgentBuilder {
+    pub(super) fn new(model: &str) -> Self {
+        AgentBuilder {
+            model: ModelIdentity {
+                name: model.into(),
+                version: "unversioned".into(),
+                variant: "control".into(),
+                instance: "local".into(),
+            },
+            features: Vec::new(),
+            segments: Vec::new(),
+            error_kinds: vec!["timeout".into(), "invalid_input".into(), "internal".into()],
+            interval: Duration::from_secs(10),
+            max_series: 1000,
+            clock: system_clock(),
+            background: true,
+        }
+    }
+
+    /// Model version (default `unversioned`).
+    pub fn version(mut self, v: &str) -> Self {
+        self.model.version = v.into();
+        self
+    }
+
+    /// Deployment variant (default `control`).
+    pub fn variant(mut self, v: &str) -> Self {
+        self.model.variant = v.into();
+        self
+    }
+
+    /// The instance tag that keeps replicas apart in a shared store (default `local`).
+    pub fn instance(mut self, v: &str) -> Self {
+        self.model.instance = v.into();
+        self
+    }
+
+    /// The feature vector's schema, in vector order.
+    pub fn features(mut self, features: impl IntoIterator<Item = Feature>) -> Self {
+        self.features = features.into_iter().collect();
+        self
+    }
+
+    /// Segment names (PII categories, tenants, ...). Predictions for other names go to
+    /// the `other` segment, which is always present.
+    pub fn segments<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.segments = names.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Error kinds (default `timeout`, `invalid_input`, `internal`); others count as `other`.
+    pub fn error_kinds<S: AsRef<str>>(mut self, kinds: impl IntoIterator<Item = S>) -> Self {
+        self.error_kinds = kinds.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Flush interval (default 10 s). Intervals are aligned to multiples of it since the
+    /// Unix epoch.
+    pub fn interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+
+    /// Most generic metric series (name + tags) kept apart; later ones go to the overflow
+    /// series, counted (default 1,000).
+    pub fn max_series(mut self, n: usize) -> Self {
+        self.max_series = n;
+        self
+    }
+
+    /// The clock (default the system clock). A [`crate::ManualClock`] lets a backfill or a
+    /// test record with its own timestamps.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Whether a background thread flushes at every interval boundary (default true). Turn
+    /// it off to flush only through [`Agent::flush_due`] and [`Agent::flush_now`].
+    pub fn background_flush(mut self, on: bool) -> Self {
+        self.background = on;
+        self
+    }
+
+    /// Starts the agent, delivering snapshots to `sink`.
+    pub fn build(self, sink: impl Sink) -> Result<Agent, BuildError> {
+        if self.interval.is_zero() {
+            return Err(BuildError::ZeroInterval);
+        }
+        for (i, f) in self.features.iter().enumerate() {
+            if self.features[..i].iter().any(|g| g.name == f.name) {
+                return Err(BuildError::DuplicateFeature(f.name.to_string()));
+            }
+        }
+        let segment_names = with_other(&self.segments, OTHER_SEGMENT, "segment")?;
+        let error_kinds = with_other(&self.error_kinds, OTHER, "error kind")?;
+        let layout = Layout::new(segment_names.len(), error_kinds.len(), &self.features);
+        let id = NEXT_AGENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = self.clock.now();
+        let start = now.align_down(self.interval);
+        let core = Arc::new(Core {
+            shards: ShardRegistry::new(id, layout.len, self.max_series + 1),
+            metrics: MetricRegistry::new(id, self.max_series),
+            layout,
+            segment_names,
+            error_kinds,
+            features: self.features,
+            model: Arc::new(self.model),
+            epoch: AtomicU64::new(0),
+            interval: self.interval,
+            clock: self.clock,
+            loaded: AtomicI64::new(0),
+            loaded_at: std::sync::atomic::AtomicU64::new(0),
+            flush: sync::Mutex::new(FlushState::new(start, self.interval, Box::new(sink))),
+        });
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let flusher = if self.background {
+            let core = core.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("modelwatch-flush-{}", core.model.name))
+                .spawn(move || run_flusher(&core, &stopped))
+                .map_err(|e| BuildError::Thread(e.to_string()))?;
+            Some(thread)
+        } else {
+            None
+        };
+        Ok(Agent { handle: Handle { core }, stop, flusher })
+    }
+}
+
+/// The declared names with `other` last (dropped where it was declared), checked for
+/// repeats and for the 16-bit id range.
+fn with_other(names: &[String], other: &str, what: &'static str) -> Result<Vec<Arc<str>>, BuildError> {
+    let mut out: Vec<Arc<str>> = Vec::with_capacity(names.len() + 1);
+    for n in names {
+        if out.iter().any(|o| **o == **n) {
+            return Err(BuildError::Duplicate { what, name: n.clone() });
+        }
+        if n != other {
+            out.push(n.as_str().into());
+        }
+    }
+    out.push(other.into());
+    if out.len() > 65_000 {
+        return Err(BuildError::TooMany { what, count: out.len() });
+    }
+    Ok(out)
+}
+
+/// The clock of an agent whose scorer does not choose one: the wall clock (tests, backfills
+/// and simulations set a `ManualClock` with [`AgentBuilder::clock`]).
+#[allow(clippy::disallowed_types)]
+fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(crate::clock::SystemClock)
+}

@@ -1,0 +1,129 @@
+//! The agent: the [`Agent`] a scorer starts, and the [`Core`] its handles and its flusher
+//! share.
+//!
+//! - `builder`: [`AgentBuilder`] and [`BuildError`]: options, defaults, validation, start-up.
+//! - `prediction`: [`Prediction`], [`SegmentKey`], [`Latency`], [`Timer`]: what a scorer
+//!   hands to a record call.
+//! - `handle`: [`Handle`], [`LocalRecorder`], [`MetricHandle`]: the record calls, the start
+//!   of the hot path that `registry.rs` and `shard.rs` finish.
+//! - `flush`: the flusher thread, interval boundaries and delivery to the sink.
+
+mod builder;
+mod flush;
+mod handle;
+mod prediction;
+
+pub use builder::{AgentBuilder, BuildError};
+pub use handle::{Handle, LocalRecorder, MetricHandle};
+pub use prediction::{Latency, Prediction, SegmentKey, Timer};
+
+use crate::clock::Clock;
+use crate::metrics::MetricRegistry;
+use crate::registry::ShardRegistry;
+use crate::schema::{Feature, ModelIdentity};
+use crate::shard::Layout;
+use crate::sink::SinkError;
+use crate::sync::{self, AtomicU64, Ordering};
+use flush::FlushState;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// State shared by the agent, its handles and its flusher.
+pub(crate) struct Core {
+    pub layout: Layout,
+    pub segment_names: Vec<Arc<str>>,
+    pub error_kinds: Vec<Arc<str>>,
+    pub features: Vec<Feature>,
+    pub model: Arc<ModelIdentity>,
+    /// Bumped by every flush; its parity picks the min/max bank (see `shard.rs`).
+    pub epoch: AtomicU64,
+    pub shards: ShardRegistry,
+    pub metrics: MetricRegistry,
+    interval: Duration,
+    clock: Arc<dyn Clock>,
+    loaded: AtomicI64,
+    loaded_at: std::sync::atomic::AtomicU64,
+    flush: sync::Mutex<FlushState>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.shards.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Counters about the agent itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentStats {
+    /// Snapshots produced so far.
+    pub snapshots: u64,
+    /// Snapshots waiting for a failing sink.
+    pub pending: usize,
+    /// Snapshots dropped because the sink kept failing past the retry queue.
+    pub dropped_snapshots: u64,
+    /// Recording threads that have a shard (threads that exited leave theirs for reuse).
+    pub shards: usize,
+    /// Address space of one shard's cells, bytes (resident memory is what was touched).
+    pub shard_bytes: usize,
+}
+
+/// The in-process recorder of one model variant. Dropping it flushes the last partial
+/// interval and stops the flusher; use [`Agent::handle`] to record.
+pub struct Agent {
+    handle: Handle,
+    stop: crossbeam_channel::Sender<()>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Starts configuring an agent for the model `name`.
+    pub fn builder(name: &str) -> AgentBuilder {
+        AgentBuilder::new(name)
+    }
+
+    /// A cheap, cloneable handle for recording from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Flushes every interval whose end the clock has passed. The background flusher calls
+    /// this; a backfill driving a manual clock calls it before recording a value whose
+    /// timestamp is past the current interval.
+    pub fn flush_due(&self) -> Result<(), SinkError> {
+        self.handle.core.flush_due()
+    }
+
+    /// Flushes what was recorded so far as a partial interval ending now.
+    pub fn flush_now(&self) -> Result<(), SinkError> {
+        self.handle.core.flush_partial()
+    }
+
+    /// Counters about the agent itself.
+    pub fn stats(&self) -> AgentStats {
+        self.handle.core.stats()
+    }
+
+    /// Stops the flusher, flushes the last partial interval and closes the sink. Values
+    /// recorded through handles after this are not delivered.
+    pub fn shutdown(mut self) -> Result<(), SinkError> {
+        self.stop_and_flush()
+    }
+
+    fn stop_and_flush(&mut self) -> Result<(), SinkError> {
+        let _ = self.stop.try_send(());
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        self.handle.core.close()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_and_flush() {
+            tracing::error!(error = %e, "final flush failed at agent drop");
+        }
+    }
+}
