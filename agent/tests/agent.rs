@@ -265,7 +265,12 @@ fn generic_metrics_by_kind() {
 #[test]
 fn series_past_the_limit_go_to_the_overflow_series_and_are_counted() {
     let sink = MemorySink::new();
-    let agent = Agent::builder("m").max_series(3).background_flush(false).build(sink.clone()).unwrap();
+    let agent = Agent::builder("m")
+        .clock(fixed_clock())
+        .max_series(3)
+        .background_flush(false)
+        .build(sink.clone())
+        .unwrap();
     let h = agent.handle();
     for i in 0..10 {
         let id = i.to_string();
@@ -353,7 +358,7 @@ impl Sink for FailingSink {
 fn a_failing_sink_gets_the_snapshots_again_in_order() {
     let inner = MemorySink::new();
     let sink = Arc::new(FailingSink { fail: true.into(), inner: inner.clone() });
-    let agent = Agent::builder("m").background_flush(false).build(sink.clone()).unwrap();
+    let agent = Agent::builder("m").clock(fixed_clock()).background_flush(false).build(sink.clone()).unwrap();
     let h = agent.handle();
     h.record_latency("x", Duration::from_millis(1));
     let err = agent.flush_now().unwrap_err();
@@ -371,7 +376,11 @@ fn a_failing_sink_gets_the_snapshots_again_in_order() {
 #[test]
 fn shutdown_flushes_the_last_partial_interval() {
     let sink = MemorySink::new();
-    let agent = Agent::builder("m").interval(Duration::from_secs(3_600)).build(sink.clone()).unwrap();
+    let agent = Agent::builder("m")
+        .clock(fixed_clock())
+        .interval(Duration::from_secs(3_600))
+        .build(sink.clone())
+        .unwrap();
     agent.handle().record_latency("x", Duration::from_millis(1));
     agent.shutdown().unwrap();
     assert_eq!(sink.take().len(), 1);
@@ -399,14 +408,15 @@ fn the_background_flusher_follows_a_manual_clock() {
 #[test]
 fn builder_rejects_bad_configuration_with_a_clear_message() {
     let e = Agent::builder("m")
+        .clock(fixed_clock())
         .features([Feature::numeric("a"), Feature::numeric("a")])
         .build(NullSink)
         .err()
         .unwrap();
     assert_eq!(e.to_string(), "feature \"a\" is declared twice; feature names must be unique");
-    let e = Agent::builder("m").interval(Duration::ZERO).build(NullSink).err().unwrap();
+    let e = Agent::builder("m").clock(fixed_clock()).interval(Duration::ZERO).build(NullSink).err().unwrap();
     assert_eq!(e, BuildError::ZeroInterval);
-    let e = Agent::builder("m").segments(["a", "a"]).build(NullSink).err().unwrap();
+    let e = Agent::builder("m").clock(fixed_clock()).segments(["a", "a"]).build(NullSink).err().unwrap();
     assert!(e.to_string().contains("segment \"a\""));
 }
 
@@ -439,4 +449,9 @@ fn merging_summaries_keeps_exact_extremes_when_one_side_has_none() {
     b.merge(&NumericSummary { count: 1, mean: 5.0, ..Default::default() });
     assert_eq!((b.count, b.min, b.max), (2, Some(2.0), Some(2.0)));
     assert_eq!(b.mean, 3.5);
+}
+
+/// A clock stopped at 2025-11-26T00:00:00Z: no test here depends on the hour it runs at.
+fn fixed_clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200)))
 }

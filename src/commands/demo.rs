@@ -99,7 +99,7 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
         println!("\nretraining event {} ({:.0} min after the injected drift):", e.id, e.minutes_after_drift);
         for reason in &e.reasons {
             println!("  {}: {}", reason.trigger(), reason.summary);
-            let evidence = serde_json::to_string(&reason.evidence).unwrap_or_default();
+            let evidence = reason.evidence.figures().to_string();
             let cut: String = evidence.chars().take(160).collect();
             println!("    evidence: {cut}{}", if cut.len() < evidence.len() { " ..." } else { "" });
         }

@@ -26,7 +26,7 @@ fn print_event(r: &EventRecord) -> anyhow::Result<()> {
     );
     for reason in &e.reasons {
         println!("  {}: {}", reason.trigger(), reason.summary);
-        println!("    evidence: {}", serde_json::to_string(&reason.evidence)?);
+        println!("    evidence: {}", reason.evidence.figures());
     }
     for d in &r.deliveries {
         println!("  {} {}: {}", if d.ok { "delivered to" } else { "FAILED at" }, d.sink, d.detail);

@@ -1,7 +1,7 @@
 //! Grafana frames from query answers: time series, tables, `heatmap-rows` and report
 //! series as DataFrame DTOs (CONTRACT.md 1.4), with units and display names.
 
-use modelwatch_query::{Func, Query, Series};
+use modelwatch_query::{Func, Query, Series, Unit};
 use serde_json::{Value, json};
 
 pub(super) fn display(alias: &Option<String>, s: &Series, target: &str, ref_id: &str) -> String {
@@ -19,16 +19,23 @@ pub(super) fn display(alias: &Option<String>, s: &Series, target: &str, ref_id: 
     }
 }
 
-/// Latency is stored in ns; Grafana gets ms for every statistic in the value's unit.
+/// The factor and Grafana unit of a query's values: the unit people read
+/// ([`Unit::for_people`]: latency in ms), as Grafana names it.
 fn scale(q: &Query) -> (f64, Option<&'static str>) {
-    match (q.metric.as_str(), &q.func) {
-        ("latency_ns", Func::Quantile(_) | Func::Mean | Func::Min | Func::Max | Func::Sum) => {
-            (1e-6, Some("ms"))
-        }
-        ("latency_ns" | "predictions" | "errors" | "feedback", Func::Rate) => (1.0, Some("reqps")),
-        ("error_ratio", _) => (1.0, Some("percentunit")),
-        _ => (1.0, None),
+    if q.metric == "error_ratio" {
+        return (1.0, Some("percentunit"));
     }
+    let unit = q.unit();
+    let shown = unit.for_people();
+    let grafana = match shown {
+        Unit::None => None,
+        Unit::Nanoseconds => Some("ns"),
+        Unit::Milliseconds => Some("ms"),
+        Unit::Seconds => Some("s"),
+        Unit::Bytes => Some("bytes"),
+        Unit::PerSecond => Some("reqps"),
+    };
+    (unit.convert(1.0, shown), grafana)
 }
 
 pub(super) fn series_frame(name: &str, ref_id: &str, s: &Series, q: &Query) -> Value {
