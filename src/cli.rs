@@ -200,8 +200,8 @@ pub struct QueryArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub data: DataArg,
-    /// Simulated days, ending at --end.
-    #[arg(long, default_value_t = 3)]
+    /// Simulated days, ending at --end (1 to 30).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=30))]
     pub days: u64,
     /// When the simulation ends (default: now, to the minute).
     #[arg(long, value_name = "TIME")]
@@ -209,6 +209,9 @@ pub struct DemoArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The scenario played (`modelwatch::demo::scenario::ALL`).
+    #[arg(long, default_value = "pii")]
+    pub scenario: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

@@ -16,7 +16,12 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         Some(t) => env.time(t, "end")?,
         None => env.now_ms(),
     };
-    let run = Run { scenario: &scenario::PII, days: args.days.clamp(1, 30), end_ms, seed: args.seed };
+    let Some(scenario) = scenario::find(&args.scenario) else {
+        let names: Vec<&str> = scenario::ALL.iter().map(|s| s.name).collect();
+        eprintln!("modelwatch: --scenario {:?}: one of {}", args.scenario, names.join(", "));
+        return Ok(ExitCode::from(2));
+    };
+    let run = Run { scenario, days: args.days, end_ms, seed: args.seed };
     std::fs::create_dir_all(&args.data.data)
         .with_context(|| format!("creating {}", args.data.data.display()))?;
     // Simulated history is written in bulk: group commit instead of an fsync per snapshot.
