@@ -138,7 +138,7 @@ pub fn reference(
 }
 
 /// Drift of the current window `[from_ms, to_ms)` against the reference `spec` names (a
-/// saved baseline or a range, see [`reference`]), as the one document the CLI and the HTTP
+/// saved baseline or a range, see [`reference()`]), as the one document the CLI and the HTTP
 /// API both print. `filters` describes `matchers` for the reader.
 #[allow(clippy::too_many_arguments)]
 pub fn drift_document(
