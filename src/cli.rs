@@ -212,6 +212,10 @@ pub struct DemoArgs {
     /// The scenario played (`modelwatch::demo::scenario::ALL`).
     #[arg(long, default_value = "pii")]
     pub scenario: String,
+    /// Delete the data directory first if it holds anything (the demo refuses to mix its
+    /// simulated history into existing data).
+    #[arg(long)]
+    pub replace: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -326,26 +330,26 @@ pub struct DriftArgs {
     /// Correction of the KS and chi-squared p-values across features.
     #[arg(long, value_enum, default_value_t = CorrectionArg::None)]
     pub correction: CorrectionArg,
-    /// PSI bins (cut at the reference's quantiles).
-    #[arg(long, default_value_t = 10)]
-    pub psi_bins: usize,
+    /// PSI bins (cut at the reference's quantiles), 2 to 1000.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=1000))]
+    pub psi_bins: u16,
     /// PSI warning threshold.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = threshold)]
     pub psi_warning: f64,
     /// PSI drift threshold.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = threshold)]
     pub psi_drift: f64,
-    /// Significance level of the KS and chi-squared tests.
-    #[arg(long, default_value_t = 0.05)]
+    /// Significance level of the KS and chi-squared tests, in (0, 1).
+    #[arg(long, default_value_t = 0.05, value_parser = probability)]
     pub alpha: f64,
     /// Normed Wasserstein threshold (the numeric features' verdict).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = threshold)]
     pub wasserstein: f64,
     /// Jensen-Shannon distance threshold (the categorical features' verdict).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = threshold)]
     pub js: f64,
-    /// Share of drifting features from which the dataset drifts.
-    #[arg(long, default_value_t = 0.5)]
+    /// Share of drifting features from which the dataset drifts, in (0, 1].
+    #[arg(long, default_value_t = 0.5, value_parser = share)]
     pub drift_share: f64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -365,13 +369,40 @@ pub struct QualityArgs {
     /// (default: the window of the same length just before).
     #[arg(long)]
     pub reference: Option<String>,
-    /// Confidence from which a prediction is positive.
-    #[arg(long, default_value_t = 0.5)]
+    /// Confidence from which a prediction is positive, in [0, 1].
+    #[arg(long, default_value_t = 0.5, value_parser = confidence)]
     pub threshold: f64,
     #[command(flatten)]
     pub filter: FilterArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+}
+
+fn number_in(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if ok(v) => Ok(v),
+        _ => Err(format!("{s:?} is not {what}")),
+    }
+}
+
+/// A threshold: a finite number, not negative.
+fn threshold(s: &str) -> Result<f64, String> {
+    number_in(s, |v| v.is_finite() && v >= 0.0, "a finite number of at least 0")
+}
+
+/// A significance level, in (0, 1).
+fn probability(s: &str) -> Result<f64, String> {
+    number_in(s, |v| v > 0.0 && v < 1.0, "a probability between 0 and 1 (exclusive)")
+}
+
+/// A share, in (0, 1].
+fn share(s: &str) -> Result<f64, String> {
+    number_in(s, |v| v > 0.0 && v <= 1.0, "a share in (0, 1]")
+}
+
+/// A confidence, in [0, 1].
+fn confidence(s: &str) -> Result<f64, String> {
+    number_in(s, |v| (0.0..=1.0).contains(&v), "a confidence in [0, 1]")
 }
 
 // Parsed once per process: the size of a variant does not matter.

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("modelwatch: {e:#}");
+            // A flag that does not parse is a usage error, whichever verb reads it.
+            if e.chain().any(|c| c.downcast_ref::<commands::UsageError>().is_some()) {
+                return ExitCode::from(2);
+            }
             ExitCode::from(1)
         }
     }
@@ -46,5 +50,6 @@ fn clock(now: Option<&str>) -> Result<Arc<dyn Clock>, modelwatch::time::TimeErro
     let system: Arc<dyn Clock> = Arc::new(modelwatch::SystemClock);
     let Some(now) = now else { return Ok(system) };
     let at = modelwatch::time::parse_time(now, system.now().as_millis() as i64)?;
-    Ok(Arc::new(ManualClock::new(Timestamp::from_millis(at.max(0) as u64))))
+    // parse_time keeps times between 1970 and 2500: no clamping here.
+    Ok(Arc::new(ManualClock::new(Timestamp::from_millis(at as u64))))
 }

@@ -13,6 +13,12 @@
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
+/// The earliest time the grammar accepts: the Unix epoch (nothing is monitored before it).
+pub const EARLIEST: Millis = 0;
+/// The first time the grammar refuses: 2500-01-01T00:00:00Z, well inside what every clock
+/// and partition date here can represent (a `Timestamp` in nanoseconds ends in 2554).
+pub const LATEST: Millis = 16_725_225_600_000;
+
 /// Text that is not a time, a duration or a range; the message names the text and says
 /// what was expected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,10 +44,10 @@ pub enum TimeError {
     #[error("{0:?}: expected now, now-<duration> or now+<duration>")]
     BadNow(String),
     /// A range whose end is not after its start.
-    #[error("{0:?}: the range ends before it starts")]
+    #[error("{0:?}: the range ends before (or when) it starts")]
     Backwards(String),
-    /// Beyond what 64-bit milliseconds hold.
-    #[error("{0:?} is out of range")]
+    /// Before 1970 or from 2500 on (or beyond what 64-bit milliseconds hold).
+    #[error("{0:?} is out of range: times run from 1970 to 2500")]
     OutOfRange(String),
 }
 
@@ -77,6 +83,12 @@ pub fn parse_duration(s: &str) -> Result<Millis, TimeError> {
 /// Parses a point in time: RFC 3339, epoch seconds (up to ten digits) or milliseconds, `now`,
 /// `now-6h` or `now+1d`, relative to `now`.
 pub fn parse_time(s: &str, now: Millis) -> Result<Millis, TimeError> {
+    let t = parse_unbounded(s, now)?;
+    if (EARLIEST..LATEST).contains(&t) { Ok(t) } else { Err(TimeError::OutOfRange(s.trim().to_string())) }
+}
+
+/// [`parse_time`] before the check that the time lies between 1970 and 2500.
+fn parse_unbounded(s: &str, now: Millis) -> Result<Millis, TimeError> {
     let s = s.trim();
     if let Some(rest) = s.strip_prefix("now") {
         if rest.is_empty() {
@@ -110,7 +122,8 @@ pub fn parse_range(s: &str, now: Millis) -> Result<(Millis, Millis), TimeError> 
         Some((f, t)) => (parse_time(f, now)?, parse_time(t, now)?),
         None => {
             let d = parse_duration(s)?;
-            (now.checked_sub(d).ok_or_else(|| TimeError::OutOfRange(s.to_string()))?, now)
+            let from = now.checked_sub(d).filter(|t| *t >= EARLIEST);
+            (from.ok_or_else(|| TimeError::OutOfRange(s.trim().to_string()))?, now)
         }
     };
     if to <= from {
@@ -170,6 +183,18 @@ mod tests {
         assert!(matches!(parse_time("now-99999999999999999d", NOW), Err(TimeError::OutOfRange(_))));
         assert!(matches!(parse_time("now-9999999999999d", NOW), Err(TimeError::OutOfRange(_))));
         assert!(matches!(parse_time("99999999999999999999999", NOW), Err(TimeError::OutOfRange(_))));
+        // Times monitoring never sees are refused, not clamped or wrapped.
+        for t in
+            ["-9223372036854775808", "9223372036854775807", "-5000", "9999-12-31T23:59:59Z", "now+1000000d"]
+        {
+            let e = parse_time(t, NOW).unwrap_err();
+            assert!(
+                matches!(e, TimeError::OutOfRange(_)) && e.to_string().contains("1970 to 2500"),
+                "{t}: {e}"
+            );
+        }
+        assert_eq!(parse_time("1970-01-01T00:00:00Z", NOW), Ok(0));
+        assert!(parse_range("99999w", NOW).is_err(), "the last 1,900 years start before 1970");
     }
 
     #[test]

@@ -17,7 +17,13 @@ fn ms(rfc3339: &str) -> i64 {
 
 /// Runs the demo into `data` for `days` ending at `end`, seed 7.
 fn demo(data: &str, days: &str, end: &str) -> String {
-    let o = modelwatch(&["demo", "--days", days, "--end", end, "--seed", "7", "--data", data]);
+    demo_with(data, days, end, &[])
+}
+
+fn demo_with(data: &str, days: &str, end: &str, extra: &[&str]) -> String {
+    let mut args = vec!["demo", "--days", days, "--end", end, "--seed", "7", "--data", data];
+    args.extend_from_slice(extra);
+    let o = modelwatch(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
 }
@@ -28,10 +34,33 @@ fn the_demo_writes_a_drift_and_query_reads_it_as_table_json_and_csv() {
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
     let end = "2026-11-29T12:00:00Z";
-    let out = demo(d, "1", end);
+    // --replace empties a directory that holds something first.
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("stray"), "x").unwrap();
+    let out = demo_with(d, "1", end, &["--replace"]);
+    assert!(!data.join("stray").exists());
     assert!(out.contains("mean digit_ratio, phone") && out.contains("modelwatch query"), "{out}");
     assert!(out.contains("modelwatch serve --data"), "the demo points at the server too: {out}");
     assert!(out.contains(&format!("--to {end}")), "a demo with --end points at its own window: {out}");
+    // Without --replace the demo never mixes its history into existing data ...
+    let again = modelwatch(&["demo", "--days", "1", "--end", end, "--data", d]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already holds data") && stderr(&again).contains("--replace"),
+        "{}",
+        stderr(&again)
+    );
+    // ... and with it, not while a trigger engine holds the directory.
+    let lock = std::fs::OpenOptions::new().write(true).open(data.join("triggers/lock")).unwrap();
+    lock.try_lock().unwrap();
+    let held = modelwatch(&["demo", "--days", "1", "--end", end, "--data", d, "--replace"]);
+    assert_eq!(held.status.code(), Some(1));
+    assert!(stderr(&held).contains("trigger engine"), "{}", stderr(&held));
+    drop(lock);
+    let bad = modelwatch(&["demo", "--days", "0", "--data", d]);
+    assert_eq!(bad.status.code(), Some(2), "--days 0: {}", stderr(&bad));
+    let bad = modelwatch(&["demo", "--end", "1970-01-02T00:00:00Z", "--data", d, "--replace"]);
+    assert_eq!(bad.status.code(), Some(2), "three days before 1970-01-02: {}", stderr(&bad));
 
     // Latency in the table is in milliseconds, with the unit in the header.
     let t = modelwatch(&[
@@ -137,6 +166,22 @@ fn a_bad_query_or_window_exits_2_and_says_what_is_wrong() {
     assert_eq!(o.status.code(), Some(2), "--since and --range exclude each other");
     let o = modelwatch(&["query", "count(latency)", "--data", "/nonexistent/mw"]);
     assert_eq!(o.status.code(), Some(1), "a data error is 1");
+    for (args, flag) in [
+        (vec!["quality", "--from", "yesterday"], "--from"),
+        (vec!["drift", "--reference", "7d", "--current", "now..now-1h"], "--current"),
+        (vec!["drift", "--reference", "7d", "--alpha", "NaN"], "--alpha"),
+        (vec!["drift", "--reference", "7d", "--psi-bins", "0"], "--psi-bins"),
+        (vec!["drift", "--reference", "7d", "--wasserstein=-1"], "--wasserstein"),
+        (vec!["baseline", "save", "--name", "b", "--since", "99999w"], "--since"),
+        (vec!["store", "compact", "--as-of", "now-99999999d"], "--as-of"),
+        (vec!["query", "count(latency)", "--to=-9223372036854775808"], "--to"),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--data", d]);
+        let o = modelwatch(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?} is a usage error: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args:?} names {flag}: {}", stderr(&o));
+    }
     let o = modelwatch(&["quality", "--now", "soon", "--data", d]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--now") && stderr(&o).contains("soon"), "{}", stderr(&o));

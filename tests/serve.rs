@@ -474,6 +474,36 @@ fn bad_requests_get_a_4xx_with_a_json_message_naming_the_problem() {
         let (s, v) = call(&app, "GET", "/nowhere", None).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert!(v["message"].is_string());
+        // Every answer is JSON with the status a client can act on, whatever it sends.
+        let hostile = [
+            ("GET", "/api/v1/triggers/fire".to_string(), StatusCode::METHOD_NOT_ALLOWED, "method"),
+            ("POST", "/api/v1/triggers/ack/%FF%FE".to_string(), StatusCode::BAD_REQUEST, "UTF-8"),
+            ("GET", "/api/v1/labels/%FF/values".to_string(), StatusCode::BAD_REQUEST, "UTF-8"),
+            (
+                "GET",
+                "/api/v1/query?query=count(latency)&from=-9223372036854775808&to=9223372036854775807".to_string(),
+                StatusCode::BAD_REQUEST,
+                "1970 to 2500",
+            ),
+            ("GET", "/api/v1/quality?from=-9223372036854775808".to_string(), StatusCode::BAD_REQUEST, "out of range"),
+            ("GET", "/api/v1/drift?reference=1..2&current=now-99999999999d..now".to_string(), StatusCode::BAD_REQUEST, "current"),
+        ];
+        for (method, path, status, needle) in hostile {
+            let (s, v) = call(&app, method, &path, None).await;
+            assert_eq!(s, status, "{method} {path}: {v}");
+            let m = v["message"].as_str().unwrap_or_else(|| panic!("{path}: a JSON message, got {v}"));
+            assert!(m.contains(needle), "{path}: {m:?} should name {needle:?}");
+        }
+        // Steps and point counts from a hostile panel neither overflow nor panic.
+        for (interval, points) in [(1e300, 1e300), (-1.0, 0.0), (f64::MAX, 1.0)] {
+            let body = json!({"range": {"from": iso(from), "to": iso(to)}, "intervalMs": interval, "maxDataPoints": points,
+                              "targets": [target("A", "latency", json!({"statistic": "p95"}))]});
+            let (s, v) = call(&app, "POST", "/grafana/query", Some(body.to_string())).await;
+            assert_eq!(s, StatusCode::OK, "intervalMs {interval}, maxDataPoints {points}: {v}");
+        }
+        let extreme = json!({"range": {"from": "-9223372036854775808", "to": "9223372036854775807"}, "targets": []});
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(extreme.to_string())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     });
 }
 
@@ -514,6 +544,9 @@ fn a_token_guards_everything_but_health() {
             assert_eq!(ok.0, StatusCode::OK, "{path}: {}", ok.1);
             let key = call_with(&app, "GET", path, None, &[("x-api-key", "s3cret")]).await;
             assert_eq!(key.0, StatusCode::OK);
+            // The scheme is case-insensitive.
+            let lower = call_with(&app, "GET", path, None, &[("authorization", "bearer s3cret")]).await;
+            assert_eq!(lower.0, StatusCode::OK, "{path}: {}", lower.1);
         }
     });
 }

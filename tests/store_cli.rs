@@ -106,6 +106,6 @@ fn compact_rolls_up_and_applies_retention_as_of_a_time() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(resolutions(d), ["1h"]);
     let bad = modelwatch(&["store", "compact", "--data", d, "--as-of", "soon"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2), "a time that does not parse is a usage error");
     assert!(stderr(&bad).contains("--as-of"), "{}", stderr(&bad));
 }

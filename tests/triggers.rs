@@ -184,6 +184,49 @@ fn the_cool_down_suppresses_whatever_fires_and_manual_force_overrides_it() {
 }
 
 #[test]
+fn events_in_the_same_second_get_their_own_ids_and_are_each_stored_and_acknowledged() {
+    let w = world();
+    let mut e = w.engine(only(false, false, false, false), Vec::new());
+    let a = e.fire("one", true).unwrap();
+    let b = e.fire("two", true).unwrap();
+    let c = e.fire("three", true).unwrap();
+    assert_eq!((b.id.clone(), c.id.clone()), (format!("{}-2", a.id), format!("{}-3", a.id)));
+    for id in [&a.id, &b.id, &c.id] {
+        e.ack(id).unwrap();
+    }
+    let stored = modelwatch::triggers::events(&w.data(), 0, i64::MAX);
+    let fired: Vec<&str> =
+        stored.iter().filter(|r| &*r.kind == "retrain_triggered").map(|r| r.message.as_str()).collect();
+    assert_eq!(fired.len(), 3, "each event stored once: {fired:?}");
+    for id in [&a.id, &b.id, &c.id] {
+        assert_eq!(fired.iter().filter(|m| m.contains(&format!("\"id\":\"{id}\""))).count(), 1, "{id}");
+    }
+}
+
+#[test]
+fn looking_at_the_status_neither_delivers_nor_marks_a_pending_event_delivered() {
+    let w = world();
+    let config = only(false, false, false, false);
+    let fired = w.engine(config.clone(), Vec::new()).fire("x", false).unwrap();
+    // A crash left its delivery to do.
+    let state_path = w.data().join("triggers/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["history"][0]["delivered"] = serde_json::json!(false);
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    // The status is read beside a running engine, which holds the lock.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let running = w.engine(config.clone(), vec![Box::new(ChannelSink(tx))]);
+    assert_eq!(rx.try_recv().unwrap().id, fired.id, "the running engine delivers it");
+    state["history"][0]["delivered"] = serde_json::json!(false);
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let status = TriggerEngine::peek(&config, &w.store, &w.data(), w.clock.as_ref()).unwrap();
+    assert_eq!(status.unacknowledged, vec![fired.id.clone()]);
+    let after = modelwatch::triggers::read_state(&w.data()).unwrap();
+    assert!(!after.history[0].delivered, "peek wrote nothing");
+    drop(running);
+}
+
+#[test]
 fn a_restart_neither_fires_twice_nor_loses_counts_and_finishes_interrupted_deliveries() {
     let mut w = world();
     let config = only(true, false, false, false);

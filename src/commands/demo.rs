@@ -22,6 +22,11 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let run = Run { scenario, days: args.days, end_ms, seed: args.seed };
+    if run.times().0 < modelwatch::time::EARLIEST {
+        let e = format!("--end {}: {} days before it is before 1970", rfc3339(end_ms), args.days);
+        return Err(super::UsageError(e).into());
+    }
+    make_room(args)?;
     std::fs::create_dir_all(&args.data.data)
         .with_context(|| format!("creating {}", args.data.data.display()))?;
     // Simulated history is written in bulk: group commit instead of an fsync per snapshot.
@@ -57,6 +62,33 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         Format::Table => print(&summary, &args.data.data.display().to_string(), args.end.is_none()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo writes into an empty (or new) directory only: simulated history mixed into a
+/// scorer's data, or written twice, would be worse than no demo. `--replace` deletes the
+/// directory first, unless a trigger engine holds it.
+fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
+    let dir = &args.data.data;
+    let used = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if !used {
+        return Ok(());
+    }
+    if !args.replace {
+        anyhow::bail!(
+            "{} already holds data; the demo writes into an empty directory (choose another --data, or add --replace to delete it first)",
+            dir.display()
+        );
+    }
+    let lock = modelwatch::triggers::trigger_dir(dir).join("lock");
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock)
+        && f.try_lock().is_err()
+    {
+        anyhow::bail!(
+            "{}: a running trigger engine (`modelwatch serve --triggers`?) holds it; not deleting",
+            dir.display()
+        );
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))
 }
 
 fn print(s: &Summary, data: &str, ends_now: bool) {

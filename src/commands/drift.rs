@@ -30,7 +30,7 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
         None => env.window(&args.window, "24h")?,
     };
     let cfg = DriftConfig {
-        psi_bins: args.psi_bins.max(2),
+        psi_bins: usize::from(args.psi_bins),
         psi_warning: args.psi_warning,
         psi_drift: args.psi_drift,
         alpha: args.alpha,

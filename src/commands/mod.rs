@@ -41,6 +41,16 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A flag whose value does not parse or makes no sense: a usage error (exit code 2), the
+/// message naming the flag.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(flag: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(format!("--{flag}: {e}")).into()
+}
+
 /// What every verb gets besides its arguments.
 pub struct Env {
     /// Where `now` comes from.
@@ -55,12 +65,17 @@ impl Env {
 
     /// A point in time given to `--flag`.
     pub fn time(&self, s: &str, flag: &str) -> anyhow::Result<Millis> {
-        parse_time(s, self.now_ms()).with_context(|| format!("--{flag}"))
+        parse_time(s, self.now_ms()).map_err(|e| usage(flag, e))
     }
 
     /// A range or duration given to `--flag`.
     pub fn range(&self, s: &str, flag: &str) -> anyhow::Result<(Millis, Millis)> {
-        parse_range(s, self.now_ms()).with_context(|| format!("--{flag}"))
+        parse_range(s, self.now_ms()).map_err(|e| usage(flag, e))
+    }
+
+    /// A duration given to `--flag`, in ms.
+    pub fn duration(&self, s: &str, flag: &str) -> anyhow::Result<Millis> {
+        parse_duration(s).map_err(|e| usage(flag, e))
     }
 
     /// The window the flags describe; without any, the last `default` (a duration).
@@ -72,19 +87,24 @@ impl Env {
             Some(t) => self.time(t, "to")?,
             None => self.now_ms(),
         };
-        let from = match (&w.from, &w.since) {
-            (Some(f), _) => self.time(f, "from")?,
-            (None, since) => {
-                let (d, flag) = since.as_deref().map_or((default, "since"), |s| (s, "since"));
-                to - parse_duration(d).with_context(|| format!("--{flag}"))?
+        let from = match &w.from {
+            Some(f) => self.time(f, "from")?,
+            None => {
+                let since = w.since.as_deref().unwrap_or(default);
+                let from = to - self.duration(since, "since")?;
+                if from < modelwatch::time::EARLIEST {
+                    return Err(usage("since", format!("{since:?} reaches back before 1970")));
+                }
+                from
             }
         };
         if to <= from {
-            anyhow::bail!(
-                "the window ends ({}) before it starts ({})",
+            return Err(UsageError(format!(
+                "the window ends ({}) before or when it starts ({})",
                 modelwatch::time::rfc3339(to),
                 modelwatch::time::rfc3339(from)
-            );
+            ))
+            .into());
         }
         Ok((from, to))
     }
@@ -149,9 +169,14 @@ mod tests {
         assert_eq!(e.window(&w(None, Some("now-6h"), None, None), "7d").unwrap(), (NOW - 6 * h, NOW));
         assert_eq!(e.window(&w(None, None, None, Some("now-6h..now")), "7d").unwrap(), (NOW - 6 * h, NOW));
         assert_eq!(e.window(&w(None, None, None, Some("6h")), "7d").unwrap(), (NOW - 6 * h, NOW));
-        let err = format!("{:#}", e.window(&w(None, Some("yesterday"), None, None), "7d").unwrap_err());
-        assert!(err.contains("--from") && err.contains("yesterday"), "{err}");
-        let err = format!("{:#}", e.window(&w(None, Some("now"), Some("now-1h"), None), "7d").unwrap_err());
+        let err = e.window(&w(None, Some("yesterday"), None, None), "7d").unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some(), "a bad window is a usage error (exit 2)");
+        assert!(err.to_string().contains("--from") && err.to_string().contains("yesterday"), "{err}");
+        let err = e.window(&w(None, Some("now"), Some("now-1h"), None), "7d").unwrap_err().to_string();
         assert!(err.contains("ends"), "{err}");
+        let err = e.window(&w(Some("99999w"), None, None, None), "7d").unwrap_err().to_string();
+        assert!(err.contains("--since") && err.contains("1970"), "{err}");
+        let err = e.window(&w(None, None, Some("-9223372036854775808"), None), "7d").unwrap_err().to_string();
+        assert!(err.contains("--to") && err.contains("out of range"), "{err}");
     }
 }

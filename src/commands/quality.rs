@@ -20,9 +20,6 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
         Some(r) => env.range(r, "reference")?,
         None => (from - (to - from), from),
     };
-    if !(0.0..=1.0).contains(&args.threshold) {
-        anyhow::bail!("--threshold {}: a confidence in [0, 1]", args.threshold);
-    }
     let by: Vec<String> = args.by.iter().cloned().collect();
     let rows = quality_of(&store, &args.filter.matchers(), &by, from, to, Some(reference), args.threshold)?;
     let mut out = std::io::stdout().lock();

@@ -6,7 +6,7 @@
 
 use super::{Env, open_read_only};
 use crate::cli::{OutputFormat, QueryArgs};
-use modelwatch::time::{parse_duration, rfc3339};
+use modelwatch::time::rfc3339;
 use modelwatch_query::{Limits, QueryError, Range, Series, parse, run as run_query};
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,25 +31,11 @@ pub fn run(env: &Env, args: &QueryArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let step = match parse_duration(&args.step) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("modelwatch: --step: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let (mut from, to) = match env.window(&args.window, "1h") {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("modelwatch: {e:#}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    if args.window.from.is_none() && args.window.range.is_none() {
-        // Windows on multiples of the step, as Grafana aligns them: stable across runs,
-        // and they let the engine use the roll-ups.
-        from = from.div_euclid(step) * step;
-    }
+    let step = env.duration(&args.step, "step")?;
+    let (from, to) = env.window(&args.window, "1h")?;
+    // Whichever flags gave the window, its windows start on multiples of the step, as
+    // Grafana aligns them: stable across runs, and they let the engine use the roll-ups.
+    let from = from.div_euclid(step) * step;
     let store = open_read_only(&args.data)?;
     let series =
         match run_query(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {

@@ -3,15 +3,14 @@
 
 use super::{Env, open_read_only};
 use crate::cli::ServeArgs;
-use anyhow::Context;
 use modelwatch::serve::ServeConfig;
-use modelwatch::time::{parse_duration, to_std};
+use modelwatch::time::to_std;
 use modelwatch_query::Limits;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let ms = |s: &str, flag: &str| parse_duration(s).with_context(|| format!("--{flag}"));
+    let ms = |s: &str, flag: &str| env.duration(s, flag);
     let config = ServeConfig {
         listen: args.listen,
         token: args.token.clone().filter(|t| !t.is_empty()),

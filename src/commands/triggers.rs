@@ -3,17 +3,21 @@
 use super::{Env, open_read_only, print_json};
 use crate::cli::{Format, TriggerArgs, TriggersCommand};
 use modelwatch::time::rfc3339;
-use modelwatch::triggers::{ConfigFile, EventRecord, TriggerEngine, TriggerError, read_state};
+use modelwatch::triggers::{ConfigFile, EventRecord, TriggerConfig, TriggerEngine, TriggerError, read_state};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-fn engine(env: &Env, args: &TriggerArgs) -> anyhow::Result<TriggerEngine> {
-    let config = match &args.config {
+fn config(args: &TriggerArgs) -> anyhow::Result<TriggerConfig> {
+    Ok(match &args.config {
         Some(p) => ConfigFile::load(p)?.triggers,
         None => Default::default(),
-    };
+    })
+}
+
+/// The engine, with its lock: for the verbs that fire, acknowledge or deliver.
+fn engine(env: &Env, args: &TriggerArgs) -> anyhow::Result<TriggerEngine> {
     let store = open_read_only(&args.data)?;
-    Ok(TriggerEngine::open(config, Arc::new(store), &args.data.data, env.clock.clone(), Vec::new())?)
+    Ok(TriggerEngine::open(config(args)?, Arc::new(store), &args.data.data, env.clock.clone(), Vec::new())?)
 }
 
 fn print_event(r: &EventRecord) -> anyhow::Result<()> {
@@ -37,7 +41,10 @@ fn print_event(r: &EventRecord) -> anyhow::Result<()> {
 pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TriggersCommand::Status(args) => {
-            let status = engine(env, &args)?.status()?;
+            // Read only: beside a running engine, and never delivering a pending event
+            // with this verb's (lack of) sinks.
+            let store = open_read_only(&args.data)?;
+            let status = TriggerEngine::peek(&config(&args)?, &store, &args.data.data, env.clock.as_ref())?;
             match args.format {
                 Format::Json => print_json(&status)?,
                 Format::Table => println!("{status}"),

@@ -56,7 +56,4 @@ pub enum DemoError {
     /// The triggers failed.
     #[error(transparent)]
     Triggers(#[from] crate::triggers::TriggerError),
-    /// A file could not be removed or written.
-    #[error("{0}")]
-    Io(String),
 }

@@ -109,8 +109,9 @@ pub struct Event {
 
 const DAY: i64 = 86_400_000;
 
-/// Reads the summary of a run back from the store; runs the triggers over the simulated
-/// time (replacing `<data>/triggers`, which holds only the demo's own history).
+/// Reads the summary of a run back from the store, and runs the triggers over the
+/// simulated time with their state in `<data>/triggers` (the demo's own directory: a
+/// trigger state already there, from a scorer's real history, would be taken up).
 pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) -> Result<Summary, DemoError> {
     let s = run.scenario;
     let (start, drift_ms, end) = (sim.start_ms, sim.drift_ms, sim.end_ms);
@@ -212,10 +213,6 @@ fn triggers(
     store: &Arc<Store>,
     data: &Path,
 ) -> Result<(Vec<Event>, u64), DemoError> {
-    let dir = crate::triggers::trigger_dir(data);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| DemoError::Io(format!("{}: {e}", dir.display())))?;
-    }
     let config = TriggerConfig {
         model: run.scenario.model.into(),
         cooldown: "24h".into(),

@@ -22,7 +22,10 @@ pub(super) async fn authorize(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme is case-insensitive (RFC 9110 11.1).
+        .and_then(|v| {
+            v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|p| p.1)
+        })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match given {
         Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => next.run(request).await,

@@ -22,6 +22,8 @@ pub enum ApiError {
     },
     /// No such route, event or feature of this server (404).
     NotFound(String),
+    /// The route exists, with another method (405).
+    MethodNotAllowed(String),
     /// The request conflicts with the current state: an event acknowledged already, a
     /// retraining event held back by the cool-down (409).
     Conflict(String),
@@ -43,6 +45,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooCostly(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -56,6 +59,7 @@ impl ApiError {
         let (ApiError::BadRequest(m)
         | ApiError::Unauthorized { message: m, .. }
         | ApiError::NotFound(m)
+        | ApiError::MethodNotAllowed(m)
         | ApiError::Conflict(m)
         | ApiError::TooLarge(m)
         | ApiError::TooCostly(m)
@@ -71,6 +75,7 @@ impl ApiError {
             ApiError::Unauthorized { challenge, .. } => ApiError::Unauthorized { message, challenge },
             ApiError::BadRequest(_) => ApiError::BadRequest(message),
             ApiError::NotFound(_) => ApiError::NotFound(message),
+            ApiError::MethodNotAllowed(_) => ApiError::MethodNotAllowed(message),
             ApiError::Conflict(_) => ApiError::Conflict(message),
             ApiError::TooLarge(_) => ApiError::TooLarge(message),
             ApiError::TooCostly(_) => ApiError::TooCostly(message),

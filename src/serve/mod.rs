@@ -95,6 +95,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this endpoint takes another method".into())
+        })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }
@@ -126,7 +129,15 @@ fn range_for(from: i64, to: i64, min_step_ms: i64, max_points: i64) -> Result<Ra
     if to <= from {
         return Err(ApiError::bad_request(format!("the range ends ({to}) before it starts ({from})")));
     }
-    let wanted = min_step_ms.max((to - from + max_points.max(1) - 1) / max_points.max(1)).max(1);
+    let bounds = crate::time::EARLIEST..crate::time::LATEST;
+    if !bounds.contains(&from) || !bounds.contains(&to) {
+        return Err(ApiError::bad_request(format!("the range {from}..{to} (ms) lies outside 1970 to 2500")));
+    }
+    // Whatever a client sends (intervalMs 1e300, maxDataPoints 0), a step between a
+    // millisecond and the longest nice step, and at least one point.
+    let longest = NICE_STEPS[NICE_STEPS.len() - 1];
+    let (min_step_ms, max_points) = (min_step_ms.clamp(1, longest), max_points.clamp(1, 1 << 40));
+    let wanted = min_step_ms.max((to - from - 1) / max_points + 1).max(1);
     let step = NICE_STEPS
         .iter()
         .copied()
@@ -152,6 +163,11 @@ mod tests {
         assert!((r.to_ms - r.from_ms) / r.step_ms <= 1_001);
         assert_eq!(range_for(0, 60_000, 1, 1_000).unwrap().step_ms, 1_000);
         assert!(range_for(10, 10, 1, 10).is_err());
+        // Hostile numbers neither overflow nor panic.
+        let r = range_for(from, from + day, i64::MAX, i64::MAX).unwrap();
+        assert_eq!(r.step_ms, NICE_STEPS[NICE_STEPS.len() - 1]);
+        assert!(range_for(from, from + day, i64::MIN, 0).unwrap().step_ms >= 1);
+        assert!(range_for(i64::MIN, i64::MAX, 1, 1).unwrap_err().message().contains("1970"));
     }
 
     #[test]

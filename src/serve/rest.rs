@@ -43,6 +43,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 type Params = Result<UrlQuery<RangeParams>, axum::extract::rejection::QueryRejection>;
+type PathParam = Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+/// A path segment, or a JSON 400 naming what is wrong with it (not UTF-8, ...).
+fn path(p: PathParam) -> Result<String, ApiError> {
+    p.map(|Path(s)| s).map_err(|e| ApiError::bad_request(format!("the path: {}", e.body_text())))
+}
 type Answer = Result<axum::Json<Value>, ApiError>;
 
 #[derive(Deserialize, Default)]
@@ -133,11 +139,8 @@ async fn series(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     Ok(axum::Json(Value::Array(out)))
 }
 
-async fn label_values(
-    State(state): State<Arc<AppState>>,
-    Path(label): Path<String>,
-    params: Params,
-) -> Answer {
+async fn label_values(State(state): State<Arc<AppState>>, label: PathParam, params: Params) -> Answer {
+    let label = path(label)?;
     let p = RangeParams::from_url(params)?;
     let (from, to) = p.bounds(state.now_ms())?;
     let selector = p.matches()?;
@@ -301,7 +304,8 @@ async fn fire(
     Ok(axum::Json(serde_json::to_value(event).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
-async fn ack(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+async fn ack(State(state): State<Arc<AppState>>, id: PathParam) -> Answer {
+    let id = path(id)?;
     command(&state, |reply| TriggerCommand::Ack { id: id.clone(), reply }).await?;
     Ok(axum::Json(json!({ "acknowledged": id })))
 }

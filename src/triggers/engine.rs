@@ -117,39 +117,9 @@ impl TriggerEngine {
         self.clock.now().as_millis() as i64
     }
 
-    fn matchers(&self) -> Vec<Matcher> {
-        if self.config.model.is_empty() { Vec::new() } else { vec![eq("model", &self.config.model)] }
-    }
-
     /// Runs every enabled trigger now: the reasons that hold, and every trigger's figures.
     fn check(&mut self, now: i64) -> Result<(Vec<Reason>, Status), TriggerError> {
-        let matchers = self.matchers();
-        let mut ctx = Context {
-            store: &self.store,
-            data: &self.data,
-            matchers: &matchers,
-            now_ms: now,
-            state: &mut self.state,
-        };
-        let mut reasons = Vec::new();
-        let mut status = Status { now_ms: now, ..Status::default() };
-        for kind in self.config.kinds().into_iter().filter(|k| k.enabled()) {
-            let c = kind.evaluate(&mut ctx)?;
-            reasons.extend(c.reasons);
-            status.figures.insert(kind.name().into(), c.figures);
-            status.lines.push((kind.name().into(), c.line));
-        }
-        status.last_fire_ms = self.state.last_fire_ms;
-        status.cooldown_until_ms = self.cooldown_until();
-        status.suppressed = self.state.suppressed;
-        status.unacknowledged = self
-            .state
-            .history
-            .iter()
-            .filter(|r| r.acked_at_ms.is_none())
-            .map(|r| r.event.id.clone())
-            .collect();
-        Ok((reasons, status))
+        check(&self.config, &self.store, &self.data, &mut self.state, now)
     }
 
     /// Runs every enabled trigger now; emits at most one event (outside the cool-down).
@@ -177,8 +147,26 @@ impl TriggerEngine {
     }
 
     fn cooldown_until(&self) -> Option<i64> {
-        let cd = self.config.cooldown_ms().unwrap_or(86_400_000);
-        self.state.last_fire_ms.map(|t| t + cd)
+        cooldown_until(&self.config, &self.state)
+    }
+
+    /// Every trigger's current figures for the triggers of `data`, read without taking the
+    /// engine's lock, firing, delivering or writing anything: safe beside a running engine
+    /// (`modelwatch serve --triggers`, a `triggers check`).
+    pub fn peek(
+        config: &TriggerConfig,
+        store: &Store,
+        data: &Path,
+        clock: &dyn Clock,
+    ) -> Result<Status, TriggerError> {
+        config.validate().map_err(TriggerError::Config)?;
+        let now = clock.now().as_millis() as i64;
+        let mut state = state::load(data)?.unwrap_or(TriggerState {
+            version: STATE_VERSION,
+            counting_since_ms: now,
+            ..TriggerState::default()
+        });
+        check(config, store, data, &mut state, now).map(|(_, status)| status)
     }
 
     /// Fires by hand; inside the cool-down it is refused with
@@ -206,7 +194,15 @@ impl TriggerEngine {
             return Ok(Err(reasons));
         }
         let model = if self.config.model.is_empty() { "all".to_string() } else { self.config.model.clone() };
-        let id = format!("{model}-{}", crate::time::compact_stamp(now));
+        // Stable and unique: two events in one second (a forced manual one) get `-2`, `-3`.
+        let stamped = format!("{model}-{}", crate::time::compact_stamp(now));
+        let mut id = stamped.clone();
+        for n in 2.. {
+            if !self.state.history.iter().any(|r| r.event.id == id) {
+                break;
+            }
+            id = format!("{stamped}-{n}");
+        }
         let event = RetrainEvent { id, model, fired_at_ms: now, reasons };
         self.state.last_fire_ms = Some(now);
         self.state.history.push(EventRecord {
@@ -244,4 +240,37 @@ impl TriggerEngine {
     fn save(&self) -> Result<(), TriggerError> {
         state::save(&self.data, &self.state)
     }
+}
+
+fn cooldown_until(config: &TriggerConfig, state: &TriggerState) -> Option<i64> {
+    let cd = config.cooldown_ms().unwrap_or(86_400_000);
+    state.last_fire_ms.map(|t| t + cd)
+}
+
+/// Runs every enabled trigger at `now` over `state`: the reasons that hold, and every
+/// trigger's figures.
+fn check(
+    config: &TriggerConfig,
+    store: &Store,
+    data: &Path,
+    state: &mut TriggerState,
+    now: i64,
+) -> Result<(Vec<Reason>, Status), TriggerError> {
+    let matchers: Vec<Matcher> =
+        if config.model.is_empty() { Vec::new() } else { vec![eq("model", &config.model)] };
+    let mut ctx = Context { store, data, matchers: &matchers, now_ms: now, state };
+    let mut reasons = Vec::new();
+    let mut status = Status { now_ms: now, ..Status::default() };
+    for kind in config.kinds().into_iter().filter(|k| k.enabled()) {
+        let c = kind.evaluate(&mut ctx)?;
+        reasons.extend(c.reasons);
+        status.figures.insert(kind.name().into(), c.figures);
+        status.lines.push((kind.name().into(), c.line));
+    }
+    status.last_fire_ms = state.last_fire_ms;
+    status.cooldown_until_ms = cooldown_until(config, state);
+    status.suppressed = state.suppressed;
+    status.unacknowledged =
+        state.history.iter().filter(|r| r.acked_at_ms.is_none()).map(|r| r.event.id.clone()).collect();
+    Ok((reasons, status))
 }
