@@ -46,7 +46,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_snapshot() {
         reader.join().unwrap();
         acked.extend(seen.lock().unwrap().iter());
 
-        let store = Store::open(StoreConfig::new(&data))
+        // No background retention as of the real date over the fixed-date data.
+        let store = Store::open(StoreConfig { maintenance_every: None, ..StoreConfig::new(&data) })
             .unwrap_or_else(|e| panic!("kill {kill}: reopen failed: {e}"));
         let rows = store
             .read(
