@@ -1,27 +1,12 @@
 //! `modelwatch drift`: a reference (a saved baseline or a range) against a current window,
 //! every feature and the confidence score, most severe first, with data-quality checks.
 
-use super::{Env, open_read_only, table};
+use super::{Env, num, open_read_only, table};
 use crate::cli::{CorrectionArg, DriftArgs, OutputFormat};
 use modelwatch::baseline;
 use modelwatch_query::drift::{Correction, DriftConfig, Verdict};
 use std::io::Write;
 use std::process::ExitCode;
-
-/// Four significant digits, or the p-value in scientific notation when tiny.
-pub(super) fn num(v: f64) -> String {
-    if v.is_nan() {
-        "-".into()
-    } else if v == 0.0 {
-        "0".into()
-    } else if v.is_infinite() {
-        "inf".into()
-    } else if v != 0.0 && v.abs() < 1e-3 {
-        format!("{v:.2e}")
-    } else {
-        format!("{v:.4}")
-    }
-}
 
 pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
     let store = open_read_only(&args.data)?;

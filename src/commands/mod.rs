@@ -131,6 +131,21 @@ pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Four significant digits, or the p-value in scientific notation when tiny.
+pub fn num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v == 0.0 {
+        "0".into()
+    } else if v.is_infinite() {
+        "inf".into()
+    } else if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 /// A table in the house style.
 pub fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();

@@ -1,8 +1,7 @@
 //! `modelwatch quality`: model quality per window, realised from feedback and estimated
 //! from the confidence distribution without labels, side by side.
 
-use super::drift::num;
-use super::{Env, open_read_only, table};
+use super::{Env, num, open_read_only, table};
 use crate::cli::{OutputFormat, QualityArgs};
 use modelwatch::time::rfc3339;
 use modelwatch_query::quality::{Quality, quality as quality_of};

@@ -139,11 +139,9 @@ impl TriggerEngine {
     }
 
     /// Every trigger's current figures, without firing or moving the schedule.
-    pub fn status(&mut self) -> Result<Status, TriggerError> {
-        let saved = self.state.clone();
-        let checked = self.check(self.now());
-        self.state = saved;
-        checked.map(|(_, status)| status)
+    pub fn status(&self) -> Result<Status, TriggerError> {
+        let mut state = self.state.clone();
+        check(&self.config, &self.store, &self.data, &mut state, self.now()).map(|(_, status)| status)
     }
 
     fn cooldown_until(&self) -> Option<i64> {
