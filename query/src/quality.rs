@@ -162,6 +162,20 @@ pub struct QualityRow {
     pub estimated: Option<Quality>,
 }
 
+/// Quality per group with its windows: what `modelwatch quality --format json` prints and
+/// `GET /api/v1/quality` answers.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct QualityDocument {
+    /// The window measured, `[from, to)` in ms.
+    pub window: [i64; 2],
+    /// The labelled window the estimate is calibrated on.
+    pub reference: [i64; 2],
+    /// Confidence from which a prediction is positive.
+    pub threshold: f64,
+    /// Each group's realised and estimated quality.
+    pub groups: Vec<QualityRow>,
+}
+
 fn distribution(
     store: &Store,
     metric: &str,

@@ -4,7 +4,7 @@
 use super::{Env, num, open_read_only, table};
 use crate::cli::{OutputFormat, QualityArgs};
 use modelwatch::time::rfc3339;
-use modelwatch_query::quality::{Quality, quality as quality_of};
+use modelwatch_query::quality::{Quality, QualityDocument, quality as quality_of};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -20,7 +20,14 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
         None => (from - (to - from), from),
     };
     let by: Vec<String> = args.by.iter().cloned().collect();
-    let rows = quality_of(&store, &args.filter.matchers(), &by, from, to, Some(reference), args.threshold)?;
+    let groups = quality_of(&store, &args.filter.matchers(), &by, from, to, Some(reference), args.threshold)?;
+    let doc = QualityDocument {
+        window: [from, to],
+        reference: [reference.0, reference.1],
+        threshold: args.threshold,
+        groups,
+    };
+    let rows = &doc.groups;
     let mut out = std::io::stdout().lock();
     let group = |r: &modelwatch_query::quality::QualityRow| {
         if r.tags.is_empty() {
@@ -31,16 +38,13 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
     };
     match args.format {
         OutputFormat::Json => {
-            let doc = serde_json::json!({
-                "window": [from, to], "reference": [reference.0, reference.1], "threshold": args.threshold,
-                "groups": rows,
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            // Through a `Value`: its keys sorted, as the REST answer prints them.
+            writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::to_value(&doc)?)?)?;
         }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(["group", "kind", "n", "positives", "precision", "recall", "f1", "auc"])?;
-            for r in &rows {
+            for r in rows {
                 let mut rec = |kind: &str, q: &Quality| {
                     w.write_record([
                         group(r),
@@ -83,7 +87,7 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
                 "est. F1",
                 "est. AUC",
             ]);
-            for r in &rows {
+            for r in rows {
                 let q = &r.realised;
                 let e = r.estimated.as_ref();
                 let est = |f: fn(&Quality) -> f64| e.map(|e| num(f(e))).unwrap_or_default();

@@ -248,9 +248,13 @@ async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
             )?)
         })
         .await?;
-    Ok(axum::Json(
-        json!({ "window": [from, to], "reference": [reference.0, reference.1], "threshold": threshold, "groups": rows }),
-    ))
+    let doc = modelwatch_query::quality::QualityDocument {
+        window: [from, to],
+        reference: [reference.0, reference.1],
+        threshold,
+        groups: rows,
+    };
+    Ok(axum::Json(serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 
 async fn triggers(State(state): State<Arc<AppState>>) -> Answer {
