@@ -12,7 +12,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Evaluate as if it were this time (RFC 3339 or epoch s/ms): `now`, `now-6h`, `--since`
-    /// and the default windows count back from it. Default: the system clock.
+    /// and the default windows count back from it. For reports and tests: a server or
+    /// trigger engine started with it stays at that time. Default: the system clock.
     #[arg(long, global = true, value_name = "TIME")]
     pub now: Option<String>,
 }
