@@ -77,6 +77,10 @@ pub struct DataArg {
     /// (AWS_ENDPOINT, AWS_ALLOW_HTTP=true for a local server).
     #[arg(long, global = true, value_name = "URL")]
     pub objects: Option<String>,
+    /// The writer slot a writing command claims (`writers/<ID>/` under the data directory;
+    /// one process per slot): default the lowest free `w0`, `w1`, … Readers read every slot.
+    #[arg(long, global = true, env = "MODELWATCH_WRITER_ID", value_name = "ID")]
+    pub writer_id: Option<String>,
 }
 
 impl DataArg {
@@ -87,6 +91,7 @@ impl DataArg {
                 .objects
                 .clone()
                 .map(|url| modelwatch_store::ObjectStoreConfig { url, options: Vec::new() }),
+            writer: self.writer_id.clone(),
             ..modelwatch_store::StoreConfig::new(&self.data)
         }
     }
@@ -166,9 +171,11 @@ pub enum StoreCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Compacts partitions, rolls up to 1m and 1h, and applies retention.
+    /// Compacts partitions, rolls up to 1m and 1h, and applies retention, in every writer
+    /// slot no live process holds (a live writer's own maintenance does this for its slot);
+    /// a free slot's WAL is replayed and published first.
     #[command(
-        after_help = "Example:\n  modelwatch store compact --data ./modelwatch-data --as-of 2026-11-01T00:00:00Z"
+        after_help = "Example:\n  modelwatch store compact --data ./modelwatch-data --as-of 2026-11-01T00:00:00Z\n  modelwatch store compact --data ./modelwatch-data --writer-id w1 --wait"
     )]
     Compact {
         #[command(flatten)]
@@ -176,6 +183,9 @@ pub enum StoreCommand {
         /// Apply retention as of this time instead of now (e.g. for a backfill of old logs).
         #[arg(long, value_name = "TIME")]
         as_of: Option<String>,
+        /// Wait for held slots to be released instead of skipping them.
+        #[arg(long)]
+        wait: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -228,6 +238,10 @@ pub struct CrashWriterArgs {
     /// Rows buffered before a Parquet publication (small values publish often).
     #[arg(long, default_value_t = 20)]
     pub buffer_rows: usize,
+    /// Run background maintenance (compaction, roll-ups, retention) this often, in ms;
+    /// 0: never.
+    #[arg(long, default_value_t = 0)]
+    pub maintenance_ms: u64,
 }
 
 #[derive(Args, Debug)]

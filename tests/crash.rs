@@ -31,7 +31,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_snapshot() {
             let seen = seen.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Ok(n) = line.trim().parse::<u64>() {
+                    // `<writer slot> <sequence number>`: one writer at a time here, so always w0.
+                    if let Some(n) = line.strip_prefix("w0 ").and_then(|n| n.trim().parse::<u64>().ok()) {
                         seen.lock().unwrap().push(n);
                     }
                 }

@@ -48,7 +48,7 @@ fn verify_passes_on_intact_data_and_names_a_damaged_file() {
     assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
     // Damage one Parquet file.
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(data.join("writers/w0/manifest.json")).unwrap()).unwrap();
     let path = manifest["files"][0]["path"].as_str().unwrap().to_string();
     let full = data.join(&path);
     let bytes = std::fs::read(&full).unwrap();
@@ -63,7 +63,7 @@ fn verify_names_the_wal_and_the_offset_of_its_damage() {
     let dir = tempfile::tempdir().unwrap();
     let data = imported(dir.path());
     let mut segments: Vec<_> =
-        std::fs::read_dir(data.join("wal")).unwrap().map(|e| e.unwrap().path()).collect();
+        std::fs::read_dir(data.join("writers/w0/wal")).unwrap().map(|e| e.unwrap().path()).collect();
     segments.sort();
     let wal = segments.last().unwrap().clone();
     let name = wal.file_name().unwrap().to_str().unwrap().to_string();

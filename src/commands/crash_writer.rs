@@ -1,6 +1,8 @@
-//! `modelwatch crash-writer` (hidden): appends snapshots to the store forever and prints the
-//! sequence number of each one after the store acknowledged it. The crash-loop test kills
-//! it with SIGKILL at random moments and checks that every printed number survived.
+//! `modelwatch crash-writer` (hidden): appends snapshots to the store forever and prints
+//! `<writer slot> <sequence number>` for each one after the store acknowledged it. The
+//! crash-loop and fleet tests kill it with SIGKILL at random moments and check that every
+//! printed number survived, once. Each slot's numbers are a stream of their own: whoever
+//! claims the slot next continues it.
 
 use crate::cli::CrashWriterArgs;
 use modelwatch::agent::{ManualClock, Timestamp};
@@ -16,10 +18,20 @@ pub const SEQ_GAUGE: &str = "crash_writer_seq";
 
 pub fn run(args: &CrashWriterArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data.data)?;
-    let store =
-        Arc::new(Store::open(StoreConfig { buffer_rows: args.buffer_rows, ..args.data.store_config() })?);
-    let done = store
-        .read(&ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Raw).tag("metric", SEQ_GAUGE))?;
+    let maintenance_every = (args.maintenance_ms > 0).then(|| Duration::from_millis(args.maintenance_ms));
+    let store = Arc::new(Store::open(StoreConfig {
+        buffer_rows: args.buffer_rows,
+        maintenance_every,
+        // Retention as of the data's own (simulated) dates, never the real one.
+        clock: Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200))),
+        ..args.data.store_config()
+    })?);
+    let writer = store.writer_id().unwrap_or_default().to_string();
+    let done = store.read(
+        &ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Raw)
+            .tag("metric", SEQ_GAUGE)
+            .tag("writer", &writer),
+    )?;
     let mut seq = done.scalars.iter().map(|r| r.value as u64 + 1).max().unwrap_or(0);
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200 + seq * 10)));
     let agent = Agent::builder("crash")
@@ -30,7 +42,7 @@ pub fn run(args: &CrashWriterArgs) -> anyhow::Result<ExitCode> {
         .background_flush(false)
         .build(store.clone())?;
     let h = agent.handle();
-    let gauge = h.gauge(SEQ_GAUGE, &[]);
+    let gauge = h.gauge(SEQ_GAUGE, &[("writer", writer.as_str())]);
     let mut out = std::io::stdout().lock();
     loop {
         for i in 0..5u64 {
@@ -43,7 +55,7 @@ pub fn run(args: &CrashWriterArgs) -> anyhow::Result<ExitCode> {
         clock.advance(Duration::from_secs(10));
         // flush_due returns only after the store acknowledged (WAL append + fsync).
         agent.flush_due()?;
-        writeln!(out, "{seq}")?;
+        writeln!(out, "{writer} {seq}")?;
         out.flush()?;
         seq += 1;
     }

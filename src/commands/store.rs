@@ -5,28 +5,16 @@ use crate::cli::{DataArg, Format};
 use anyhow::Context;
 use comfy_table::Table as TextTable;
 use modelwatch::time::rfc3339;
-use modelwatch_store::{Store, StoreConfig, Table};
+use modelwatch_store::{MaintenanceReport, Store, StoreConfig, StoreError, Table, list_writers};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-
-fn open(data: &DataArg) -> anyhow::Result<Store> {
-    let dir = &data.data;
-    if !dir.exists() {
-        anyhow::bail!(
-            "{}: no such data directory (run `modelwatch import` or `modelwatch demo` first)",
-            dir.display()
-        );
-    }
-    // The CLI's store does its work in the foreground and exits: no background thread.
-    let config = StoreConfig { background: false, maintenance_every: None, ..data.store_config() };
-    Store::open(config).with_context(|| format!("opening the store at {}", dir.display()))
-}
 
 pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     let dir = &data.data;
     let store = open_read_only(data)?;
     let m = store.manifest();
+    let writers = list_writers(&data.store_config())?;
     #[derive(Default)]
     struct Part {
         files: u64,
@@ -68,6 +56,12 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                 "bytes": m.files.iter().map(|f| f.bytes).sum::<u64>(),
                 "wal_bytes": store.wal_bytes(),
                 "buffered_rows": store.buffered_rows(),
+                "writers": writers.iter().map(|w| serde_json::json!({
+                    "id": w.id, "held": w.held,
+                    "holder": w.holder.as_ref().map(|h| serde_json::json!({"pid": h.pid, "host": h.host, "since": h.since})),
+                    "files": w.files, "rows": w.rows, "bytes": w.bytes,
+                    "wal_bytes": w.wal_bytes, "unpublished_rows": w.unpublished_rows,
+                })).collect::<Vec<_>>(),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         }
@@ -87,6 +81,25 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                 ]);
             }
             writeln!(out, "{t}")?;
+            let mut w = TextTable::new();
+            w.set_header(["writer", "held by", "files", "rows", "bytes", "WAL bytes", "unpublished rows"]);
+            for x in &writers {
+                let by = match (&x.holder, x.held) {
+                    (Some(h), _) => h.to_string(),
+                    (None, true) => "a live process".into(),
+                    (None, false) => "free".into(),
+                };
+                w.add_row([
+                    x.id.clone(),
+                    by,
+                    x.files.to_string(),
+                    x.rows.to_string(),
+                    x.bytes.to_string(),
+                    x.wal_bytes.to_string(),
+                    x.unpublished_rows.to_string(),
+                ]);
+            }
+            writeln!(out, "{w}")?;
             writeln!(
                 out,
                 "{} files, {} rows, {} bytes; WAL {} bytes ({} rows not yet in Parquet)",
@@ -131,30 +144,84 @@ pub fn verify(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn compact(env: &Env, data: &DataArg, as_of: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
+pub fn compact(
+    env: &Env,
+    data: &DataArg,
+    as_of: Option<&str>,
+    wait: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let now = match as_of {
         Some(t) => env.time(t, "as-of")?,
         None => env.now_ms(),
     };
-    let store = open(data)?;
+    let dir = &data.data;
+    if !dir.exists() {
+        anyhow::bail!(
+            "{}: no such data directory (run `modelwatch import` or `modelwatch demo` first)",
+            dir.display()
+        );
+    }
+    // The CLI's store does its work in the foreground and exits: no background thread.
+    let config = StoreConfig { background: false, maintenance_every: None, ..data.store_config() };
+    let ids: Vec<String> = match &data.writer_id {
+        Some(id) => vec![id.clone()],
+        None => list_writers(&config)?.into_iter().map(|w| w.id).collect(),
+    };
     let bar =
         indicatif::ProgressBar::new_spinner().with_message("compacting, rolling up, applying retention");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let report = store.maintain(now);
+    let mut done = Vec::new();
+    let mut skipped = Vec::new();
+    for id in ids {
+        // A slot a live process holds is that process's to maintain; a free one is adopted
+        // (its WAL replayed and published) for the length of this pass.
+        let opened =
+            Store::open(StoreConfig { writer: Some(id.clone()), wait_for_writer: wait, ..config.clone() });
+        match opened {
+            Ok(store) => {
+                let report = store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                done.push((id, report));
+            }
+            Err(e @ StoreError::WriterHeld { .. }) => skipped.push((id, e.to_string())),
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(
+                    anyhow::Error::new(e).context(format!("opening writer slot {id} of {}", dir.display()))
+                );
+            }
+        }
+    }
     bar.finish_and_clear();
-    let report = report?;
+    let total = |f: fn(&MaintenanceReport) -> usize| done.iter().map(|(_, r)| f(r)).sum::<usize>();
     match format {
         Format::Json => print_json(&serde_json::json!({
-            "as_of": rfc3339(now), "compacted_files": report.compacted_files,
-            "rolled_up_rows": report.rolled_up_rows, "dropped_files": report.dropped_files,
+            "as_of": rfc3339(now),
+            "compacted_files": total(|r| r.compacted_files),
+            "rolled_up_rows": total(|r| r.rolled_up_rows),
+            "dropped_files": total(|r| r.dropped_files),
+            "writers": done.iter().map(|(id, r)| serde_json::json!({
+                "id": id, "compacted_files": r.compacted_files,
+                "rolled_up_rows": r.rolled_up_rows, "dropped_files": r.dropped_files,
+            })).collect::<Vec<_>>(),
+            "skipped": skipped.iter().map(|(id, why)| serde_json::json!({"id": id, "reason": why})).collect::<Vec<_>>(),
         }))?,
-        Format::Table => println!(
-            "compacted {} files, wrote {} roll-up rows, dropped {} files past retention (as of {})",
-            report.compacted_files,
-            report.rolled_up_rows,
-            report.dropped_files,
-            rfc3339(now)
-        ),
+        Format::Table => {
+            for (id, why) in &skipped {
+                println!(
+                    "skipped writer slot {id}: {why}; its own maintenance compacts it (or run with --wait)"
+                );
+            }
+            println!(
+                "compacted {} files, wrote {} roll-up rows, dropped {} files past retention (as of {}) in {} writer slot{}",
+                total(|r| r.compacted_files),
+                total(|r| r.rolled_up_rows),
+                total(|r| r.dropped_files),
+                rfc3339(now),
+                done.len(),
+                if done.len() == 1 { "" } else { "s" }
+            )
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -59,12 +59,15 @@ mod table;
 mod wal;
 
 // Opening, writing, reading, maintaining and verifying a store.
-pub use store::{MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, verify_dir};
+pub use store::{
+    Holder, MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, WriterInfo,
+    list_writers, verify_dir,
+};
 // What reads return.
 pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 pub use table::{FORMAT_VERSION, Table};
 // What `Store::manifest`, `Store::recovery` and `StoreError` carry.
-pub use manifest::{FileEntry, Manifest};
+pub use manifest::{FileEntry, Garbage, Manifest};
 pub use wal::{Durability, WalDamage, WalError};
 // Where files live; the root package publishes its own files (baselines, trigger state)
 // through the same durable `publish`, and fault tests open a store over their own `Fs`.

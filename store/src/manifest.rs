@@ -28,6 +28,19 @@ pub struct FileEntry {
     /// up again when its raw rows change).
     #[serde(default)]
     pub source_rows: u64,
+    /// For raw files: whether their rows are in the day's roll-ups already.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_up: bool,
+}
+
+/// A file no longer listed (replaced by compaction, or past retention), deleted once readers
+/// that still hold the previous manifest have had time to finish reading it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Garbage {
+    /// Path relative to the store root.
+    pub path: String,
+    /// When it stopped being listed, ms (the store's clock).
+    pub since_ms: i64,
 }
 
 /// The current state of the published data.
@@ -41,6 +54,9 @@ pub struct Manifest {
     pub covered_seq: u64,
     /// The files.
     pub files: Vec<FileEntry>,
+    /// Files no longer listed, waiting for their grace period to pass before deletion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub garbage: Vec<Garbage>,
 }
 
 /// The manifest as stored: versioned, so a later format can still read this one.
@@ -81,6 +97,12 @@ pub fn date_of(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` for a time in ms since the Unix epoch.
+pub fn rfc3339_secs(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{}T{:02}:{:02}:{:02}Z", date_of(ms), s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Start of the UTC day holding `ms`.
 pub fn day_start(ms: i64) -> i64 {
     ms.div_euclid(86_400_000) * 86_400_000
@@ -96,11 +118,12 @@ mod tests {
         assert_eq!(date_of(1_764_115_200_000), "2025-11-26");
         assert_eq!(date_of(951_782_400_000), "2000-02-29");
         assert_eq!(date_of(-1), "1969-12-31");
+        assert_eq!(rfc3339_secs(1_764_115_200_000 + 3_723_000), "2025-11-26T01:02:03Z");
     }
 
     #[test]
     fn round_trip_is_versioned() {
-        let m = Manifest { next_file: 3, covered_seq: 9, files: vec![] };
+        let m = Manifest { next_file: 3, covered_seq: 9, ..Default::default() };
         let b = m.encode();
         assert!(String::from_utf8_lossy(&b).contains("\"version\": \"1\""));
         assert_eq!(Manifest::decode(&b).unwrap(), m);

@@ -347,6 +347,17 @@ impl Wal {
         Ok(())
     }
 
+    /// Syncs when group commit (`Durability::Interval(d)`) holds appends older than `d`;
+    /// returns whether it synced.
+    pub fn sync_if_due(&mut self) -> Result<bool, WalError> {
+        match self.durability {
+            Durability::Interval(d) if self.dirty && self.last_sync.elapsed() >= d => {
+                self.sync().map(|()| true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The file the next segment will be, and the file system to create it on: a publisher
     /// creates it with [`prepare_segment`] before taking the store's lock, so `rotate` under
     /// the lock only switches to it.

@@ -131,3 +131,60 @@ fn a_missing_bucket_is_an_error_that_names_it() {
     };
     assert!(err.contains("modelwatch-test"), "{err}");
 }
+
+fn marker(store: &Store, model: &str, n: usize) {
+    for k in 0..n {
+        let event = EventRow {
+            time_ms: 1_764_115_200_000 + k as i64,
+            model: model.into(),
+            version: "1".into(),
+            variant: "control".into(),
+            kind: "marker".into(),
+            message: String::new(),
+        };
+        store.append(Rows { events: vec![event], ..Default::default() }).unwrap();
+    }
+}
+
+fn events(store: &Store, model: &str) -> usize {
+    let req = ReadRequest::new(Table::Events, 0, i64::MAX, Resolution::Raw).tag("model", model);
+    store.read(&req).unwrap().events.len()
+}
+
+#[test]
+fn two_hosts_claiming_one_writer_id_on_a_bucket_the_second_is_refused_and_distinct_ids_both_keep_their_rows()
+{
+    let server = moto();
+    create_bucket(server.port, "modelwatch-test");
+    // Two hosts: two local data directories (their own WALs and locks), one bucket prefix.
+    let (host_a, host_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let named =
+        |dir: &std::path::Path, id: &str| StoreConfig { writer: Some(id.into()), ..config(dir, server.port) };
+
+    let a = Store::open(named(host_a.path(), "pod-a")).unwrap();
+    let b = Store::open(named(host_b.path(), "pod-a")).unwrap(); // no shared lock across hosts
+    marker(&a, "a", 5);
+    a.flush().unwrap();
+    marker(&b, "b", 5);
+    let err = b.flush().unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("writers/pod-a/manifest.json") && msg.contains("same writer ID"), "{msg}");
+    assert!(b.append(Rows::default()).is_err(), "the refused writer stops acknowledging");
+    // Its acknowledged rows are not deleted: they stay in host B's WAL of the slot, for an
+    // operator to recover (the bucket's manifest of pod-a is pod-a's on host A).
+    drop(b);
+    let on_b = list_writers(&named(host_b.path(), "pod-a")).unwrap();
+    let slot = on_b.iter().find(|w| w.id == "pod-a").unwrap();
+    assert!(slot.wal_bytes > 100, "the five records are still in the WAL: {slot:?}");
+
+    // Distinct IDs on the same prefix: both publish, and a reader sees both.
+    let c = Store::open(named(host_b.path(), "pod-c")).unwrap();
+    marker(&c, "c", 7);
+    c.flush().unwrap();
+    marker(&a, "a", 3);
+    a.flush().unwrap();
+    let reader = Store::open_read_only(config(tempfile::tempdir().unwrap().path(), server.port)).unwrap();
+    assert_eq!((events(&reader, "a"), events(&reader, "c")), (8, 7));
+    assert_eq!(events(&reader, "b"), 0, "the refused writer published nothing");
+}

@@ -54,7 +54,9 @@ fn snapshots_round_trip_through_wal_parquet_and_read() {
 
     let m = store.manifest();
     assert!(
-        m.files.iter().any(|f| f.path.starts_with("distributions/date=2025-11-26/resolution=raw/part-")),
+        m.files
+            .iter()
+            .any(|f| f.path.starts_with("writers/w0/distributions/date=2025-11-26/resolution=raw/part-")),
         "{m:?}"
     );
     for f in &m.files {
@@ -104,7 +106,9 @@ fn reads_see_acknowledged_rows_before_they_are_published_and_after_a_restart() {
         assert_eq!(r.scalars.len(), 1, "read-your-writes from the buffer");
         std::mem::forget(agent); // a crash: no shutdown, no publication
     }
-    let store = Store::open(config(dir.path())).unwrap();
+    // The leaked store still holds slot w0's lock in this process, as a crashed process's
+    // would not: reopen w0 without the operating-system lock, as the next process would.
+    let store = Store::open_with(config(dir.path()), Arc::new(RealFs)).unwrap();
     assert_eq!(store.recovery().replayed, 1);
     let r = store.read(&all(Table::Scalars).tag("metric", "predictions")).unwrap();
     assert_eq!(r.scalars.iter().map(|s| s.value).sum::<f64>(), 1.0);
@@ -296,7 +300,7 @@ fn a_read_only_open_sees_a_live_writers_rows_and_writes_nothing() {
         agent.flush_due().unwrap();
     }
     let listing = |d: &std::path::Path| {
-        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d.join("wal"))
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d.join("writers/w0/wal"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
@@ -414,7 +418,9 @@ fn reads_served_from_the_decoded_file_cache_equal_reads_from_parquet() {
 #[test]
 fn a_read_only_store_reads_again_when_compaction_replaced_a_listed_file() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = Arc::new(Store::open(config(dir.path())).unwrap());
+    // No grace period: the replaced files are deleted at once, as they are once it passed.
+    let writer =
+        Arc::new(Store::open(StoreConfig { delete_grace: Duration::ZERO, ..config(dir.path()) }).unwrap());
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(T0)));
     let agent = agent_on(writer.clone(), clock.clone());
     for _ in 0..2 {

@@ -1,9 +1,11 @@
 """Reads a modelwatch data directory with pyarrow and DuckDB, without modelwatch's code.
 
 Usage: python read_tables.py DATA_DIR
-Prints one JSON object: per table the rows pyarrow reads, and DuckDB's answers to a few
-SQL questions over the Hive partitions.
+Prints one JSON object: per table the rows pyarrow reads (the files every writer slot's
+manifest lists: the authoritative way), and DuckDB's answers to a few SQL questions over
+the Hive partitions of every slot (the glob).
 """
+import glob as globbing
 import json
 import sys
 
@@ -13,13 +15,16 @@ import pyarrow.dataset as ds
 data = sys.argv[1]
 out = {"pyarrow": {}, "duckdb": {}}
 
+manifests = [json.load(open(m)) for m in sorted(globbing.glob(f"{data}/writers/*/manifest.json"))]
 for table in ["distributions", "scalars", "events"]:
-    dataset = ds.dataset(f"{data}/{table}", format="parquet", partitioning="hive")
+    files = [f"{data}/{f['path']}" for m in manifests for f in m["files"] if f["table"] == table.capitalize()]
+    # Only `key=value` path segments are partition keys: `writers/w0/` is skipped.
+    dataset = ds.dataset(files, format="parquet", partitioning="hive")
     t = dataset.to_table()
     out["pyarrow"][table] = {"rows": t.num_rows, "columns": t.column_names}
 
 con = duckdb.connect()
-glob = lambda table: f"read_parquet('{data}/{table}/**/*.parquet', hive_partitioning = true)"
+glob = lambda table: f"read_parquet('{data}/writers/*/{table}/**/*.parquet', hive_partitioning = true)"
 out["duckdb"]["predictions_raw"] = con.execute(
     f"SELECT sum(value) FROM {glob('scalars')} WHERE metric = 'predictions' AND resolution = 'raw'"
 ).fetchone()[0]

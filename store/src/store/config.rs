@@ -35,6 +35,19 @@ pub struct StoreConfig {
     /// The time the background maintenance applies retention as of (default: the system
     /// clock). A simulated clock makes retention follow simulated time.
     pub clock: Arc<dyn Clock>,
+    /// The writer slot to claim (`writers/<id>/`); `None` takes the lowest free `w<N>`.
+    /// A slot another live process holds is refused at once.
+    pub writer: Option<String>,
+    /// Wait for the slot's lock instead of failing when another process holds it.
+    pub wait_for_writer: bool,
+    /// How long a file replaced by compaction or dropped by retention stays readable
+    /// before it is deleted, for readers that still hold the previous manifest (default
+    /// 5 minutes, by [`StoreConfig::clock`]).
+    pub delete_grace: Duration,
+    /// Bytes of acknowledged rows waiting for publication (the WAL) past which appends are
+    /// refused with [`StoreError::Full`](super::StoreError::Full) while publication fails
+    /// (default 1 GiB). Nothing acknowledged is dropped either way.
+    pub max_unpublished_bytes: u64,
 }
 
 impl StoreConfig {
@@ -51,6 +64,10 @@ impl StoreConfig {
             objects: None,
             read_cache_bytes: 256 << 20,
             clock: system_clock(),
+            writer: None,
+            wait_for_writer: false,
+            delete_grace: Duration::from_secs(300),
+            max_unpublished_bytes: 1 << 30,
         }
     }
 }
@@ -70,6 +87,10 @@ impl std::fmt::Debug for StoreConfig {
             .field("objects", &self.objects)
             .field("read_cache_bytes", &self.read_cache_bytes)
             .field("clock", &format_args!("{clock}"))
+            .field("writer", &self.writer)
+            .field("wait_for_writer", &self.wait_for_writer)
+            .field("delete_grace", &self.delete_grace)
+            .field("max_unpublished_bytes", &self.max_unpublished_bytes)
             .finish()
     }
 }

@@ -37,6 +37,45 @@ pub enum StoreError {
     /// The store was opened read-only.
     #[error("the store at {0} is open read-only")]
     ReadOnly(PathBuf),
+    /// A writer ID that cannot name a slot.
+    #[error("writer ID {0:?}: use 1 to 64 letters, digits, `_`, `-` or `.`, not starting with `.`")]
+    BadWriterId(String),
+    /// Another live process holds the writer slot asked for.
+    #[error(
+        "writer slot {id} of {dir} is held by {}; each process writes its own slot: give another --writer-id (or none, to take a free one), or stop that process",
+        holder.as_ref().map_or_else(|| "another process".to_string(), |h| h.to_string())
+    )]
+    WriterHeld {
+        /// The slot.
+        id: String,
+        /// Who holds it, as its lock file says.
+        holder: Option<super::Holder>,
+        /// The store root.
+        dir: PathBuf,
+    },
+    /// Another process published this writer's manifest since this one read it: two
+    /// processes (on different hosts) use one writer ID on one bucket.
+    #[error(
+        "{path}: another process published this writer's manifest; two processes use the same writer ID on this bucket. This one stops publishing (its acknowledged rows stay in its WAL); give each process its own --writer-id"
+    )]
+    Conflict {
+        /// The manifest's location.
+        path: PathBuf,
+    },
+    /// Publication has been failing and the unpublished rows reached their bound.
+    #[error(
+        "the store at {dir} refuses new rows: {bytes} bytes are waiting to be published (limit {limit}) because publication keeps failing: {last_error}"
+    )]
+    Full {
+        /// The store root.
+        dir: PathBuf,
+        /// Bytes in the WAL waiting for publication.
+        bytes: u64,
+        /// The bound (`StoreConfig::max_unpublished_bytes`).
+        limit: u64,
+        /// Why publication fails.
+        last_error: String,
+    },
     /// The store stopped acknowledging after a WAL failure.
     #[error("the store at {0} stopped after a write or fsync failure; restart it to recover from the WAL")]
     Stopped(PathBuf),

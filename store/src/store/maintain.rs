@@ -2,12 +2,12 @@
 //! partition's raw files, retention; and the background worker that runs it (and publishes
 //! a buffer that is due).
 
-use super::read::read_file;
+use super::read::{read_file, replaced_path};
 use super::{Shared, Store, StoreError};
-use crate::manifest::{FileEntry, day_start};
+use crate::manifest::{FileEntry, Garbage, day_start};
 use crate::rows::{DistributionRow, Resolution, Rows, ScalarKind, ScalarRow, SeriesKey};
 use crate::table::Table;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -34,18 +34,28 @@ impl Shared {
     /// maintains every `maintenance_every`, as of the configured clock's time.
     pub(super) fn run_worker(&self, woken: &std::sync::mpsc::Receiver<()>) {
         let mut last_maintenance = Instant::now();
+        // After a failed publication (disk full, bucket unreachable) the next try waits
+        // 1 s, 2 s, 4 s … up to a minute; the rows stay in the WAL meanwhile.
+        let mut retry_at = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
-            let _ = woken.recv_timeout(Duration::from_millis(500));
+            let _ = woken.recv_timeout(self.tick());
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let due = {
+            self.sync_wal_if_due();
+            let (due, failures) = {
                 let i = self.lock();
-                i.buffer.len() >= self.config.buffer_rows
-                    || i.buffered_since.is_some_and(|t| t.elapsed() >= self.config.publish_after)
+                let due = i.buffer.len() >= self.config.buffer_rows
+                    || i.buffered_since.is_some_and(|t| t.elapsed() >= self.config.publish_after);
+                (due, i.publish_failures)
             };
-            if due && let Err(e) = self.publish() {
-                tracing::error!(error = %e, "publishing Parquet files failed; rows stay in the WAL");
+            if due
+                && Instant::now() >= retry_at
+                && let Err(e) = self.publish()
+            {
+                let wait = Duration::from_secs(1 << failures.min(6)).min(Duration::from_secs(60));
+                retry_at = Instant::now() + wait;
+                tracing::error!(error = %e, retry_in = ?wait, "publishing Parquet files failed; rows stay in the WAL");
             }
             if let Some(every) = self.config.maintenance_every
                 && last_maintenance.elapsed() >= every
@@ -59,7 +69,17 @@ impl Shared {
         }
     }
 
-    /// Compacts, rolls up and applies retention, as of `now_ms`.
+    /// How often the worker wakes: twice per group-commit interval, at most every 500 ms.
+    fn tick(&self) -> Duration {
+        let cap = Duration::from_millis(500);
+        match self.config.durability {
+            crate::wal::Durability::Interval(d) => (d / 2).clamp(Duration::from_millis(1), cap),
+            _ => cap,
+        }
+    }
+
+    /// Compacts, rolls up and applies retention, as of `now_ms`; deletes files whose grace
+    /// period has passed and files a crash left unlisted.
     fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, StoreError> {
         let mut report = MaintenanceReport::default();
         self.publish()?;
@@ -74,8 +94,13 @@ impl Shared {
             Ok(rows)
         };
 
-        // Roll-ups: a day's 1m and 1h rows are recomputed from all its raw rows when raw
-        // rows arrived since they were made (their `source_rows` no longer matches).
+        // Roll-ups. A raw file's `rolled_up` says its rows are in its day's 1m and 1h rows;
+        // the roll-ups' `source_rows` counts the raw rows they hold. When every raw row
+        // they were made from is still here, a day with new raw rows is rolled up again
+        // from all of them (gauges then keep their latest value exactly). When some have
+        // expired (a late or backfilled row for an old day), the new rows are merged into
+        // the stored roll-ups instead: recomputing from what is left would lose the rest.
+        let mut rolled: HashSet<String> = HashSet::new();
         let mut days: BTreeMap<(Table, String), Vec<&FileEntry>> = BTreeMap::new();
         for f in manifest.files.iter().filter(|f| f.table != Table::Events) {
             days.entry((f.table, f.date.clone())).or_default().push(f);
@@ -83,29 +108,49 @@ impl Shared {
         for files in days.values() {
             let raw: Vec<&FileEntry> =
                 files.iter().copied().filter(|f| f.resolution == Resolution::Raw).collect();
+            let ups: Vec<&FileEntry> =
+                files.iter().copied().filter(|f| f.resolution != Resolution::Raw).collect();
             let raw_rows: u64 = raw.iter().map(|f| f.rows).sum();
-            let rolled: Vec<FileEntry> =
-                files.iter().filter(|f| f.resolution != Resolution::Raw).map(|f| (*f).clone()).collect();
-            let fresh = !rolled.is_empty() && rolled.iter().all(|f| f.source_rows == raw_rows);
-            if raw.is_empty() || fresh {
+            let up_source = ups.first().map_or(0, |f| f.source_rows);
+            // Manifests written before the flag: roll-ups made from exactly today's raw
+            // rows cover them all.
+            let legacy = !ups.is_empty() && raw.iter().all(|f| !f.rolled_up) && up_source == raw_rows;
+            let is_rolled = |f: &FileEntry| f.rolled_up || legacy;
+            let fresh: Vec<&FileEntry> = raw.iter().copied().filter(|f| !is_rolled(f)).collect();
+            if fresh.is_empty() {
+                rolled.extend(raw.iter().map(|f| f.path.clone()));
                 continue;
             }
-            let rows = read_all(&raw)?;
-            let mut up = roll_up(&rows, Resolution::Minute);
-            up.append(&mut roll_up(&rows, Resolution::Hour));
+            let present: u64 = raw.iter().filter(|f| is_rolled(f)).map(|f| f.rows).sum();
+            let (up, source_rows) = if ups.is_empty() || present == up_source {
+                let rows = read_all(&raw)?;
+                let mut up = roll_up(&rows, Resolution::Minute);
+                up.append(&mut roll_up(&rows, Resolution::Hour));
+                (up, raw_rows)
+            } else {
+                let rows = read_all(&fresh)?;
+                let mut up = roll_up(&rows, Resolution::Minute);
+                up.append(&mut roll_up(&rows, Resolution::Hour));
+                let stored = read_all(&ups)?;
+                (merge_rolled(stored, up), up_source + fresh.iter().map(|f| f.rows).sum::<u64>())
+            };
             report.rolled_up_rows += up.len();
-            replace.push((rolled, up, raw_rows));
+            rolled.extend(raw.iter().map(|f| f.path.clone()));
+            replace.push((ups.into_iter().cloned().collect(), up, source_rows));
         }
-        // Compaction: the raw files of one hour (events: of one day) into one.
-        let mut groups: BTreeMap<(Table, String, i64), Vec<&FileEntry>> = BTreeMap::new();
+        // Compaction: the raw files of one hour (events: of one day) into one; files rolled
+        // up and files not yet rolled up are kept apart.
+        let is_rolled = |f: &FileEntry| f.rolled_up || rolled.contains(&f.path);
+        let mut groups: BTreeMap<(Table, String, i64, bool), Vec<&FileEntry>> = BTreeMap::new();
         for f in manifest.files.iter().filter(|f| f.resolution == Resolution::Raw) {
             let hour = if f.table == Table::Events { 0 } else { f.min_ms.div_euclid(3_600_000) };
-            groups.entry((f.table, f.date.clone(), hour)).or_default().push(f);
+            groups.entry((f.table, f.date.clone(), hour, is_rolled(f))).or_default().push(f);
         }
-        for files in groups.into_values().filter(|g| g.len() > 1) {
+        let mut compacted: Vec<(Vec<FileEntry>, Rows, bool)> = Vec::new();
+        for ((.., flag), files) in groups.into_iter().filter(|g| g.1.len() > 1) {
             let rows = read_all(&files)?;
             report.compacted_files += files.len();
-            replace.push((files.into_iter().cloned().collect(), rows, 0));
+            compacted.push((files.into_iter().cloned().collect(), rows, flag));
         }
         // Retention: whole partitions past their resolution's age, roll-ups written in this
         // pass included.
@@ -125,11 +170,36 @@ impl Shared {
             added.extend(written);
             removed.extend(old);
         }
+        for (old, rows, flag) in compacted {
+            let mut written = self.write_files(rows)?;
+            written.iter_mut().for_each(|f| f.rolled_up = flag);
+            added.extend(written);
+            removed.extend(old);
+        }
+        // Replaced and expired files stay readable for the grace period (a reader may
+        // still hold the previous manifest); then they are deleted.
+        let clock_ms = self.config.clock.now().as_millis() as i64;
+        let grace_ms = i64::try_from(self.config.delete_grace.as_millis()).unwrap_or(i64::MAX);
+        let mut due = Vec::new();
         {
             let mut m = self.lock().manifest.clone();
             m.next_file = self.next_file.load(Ordering::Relaxed);
             m.files.retain(|f| !removed.iter().any(|r| r.path == f.path));
+            for f in m.files.iter_mut().filter(|f| rolled.contains(&f.path)) {
+                f.rolled_up = true;
+            }
             m.files.extend(added.iter().filter(|f| !is_expired(f)).cloned());
+            let mut seen: HashSet<String> = m.garbage.iter().map(|g| g.path.clone()).collect();
+            for f in &removed {
+                if seen.insert(f.path.clone()) {
+                    m.garbage.push(Garbage { path: f.path.clone(), since_ms: clock_ms });
+                }
+            }
+            let (gone, keep): (Vec<Garbage>, Vec<Garbage>) = std::mem::take(&mut m.garbage)
+                .into_iter()
+                .partition(|g| clock_ms.saturating_sub(g.since_ms) >= grace_ms);
+            m.garbage = keep;
+            due.extend(gone.into_iter().map(|g| g.path));
             self.write_manifest(&m)?;
             let mut inner = self.lock();
             let started = Instant::now();
@@ -137,10 +207,58 @@ impl Shared {
             self.bump();
             inner.longest_hold = inner.longest_hold.max(started.elapsed());
         }
-        for f in removed.iter().chain(added.iter().filter(|f| is_expired(f))) {
+        // Unlisted now: out of the Hive layout (so a glob over it counts each row once),
+        // still readable where a reader holding the previous manifest looks next.
+        for f in &removed {
+            if let Err(e) = self.objects.rename(&f.path, &replaced_path(&f.path)) {
+                tracing::warn!(error = %e, file = %f.path, "could not move a replaced file aside");
+            }
+        }
+        for path in &due {
+            self.objects.delete(&replaced_path(path));
+            self.objects.delete(path); // if a crash came before it was moved aside
+        }
+        // Roll-ups of a day already past retention were never listed: no reader has them.
+        for f in added.iter().filter(|f| is_expired(f)) {
             self.objects.delete(&f.path);
         }
+        let m = self.lock().manifest.clone();
+        super::open::collect_orphans(&*self.objects, &self.writer_id, &m, clock_ms, self.config.delete_grace);
         Ok(report)
+    }
+}
+
+/// Merges newly rolled-up rows into stored roll-up rows of the same resolution, series and
+/// start: distributions merge exactly, counters add; for gauges the stored value stays (it
+/// came from later raw rows than a late arrival, as far as anyone can tell once the raw
+/// rows are gone) and a new one fills only a bucket that had none.
+fn merge_rolled(stored: Rows, new: Rows) -> Rows {
+    let mut dists: BTreeMap<(Resolution, SeriesKey, i64), DistributionRow> = BTreeMap::new();
+    for r in stored.distributions.into_iter().chain(new.distributions) {
+        match dists.entry((r.resolution, r.series.clone(), r.start_ms)) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&r),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(r);
+            }
+        }
+    }
+    let mut scalars: BTreeMap<(Resolution, SeriesKey, i64), ScalarRow> = BTreeMap::new();
+    for r in stored.scalars.into_iter().chain(new.scalars) {
+        match scalars.entry((r.resolution, r.series.clone(), r.start_ms)) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                if r.kind == ScalarKind::Counter {
+                    e.get_mut().value += r.value;
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(r);
+            }
+        }
+    }
+    Rows {
+        distributions: dists.into_values().collect(),
+        scalars: scalars.into_values().collect(),
+        events: Vec::new(),
     }
 }
 

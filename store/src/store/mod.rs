@@ -12,7 +12,9 @@
 //! - `read`: [`ReadRequest`] and the read paths, with read-your-writes;
 //! - `cache`: the decoded-file cache behind reads;
 //! - `maintain`: roll-ups, compaction, retention, and the background worker;
-//! - `verify`: reading every file back to find damage.
+//! - `verify`: reading every file back to find damage;
+//! - `slot`: the writer slots and their locks;
+//! - `sources`: what a reader sees of one writer slot (its manifest and unpublished rows).
 
 mod cache;
 mod config;
@@ -21,6 +23,8 @@ mod maintain;
 mod open;
 mod publish;
 mod read;
+mod slot;
+mod sources;
 mod verify;
 
 #[cfg(test)]
@@ -31,6 +35,9 @@ pub use error::StoreError;
 pub use maintain::MaintenanceReport;
 pub use open::Recovery;
 pub use read::ReadRequest;
+pub use slot::Holder;
+pub(crate) use slot::WRITERS as WRITERS_DIR;
+pub use sources::{WriterInfo, list_writers};
 pub use verify::verify_dir;
 
 use crate::fs::Fs;
@@ -45,9 +52,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The manifest's name among the objects.
+/// The manifest's name in a slot (and, for stores written before slots, at the root).
 const MANIFEST: &str = "manifest.json";
-/// The WAL's directory in the data directory.
+/// The WAL's directory in a slot (and, before slots, at the root).
 const WAL_DIR: &str = "wal";
 
 /// The durable columnar store. Implements [`Sink`]: a snapshot is acknowledged once its rows
@@ -68,10 +75,18 @@ struct Inner {
     /// When the oldest buffered row arrived (wall time, for `publish_after`).
     buffered_since: Option<Instant>,
     manifest: Manifest,
+    /// The manifest object's version (its ETag in a bucket), for the conditional put that
+    /// keeps a second process claiming this writer ID on another host from publishing.
+    manifest_version: Option<String>,
+    /// The other writer slots, as last read (a read-only store: all of them).
+    peers: Vec<sources::Source>,
     seq: u64,
     stopped: bool,
     longest_ack: Duration,
     longest_hold: Duration,
+    /// Publications that failed in a row (the worker backs off by it), and the last error.
+    publish_failures: u32,
+    last_publish_error: Option<String>,
 }
 
 /// The state the [`Store`] handle and its background worker share.
@@ -119,6 +134,15 @@ struct Shared {
     generation: AtomicU64,
     read_only: bool,
     cache: Mutex<FileCache>,
+    /// This writer's slot, held for the store's life (`None` when read-only). Never read:
+    /// holding it is the point.
+    _slot: Option<slot::SlotLock>,
+    /// This writer's slot ID (empty when read-only).
+    writer_id: String,
+    /// Random per open, in every file name this writer writes: two processes that claim one
+    /// writer ID on a bucket (hosts share no lock) never overwrite each other's files
+    /// before the manifest's conditional put stops one of them.
+    nonce: u32,
 }
 
 impl Store {
@@ -127,9 +151,23 @@ impl Store {
         &self.shared.config.dir
     }
 
-    /// The current manifest.
+    /// The manifest of this writer's slot; for a read-only store, the files of every slot
+    /// in one list (`next_file` and `covered_seq` then mean nothing).
     pub fn manifest(&self) -> Manifest {
-        self.shared.lock().manifest.clone()
+        let inner = self.shared.lock();
+        if !self.shared.read_only {
+            return inner.manifest.clone();
+        }
+        let mut all = Manifest::default();
+        for p in &inner.peers {
+            all.files.extend(p.manifest.files.iter().cloned());
+        }
+        all
+    }
+
+    /// The writer slot this store writes (`None` when read-only).
+    pub fn writer_id(&self) -> Option<&str> {
+        (!self.shared.read_only).then_some(self.shared.writer_id.as_str())
     }
 
     /// A number that changes whenever the rows a read can see change: an answer computed
@@ -157,6 +195,11 @@ impl Shared {
     /// Records that what a read can see changed (append, publication, maintenance, refresh).
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Where this writer's objects live, relative to the store root: `writers/<id>/<rel>`.
+    fn own(&self, rel: &str) -> String {
+        format!("{}/{}/{rel}", slot::WRITERS, self.writer_id)
     }
 }
 

@@ -31,14 +31,22 @@ impl Store {
         (i.longest_ack, i.longest_hold)
     }
 
-    /// Bytes in the WAL (acknowledged rows not yet in Parquet, framed).
+    /// Bytes in the WAL (acknowledged rows not yet in Parquet, framed); for a read-only
+    /// store, in every slot's WAL as last read.
     pub fn wal_bytes(&self) -> u64 {
-        self.shared.lock().wal.as_ref().map_or(0, Wal::len)
+        let inner = self.shared.lock();
+        let peers: u64 =
+            if self.shared.read_only { inner.peers.iter().map(|p| p.wal_bytes).sum() } else { 0 };
+        inner.wal.as_ref().map_or(0, Wal::len) + peers
     }
 
-    /// Rows acknowledged but not yet in Parquet files.
+    /// Rows acknowledged but not yet in Parquet files; for a read-only store, in every
+    /// slot's WAL as last read.
     pub fn buffered_rows(&self) -> usize {
-        self.shared.lock().buffer.len()
+        let inner = self.shared.lock();
+        let peers: usize =
+            if self.shared.read_only { inner.peers.iter().map(|p| p.buffer.len()).sum() } else { 0 };
+        inner.buffer.len() + peers
     }
 }
 
@@ -51,6 +59,20 @@ impl Shared {
         let Some(wal) = inner.wal.as_mut() else { return Err(StoreError::ReadOnly(dir)) };
         if inner.stopped || wal.is_stopped() {
             return Err(StoreError::Stopped(dir));
+        }
+        // Refused before the WAL write: a refusal is never an acknowledgement, and nothing
+        // acknowledged is dropped; the WAL is exactly the rows waiting for publication.
+        let limit = self.config.max_unpublished_bytes;
+        if wal.len() >= limit {
+            return Err(StoreError::Full {
+                dir,
+                bytes: wal.len(),
+                limit,
+                last_error: inner
+                    .last_publish_error
+                    .clone()
+                    .unwrap_or_else(|| "publication has not caught up with appends".into()),
+            });
         }
         let seq = inner.seq + 1;
         let entry = WalEntry { seq, rows };
@@ -79,9 +101,27 @@ impl Shared {
         Ok(seq)
     }
 
+    /// Publishes the buffer (below), and keeps count of failures in a row for the
+    /// worker's back-off and the refusal message.
+    pub(super) fn publish(&self) -> Result<(), StoreError> {
+        let result = self.publish_once();
+        let mut inner = self.lock();
+        match &result {
+            Ok(()) => {
+                inner.publish_failures = 0;
+                inner.last_publish_error = None;
+            }
+            Err(e) => {
+                inner.publish_failures = inner.publish_failures.saturating_add(1);
+                inner.last_publish_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
     /// Publishes the buffer: seals the WAL segment, writes the rows as Parquet, swaps in a
     /// manifest that lists the files, then deletes the WAL segments it covers.
-    pub(super) fn publish(&self) -> Result<(), StoreError> {
+    fn publish_once(&self) -> Result<(), StoreError> {
         let _one = self.publish_lock.lock().unwrap_or_else(|p| p.into_inner());
         // The next WAL segment is created (with its fsyncs) before `inner` is taken to
         // switch to it.
@@ -164,9 +204,23 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes `m` the durable manifest (atomically replaced).
+    /// Makes `m` this writer's durable manifest (atomically replaced). In a bucket the put
+    /// is conditional on the version this writer last read or wrote: if another process
+    /// published under the same writer ID, this one stops instead of overwriting it.
     pub(super) fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
-        self.objects.put(MANIFEST, &m.encode())
+        let version = self.lock().manifest_version.clone();
+        match self.objects.put_versioned(&self.own(MANIFEST), &m.encode(), version.as_deref()) {
+            Ok(v) => {
+                self.lock().manifest_version = v;
+                Ok(())
+            }
+            Err(e @ StoreError::Conflict { .. }) => {
+                self.lock().stopped = true;
+                tracing::error!(error = %e, "writer ID conflict: this store stops");
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes rows as one file per (table, resolution, date), and per hour for raw rows
@@ -195,11 +249,12 @@ impl Shared {
                 problem: format!("encoding Parquet: {e}"),
             })?;
             let id = self.next_file.fetch_add(1, Ordering::Relaxed);
-            let rel = format!(
-                "{}/date={date}/resolution={}/part-{id:08}.parquet",
+            let rel = self.own(&format!(
+                "{}/date={date}/resolution={}/part-{id:08}-{:08x}.parquet",
                 table.as_str(),
-                resolution.as_str()
-            );
+                resolution.as_str(),
+                self.nonce
+            ));
             self.objects.put(&rel, &bytes)?;
             out.push(FileEntry {
                 table,
@@ -211,6 +266,7 @@ impl Shared {
                 min_ms,
                 max_ms,
                 source_rows: 0,
+                rolled_up: false,
             });
         }
         Ok(out)
@@ -226,4 +282,18 @@ fn time_range(rows: &Rows) -> (i64, i64) {
         .chain(rows.scalars.iter().map(|r| r.start_ms))
         .chain(rows.events.iter().map(|r| r.time_ms));
     times.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)))
+}
+
+impl Shared {
+    /// Group commit's timer: syncs the WAL when `Durability::Interval(d)` has appends older
+    /// than `d` and no append came to sync them.
+    pub(super) fn sync_wal_if_due(&self) {
+        let mut inner = self.lock();
+        if let Some(wal) = inner.wal.as_mut()
+            && let Err(e) = wal.sync_if_due()
+        {
+            inner.stopped = true;
+            tracing::error!(error = %e, "WAL fsync failed; the store stops acknowledging");
+        }
+    }
 }

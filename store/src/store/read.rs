@@ -120,9 +120,9 @@ impl Store {
 impl Shared {
     fn read_parts(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
         match self.read_parts_once(req) {
-            // A read-only view can list a file the writer's compaction has since replaced:
-            // look at the current manifest and read again, once.
-            Err(StoreError::MissingFile { .. }) if self.read_only => {
+            // Another slot's file may have been replaced by its writer's compaction (and its
+            // grace period passed) since we read that slot: read the slots again, once.
+            Err(StoreError::MissingFile { .. }) => {
                 self.refresh()?;
                 self.read_parts_once(req)
             }
@@ -133,22 +133,22 @@ impl Shared {
     fn read_parts_once(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
         let (files, pending) = {
             let inner = self.lock();
-            let files: Vec<FileEntry> = inner
-                .manifest
-                .files
-                .iter()
-                .filter(|f| {
-                    f.table == req.table
-                        && f.resolution == req.resolution
-                        && f.min_ms < req.to_ms
-                        && f.max_ms >= req.from_ms
-                })
-                .cloned()
-                .collect();
-            // Acknowledged rows not in a listed file yet: being published, or buffered.
+            let wanted = |f: &&FileEntry| {
+                f.table == req.table
+                    && f.resolution == req.resolution
+                    && f.min_ms < req.to_ms
+                    && f.max_ms >= req.from_ms
+            };
+            // This writer's files and every other slot's: their paths never collide.
+            let listed =
+                inner.manifest.files.iter().chain(inner.peers.iter().flat_map(|p| p.manifest.files.iter()));
+            let files: Vec<FileEntry> = listed.filter(wanted).cloned().collect();
+            // Acknowledged rows not in a listed file yet: being published, or buffered,
+            // here or in another slot's WAL.
             let mut pending = Rows::default();
             if req.resolution == Resolution::Raw {
-                for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]) {
+                let peers = inner.peers.iter().map(|p| &*p.buffer);
+                for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]).chain(peers) {
                     req.copy_into(rows, &mut pending);
                 }
             }
@@ -174,9 +174,25 @@ pub(super) fn read_file(
     tags: &[(String, String)],
 ) -> Result<Rows, StoreError> {
     let path = objects.location(&f.path);
-    let bytes = objects.get(&f.path)?.ok_or_else(|| StoreError::MissingFile { path: path.clone() })?;
+    // A file replaced by compaction waits out its grace period moved aside, out of the
+    // Hive layout's glob, where a reader holding the previous manifest still finds it.
+    let bytes = match objects.get(&f.path)? {
+        Some(b) => b,
+        None => objects
+            .get(&replaced_path(&f.path))?
+            .ok_or_else(|| StoreError::MissingFile { path: path.clone() })?,
+    };
     let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
         .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
     rows_from(f.table, f.resolution, &batches)
         .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
+}
+
+/// Where a replaced file waits out its grace period: `writers/<id>/.replaced/<the rest>`.
+pub(super) fn replaced_path(path: &str) -> String {
+    let mut parts = path.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(w), Some(id), Some(rest)) if w == super::slot::WRITERS => format!("{w}/{id}/.replaced/{rest}"),
+        _ => format!(".replaced/{path}"),
+    }
 }

@@ -1,0 +1,248 @@
+//! Writer slots: every writing process holds an exclusive lock on one slot of the store root,
+//! `writers/<id>/`, for its whole life, and writes only there (its WAL, its manifest, its
+//! Parquet files). The lock is an `flock` on `writers/<id>/LOCK`, so the operating system
+//! releases it when the process dies, however it dies; whoever claims the slot next replays
+//! its WAL. Readers take no lock: they list the slots and merge their manifests.
+
+use super::StoreError;
+use modelwatch_agent::Clock;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The directory of the writer slots under the store root.
+pub(crate) const WRITERS: &str = "writers";
+/// The lock file in a slot.
+const LOCK: &str = "LOCK";
+/// The slot that adopts a store written before slots existed (a `manifest.json` and `wal/`
+/// at the root).
+pub(crate) const LEGACY_SLOT: &str = "w0";
+
+/// Who holds a slot, as its lock file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// Process ID.
+    pub pid: u32,
+    /// Host name.
+    pub host: String,
+    /// When it claimed the slot (RFC 3339, UTC).
+    pub since: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {} since {}", self.pid, self.host, self.since)
+    }
+}
+
+/// A claimed slot: the lock is held as long as this value lives.
+#[derive(Debug)]
+pub(crate) struct SlotLock {
+    pub id: String,
+    _file: File,
+}
+
+/// Whether `id` can name a slot: 1 to 64 of `[A-Za-z0-9_.-]`, not starting with a dot.
+pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok { Ok(()) } else { Err(StoreError::BadWriterId(id.to_string())) }
+}
+
+/// The local directory of slot `id`.
+pub(crate) fn slot_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(WRITERS).join(id)
+}
+
+/// The slots that exist in the local directory, sorted (`w2` before `w10`).
+pub(crate) fn local_slots(root: &Path) -> Result<Vec<String>, StoreError> {
+    let dir = root.join(WRITERS);
+    let mut ids = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|id| check_id(id).is_ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(StoreError::Io { path: dir, source }),
+    };
+    sort_ids(&mut ids);
+    Ok(ids)
+}
+
+/// Sorts slot IDs with the numbered slots (`w0`, `w1`, … `w10`) first, by number.
+pub(crate) fn sort_ids(ids: &mut [String]) {
+    ids.sort_by_key(|id| (numbered(id).unwrap_or(u64::MAX), id.clone()));
+}
+
+/// The number of an automatically numbered slot `w<N>`.
+fn numbered(id: &str) -> Option<u64> {
+    id.strip_prefix('w').filter(|n| !n.is_empty() && !n.starts_with('+')).and_then(|n| n.parse().ok())
+}
+
+/// Claims slot `id`: `Ok(None)` when a live process holds it (with `wait`, blocks until it
+/// is free instead).
+pub(crate) fn try_claim(
+    root: &Path,
+    id: &str,
+    wait: bool,
+    clock: &dyn Clock,
+) -> Result<Option<SlotLock>, StoreError> {
+    check_id(id)?;
+    let dir = slot_dir(root, id);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    create_durable(&dir)?;
+    let path = dir.join(LOCK);
+    // Neither truncated nor rewritten before the lock is ours: the holder's details stay.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(&path))?;
+    if wait {
+        file.lock().map_err(io(&path))?;
+    } else {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
+    }
+    let since = crate::manifest::rfc3339_secs(clock.now().as_millis() as i64);
+    let me = format!("pid={}\nhost={}\nsince={since}\n", std::process::id(), host_name());
+    file.set_len(0).map_err(io(&path))?;
+    file.rewind().map_err(io(&path))?;
+    file.write_all(me.as_bytes()).map_err(io(&path))?;
+    Ok(Some(SlotLock { id: id.to_string(), _file: file }))
+}
+
+/// Claims `id`, or fails at once naming the process that holds it.
+pub(crate) fn claim(root: &Path, id: &str, wait: bool, clock: &dyn Clock) -> Result<SlotLock, StoreError> {
+    try_claim(root, id, wait, clock)?.ok_or_else(|| StoreError::WriterHeld {
+        id: id.to_string(),
+        holder: holder(root, id),
+        dir: root.into(),
+    })
+}
+
+/// Claims the lowest-numbered free slot `w<N>`, creating the next one when all are held.
+pub(crate) fn claim_free(root: &Path, clock: &dyn Clock) -> Result<SlotLock, StoreError> {
+    let taken = local_slots(root)?;
+    for id in taken.iter().filter(|id| numbered(id).is_some()) {
+        if let Some(lock) = try_claim(root, id, false, clock)? {
+            return Ok(lock);
+        }
+    }
+    // Another process may create the same new slot at the same moment: the lock decides,
+    // and the loser moves on to the next number.
+    let mut n = taken.iter().filter_map(|id| numbered(id)).max().map_or(0, |m| m + 1);
+    loop {
+        if let Some(lock) = try_claim(root, &format!("w{n}"), false, clock)? {
+            return Ok(lock);
+        }
+        n += 1;
+    }
+}
+
+/// Whether slot `id` is held by a live process (without claiming it).
+pub(crate) fn is_held(root: &Path, id: &str) -> bool {
+    let path = slot_dir(root, id).join(LOCK);
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else { return false };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Who holds slot `id`, as its lock file says (`None` if it cannot be read).
+pub(crate) fn holder(root: &Path, id: &str) -> Option<Holder> {
+    let mut text = String::new();
+    File::open(slot_dir(root, id).join(LOCK)).ok()?.read_to_string(&mut text).ok()?;
+    let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix('=')).map(str::to_string);
+    Some(Holder { pid: field("pid")?.parse().ok()?, host: field("host")?, since: field("since")? })
+}
+
+/// This machine's name, for lock files and messages.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Creates `dir` and its missing parents, fsyncing each new entry into its parent, so a
+/// slot's directory survives a power cut.
+fn create_durable(dir: &Path) -> Result<(), StoreError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d);
+        at = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(StoreError::Io { path: d.into(), source }),
+        }
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(parent)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| StoreError::Io { path: parent.into(), source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelwatch_agent::{ManualClock, Timestamp};
+
+    fn clock() -> ManualClock {
+        ManualClock::new(Timestamp::from_secs(1_764_115_200))
+    }
+
+    #[test]
+    fn a_held_slot_is_refused_naming_its_holder_and_free_slots_are_taken_lowest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = clock();
+        let a = claim_free(dir.path(), &c).unwrap();
+        let b = claim_free(dir.path(), &c).unwrap();
+        assert_eq!((a.id.as_str(), b.id.as_str()), ("w0", "w1"));
+        let err = claim(dir.path(), "w0", false, &c).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("w0") && msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(msg.contains("2025-11-26T00:00:00Z"), "{msg}");
+        assert!(is_held(dir.path(), "w1"));
+        drop(a);
+        assert!(!is_held(dir.path(), "w0"));
+        assert_eq!(claim_free(dir.path(), &c).unwrap().id, "w0", "the freed slot is reused");
+    }
+
+    #[test]
+    fn ids_are_checked_and_sorted_by_number() {
+        assert!(check_id("pod-a_1.x").is_ok());
+        for bad in ["", ".hidden", "a/b", "é", &"x".repeat(65)] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        let mut ids: Vec<String> = ["w10", "pod", "w2", "w0"].map(String::from).to_vec();
+        sort_ids(&mut ids);
+        assert_eq!(ids, ["w0", "w2", "w10", "pod"]);
+    }
+}
