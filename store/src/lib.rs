@@ -68,7 +68,7 @@ pub use manifest::{FileEntry, Manifest};
 pub use wal::{Durability, WalDamage, WalError};
 // Where files live; the root package publishes its own files (baselines, trigger state)
 // through the same durable `publish`, and fault tests open a store over their own `Fs`.
-pub use fs::{Fs, RealFs, publish};
+pub use fs::{AppendFile, Fs, RealFs, publish};
 pub use objects::ObjectStoreConfig;
 
 // For the fuzz target `fuzz/fuzz_targets/wal_reader.rs` only (the cargo-fuzz crate is

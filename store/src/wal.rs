@@ -10,7 +10,7 @@
 //! first damaged one (short header, impossible length, truncated payload, CRC mismatch,
 //! undecodable payload) and reports the damage's offset; it never panics.
 
-use crate::fs::{Fs, publish};
+use crate::fs::{AppendFile, Fs, publish};
 use crate::rows::Rows;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -200,6 +200,8 @@ pub struct Wal {
     dir: PathBuf,
     durability: Durability,
     active: PathBuf,
+    /// The active segment, open: appends and fsyncs go through this one descriptor.
+    file: Box<dyn AppendFile>,
     active_index: u64,
     active_last_seq: u64,
     sealed: Vec<Sealed>,
@@ -269,11 +271,13 @@ impl Wal {
         if indices.is_empty() {
             publish(&*fs, &active, &header()).map_err(|e| io(&active, "create", e))?;
         }
+        let file = fs.open_append(&active).map_err(|e| io(&active, "open", e))?;
         let wal = Wal {
             fs,
             dir: dir.to_path_buf(),
             durability,
             active,
+            file,
             active_index,
             active_last_seq: last_seq,
             sealed,
@@ -318,7 +322,7 @@ impl Wal {
             return Err(WalError::Stopped(self.dir.clone()));
         }
         let frame = encode(entry);
-        if let Err(e) = self.fs.append(&self.active, &frame) {
+        if let Err(e) = self.file.write_all(&frame) {
             return Err(self.fail("append", e));
         }
         self.bytes += frame.len() as u64;
@@ -339,7 +343,7 @@ impl Wal {
         if !self.dirty {
             return Ok(());
         }
-        if let Err(e) = self.fs.sync(&self.active) {
+        if let Err(e) = self.file.sync_data() {
             return Err(self.fail("fsync", e));
         }
         self.dirty = false;
@@ -368,6 +372,10 @@ impl Wal {
         let next = self.dir.join(segment_name(self.active_index + 1));
         if !prepared && let Err(e) = publish(&*self.fs, &next, &header()) {
             return Err(self.fail("rotate", e));
+        }
+        match self.fs.open_append(&next) {
+            Ok(f) => self.file = f,
+            Err(e) => return Err(self.fail("rotate", e)),
         }
         let old = std::mem::replace(&mut self.active, next);
         self.sealed.push(Sealed { path: old.clone(), last_seq: self.active_last_seq });
