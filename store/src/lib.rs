@@ -65,7 +65,10 @@ pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRo
 pub use table::{FORMAT_VERSION, Table};
 // What `Store::manifest`, `Store::recovery` and `StoreError` carry.
 pub use manifest::{FileEntry, Manifest};
-pub use wal::{Durability, WalDamage, WalError};
+pub use wal::{
+    DamageKind, Durability, RepairAction, RepairReport, SegmentRepair, SegmentReport, SegmentState,
+    WalDamage, WalError, WalGap, WalReport, inspect as inspect_wal, repair as repair_wal,
+};
 // Where files live; the root package publishes its own files (baselines, trigger state)
 // through the same durable `publish`, and fault tests open a store over their own `Fs`.
 pub use fs::{AppendFile, Fs, RealFs, publish};
