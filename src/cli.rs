@@ -163,11 +163,28 @@ pub enum StoreCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Reads every file and the WAL; exits 1 on damage, naming the file and offset.
+    /// Reads every file and every writer slot's WAL; exits 1 on damage that loses or hides
+    /// acknowledged data, naming the file and offset. A WAL tail torn by a crash (never
+    /// acknowledged) is reported and exits 0.
     #[command(after_help = "Example:\n  modelwatch store verify --data ./modelwatch-data")]
     Verify {
         #[command(flatten)]
         data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Shows what repairing a damaged WAL would drop and keep; with --yes, moves each
+    /// damaged segment aside and rewrites it with every intact record before and after the
+    /// damage. Repairs every slot no live process holds, or the one --writer-id names.
+    #[command(
+        after_help = "Example:\n  modelwatch store repair --data ./modelwatch-data\n  modelwatch store repair --data ./modelwatch-data --writer-id w1 --yes"
+    )]
+    Repair {
+        #[command(flatten)]
+        data: DataArg,
+        /// Carry the repair out (without it, only say what it would do).
+        #[arg(long)]
+        yes: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

@@ -27,6 +27,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&env, &args),
         Command::Store(StoreCommand::Inspect { data, format }) => store::inspect(&data, format),
         Command::Store(StoreCommand::Verify { data, format }) => store::verify(&data, format),
+        Command::Store(StoreCommand::Repair { data, yes, format }) => store::repair(&data, yes, format),
         Command::Store(StoreCommand::Compact { data, as_of, wait, format }) => {
             store::compact(&env, &data, as_of.as_deref(), wait, format)
         }

@@ -119,29 +119,75 @@ pub fn verify(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
     if !dir.exists() {
         anyhow::bail!("{}: no such data directory", dir.display());
     }
-    // Read-only: opening the store would cut a damaged WAL tail before we could report it.
-    let (files, problems) = modelwatch_store::verify_dir(dir, data.store_config().objects.as_ref())
+    // Read-only: opening the store would cut a torn WAL tail before we could report it.
+    let v = modelwatch_store::verify_dir(dir, data.store_config().objects.as_ref())
         .with_context(|| format!("verifying {}", dir.display()))?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"files": files, "ok": problems.is_empty(), "problems": problems})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "files": v.files, "writers": v.writers, "ok": v.problems.is_empty(),
+                "problems": v.problems, "notes": v.notes,
+            }))?
         )?,
         Format::Table => {
-            if problems.is_empty() {
-                writeln!(out, "ok: {files} files and the WAL read back intact")?;
-            } else {
-                for p in &problems {
-                    writeln!(out, "damaged: {p}")?;
-                }
+            for p in &v.problems {
+                writeln!(out, "damaged: {p}")?;
+            }
+            for n in &v.notes {
+                writeln!(out, "note: {n}")?;
+            }
+            if v.problems.is_empty() {
+                writeln!(
+                    out,
+                    "ok: {} files and the WAL of {} writer slot{} read back intact",
+                    v.files,
+                    v.writers,
+                    if v.writers == 1 { "" } else { "s" }
+                )?;
             }
         }
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if v.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn repair(data: &DataArg, yes: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let dir = &data.data;
+    if !dir.exists() {
+        anyhow::bail!("{}: no such data directory", dir.display());
+    }
+    let r = modelwatch_store::repair_dir(&data.store_config(), yes)
+        .with_context(|| format!("repairing the WAL of {}", dir.display()))?;
+    let segments: Vec<(&String, &modelwatch_store::SegmentRepair)> =
+        r.reports.iter().flat_map(|(id, rep)| rep.segments.iter().map(move |s| (id, s))).collect();
+    match format {
+        Format::Json => print_json(&serde_json::json!({
+            "applied": yes,
+            "segments": segments.iter().map(|(id, s)| serde_json::json!({
+                "writer": id, "path": s.path.display().to_string(), "what": s.to_string(),
+                "kept_before": s.kept_before, "kept_after": s.kept_after,
+                "dropped": s.dropped.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>(),
+                "moved_to": s.moved_to.as_ref().map(|p| p.display().to_string()),
+            })).collect::<Vec<_>>(),
+            "skipped": r.skipped.iter().map(|(id, who)| serde_json::json!({"writer": id, "held_by": who})).collect::<Vec<_>>(),
+        }))?,
+        Format::Table => {
+            for (id, who) in &r.skipped {
+                println!("skipped writer slot {id}: held by {who}, whose writer opened its WAL intact");
+            }
+            for (id, s) in &segments {
+                println!("{id}: {s}");
+            }
+            if segments.is_empty() {
+                println!("nothing to repair: every WAL segment is intact");
+            } else if !yes {
+                println!("nothing changed; run again with --yes to repair");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn compact(

@@ -60,18 +60,21 @@ mod wal;
 
 // Opening, writing, reading, maintaining and verifying a store.
 pub use store::{
-    Holder, MaintenanceReport, ReadRequest, Recovery, Store, StoreConfig, StoreError, WriterInfo,
-    list_writers, verify_dir,
+    Holder, MaintenanceReport, ReadRequest, Recovery, Repair, Store, StoreConfig, StoreError, Verification,
+    WriterInfo, list_writers, repair_dir, verify_dir,
 };
 // What reads return.
 pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 pub use table::{FORMAT_VERSION, Table};
 // What `Store::manifest`, `Store::recovery` and `StoreError` carry.
 pub use manifest::{FileEntry, Garbage, Manifest};
-pub use wal::{Durability, WalDamage, WalError};
+pub use wal::{
+    DamageKind, Durability, RepairAction, RepairReport, SegmentRepair, SegmentReport, SegmentState,
+    WalDamage, WalError, WalGap, WalReport, inspect as inspect_wal, repair as repair_wal,
+};
 // Where files live; the root package publishes its own files (baselines, trigger state)
 // through the same durable `publish`, and fault tests open a store over their own `Fs`.
-pub use fs::{Fs, RealFs, publish};
+pub use fs::{AppendFile, Fs, RealFs, publish};
 pub use objects::ObjectStoreConfig;
 
 // For the fuzz target `fuzz/fuzz_targets/wal_reader.rs` only (the cargo-fuzz crate is

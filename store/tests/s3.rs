@@ -105,8 +105,8 @@ fn files_and_manifest_live_in_the_bucket_and_survive_a_restart() {
     let hourly =
         ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Hour).tag("metric", "latency_ns");
     assert_eq!(store.read(&hourly).unwrap().distributions.iter().map(|r| r.count).sum::<u64>(), 200);
-    let (files, problems) = verify_dir(dir.path(), config(dir.path(), server.port).objects.as_ref()).unwrap();
-    assert!(files > 0 && problems.is_empty(), "{problems:?}");
+    let v = verify_dir(dir.path(), config(dir.path(), server.port).objects.as_ref()).unwrap();
+    assert!(v.files > 0 && v.problems.is_empty(), "{v:?}");
 }
 
 #[test]

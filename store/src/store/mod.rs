@@ -38,7 +38,7 @@ pub use read::ReadRequest;
 pub use slot::Holder;
 pub(crate) use slot::WRITERS as WRITERS_DIR;
 pub use sources::{WriterInfo, list_writers};
-pub use verify::verify_dir;
+pub use verify::{Repair, Verification, repair_dir, verify_dir};
 
 use crate::fs::Fs;
 use crate::manifest::Manifest;

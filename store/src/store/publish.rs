@@ -143,7 +143,7 @@ impl Shared {
                 return Ok(());
             }
             let dir = self.config.dir.clone();
-            let unsynced = inner.wal.as_mut().ok_or(StoreError::ReadOnly(dir))?.rotate(true)?;
+            let unsynced = inner.wal.as_mut().ok_or(StoreError::ReadOnly(dir))?.seal(true)?;
             inner.buffered_since = None;
             // Readers keep seeing the rows while they are being written (`in_flight`), until
             // the manifest that lists their files replaces them in one step.
@@ -154,9 +154,10 @@ impl Shared {
         };
         // Group commit: the sealed segment's last appends are made durable here; a failure
         // stops the store like any fsync error.
-        if let Some(path) = unsynced
-            && let Err(e) = self.fs.sync(&path)
+        if let Some(mut sealed) = unsynced
+            && let Err(e) = sealed.sync()
         {
+            let path = sealed.path().to_path_buf();
             let mut inner = self.lock();
             inner.stopped = true;
             let err = inner.wal.as_mut().map(|w| w.sync_failed(&path, e));

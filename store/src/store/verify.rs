@@ -39,22 +39,44 @@ impl Shared {
     }
 }
 
+/// What [`verify_dir`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Verification {
+    /// Files the writer slots' manifests list.
+    pub files: usize,
+    /// Writer slots.
+    pub writers: usize,
+    /// Damage that loses or hides acknowledged data (a missing or unreadable file, a
+    /// corrupt WAL segment), each naming the file and, for the WAL, the offset.
+    pub problems: Vec<String>,
+    /// What is fine but worth saying: a WAL tail torn by a crash (never acknowledged),
+    /// which the next open drops.
+    pub notes: Vec<String>,
+}
+
 /// Verifies a data directory without opening it as a store (nothing is repaired or
-/// written): every file of the manifest and every WAL segment is read back.
-/// Returns the number of files the manifest lists and the problems found.
-pub fn verify_dir(
-    dir: &Path,
-    bucket: Option<&ObjectStoreConfig>,
-) -> Result<(usize, Vec<String>), StoreError> {
+/// written, no lock is taken): every file each writer slot's manifest lists and every WAL
+/// segment is read back.
+pub fn verify_dir(dir: &Path, bucket: Option<&ObjectStoreConfig>) -> Result<Verification, StoreError> {
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
     let objects = objects_for(&fs, dir, bucket)?;
-    let (mut files, mut problems) = (0, Vec::new());
+    let mut v = Verification::default();
     for id in sources::slot_ids(&*fs, &*objects, dir)? {
         let (manifest, _, _) = sources::read_slot_manifest(&*objects, &id)?;
-        files += manifest.files.len();
-        problems.extend(verify_files(&*objects, &*fs, &manifest, &wal_dirs(dir, &id)));
+        v.writers += 1;
+        v.files += manifest.files.len();
+        v.problems.extend(verify_files(&*objects, &*fs, &manifest, &wal_dirs(dir, &id)));
+        for wal_dir in wal_dirs(dir, &id) {
+            if let Ok(report) = crate::wal::inspect(&*fs, &wal_dir) {
+                let torn = report
+                    .segments
+                    .iter()
+                    .filter(|s| matches!(s.state, crate::wal::SegmentState::TornTail { .. }));
+                v.notes.extend(torn.map(|s| s.to_string()));
+            }
+        }
     }
-    Ok((files, problems))
+    Ok(v)
 }
 
 /// The WAL directories of slot `id` (`w0` also reads the old layout's root WAL).
@@ -91,23 +113,53 @@ fn verify_files(
             Err(e) => problems.push(e.to_string()),
         }
     }
-    let mut segments = Vec::new();
     for wal_dir in wal_dirs {
-        match crate::wal::segment_paths(fs, wal_dir) {
-            Ok(s) => segments.extend(s),
+        match crate::wal::inspect(fs, wal_dir) {
+            Ok(report) => problems.extend(report.problems().map(|s| s.to_string())),
             Err(e) => problems.push(e.to_string()),
         }
     }
-    for wal in segments {
-        match fs.read(&wal).map(|b| crate::wal::decode(&b)) {
-            Ok(Ok(c)) => {
-                if let Some(d) = c.damage {
-                    problems.push(format!("{}: damaged at offset {}: {}", wal.display(), d.offset, d.reason));
-                }
-            }
-            Ok(Err(e)) => problems.push(format!("{}: {e}", wal.display())),
-            Err(e) => problems.push(format!("{}: {e}", wal.display())),
+    problems
+}
+
+/// What [`repair_dir`] did, or would do, per writer slot.
+#[derive(Clone, Debug, Default)]
+pub struct Repair {
+    /// Each repaired (or, without `apply`, inspected) slot's WAL directories.
+    pub reports: Vec<(String, crate::wal::RepairReport)>,
+    /// Slots a live process holds (their writer opened their WAL: nothing to repair), with
+    /// who holds them.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Plans, and with `apply` carries out, the repair of the WAL of the writer slot
+/// `config.writer` names, or of every slot no live process holds: each corrupt segment is
+/// rewritten with every intact record (before and after the damage) and the damaged file
+/// kept aside (see [`crate::repair_wal`]). Each slot is claimed for the repair, so no
+/// writer opens it meanwhile.
+pub fn repair_dir(config: &super::StoreConfig, apply: bool) -> Result<Repair, StoreError> {
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    let objects = objects_for(&fs, &config.dir, config.objects.as_ref())?;
+    let ids = match &config.writer {
+        Some(id) => vec![id.clone()],
+        None => sources::slot_ids(&*fs, &*objects, &config.dir)?,
+    };
+    let mut out = Repair::default();
+    for id in ids {
+        let lock = if config.writer.is_some() {
+            Some(slot::claim(&config.dir, &id, config.wait_for_writer, &*config.clock)?)
+        } else {
+            slot::try_claim(&config.dir, &id, false, &*config.clock)?
+        };
+        let Some(_lock) = lock else {
+            let who =
+                slot::holder(&config.dir, &id).map_or_else(|| "a live process".into(), |h| h.to_string());
+            out.skipped.push((id, who));
+            continue;
+        };
+        for wal_dir in wal_dirs(&config.dir, &id) {
+            out.reports.push((id.clone(), crate::wal::repair(&*fs, &wal_dir, apply)?));
         }
     }
-    problems
+    Ok(out)
 }
