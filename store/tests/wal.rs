@@ -60,7 +60,7 @@ fn ten_in_the_wal(data: &Path) -> PathBuf {
         store.append(gauge(n, value(n))).unwrap();
     }
     drop(store);
-    data.join("wal")
+    data.join("writers/w0/wal")
 }
 
 fn segments(wal: &Path) -> Vec<PathBuf> {
@@ -192,6 +192,8 @@ fn a_version_1_wal_left_by_an_older_build_is_replayed() {
     std::fs::write(wal.join("00000001.wal"), &v1).unwrap();
     let store = Store::open_with(config(dir.path()), Arc::new(RealFs)).unwrap();
     assert_eq!(store.recovery().replayed, 3);
+    // The root `wal/` of the layout before writer slots is adopted by slot w0.
+    let wal = dir.path().join("writers/w0/wal");
     store.append(gauge(4, f64::NAN)).unwrap();
     drop(store);
     let store = Store::open_with(config(dir.path()), Arc::new(RealFs)).unwrap();
