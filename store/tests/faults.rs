@@ -649,3 +649,24 @@ fn interval_durability_syncs_the_sealed_segment_before_publishing() {
 fn segment_count(fs: &FaultyFs) -> usize {
     fs.list(Path::new("/data/writers/w0/wal")).unwrap().iter().filter(|n| n.ends_with(".wal")).count()
 }
+
+#[test]
+fn interval_durability_syncs_within_the_interval_without_another_append() {
+    let fs = FaultyFs::new(21);
+    let cfg = StoreConfig {
+        durability: Durability::Interval(std::time::Duration::from_millis(50)),
+        background: true,
+        maintenance_every: None,
+        buffer_rows: 1_000,
+        publish_after: std::time::Duration::from_secs(3600),
+        ..config()
+    };
+    let store = Store::open_with(cfg.clone(), Arc::new(fs.clone())).unwrap();
+    store.append(marker(1)).unwrap();
+    // No other append comes to sync it: the background thread's timer must.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    fs.power_cut();
+    drop(store);
+    let store = Store::open_with(StoreConfig { background: false, ..cfg }, Arc::new(fs)).unwrap();
+    check(&store, &[1]);
+}

@@ -56,6 +56,7 @@ fn writers_take_their_own_slots_and_a_reader_merges_them() {
     writers[0].refresh().unwrap();
     assert_eq!(total(&writers[0], Resolution::Raw, "pii"), 60.0);
     assert_eq!(reader.buffered_rows(), 10, "w1's unpublished rows, from its WAL");
+    assert!(reader.wal_bytes() > 10 * 20, "the real size of the WAL: {}", reader.wal_bytes());
 
     // The same slot asked for by name is refused at once, naming the holder.
     let err = Store::open(StoreConfig { writer: Some("w1".into()), ..config(dir.path()) }).err().unwrap();
@@ -246,4 +247,65 @@ fn a_store_of_the_single_writer_layout_is_adopted_into_slot_w0() {
     assert_eq!(total(&store, Resolution::Raw, "a"), 3.0);
     reader.refresh().unwrap();
     assert_eq!(total(&reader, Resolution::Raw, "a"), 3.0);
+}
+
+/// Latency distributions of `n` intervals from `D` on, recorded through the agent.
+fn latency_rows(n: u64) -> Vec<Rows> {
+    use modelwatch_agent::{Agent, MemorySink, Prediction};
+    let sink = MemorySink::new();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(D as u64)));
+    let agent = Agent::builder("pii")
+        .segments(["email"])
+        .interval(Duration::from_secs(10))
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(sink.clone())
+        .unwrap();
+    for i in 0..n {
+        for k in 0..5 {
+            let us = 100 + (i * 7919 + k * 104_729) % 20_000;
+            agent.handle().record(&Prediction::new("email", Duration::from_micros(us), 0.5));
+        }
+        clock.advance(Duration::from_secs(10));
+        agent.flush_due().unwrap();
+    }
+    drop(agent);
+    sink.snapshots().iter().map(|s| Rows::from_snapshot(s)).collect()
+}
+
+fn hourly_latency(store: &Store) -> Vec<(i64, u64, Vec<(i64, u64)>)> {
+    let req =
+        ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Hour).tag("metric", "latency_ns");
+    let mut rows: Vec<_> = store
+        .read(&req)
+        .unwrap()
+        .distributions
+        .into_iter()
+        .map(|r| (r.start_ms, r.count, r.buckets))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn late_distribution_rows_merge_into_roll_ups_exactly_as_if_they_had_come_on_time() {
+    let all = latency_rows(720); // two hours
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (on_time, late) = (Store::open(config(a.path())).unwrap(), Store::open(config(b.path())).unwrap());
+    for r in &all {
+        on_time.append(r.clone()).unwrap();
+    }
+    on_time.maintain(D + DAY).unwrap();
+    for (i, r) in all.iter().enumerate() {
+        if i % 20 != 0 {
+            late.append(r.clone()).unwrap();
+        }
+    }
+    late.maintain(D + DAY).unwrap();
+    assert_ne!(hourly_latency(&late), hourly_latency(&on_time), "the late rows are missing so far");
+    for r in all.iter().step_by(20) {
+        late.append(r.clone()).unwrap();
+    }
+    late.maintain(D + DAY).unwrap();
+    assert_eq!(hourly_latency(&late), hourly_latency(&on_time), "counts and buckets, hour by hour");
 }

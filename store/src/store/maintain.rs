@@ -95,11 +95,12 @@ impl Shared {
         };
 
         // Roll-ups. A raw file's `rolled_up` says its rows are in its day's 1m and 1h rows;
-        // the roll-ups' `source_rows` counts the raw rows they hold. When every raw row
-        // they were made from is still here, a day with new raw rows is rolled up again
-        // from all of them (gauges then keep their latest value exactly). When some have
-        // expired (a late or backfilled row for an old day), the new rows are merged into
-        // the stored roll-ups instead: recomputing from what is left would lose the rest.
+        // the roll-ups' `source_rows` counts the raw rows they hold. New raw rows of a day
+        // that has roll-ups are merged into them (distributions merge exactly, counters
+        // add). Scalars, whose gauges keep the latest value, are rolled up again from all
+        // the day's raw rows instead while every raw row their roll-ups hold is still here;
+        // once some have expired (a late or backfilled row for an old day) they are merged
+        // too: recomputing from what is left would lose the rest.
         let mut rolled: HashSet<String> = HashSet::new();
         let mut days: BTreeMap<(Table, String), Vec<&FileEntry>> = BTreeMap::new();
         for f in manifest.files.iter().filter(|f| f.table != Table::Events) {
@@ -122,7 +123,12 @@ impl Shared {
                 continue;
             }
             let present: u64 = raw.iter().filter(|f| is_rolled(f)).map(|f| f.rows).sum();
-            let (up, source_rows) = if ups.is_empty() || present == up_source {
+            // Distributions hold no gauge: merging the new rows into the stored roll-ups is
+            // exact, and costs the new rows, not the day (late labels arrive every day).
+            // Scalars are recomputed while their inputs are complete, for the gauges.
+            let recompute =
+                ups.is_empty() || (present == up_source && files[0].table != Table::Distributions);
+            let (up, source_rows) = if recompute {
                 let rows = read_all(&raw)?;
                 let mut up = roll_up(&rows, Resolution::Minute);
                 up.append(&mut roll_up(&rows, Resolution::Hour));
