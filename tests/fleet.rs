@@ -12,9 +12,11 @@ use crate::support::Rng;
 use modelwatch_store::{ReadRequest, Resolution, Store, StoreConfig, Table};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -478,4 +480,309 @@ fn four_writers_killed_in_turn_lose_no_acknowledged_snapshot() {
         assert_eq!((w["held"].as_bool(), w["unpublished_rows"].as_u64()), (Some(false), Some(0)), "{w}");
     }
     verify(&data, &[], &Env::new());
+}
+
+// --- 4. Three writers and a reader against one writer ------------------------------------
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A `moto_server` on loopback (from the PyPI package `moto[server]`, which scripts/test
+/// installs; MODELWATCH_MOTO names it).
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let bin = std::env::var("MODELWATCH_MOTO").expect(
+            "MODELWATCH_MOTO must name moto_server (pip install 'moto[server]'); run the tests through scripts/test",
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    /// Creates a bucket with a plain HTTP request (moto does not check signatures).
+    fn create_bucket(&self, bucket: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "create bucket: {reply}");
+    }
+
+    /// What every command needs to reach the bucket.
+    fn env(&self) -> Env {
+        [
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// A store root: its data directory and, on a bucket, its `--objects` URL.
+struct Root {
+    data: PathBuf,
+    objects: Option<String>,
+}
+
+impl Root {
+    /// `--data DIR [--objects URL]`.
+    fn args(&self) -> Vec<&str> {
+        let mut a = vec!["--data", self.data.to_str().unwrap()];
+        if let Some(o) = &self.objects {
+            a.extend(["--objects", o.as_str()]);
+        }
+        a
+    }
+
+    /// `modelwatch query EXPR` over the hour of traffic as JSON.
+    fn query(&self, expr: &str, step: &str, env: &Env) -> Value {
+        let (from, to) = (iso(T0), iso(T0 + HOUR));
+        let mut args = vec!["query", expr, "--from", &from, "--to", &to, "--step", step, "--format", "json"];
+        args.extend(self.args());
+        json(&run(&args, env), &format!("query {expr:?} --step {step}"))
+    }
+
+    /// `modelwatch drift` of the second half hour against the first, as JSON.
+    fn drift(&self, env: &Env) -> Value {
+        let reference = format!("{}..{}", iso(T0), iso(T0 + HOUR / 2));
+        let (from, to) = (iso(T0 + HOUR / 2), iso(T0 + HOUR));
+        let mut args =
+            vec!["drift", "--reference", &reference, "--from", &from, "--to", &to, "--format", "json"];
+        args.extend(self.args());
+        json(&run(&args, env), "drift")
+    }
+}
+
+/// The sum of every point of every series of a query's JSON answer.
+fn total(answer: &Value) -> f64 {
+    answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["points"].as_array().unwrap())
+        .map(|p| p[1].as_f64().unwrap())
+        .sum()
+}
+
+/// A query's answer per `segment` label: the values of its points.
+fn by_segment(answer: &Value) -> BTreeMap<String, Vec<f64>> {
+    answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let seg = s["tags"]["segment"].as_str().unwrap_or("").to_string();
+            (seg, s["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).collect())
+        })
+        .collect()
+}
+
+/// Drift statistics computed from a distribution's moments (`mean`, `m2`, merged with
+/// Chan's formula) rather than from its buckets. Buckets add exactly, so counts,
+/// quantiles, KS, PSI, JS, Hellinger and medians come out bit for bit the same however the
+/// rows were split between writers; the moments are floating-point sums whose last bits
+/// depend on that split (each writer's snapshot folds a third of an interval's values), so
+/// these agree to rounding only.
+const FROM_MOMENTS: [&str; 3] = ["mean", "std", "wasserstein_norm"];
+
+/// Equal to within floating-point rounding of a few operations.
+fn close(x: f64, y: f64) -> bool {
+    x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+}
+
+/// Every answer A and B must give alike: counts, latency quantiles (per segment per 10
+/// minutes, per segment over the hour, and all merged), confidence and feature quantiles
+/// exactly; means of a feature to rounding; drift over fixed windows exactly but for the
+/// statistics computed from moments.
+fn compare(a: &Root, b: &Root, env: &Env, when: &str) {
+    let exact = [
+        ("sum(predictions) by (segment)", "10m"),
+        ("count(latency) by (segment)", "10m"),
+        ("p50(latency) by (segment)", "10m"),
+        ("p95(latency) by (segment)", "10m"),
+        ("p99(latency) by (segment)", "10m"),
+        ("quantile(0.95, latency) by (segment)", "1h"),
+        ("p99(latency)", "1h"),
+        ("p50(latency)", "1h"),
+        ("max(latency) by (segment)", "10m"),
+        // Latency sums are whole nanoseconds: exact in a double.
+        ("mean(latency) by (segment)", "10m"),
+        ("p90(confidence) by (segment)", "10m"),
+        ("p50(feature{feature=\"x\"}) by (segment)", "30m"),
+    ];
+    for (expr, step) in exact {
+        let (qa, qb) = (a.query(expr, step, env), b.query(expr, step, env));
+        assert!(!qa.as_array().unwrap().is_empty(), "{when}: {expr}: no series");
+        assert_eq!(qa, qb, "{when}: {expr} --step {step}: three writers (left) and one (right) differ");
+    }
+    let expr = "mean(feature{feature=\"x\"}) by (segment)";
+    let (ma, mb) = (by_segment(&a.query(expr, "30m", env)), by_segment(&b.query(expr, "30m", env)));
+    assert_eq!(ma.keys().collect::<Vec<_>>(), mb.keys().collect::<Vec<_>>(), "{when}: {expr}");
+    for (seg, xs) in &ma {
+        let ys = &mb[seg];
+        assert!(
+            xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| close(*x, *y)),
+            "{when}: {expr}: {seg}: {xs:?} {ys:?}"
+        );
+    }
+
+    let (da, db) = (a.drift(env), b.drift(env));
+    assert!(!da["statistics"].as_array().unwrap().is_empty(), "{when}: {da:#}");
+    let from_moments = |r: &Value| FROM_MOMENTS.contains(&r["statistic"].as_str().unwrap());
+    let numbers = ["value", "reference", "current"];
+    let bucket_derived = |doc: &Value| {
+        let mut doc = doc.clone();
+        for r in doc["statistics"].as_array_mut().unwrap().iter_mut().filter(|r| from_moments(r)) {
+            numbers.iter().for_each(|k| r[*k] = Value::Null);
+        }
+        doc
+    };
+    assert_eq!(
+        bucket_derived(&da),
+        bucket_derived(&db),
+        "{when}: drift: three writers (left) and one (right) differ (verdicts, or statistics from buckets)"
+    );
+    let (sa, sb) = (da["statistics"].as_array().unwrap(), db["statistics"].as_array().unwrap());
+    for (ra, rb) in sa.iter().zip(sb).filter(|(r, _)| from_moments(r)) {
+        for k in numbers {
+            let alike = match (ra[k].as_f64(), rb[k].as_f64()) {
+                (Some(x), Some(y)) => close(x, y),
+                (x, y) => x == y,
+            };
+            assert!(
+                alike,
+                "{when}: drift {} {} {k}: {} against {}",
+                ra["feature"], ra["statistic"], ra[k], rb[k]
+            );
+        }
+    }
+}
+
+fn answer_as_one(moto: Option<&Moto>) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = moto.map(Moto::env).unwrap_or_default();
+    if let Some(m) = moto {
+        m.create_bucket("fleet");
+    }
+    let root = |name: &str| Root {
+        data: dir.path().join(name),
+        objects: moto.map(|_| format!("s3://fleet/{name}")),
+    };
+    let (a, b) = (root("a"), root("b"));
+    let segments = ["email", "phone", "name", "address"];
+    let rows = traffic(12_000, 31, &segments);
+    let whole = dir.path().join("whole.csv");
+    write_csv(&whole, &rows);
+    // Round robin: every 10-second interval of every series has rows in all three parts.
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let p = dir.path().join(format!("part{k}.csv"));
+            write_csv(&p, rows.iter().skip(k).step_by(3));
+            p
+        })
+        .collect();
+    let expected = count_by_segment(&rows);
+    std::fs::create_dir_all(&a.data).unwrap();
+
+    // A reader, over and over while the writers write: it never fails, never counts a
+    // row twice (the total never exceeds the traffic) and never loses one it had seen.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, env) = (stop.clone(), env.clone());
+        let a = Root { data: a.data.clone(), objects: a.objects.clone() };
+        std::thread::spawn(move || {
+            let (mut runs, mut last) = (0usize, 0.0);
+            while !stop.load(Ordering::Acquire) {
+                let seen = total(&a.query("sum(predictions)", "1h", &env));
+                assert!(seen <= 12_000.0, "run {runs}: a reader counted {seen} of 12000 predictions");
+                assert!(seen >= last, "run {runs}: a reader saw {seen} predictions after {last}");
+                last = seen;
+                let mut args = vec!["store", "inspect", "--format", "json"];
+                args.extend(a.args());
+                json(&run(&args, &env), "store inspect during the imports");
+                runs += 1;
+            }
+            runs
+        })
+    };
+    let writers: Vec<Child> = parts.iter().map(|p| import(p, &a.data, &a.args()[2..], &env)).collect();
+    for w in writers {
+        let o = w.wait_with_output().unwrap();
+        assert!(ok(&o, "import into A").contains("imported 4000 rows"), "{}", stdout(&o));
+    }
+    stop.store(true, Ordering::Release);
+    let runs = reader.join().unwrap();
+    assert!(runs > 0, "the reader ran during the imports");
+    ok(&import(&whole, &b.data, &b.args()[2..], &env).wait_with_output().unwrap(), "import into B");
+
+    // Three slots hold the rows (which three is the slots' business: see
+    // `listing_the_writers_never_makes_a_free_slot_look_held` for why the reader's
+    // `store inspect` can push a claim past a free slot).
+    let v = inspect(&a.data, &a.args()[2..], &env);
+    let written: Vec<&Value> = v["writers"].as_array().unwrap().iter().filter(|w| w["rows"] != 0).collect();
+    assert_eq!(written.len(), 3, "{v:#}");
+    if moto.is_some() {
+        assert!(!a.data.join("writers/w0/manifest.json").exists(), "manifests are in the bucket");
+        assert!(!a.data.join("writers/w0/distributions").exists(), "Parquet files are in the bucket");
+    }
+    assert_eq!(writer_ids(&inspect(&b.data, &b.args()[2..], &env)), ["w0"]);
+    let counts = by_segment(&a.query("sum(predictions) by (segment)", "1h", &env));
+    assert_eq!(
+        counts,
+        expected.iter().map(|(s, n)| (s.clone(), vec![*n])).collect(),
+        "A against the traffic"
+    );
+    compare(&a, &b, &env, "as imported (raw rows)");
+    for r in [&a, &b] {
+        let mut args = vec!["store", "compact", "--as-of", AS_OF];
+        args.extend(r.args());
+        ok(&run(&args, &env), "store compact");
+        verify(&r.data, &r.args()[2..], &env);
+    }
+    // Hour-aligned windows now read the 1h roll-ups, 10-minute ones the 1m roll-ups.
+    compare(&a, &b, &env, "after store compact (roll-ups)");
+}
+
+#[test]
+fn three_writers_and_a_reader_answer_as_one_writer() {
+    answer_as_one(None);
+}
+
+#[test]
+fn three_writers_and_a_reader_answer_as_one_writer_over_s3() {
+    let moto = Moto::start();
+    answer_as_one(Some(&moto));
 }
