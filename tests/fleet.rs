@@ -786,3 +786,45 @@ fn three_writers_and_a_reader_answer_as_one_writer_over_s3() {
     let moto = Moto::start();
     answer_as_one(Some(&moto));
 }
+
+// --- A compactor beside the writers (for the crash loop) ---------------------------------
+
+/// A thread that runs `modelwatch store compact --as-of` over and over until stopped,
+/// keeping every failure.
+pub(crate) struct Compactor {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<CompactorReport>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CompactorReport {
+    pub runs: usize,
+    /// Runs that failed, with their output.
+    pub failures: Vec<String>,
+}
+
+impl Compactor {
+    pub(crate) fn start(data: &Path, pause: Duration) -> Compactor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let d = data.to_str().unwrap().to_string();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut report = CompactorReport::default();
+            while !s.load(Ordering::Acquire) {
+                let o = run(&["store", "compact", "--data", &d, "--as-of", AS_OF], &Env::new());
+                report.runs += 1;
+                if !o.status.success() {
+                    report.failures.push(format!("exit {:?}: {}{}", o.status.code(), stdout(&o), stderr(&o)));
+                }
+                std::thread::sleep(pause);
+            }
+            report
+        });
+        Compactor { stop, thread }
+    }
+
+    pub(crate) fn stop(self) -> CompactorReport {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
