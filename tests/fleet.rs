@@ -828,3 +828,58 @@ impl Compactor {
         self.thread.join().unwrap()
     }
 }
+
+// --- A reader that makes a free slot look held ----------------------------------------
+
+/// `store inspect` and `store compact` list the writer slots "without taking any lock"
+/// (`list_writers`), yet to say whether a slot is held they take its lock for a moment
+/// (store/src/store/slot.rs, `is_held`): a writer claiming the slot in that moment is
+/// refused, naming the slot's last holder, which may be long dead, and one claiming the
+/// lowest free slot takes a new one. Two threads list the writers in a loop while the
+/// main thread claims the only slot, `w0`, by name and then as the lowest free one, over
+/// and over, with no other writer anywhere.
+#[test]
+fn listing_the_writers_never_makes_a_free_slot_look_held() {
+    use modelwatch_store::list_writers;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let config = |writer: Option<&str>| StoreConfig {
+        background: false,
+        writer: writer.map(str::to_string),
+        ..StoreConfig::new(&data)
+    };
+    drop(Store::open(config(None)).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let listers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, data) = (stop.clone(), data.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    list_writers(&StoreConfig::new(&data)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut wrong = Vec::new();
+    let mut claims = 0;
+    let started = Instant::now();
+    while claims < 2_000 && wrong.is_empty() && started.elapsed() < Duration::from_secs(20) {
+        match Store::open(config(Some("w0"))) {
+            Ok(s) => drop(s),
+            Err(e) => wrong.push(format!("claim {claims}, by name: {e}")),
+        }
+        match Store::open(config(None)) {
+            Ok(s) if s.writer_id() == Some("w0") => drop(s),
+            Ok(s) => wrong.push(format!("claim {claims}, lowest free: took {:?}", s.writer_id())),
+            Err(e) => wrong.push(format!("claim {claims}, lowest free: {e}")),
+        }
+        claims += 1;
+    }
+    stop.store(true, Ordering::Release);
+    listers.into_iter().for_each(|t| t.join().unwrap());
+    assert!(
+        wrong.is_empty(),
+        "a free slot looked held while readers listed the writers:\n{}",
+        wrong.join("\n")
+    );
+}
