@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod drift;
+mod fleet;
 mod import;
 mod interop;
 mod layout;
