@@ -273,7 +273,10 @@ fn latency_rows(n: u64) -> Vec<Rows> {
     sink.snapshots().iter().map(|s| Rows::from_snapshot(s)).collect()
 }
 
-fn hourly_latency(store: &Store) -> Vec<(i64, u64, Vec<(i64, u64)>)> {
+/// An hour's start, count and buckets.
+type Hour = (i64, u64, Vec<(i64, u64)>);
+
+fn hourly_latency(store: &Store) -> Vec<Hour> {
     let req =
         ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Hour).tag("metric", "latency_ns");
     let mut rows: Vec<_> = store

@@ -35,6 +35,10 @@ impl std::fmt::Display for Holder {
     }
 }
 
+/// How many times a claim retries a lock that looks held (2 ms apart): a probe by `is_held`
+/// holds it for microseconds, a live writer for its life.
+const PROBE_RETRIES: u32 = 25;
+
 /// A claimed slot: the lock is held as long as this value lives.
 #[derive(Debug)]
 pub(crate) struct SlotLock {
@@ -110,10 +114,20 @@ pub(crate) fn try_claim(
     if wait {
         file.lock().map_err(io(&path))?;
     } else {
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
+        // `is_held` (behind `store inspect` and `store compact`) probes a slot by taking its
+        // lock for a moment: a claim that meets the probe tries again for a little while
+        // before it believes a live process holds the slot.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if tries < PROBE_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
+            }
         }
     }
     let since = crate::manifest::rfc3339_secs(clock.now().as_millis() as i64);
