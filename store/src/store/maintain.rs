@@ -153,7 +153,19 @@ impl Shared {
             groups.entry((f.table, f.date.clone(), hour, is_rolled(f))).or_default().push(f);
         }
         let mut compacted: Vec<(Vec<FileEntry>, Rows, bool)> = Vec::new();
-        for ((.., flag), files) in groups.into_iter().filter(|g| g.1.len() > 1) {
+        for ((.., flag), mut files) in groups.into_iter().filter(|g| g.1.len() > 1) {
+            // Tiered: small files (late rows, recent publications) merge with each other,
+            // and into the hour's big file only once together they are as big as it, so a
+            // late row does not rewrite its whole hour (each row is rewritten O(log n) times).
+            files.sort_by_key(|f| f.rows);
+            let largest = files.last().map_or(0, |f| f.rows);
+            let rest: u64 = files[..files.len() - 1].iter().map(|f| f.rows).sum();
+            if rest < largest {
+                files.pop();
+            }
+            if files.len() < 2 {
+                continue;
+            }
             let rows = read_all(&files)?;
             report.compacted_files += files.len();
             compacted.push((files.into_iter().cloned().collect(), rows, flag));

@@ -1,6 +1,7 @@
 //! What a reader sees of one writer slot: its manifest and the acknowledged rows its WAL
 //! holds that the manifest does not cover yet. A read merges every slot's; distributions
-//! merge exactly, so many writers answer as one would for the same traffic.
+//! merge exactly (bucket counts add), so many writers give the counts and quantiles one
+//! would for the same traffic.
 
 use super::open::Replay;
 use super::slot::{self, LEGACY_SLOT, WRITERS};
