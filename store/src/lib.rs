@@ -9,14 +9,20 @@
 //!    record) and synced per the [`Durability`] policy; then the write is acknowledged.
 //! 3. Buffered rows are written as immutable Parquet files (ZSTD, sorted by metric, feature,
 //!    the other tags, then time, dictionary-encoded tags, page statistics, format version in
-//!    the footer) under
-//!    Hive-style paths `<table>/date=YYYY-MM-DD/resolution=<raw|1m|1h>/part-N.parquet`,
-//!    published atomically and listed in a versioned manifest. Only then is the WAL emptied.
-//! 4. Reads merge the manifest's files (decoded once, then served from a cache: files never
-//!    change) with acknowledged rows not yet published, so a write is readable at once.
+//!    the footer) under Hive-style paths
+//!    `writers/<id>/<table>/date=YYYY-MM-DD/resolution=<raw|1m|1h>/part-N-<nonce>.parquet`,
+//!    published atomically and listed in the writer's versioned manifest. Only then is the
+//!    WAL emptied.
+//! 4. Each writing process holds one writer slot `writers/<id>/` (an `flock` the OS releases
+//!    when it dies) and writes only there; the next claimer replays a slot's WAL. Reads
+//!    merge every slot's manifest files (decoded once, then served from a cache: files never
+//!    change) with acknowledged rows not yet published, so a write is readable at once, by
+//!    its writer and by every reader.
 //! 5. Maintenance compacts a partition's files, rolls raw rows up to 1-minute and 1-hour
-//!    rows by merging distributions exactly, and drops partitions past their retention. The
-//!    background thread runs it as of [`StoreConfig::clock`], so simulated time ages data too.
+//!    rows by merging distributions exactly (late rows merge into stored roll-ups), and
+//!    drops partitions past their retention; replaced files are deleted after a grace period.
+//!    The background thread runs it as of [`StoreConfig::clock`], so simulated time ages data
+//!    too.
 //!
 //! # Example
 //!
@@ -40,8 +46,9 @@
 //!
 //! # Modules
 //!
-//! - `store`: the [`Store`]: opening and recovery, appends and publication, reads,
-//!   maintenance, verification, and the lock protocol they share;
+//! - `store`: the [`Store`]: writer slots, opening and recovery, appends and publication,
+//!   reads across slots, maintenance, verification and repair, and the lock protocol they
+//!   share;
 //! - `wal`: the write-ahead log, its segments and its record format;
 //! - `rows`: the rows of the three tables ([`Rows`]) and the distributions' bucket layouts;
 //! - `table`: the tables' Arrow schemas and their Parquet encoding;
