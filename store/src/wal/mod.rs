@@ -71,7 +71,7 @@ pub enum Durability {
     /// fsync before every acknowledgement (the default): nothing acknowledged is lost.
     Sync,
     /// Group commit: fsync at most once per interval (at the next append, or at
-    /// [`Wal::sync_if_due`]). Up to one interval of acknowledged snapshots can be lost at a
+    /// the store's background thread). Up to one interval of acknowledged snapshots can be lost at a
     /// power cut (not at a process crash).
     Interval(Duration),
     /// Never fsync; for tests only.
@@ -106,7 +106,7 @@ pub struct WalDamage {
     /// What was wrong with it.
     pub reason: String,
     /// Bytes from `offset` to the next intact record or to the end of the file (for a torn
-    /// tail cut by [`Wal::open`]: the bytes dropped).
+    /// tail cut by opening the store: the bytes dropped).
     pub bytes: u64,
     /// Intact records after the damage, in this segment and the later ones.
     pub intact_after: usize,

@@ -266,7 +266,7 @@ impl fmt::Display for SegmentRepair {
 /// Plans, and with `apply` carries out, the repair of the WAL directory `dir` (`DATA/wal`):
 /// each corrupt segment is rewritten with every intact record it holds, in order, after the
 /// damaged file is copied aside; torn tails are left to the next open; unreadable files are
-/// left alone. Afterwards [`Wal::open`](super::Wal::open) succeeds (unless a file is
+/// left alone. Afterwards opening the store succeeds (unless a file is
 /// unreadable) and replays every kept record.
 ///
 /// Each file is written atomically and durably (temporary name, fsync, rename, fsync of
