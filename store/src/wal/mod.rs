@@ -70,7 +70,7 @@ use std::time::{Duration, Instant};
 pub enum Durability {
     /// fsync before every acknowledgement (the default): nothing acknowledged is lost.
     Sync,
-    /// Group commit: fsync at most once per interval (at the next append, or at
+    /// Group commit: fsync at most once per interval (at the next append, or by
     /// the store's background thread). Up to one interval of acknowledged snapshots can be lost at a
     /// power cut (not at a process crash).
     Interval(Duration),
