@@ -90,7 +90,9 @@ fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
     }
     // Nor a store a live process writes (a scorer, an import).
     let config = args.data.store_config();
-    let writers = modelwatch_store::list_writers(&config).unwrap_or_default();
+    let writers = modelwatch_store::list_writers(&config).with_context(|| {
+        format!("{}: cannot tell whether a live process writes it; not deleting", dir.display())
+    })?;
     if let Some(w) = writers.iter().find(|w| w.held) {
         let who = w.holder.as_ref().map_or_else(|| "a live process".to_string(), |h| h.to_string());
         anyhow::bail!("{}: writer slot {} is held by {who}; not deleting", dir.display(), w.id);

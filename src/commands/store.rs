@@ -210,15 +210,29 @@ pub fn compact(
     }
     // The CLI's store does its work in the foreground and exits: no background thread.
     let config = StoreConfig { background: false, maintenance_every: None, ..data.store_config() };
+    let mut skipped = Vec::new();
     let ids: Vec<String> = match &data.writer_id {
         Some(id) => vec![id.clone()],
-        None => list_writers(&config)?.into_iter().map(|w| w.id).collect(),
+        None => {
+            let mut ids = Vec::new();
+            for w in list_writers(&config)? {
+                // A slot with objects in the bucket but no lock or WAL here is written from
+                // another host: adopting it could stop that live writer. Name it with
+                // --writer-id to adopt it once its host is gone.
+                if w.local {
+                    ids.push(w.id);
+                } else {
+                    let why = "written from another host (no lock or WAL for it here; name it with --writer-id to adopt it once that host is gone)";
+                    skipped.push((w.id, why.to_string()));
+                }
+            }
+            ids
+        }
     };
     let bar =
         indicatif::ProgressBar::new_spinner().with_message("compacting, rolling up, applying retention");
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let mut done = Vec::new();
-    let mut skipped = Vec::new();
     for id in ids {
         // A slot a live process holds is that process's to maintain; a free one is adopted
         // (its WAL replayed and published) for the length of this pass.
@@ -229,7 +243,13 @@ pub fn compact(
                 let report = store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
                 done.push((id, report));
             }
-            Err(e @ StoreError::WriterHeld { .. }) => skipped.push((id, e.to_string())),
+            Err(StoreError::WriterHeld { holder, .. }) => {
+                let who = holder.map_or_else(|| "a live process".to_string(), |h| h.to_string());
+                skipped.push((
+                    id,
+                    format!("held by {who}, whose own maintenance compacts it (or run with --wait)"),
+                ));
+            }
             Err(e) => {
                 bar.finish_and_clear();
                 return Err(
@@ -254,9 +274,7 @@ pub fn compact(
         }))?,
         Format::Table => {
             for (id, why) in &skipped {
-                println!(
-                    "skipped writer slot {id}: {why}; its own maintenance compacts it (or run with --wait)"
-                );
+                println!("skipped writer slot {id}: {why}");
             }
             println!(
                 "compacted {} files, wrote {} roll-up rows, dropped {} files past retention (as of {}) in {} writer slot{}",

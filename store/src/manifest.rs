@@ -57,6 +57,13 @@ pub struct Manifest {
     /// Files no longer listed, waiting for their grace period to pass before deletion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub garbage: Vec<Garbage>,
+    /// The host that published this manifest (empty before 2026-11-29).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
+    /// Whether raw files carry `rolled_up` (false in manifests written before it existed,
+    /// whose roll-up state is inferred once from `source_rows`).
+    #[serde(default)]
+    pub rolled_up_flags: bool,
 }
 
 /// The manifest as stored: versioned, so a later format can still read this one.

@@ -312,3 +312,25 @@ fn late_distribution_rows_merge_into_roll_ups_exactly_as_if_they_had_come_on_tim
     late.maintain(D + DAY).unwrap();
     assert_eq!(hourly_latency(&late), hourly_latency(&on_time), "counts and buckets, hour by hour");
 }
+
+#[test]
+fn late_rows_as_many_as_the_expired_ones_still_reach_the_roll_ups() {
+    // Found by review: a heuristic for manifests older than the `rolled_up` flag took
+    // late rows whose count equalled the roll-ups' source rows for rows already rolled up.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    for k in 0..3 {
+        store.append(counter("a", D + k * 10_000, 1.0)).unwrap();
+    }
+    store.flush().unwrap();
+    store.maintain(D + 8 * DAY).unwrap();
+    assert_eq!(total(&store, Resolution::Hour, "a"), 3.0);
+    for k in 0..3 {
+        store.append(counter("b", D + 5_000 + k, 1.0)).unwrap();
+    }
+    store.flush().unwrap();
+    assert_eq!(total(&store, Resolution::Raw, "b"), 3.0, "acknowledged and published");
+    store.maintain(D + 8 * DAY).unwrap();
+    assert_eq!(total(&store, Resolution::Hour, "a"), 3.0);
+    assert_eq!(total(&store, Resolution::Hour, "b"), 3.0, "the late rows are in the roll-ups");
+}

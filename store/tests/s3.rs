@@ -76,6 +76,9 @@ fn files_and_manifest_live_in_the_bucket_and_survive_a_restart() {
     create_bucket(server.port, "modelwatch-test");
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(config(dir.path(), server.port)).unwrap());
+    // Hosts share no lock on a bucket: a numbered slot carries this host's name.
+    let id = store.writer_id().unwrap().to_string();
+    assert!(id.ends_with("-w0") && id.len() > 3, "{id}");
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_764_115_200)));
     let agent = Agent::builder("pii")
         .segments(["email"])
@@ -187,4 +190,42 @@ fn two_hosts_claiming_one_writer_id_on_a_bucket_the_second_is_refused_and_distin
     let reader = Store::open_read_only(config(tempfile::tempdir().unwrap().path(), server.port)).unwrap();
     assert_eq!((events(&reader, "a"), events(&reader, "c")), (8, 7));
     assert_eq!(events(&reader, "b"), 0, "the refused writer published nothing");
+
+    // Reopening pod-a on host B must not replay its WAL against host A's manifest (whose
+    // covered sequence numbers are A's) nor trim it: refused, nothing changed. (Both
+    // "hosts" are this machine: the manifest is edited to say another host published it.)
+    set_manifest_host(server.port, "prod/pii/writers/pod-a/manifest.json", "host-a");
+    let wal_before: Vec<Vec<u8>> = segment_bytes(&host_b.path().join("writers/pod-a/wal"));
+    let err = Store::open(named(host_b.path(), "pod-a")).err().expect("refused");
+    assert!(matches!(err, StoreError::ForeignManifest { records: 5, .. }), "{err:?}");
+    assert!(err.to_string().contains("host-a"), "{err}");
+    assert_eq!(segment_bytes(&host_b.path().join("writers/pod-a/wal")), wal_before, "nothing changed");
+}
+
+/// Rewrites a manifest in the bucket as if `host` had published it.
+fn set_manifest_host(port: u16, key: &str, host: &str) {
+    use object_store::{ObjectStoreExt, PutPayload, path::Path as Key};
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("modelwatch-test")
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let key = Key::from(key);
+        let bytes = store.get(&key).await.unwrap().bytes().await.unwrap();
+        let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        m["host"] = host.into();
+        store.put(&key, PutPayload::from(m.to_string().into_bytes())).await.unwrap();
+    });
+}
+
+fn segment_bytes(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }

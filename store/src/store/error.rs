@@ -62,6 +62,21 @@ pub enum StoreError {
         /// The manifest's location.
         path: PathBuf,
     },
+    /// This host's WAL of a slot holds records, but the slot's manifest in the bucket was
+    /// last published by another host: two hosts used one writer ID.
+    #[error(
+        "writer slot {id}'s manifest was last published from host {host}, but this host's WAL {wal} holds {records} record(s) that manifest does not cover: two hosts used writer ID {id}. Nothing was changed; keep the records by opening this host's store under a new --writer-id after moving {wal} into that slot (writers/<new id>/wal), or move {wal} aside to discard them"
+    )]
+    ForeignManifest {
+        /// The slot.
+        id: String,
+        /// The host that published the manifest.
+        host: String,
+        /// This host's WAL directory of the slot.
+        wal: PathBuf,
+        /// Records in it.
+        records: usize,
+    },
     /// Publication has been failing and the unpublished rows reached their bound.
     #[error(
         "the store at {dir} refuses new rows: {bytes} bytes are waiting to be published (limit {limit}) because publication keeps failing: {last_error}"

@@ -115,7 +115,7 @@ impl Shared {
             let up_source = ups.first().map_or(0, |f| f.source_rows);
             // Manifests written before the flag: roll-ups made from exactly today's raw
             // rows cover them all.
-            let legacy = !ups.is_empty() && raw.iter().all(|f| !f.rolled_up) && up_source == raw_rows;
+            let legacy = !manifest.rolled_up_flags && !ups.is_empty() && up_source == raw_rows;
             let is_rolled = |f: &FileEntry| f.rolled_up || legacy;
             let fresh: Vec<&FileEntry> = raw.iter().copied().filter(|f| !is_rolled(f)).collect();
             if fresh.is_empty() {
@@ -218,7 +218,7 @@ impl Shared {
                 .partition(|g| clock_ms.saturating_sub(g.since_ms) >= grace_ms);
             m.garbage = keep;
             due.extend(gone.into_iter().map(|g| g.path));
-            self.write_manifest(&m)?;
+            self.write_manifest(&mut m)?;
             let mut inner = self.lock();
             let started = Instant::now();
             inner.manifest = m;

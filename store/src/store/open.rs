@@ -67,7 +67,11 @@ impl Store {
                 let clock = &*config.clock;
                 let lock = match &config.writer {
                     Some(id) => slot::claim(&dir, id, config.wait_for_writer, clock)?,
-                    None => slot::claim_free(&dir, clock)?,
+                    None => {
+                        let prefix =
+                            if config.objects.is_some() { slot::host_prefix() } else { String::new() };
+                        slot::claim_free(&dir, &prefix, clock)?
+                    }
                 };
                 let id = lock.id.clone();
                 (Some(lock), id)
@@ -87,6 +91,18 @@ impl Store {
             }
             let (manifest, version, _) = sources::read_slot_manifest(&*objects, &writer_id)?;
             let (mut wal, contents) = Wal::open(fs.clone(), &wal_dir, config.durability)?;
+            // A manifest another host published under this ID does not cover this host's WAL
+            // records (their sequence numbers are this host's): replaying against it would
+            // skip them, and trimming the WAL would delete them. Refuse instead.
+            let me = slot::host_name();
+            if !manifest.host.is_empty() && manifest.host != me && !contents.entries.is_empty() {
+                return Err(StoreError::ForeignManifest {
+                    id: writer_id,
+                    host: manifest.host,
+                    wal: wal_dir,
+                    records: contents.entries.len(),
+                });
+            }
             wal.remove_covered(manifest.covered_seq);
             let damage = contents.damage.clone();
             let replay = Replay::of(contents, manifest.covered_seq);

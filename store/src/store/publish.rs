@@ -188,7 +188,7 @@ impl Shared {
         manifest.files.extend(written);
         manifest.covered_seq = manifest.covered_seq.max(seq_end);
         manifest.next_file = self.next_file.load(Ordering::Relaxed);
-        if let Err(e) = self.write_manifest(&manifest) {
+        if let Err(e) = self.write_manifest(&mut manifest) {
             restore(&mut self.lock());
             return Err(e);
         }
@@ -208,8 +208,10 @@ impl Shared {
     /// Makes `m` this writer's durable manifest (atomically replaced). In a bucket the put
     /// is conditional on the version this writer last read or wrote: if another process
     /// published under the same writer ID, this one stops instead of overwriting it.
-    pub(super) fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
+    pub(super) fn write_manifest(&self, m: &mut Manifest) -> Result<(), StoreError> {
         let version = self.lock().manifest_version.clone();
+        m.host = super::slot::host_name();
+        m.rolled_up_flags = true;
         match self.objects.put_versioned(&self.own(MANIFEST), &m.encode(), version.as_deref()) {
             Ok(v) => {
                 self.lock().manifest_version = v;

@@ -147,23 +147,40 @@ pub(crate) fn claim(root: &Path, id: &str, wait: bool, clock: &dyn Clock) -> Res
     })
 }
 
-/// Claims the lowest-numbered free slot `w<N>`, creating the next one when all are held.
-pub(crate) fn claim_free(root: &Path, clock: &dyn Clock) -> Result<SlotLock, StoreError> {
-    let taken = local_slots(root)?;
-    for id in taken.iter().filter(|id| numbered(id).is_some()) {
+/// Claims the lowest-numbered free slot `<prefix>w<N>`, creating the next one when all are
+/// held. The prefix is empty for a local store; for a bucket it is this host's name and a
+/// dash (`pod-7f9c-w0`): hosts share no lock, so numbered slots alone would make every
+/// host's first process claim `w0`.
+pub(crate) fn claim_free(root: &Path, prefix: &str, clock: &dyn Clock) -> Result<SlotLock, StoreError> {
+    let taken: Vec<String> = local_slots(root)?;
+    let mine = |id: &String| id.strip_prefix(prefix).and_then(numbered);
+    let mut numbers: Vec<(u64, &String)> = taken.iter().filter_map(|id| mine(id).map(|n| (n, id))).collect();
+    numbers.sort();
+    for (_, id) in &numbers {
         if let Some(lock) = try_claim(root, id, false, clock)? {
             return Ok(lock);
         }
     }
     // Another process may create the same new slot at the same moment: the lock decides,
     // and the loser moves on to the next number.
-    let mut n = taken.iter().filter_map(|id| numbered(id)).max().map_or(0, |m| m + 1);
+    let mut n = numbers.last().map_or(0, |(m, _)| m + 1);
     loop {
-        if let Some(lock) = try_claim(root, &format!("w{n}"), false, clock)? {
+        if let Some(lock) = try_claim(root, &format!("{prefix}w{n}"), false, clock)? {
             return Ok(lock);
         }
         n += 1;
     }
+}
+
+/// The prefix of automatically numbered slots on a bucket: this host's name, made a valid
+/// slot ID, and a dash.
+pub(crate) fn host_prefix() -> String {
+    let host: String = host_name()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .take(48)
+        .collect();
+    format!("{}-", host.trim_start_matches('.'))
 }
 
 /// Whether slot `id` is held by a live process (without claiming it).
@@ -188,7 +205,7 @@ pub(crate) fn holder(root: &Path, id: &str) -> Option<Holder> {
 }
 
 /// This machine's name, for lock files and messages.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
@@ -236,8 +253,8 @@ mod tests {
     fn a_held_slot_is_refused_naming_its_holder_and_free_slots_are_taken_lowest_first() {
         let dir = tempfile::tempdir().unwrap();
         let c = clock();
-        let a = claim_free(dir.path(), &c).unwrap();
-        let b = claim_free(dir.path(), &c).unwrap();
+        let a = claim_free(dir.path(), "", &c).unwrap();
+        let b = claim_free(dir.path(), "", &c).unwrap();
         assert_eq!((a.id.as_str(), b.id.as_str()), ("w0", "w1"));
         let err = claim(dir.path(), "w0", false, &c).unwrap_err();
         let msg = err.to_string();
@@ -246,7 +263,9 @@ mod tests {
         assert!(is_held(dir.path(), "w1"));
         drop(a);
         assert!(!is_held(dir.path(), "w0"));
-        assert_eq!(claim_free(dir.path(), &c).unwrap().id, "w0", "the freed slot is reused");
+        assert_eq!(claim_free(dir.path(), "", &c).unwrap().id, "w0", "the freed slot is reused");
+        let on_bucket = claim_free(dir.path(), "pod-a-", &c).unwrap();
+        assert_eq!(on_bucket.id, "pod-a-w0", "a bucket's numbered slots carry the host's name");
     }
 
     #[test]

@@ -103,8 +103,12 @@ pub struct WriterInfo {
     pub id: String,
     /// The process holding it, if a live one does.
     pub holder: Option<super::Holder>,
-    /// Whether a live process holds the slot's lock.
+    /// Whether a live process on this host holds the slot's lock.
     pub held: bool,
+    /// Whether the slot has a directory (its lock and WAL) on this host. A slot that only
+    /// has objects in the bucket is written from another host, whose lock this host cannot
+    /// see.
+    pub local: bool,
     /// Files its manifest lists.
     pub files: usize,
     /// Rows in those files.
@@ -125,7 +129,9 @@ pub fn list_writers(config: &StoreConfig) -> Result<Vec<WriterInfo>, StoreError>
     for id in slot_ids(&*fs, &*objects, &config.dir)? {
         let s = load(&*fs, &*objects, &config.dir, &id)?;
         let held = slot::is_held(&config.dir, &id);
+        let local = slot::slot_dir(&config.dir, &id).is_dir() || id == LEGACY_SLOT;
         out.push(WriterInfo {
+            local,
             holder: held.then(|| slot::holder(&config.dir, &id)).flatten(),
             held,
             files: s.manifest.files.len(),
