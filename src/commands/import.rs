@@ -20,6 +20,7 @@
 //! many intervals) plus the store's buffer, whatever the file's size.
 
 mod columns;
+mod fill;
 mod input;
 mod progress;
 mod replay;
@@ -29,25 +30,33 @@ use super::UsageError;
 use crate::cli::{Format, ImportArgs};
 use anyhow::{Context, anyhow, bail};
 use columns::{Columns, known_columns};
+use fill::Rejects;
 use input::Source;
 use modelwatch::time::rfc3339;
-use modelwatch_store::{Store, StoreConfig};
+use modelwatch_store::{DistributionRow, EventRow, Rows, ScalarRow, Store, StoreConfig};
 use progress::{Previous, Progress};
 use replay::Batch;
-use std::collections::BTreeMap;
+use scan::Schema;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// Input rows in the first batch, before the rows' spread over intervals is known.
 const FIRST_BATCH_ROWS: usize = 4_096;
-/// Store rows a batch aims at: it bounds a batch's memory when input rows spread over many
-/// intervals (each interval of each model variant, segment and feature is a store row).
-const BATCH_STORE_ROWS: f64 = 50_000.0;
+/// The memory a batch's store rows aim at (their approximate size in memory; the WAL record
+/// and the Parquet encoding take about as much again while it is written). It bounds a
+/// batch when its input rows make many store rows: rows spread over many intervals, many
+/// segments or features, wide distributions.
+const BATCH_BYTES: usize = 2 << 20;
+/// The store rows appended but not yet published that make the import publish them as
+/// Parquet: publication costs about ten fsyncs, and the store holds these rows in memory
+/// (twice while it writes them).
+const PUBLISH_BYTES: usize = 8 << 20;
 /// The fewest input rows in a batch (unless `--batch-rows` says fewer).
 const MIN_BATCH_ROWS: usize = 256;
-/// Rejected rows kept for the report (`--format json` lists them; the table shows 20).
-const REJECTS_KEPT: usize = 1_000;
+/// Rejected rows the table lists (`--format json` lists the first 1,000).
 const REJECTS_SHOWN: usize = 20;
 
 pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
@@ -80,9 +89,15 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
     std::fs::create_dir_all(&args.data.data)
         .with_context(|| format!("creating {}", args.data.data.display()))?;
+    // The import publishes the store's buffer itself, by its size (see PUBLISH_BYTES).
+    let config = StoreConfig {
+        background: false,
+        maintenance_every: None,
+        buffer_rows: usize::MAX,
+        ..args.data.store_config()
+    };
     let store =
-        Store::open(StoreConfig { background: false, maintenance_every: None, ..args.data.store_config() })
-            .with_context(|| format!("opening the store at {}", args.data.data.display()))?;
+        Store::open(config).with_context(|| format!("opening the store at {}", args.data.data.display()))?;
     let previous = progress::previous(&store, &sha256)?;
     if let Some(p) = previous.as_ref().filter(|p| p.progress.complete) {
         return already_imported(args, p, &sha256);
@@ -103,92 +118,135 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
     let name = path.display().to_string();
     let started = rfc3339(now);
-    let mut done =
+    let mut progress =
         previous.as_ref().map_or_else(|| Progress::start(&sha256, &name, &started), |p| p.progress.clone());
-    done.file = name.clone();
-    done.imported_at = started;
-    // Events are placed at the latest row time stored so far (see `progress`).
-    let mut event_ms = previous.as_ref().map(|p| p.time_ms);
-    let schema = &scan.schema;
-    let event_model = match schema.single_model() {
-        Some(m) => (m.model.as_str(), m.version.as_str(), m.variant.as_str()),
-        None => ("modelwatch", "", ""),
-    };
-    let feature_columns: Vec<usize> = columns.features.iter().map(|f| f.0).collect();
-    let interval = Duration::from_secs(args.interval.max(1));
-    let batch_limit = usize::try_from(args.batch_rows).unwrap_or(usize::MAX).max(1);
-
+    progress.file = name;
+    progress.imported_at = started;
     let bar = indicatif::ProgressBar::new(scan.records).with_position(skip).with_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut source = Source::open(path)?;
-    source.start(&columns.uses(), skip)?;
-    let mut batch = Batch::default();
-    let mut rejects = Rejects::default();
-    let mut run = RunCounts::default();
-    let mut offset = skip;
-    let mut max_rows = FIRST_BATCH_ROWS.min(batch_limit);
-    loop {
-        batch.clear();
-        let want = (max_rows as u64).min(scan.records - offset);
-        while batch.records < want {
-            let Some(record) = source.next()? else { return Err(changed(path)) };
-            batch.records += 1;
-            let parsed = match &record.cells {
-                Ok(cells) => columns.parse(cells, now).map(|f| (f, cells)),
-                Err(e) => Err(e.clone()),
-            };
-            match parsed {
-                Ok((fields, cells)) => {
-                    if !batch.push(schema, &fields, cells, &feature_columns) {
-                        return Err(changed(path));
-                    }
-                }
-                Err(reason) if args.strict => bail!("{}: line {}: {reason}", path.display(), record.line),
-                Err(reason) => {
-                    batch.rejected += 1;
-                    rejects.add(record.line, reason);
-                }
-            }
-            if batch.records.is_multiple_of(4_096) {
-                bar.set_position(offset + batch.records);
-            }
-        }
-        let replayed = batch.replay(schema, interval)?;
-        offset += batch.records;
-        done.rows_done = offset;
-        done.imported += replayed.imported;
-        done.rejected += batch.rejected;
-        done.complete = offset == scan.records;
-        done.total_rows = done.complete.then_some(scan.records);
-        let mut rows = replayed.rows;
-        let store_rows = rows.len();
-        event_ms = event_ms.max(replayed.latest_ms);
-        rows.events.push(done.event(event_ms.unwrap_or(now), event_model)?);
-        stamp.check(path)?;
-        store.append(rows).with_context(|| {
-            format!("writing rows up to line {} of {} to the store", offset, path.display())
-        })?;
-        run.appends += 1;
-        run.imported += replayed.imported;
-        run.snapshots += replayed.snapshots;
-        bar.set_position(offset);
-        if done.complete {
-            break;
-        }
-        // Keep the next batch near BATCH_STORE_ROWS store rows, at the rate of this one.
-        let per_row = (store_rows as f64 / batch.records.max(1) as f64).max(1e-6);
-        max_rows = ((BATCH_STORE_ROWS / per_row) as usize).max(MIN_BATCH_ROWS).min(batch_limit);
+    let batch_limit = usize::try_from(args.batch_rows).unwrap_or(usize::MAX).max(1);
+    let batch_rows = AtomicUsize::new(FIRST_BATCH_ROWS.min(batch_limit));
+    let storing = Storing {
+        store: &store,
+        schema: &scan.schema,
+        interval: Duration::from_secs(args.interval.max(1)),
+        total: scan.records,
+        now_ms: now,
+        path,
+        stamp: &stamp,
+        bar: &bar,
+        batch_rows: &batch_rows,
+        batch_limit,
+    };
+    let reading = fill::Reading {
+        path,
+        columns: &columns,
+        schema: &scan.schema,
+        now_ms: now,
+        strict: args.strict,
+        skip,
+        total: scan.records,
+        batch_rows: &batch_rows,
+    };
+    // Two batches circulate: the reading thread fills one while this one stores the other.
+    let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(1);
+    let (free_tx, free_rx) = mpsc::channel::<Batch>();
+    for _ in 0..2 {
+        free_tx.send(Batch::default()).context("starting the import")?;
     }
-    if source.next()?.is_some() {
-        return Err(changed(path));
-    }
+    let (run, rejects) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let reader = s.spawn(move || fill::read_batches(reading, free_rx, full_tx));
+        let stored = storing.run(progress, previous.as_ref().map(|p| p.time_ms), full_rx, free_tx);
+        // A reading error (a bad row under --strict, a changed file) is why storing stopped.
+        let rejects = reader.join().map_err(|_| anyhow!("the reading thread panicked"))??;
+        Ok((stored?, rejects))
+    })?;
     store.flush().context("publishing the imported rows")?;
     bar.finish_and_clear();
     report(args, &scan, previous.as_ref(), &run, &rejects, &sha256)
+}
+
+/// The second pass's storing side: replays each batch and appends it with its progress.
+struct Storing<'a> {
+    store: &'a Store,
+    schema: &'a Schema,
+    interval: Duration,
+    total: u64,
+    now_ms: i64,
+    path: &'a Path,
+    stamp: &'a FileStamp,
+    bar: &'a indicatif::ProgressBar,
+    batch_rows: &'a AtomicUsize,
+    batch_limit: usize,
+}
+
+impl Storing<'_> {
+    /// Stores the batches from `full` until the file's last, handing each back to `free`.
+    /// `event_ms` is the time of the last progress event stored (a resumed run's).
+    fn run(
+        &self,
+        mut progress: Progress,
+        mut event_ms: Option<i64>,
+        full: mpsc::Receiver<Batch>,
+        free: mpsc::Sender<Batch>,
+    ) -> anyhow::Result<RunCounts> {
+        let event_model = match self.schema.single_model() {
+            Some(m) => (m.model.as_str(), m.version.as_str(), m.variant.as_str()),
+            None => ("modelwatch", "", ""),
+        };
+        let mut run = RunCounts::default();
+        let mut unpublished = 0;
+        while !progress.complete {
+            let Ok(mut batch) = full.recv() else { bail!("{}: reading stopped", self.path.display()) };
+            let replayed = batch.replay(self.schema, self.interval)?;
+            progress.rows_done += batch.records;
+            progress.imported += replayed.imported;
+            progress.rejected += batch.rejected;
+            progress.complete = progress.rows_done == self.total;
+            progress.total_rows = progress.complete.then_some(self.total);
+            let mut rows = replayed.rows;
+            // Keep the next batches near BATCH_BYTES of store rows, at the rate of this one.
+            let bytes = approx_bytes(&rows);
+            let per_row = (bytes as f64 / batch.records.max(1) as f64).max(1.0);
+            let next = ((BATCH_BYTES as f64 / per_row) as usize).max(MIN_BATCH_ROWS).min(self.batch_limit);
+            self.batch_rows.store(next, Ordering::Relaxed);
+            // Events are placed at the latest row time stored so far (see `progress`).
+            event_ms = event_ms.max(replayed.latest_ms);
+            rows.events.push(progress.event(event_ms.unwrap_or(self.now_ms), event_model)?);
+            self.stamp.check(self.path)?;
+            self.store.append(rows).with_context(|| {
+                format!("storing records up to {} of {}", progress.rows_done, self.path.display())
+            })?;
+            run.appends += 1;
+            unpublished += bytes;
+            if unpublished >= PUBLISH_BYTES {
+                self.store.flush().context("publishing the imported rows")?;
+                unpublished = 0;
+            }
+            run.imported += replayed.imported;
+            run.snapshots += replayed.snapshots;
+            self.bar.set_position(progress.rows_done);
+            // The reading thread may have finished: it no longer needs the batch.
+            let _ = free.send(batch);
+        }
+        Ok(run)
+    }
+}
+
+/// About how much memory `rows` take.
+fn approx_bytes(rows: &Rows) -> usize {
+    use std::mem::size_of;
+    let buckets: usize = rows.distributions.iter().map(|d| d.buckets.len()).sum();
+    let messages: usize = rows.events.iter().map(|e| e.message.len()).sum();
+    rows.distributions.len() * size_of::<DistributionRow>()
+        + buckets * size_of::<(i64, u64)>()
+        + rows.scalars.len() * size_of::<ScalarRow>()
+        + rows.events.len() * size_of::<EventRow>()
+        + messages
 }
 
 /// What this run did.
@@ -198,25 +256,6 @@ struct RunCounts {
     snapshots: u64,
     /// Store appends: WAL records, each one fsync.
     appends: u64,
-}
-
-/// Rejected rows: all counted, the first [`REJECTS_KEPT`] kept with their reason.
-#[derive(Default)]
-struct Rejects {
-    total: u64,
-    kept: Vec<(u64, String)>,
-    by_field: BTreeMap<String, u64>,
-}
-
-impl Rejects {
-    fn add(&mut self, line: u64, reason: String) {
-        self.total += 1;
-        let field = reason.split(' ').next().unwrap_or("").trim_end_matches(':').to_string();
-        *self.by_field.entry(field).or_default() += 1;
-        if self.kept.len() < REJECTS_KEPT {
-            self.kept.push((line, reason));
-        }
-    }
 }
 
 /// The file's size and modification time: an import reads it several times, and stops if

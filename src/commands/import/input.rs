@@ -12,9 +12,8 @@ use arrow_array::{Array, Float64Array, StringArray};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Rows per Parquet record batch.
@@ -66,12 +65,16 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// One input record: its line (CSV) or row (Parquet) number, and its cells or why it
-/// could not be split into cells.
+/// One input record: where it is (for [`Source::line`]), and its cells or why it could not
+/// be split into cells.
 pub(super) struct Record<'a> {
-    pub(super) line: u64,
+    pub(super) at: At,
     pub(super) cells: Result<Cells<'a>, String>,
 }
+
+/// Where a record is: a byte offset (CSV) or a row number (Parquet).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct At(u64);
 
 /// A decoded Parquet column.
 pub(super) enum Column {
@@ -87,7 +90,7 @@ pub(super) struct Source {
 }
 
 enum Kind {
-    Csv { reader: csv::Reader<LineCounter<BufReader<File>>>, record: csv::StringRecord },
+    Csv { reader: csv::Reader<BufReader<File>>, record: csv::StringRecord, lines: Option<LineCounter> },
     Parquet(ParquetInput),
 }
 
@@ -110,14 +113,14 @@ impl Source {
             "csv" => {
                 let mut reader = csv::ReaderBuilder::new()
                     .flexible(true)
-                    .from_reader(LineCounter::new(BufReader::with_capacity(1 << 16, file()?)));
+                    .from_reader(BufReader::with_capacity(1 << 16, file()?));
                 let header: Vec<String> = reader
                     .headers()
                     .with_context(|| format!("{}: reading the header", path.display()))?
                     .iter()
                     .map(str::to_owned)
                     .collect();
-                (header, Kind::Csv { reader, record: csv::StringRecord::new() })
+                (header, Kind::Csv { reader, record: csv::StringRecord::new(), lines: None })
             }
             "parquet" | "pq" => {
                 let builder = ParquetRecordBatchReaderBuilder::try_new(file()?)
@@ -185,18 +188,18 @@ impl Source {
     /// cells (invalid UTF-8) is a record with an error.
     pub(super) fn next(&mut self) -> anyhow::Result<Option<Record<'_>>> {
         match &mut self.kind {
-            Kind::Csv { reader, record } => match reader.read_record(record) {
+            Kind::Csv { reader, record, .. } => match reader.read_record(record) {
                 Ok(false) => Ok(None),
                 Ok(true) => {
-                    let line = reader.get_mut().line_of(record.position().map_or(0, csv::Position::byte));
-                    Ok(Some(Record { line, cells: Ok(Cells::Csv(record)) }))
+                    let at = At(record.position().map_or(0, csv::Position::byte));
+                    Ok(Some(Record { at, cells: Ok(Cells::Csv(record)) }))
                 }
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                     Err(e).with_context(|| format!("reading {}", self.path.display()))
                 }
                 Err(e) => {
-                    let line = reader.get_mut().line_of(e.position().map_or(0, csv::Position::byte));
-                    Ok(Some(Record { line, cells: Err(e.to_string()) }))
+                    let at = At(e.position().map_or(0, csv::Position::byte));
+                    Ok(Some(Record { at, cells: Err(e.to_string()) }))
                 }
             },
             Kind::Parquet(p) => {
@@ -225,8 +228,25 @@ impl Source {
                 let row = p.next;
                 p.next += 1;
                 p.row += 1;
-                Ok(Some(Record { line: p.row, cells: Ok(Cells::Arrow { columns: &p.columns, row }) }))
+                Ok(Some(Record { at: At(p.row), cells: Ok(Cells::Arrow { columns: &p.columns, row }) }))
             }
+        }
+    }
+
+    /// The line (CSV) or row (Parquet) number of a record, counted from 1 with the header
+    /// as line 1 of a CSV file. Records must be asked for in file order: lines are counted
+    /// on a second reading of the file, only as far as the records asked for (in practice
+    /// rejected ones), so valid records cost nothing.
+    pub(super) fn line(&mut self, at: At) -> anyhow::Result<u64> {
+        match &mut self.kind {
+            Kind::Csv { lines, .. } => {
+                if lines.is_none() {
+                    *lines = Some(LineCounter::new(&self.path)?);
+                }
+                let lines = lines.as_mut().context("a line counter")?;
+                lines.line_of(at.0).with_context(|| format!("reading {}", self.path.display()))
+            }
+            Kind::Parquet(_) => Ok(at.0),
         }
     }
 }
@@ -249,39 +269,34 @@ fn column(c: &arrow_array::ArrayRef, u: Use) -> anyhow::Result<Column> {
     Ok(Column::Text(text.as_string::<i32>().clone()))
 }
 
-/// A reader that numbers lines as the bytes go by: the line of a byte offset is one more
-/// than the newlines before it (the csv crate's own count is off by one on CRLF). It keeps
-/// only the newlines read ahead of the last offset asked for, so offsets must be asked for
-/// in increasing order.
-struct LineCounter<R> {
-    inner: R,
-    read: u64,
-    passed: u64,
-    ahead: VecDeque<u64>,
+/// Numbers lines by reading the file a second time, forward only: the line of a byte
+/// offset is one more than the newlines before it (the csv crate's own count is off by one
+/// on CRLF).
+struct LineCounter {
+    file: BufReader<File>,
+    offset: u64,
+    newlines: u64,
 }
 
-impl<R> LineCounter<R> {
-    fn new(inner: R) -> Self {
-        LineCounter { inner, read: 0, passed: 0, ahead: VecDeque::new() }
+impl LineCounter {
+    fn new(path: &Path) -> anyhow::Result<Self> {
+        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(LineCounter { file: BufReader::with_capacity(1 << 16, file), offset: 0, newlines: 0 })
     }
 
-    /// The line number of the byte at `offset`.
-    fn line_of(&mut self, offset: u64) -> u64 {
-        while self.ahead.front().is_some_and(|&n| n <= offset) {
-            self.ahead.pop_front();
-            self.passed += 1;
+    /// The line number of the byte at `offset` (not before the last offset asked for).
+    fn line_of(&mut self, offset: u64) -> std::io::Result<u64> {
+        while self.offset < offset {
+            let buf = self.file.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len().min(usize::try_from(offset - self.offset).unwrap_or(usize::MAX));
+            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.offset += n as u64;
+            self.file.consume(n);
         }
-        1 + self.passed
-    }
-}
-
-impl<R: Read> Read for LineCounter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let base = self.read;
-        self.ahead.extend(buf[..n].iter().enumerate().filter(|b| *b.1 == b'\n').map(|b| base + b.0 as u64));
-        self.read += n as u64;
-        Ok(n)
+        Ok(1 + self.newlines)
     }
 }
 
@@ -303,15 +318,16 @@ pub(super) fn content_hash(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::LineCounter;
-    use std::io::Read;
 
     #[test]
     fn lines_are_counted_by_newlines_before_an_offset() {
-        let mut c = LineCounter::new(&b"a,b\r\n1,2\r\n\r\n3,4\n"[..]);
-        let mut all = Vec::new();
-        c.read_to_end(&mut all).unwrap();
-        assert_eq!(c.line_of(0), 1);
-        assert_eq!(c.line_of(5), 2);
-        assert_eq!(c.line_of(12), 4);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, b"a,b\r\n1,2\r\n\r\n3,4\n").unwrap();
+        let mut c = LineCounter::new(&path).unwrap();
+        assert_eq!(c.line_of(0).unwrap(), 1);
+        assert_eq!(c.line_of(5).unwrap(), 2);
+        assert_eq!(c.line_of(12).unwrap(), 4);
+        assert_eq!(c.line_of(99).unwrap(), 5);
     }
 }

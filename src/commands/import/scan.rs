@@ -129,7 +129,10 @@ pub(super) fn scan(
         };
         let (fields, cells) = match (fields, &record.cells) {
             (Ok(f), Ok(cells)) => (f, cells),
-            (Err(reason), _) if strict => bail!("{}: line {}: {reason}", path.display(), record.line),
+            (Err(reason), _) if strict => {
+                let at = record.at;
+                bail!("{}: line {}: {reason}", path.display(), source.line(at)?)
+            }
             _ => continue,
         };
         model_key(&mut key, &fields);
