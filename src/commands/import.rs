@@ -11,18 +11,21 @@
 //!    one, before anything is written) and learns the categorical features' vocabularies
 //!    and each model variant's segments, which the agents need before the first row:
 //!    `scan`.
-//! 4. A second pass reads the records in batches; each batch goes through one agent per
-//!    model variant into one set of store rows (`replay`), appended with its progress event
-//!    as one WAL record: one fsync per batch, and a batch is in the store whole or not at
-//!    all.
+//! 4. A second pass reads the records in batches on a thread of its own (`fill`); each
+//!    batch goes through one agent per model variant into one set of store rows
+//!    (`replay`), appended with its progress event as one WAL record: one fsync per batch,
+//!    and a batch is in the store whole or not at all.
+//! 5. A third thread publishes the appended rows as Parquet every few MiB (`publisher`).
 //!
-//! Memory is one batch (at most `--batch-rows` parsed rows, fewer when they spread over
-//! many intervals) plus the store's buffer, whatever the file's size.
+//! Memory is two batches of parsed rows (at most `--batch-rows` each, fewer when their store
+//! rows would pass `BATCH_BYTES`) and the appended rows not yet published, whatever the
+//! file's size.
 
 mod columns;
 mod fill;
 mod input;
 mod progress;
+mod publisher;
 mod replay;
 mod scan;
 
@@ -33,8 +36,9 @@ use columns::{Columns, known_columns};
 use fill::Rejects;
 use input::Source;
 use modelwatch::time::rfc3339;
-use modelwatch_store::{DistributionRow, EventRow, Rows, ScalarRow, Store, StoreConfig};
+use modelwatch_store::{Store, StoreConfig};
 use progress::{Previous, Progress};
+use publisher::Publication;
 use replay::Batch;
 use scan::Schema;
 use std::path::Path;
@@ -43,17 +47,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Input rows in the first batch, before the rows' spread over intervals is known.
-const FIRST_BATCH_ROWS: usize = 4_096;
-/// The memory a batch's store rows aim at (their approximate size in memory; the WAL record
-/// and the Parquet encoding take about as much again while it is written). It bounds a
-/// batch when its input rows make many store rows: rows spread over many intervals, many
-/// segments or features, wide distributions.
-const BATCH_BYTES: usize = 2 << 20;
-/// The store rows appended but not yet published that make the import publish them as
-/// Parquet: publication costs about ten fsyncs, and the store holds these rows in memory
-/// (twice while it writes them).
-const PUBLISH_BYTES: usize = 8 << 20;
+/// Input rows in the first batch, before the rows' spread over intervals is known (each
+/// batch is at most four times the one before).
+const FIRST_BATCH_ROWS: usize = 256;
+/// The size a batch's store rows aim at ([`publisher::footprint`]). It bounds a batch when
+/// its input rows make many store rows: rows spread over many intervals, many segments or
+/// features, wide distributions.
+const BATCH_BYTES: usize = 1 << 20;
 /// The fewest input rows in a batch (unless `--batch-rows` says fewer).
 const MIN_BATCH_ROWS: usize = 256;
 /// Rejected rows the table lists (`--format json` lists the first 1,000).
@@ -89,7 +89,7 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
     std::fs::create_dir_all(&args.data.data)
         .with_context(|| format!("creating {}", args.data.data.display()))?;
-    // The import publishes the store's buffer itself, by its size (see PUBLISH_BYTES).
+    // The import publishes the store's buffer itself, by its size (see `publisher`).
     let config = StoreConfig {
         background: false,
         maintenance_every: None,
@@ -104,8 +104,11 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     }
 
     let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("checking {}", path.display()));
+    let started_scan = std::time::Instant::now();
     let scan = scan::scan(path, &columns, args.strict, now, |n| spinner.set_position(n))?;
     spinner.finish_and_clear();
+    tracing::debug!(records = scan.records, seconds = started_scan.elapsed().as_secs_f64(), "first pass");
+    let started_import = std::time::Instant::now();
     stamp.check(path)?;
     let skip = previous.as_ref().map_or(0, |p| p.progress.rows_done);
     if skip > scan.records {
@@ -152,21 +155,37 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         total: scan.records,
         batch_rows: &batch_rows,
     };
-    // Two batches circulate: the reading thread fills one while this one stores the other.
+    // Three threads: one reads and parses batches (two circulate), this one replays and
+    // appends them, one publishes the appended rows as Parquet.
     let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(1);
     let (free_tx, free_rx) = mpsc::channel::<Batch>();
     for _ in 0..2 {
         free_tx.send(Batch::default()).context("starting the import")?;
     }
+    let (wake_tx, wake_rx) = mpsc::sync_channel::<()>(1);
+    let publication = Publication::default();
     let (run, rejects) = std::thread::scope(|s| -> anyhow::Result<_> {
         let reader = s.spawn(move || fill::read_batches(reading, free_rx, full_tx));
-        let stored = storing.run(progress, previous.as_ref().map(|p| p.time_ms), full_rx, free_tx);
+        let publisher = s.spawn(|| publication.run(&store, wake_rx));
+        let stored = storing.run(
+            progress,
+            previous.as_ref().map(|p| p.time_ms),
+            full_rx,
+            free_tx,
+            &publication,
+            wake_tx,
+        );
         // A reading error (a bad row under --strict, a changed file) is why storing stopped.
         let rejects = reader.join().map_err(|_| anyhow!("the reading thread panicked"))??;
+        publisher.join().map_err(|_| anyhow!("the publishing thread panicked"))?;
+        if let Some(e) = publication.error() {
+            return Err(anyhow::Error::new(e).context("publishing the imported rows"));
+        }
         Ok((stored?, rejects))
     })?;
     store.flush().context("publishing the imported rows")?;
     bar.finish_and_clear();
+    tracing::debug!(appends = run.appends, seconds = started_import.elapsed().as_secs_f64(), "second pass");
     report(args, &scan, previous.as_ref(), &run, &rejects, &sha256)
 }
 
@@ -193,13 +212,14 @@ impl Storing<'_> {
         mut event_ms: Option<i64>,
         full: mpsc::Receiver<Batch>,
         free: mpsc::Sender<Batch>,
+        publication: &Publication,
+        wake: mpsc::SyncSender<()>,
     ) -> anyhow::Result<RunCounts> {
         let event_model = match self.schema.single_model() {
             Some(m) => (m.model.as_str(), m.version.as_str(), m.variant.as_str()),
             None => ("modelwatch", "", ""),
         };
         let mut run = RunCounts::default();
-        let mut unpublished = 0;
         while !progress.complete {
             let Ok(mut batch) = full.recv() else { bail!("{}: reading stopped", self.path.display()) };
             let replayed = batch.replay(self.schema, self.interval)?;
@@ -210,9 +230,12 @@ impl Storing<'_> {
             progress.total_rows = progress.complete.then_some(self.total);
             let mut rows = replayed.rows;
             // Keep the next batches near BATCH_BYTES of store rows, at the rate of this one.
-            let bytes = approx_bytes(&rows);
+            let bytes = publisher::footprint(&rows);
             let per_row = (bytes as f64 / batch.records.max(1) as f64).max(1.0);
-            let next = ((BATCH_BYTES as f64 / per_row) as usize).max(MIN_BATCH_ROWS).min(self.batch_limit);
+            let next = ((BATCH_BYTES as f64 / per_row) as usize)
+                .min(4 * batch.records as usize)
+                .max(MIN_BATCH_ROWS)
+                .min(self.batch_limit);
             self.batch_rows.store(next, Ordering::Relaxed);
             // Events are placed at the latest row time stored so far (see `progress`).
             event_ms = event_ms.max(replayed.latest_ms);
@@ -222,11 +245,7 @@ impl Storing<'_> {
                 format!("storing records up to {} of {}", progress.rows_done, self.path.display())
             })?;
             run.appends += 1;
-            unpublished += bytes;
-            if unpublished >= PUBLISH_BYTES {
-                self.store.flush().context("publishing the imported rows")?;
-                unpublished = 0;
-            }
+            publication.appended(self.store, bytes, &wake).context("publishing the imported rows")?;
             run.imported += replayed.imported;
             run.snapshots += replayed.snapshots;
             self.bar.set_position(progress.rows_done);
@@ -235,18 +254,6 @@ impl Storing<'_> {
         }
         Ok(run)
     }
-}
-
-/// About how much memory `rows` take.
-fn approx_bytes(rows: &Rows) -> usize {
-    use std::mem::size_of;
-    let buckets: usize = rows.distributions.iter().map(|d| d.buckets.len()).sum();
-    let messages: usize = rows.events.iter().map(|e| e.message.len()).sum();
-    rows.distributions.len() * size_of::<DistributionRow>()
-        + buckets * size_of::<(i64, u64)>()
-        + rows.scalars.len() * size_of::<ScalarRow>()
-        + rows.events.len() * size_of::<EventRow>()
-        + messages
 }
 
 /// What this run did.

@@ -107,7 +107,7 @@ impl Columns {
             latency_ms: number("latency_ms", cells.get(latency))?,
             confidence: number("confidence", cells.get(confidence))?,
             label: self.label.map(|c| parse_label(text(c))).transpose()?.flatten(),
-            error: self.error.map(|c| text(c).trim()).filter(|e| !e.is_empty()),
+            error: self.error.map(|c| trim(text(c))).filter(|e| !e.is_empty()),
         })
     }
 }
@@ -115,12 +115,41 @@ impl Columns {
 fn number(name: &str, cell: Cell<'_>) -> Result<f64, String> {
     match cell {
         Cell::Number(x) => Ok(x),
-        Cell::Text(s) => s.trim().parse::<f64>().map_err(|_| format!("{name} {s:?} is not a number")),
+        Cell::Text(s) => trim(s).parse::<f64>().map_err(|_| format!("{name} {s:?} is not a number")),
     }
 }
 
+/// `str::trim`, without looking at the characters of a cell that starts and ends with
+/// ASCII that is not white space (almost every cell).
+pub(super) fn trim(s: &str) -> &str {
+    let plain = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii() && !b.is_ascii_whitespace());
+    if plain(s.as_bytes().first()) && plain(s.as_bytes().last()) { s } else { s.trim() }
+}
+
+/// Whether a trimmed cell reads as a number: a quick look for the usual decimal form
+/// (`-12.5`, `3e-4`), then Rust's own parse for the rest (`inf`, `NaN`, `+.5`).
+pub(super) fn is_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |i: usize| b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let int = digits(i);
+    i += int;
+    if int > 0 && b.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        i += 1 + frac;
+    }
+    if int > 0 && i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let sign = usize::from(matches!(b.get(i + 1), Some(b'-' | b'+')));
+        let exp = digits(i + 1 + sign);
+        if exp > 0 {
+            i += 1 + sign + exp;
+        }
+    }
+    (int > 0 && i == b.len()) || s.parse::<f64>().is_ok()
+}
+
 fn parse_label(s: &str) -> Result<Option<bool>, String> {
-    match s.trim() {
+    match trim(s) {
         "" => Ok(None),
         "1" | "true" | "TRUE" | "True" => Ok(Some(true)),
         "0" | "false" | "FALSE" | "False" => Ok(Some(false)),
@@ -134,4 +163,27 @@ pub(super) fn known_columns() -> String {
     let mut names: Vec<&str> = REQUIRED.to_vec();
     names.extend(OPTIONAL);
     format!("{} and {FEATURE_PREFIX}<name> for features", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_number, trim};
+
+    #[test]
+    fn the_quick_number_check_agrees_with_rusts_parse() {
+        for s in [
+            "0", "-1", "12.5", "12.", "-0.001", "3e-4", "3E+4", "1e", "1e+", "-", "", ".5", "+1", "inf",
+            "-inf", "NaN", "nan", "infinity", "1.2.3", "1,5", "0x10", "1_000", "--1", "1e5.5", "١", "12 ",
+            " 12",
+        ] {
+            assert_eq!(is_number(s), s.parse::<f64>().is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for s in ["", " ", "a", " a", "a ", "\u{a0}a\u{a0}", "é", "a\t", "\u{2003}1"] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
+    }
 }

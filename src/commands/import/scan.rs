@@ -4,7 +4,7 @@
 //! segments of each model variant. It keeps no row: its memory is the vocabularies and
 //! segment lists, each bounded.
 
-use super::columns::{Columns, Fields};
+use super::columns::{Columns, Fields, is_number, trim};
 use super::input::{Cell, Cells, Source};
 use anyhow::bail;
 use modelwatch::agent::Feature;
@@ -70,11 +70,11 @@ impl Schema {
         match (cell, &self.codes[f]) {
             (Cell::Number(x), _) => x,
             (Cell::Text(s), None) => {
-                let s = s.trim();
+                let s = trim(s);
                 if s.is_empty() { f64::NAN } else { s.parse().unwrap_or(f64::NAN) }
             }
             (Cell::Text(s), Some(codes)) => {
-                let s = s.trim();
+                let s = trim(s);
                 if s.is_empty() { f64::NAN } else { codes.get(s).map_or(codes.len(), |&c| c as usize) as f64 }
             }
         }
@@ -95,11 +95,6 @@ fn model_key(key: &mut String, f: &Fields<'_>) {
         key.push_str(part);
         key.push('\0');
     }
-}
-
-fn is_number(s: &str) -> bool {
-    let s = s.trim();
-    s.is_empty() || s.parse::<f64>().is_ok()
 }
 
 /// Reads the whole input once. `tick` is told the records read so far, now and then.
@@ -184,10 +179,10 @@ pub(super) fn scan(
 fn observe_features(features: &mut [FeatureScan], columns: &Columns, cells: &Cells<'_>) {
     for (f, (col, _)) in features.iter_mut().zip(&columns.features) {
         let Cell::Text(v) = cells.get(*col) else { continue };
-        if f.numeric && !is_number(v) {
+        let v = trim(v);
+        if f.numeric && !v.is_empty() && !is_number(v) {
             f.numeric = false;
         }
-        let v = v.trim();
         if !v.is_empty() && f.vocabulary.len() < MAX_CATEGORIES && !f.vocabulary.contains_key(v) {
             let code = f.vocabulary.len() as u32;
             f.vocabulary.insert(v.into(), code);
