@@ -446,3 +446,53 @@ fn an_import_killed_with_sigkill_resumes_and_counts_every_row_once() {
     let again = modelwatch(&args);
     assert!(stdout(&again).contains(&format!("already imported: {rows} rows")), "{}", stdout(&again));
 }
+
+/// Predictions per interval start, and the count of a feature's values, in a store.
+fn per_interval(data: &std::path::Path) -> (std::collections::BTreeMap<i64, f64>, u64) {
+    let store = read_store(data);
+    let rows = store
+        .read(&ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Raw).tag("metric", "predictions"))
+        .unwrap();
+    let mut by_start = std::collections::BTreeMap::new();
+    for r in rows.scalars {
+        *by_start.entry(r.start_ms).or_insert(0.0) += r.value;
+    }
+    let x = store
+        .read(&ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Raw).tag("feature", "x1"))
+        .unwrap();
+    (by_start, x.distributions.iter().map(|d| d.count).sum())
+}
+
+#[test]
+fn batches_of_unsorted_rows_count_each_row_in_its_own_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let sorted = dir.path().join("sorted.csv");
+    big_csv(&sorted, 3_000, 2);
+    let text = std::fs::read_to_string(&sorted).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    // A deterministic shuffle: rows go back and forth in time across batches.
+    let mut rng = crate::support::Rng::seeded(3);
+    for i in (1..lines.len()).rev() {
+        lines.swap(i, rng.below(i + 1));
+    }
+    let shuffled = dir.path().join("shuffled.csv");
+    std::fs::write(&shuffled, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
+    let run = |file: &std::path::Path, data: &str, batch: &str| {
+        let data = dir.path().join(data);
+        let o = modelwatch(&[
+            "import",
+            file.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--batch-rows",
+            batch,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        per_interval(&data)
+    };
+    let whole = run(&sorted, "whole", "100000");
+    assert_eq!(whole.0.values().sum::<f64>(), 3_000.0 - 60.0, "errors are not predictions");
+    assert_eq!(run(&sorted, "batched", "100"), whole, "sorted input in batches of 100");
+    assert_eq!(run(&shuffled, "shuffled", "250"), whole, "shuffled input in batches of 250");
+}

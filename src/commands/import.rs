@@ -36,10 +36,10 @@ use columns::{Columns, known_columns};
 use fill::Rejects;
 use input::Source;
 use modelwatch::time::rfc3339;
-use modelwatch_store::{Store, StoreConfig};
+use modelwatch_store::{Rows, Store, StoreConfig};
 use progress::{Previous, Progress};
 use publisher::Publication;
-use replay::Batch;
+use replay::{Agents, Batch};
 use scan::Schema;
 use std::path::Path;
 use std::process::ExitCode;
@@ -154,6 +154,7 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         skip,
         total: scan.records,
         batch_rows: &batch_rows,
+        interval_ms: i64::try_from(storing.interval.as_millis()).unwrap_or(i64::MAX),
     };
     // Three threads: one reads and parses batches (two circulate), this one replays and
     // appends them, one publishes the appended rows as Parquet.
@@ -185,7 +186,14 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     })?;
     store.flush().context("publishing the imported rows")?;
     bar.finish_and_clear();
-    tracing::debug!(appends = run.appends, seconds = started_import.elapsed().as_secs_f64(), "second pass");
+    tracing::debug!(
+        appends = run.appends,
+        seconds = started_import.elapsed().as_secs_f64(),
+        waiting = run.waiting.as_secs_f64(),
+        replaying = run.replaying.as_secs_f64(),
+        appending = run.appending.as_secs_f64(),
+        "second pass"
+    );
     report(args, &scan, previous.as_ref(), &run, &rejects, &sha256)
 }
 
@@ -204,25 +212,54 @@ struct Storing<'a> {
 }
 
 impl Storing<'_> {
-    /// Stores the batches from `full` until the file's last, handing each back to `free`.
+    /// Stores the batches from `full` until the file's last, handing each back to `free`:
+    /// this thread replays them, an appending thread appends each with its progress event
+    /// (so that its fsync overlaps replaying the next) and wakes the publisher.
     /// `event_ms` is the time of the last progress event stored (a resumed run's).
     fn run(
+        &self,
+        progress: Progress,
+        event_ms: Option<i64>,
+        full: mpsc::Receiver<Batch>,
+        free: mpsc::Sender<Batch>,
+        publication: &Publication,
+        wake: mpsc::SyncSender<()>,
+    ) -> anyhow::Result<RunCounts> {
+        let (append_tx, append_rx) = mpsc::sync_channel::<Appended>(1);
+        std::thread::scope(|s| {
+            let appender = s.spawn(move || self.append(append_rx, publication, wake));
+            let replayed = self.replay(progress, event_ms, full, free, append_tx);
+            // An appending error is why replaying stopped.
+            let (appends, appending) =
+                appender.join().map_err(|_| anyhow!("the appending thread panicked"))??;
+            let mut run = replayed?;
+            run.appends = appends;
+            run.appending = appending;
+            Ok(run)
+        })
+    }
+
+    fn replay(
         &self,
         mut progress: Progress,
         mut event_ms: Option<i64>,
         full: mpsc::Receiver<Batch>,
         free: mpsc::Sender<Batch>,
-        publication: &Publication,
-        wake: mpsc::SyncSender<()>,
+        append: mpsc::SyncSender<Appended>,
     ) -> anyhow::Result<RunCounts> {
         let event_model = match self.schema.single_model() {
             Some(m) => (m.model.as_str(), m.version.as_str(), m.variant.as_str()),
             None => ("modelwatch", "", ""),
         };
         let mut run = RunCounts::default();
+        let mut agents = Agents::new(self.interval);
         while !progress.complete {
+            let t = std::time::Instant::now();
             let Ok(mut batch) = full.recv() else { bail!("{}: reading stopped", self.path.display()) };
-            let replayed = batch.replay(self.schema, self.interval)?;
+            run.waiting += t.elapsed();
+            let t = std::time::Instant::now();
+            let replayed = batch.replay(self.schema, &mut agents)?;
+            run.replaying += t.elapsed();
             progress.rows_done += batch.records;
             progress.imported += replayed.imported;
             progress.rejected += batch.rejected;
@@ -240,25 +277,58 @@ impl Storing<'_> {
             // Events are placed at the latest row time stored so far (see `progress`).
             event_ms = event_ms.max(replayed.latest_ms);
             rows.events.push(progress.event(event_ms.unwrap_or(self.now_ms), event_model)?);
-            self.stamp.check(self.path)?;
-            self.store.append(rows).with_context(|| {
-                format!("storing records up to {} of {}", progress.rows_done, self.path.display())
-            })?;
-            run.appends += 1;
-            publication.appended(self.store, bytes, &wake).context("publishing the imported rows")?;
+            if append.send(Appended { rows, bytes, rows_done: progress.rows_done }).is_err() {
+                bail!("{}: appending stopped", self.path.display());
+            }
             run.imported += replayed.imported;
             run.snapshots += replayed.snapshots;
-            self.bar.set_position(progress.rows_done);
             // The reading thread may have finished: it no longer needs the batch.
             let _ = free.send(batch);
         }
+        agents.finish()?;
         Ok(run)
     }
+
+    /// The appending thread: appends each batch's rows (one WAL record, one fsync) in order,
+    /// and wakes the publisher.
+    fn append(
+        &self,
+        batches: mpsc::Receiver<Appended>,
+        publication: &Publication,
+        wake: mpsc::SyncSender<()>,
+    ) -> anyhow::Result<(u64, Duration)> {
+        let (mut appends, mut appending) = (0, Duration::ZERO);
+        for a in batches {
+            self.stamp.check(self.path)?;
+            let t = std::time::Instant::now();
+            self.store.append(a.rows).with_context(|| {
+                format!("storing records up to {} of {}", a.rows_done, self.path.display())
+            })?;
+            appending += t.elapsed();
+            appends += 1;
+            publication.appended(self.store, a.bytes, &wake).context("publishing the imported rows")?;
+            self.bar.set_position(a.rows_done);
+        }
+        Ok((appends, appending))
+    }
+}
+
+/// A replayed batch on its way to the store.
+struct Appended {
+    rows: Rows,
+    /// Its [`publisher::footprint`].
+    bytes: usize,
+    /// The records stored once it is.
+    rows_done: u64,
 }
 
 /// What this run did.
 #[derive(Default)]
 struct RunCounts {
+    /// Time this thread waited for batches, replayed them, appended them (for debugging).
+    waiting: Duration,
+    replaying: Duration,
+    appending: Duration,
     imported: u64,
     snapshots: u64,
     /// Store appends: WAL records, each one fsync.

@@ -30,6 +30,8 @@ pub(super) struct Reading<'a> {
     /// Input records in the next batch: set by the importing thread, from the store rows
     /// the last batch made.
     pub(super) batch_rows: &'a AtomicUsize,
+    /// The agents' interval, in milliseconds.
+    pub(super) interval_ms: i64,
 }
 
 /// Rejected rows: all counted, the first [`REJECTS_KEPT`] kept with their line and reason.
@@ -65,11 +67,21 @@ pub(super) fn read_batches(
     source.start(&r.columns.uses(), r.skip)?;
     let mut rejects = Rejects::default();
     let mut offset = r.skip;
+    let mut carried = None;
     loop {
         let Ok(mut batch) = free.recv() else { return Ok(rejects) };
         batch.clear();
+        if let Some(c) = carried.take() {
+            batch.put(c);
+        }
+        // A batch ends where an interval does, when the input is in time order: with `want`
+        // records, at the first row of a later interval than the rows before it (which
+        // starts the next batch), or at twice `want`. An interval then spans two batches
+        // only in unsorted input, and is stored as two rows, not one.
         let want = (r.batch_rows.load(Ordering::Relaxed) as u64).min(r.total - offset);
-        while batch.records < want {
+        let interval_of = |ts: i64| ts.div_euclid(r.interval_ms);
+        let mut latest = batch.last_ts().map(interval_of);
+        while batch.records < want.saturating_mul(2) && offset + batch.records < r.total {
             let Some(record) = source.next()? else { return Err(super::changed(r.path)) };
             batch.records += 1;
             let parsed = match &record.cells {
@@ -82,6 +94,12 @@ pub(super) fn read_batches(
                     if !batch.push(r.schema, &fields, cells, &features) {
                         return Err(super::changed(r.path));
                     }
+                    let interval = batch.last_ts().map(interval_of);
+                    if batch.records > want && interval > latest {
+                        carried = batch.take_last(features.len());
+                        break;
+                    }
+                    latest = latest.max(interval);
                 }
                 Err(reason) if r.strict => bail!("{}: line {}: {reason}", r.path.display(), source.line(at)?),
                 Err(reason) => {

@@ -17,7 +17,7 @@ use std::sync::{Mutex, PoisonError};
 /// and again as Arrow arrays, while it writes them).
 const PUBLISH_BYTES: usize = 4 << 20;
 /// Unpublished rows at which the importing thread stops to publish.
-const MAX_UNPUBLISHED: usize = 3 * PUBLISH_BYTES;
+const MAX_UNPUBLISHED: usize = 2 * PUBLISH_BYTES;
 
 /// What the importing thread and the publisher share.
 #[derive(Default)]
