@@ -6,10 +6,11 @@
 //! `ru_maxrss`, through `/usr/bin/time`) and store appends (WAL records, one fsync each),
 //! as a Markdown table for BENCHMARKS.md.
 //!
-//! Run: `cargo bench --bench import` (about 15 minutes; `MODELWATCH_BENCH_IMPORT_ROWS=1000000`
-//! for one size). A plain harness: each figure is one long run of a process, there is no
-//! peer to compare with in the same run. Under `cargo test --all-targets` it imports
-//! 2,000 rows of each format as a smoke test.
+//! Run: `cargo bench --bench import` (about 4 minutes and 3 GB of temporary files;
+//! `MODELWATCH_BENCH_IMPORT_ROWS=1000000` for one size, `MODELWATCH_BENCH_IMPORT_DIR=DIR` to
+//! keep the generated files in `DIR`, to run another binary on them). A plain harness: each
+//! figure is one long run of a process, there is no peer to compare with in the same run.
+//! Under `cargo test --all-targets` it imports 2,000 rows of each format as a smoke test.
 #![allow(missing_docs)]
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
@@ -208,15 +209,17 @@ fn file_in(dir: &Path, name: &str) -> PathBuf {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let keep = std::env::var_os("MODELWATCH_BENCH_IMPORT_DIR").map(PathBuf::from);
+    let dir = keep.as_deref().unwrap_or(temp.path());
     if !bench {
         // `cargo test --all-targets` runs this without --bench: a small import of each format.
         let shape = Shape { rows: 2_000, step_ms: 10.0 };
         for (name, write) in [("smoke.csv", write_csv as fn(&Path, Shape)), ("smoke.parquet", write_parquet)]
         {
-            let file = file_in(dir.path(), name);
+            let file = file_in(dir, name);
             write(&file, shape);
-            let m = import(&file, &dir.path().join(format!("data-{name}")));
+            let m = import(&file, &dir.join(format!("data-{name}")));
             assert_eq!(m.imported, shape.rows, "{name}");
         }
         println!("import bench: smoke test passed; run with `cargo bench --bench import`");
@@ -238,12 +241,12 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (label, shape) in cases {
         for (ext, write) in [("csv", write_csv as fn(&Path, Shape)), ("parquet", write_parquet)] {
-            let file = file_in(dir.path(), &format!("log-{}.{ext}", shape.rows));
+            let file = file_in(dir, &format!("log-{}.{ext}", shape.rows));
             let t = Instant::now();
             write(&file, shape);
             let generated = t.elapsed().as_secs_f64();
             let bytes = std::fs::metadata(&file).unwrap().len();
-            let data = dir.path().join(format!("data-{}-{ext}", shape.rows));
+            let data = dir.join(format!("data-{}-{ext}", shape.rows));
             let m = import(&file, &data);
             println!(
                 "| {label}, {ext} | {:.0} MB | {:.1} s | {:.0} | {:.1} | {} | {} | {} |",
@@ -256,8 +259,10 @@ fn main() {
                 m.snapshots,
             );
             eprintln!("  ({label}, {ext}: generated in {generated:.1} s, {} rows imported)", m.imported);
-            std::fs::remove_file(&file).unwrap();
             std::fs::remove_dir_all(&data).unwrap();
+            if keep.is_none() {
+                std::fs::remove_file(&file).unwrap();
+            }
         }
     }
 }
