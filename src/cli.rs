@@ -138,17 +138,38 @@ pub enum OutputFormat {
 }
 
 #[derive(Args, Debug)]
+#[command(after_long_help = "\
+Streaming: the file is read twice, never held: a first pass checks every row and learns the \
+categorical features and segments, a second replays the rows in batches. Memory stays the \
+same whatever the file's size.
+
+Durability: each batch is one store append (one WAL record, one fsync), carrying an event of \
+kind `import` that records the file's SHA-256 and how many of its rows are stored.
+
+Re-running is safe: an import of a file whose bytes were already imported says so and \
+exits 0; one stopped part-way (a crash, kill -9, a full disk) resumes after the last stored \
+batch. No row is counted twice. A file with other bytes (even one more row) is another file.
+
+Example:
+  modelwatch import examples/data/predictions.csv --data ./modelwatch-data")]
 pub struct ImportArgs {
     /// A CSV (`.csv`) or Parquet (`.parquet`) file of predictions.
     pub file: PathBuf,
     #[command(flatten)]
     pub data: DataArg,
-    /// Stop at the first bad row instead of skipping it.
+    /// Import all or nothing: stop at the first bad row (exit 1, naming its line) and refuse
+    /// columns the importer does not use (exit 2, naming them), before anything is written.
+    /// Without it bad rows are skipped and reported, and unknown columns are named and
+    /// ignored.
     #[arg(long)]
     pub strict: bool,
     /// Flush interval of the agent that replays the rows, in seconds.
     #[arg(long, default_value_t = 10)]
     pub interval: u64,
+    /// Most input rows per store append (one WAL record and one fsync each); a batch is
+    /// smaller when its rows spread over many intervals, to bound its memory.
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_rows: u64,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
