@@ -90,7 +90,7 @@ fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
     }
     // Nor a store a live process writes (a scorer, an import).
     let config = args.data.store_config();
-    let writers = modelwatch_store::list_writers(&config).with_context(|| {
+    let writers = modelwatch_store::writer_slots(&config).with_context(|| {
         format!("{}: cannot tell whether a live process writes it; not deleting", dir.display())
     })?;
     if let Some(w) = writers.iter().find(|w| w.held) {

@@ -5,7 +5,9 @@ use crate::cli::{DataArg, Format};
 use anyhow::Context;
 use comfy_table::Table as TextTable;
 use modelwatch::time::rfc3339;
-use modelwatch_store::{MaintenanceReport, Store, StoreConfig, StoreError, Table, list_writers};
+use modelwatch_store::{
+    MaintenanceReport, Store, StoreConfig, StoreError, Table, list_writers, writer_slots,
+};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,8 +59,8 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
                 "wal_bytes": store.wal_bytes(),
                 "buffered_rows": store.buffered_rows(),
                 "writers": writers.iter().map(|w| serde_json::json!({
-                    "id": w.id, "held": w.held,
-                    "holder": w.holder.as_ref().map(|h| serde_json::json!({"pid": h.pid, "host": h.host, "since": h.since})),
+                    "id": w.slot.id, "held": w.slot.held,
+                    "holder": w.slot.holder.as_ref().map(|h| serde_json::json!({"pid": h.pid, "host": h.host, "since": h.since})),
                     "files": w.files, "rows": w.rows, "bytes": w.bytes,
                     "wal_bytes": w.wal_bytes, "unpublished_rows": w.unpublished_rows,
                 })).collect::<Vec<_>>(),
@@ -84,13 +86,13 @@ pub fn inspect(data: &DataArg, format: Format) -> anyhow::Result<ExitCode> {
             let mut w = TextTable::new();
             w.set_header(["writer", "held by", "files", "rows", "bytes", "WAL bytes", "unpublished rows"]);
             for x in &writers {
-                let by = match (&x.holder, x.held) {
+                let by = match (&x.slot.holder, x.slot.held) {
                     (Some(h), _) => h.to_string(),
                     (None, true) => "a live process".into(),
                     (None, false) => "free".into(),
                 };
                 w.add_row([
-                    x.id.clone(),
+                    x.slot.id.clone(),
                     by,
                     x.files.to_string(),
                     x.rows.to_string(),
@@ -215,7 +217,7 @@ pub fn compact(
         Some(id) => vec![id.clone()],
         None => {
             let mut ids = Vec::new();
-            for w in list_writers(&config)? {
+            for w in writer_slots(&config)? {
                 // A slot with objects in the bucket but no lock or WAL here is written from
                 // another host: adopting it could stop that live writer. Name it with
                 // --writer-id to adopt it once its host is gone.

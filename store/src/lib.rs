@@ -68,7 +68,7 @@ mod wal;
 // Opening, writing, reading, maintaining and verifying a store.
 pub use store::{
     Holder, MaintenanceReport, ReadRequest, Recovery, Repair, Store, StoreConfig, StoreError, Verification,
-    WriterInfo, list_writers, repair_dir, verify_dir,
+    WriterInfo, WriterSlot, list_writers, repair_dir, verify_dir, writer_slots,
 };
 // What reads return.
 pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};

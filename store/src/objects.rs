@@ -188,15 +188,7 @@ impl Objects for S3Objects {
     }
 
     fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path(rel);
-        let result = self.rt.block_on(async {
-            match self.store.get(&path).await {
-                Ok(r) => r.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        result.map(|b| b.map(|b| b.to_vec())).map_err(|e| self.err(rel, e))
+        Ok(self.get_versioned(rel)?.map(|(bytes, _)| bytes))
     }
 
     fn delete(&self, rel: &str) {

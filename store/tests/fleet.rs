@@ -74,7 +74,7 @@ fn writers_take_their_own_slots_and_a_reader_merges_them() {
     next.flush().unwrap();
     let info = list_writers(&StoreConfig::new(dir.path())).unwrap();
     assert_eq!(info.iter().map(|w| w.unpublished_rows).sum::<usize>(), 0, "{info:?}");
-    assert!(info.iter().all(|w| w.held), "{info:?}");
+    assert!(info.iter().all(|w| w.slot.held), "{info:?}");
     let reader = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
     assert_eq!(total(&reader, Resolution::Raw, "pii"), 60.0);
     assert!(reader.verify().is_empty(), "{:?}", reader.verify());

@@ -178,7 +178,7 @@ fn two_hosts_claiming_one_writer_id_on_a_bucket_the_second_is_refused_and_distin
     // operator to recover (the bucket's manifest of pod-a is pod-a's on host A).
     drop(b);
     let on_b = list_writers(&named(host_b.path(), "pod-a")).unwrap();
-    let slot = on_b.iter().find(|w| w.id == "pod-a").unwrap();
+    let slot = on_b.iter().find(|w| w.slot.id == "pod-a").unwrap();
     assert!(slot.wal_bytes > 100, "the five records are still in the WAL: {slot:?}");
 
     // Distinct IDs on the same prefix: both publish, and a reader sees both.

@@ -37,7 +37,7 @@ pub use open::Recovery;
 pub use read::ReadRequest;
 pub use slot::Holder;
 pub(crate) use slot::WRITERS as WRITERS_DIR;
-pub use sources::{WriterInfo, list_writers};
+pub use sources::{WriterInfo, WriterSlot, list_writers, writer_slots};
 pub use verify::{Repair, Verification, repair_dir, verify_dir};
 
 use crate::fs::Fs;

@@ -120,12 +120,7 @@ impl Store {
                 version,
             };
         }
-        let mut peers = Vec::new();
-        for id in sources::slot_ids(&*fs, &*objects, &dir)? {
-            if read_only || id != writer_id {
-                peers.push(sources::load(&*fs, &*objects, &dir, &id)?);
-            }
-        }
+        let peers = sources::load_all(&*fs, &*objects, &dir, (!read_only).then_some(writer_id.as_str()))?;
         let buffered_since = (!own.buffer.is_empty()).then(Instant::now);
         let next_file = AtomicU64::new(own.manifest.next_file);
         let inner = Inner {
@@ -312,12 +307,8 @@ impl Replay {
 
 impl Shared {
     pub(super) fn refresh(&self) -> Result<bool, StoreError> {
-        let mut peers = Vec::new();
-        for id in sources::slot_ids(&*self.fs, &*self.objects, &self.config.dir)? {
-            if self.read_only || id != self.writer_id {
-                peers.push(sources::load(&*self.fs, &*self.objects, &self.config.dir, &id)?);
-            }
-        }
+        let except = (!self.read_only).then_some(self.writer_id.as_str());
+        let peers = sources::load_all(&*self.fs, &*self.objects, &self.config.dir, except)?;
         let mut inner = self.lock();
         let same = inner.peers.len() == peers.len() && inner.peers.iter().zip(&peers).all(|(a, b)| a.same(b));
         if same {

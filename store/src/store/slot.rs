@@ -101,7 +101,8 @@ pub(crate) fn try_claim(
         let path = path.to_path_buf();
         move |source| StoreError::Io { path, source }
     };
-    create_durable(&dir)?;
+    // Durable: each directory it creates is fsynced into its parent.
+    crate::fs::Fs::create_dir_all(&crate::fs::RealFs, &dir).map_err(io(&dir))?;
     let path = dir.join(LOCK);
     // Neither truncated nor rewritten before the lock is ours: the holder's details stay.
     let mut file = OpenOptions::new()
@@ -212,32 +213,6 @@ pub(crate) fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown-host".into())
-}
-
-/// Creates `dir` and its missing parents, fsyncing each new entry into its parent, so a
-/// slot's directory survives a power cut.
-fn create_durable(dir: &Path) -> Result<(), StoreError> {
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at {
-        if d.as_os_str().is_empty() || d.exists() {
-            break;
-        }
-        missing.push(d);
-        at = d.parent();
-    }
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(StoreError::Io { path: d.into(), source }),
-        }
-        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        File::open(parent)
-            .and_then(|f| f.sync_all())
-            .map_err(|source| StoreError::Io { path: parent.into(), source })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::objects::{Objects, objects_for};
 use crate::rows::Rows;
 use crate::wal::{Wal, WalContents};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// One writer slot as a reader last saw it.
@@ -71,19 +71,41 @@ pub(super) fn read_slot_manifest(
     Ok((Manifest::default(), None, false))
 }
 
-/// Every WAL record of slot `id`, read without changing anything (the legacy root WAL too
-/// for `w0`, whose records it adopted; a record seen in both is kept once).
+/// The WAL directories of slot `id`: its own, after the root `wal/` of the layout before
+/// slots for `w0`, which adopted those records.
+pub(super) fn wal_dirs(root: &Path, id: &str) -> Vec<PathBuf> {
+    let own = slot::slot_dir(root, id).join(WAL_DIR);
+    if id == LEGACY_SLOT { vec![root.join(WAL_DIR), own] } else { vec![own] }
+}
+
+/// Every WAL record of slot `id`, read without changing anything (a record seen in two of
+/// its WAL directories, moved between them meanwhile, is kept once).
 pub(super) fn read_slot_wal(fs: &dyn Fs, root: &Path, id: &str) -> Result<WalContents, StoreError> {
     let mut contents = WalContents::default();
-    if id == LEGACY_SLOT {
-        contents = Wal::read_only(fs, &root.join(WAL_DIR))?;
+    let mut seen = BTreeSet::new();
+    for dir in wal_dirs(root, id) {
+        let c = Wal::read_only(fs, &dir)?;
+        contents.valid_len += c.valid_len;
+        contents.damage = contents.damage.or(c.damage);
+        contents.entries.extend(c.entries.into_iter().filter(|e| seen.insert(e.seq)));
     }
-    let own = Wal::read_only(fs, &slot::slot_dir(root, id).join(WAL_DIR))?;
-    let seen: BTreeSet<u64> = contents.entries.iter().map(|e| e.seq).collect();
-    contents.valid_len += own.valid_len;
-    contents.damage = contents.damage.or(own.damage);
-    contents.entries.extend(own.entries.into_iter().filter(|e| !seen.contains(&e.seq)));
     Ok(contents)
+}
+
+/// Every slot but `except` (`None`: every slot), as a reader sees it now.
+pub(super) fn load_all(
+    fs: &dyn Fs,
+    objects: &dyn Objects,
+    root: &Path,
+    except: Option<&str>,
+) -> Result<Vec<Source>, StoreError> {
+    let mut out = Vec::new();
+    for id in slot_ids(fs, objects, root)? {
+        if except != Some(id.as_str()) {
+            out.push(load(fs, objects, root, &id)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Reads slot `id`: its WAL first, then its manifest, so a publication in between is seen
@@ -96,19 +118,47 @@ pub(super) fn load(fs: &dyn Fs, objects: &dyn Objects, root: &Path, id: &str) ->
     Ok(Source { id: id.to_string(), manifest, buffer: Arc::new(replay.buffer), seq: replay.seq, wal_bytes })
 }
 
-/// One writer slot of a store, for `store inspect` and `store compact`.
+/// A writer slot of a store and who holds it, without reading its data (for `store
+/// compact` and `demo --replace`).
 #[derive(Clone, Debug)]
-pub struct WriterInfo {
+pub struct WriterSlot {
     /// The slot's ID (`w0`, `w1`, … or an explicit `--writer-id`).
     pub id: String,
-    /// The process holding it, if a live one does.
-    pub holder: Option<super::Holder>,
     /// Whether a live process on this host holds the slot's lock.
     pub held: bool,
+    /// The process holding it, as its lock file says, if a live one does.
+    pub holder: Option<super::Holder>,
     /// Whether the slot has a directory (its lock and WAL) on this host. A slot that only
     /// has objects in the bucket is written from another host, whose lock this host cannot
     /// see.
     pub local: bool,
+}
+
+/// The writer slots of the store `config` describes and who holds them; reads no WAL or
+/// manifest, takes no lock.
+pub fn writer_slots(config: &StoreConfig) -> Result<Vec<WriterSlot>, StoreError> {
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    let objects = objects_for(&fs, &config.dir, config.objects.as_ref())?;
+    let ids = slot_ids(&*fs, &*objects, &config.dir)?;
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let held = slot::is_held(&config.dir, &id);
+            WriterSlot {
+                holder: held.then(|| slot::holder(&config.dir, &id)).flatten(),
+                held,
+                local: slot::slot_dir(&config.dir, &id).is_dir() || id == LEGACY_SLOT,
+                id,
+            }
+        })
+        .collect())
+}
+
+/// One writer slot of a store with what it holds, for `store inspect`.
+#[derive(Clone, Debug)]
+pub struct WriterInfo {
+    /// The slot and who holds it.
+    pub slot: WriterSlot,
     /// Files its manifest lists.
     pub files: usize,
     /// Rows in those files.
@@ -121,25 +171,21 @@ pub struct WriterInfo {
     pub unpublished_rows: usize,
 }
 
-/// The writer slots of the store `config` describes, read without taking any lock.
+/// The writer slots of the store `config` describes with what each holds, read without
+/// taking any lock.
 pub fn list_writers(config: &StoreConfig) -> Result<Vec<WriterInfo>, StoreError> {
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
     let objects = objects_for(&fs, &config.dir, config.objects.as_ref())?;
     let mut out = Vec::new();
-    for id in slot_ids(&*fs, &*objects, &config.dir)? {
-        let s = load(&*fs, &*objects, &config.dir, &id)?;
-        let held = slot::is_held(&config.dir, &id);
-        let local = slot::slot_dir(&config.dir, &id).is_dir() || id == LEGACY_SLOT;
+    for slot in writer_slots(config)? {
+        let s = load(&*fs, &*objects, &config.dir, &slot.id)?;
         out.push(WriterInfo {
-            local,
-            holder: held.then(|| slot::holder(&config.dir, &id)).flatten(),
-            held,
+            slot,
             files: s.manifest.files.len(),
             rows: s.manifest.files.iter().map(|f| f.rows).sum(),
             bytes: s.manifest.files.iter().map(|f| f.bytes).sum(),
             wal_bytes: s.wal_bytes,
             unpublished_rows: s.buffer.len(),
-            id,
         });
     }
     Ok(out)

@@ -2,12 +2,13 @@
 //! nothing, for a store that is open or for a data directory on its own.
 
 use super::read::read_file;
-use super::slot::{self, LEGACY_SLOT};
-use super::{Shared, Store, StoreError, WAL_DIR, sources};
+use super::slot;
+use super::{Shared, Store, StoreError, sources};
 use crate::fs::{Fs, RealFs};
 use crate::manifest::Manifest;
 use crate::objects::{ObjectStoreConfig, Objects, objects_for};
-use std::path::{Path, PathBuf};
+use crate::wal::SegmentState;
+use std::path::Path;
 use std::sync::Arc;
 
 impl Store {
@@ -24,18 +25,13 @@ impl Shared {
             let inner = self.lock();
             (inner.manifest.clone(), inner.peers.clone())
         };
-        let mut problems = Vec::new();
-        if !self.read_only {
-            problems = verify_files(&*self.objects, &*self.fs, &manifest, &self.wal_dirs(&self.writer_id));
+        let own = (!self.read_only).then_some((self.writer_id.as_str(), &manifest));
+        let slots = own.into_iter().chain(peers.iter().map(|p| (p.id.as_str(), &p.manifest)));
+        let mut v = Verification::default();
+        for (id, manifest) in slots {
+            verify_slot(&*self.objects, &*self.fs, &self.config.dir, id, manifest, &mut v);
         }
-        for p in &peers {
-            problems.extend(verify_files(&*self.objects, &*self.fs, &p.manifest, &self.wal_dirs(&p.id)));
-        }
-        problems
-    }
-
-    fn wal_dirs(&self, id: &str) -> Vec<PathBuf> {
-        wal_dirs(&self.config.dir, id)
+        v.problems
     }
 }
 
@@ -63,43 +59,27 @@ pub fn verify_dir(dir: &Path, bucket: Option<&ObjectStoreConfig>) -> Result<Veri
     let mut v = Verification::default();
     for id in sources::slot_ids(&*fs, &*objects, dir)? {
         let (manifest, _, _) = sources::read_slot_manifest(&*objects, &id)?;
-        v.writers += 1;
-        v.files += manifest.files.len();
-        v.problems.extend(verify_files(&*objects, &*fs, &manifest, &wal_dirs(dir, &id)));
-        for wal_dir in wal_dirs(dir, &id) {
-            if let Ok(report) = crate::wal::inspect(&*fs, &wal_dir) {
-                let torn = report
-                    .segments
-                    .iter()
-                    .filter(|s| matches!(s.state, crate::wal::SegmentState::TornTail { .. }));
-                v.notes.extend(torn.map(|s| s.to_string()));
-            }
-        }
+        verify_slot(&*objects, &*fs, dir, &id, &manifest, &mut v);
     }
     Ok(v)
 }
 
-/// The WAL directories of slot `id` (`w0` also reads the old layout's root WAL).
-fn wal_dirs(root: &Path, id: &str) -> Vec<PathBuf> {
-    let mut dirs = vec![slot::slot_dir(root, id).join(WAL_DIR)];
-    if id == LEGACY_SLOT {
-        dirs.insert(0, root.join(WAL_DIR));
-    }
-    dirs
-}
-
-/// Reads every file a manifest lists and every WAL segment, changing nothing; returns what
-/// is damaged, each naming the file (and for the WAL the offset).
-fn verify_files(
+/// Reads back every file a slot's manifest lists and inspects each of its WAL segments
+/// once, changing nothing; adds what is damaged (naming the file, and for the WAL the
+/// offset) and the torn tails the next open drops to `v`.
+fn verify_slot(
     objects: &dyn Objects,
     fs: &dyn Fs,
+    root: &Path,
+    id: &str,
     manifest: &Manifest,
-    wal_dirs: &[PathBuf],
-) -> Vec<String> {
-    let mut problems = Vec::new();
+    v: &mut Verification,
+) {
+    v.writers += 1;
+    v.files += manifest.files.len();
     for f in &manifest.files {
         match read_file(objects, f, i64::MIN, i64::MAX, &[]) {
-            Ok(rows) if rows.len() as u64 != f.rows => problems.push(format!(
+            Ok(rows) if rows.len() as u64 != f.rows => v.problems.push(format!(
                 "{}: {} rows, the manifest says {}",
                 objects.location(&f.path).display(),
                 rows.len(),
@@ -108,18 +88,22 @@ fn verify_files(
             Ok(_) => {}
             // The error's advice is to run this verification: here, say only what is wrong.
             Err(StoreError::MissingFile { path }) => {
-                problems.push(format!("{}: listed in the manifest but missing", path.display()))
+                v.problems.push(format!("{}: listed in the manifest but missing", path.display()))
             }
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => v.problems.push(e.to_string()),
         }
     }
-    for wal_dir in wal_dirs {
-        match crate::wal::inspect(fs, wal_dir) {
-            Ok(report) => problems.extend(report.problems().map(|s| s.to_string())),
-            Err(e) => problems.push(e.to_string()),
+    for wal_dir in sources::wal_dirs(root, id) {
+        match crate::wal::inspect(fs, &wal_dir) {
+            Ok(report) => {
+                v.problems.extend(report.problems().map(|s| s.to_string()));
+                let torn =
+                    report.segments.iter().filter(|s| matches!(s.state, SegmentState::TornTail { .. }));
+                v.notes.extend(torn.map(|s| s.to_string()));
+            }
+            Err(e) => v.problems.push(e.to_string()),
         }
     }
-    problems
 }
 
 /// What [`repair_dir`] did, or would do, per writer slot.
@@ -157,7 +141,7 @@ pub fn repair_dir(config: &super::StoreConfig, apply: bool) -> Result<Repair, St
             out.skipped.push((id, who));
             continue;
         };
-        for wal_dir in wal_dirs(&config.dir, &id) {
+        for wal_dir in sources::wal_dirs(&config.dir, &id) {
             out.reports.push((id.clone(), crate::wal::repair(&*fs, &wal_dir, apply)?));
         }
     }

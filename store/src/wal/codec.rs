@@ -443,21 +443,9 @@ mod tests {
                 buckets: (-2049i64..=2049).map(|k| (k, (k.unsigned_abs() * 977) % 13)).collect(),
             },
             DistributionRow {
-                start_ms: -5,
-                end_ms: -7,
-                resolution: Resolution::Hour,
-                series: SeriesKey::default(),
-                scheme: Scheme::LatencyHdr,
-                count: 0,
-                missing: 0,
-                invalid: 0,
-                sum: None,
-                min: None,
-                max: None,
-                mean: None,
-                m2: None,
                 // Not increasing, and the extremes: the deltas wrap.
                 buckets: vec![(i64::MAX, 1), (i64::MIN, 2), (0, 0), (-1, u64::MAX)],
+                ..DistributionRow::empty(-5, -7, Resolution::Hour, SeriesKey::default(), Scheme::LatencyHdr)
             },
         ];
         let events = vec![
