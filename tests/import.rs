@@ -238,6 +238,36 @@ fn importing_the_same_file_twice_counts_each_row_once() {
 }
 
 #[test]
+fn two_imports_of_the_same_file_at_once_count_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.csv");
+    let errors = big_csv(&file, 60_000, 2);
+    let data = dir.path().join("data");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["import", file.to_str().unwrap(), "--data", data.to_str().unwrap()])
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success() && b.status.success(), "{}{}", stderr(&a), stderr(&b));
+    let said = format!("{}{}", stdout(&a), stdout(&b));
+    assert!(
+        said.contains("already imported: 60000 rows"),
+        "the second one waits, then finds it done: {said}"
+    );
+    let store = read_store(&data);
+    assert_eq!(
+        total(&store, Table::Scalars, "predictions") + total(&store, Table::Scalars, "errors"),
+        60_000.0
+    );
+    assert_eq!(total(&store, Table::Scalars, "errors"), errors as f64);
+}
+
+#[test]
 fn a_parquet_file_imported_twice_counts_once_and_says_so_in_json() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("log.parquet");

@@ -89,6 +89,9 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 
     std::fs::create_dir_all(&args.data.data)
         .with_context(|| format!("creating {}", args.data.data.display()))?;
+    // Two imports of the same bytes at once would each find nothing stored yet and count
+    // every row twice: the second waits for the first, then finds the file imported.
+    let _same_file = lock_file_import(&args.data.data, &sha256)?;
     // The import publishes the store's buffer itself, by its size (see `publisher`).
     let config = StoreConfig {
         background: false,
@@ -436,4 +439,23 @@ fn report(
         println!("rejected by field: {}", summary.join(", "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Holds `<data>/imports/<sha256>.lock` (an `flock`, released when the process ends) for
+/// the import of one file's bytes, waiting while another process imports the same bytes.
+fn lock_file_import(data: &std::path::Path, sha256: &str) -> anyhow::Result<std::fs::File> {
+    let dir = data.join("imports");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{sha256}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+        eprintln!("another process is importing the same file into this store; waiting for it to finish");
+        file.lock().with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(file)
 }
