@@ -4,19 +4,21 @@
 use crate::agent::Core;
 use crate::confidence::{CONFIDENCE_BINS, ConfidenceHistogram};
 use crate::latency::{LATENCY_BUCKETS, latency_histogram_from};
-use crate::metrics::MetricKind;
+use crate::metrics::{MetricKind, gauge_cells};
 use crate::schema::FeatureKind;
 use crate::shard::*;
 use crate::sketch::{SKETCH_CELLS, Sketch, key_of_cell};
 use crate::snapshot::*;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, wait_for_zero};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The previous value of every cell the flusher has read, per shard.
+/// The previous value of every cumulative cell the flusher has read, per shard id, and the
+/// stamp of every gauge value reported.
 #[derive(Default)]
 pub(crate) struct Mirror {
-    shards: Vec<ShardMirror>,
-    gauge_versions: Vec<u64>,
+    shards: HashMap<u64, ShardMirror>,
+    gauge_stamps: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -50,10 +52,6 @@ impl Reader<'_> {
         d
     }
 
-    fn value(&self, i: usize) -> u64 {
-        self.cells[i].load(Ordering::Relaxed)
-    }
-
     /// Deltas of `len` counter cells from `base`, as `(index, delta)` for the non-zero ones.
     fn deltas(&mut self, base: usize, len: usize) -> impl Iterator<Item = (usize, u64)> + '_ {
         (0..len).filter_map(move |i| {
@@ -62,11 +60,15 @@ impl Reader<'_> {
         })
     }
 
-    /// A numeric block's interval summary; `None` when nothing changed.
-    fn numeric(&mut self, base: usize, bank: usize, late: Extremes) -> Option<NumericSummary> {
-        let count = self.delta(base + NUM_COUNT, Ordering::Acquire);
+    /// A numeric block's interval summary from bank `bank`, which no call writes any more
+    /// (the caller waited for it, see `shard.rs`); the bank is emptied for its next epoch.
+    /// `None` when nothing was recorded.
+    fn numeric(&mut self, base: usize, bank: usize) -> Option<NumericSummary> {
         let missing = self.delta(base + NUM_MISSING, Ordering::Acquire);
         let invalid = self.delta(base + NUM_INVALID, Ordering::Acquire);
+        let b = base + NUM_BANK + BANK * bank;
+        let load = |i: usize| self.cells[b + i].load(Ordering::Relaxed);
+        let count = load(B_COUNT);
         if count == 0 {
             return (missing + invalid > 0).then(|| NumericSummary {
                 missing,
@@ -74,66 +76,39 @@ impl Reader<'_> {
                 ..Default::default()
             });
         }
-        let shift = f64::from_bits(self.value(base + NUM_SHIFT));
-        let s1 = self.delta_f64(base + NUM_SUM);
-        let s2 = self.delta_f64(base + NUM_SUMSQ);
-        let n = count as f64;
+        let (shift, s1, s2) =
+            (from_order_key(load(B_SHIFT)), f64::from_bits(load(B_SUM)), f64::from_bits(load(B_SUMSQ)));
+        let (lowest, highest) = (load(B_MIN), load(B_MAX));
+        for i in 0..BANK {
+            self.cells[b + i].store(0, Ordering::Relaxed);
+        }
         let sketch = Sketch::from_buckets(
             self.deltas(base + NUM_SKETCH, SKETCH_CELLS).map(|(i, c)| (key_of_cell(i), c)),
         );
-        // The bank read now is remembered, so the next flush can spot stragglers in it.
-        let lowest = self.value(base + NUM_MIN + bank);
-        let highest = self.value(base + NUM_MAX + bank);
-        if (lowest, highest) != (self.prev[base + NUM_MIN + bank], self.prev[base + NUM_MAX + bank]) {
-            self.prev[base + NUM_MIN + bank] = lowest;
-            self.prev[base + NUM_MAX + bank] = highest;
-        }
-        // Keys: a min is stored as !order_key, so the larger stored key is the smaller value.
-        let lowest = lowest.max(late.min);
-        let highest = highest.max(late.max);
-        let min = (lowest != 0).then(|| from_order_key(!lowest));
-        let max = (highest != 0).then(|| from_order_key(highest));
+        let n = count as f64;
         Some(NumericSummary {
             count,
             missing,
             invalid,
-            min,
-            max,
+            // Keys: a min is stored as !order_key (see `shard.rs`).
+            min: (lowest != 0).then(|| from_order_key(!lowest)),
+            max: (highest != 0).then(|| from_order_key(highest)),
             mean: shift + s1 / n,
-            m2: (s2 - s1 * s1 / n).max(0.0),
+            m2: moment2(s1, s2, n),
             sketch,
         })
     }
 }
 
-/// A numeric block within a shard: by cell offset, or by metric series id.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Block {
-    Cell(usize),
-    Metric(usize),
-}
-
-/// Order keys of a min and a max (0: unset), see `shard::order_key`.
-#[derive(Clone, Copy, Default)]
-struct Extremes {
-    min: u64,
-    max: u64,
-}
-
-/// Resets the min/max bank that writers will use in the next epoch, returning what
-/// stragglers wrote to it since the previous flush read it.
-fn retire_bank(cells: &[AtomicU64], prev: &mut [u64], base: usize, bank: usize) -> Option<Extremes> {
-    let (lo, hi) = (base + NUM_MIN + bank, base + NUM_MAX + bank);
-    let x = Extremes { min: cells[lo].load(Ordering::Relaxed), max: cells[hi].load(Ordering::Relaxed) };
-    if x.min == 0 && x.max == 0 && prev[lo] == 0 && prev[hi] == 0 {
-        return None; // never written: leave its pages untouched
+/// `Σ(x - mean)²` from the shifted sums `s1 = Σd`, `s2 = Σd²` of `n` values. Values whose
+/// squared deviations pass f64's range give `+inf`, the honest answer, rather than the
+/// `inf - inf` of the formula.
+fn moment2(s1: f64, s2: f64, n: f64) -> f64 {
+    if s2.is_infinite() {
+        return f64::INFINITY;
     }
-    let changed = x.min != prev[lo] || x.max != prev[hi];
-    cells[lo].store(0, Ordering::Relaxed);
-    cells[hi].store(0, Ordering::Relaxed);
-    prev[lo] = 0;
-    prev[hi] = 0;
-    changed.then_some(x)
+    // s1 * (s1 / n) stays finite where s1 * s1 would not: (Σd)² ≤ n Σd².
+    (s2 - s1 * (s1 / n)).max(0.0)
 }
 
 struct SegmentAcc {
@@ -152,57 +127,23 @@ struct SegmentAcc {
 /// Collects one interval from every shard. The caller holds the flush lock.
 pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
     let layout = &core.layout;
+    // Shards whose threads exited leave circulation now: read one last time, then freed.
+    let retiring = core.shards.take_released();
+
+    // The epoch hand-shake (`shard.rs`): after the wait, bank `epoch & 1` holds every value
+    // of the closing interval and no call writes it.
+    let epoch = core.epoch.load(Ordering::Relaxed);
+    core.epoch.store(epoch + 1, Ordering::SeqCst);
+    let bank = (epoch & 1) as usize;
+    // Listed after the flip: a shard created later only has calls of the new epoch.
     let shards = core.shards.shards();
+    for shard in &shards {
+        wait_for_zero(shard.inflight(bank));
+    }
+    // Listed after the wait: every series written in the closing interval is registered.
     let (series, registered) = core.metrics.series();
 
-    if mirror.shards.len() < shards.len() {
-        mirror.shards.resize_with(shards.len(), ShardMirror::default);
-    }
-    for (shard, m) in shards.iter().zip(mirror.shards.iter_mut()) {
-        if m.cells.len() != shard.cells.len() {
-            m.cells = vec![0; shard.cells.len()];
-        }
-        if m.metrics.len() < series.len() {
-            m.metrics.resize(series.len(), None);
-        }
-    }
-
-    // Epoch flip for min/max banks (module docs of `shard.rs`). The bank writers will use
-    // next was read at the previous flush; a change since then is a straggler's value,
-    // reported in this interval rather than lost.
-    let epoch = core.epoch.load(Ordering::Relaxed);
-    let next_bank = ((epoch + 1) & 1) as usize;
-    let mut stragglers: Vec<(usize, Block, Extremes)> = Vec::new();
-    for (i, (shard, m)) in shards.iter().zip(mirror.shards.iter_mut()).enumerate() {
-        for s in 0..layout.segments {
-            let seg = layout.segment(s);
-            for slot in layout.features.iter().filter(|f| f.categories.is_none()) {
-                let base = seg + slot.offset;
-                if let Some(x) = retire_bank(&shard.cells, &mut m.cells, base, next_bank) {
-                    stragglers.push((i, Block::Cell(base), x));
-                }
-            }
-        }
-        for (id, info) in live(&series, registered, core.metrics.capacity) {
-            if info.kind != MetricKind::Distribution {
-                continue;
-            }
-            let (Some(cells), Some(Some(prev))) =
-                (shard.metrics.get(id).and_then(|c| c.get()), m.metrics.get_mut(id))
-            else {
-                continue;
-            };
-            if let Some(x) = retire_bank(cells, prev, 0, next_bank) {
-                stragglers.push((i, Block::Metric(id), x));
-            }
-        }
-    }
-    core.epoch.store(epoch + 1, Ordering::Release);
-    let bank = (epoch & 1) as usize;
-    let straggler = |shard: usize, block: Block| {
-        stragglers.iter().find(|s| s.0 == shard && s.1 == block).map(|s| s.2).unwrap_or_default()
-    };
-
+    let mut overflow = OverflowCounts::default();
     let mut segs: Vec<SegmentAcc> = (0..layout.segments)
         .map(|_| SegmentAcc {
             predictions: 0,
@@ -219,9 +160,22 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         .collect();
     let mut features: Vec<Option<FeatureStats>> = vec![None; layout.segments * layout.features.len()];
     let mut metric_acc: Vec<Option<MetricValue>> = vec![None; series.len()];
+    // Per gauge series, the latest (stamp, value) over all shards.
+    let mut gauges: Vec<(u64, f64)> = vec![(0, 0.0); series.len()];
 
-    for (i, (shard, m)) in shards.iter().zip(mirror.shards.iter_mut()).enumerate() {
+    for shard in &shards {
+        let m = mirror.shards.entry(shard.id).or_default();
+        if m.cells.len() != shard.cells.len() {
+            m.cells = vec![0; shard.cells.len()];
+        }
+        if m.metrics.len() < series.len() {
+            m.metrics.resize(series.len(), None);
+        }
         let mut r = Reader { cells: &shard.cells, prev: &mut m.cells };
+        overflow.metric_series += r.delta(H_OVERFLOWED, Ordering::Relaxed);
+        overflow.kind_conflicts += r.delta(H_KIND_CONFLICTS, Ordering::Relaxed);
+        overflow.metric_invalid += r.delta(H_METRIC_INVALID, Ordering::Relaxed);
+        overflow.metric_over_budget += r.delta(H_METRIC_DROPPED, Ordering::Relaxed);
         for (s, acc) in segs.iter_mut().enumerate() {
             let seg = layout.segment(s);
             let predictions = r.delta(seg + SEG_PREDICTIONS, Ordering::Acquire);
@@ -276,7 +230,7 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
             for (f, slot) in layout.features.iter().enumerate() {
                 let base = seg + slot.offset;
                 let stats = match &slot.categories {
-                    None => r.numeric(base, bank, straggler(i, Block::Cell(base))).map(FeatureStats::Numeric),
+                    None => r.numeric(base, bank).map(FeatureStats::Numeric),
                     Some(vocabulary) => {
                         let count = r.delta(base + CAT_COUNT, Ordering::Acquire);
                         let missing = r.delta(base + CAT_MISSING, Ordering::Acquire);
@@ -299,19 +253,28 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
 
         // Generic metrics.
         for (id, info) in live(&series, registered, core.metrics.capacity) {
-            if info.kind == MetricKind::Gauge {
-                continue;
-            }
             let Some(cells) = shard.metrics.get(id).and_then(|c| c.get()) else { continue };
             if cells.len() != info.kind.cells() {
-                continue;
+                continue; // no cells (the budget was spent), or not yet registered
             }
-            let prev = m.metrics[id].get_or_insert_with(|| vec![0; cells.len()]);
-            let mut r = Reader { cells, prev };
             let value = match info.kind {
-                MetricKind::Counter => (r.delta(COUNTER_UPDATES, Ordering::Acquire) > 0)
-                    .then(|| MetricValue::Counter(r.delta_f64(COUNTER_SUM))),
-                _ => r.numeric(0, bank, straggler(i, Block::Metric(id))).map(MetricValue::Distribution),
+                MetricKind::Gauge => {
+                    let (stamp, value) = gauge_cells(cells);
+                    if stamp > gauges[id].0 {
+                        gauges[id] = (stamp, value);
+                    }
+                    continue;
+                }
+                MetricKind::Counter => {
+                    let prev = m.metrics[id].get_or_insert_with(|| vec![0; 8]);
+                    let mut r = Reader { cells: own_line(cells), prev };
+                    (r.delta(COUNTER_UPDATES, Ordering::Acquire) > 0)
+                        .then(|| MetricValue::Counter(r.delta_f64(COUNTER_SUM)))
+                }
+                MetricKind::Distribution => {
+                    let prev = m.metrics[id].get_or_insert_with(|| vec![0; cells.len()]);
+                    Reader { cells, prev }.numeric(0, bank).map(MetricValue::Distribution)
+                }
             };
             if let Some(v) = value {
                 merge_metric(&mut metric_acc[id], v);
@@ -319,18 +282,18 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         }
     }
 
-    // Gauges live in shared cells.
-    mirror.gauge_versions.resize(series.len(), 0);
-    for (id, info) in live(&series, registered, core.metrics.capacity) {
-        if info.kind != MetricKind::Gauge {
-            continue;
+    mirror.gauge_stamps.resize(series.len(), 0);
+    for (id, &(stamp, value)) in gauges.iter().enumerate() {
+        if stamp > mirror.gauge_stamps[id] {
+            mirror.gauge_stamps[id] = stamp;
+            metric_acc[id] = Some(MetricValue::Gauge(value));
         }
-        let g = &core.metrics.gauges[id];
-        let version = g.version.load(Ordering::Acquire);
-        if version != mirror.gauge_versions[id] {
-            mirror.gauge_versions[id] = version;
-            metric_acc[id] = Some(MetricValue::Gauge(f64::from_bits(g.value.load(Ordering::Relaxed))));
-        }
+    }
+
+    // Read for the last time: free them, and forget their mirrors.
+    core.shards.remove(&retiring, |s| core.metrics.release_cells(s));
+    for id in &retiring {
+        mirror.shards.remove(id);
     }
 
     let segments = segs
@@ -375,7 +338,7 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
             Some(MetricSnapshot { name: series[id].name.clone(), tags: series[id].tags.clone(), value: v? })
         })
         .collect();
-    Parts { segments, features, metrics }
+    Parts { segments, features, metrics, overflow }
 }
 
 /// The metric series registered when the flush began, and the overflow series. A series
@@ -392,6 +355,8 @@ pub(crate) struct Parts {
     pub segments: Vec<SegmentSnapshot>,
     pub features: Vec<FeatureSnapshot>,
     pub metrics: Vec<MetricSnapshot>,
+    /// The diversion and invalid-value counts the shards kept (`dropped` is the caller's).
+    pub overflow: OverflowCounts,
 }
 
 fn merge_feature(slot: &mut Option<FeatureStats>, stats: FeatureStats) {

@@ -87,8 +87,8 @@ mod snapshot;
 mod sync;
 
 pub use agent::{
-    Agent, AgentBuilder, AgentStats, BuildError, Handle, Latency, LocalRecorder, MetricHandle, Prediction,
-    SegmentKey, Timer,
+    Agent, AgentBuilder, AgentStats, BuildError, DEFAULT_MEMORY_BUDGET, Handle, Latency, LocalRecorder,
+    MetricHandle, Prediction, SegmentKey, Timer,
 };
 #[allow(clippy::disallowed_types)] // for the one caller that picks the wall clock
 pub use clock::SystemClock;

@@ -1,19 +1,31 @@
 //! Generic metrics: `log_metric(name, value, tags)` and the handles behind it.
 //!
 //! A series is a name plus tags. The first use of a series anywhere registers it under the
-//! registry's mutex and fixes its kind; each thread then remembers the series id in a
-//! thread-local cache, so later calls take no lock. Past `capacity` series, values go to the
-//! `__overflow__` distribution series and are counted.
+//! registry's mutex and fixes its kind; each thread then remembers the resolution (its own
+//! series, or a diversion to the overflow series) in a thread-local cache, so later calls
+//! take no lock. Past `capacity` series the registry is frozen: its index becomes immutable
+//! and is searched without a lock or an allocation, and values of unknown series go to the
+//! `__overflow__` distribution series, counted. Every series has cells per shard, created on
+//! the shard's first use of it within the metric part of the memory budget; past that, the
+//! shared shard's cells take the value, and past those it is dropped and counted.
 
-use crate::shard::{COUNTER_CELLS, NUM_BLOCK};
-use crate::sync::{AtomicU64, Mutex, Ordering, lock};
+use crate::registry::Budget;
+use crate::shard::{Cells, GAUGE_STAMP, MetricCells, NUM_BLOCK, SCALAR_ALLOC, Shard, own_line};
+use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+
+/// The flag an agent sets when it is dropped (loom's `Arc` under loom, like the shards').
+type Closed = crate::sync::Arc<AtomicBool>;
 
 /// Name of the series that receives values of series past the cardinality limit.
 pub const OVERFLOW_SERIES: &str = "__overflow__";
+
+/// Entries a thread's series cache holds before it drops those of dropped agents, and then
+/// all of them.
+const CACHE_LIMIT: usize = 65_536;
 
 /// What a generic metric measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,8 +42,7 @@ impl MetricKind {
     /// Cells a series of this kind takes in each shard that writes it.
     pub(crate) fn cells(self) -> usize {
         match self {
-            MetricKind::Counter => COUNTER_CELLS,
-            MetricKind::Gauge => 0,
+            MetricKind::Counter | MetricKind::Gauge => SCALAR_ALLOC,
             MetricKind::Distribution => NUM_BLOCK,
         }
     }
@@ -43,13 +54,6 @@ pub(crate) struct SeriesInfo {
     pub name: Arc<str>,
     pub tags: Arc<[(Arc<str>, Arc<str>)]>,
     pub kind: MetricKind,
-}
-
-/// A gauge's shared cell: the value's bits and a version bumped on every set.
-#[derive(Default)]
-pub(crate) struct GaugeCell {
-    pub value: AtomicU64,
-    pub version: AtomicU64,
 }
 
 /// The series id and kind a lookup resolved to.
@@ -71,13 +75,22 @@ pub(crate) struct MetricRegistry {
     pub agent: u64,
     pub capacity: usize,
     inner: Mutex<Inner>,
-    pub gauges: Box<[GaugeCell]>,
-    pub overflowed: AtomicU64,
-    pub kind_conflicts: AtomicU64,
+    /// The index once every id is taken: immutable, searched without a lock.
+    frozen: OnceLock<Frozen>,
+    /// The metric part of the memory budget: cells of series on shards, with mirrors.
+    pub budget: Budget,
+    /// The agent's "dropped" flag, so threads can prune their caches of dropped agents.
+    closed: Closed,
 }
 
-/// A series' identity: its name and tags sorted by key.
+/// A series' identity: its name and tags sorted by key, duplicates removed.
 type SeriesKey = (Box<str>, Vec<(Box<str>, Box<str>)>);
+
+/// The registry once full: series by id, and ids by [`identity_hash`].
+struct Frozen {
+    series: Vec<Arc<SeriesInfo>>,
+    index: HashMap<u64, Vec<usize>>,
+}
 
 #[derive(Default)]
 struct Inner {
@@ -85,23 +98,38 @@ struct Inner {
     series: Vec<Arc<SeriesInfo>>,
 }
 
+/// A hash of a name and a set of tags that does not depend on the tags' order.
+fn identity_hash(name: &str, tags: &[(&str, &str)]) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    let mut acc = h.finish();
+    for t in tags {
+        let mut h = DefaultHasher::new();
+        t.hash(&mut h);
+        acc = acc.wrapping_add(h.finish());
+    }
+    acc
+}
+
 impl MetricRegistry {
     /// A registry for `capacity` series plus the overflow series (id `capacity`).
-    pub fn new(agent: u64, capacity: usize) -> Self {
+    pub fn new(agent: u64, capacity: usize, budget: Budget, closed: Closed) -> Self {
         let overflow = Arc::new(SeriesInfo {
             name: OVERFLOW_SERIES.into(),
             tags: Arc::new([]),
             kind: MetricKind::Distribution,
         });
-        let mut inner = Inner::default();
-        inner.series.resize(capacity + 1, overflow.clone());
+        let frozen = OnceLock::new();
+        if capacity == 0 {
+            let _ = frozen.set(Frozen { series: Vec::new(), index: HashMap::new() });
+        }
         MetricRegistry {
             agent,
             capacity,
-            inner: Mutex::new(Inner { by_key: HashMap::new(), series: inner.series }),
-            gauges: (0..=capacity).map(|_| GaugeCell::default()).collect(),
-            overflowed: AtomicU64::new(0),
-            kind_conflicts: AtomicU64::new(0),
+            inner: Mutex::new(Inner { by_key: HashMap::new(), series: vec![overflow; capacity + 1] }),
+            frozen,
+            budget,
+            closed,
         }
     }
 
@@ -112,31 +140,31 @@ impl MetricRegistry {
         (inner.series.clone(), inner.by_key.len())
     }
 
+    fn overflow(&self, d: Diversion) -> Resolved {
+        Resolved { id: self.capacity, kind: MetricKind::Distribution, diverted: Some(d) }
+    }
+
+    fn found(&self, id: usize, existing: MetricKind, kind: MetricKind) -> Resolved {
+        if existing == kind {
+            Resolved { id, kind, diverted: None }
+        } else {
+            self.overflow(Diversion::KindConflict)
+        }
+    }
+
     fn register(&self, name: &str, tags: &[(&str, &str)], kind: MetricKind) -> Resolved {
         let mut sorted: Vec<(Box<str>, Box<str>)> =
             tags.iter().map(|(k, v)| (Box::from(*k), Box::from(*v))).collect();
         sorted.sort();
+        sorted.dedup();
         let key = (Box::from(name), sorted);
         let mut inner = lock(&self.inner);
         if let Some(&id) = inner.by_key.get(&key) {
-            let existing = inner.series[id].kind;
-            return if existing == kind {
-                Resolved { id, kind, diverted: None }
-            } else {
-                Resolved {
-                    id: self.capacity,
-                    kind: MetricKind::Distribution,
-                    diverted: Some(Diversion::KindConflict),
-                }
-            };
+            return self.found(id, inner.series[id].kind, kind);
         }
         let id = inner.by_key.len();
         if id >= self.capacity {
-            return Resolved {
-                id: self.capacity,
-                kind: MetricKind::Distribution,
-                diverted: Some(Diversion::Overflow),
-            };
+            return self.overflow(Diversion::Overflow);
         }
         let info = SeriesInfo {
             name: key.0.clone().into(),
@@ -145,64 +173,151 @@ impl MetricRegistry {
         };
         inner.series[id] = Arc::new(info);
         inner.by_key.insert(key, id);
+        if inner.by_key.len() == self.capacity {
+            let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (id, s) in inner.series[..self.capacity].iter().enumerate() {
+                let tags: Vec<(&str, &str)> = s.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
+                index.entry(identity_hash(&s.name, &tags)).or_default().push(id);
+            }
+            let _ = self.frozen.set(Frozen { series: inner.series[..self.capacity].to_vec(), index });
+        }
         Resolved { id, kind, diverted: None }
     }
 
-    /// Resolves a series, through the calling thread's cache when it can.
+    /// The frozen index's answer: no lock, no allocation.
+    fn lookup_frozen(&self, f: &Frozen, name: &str, tags: &[(&str, &str)], kind: MetricKind) -> Resolved {
+        let candidates = f.index.get(&identity_hash(name, tags)).map(Vec::as_slice).unwrap_or(&[]);
+        for &id in candidates {
+            let s = &f.series[id];
+            // Set equality (tags were deduplicated at registration).
+            let same_tags = tags.iter().all(|(k, v)| s.tags.iter().any(|t| &*t.0 == *k && &*t.1 == *v))
+                && s.tags.iter().all(|t| tags.iter().any(|(k, v)| &*t.0 == *k && &*t.1 == *v));
+            if &*s.name == name && same_tags {
+                return self.found(id, s.kind, kind);
+            }
+        }
+        self.overflow(Diversion::Overflow)
+    }
+
+    /// Resolves a series: through the calling thread's cache, then (once the registry is
+    /// full) the frozen index, and only otherwise under the registry's lock.
     pub fn resolve(&self, name: &str, tags: &[(&str, &str)], kind: MetricKind) -> Resolved {
         let hash = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut h = DefaultHasher::new();
             (self.agent, name, tags, kind).hash(&mut h);
             h.finish()
         };
         let cached = SERIES_CACHE
             .try_with(|c| {
                 let c = c.try_borrow().ok()?;
-                c.get(&hash)?.iter().find(|e| e.matches(self.agent, name, tags, kind)).map(|e| e.resolved)
+                c.entries
+                    .get(&hash)?
+                    .iter()
+                    .find(|e| e.matches(self.agent, name, tags, kind))
+                    .map(|e| e.resolved)
             })
             .ok()
             .flatten();
         if let Some(r) = cached {
             return r;
         }
+        if let Some(f) = self.frozen.get() {
+            // Not cached: the index answers without allocating, and caching every name a
+            // runaway caller invents would grow the cache without bound.
+            return self.lookup_frozen(f, name, tags, kind);
+        }
         let resolved = self.register(name, tags, kind);
-        // Overflowed lookups are not cached: the series never gets its own id.
-        if resolved.diverted.is_none() {
+        if !matches!(resolved.diverted, Some(Diversion::Overflow)) {
             let _ = SERIES_CACHE.try_with(|c| {
                 if let Ok(mut c) = c.try_borrow_mut() {
-                    c.entry(hash).or_default().push(CachedSeries {
-                        agent: self.agent,
-                        name: name.into(),
-                        tags: tags.iter().map(|(k, v)| (Box::from(*k), Box::from(*v))).collect(),
-                        kind,
-                        resolved,
-                    });
+                    c.insert(
+                        hash,
+                        CachedSeries {
+                            agent: self.agent,
+                            closed: self.closed.clone(),
+                            name: name.into(),
+                            tags: tags.iter().map(|(k, v)| (Box::from(*k), Box::from(*v))).collect(),
+                            kind,
+                            resolved,
+                        },
+                    );
                 }
             });
         }
         resolved
     }
 
-    /// Sets a gauge (shared cell: the last writer wins).
-    pub fn set_gauge(&self, id: usize, value: f64) {
-        if let Some(g) = self.gauges.get(id) {
-            g.value.store(value.to_bits(), Ordering::Relaxed);
-            g.version.fetch_add(1, Ordering::Release);
-        }
+    /// The cells of series `id` on `shard`, created on first use within the budget. `None`
+    /// when the budget had no room when this shard first needed them.
+    #[inline]
+    pub fn cells<'a>(&self, shard: &'a Shard, id: usize, kind: MetricKind) -> Option<MetricCells<'a>> {
+        let slot = shard.metrics.get(id)?;
+        let cells = match slot.get() {
+            Some(c) => c,
+            None => self.create_cells(slot, kind.cells()),
+        };
+        (cells.len() == kind.cells())
+            .then_some(MetricCells { cells: Cells { c: cells, shared: shard.shared } })
     }
 
-    /// Counts a diverted value.
-    pub fn count_diversion(&self, d: Diversion) {
-        let c = match d {
-            Diversion::Overflow => &self.overflowed,
-            Diversion::KindConflict => &self.kind_conflicts,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+    #[cold]
+    #[inline(never)]
+    fn create_cells<'a>(
+        &self,
+        slot: &'a OnceLock<Box<[crate::sync::AtomicU64]>>,
+        len: usize,
+    ) -> &'a [crate::sync::AtomicU64] {
+        let bytes = len * 16; // the cells and the flusher's mirror of them
+        let reserved = self.budget.try_reserve(bytes);
+        let cells = if reserved { crate::sync::zeroed_cells(len) } else { Box::default() };
+        // On a shared shard another thread may have won: give the reservation back.
+        if slot.set(cells).is_err() && reserved {
+            self.budget.release(bytes);
+        }
+        slot.get().map(|c| &**c).unwrap_or(&[])
     }
+
+    /// Returns the bytes of `shard`'s metric cells to the budget (the shard is being freed).
+    pub fn release_cells(&self, shard: &Shard) {
+        for slot in shard.metrics.iter() {
+            if let Some(c) = slot.get()
+                && !c.is_empty()
+            {
+                self.budget.release(c.len() * 16);
+            }
+        }
+    }
+}
+
+impl Diversion {
+    /// The shard header cell that counts this diversion.
+    pub(crate) fn cell(self) -> usize {
+        match self {
+            Diversion::Overflow => crate::shard::H_OVERFLOWED,
+            Diversion::KindConflict => crate::shard::H_KIND_CONFLICTS,
+        }
+    }
+}
+
+/// A gauge set's stamp: nanoseconds since the process's first gauge set, plus one (0 means
+/// never set). The flusher reports, per series, the value with the latest stamp over all
+/// shards.
+pub(crate) fn gauge_stamp() -> u64 {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+    u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1).saturating_add(1)
+}
+
+/// The stamp of a gauge's cells on one shard (see [`gauge_stamp`]).
+pub(crate) fn gauge_cells(cells: &[crate::sync::AtomicU64]) -> (u64, f64) {
+    let line = own_line(cells);
+    let stamp = line[GAUGE_STAMP].load(Ordering::Acquire);
+    (stamp, f64::from_bits(line[crate::shard::GAUGE_VALUE].load(Ordering::Relaxed)))
 }
 
 struct CachedSeries {
     agent: u64,
+    closed: Closed,
     name: Box<str>,
     tags: Box<[(Box<str>, Box<str>)]>,
     kind: MetricKind,
@@ -219,6 +334,36 @@ impl CachedSeries {
     }
 }
 
+/// A thread's resolved series, over every agent it recorded into.
+#[derive(Default)]
+struct SeriesCache {
+    entries: HashMap<u64, Vec<CachedSeries>>,
+    len: usize,
+}
+
+impl SeriesCache {
+    fn insert(&mut self, hash: u64, entry: CachedSeries) {
+        if self.len >= CACHE_LIMIT {
+            for list in self.entries.values_mut() {
+                list.retain(|e| !e.closed.load(Ordering::Relaxed));
+            }
+            self.entries.retain(|_, list| !list.is_empty());
+            self.len = self.entries.values().map(Vec::len).sum();
+            if self.len >= CACHE_LIMIT {
+                self.entries.clear();
+                self.len = 0;
+            }
+        }
+        self.entries.entry(hash).or_default().push(entry);
+        self.len += 1;
+    }
+}
+
+#[cfg(not(loom))]
 std::thread_local! {
-    static SERIES_CACHE: RefCell<HashMap<u64, Vec<CachedSeries>>> = RefCell::new(HashMap::new());
+    static SERIES_CACHE: RefCell<SeriesCache> = RefCell::new(SeriesCache::default());
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static SERIES_CACHE: RefCell<SeriesCache> = RefCell::new(SeriesCache::default());
 }

@@ -1,12 +1,14 @@
-//! Which shard a thread writes: leases held in a thread-local, and the registry of shards
-//! and generic metric series.
+//! Which shard a thread writes, and what the agent's memory may hold: leases held in a
+//! thread-local, the registry of shards, and the memory [`Budget`].
 //!
-//! A thread's first recording into an agent claims a free shard (or creates one) under the
-//! registry's mutex and keeps a lease on it in a thread-local; every later recording finds
-//! the lease with a thread-local lookup and no lock. When the thread exits, its lease is
-//! dropped and the shard is released (`Release`); the next thread to claim it (`Acquire`)
-//! continues its cumulative counters, so values written by a finished thread are still
-//! flushed and memory stays bounded by the number of threads recording at once.
+//! A thread's first recording into an agent claims a free exclusive shard, or creates one
+//! while the budget allows, under the registry's mutex, and keeps a lease on it in a
+//! thread-local; every later recording finds the lease with a thread-local lookup and no
+//! lock. Past the budget, a thread gets the agent's shared shard, which every such thread
+//! writes with atomic read-modify-writes. When a thread exits, its lease is dropped and the
+//! shard is released (`Release`). The flusher retires released shards: it reads them one
+//! last time, then frees them and returns their bytes to the budget, so memory follows the
+//! number of threads recording at once, never the number that ever recorded.
 
 use crate::shard::Shard;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
@@ -22,6 +24,43 @@ loom::thread_local! {
     static LEASES: RefCell<Vec<(u64, Rc<Lease>)>> = RefCell::new(Vec::new());
 }
 
+/// Bytes one part of the agent may allocate (shards and their flusher mirrors, or generic
+/// metric cells). Reservations are made before allocating and returned after freeing, so the sum
+/// of what is allocated never passes the limit.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    reserved: std::sync::atomic::AtomicUsize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Budget { limit, reserved: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Reserves `bytes` if that keeps the total within the limit.
+    pub fn try_reserve(&self, bytes: usize) -> bool {
+        let cap = self.limit;
+        self.reserved
+            .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |r| {
+                r.checked_add(bytes).filter(|&t| t <= cap)
+            })
+            .is_ok()
+    }
+
+    pub fn release(&self, bytes: usize) {
+        let _ = self.reserved.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |r| Some(r.saturating_sub(bytes)),
+        );
+    }
+
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// A thread's claim on one agent's shard.
 pub(crate) struct Lease {
     pub shard: Arc<Shard>,
@@ -30,52 +69,141 @@ pub(crate) struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.shard.claimed.store(false, Ordering::Release);
+        if !self.shard.shared {
+            self.shard.claimed.store(false, Ordering::Release);
+        }
     }
 }
 
 /// All shards of one agent.
 pub(crate) struct ShardRegistry {
     pub agent: u64,
-    shards: Mutex<Vec<Arc<Shard>>>,
+    shards: Mutex<Shards>,
     shard_len: usize,
     metric_capacity: usize,
+    pub budget: Budget,
     /// Set when the agent is dropped, so threads prune their leases on it.
     pub closed: Arc<AtomicBool>,
     /// Recordings that found no shard (only during thread teardown).
     pub dropped: AtomicU64,
     /// Used when a thread's thread-locals are already destroyed.
     orphan: Mutex<Option<Arc<Shard>>>,
+    /// The shard of threads past the budget, created on first need (its bytes are reserved
+    /// from the start).
+    shared: std::sync::OnceLock<Arc<Shard>>,
+}
+
+struct Shards {
+    list: Vec<Arc<Shard>>,
+    next_id: u64,
 }
 
 impl ShardRegistry {
-    pub fn new(agent: u64, shard_len: usize, metric_capacity: usize) -> Self {
-        ShardRegistry {
+    /// A registry whose shared shard is reserved in `budget` now; `None` when the budget
+    /// cannot hold even that one shard.
+    pub fn new(agent: u64, shard_len: usize, metric_capacity: usize, budget: Budget) -> Option<Self> {
+        let registry = ShardRegistry {
             agent,
-            shards: Mutex::new(Vec::new()),
+            shards: Mutex::new(Shards { list: Vec::new(), next_id: 0 }),
             shard_len,
             metric_capacity,
+            budget,
             closed: Arc::new(AtomicBool::new(false)),
             dropped: AtomicU64::new(0),
             orphan: Mutex::new(None),
-        }
+            shared: std::sync::OnceLock::new(),
+        };
+        registry.budget.try_reserve(registry.shard_cost()).then_some(registry)
     }
 
-    /// The shards so far, in creation order (indices are stable).
+    /// Bytes one shard costs: its cells, the flusher's mirror of them, and its table of
+    /// metric cells.
+    pub fn shard_cost(&self) -> usize {
+        Self::cost_of(self.shard_len, self.metric_capacity)
+    }
+
+    /// [`ShardRegistry::shard_cost`] for a shard of `len` cells and `metric_series` series.
+    pub fn cost_of(len: usize, metric_series: usize) -> usize {
+        let table = std::mem::size_of::<std::sync::OnceLock<Box<[AtomicU64]>>>();
+        len.saturating_mul(16).saturating_add(metric_series.saturating_mul(table))
+    }
+
+    /// The shards so far, in creation order.
     pub fn shards(&self) -> Vec<Arc<Shard>> {
-        lock(&self.shards).clone()
+        lock(&self.shards).list.clone()
     }
 
     fn claim(&self) -> Arc<Shard> {
         let mut shards = lock(&self.shards);
-        for s in shards.iter() {
+        for s in shards.list.iter().filter(|s| !s.shared) {
             if s.claimed.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return s.clone();
             }
         }
-        let s = Arc::new(Shard::new(self.shard_len, self.metric_capacity));
-        shards.push(s.clone());
+        if !self.budget.try_reserve(self.shard_cost()) {
+            return self.shared_locked(&mut shards);
+        }
+        let id = shards.next_id;
+        shards.next_id += 1;
+        let s = Arc::new(Shard::new(id, self.shard_len, self.metric_capacity, false));
+        shards.list.push(s.clone());
         s
+    }
+
+    /// The shared shard (threads past the budget; metric cells past theirs). Lock-free once
+    /// it exists.
+    pub fn shared(&self) -> Option<&Shard> {
+        if self.shared.get().is_none() {
+            // Every creation happens under the shards' lock, so it is set after this.
+            self.shared_locked(&mut lock(&self.shards));
+        }
+        self.shared.get().map(|s| &**s)
+    }
+
+    fn shared_locked(&self, shards: &mut Shards) -> Arc<Shard> {
+        if let Some(s) = self.shared.get() {
+            return s.clone();
+        }
+        // Its bytes were reserved when the registry was made.
+        let s = Arc::new(Shard::new(shards.next_id, self.shard_len, self.metric_capacity, true));
+        shards.next_id += 1;
+        shards.list.push(s.clone());
+        let _ = self.shared.set(s.clone());
+        s
+    }
+
+    /// Takes every released exclusive shard out of circulation, so the caller (the flusher)
+    /// can read it one last time and then [`ShardRegistry::remove`] it. A taken shard stays
+    /// claimed: no thread can lease it again.
+    pub fn take_released(&self) -> Vec<u64> {
+        let shards = lock(&self.shards);
+        shards
+            .list
+            .iter()
+            .filter(|s| {
+                !s.shared
+                    && s.claimed.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            })
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Frees taken shards and returns their bytes to the budget; `freed` is called on each
+    /// (to return its metric cells' bytes to theirs).
+    pub fn remove(&self, ids: &[u64], freed: impl Fn(&Shard)) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut shards = lock(&self.shards);
+        shards.list.retain(|s| {
+            if ids.contains(&s.id) {
+                self.budget.release(self.shard_cost());
+                freed(s);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Runs `f` on the calling thread's shard. Lock-free once the thread holds a lease.

@@ -1,36 +1,50 @@
-//! The hot path: one shard of cumulative counters per recording thread.
+//! The hot path: one shard of counters per recording thread (or, past the memory budget,
+//! per group of threads).
 //!
 //! # Concurrency protocol
 //!
-//! A [`Shard`] is a flat array of 64-bit atomic cells owned by exactly one recording thread
-//! at a time (the owner holds a lease, see `registry.rs`). Only the owner writes counters,
-//! so an increment is a relaxed load and a relaxed store: no read-modify-write, no lock, no
-//! contended cache line. The flusher only reads counters. Cells are cumulative and never
-//! reset: the flusher keeps the previous value of every cell it read and reports
-//! `current.wrapping_sub(previous)`, so every increment is reported in exactly one interval
-//! whatever the timing, and totals over a run are exact.
+//! A [`Shard`] is a flat array of 64-bit atomic cells. An *exclusive* shard is written by
+//! exactly one recording thread at a time (the owner holds a lease, see `registry.rs`), so an
+//! increment is a relaxed load and a relaxed store: no read-modify-write, no lock, no
+//! contended cache line. A *shared* shard (threads beyond the memory budget's shards) is
+//! written by several threads with atomic read-modify-writes (`fetch_add`, `fetch_max`, a
+//! compare-and-swap loop for float sums): slower under contention, never lost.
 //!
-//! Each recording ends with a `Release` store to a *hint* counter (a segment's prediction,
-//! feedback or error count; a feature's count, missing or invalid count). The flusher loads
-//! hints with `Acquire` and reads a block's bulk cells only when its hint moved; a record
-//! whose hint it did not see is picked up at a later flush, since the previous values it
-//! keeps are only updated for cells it read. Latency and confidence cells are the exception:
-//! the flusher scans them at every flush, so a latency recorded on its own needs no hint. A
-//! record in flight at a flush may have its count in one interval and some of its cells (a
-//! bucket, a sum) in the next.
+//! Two kinds of cells:
 //!
-//! Min and max cannot be delta-encoded, so they live in two banks selected by the parity of
-//! the agent's epoch, which the flusher bumps at every flush (the recorder loads it with
-//! `Acquire`). Before bumping epoch `e` to `e + 1` the flusher resets bank `(e + 1) & 1`,
-//! which was last written in epoch `e - 1` and read at the previous flush; after the bump it
-//! reads bank `e & 1`. Writing min/max is the one place a non-owner (the flusher) writes a
-//! recorder's cell: a recorder still writing bank `e & 1` after the flusher read it (a
-//! thread preempted across the boundary) can lose that one value's min/max contribution,
-//! never a count.
+//! - **Cumulative counters** (predictions, latency and confidence buckets, sketch buckets,
+//!   missing and invalid counts) are never reset. The flusher keeps the previous value of
+//!   every cell it read and reports `current.wrapping_sub(previous)`, so every increment is
+//!   reported in exactly one interval and totals over a run are exact. A latency recorded on
+//!   its own needs no synchronisation: the flusher scans those cells at every flush. Other
+//!   counts end with a `Release` store to a hint (a segment's prediction, feedback or error
+//!   count; a feature's missing or invalid count) that the flusher loads with `Acquire`.
+//! - **Interval banks** hold a numeric value's moments: count, shift, sum and sum of squares
+//!   of `x - shift`, min and max. There are two banks, picked by the parity of the agent's
+//!   epoch, which the flusher bumps at every flush. The shift is the first value a bank
+//!   receives in its interval, so a `1e10` sentinel in one interval does not cost the next
+//!   interval its precision, and the cancellation in `m2 = Σd² − (Σd)²/n` stays small: the
+//!   first value's squared deviation is itself part of `m2`, so `Σd² ≤ n·m2`.
 //!
-//! Sums of numeric values are cumulative f64 sums of `x - shift`, with `shift` the first
-//! value the shard saw for that series, which keeps the variance's cancellation small.
-//! The delta of two cumulative sums is exact up to 2^-53 times the cumulative magnitude.
+//! # The epoch hand-shake
+//!
+//! A call that writes a bank *enters* the epoch first: it loads the epoch `e`, marks bank
+//! `e & 1` in flight on its shard (`SeqCst`), and loads the epoch again; if it moved, it
+//! unmarks and starts over with the new epoch. The flusher stores `e + 1` (`SeqCst`), then
+//! waits on every shard until bank `e & 1` has no call in flight. In the single total order
+//! of `SeqCst` operations, a call either marked itself before the flusher's store (and the
+//! flusher waits for it) or saw `e + 1` on its second load (and writes the other bank). So
+//! when the flusher reads bank `e & 1`, every value of epoch `e` is in it, completely, and
+//! nothing else will write it until epoch `e + 2`, whose writers see the flusher's reset
+//! through the epoch store. Per interval, count, mean, m2, min and max are therefore exact,
+//! even with values in flight at the flush; the cost is one `SeqCst` store per recording
+//! call that carries numeric values (an `xchg` on x86), and a flush waits for calls in
+//! flight (nanoseconds, or as long as a descheduled scorer thread stays off its core).
+//!
+//! Cumulative cells are not part of the hand-shake: a call in flight at a flush may have its
+//! sketch bucket or its prediction count read in one interval and its moments in the next
+//! (so an interval's sketch can count one value more or less than its `count`). Over any run
+//! every figure is exact.
 
 use crate::confidence::{CONFIDENCE_BINS, confidence_bin};
 use crate::latency::{LATENCY_BUCKETS, LATENCY_MAX, latency_index};
@@ -39,8 +53,19 @@ use crate::sketch::{SKETCH_CELLS, sketch_cell, sketch_key};
 use crate::sync::{AtomicBool, AtomicU64, Ordering, zeroed_cells};
 use std::sync::{Arc, OnceLock};
 
-/// Cells before the first block: keeps two shards' hot cells off one cache line.
-const PAD: usize = 8;
+// Shard header cells (before the first segment), written by the recording threads.
+/// Calls in flight on bank 0 and bank 1 (see the hand-shake in the module docs).
+const H_INFLIGHT: usize = 0;
+/// Metric values sent to the overflow series because their series was past the limit.
+pub(crate) const H_OVERFLOWED: usize = 2;
+/// Metric values logged under another kind than their series' first kind.
+pub(crate) const H_KIND_CONFLICTS: usize = 3;
+/// Counter increments and gauge values that were NaN or infinite (not applied).
+pub(crate) const H_METRIC_INVALID: usize = 4;
+/// Metric values with no cells to go to: the memory budget was spent.
+pub(crate) const H_METRIC_DROPPED: usize = 5;
+/// Cells of the shard header; also keeps two shards' hot cells off one cache line.
+const HEADER: usize = 8;
 
 // Segment header cells (offsets within a segment block).
 pub(crate) const SEG_PREDICTIONS: usize = 0;
@@ -55,15 +80,21 @@ pub(crate) const SEG_LATENCY_SUM: usize = 8;
 const SEG_HEADER: usize = 16;
 
 // Numeric value block (a numeric feature, or a distribution metric).
-pub(crate) const NUM_COUNT: usize = 0;
-pub(crate) const NUM_MISSING: usize = 1;
-pub(crate) const NUM_INVALID: usize = 2;
-pub(crate) const NUM_SHIFT: usize = 3;
-pub(crate) const NUM_SUM: usize = 4;
-pub(crate) const NUM_SUMSQ: usize = 5;
-pub(crate) const NUM_MIN: usize = 6; // two banks: 6, 7
-pub(crate) const NUM_MAX: usize = 8; // two banks: 8, 9
-pub(crate) const NUM_SKETCH: usize = 10;
+pub(crate) const NUM_MISSING: usize = 0;
+pub(crate) const NUM_INVALID: usize = 1;
+/// First cell of bank 0; bank `b` starts at `NUM_BANK + b * BANK`.
+pub(crate) const NUM_BANK: usize = 2;
+pub(crate) const BANK: usize = 6;
+// Cells of a bank.
+pub(crate) const B_COUNT: usize = 0;
+/// `order_key` of the bank's first value (0: no value yet).
+pub(crate) const B_SHIFT: usize = 1;
+pub(crate) const B_SUM: usize = 2;
+pub(crate) const B_SUMSQ: usize = 3;
+/// `!order_key` of the smallest value, so that "raise" serves both extremes.
+pub(crate) const B_MIN: usize = 4;
+pub(crate) const B_MAX: usize = 5;
+pub(crate) const NUM_SKETCH: usize = NUM_BANK + 2 * BANK;
 /// Cells of a numeric block.
 pub(crate) const NUM_BLOCK: usize = NUM_SKETCH + SKETCH_CELLS;
 
@@ -82,6 +113,8 @@ pub(crate) struct Layout {
     pub feedback_positive: usize,
     pub feedback_negative: usize,
     pub features: Vec<FeatureSlot>,
+    /// Whether a prediction writes interval banks (some feature is numeric).
+    pub has_numeric: bool,
     pub segment_stride: usize,
     pub len: usize,
 }
@@ -111,7 +144,7 @@ impl Layout {
                 }
             };
             slots.push(FeatureSlot { offset, categories });
-            offset += size;
+            offset = offset.saturating_add(size);
         }
         let segment_stride = offset.next_multiple_of(8);
         Layout {
@@ -121,16 +154,17 @@ impl Layout {
             confidence,
             feedback_positive,
             feedback_negative,
+            has_numeric: slots.iter().any(|s| s.categories.is_none()),
             features: slots,
             segment_stride,
-            len: PAD + segments * segment_stride + PAD,
+            len: segments.saturating_mul(segment_stride).saturating_add(2 * HEADER),
         }
     }
 
     /// First cell of segment `s`.
     #[inline]
     pub fn segment(&self, s: usize) -> usize {
-        PAD + s * self.segment_stride
+        HEADER + s * self.segment_stride
     }
 }
 
@@ -165,65 +199,95 @@ pub(crate) fn from_order_key(k: u64) -> f64 {
     f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
 }
 
-/// One thread's counters. See the module docs for the protocol.
+/// One thread's (or, for a shared shard, a group of threads') counters. See the module
+/// docs for the protocol.
 pub(crate) struct Shard {
+    /// Stable identity, for the flusher's mirror of this shard.
+    pub id: u64,
     pub cells: Box<[AtomicU64]>,
-    /// Set while a thread holds the lease to write this shard.
+    /// Written by several threads at once, with read-modify-writes.
+    pub shared: bool,
+    /// Set while a thread holds the lease to write this exclusive shard (always set for a
+    /// shared one).
     pub claimed: AtomicBool,
-    /// Cells of generic metric series, by series id, created on the thread's first use of
-    /// a series and published through the `OnceLock` (its `get` is an `Acquire` load).
+    /// Cells of generic metric series, by series id, created on the first use of a series
+    /// on this shard and published through the `OnceLock` (its `get` is an `Acquire` load).
     pub metrics: Box<[OnceLock<Box<[AtomicU64]>>]>,
 }
 
 impl Shard {
-    pub fn new(len: usize, metric_series: usize) -> Shard {
+    pub fn new(id: u64, len: usize, metric_series: usize, shared: bool) -> Shard {
         Shard {
+            id,
             cells: zeroed_cells(len),
+            shared,
             claimed: AtomicBool::new(true),
             metrics: (0..metric_series).map(|_| OnceLock::new()).collect(),
         }
     }
 
-    /// The cells of metric series `id`, created on first use by this shard's owner.
     #[inline]
-    pub fn metric_cells(&self, id: usize, len: usize) -> Option<MetricCells<'_>> {
-        let cells = self.metrics.get(id)?.get_or_init(|| zeroed_cells(len));
-        Some(MetricCells { cells })
+    pub fn c(&self) -> Cells<'_> {
+        Cells { c: &self.cells, shared: self.shared }
     }
 
+    /// Enters the current epoch for a call that writes interval banks; returns the epoch.
+    /// Pair with [`Shard::leave`]. See "The epoch hand-shake" in the module docs.
     #[inline]
-    fn c(&self) -> Cells<'_> {
-        Cells(&self.cells)
+    pub fn enter(&self, epoch: &AtomicU64) -> u64 {
+        loop {
+            let e = epoch.load(Ordering::SeqCst);
+            let slot = &self.cells[H_INFLIGHT + (e & 1) as usize];
+            if self.shared {
+                slot.fetch_add(1, Ordering::SeqCst);
+            } else {
+                // One writer, and calls do not nest: the slot is 0 here.
+                slot.store(1, Ordering::SeqCst);
+            }
+            if epoch.load(Ordering::SeqCst) == e {
+                return e;
+            }
+            self.leave(e);
+        }
     }
 
+    /// Leaves epoch `e`: everything written since [`Shard::enter`] is published to the
+    /// flusher that waits for the bank.
     #[inline]
-    fn add(&self, i: usize, v: u64) {
-        self.c().add(i, v);
+    pub fn leave(&self, e: u64) {
+        let slot = &self.cells[H_INFLIGHT + (e & 1) as usize];
+        if self.shared {
+            slot.fetch_sub(1, Ordering::Release);
+        } else {
+            slot.store(0, Ordering::Release);
+        }
     }
 
-    #[inline]
-    fn add_release(&self, i: usize, v: u64) {
-        self.c().add_release(i, v);
+    /// The in-flight marker of `bank`, for the flusher.
+    pub fn inflight(&self, bank: usize) -> &AtomicU64 {
+        &self.cells[H_INFLIGHT + bank]
     }
 
     /// Records one latency value into segment base `seg`. The flusher scans latency cells
     /// at every flush, so this needs no publication hint.
     #[inline]
     pub fn record_latency(&self, layout: &Layout, seg: usize, latency: LatencyNanos) {
+        let c = self.c();
         match latency {
             LatencyNanos::Valid(ns) => {
                 if ns > LATENCY_MAX {
-                    self.add(seg + SEG_CLAMPED_LATENCY, 1);
+                    c.add(seg + SEG_CLAMPED_LATENCY, 1);
                 }
                 let ns = ns.min(LATENCY_MAX);
-                self.add(seg + layout.latency + latency_index(ns), 1);
-                self.add(seg + SEG_LATENCY_SUM, ns);
+                c.add(seg + layout.latency + latency_index(ns), 1);
+                c.add(seg + SEG_LATENCY_SUM, ns);
             }
-            LatencyNanos::Invalid => self.add(seg + SEG_INVALID_LATENCY, 1),
+            LatencyNanos::Invalid => c.add(seg + SEG_INVALID_LATENCY, 1),
         }
     }
 
-    /// Records one whole prediction. `seg` is the segment's first cell.
+    /// Records one whole prediction. `seg` is the segment's first cell; `epoch` the epoch
+    /// the caller entered (only read when the layout has numeric features).
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub fn record_prediction(
@@ -237,19 +301,20 @@ impl Shard {
         features: &[f64],
         categories: &[Option<&str>],
     ) {
+        let c = self.c();
         self.record_latency(layout, seg, latency);
         match confidence_bin(confidence) {
-            Some(b) => self.add(seg + layout.confidence + b, 1),
-            None => self.add(seg + SEG_INVALID_CONFIDENCE, 1),
+            Some(b) => c.add(seg + layout.confidence + b, 1),
+            None => c.add(seg + SEG_INVALID_CONFIDENCE, 1),
         }
         if predicted == Some(true) {
-            self.add(seg + SEG_PREDICTED_POSITIVE, 1);
+            c.add(seg + SEG_PREDICTED_POSITIVE, 1);
         }
         // A vector of the wrong length is a schema error, except none at all when every
         // value came by category name.
         let by_name_only = features.is_empty() && !categories.is_empty();
         if features.len() != layout.features.len() && !by_name_only {
-            self.add(seg + SEG_SCHEMA_ERRORS, 1);
+            c.add(seg + SEG_SCHEMA_ERRORS, 1);
         }
         let mut next_category = 0;
         for (i, slot) in layout.features.iter().enumerate() {
@@ -257,7 +322,7 @@ impl Shard {
             let x = features.get(i).copied().unwrap_or(f64::NAN);
             let base = seg + slot.offset;
             match &slot.categories {
-                None => self.record_value(base, epoch, x),
+                None => c.record_value(base, epoch, x),
                 Some(vocabulary) => {
                     let by_name = categories.get(next_category).copied().flatten();
                     next_category += 1;
@@ -268,87 +333,129 @@ impl Shard {
                         None => category_of(x, vocabulary.len()),
                     };
                     match category {
-                        Some(c) => {
-                            self.add(base + CAT_FIRST + c, 1);
-                            self.add_release(base + CAT_COUNT, 1);
+                        Some(k) => {
+                            c.add(base + CAT_FIRST + k, 1);
+                            c.add_release(base + CAT_COUNT, 1);
                         }
-                        None => self.add_release(base + CAT_MISSING, 1),
+                        None => c.add_release(base + CAT_MISSING, 1),
                     }
                 }
             }
         }
-        self.add_release(seg + SEG_PREDICTIONS, 1);
-    }
-
-    /// Records a numeric value into the numeric block at `base`.
-    #[inline]
-    pub fn record_value(&self, base: usize, epoch: u64, x: f64) {
-        self.c().record_value(base, epoch, x);
+        c.add_release(seg + SEG_PREDICTIONS, 1);
     }
 
     /// Records feedback: the confidence the model gave and the true label.
     #[inline]
     pub fn record_feedback(&self, layout: &Layout, seg: usize, confidence: f64, label: bool) {
+        let c = self.c();
         match confidence_bin(confidence) {
             Some(b) => {
                 let hist = if label { layout.feedback_positive } else { layout.feedback_negative };
-                self.add(seg + hist + b, 1);
-                self.add_release(seg + SEG_FEEDBACK, 1);
+                c.add(seg + hist + b, 1);
+                c.add_release(seg + SEG_FEEDBACK, 1);
             }
-            None => self.add_release(seg + SEG_INVALID_FEEDBACK, 1),
+            None => c.add_release(seg + SEG_INVALID_FEEDBACK, 1),
         }
     }
 
     /// Records a scoring error of kind `kind`.
     #[inline]
     pub fn record_error(&self, seg: usize, kind: usize) {
-        self.add_release(seg + SEG_HEADER + kind, 1);
+        self.c().add_release(seg + SEG_HEADER + kind, 1);
+    }
+
+    /// Counts one event in a shard header cell (`H_*`).
+    #[inline]
+    pub fn count(&self, cell: usize) {
+        self.c().add(cell, 1);
     }
 }
 
-/// Single-writer operations on a run of cells: only the shard's owner calls these.
+/// Write operations on a run of cells, by the shard's mode: plain loads and stores for an
+/// exclusive shard (one writer), read-modify-writes for a shared one.
 #[derive(Clone, Copy)]
-pub(crate) struct Cells<'a>(pub &'a [AtomicU64]);
+pub(crate) struct Cells<'a> {
+    pub c: &'a [AtomicU64],
+    pub shared: bool,
+}
 
-impl Cells<'_> {
+impl<'a> Cells<'a> {
     #[inline]
-    pub fn load(self, i: usize) -> u64 {
-        self.0[i].load(Ordering::Relaxed)
+    fn sub(self, from: usize, len: usize) -> Cells<'a> {
+        Cells { c: &self.c[from..from + len], shared: self.shared }
     }
 
     #[inline]
     pub fn add(self, i: usize, v: u64) {
-        let c = &self.0[i];
-        c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+        let c = &self.c[i];
+        if self.shared {
+            c.fetch_add(v, Ordering::Relaxed);
+        } else {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+        }
     }
 
     /// Adds and publishes: everything this thread wrote before is visible to a flusher that
     /// sees the new value with `Acquire`.
     #[inline]
     pub fn add_release(self, i: usize, v: u64) {
-        let c = &self.0[i];
-        c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Release);
+        let c = &self.c[i];
+        if self.shared {
+            c.fetch_add(v, Ordering::Release);
+        } else {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Release);
+        }
     }
 
     #[inline]
     pub fn add_f64(self, i: usize, x: f64) {
-        let c = &self.0[i];
-        c.store((f64::from_bits(c.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
+        let c = &self.c[i];
+        if self.shared {
+            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + x).to_bits())
+            });
+        } else {
+            c.store((f64::from_bits(c.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
+        }
     }
 
     #[inline]
     fn raise(self, i: usize, k: u64) {
-        let c = &self.0[i];
-        if k > c.load(Ordering::Relaxed) {
+        let c = &self.c[i];
+        if self.shared {
+            c.fetch_max(k, Ordering::Relaxed);
+        } else if k > c.load(Ordering::Relaxed) {
             c.store(k, Ordering::Relaxed);
         }
     }
 
-    /// Records a numeric value into the numeric block at `base`.
+    /// The bank's shift: the order key already there, or `k` when the bank is empty.
+    #[inline]
+    fn shift(self, i: usize, k: u64) -> u64 {
+        let c = &self.c[i];
+        if self.shared {
+            match c.compare_exchange(0, k, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => k,
+                Err(existing) => existing,
+            }
+        } else {
+            match c.load(Ordering::Relaxed) {
+                0 => {
+                    c.store(k, Ordering::Relaxed);
+                    k
+                }
+                existing => existing,
+            }
+        }
+    }
+
+    /// Records a numeric value into the numeric block at `base`, in the bank of `epoch` (the
+    /// caller has entered it, see [`Shard::enter`]).
     #[inline]
     pub fn record_value(self, base: usize, epoch: u64, x: f64) {
         // One bounds check for the block; the constant offsets below need none.
-        let b = Cells(&self.0[base..base + NUM_BLOCK]);
+        let b = self.sub(base, NUM_BLOCK);
         if x.is_nan() {
             b.add_release(NUM_MISSING, 1);
             return;
@@ -357,43 +464,59 @@ impl Cells<'_> {
             b.add_release(NUM_INVALID, 1);
             return;
         }
-        let n = b.load(NUM_COUNT);
-        if n == 0 {
-            b.0[NUM_SHIFT].store(x.to_bits(), Ordering::Relaxed);
-        }
-        let d = x - f64::from_bits(b.load(NUM_SHIFT));
-        b.add_f64(NUM_SUM, d);
-        b.add_f64(NUM_SUMSQ, d * d);
-        let bank = (epoch & 1) as usize;
         let k = order_key(x);
-        b.raise(NUM_MIN + bank, !k);
-        b.raise(NUM_MAX + bank, k);
+        let bank = b.sub(NUM_BANK + BANK * (epoch & 1) as usize, BANK);
+        let d = x - from_order_key(bank.shift(B_SHIFT, k));
+        bank.add_f64(B_SUM, d);
+        bank.add_f64(B_SUMSQ, d * d);
+        bank.raise(B_MIN, !k);
+        bank.raise(B_MAX, k);
         b.add(NUM_SKETCH + sketch_cell(sketch_key(x)), 1);
-        b.0[NUM_COUNT].store(n.wrapping_add(1), Ordering::Release);
+        bank.add(B_COUNT, 1);
     }
 }
 
-/// A generic metric series' cells in one shard. Counters use [`COUNTER_SUM`] and
-/// [`COUNTER_UPDATES`]; distributions a numeric block at offset 0.
-pub(crate) struct MetricCells<'a> {
-    cells: &'a [AtomicU64],
-}
-
+/// Cells a counter or gauge series takes per shard: enough for one cache line of its own
+/// wherever the allocation starts, so two threads' counters never share a line.
+pub(crate) const SCALAR_ALLOC: usize = 15;
 pub(crate) const COUNTER_SUM: usize = 0;
 pub(crate) const COUNTER_UPDATES: usize = 1;
-pub(crate) const COUNTER_CELLS: usize = 2;
+pub(crate) const GAUGE_VALUE: usize = 0;
+/// When the value was set: nanoseconds since the process's first gauge set, plus one.
+pub(crate) const GAUGE_STAMP: usize = 1;
+
+/// The 8 cells of `cells` that fill one 64-byte line.
+#[inline]
+pub(crate) fn own_line(cells: &[AtomicU64]) -> &[AtomicU64] {
+    let misalign = (cells.as_ptr() as usize) % 64;
+    let skip = ((64 - misalign) % 64) / 8;
+    &cells[skip..skip + 8]
+}
+
+/// A generic metric series' cells in one shard: a counter's or gauge's line, or a
+/// distribution's numeric block at offset 0.
+pub(crate) struct MetricCells<'a> {
+    pub cells: Cells<'a>,
+}
 
 impl MetricCells<'_> {
     #[inline]
     pub fn increment(&self, x: f64) {
-        let c = Cells(self.cells);
+        let c = Cells { c: own_line(self.cells.c), shared: self.cells.shared };
         c.add_f64(COUNTER_SUM, x);
         c.add_release(COUNTER_UPDATES, 1);
     }
 
     #[inline]
+    pub fn set(&self, x: f64, stamp: u64) {
+        let c = own_line(self.cells.c);
+        c[GAUGE_VALUE].store(x.to_bits(), Ordering::Relaxed);
+        c[GAUGE_STAMP].store(stamp, Ordering::Release);
+    }
+
+    #[inline]
     pub fn observe(&self, epoch: u64, x: f64) {
-        Cells(self.cells).record_value(0, epoch, x);
+        self.cells.record_value(0, epoch, x);
     }
 }
 

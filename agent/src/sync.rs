@@ -37,3 +37,28 @@ pub(crate) fn zeroed_cells(len: usize) -> Box<[AtomicU64]> {
 pub(crate) fn zeroed_cells(len: usize) -> Box<[AtomicU64]> {
     (0..len).map(|_| AtomicU64::new(0)).collect()
 }
+
+/// Waits until `cell` reads 0: the flusher's side of the epoch hand-shake (`shard.rs`).
+/// Spins briefly (a recording call takes well under a microsecond), then yields, then
+/// sleeps, so a recording thread descheduled mid-call delays the flush, never a scorer.
+#[cfg(not(loom))]
+pub(crate) fn wait_for_zero(cell: &AtomicU64) {
+    let mut round = 0u32;
+    while cell.load(Ordering::SeqCst) != 0 {
+        round = round.saturating_add(1);
+        if round < 128 {
+            std::hint::spin_loop();
+        } else if round < 4096 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+}
+
+#[cfg(loom)]
+pub(crate) fn wait_for_zero(cell: &AtomicU64) {
+    while cell.load(Ordering::SeqCst) != 0 {
+        loom::thread::yield_now();
+    }
+}

@@ -393,6 +393,8 @@ impl Rows {
             ("overflow_metric_series", o.metric_series),
             ("overflow_kind_conflicts", o.kind_conflicts),
             ("overflow_dropped", o.dropped),
+            ("overflow_metric_invalid", o.metric_invalid),
+            ("overflow_metric_over_budget", o.metric_over_budget),
         ] {
             if v > 0 {
                 rows.scalars.push(scalar(

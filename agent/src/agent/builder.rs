@@ -5,7 +5,7 @@ use super::flush::{FlushState, run_flusher};
 use super::{Agent, Core, Handle};
 use crate::clock::Clock;
 use crate::metrics::MetricRegistry;
-use crate::registry::ShardRegistry;
+use crate::registry::{Budget, ShardRegistry};
 use crate::schema::{Feature, ModelIdentity, OTHER, OTHER_SEGMENT};
 use crate::shard::Layout;
 use crate::sink::Sink;
@@ -13,6 +13,11 @@ use crate::sync::{self, AtomicU64};
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
+
+/// The default of [`AgentBuilder::memory_budget`].
+pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+/// The most generic metric series an agent keeps apart ([`AgentBuilder::max_series`]).
+const MAX_SERIES: usize = 1_000_000;
 
 static NEXT_AGENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -41,6 +46,20 @@ pub enum BuildError {
         /// How many were declared.
         count: usize,
     },
+    /// One shard of this schema does not fit the memory budget's share for shards.
+    #[error(
+        "one recording shard of this schema takes {shard_bytes} bytes (with its flusher mirror), \
+         more than the {available} bytes the memory budget of {budget} bytes gives shards (half \
+         of it): raise AgentBuilder::memory_budget or declare fewer segments or features"
+    )]
+    Budget {
+        /// Bytes one shard and its mirror take.
+        shard_bytes: usize,
+        /// Bytes the budget gives shards.
+        available: usize,
+        /// The whole budget.
+        budget: usize,
+    },
     /// The flusher thread could not be started.
     #[error("could not start the flusher thread: {0}")]
     Thread(String),
@@ -54,6 +73,7 @@ pub struct AgentBuilder {
     error_kinds: Vec<String>,
     interval: Duration,
     max_series: usize,
+    memory_budget: usize,
     clock: Arc<dyn Clock>,
     background: bool,
 }
@@ -72,6 +92,7 @@ impl AgentBuilder {
             error_kinds: vec!["timeout".into(), "invalid_input".into(), "internal".into()],
             interval: Duration::from_secs(10),
             max_series: 1000,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             clock: system_clock(),
             background: true,
         }
@@ -122,9 +143,19 @@ impl AgentBuilder {
     }
 
     /// Most generic metric series (name + tags) kept apart; later ones go to the overflow
-    /// series, counted (default 1,000).
+    /// series, counted (default 1,000; at most 1,000,000).
     pub fn max_series(mut self, n: usize) -> Self {
         self.max_series = n;
+        self
+    }
+
+    /// The most memory the agent allocates for recording, in bytes (default 64 MiB, see
+    /// "Memory" in the crate docs): half for recording shards and their flusher mirrors,
+    /// a quarter for generic metric cells, a quarter for snapshots a failing sink holds back.
+    /// Past its shards' share, further threads write one shared shard; past the metrics'
+    /// share, values go to the shared shard's cells, then are dropped and counted.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
         self
     }
 
@@ -154,13 +185,31 @@ impl AgentBuilder {
         }
         let segment_names = with_other(&self.segments, OTHER_SEGMENT, "segment")?;
         let error_kinds = with_other(&self.error_kinds, OTHER, "error kind")?;
+        if self.max_series > MAX_SERIES {
+            return Err(BuildError::TooMany { what: "generic metric series", count: self.max_series });
+        }
         let layout = Layout::new(segment_names.len(), error_kinds.len(), &self.features);
         let id = NEXT_AGENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.clock.now();
         let start = now.align_down(self.interval);
+        let shard_budget = Budget::new(self.memory_budget / 2);
+        let shards =
+            ShardRegistry::new(id, layout.len, self.max_series + 1, shard_budget).ok_or_else(|| {
+                BuildError::Budget {
+                    shard_bytes: ShardRegistry::cost_of(layout.len, self.max_series + 1),
+                    available: self.memory_budget / 2,
+                    budget: self.memory_budget,
+                }
+            })?;
+        let metrics = MetricRegistry::new(
+            id,
+            self.max_series,
+            Budget::new(self.memory_budget / 4),
+            shards.closed.clone(),
+        );
         let core = Arc::new(Core {
-            shards: ShardRegistry::new(id, layout.len, self.max_series + 1),
-            metrics: MetricRegistry::new(id, self.max_series),
+            shards,
+            metrics,
             layout,
             segment_names,
             error_kinds,
@@ -168,6 +217,7 @@ impl AgentBuilder {
             model: Arc::new(self.model),
             epoch: AtomicU64::new(0),
             interval: self.interval,
+            memory_budget: self.memory_budget,
             clock: self.clock,
             loaded: AtomicI64::new(0),
             loaded_at: std::sync::atomic::AtomicU64::new(0),

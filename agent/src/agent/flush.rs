@@ -114,7 +114,9 @@ impl Core {
             pending: f.pending.len(),
             dropped_snapshots: f.dropped_snapshots,
             shards: self.shards.shards().len(),
-            shard_bytes: self.layout.len * 8,
+            shard_bytes: self.shards.shard_cost(),
+            memory_budget: self.memory_budget,
+            memory_reserved: self.shards.budget.reserved() + self.metrics.budget.reserved(),
         }
     }
 
@@ -135,9 +137,8 @@ impl Core {
                 loaded_at: (loaded_at != 0).then_some(Timestamp::from_nanos(loaded_at)),
             },
             overflow: OverflowCounts {
-                metric_series: self.metrics.overflowed.swap(0, Ordering::Relaxed),
-                kind_conflicts: self.metrics.kind_conflicts.swap(0, Ordering::Relaxed),
                 dropped: self.shards.dropped.swap(0, Ordering::Relaxed),
+                ..parts.overflow
             },
         };
         if snapshot.is_empty() {

@@ -5,11 +5,10 @@
 
 use super::Core;
 use super::prediction::{Latency, Prediction, SegmentKey};
-use crate::metrics::{MetricKind, Resolved};
+use crate::metrics::{MetricKind, Resolved, gauge_stamp};
 use crate::registry::Lease;
 use crate::schema::{ErrorKindId, ModelIdentity, SegmentId, resolve};
-use crate::shard::Shard;
-use crate::sync::Ordering;
+use crate::shard::{H_METRIC_DROPPED, H_METRIC_INVALID, MetricCells, Shard};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -116,17 +115,25 @@ impl Core {
     #[inline]
     fn record(&self, shard: &Shard, p: &Prediction<'_>) {
         let seg = self.segment_base(p.segment);
-        let epoch = self.epoch.load(Ordering::Acquire);
-        shard.record_prediction(
-            &self.layout,
-            epoch,
-            seg,
-            p.latency.0,
-            p.confidence,
-            p.predicted,
-            p.features,
-            p.categories,
-        );
+        let record = |epoch| {
+            shard.record_prediction(
+                &self.layout,
+                epoch,
+                seg,
+                p.latency.0,
+                p.confidence,
+                p.predicted,
+                p.features,
+                p.categories,
+            )
+        };
+        if self.layout.has_numeric {
+            let epoch = shard.enter(&self.epoch);
+            record(epoch);
+            shard.leave(epoch);
+        } else {
+            record(0);
+        }
     }
 
     #[inline]
@@ -159,22 +166,37 @@ impl Core {
 /// neither clones the agent's `Arc` (a write to a shared line) per call.
 #[inline]
 fn record_metric(core: &Core, r: Resolved, value: f64) {
-    if let Some(d) = r.diverted {
-        core.metrics.count_diversion(d);
-    }
-    if r.kind == MetricKind::Gauge {
-        core.metrics.set_gauge(r.id, value);
-        return;
-    }
-    let epoch = core.epoch.load(Ordering::Acquire);
     core.shards.with_shard(|shard| {
-        if let Some(cells) = shard.metric_cells(r.id, r.kind.cells()) {
-            match r.kind {
-                MetricKind::Counter => cells.increment(value),
-                _ => cells.observe(epoch, value),
+        if let Some(d) = r.diverted {
+            shard.count(d.cell());
+        }
+        if r.kind != MetricKind::Distribution && !value.is_finite() {
+            shard.count(H_METRIC_INVALID);
+            return;
+        }
+        match core.metrics.cells(shard, r.id, r.kind) {
+            Some(cells) => apply_metric(core, shard, &cells, r.kind, value),
+            None => {
+                match core.shards.shared().and_then(|s| Some((s, core.metrics.cells(s, r.id, r.kind)?))) {
+                    Some((shared, cells)) => apply_metric(core, shared, &cells, r.kind, value),
+                    None => shard.count(H_METRIC_DROPPED),
+                }
             }
         }
     });
+}
+
+#[inline]
+fn apply_metric(core: &Core, shard: &Shard, cells: &MetricCells<'_>, kind: MetricKind, value: f64) {
+    match kind {
+        MetricKind::Counter => cells.increment(value),
+        MetricKind::Gauge => cells.set(value, gauge_stamp()),
+        MetricKind::Distribution => {
+            let epoch = shard.enter(&core.epoch);
+            cells.observe(epoch, value);
+            shard.leave(epoch);
+        }
+    }
 }
 
 /// A [`Handle`] bound to one thread's shard (see [`Handle::local`]).

@@ -13,7 +13,7 @@ mod flush;
 mod handle;
 mod prediction;
 
-pub use builder::{AgentBuilder, BuildError};
+pub use builder::{AgentBuilder, BuildError, DEFAULT_MEMORY_BUDGET};
 pub use handle::{Handle, LocalRecorder, MetricHandle};
 pub use prediction::{Latency, Prediction, SegmentKey, Timer};
 
@@ -42,6 +42,7 @@ pub(crate) struct Core {
     pub shards: ShardRegistry,
     pub metrics: MetricRegistry,
     interval: Duration,
+    memory_budget: usize,
     clock: Arc<dyn Clock>,
     loaded: AtomicI64,
     loaded_at: std::sync::atomic::AtomicU64,
@@ -63,10 +64,16 @@ pub struct AgentStats {
     pub pending: usize,
     /// Snapshots dropped because the sink kept failing past the retry queue.
     pub dropped_snapshots: u64,
-    /// Recording threads that have a shard (threads that exited leave theirs for reuse).
+    /// Shards: one per thread recording at once within the budget, plus the shared shard
+    /// once a thread past the budget (or a metric past its share) needed it.
     pub shards: usize,
-    /// Address space of one shard's cells, bytes (resident memory is what was touched).
+    /// Bytes one shard takes from the budget: its cells, the flusher's mirror of them and its
+    /// table of metric cells. This is address space; resident memory is what was touched.
     pub shard_bytes: usize,
+    /// The memory budget, bytes ([`AgentBuilder::memory_budget`]).
+    pub memory_budget: usize,
+    /// Bytes allocated within the budget now: shards with their mirrors and metric cells.
+    pub memory_reserved: usize,
 }
 
 /// The in-process recorder of one model variant. Dropping it flushes the last partial
