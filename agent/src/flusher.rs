@@ -9,7 +9,7 @@ use crate::schema::FeatureKind;
 use crate::shard::*;
 use crate::sketch::{SKETCH_CELLS, Sketch, key_of_cell};
 use crate::snapshot::*;
-use crate::sync::{AtomicU64, Ordering, wait_for_zero};
+use crate::sync::{AtomicU64, Ordering, fence, wait_for_zero};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -133,7 +133,8 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
     // The epoch hand-shake (`shard.rs`): after the wait, bank `epoch & 1` holds every value
     // of the closing interval and no call writes it.
     let epoch = core.epoch.load(Ordering::Relaxed);
-    core.epoch.store(epoch + 1, Ordering::SeqCst);
+    core.epoch.store(epoch + 1, Ordering::Release);
+    fence(Ordering::SeqCst);
     let bank = (epoch & 1) as usize;
     // Listed after the flip: a shard created later only has calls of the new epoch.
     let shards = core.shards.shards();

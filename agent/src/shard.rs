@@ -29,16 +29,18 @@
 //! # The epoch hand-shake
 //!
 //! A call that writes a bank *enters* the epoch first: it loads the epoch `e`, marks bank
-//! `e & 1` in flight on its shard (`SeqCst`), and loads the epoch again; if it moved, it
-//! unmarks and starts over with the new epoch. The flusher stores `e + 1` (`SeqCst`), then
-//! waits on every shard until bank `e & 1` has no call in flight. In the single total order
-//! of `SeqCst` operations, a call either marked itself before the flusher's store (and the
-//! flusher waits for it) or saw `e + 1` on its second load (and writes the other bank). So
+//! `e & 1` in flight on its shard, issues a `SeqCst` fence and loads the epoch again; if it
+//! moved, it unmarks and starts over with the new epoch. The flusher stores `e + 1`, issues
+//! a `SeqCst` fence, then waits on every shard until bank `e & 1` has no call in flight. The
+//! two fences are ordered one way or the other (Dekker's pattern), so a call either marked
+//! itself before the flusher looked (and the flusher waits for it) or saw `e + 1` on its
+//! second load (and writes the other bank). (Fences rather than `SeqCst` accesses because
+//! loom models `SeqCst` fences exactly and `SeqCst` accesses only as acquire/release.) So
 //! when the flusher reads bank `e & 1`, every value of epoch `e` is in it, completely, and
 //! nothing else will write it until epoch `e + 2`, whose writers see the flusher's reset
 //! through the epoch store. Per interval, count, mean, m2, min and max are therefore exact,
-//! even with values in flight at the flush; the cost is one `SeqCst` store per recording
-//! call that carries numeric values (an `xchg` on x86), and a flush waits for calls in
+//! even with values in flight at the flush; the cost is one `SeqCst` fence per recording
+//! call that carries numeric values (an `mfence` on x86), and a flush waits for calls in
 //! flight (nanoseconds, or as long as a descheduled scorer thread stays off its core).
 //!
 //! Cumulative cells are not part of the hand-shake: a call in flight at a flush may have its
@@ -50,7 +52,7 @@ use crate::confidence::{CONFIDENCE_BINS, confidence_bin};
 use crate::latency::{LATENCY_BUCKETS, LATENCY_MAX, latency_index};
 use crate::schema::{Feature, FeatureKind};
 use crate::sketch::{SKETCH_CELLS, sketch_cell, sketch_key};
-use crate::sync::{AtomicBool, AtomicU64, Ordering, zeroed_cells};
+use crate::sync::{AtomicBool, AtomicU64, Ordering, fence, zeroed_cells};
 use std::sync::{Arc, OnceLock};
 
 // Shard header cells (before the first segment), written by the recording threads.
@@ -236,15 +238,19 @@ impl Shard {
     #[inline]
     pub fn enter(&self, epoch: &AtomicU64) -> u64 {
         loop {
-            let e = epoch.load(Ordering::SeqCst);
+            // Acquire: the flusher emptied this bank before publishing the epoch.
+            let e = epoch.load(Ordering::Acquire);
             let slot = &self.cells[H_INFLIGHT + (e & 1) as usize];
             if self.shared {
-                slot.fetch_add(1, Ordering::SeqCst);
+                slot.fetch_add(1, Ordering::Relaxed);
             } else {
                 // One writer, and calls do not nest: the slot is 0 here.
-                slot.store(1, Ordering::SeqCst);
+                slot.store(1, Ordering::Relaxed);
             }
-            if epoch.load(Ordering::SeqCst) == e {
+            // Pairs with the flusher's fence after its epoch store (Dekker): either it sees
+            // this mark, or this load sees its new epoch.
+            fence(Ordering::SeqCst);
+            if epoch.load(Ordering::Relaxed) == e {
                 return e;
             }
             self.leave(e);

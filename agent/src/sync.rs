@@ -2,12 +2,12 @@
 //! model checker can explore every interleaving of the shard/flush protocol.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex};
 
@@ -38,13 +38,14 @@ pub(crate) fn zeroed_cells(len: usize) -> Box<[AtomicU64]> {
     (0..len).map(|_| AtomicU64::new(0)).collect()
 }
 
-/// Waits until `cell` reads 0: the flusher's side of the epoch hand-shake (`shard.rs`).
+/// Waits until `cell` reads 0 (`Acquire`): the flusher's side of the epoch hand-shake
+/// (`shard.rs`).
 /// Spins briefly (a recording call takes well under a microsecond), then yields, then
 /// sleeps, so a recording thread descheduled mid-call delays the flush, never a scorer.
 #[cfg(not(loom))]
 pub(crate) fn wait_for_zero(cell: &AtomicU64) {
     let mut round = 0u32;
-    while cell.load(Ordering::SeqCst) != 0 {
+    while cell.load(Ordering::Acquire) != 0 {
         round = round.saturating_add(1);
         if round < 128 {
             std::hint::spin_loop();
@@ -58,7 +59,7 @@ pub(crate) fn wait_for_zero(cell: &AtomicU64) {
 
 #[cfg(loom)]
 pub(crate) fn wait_for_zero(cell: &AtomicU64) {
-    while cell.load(Ordering::SeqCst) != 0 {
+    while cell.load(Ordering::Acquire) != 0 {
         loom::thread::yield_now();
     }
 }
