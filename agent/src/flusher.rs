@@ -7,7 +7,7 @@ use crate::latency::{LATENCY_BUCKETS, latency_histogram_from};
 use crate::metrics::{MetricKind, gauge_cells};
 use crate::schema::FeatureKind;
 use crate::shard::*;
-use crate::sketch::{SKETCH_CELLS, Sketch, key_of_cell};
+use crate::sketch::{Sketch, SketchSlot, key_of_slot};
 use crate::snapshot::*;
 use crate::sync::{AtomicU64, Ordering, fence, wait_for_zero};
 use std::collections::HashMap;
@@ -24,7 +24,14 @@ pub(crate) struct Mirror {
 #[derive(Default)]
 struct ShardMirror {
     cells: Vec<u64>,
-    metrics: Vec<Option<Vec<u64>>>,
+    chunks: Vec<Option<Box<[u64]>>>,
+    metrics: Vec<Option<MetricMirror>>,
+}
+
+#[derive(Clone, Default)]
+struct MetricMirror {
+    cells: Vec<u64>,
+    chunks: Vec<Option<Box<[u64]>>>,
 }
 
 /// Reads cells against their previous values.
@@ -62,10 +69,19 @@ impl Reader<'_> {
 
     /// A numeric block's interval summary from bank `bank`, which no call writes any more
     /// (the caller waited for it, see `shard.rs`); the bank is emptied for its next epoch.
-    /// `None` when nothing was recorded.
-    fn numeric(&mut self, base: usize, bank: usize) -> Option<NumericSummary> {
+    /// `None` when nothing was recorded. Values whose sketch chunk had no memory are added
+    /// to `unsketched`.
+    fn numeric(
+        &mut self,
+        base: usize,
+        bank: usize,
+        chunks: &[Chunk],
+        prev_chunks: &mut [Option<Box<[u64]>>],
+        unsketched: &mut u64,
+    ) -> Option<NumericSummary> {
         let missing = self.delta(base + NUM_MISSING, Ordering::Acquire);
         let invalid = self.delta(base + NUM_INVALID, Ordering::Acquire);
+        *unsketched += self.delta(base + NUM_UNSKETCHED, Ordering::Relaxed);
         let b = base + NUM_BANK + BANK * bank;
         let load = |i: usize| self.cells[b + i].load(Ordering::Relaxed);
         let count = load(B_COUNT);
@@ -82,9 +98,15 @@ impl Reader<'_> {
         for i in 0..BANK {
             self.cells[b + i].store(0, Ordering::Relaxed);
         }
-        let sketch = Sketch::from_buckets(
-            self.deltas(base + NUM_SKETCH, SKETCH_CELLS).map(|(i, c)| (key_of_cell(i), c)),
-        );
+        let mut buckets: Vec<(i32, u64)> =
+            self.deltas(base + NUM_SKETCH, 3).map(|(i, c)| (key_of_slot(SketchSlot::Inline(i)), c)).collect();
+        for (c, (chunk, prev)) in chunks.iter().zip(prev_chunks.iter_mut()).enumerate() {
+            let Some(cells) = chunk.get().filter(|cells| !cells.is_empty()) else { continue };
+            let prev = prev.get_or_insert_with(|| vec![0; cells.len()].into_boxed_slice());
+            let mut r = Reader { cells, prev };
+            buckets.extend(r.deltas(0, cells.len()).map(|(j, d)| (key_of_slot(SketchSlot::Chunk(c, j)), d)));
+        }
+        let sketch = Sketch::from_buckets(buckets);
         let n = count as f64;
         Some(NumericSummary {
             count,
@@ -169,10 +191,14 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         if m.cells.len() != shard.cells.len() {
             m.cells = vec![0; shard.cells.len()];
         }
+        if m.chunks.len() != shard.chunks.len() {
+            m.chunks.resize_with(shard.chunks.len(), || None);
+        }
         if m.metrics.len() < series.len() {
             m.metrics.resize(series.len(), None);
         }
-        let mut r = Reader { cells: &shard.cells, prev: &mut m.cells };
+        let ShardMirror { cells: prev_cells, chunks: prev_chunks, metrics: prev_metrics } = m;
+        let mut r = Reader { cells: &shard.cells, prev: prev_cells };
         overflow.metric_series += r.delta(H_OVERFLOWED, Ordering::Relaxed);
         overflow.kind_conflicts += r.delta(H_KIND_CONFLICTS, Ordering::Relaxed);
         overflow.metric_invalid += r.delta(H_METRIC_INVALID, Ordering::Relaxed);
@@ -231,7 +257,17 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
             for (f, slot) in layout.features.iter().enumerate() {
                 let base = seg + slot.offset;
                 let stats = match &slot.categories {
-                    None => r.numeric(base, bank).map(FeatureStats::Numeric),
+                    None => {
+                        let chunks = layout.chunks(s, slot.numeric);
+                        r.numeric(
+                            base,
+                            bank,
+                            &shard.chunks[chunks.clone()],
+                            &mut prev_chunks[chunks],
+                            &mut overflow.sketch_over_budget,
+                        )
+                        .map(FeatureStats::Numeric)
+                    }
                     Some(vocabulary) => {
                         let count = r.delta(base + CAT_COUNT, Ordering::Acquire);
                         let missing = r.delta(base + CAT_MISSING, Ordering::Acquire);
@@ -254,7 +290,8 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
 
         // Generic metrics.
         for (id, info) in live(&series, registered, core.metrics.capacity) {
-            let Some(cells) = shard.metrics.get(id).and_then(|c| c.get()) else { continue };
+            let Some(series_cells) = shard.metrics.get(id).and_then(|c| c.get()) else { continue };
+            let cells = &series_cells.cells;
             if cells.len() != info.kind.cells() {
                 continue; // no cells (the budget was spent), or not yet registered
             }
@@ -267,14 +304,26 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
                     continue;
                 }
                 MetricKind::Counter => {
-                    let prev = m.metrics[id].get_or_insert_with(|| vec![0; 8]);
-                    let mut r = Reader { cells: own_line(cells), prev };
+                    let prev = prev_metrics[id]
+                        .get_or_insert_with(|| MetricMirror { cells: vec![0; 8], chunks: Vec::new() });
+                    let mut r = Reader { cells: own_line(cells), prev: &mut prev.cells };
                     (r.delta(COUNTER_UPDATES, Ordering::Acquire) > 0)
                         .then(|| MetricValue::Counter(r.delta_f64(COUNTER_SUM)))
                 }
                 MetricKind::Distribution => {
-                    let prev = m.metrics[id].get_or_insert_with(|| vec![0; cells.len()]);
-                    Reader { cells, prev }.numeric(0, bank).map(MetricValue::Distribution)
+                    let prev = prev_metrics[id].get_or_insert_with(|| MetricMirror {
+                        cells: vec![0; cells.len()],
+                        chunks: vec![None; series_cells.chunks.len()],
+                    });
+                    Reader { cells, prev: &mut prev.cells }
+                        .numeric(
+                            0,
+                            bank,
+                            &series_cells.chunks,
+                            &mut prev.chunks,
+                            &mut overflow.sketch_over_budget,
+                        )
+                        .map(MetricValue::Distribution)
                 }
             };
             if let Some(v) = value {

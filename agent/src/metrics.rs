@@ -10,7 +10,10 @@
 //! shared shard's cells take the value, and past those it is dropped and counted.
 
 use crate::registry::Budget;
-use crate::shard::{Cells, GAUGE_STAMP, MetricCells, NUM_BLOCK, SCALAR_ALLOC, Shard, own_line};
+use crate::shard::{
+    Cells, GAUGE_STAMP, MetricCells, NUM_BLOCK, SCALAR_ALLOC, SeriesCells, Shard, chunk_bytes, own_line,
+};
+use crate::sketch::SKETCH_CHUNKS;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -252,41 +255,57 @@ impl MetricRegistry {
     #[inline]
     pub fn cells<'a>(&self, shard: &'a Shard, id: usize, kind: MetricKind) -> Option<MetricCells<'a>> {
         let slot = shard.metrics.get(id)?;
-        let cells = match slot.get() {
+        let series = match slot.get() {
             Some(c) => c,
-            None => self.create_cells(slot, kind.cells()),
+            None => self.create_cells(slot, kind),
         };
-        (cells.len() == kind.cells())
-            .then_some(MetricCells { cells: Cells { c: cells, shared: shard.shared } })
+        (series.cells.len() == kind.cells()).then_some(MetricCells {
+            cells: Cells { c: &series.cells, shared: shard.shared },
+            chunks: &series.chunks,
+        })
     }
 
     #[cold]
     #[inline(never)]
     fn create_cells<'a>(
         &self,
-        slot: &'a OnceLock<Box<[crate::sync::AtomicU64]>>,
-        len: usize,
-    ) -> &'a [crate::sync::AtomicU64] {
-        let bytes = len * 16; // the cells and the flusher's mirror of them
+        slot: &'a crate::sync::OnceCell<SeriesCells>,
+        kind: MetricKind,
+    ) -> &'a SeriesCells {
+        let chunks = if kind == MetricKind::Distribution { SKETCH_CHUNKS } else { 0 };
+        let bytes = series_bytes(kind.cells(), chunks);
         let reserved = self.budget.try_reserve(bytes);
-        let cells = if reserved { crate::sync::zeroed_cells(len) } else { Box::default() };
+        let cells = if reserved {
+            SeriesCells {
+                cells: crate::sync::zeroed_cells(kind.cells()),
+                chunks: (0..chunks).map(|_| crate::sync::OnceCell::new()).collect(),
+            }
+        } else {
+            SeriesCells::default()
+        };
         // On a shared shard another thread may have won: give the reservation back.
         if slot.set(cells).is_err() && reserved {
             self.budget.release(bytes);
         }
-        slot.get().map(|c| &**c).unwrap_or(&[])
+        slot.get_or_init(SeriesCells::default)
     }
 
     /// Returns the bytes of `shard`'s metric cells to the budget (the shard is being freed).
     pub fn release_cells(&self, shard: &Shard) {
         for slot in shard.metrics.iter() {
             if let Some(c) = slot.get()
-                && !c.is_empty()
+                && !c.cells.is_empty()
             {
-                self.budget.release(c.len() * 16);
+                self.budget.release(series_bytes(c.cells.len(), c.chunks.len()) + chunk_bytes(&c.chunks));
             }
         }
     }
+}
+
+/// Bytes a series' cells on one shard cost: cells and chunk table, with the flusher's mirror.
+fn series_bytes(cells: usize, chunks: usize) -> usize {
+    cells * 16
+        + chunks * (std::mem::size_of::<crate::shard::Chunk>() + std::mem::size_of::<Option<Box<[u64]>>>())
 }
 
 impl Diversion {

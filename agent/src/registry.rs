@@ -4,13 +4,14 @@
 //! A thread's first recording into an agent claims a free exclusive shard, or creates one
 //! while the budget allows, under the registry's mutex, and keeps a lease on it in a
 //! thread-local; every later recording finds the lease with a thread-local lookup and no
-//! lock. Past the budget, a thread gets the agent's shared shard, which every such thread
-//! writes with atomic read-modify-writes. When a thread exits, its lease is dropped and the
+//! lock. Exclusive shards take at most half of the shards' share of the budget (the rest is
+//! for their sketch chunks); past that, a thread gets the agent's shared shard, which every
+//! such thread writes with atomic read-modify-writes. When a thread exits, its lease is dropped and the
 //! shard is released (`Release`). The flusher retires released shards: it reads them one
 //! last time, then frees them and returns their bytes to the budget, so memory follows the
 //! number of threads recording at once, never the number that ever recorded.
 
-use crate::shard::Shard;
+use crate::shard::{Shard, ShardSize};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -29,7 +30,7 @@ loom::thread_local! {
 /// of what is allocated never passes the limit.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    limit: usize,
+    pub limit: usize,
     reserved: std::sync::atomic::AtomicUsize,
 }
 
@@ -40,7 +41,12 @@ impl Budget {
 
     /// Reserves `bytes` if that keeps the total within the limit.
     pub fn try_reserve(&self, bytes: usize) -> bool {
-        let cap = self.limit;
+        self.try_reserve_within(bytes, self.limit)
+    }
+
+    /// Reserves `bytes` if that keeps the total within `cap` (and the limit).
+    pub fn try_reserve_within(&self, bytes: usize, cap: usize) -> bool {
+        let cap = cap.min(self.limit);
         self.reserved
             .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |r| {
                 r.checked_add(bytes).filter(|&t| t <= cap)
@@ -79,9 +85,8 @@ impl Drop for Lease {
 pub(crate) struct ShardRegistry {
     pub agent: u64,
     shards: Mutex<Shards>,
-    shard_len: usize,
-    metric_capacity: usize,
-    pub budget: Budget,
+    size: ShardSize,
+    pub budget: std::sync::Arc<Budget>,
     /// Set when the agent is dropped, so threads prune their leases on it.
     pub closed: Arc<AtomicBool>,
     /// Recordings that found no shard (only during thread teardown).
@@ -90,7 +95,7 @@ pub(crate) struct ShardRegistry {
     orphan: Mutex<Option<Arc<Shard>>>,
     /// The shard of threads past the budget, created on first need (its bytes are reserved
     /// from the start).
-    shared: std::sync::OnceLock<Arc<Shard>>,
+    shared: crate::sync::OnceCell<Arc<Shard>>,
 }
 
 struct Shards {
@@ -101,31 +106,23 @@ struct Shards {
 impl ShardRegistry {
     /// A registry whose shared shard is reserved in `budget` now; `None` when the budget
     /// cannot hold even that one shard.
-    pub fn new(agent: u64, shard_len: usize, metric_capacity: usize, budget: Budget) -> Option<Self> {
+    pub fn new(agent: u64, size: ShardSize, budget: Budget) -> Option<Self> {
         let registry = ShardRegistry {
             agent,
             shards: Mutex::new(Shards { list: Vec::new(), next_id: 0 }),
-            shard_len,
-            metric_capacity,
-            budget,
+            size,
+            budget: std::sync::Arc::new(budget),
             closed: Arc::new(AtomicBool::new(false)),
             dropped: AtomicU64::new(0),
             orphan: Mutex::new(None),
-            shared: std::sync::OnceLock::new(),
+            shared: crate::sync::OnceCell::new(),
         };
         registry.budget.try_reserve(registry.shard_cost()).then_some(registry)
     }
 
-    /// Bytes one shard costs: its cells, the flusher's mirror of them, and its table of
-    /// metric cells.
+    /// Bytes one shard costs before its chunks and metric cells ([`ShardSize::bytes`]).
     pub fn shard_cost(&self) -> usize {
-        Self::cost_of(self.shard_len, self.metric_capacity)
-    }
-
-    /// [`ShardRegistry::shard_cost`] for a shard of `len` cells and `metric_series` series.
-    pub fn cost_of(len: usize, metric_series: usize) -> usize {
-        let table = std::mem::size_of::<std::sync::OnceLock<Box<[AtomicU64]>>>();
-        len.saturating_mul(16).saturating_add(metric_series.saturating_mul(table))
+        self.size.bytes()
     }
 
     /// The shards so far, in creation order.
@@ -140,12 +137,14 @@ impl ShardRegistry {
                 return s.clone();
             }
         }
-        if !self.budget.try_reserve(self.shard_cost()) {
+        // Exclusive shards take at most half the shards' share, so that the other half is
+        // there for the sketch chunks their values need.
+        if !self.budget.try_reserve_within(self.shard_cost(), self.budget.limit / 2) {
             return self.shared_locked(&mut shards);
         }
         let id = shards.next_id;
         shards.next_id += 1;
-        let s = Arc::new(Shard::new(id, self.shard_len, self.metric_capacity, false));
+        let s = Arc::new(Shard::new(id, self.size, false, self.budget.clone()));
         shards.list.push(s.clone());
         s
     }
@@ -165,7 +164,7 @@ impl ShardRegistry {
             return s.clone();
         }
         // Its bytes were reserved when the registry was made.
-        let s = Arc::new(Shard::new(shards.next_id, self.shard_len, self.metric_capacity, true));
+        let s = Arc::new(Shard::new(shards.next_id, self.size, true, self.budget.clone()));
         shards.next_id += 1;
         shards.list.push(s.clone());
         let _ = self.shared.set(s.clone());
@@ -197,7 +196,7 @@ impl ShardRegistry {
         let mut shards = lock(&self.shards);
         shards.list.retain(|s| {
             if ids.contains(&s.id) {
-                self.budget.release(self.shard_cost());
+                self.budget.release(self.shard_cost() + s.chunk_bytes());
                 freed(s);
                 false
             } else {

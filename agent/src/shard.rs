@@ -50,10 +50,17 @@
 
 use crate::confidence::{CONFIDENCE_BINS, confidence_bin};
 use crate::latency::{LATENCY_BUCKETS, LATENCY_MAX, latency_index};
+use crate::registry::Budget;
 use crate::schema::{Feature, FeatureKind};
-use crate::sketch::{SKETCH_CELLS, sketch_cell, sketch_key};
-use crate::sync::{AtomicBool, AtomicU64, Ordering, fence, zeroed_cells};
-use std::sync::{Arc, OnceLock};
+use crate::sketch::{CHUNK_CELLS, SKETCH_CHUNKS, SketchSlot, sketch_key, sketch_slot};
+use crate::sync::{AtomicBool, AtomicU64, OnceCell, Ordering, fence, zeroed_cells};
+use std::sync::Arc;
+
+/// A sketch chunk of a numeric block, allocated on the block's first value in its range.
+pub(crate) type Chunk = OnceCell<Box<[AtomicU64]>>;
+
+/// Bytes a chunk costs against the budget: its cells and the flusher's mirror of them.
+pub(crate) const CHUNK_BYTES: usize = CHUNK_CELLS * 16;
 
 // Shard header cells (before the first segment), written by the recording threads.
 /// Calls in flight on bank 0 and bank 1 (see the hand-shake in the module docs).
@@ -96,9 +103,14 @@ pub(crate) const B_SUMSQ: usize = 3;
 /// `!order_key` of the smallest value, so that "raise" serves both extremes.
 pub(crate) const B_MIN: usize = 4;
 pub(crate) const B_MAX: usize = 5;
+/// The sketch's zero bucket and its two overflow buckets (`SketchSlot::Inline`); the other
+/// buckets live in the block's chunks.
 pub(crate) const NUM_SKETCH: usize = NUM_BANK + 2 * BANK;
+/// Values whose sketch chunk could not be allocated within the memory budget: their count,
+/// moments and extremes are exact, their bucket is missing from the sketch.
+pub(crate) const NUM_UNSKETCHED: usize = NUM_SKETCH + 3;
 /// Cells of a numeric block.
-pub(crate) const NUM_BLOCK: usize = NUM_SKETCH + SKETCH_CELLS;
+pub(crate) const NUM_BLOCK: usize = NUM_UNSKETCHED + 1;
 
 // Categorical block: count, missing, then one cell per category and one for `other`.
 pub(crate) const CAT_COUNT: usize = 0;
@@ -117,6 +129,8 @@ pub(crate) struct Layout {
     pub features: Vec<FeatureSlot>,
     /// Whether a prediction writes interval banks (some feature is numeric).
     pub has_numeric: bool,
+    /// Numeric features (their blocks per segment have sketch chunks).
+    pub numeric: usize,
     pub segment_stride: usize,
     pub len: usize,
 }
@@ -127,6 +141,8 @@ pub(crate) struct FeatureSlot {
     pub offset: usize,
     /// `None` for numeric features; the vocabulary for categorical ones.
     pub categories: Option<Vec<Arc<str>>>,
+    /// A numeric feature's position among the numeric features.
+    pub numeric: usize,
 }
 
 impl Layout {
@@ -137,6 +153,7 @@ impl Layout {
         let feedback_negative = feedback_positive + CONFIDENCE_BINS;
         let mut offset = feedback_negative + CONFIDENCE_BINS;
         let mut slots = Vec::with_capacity(features.len());
+        let mut numeric = 0;
         for f in features {
             offset = offset.next_multiple_of(8);
             let (size, categories) = match &f.kind {
@@ -145,7 +162,8 @@ impl Layout {
                     (CAT_FIRST + categories.len() + 1, Some(categories.clone()))
                 }
             };
-            slots.push(FeatureSlot { offset, categories });
+            slots.push(FeatureSlot { offset, numeric, categories: categories.clone() });
+            numeric += usize::from(categories.is_none());
             offset = offset.saturating_add(size);
         }
         let segment_stride = offset.next_multiple_of(8);
@@ -156,11 +174,24 @@ impl Layout {
             confidence,
             feedback_positive,
             feedback_negative,
-            has_numeric: slots.iter().any(|s| s.categories.is_none()),
+            has_numeric: numeric > 0,
+            numeric,
             features: slots,
             segment_stride,
             len: segments.saturating_mul(segment_stride).saturating_add(2 * HEADER),
         }
+    }
+
+    /// The chunks of numeric feature `numeric` in segment `s`, within a shard's chunk table.
+    #[inline]
+    pub fn chunks(&self, s: usize, numeric: usize) -> std::ops::Range<usize> {
+        let first = (s * self.numeric + numeric) * SKETCH_CHUNKS;
+        first..first + SKETCH_CHUNKS
+    }
+
+    /// Chunk slots of a shard.
+    pub fn chunk_slots(&self) -> usize {
+        self.segments.saturating_mul(self.numeric).saturating_mul(SKETCH_CHUNKS)
     }
 
     /// First cell of segment `s`.
@@ -212,25 +243,66 @@ pub(crate) struct Shard {
     /// Set while a thread holds the lease to write this exclusive shard (always set for a
     /// shared one).
     pub claimed: AtomicBool,
+    /// Sketch chunks of the numeric features' blocks ([`Layout::chunks`]).
+    pub chunks: Box<[Chunk]>,
+    /// The budget chunks are allocated from (the shards' share).
+    pub budget: Arc<Budget>,
     /// Cells of generic metric series, by series id, created on the first use of a series
     /// on this shard and published through the `OnceLock` (its `get` is an `Acquire` load).
-    pub metrics: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    pub metrics: Box<[OnceCell<SeriesCells>]>,
+}
+
+/// What a shard holds: cells, sketch chunk slots, metric series slots.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShardSize {
+    pub cells: usize,
+    pub chunks: usize,
+    pub metric_series: usize,
+}
+
+impl ShardSize {
+    /// Bytes a shard of this size costs before any chunk or metric cell is allocated: its
+    /// cells, the flusher's mirror of them, and the chunk and series tables (with the
+    /// mirror's chunk table).
+    pub fn bytes(self) -> usize {
+        let chunk = std::mem::size_of::<Chunk>() + std::mem::size_of::<Option<Box<[u64]>>>();
+        let series = std::mem::size_of::<OnceCell<SeriesCells>>() + std::mem::size_of::<Option<Vec<u64>>>();
+        self.cells
+            .saturating_mul(16)
+            .saturating_add(self.chunks.saturating_mul(chunk))
+            .saturating_add(self.metric_series.saturating_mul(series))
+    }
+}
+
+/// One metric series' cells on one shard: a counter's or gauge's line, or a distribution's
+/// numeric block and its sketch chunks. Empty when the budget had no room.
+#[derive(Default)]
+pub(crate) struct SeriesCells {
+    pub cells: Box<[AtomicU64]>,
+    pub chunks: Box<[Chunk]>,
 }
 
 impl Shard {
-    pub fn new(id: u64, len: usize, metric_series: usize, shared: bool) -> Shard {
+    pub fn new(id: u64, size: ShardSize, shared: bool, budget: Arc<Budget>) -> Shard {
         Shard {
             id,
-            cells: zeroed_cells(len),
+            cells: zeroed_cells(size.cells),
             shared,
             claimed: AtomicBool::new(true),
-            metrics: (0..metric_series).map(|_| OnceLock::new()).collect(),
+            chunks: (0..size.chunks).map(|_| OnceCell::new()).collect(),
+            budget,
+            metrics: (0..size.metric_series).map(|_| OnceCell::new()).collect(),
         }
     }
 
     #[inline]
     pub fn c(&self) -> Cells<'_> {
         Cells { c: &self.cells, shared: self.shared }
+    }
+
+    /// Bytes this shard's sketch chunks hold (to return to the budget when it is freed).
+    pub fn chunk_bytes(&self) -> usize {
+        chunk_bytes(&self.chunks)
     }
 
     /// Enters the current epoch for a call that writes interval banks; returns the epoch.
@@ -323,12 +395,17 @@ impl Shard {
             c.add(seg + SEG_SCHEMA_ERRORS, 1);
         }
         let mut next_category = 0;
+        let chunks_of_segment = layout.chunks(layout_segment(layout, seg), 0).start;
         for (i, slot) in layout.features.iter().enumerate() {
             // Positions the caller did not supply count as missing.
             let x = features.get(i).copied().unwrap_or(f64::NAN);
             let base = seg + slot.offset;
             match &slot.categories {
-                None => c.record_value(base, epoch, x),
+                None => {
+                    let first = chunks_of_segment + slot.numeric * SKETCH_CHUNKS;
+                    let chunks = &self.chunks[first..first + SKETCH_CHUNKS];
+                    c.record_value(base, epoch, x, Sketcher { chunks, budget: &self.budget })
+                }
                 Some(vocabulary) => {
                     let by_name = categories.get(next_category).copied().flatten();
                     next_category += 1;
@@ -457,9 +534,9 @@ impl<'a> Cells<'a> {
     }
 
     /// Records a numeric value into the numeric block at `base`, in the bank of `epoch` (the
-    /// caller has entered it, see [`Shard::enter`]).
+    /// caller has entered it, see [`Shard::enter`]), and its bucket into `sketch`.
     #[inline]
-    pub fn record_value(self, base: usize, epoch: u64, x: f64) {
+    pub fn record_value(self, base: usize, epoch: u64, x: f64, sketch: Sketcher<'_>) {
         // One bounds check for the block; the constant offsets below need none.
         let b = self.sub(base, NUM_BLOCK);
         if x.is_nan() {
@@ -477,9 +554,59 @@ impl<'a> Cells<'a> {
         bank.add_f64(B_SUMSQ, d * d);
         bank.raise(B_MIN, !k);
         bank.raise(B_MAX, k);
-        b.add(NUM_SKETCH + sketch_cell(sketch_key(x)), 1);
+        match sketch_slot(sketch_key(x)) {
+            SketchSlot::Inline(i) => b.add(NUM_SKETCH + i, 1),
+            SketchSlot::Chunk(c, j) => match sketch.chunk(c) {
+                Some(cells) => Cells { c: cells, shared: self.shared }.add(j, 1),
+                None => b.add(NUM_UNSKETCHED, 1),
+            },
+        }
         bank.add(B_COUNT, 1);
     }
+}
+
+/// Where a numeric block's sketch chunks are, and the budget new ones come from.
+#[derive(Clone, Copy)]
+pub(crate) struct Sketcher<'a> {
+    pub chunks: &'a [Chunk],
+    pub budget: &'a Budget,
+}
+
+impl<'a> Sketcher<'a> {
+    /// Chunk `c`, allocated on first use within the budget; `None` when the budget had no
+    /// room when it was first needed (an empty chunk is kept, so that is asked only once).
+    #[inline]
+    fn chunk(self, c: usize) -> Option<&'a [AtomicU64]> {
+        let slot = &self.chunks[c];
+        let cells = match slot.get() {
+            Some(cells) => cells,
+            None => new_chunk(slot, self.budget),
+        };
+        (!cells.is_empty()).then_some(cells)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn new_chunk<'a>(slot: &'a Chunk, budget: &Budget) -> &'a [AtomicU64] {
+    let reserved = budget.try_reserve(CHUNK_BYTES);
+    let cells = if reserved { zeroed_cells(CHUNK_CELLS) } else { Box::default() };
+    // On a shared shard another thread may have won: give the reservation back.
+    if slot.set(cells).is_err() && reserved {
+        budget.release(CHUNK_BYTES);
+    }
+    slot.get().map(|c| &**c).unwrap_or(&[])
+}
+
+/// Bytes the allocated chunks among `chunks` hold.
+pub(crate) fn chunk_bytes(chunks: &[Chunk]) -> usize {
+    chunks.iter().filter(|c| c.get().is_some_and(|c| !c.is_empty())).count() * CHUNK_BYTES
+}
+
+/// The segment whose first cell is `seg`.
+#[inline]
+fn layout_segment(layout: &Layout, seg: usize) -> usize {
+    (seg - HEADER) / layout.segment_stride
 }
 
 /// Cells a counter or gauge series takes per shard: enough for one cache line of its own
@@ -500,9 +627,10 @@ pub(crate) fn own_line(cells: &[AtomicU64]) -> &[AtomicU64] {
 }
 
 /// A generic metric series' cells in one shard: a counter's or gauge's line, or a
-/// distribution's numeric block at offset 0.
+/// distribution's numeric block at offset 0 with its chunks.
 pub(crate) struct MetricCells<'a> {
     pub cells: Cells<'a>,
+    pub chunks: &'a [Chunk],
 }
 
 impl MetricCells<'_> {
@@ -521,8 +649,8 @@ impl MetricCells<'_> {
     }
 
     #[inline]
-    pub fn observe(&self, epoch: u64, x: f64) {
-        self.cells.record_value(0, epoch, x);
+    pub fn observe(&self, epoch: u64, x: f64, budget: &Budget) {
+        self.cells.record_value(0, epoch, x, Sketcher { chunks: self.chunks, budget });
     }
 }
 

@@ -37,8 +37,56 @@ const SUB: i32 = 1 << SKETCH_SUB_BITS;
 const PER_SIGN: i32 = (SKETCH_EXP_MAX - SKETCH_EXP_MIN) * SUB;
 /// Largest key (the positive overflow bucket).
 pub const SKETCH_MAX_KEY: i32 = PER_SIGN + 1;
-/// Cells one sketch takes in a shard: keys `-MAX_KEY ..= MAX_KEY`.
-pub(crate) const SKETCH_CELLS: usize = 2 * SKETCH_MAX_KEY as usize + 1;
+/// Binary orders of magnitude one chunk of a shard's sketch covers: a shard allocates a
+/// chunk the first time a value falls in its range, so a feature whose values span six
+/// decades (20 binary orders) takes three or four chunks, not the whole range.
+const CHUNK_OCTAVES: i32 =
+    if SKETCH_EXP_MAX - SKETCH_EXP_MIN >= 8 { 8 } else { SKETCH_EXP_MAX - SKETCH_EXP_MIN };
+/// Cells of one chunk.
+pub(crate) const CHUNK_CELLS: usize = (CHUNK_OCTAVES * SUB) as usize;
+/// Chunks per sign.
+const CHUNKS_PER_SIGN: usize = ((SKETCH_EXP_MAX - SKETCH_EXP_MIN) / CHUNK_OCTAVES) as usize;
+/// Chunks of one numeric block: both signs.
+pub(crate) const SKETCH_CHUNKS: usize = 2 * CHUNKS_PER_SIGN;
+
+/// Where a key's count lives in a shard: one of three cells every block has (zero and the two
+/// overflow buckets), or a cell of a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SketchSlot {
+    /// 0: zero, 1: positive overflow, 2: negative overflow.
+    Inline(usize),
+    /// Chunk, cell within it.
+    Chunk(usize, usize),
+}
+
+/// The slot of a key.
+#[inline]
+pub(crate) fn sketch_slot(key: i32) -> SketchSlot {
+    match key {
+        0 => SketchSlot::Inline(0),
+        SKETCH_MAX_KEY => SketchSlot::Inline(1),
+        k if k == -SKETCH_MAX_KEY => SketchSlot::Inline(2),
+        k => {
+            let i = (k.unsigned_abs() - 1) as usize;
+            let sign = if k < 0 { CHUNKS_PER_SIGN } else { 0 };
+            SketchSlot::Chunk(sign + i / CHUNK_CELLS, i % CHUNK_CELLS)
+        }
+    }
+}
+
+/// The key of a slot (the inverse of [`sketch_slot`]).
+pub(crate) fn key_of_slot(slot: SketchSlot) -> i32 {
+    match slot {
+        SketchSlot::Inline(0) => 0,
+        SketchSlot::Inline(1) => SKETCH_MAX_KEY,
+        SketchSlot::Inline(_) => -SKETCH_MAX_KEY,
+        SketchSlot::Chunk(c, j) => {
+            let k = 1 + ((c % CHUNKS_PER_SIGN) * CHUNK_CELLS + j) as i32;
+            if c >= CHUNKS_PER_SIGN { -k } else { k }
+        }
+    }
+}
+
 /// Bound on the relative error of [`Sketch::quantile`] inside the tracked range.
 pub const SKETCH_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB + 1) as f64;
 
@@ -58,16 +106,6 @@ pub fn sketch_key(x: f64) -> i32 {
         (e - SKETCH_EXP_MIN) * SUB + j + 1
     };
     if x.is_sign_negative() { -k } else { k }
-}
-
-/// The shard cell of a key: keys are shifted to start at 0.
-#[inline]
-pub(crate) fn sketch_cell(key: i32) -> usize {
-    (key + SKETCH_MAX_KEY) as usize
-}
-
-pub(crate) fn key_of_cell(cell: usize) -> i32 {
-    cell as i32 - SKETCH_MAX_KEY
 }
 
 /// The `[low, high)` magnitude range of a bucket key ≥ 0 (key 0: `[0, 2^EXP_MIN)`; the
@@ -217,8 +255,13 @@ mod tests {
         for w in xs.windows(2) {
             assert!(sketch_key(w[0]) <= sketch_key(w[1]), "{} vs {}", w[0], w[1]);
         }
-        assert_eq!(sketch_cell(-SKETCH_MAX_KEY), 0);
-        assert_eq!(sketch_cell(SKETCH_MAX_KEY), SKETCH_CELLS - 1);
+        for key in -SKETCH_MAX_KEY..=SKETCH_MAX_KEY {
+            let slot = sketch_slot(key);
+            assert_eq!(key_of_slot(slot), key, "{slot:?}");
+            if let SketchSlot::Chunk(c, j) = slot {
+                assert!(c < SKETCH_CHUNKS && j < CHUNK_CELLS, "{key}: {slot:?}");
+            }
+        }
     }
 
     #[test]

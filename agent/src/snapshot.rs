@@ -273,4 +273,8 @@ pub struct OverflowCounts {
     /// Metric values that found no cells: the metric share of the memory budget was spent
     /// on this thread's shard and on the shared shard.
     pub metric_over_budget: u64,
+    /// Feature and distribution values whose sketch bucket had no memory left in the budget:
+    /// their count, moments and extremes are in their summary, their bucket is not in its
+    /// sketch.
+    pub sketch_over_budget: u64,
 }

@@ -63,3 +63,55 @@ pub(crate) fn wait_for_zero(cell: &AtomicU64) {
         loom::thread::yield_now();
     }
 }
+
+/// A cell written once, read without a lock: std's `OnceLock`, or under loom a `OnceLock`
+/// whose publication also goes through a loom atomic, so the model checker sees the
+/// happens-before edge that std's `OnceLock` provides (it cannot see inside std).
+#[cfg(not(loom))]
+pub(crate) type OnceCell<T> = std::sync::OnceLock<T>;
+
+#[cfg(loom)]
+pub(crate) struct OnceCell<T> {
+    value: std::sync::OnceLock<T>,
+    ready: AtomicBool,
+}
+
+#[cfg(loom)]
+impl<T> Default for OnceCell<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(loom)]
+impl<T> OnceCell<T> {
+    pub(crate) fn new() -> Self {
+        OnceCell { value: std::sync::OnceLock::new(), ready: AtomicBool::new(false) }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        if self.ready.load(Ordering::Acquire) { self.value.get() } else { None }
+    }
+
+    pub(crate) fn set(&self, v: T) -> Result<(), T> {
+        let r = self.value.set(v);
+        if r.is_ok() {
+            self.ready.store(true, Ordering::Release);
+        } else {
+            while !self.ready.load(Ordering::Acquire) {
+                loom::thread::yield_now();
+            }
+        }
+        r
+    }
+
+    pub(crate) fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        if self.get().is_none() {
+            let _ = self.set(f());
+        }
+        match self.value.get() {
+            Some(v) => v,
+            None => unreachable!("set or waited for above"),
+        }
+    }
+}

@@ -241,7 +241,8 @@ fn many_threads_past_the_budget_share_a_shard_and_lose_nothing() {
         .background_flush(false)
         .build(NullSink)
         .unwrap();
-    // Exclusive shards for about three threads; the rest share one.
+    // An exclusive shard for one thread (exclusive shards take half the shards' share); the
+    // rest share one.
     let budget = 2 * 4 * probe.stats().shard_bytes + 1;
     let sink = MemorySink::new();
     let agent = Agent::builder("m")
@@ -302,15 +303,18 @@ fn shards_of_exited_threads_are_freed_after_their_last_flush() {
         .unwrap();
     let idle = agent.stats().memory_reserved;
     for round in 0..3 {
-        std::thread::scope(|s| {
-            for t in 0..8 {
+        // `join` (not a scope) waits for the thread to exit, thread-local destructors and
+        // so the release of its shard included.
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
                 let h = agent.handle();
-                s.spawn(move || {
+                std::thread::spawn(move || {
                     h.record(&Prediction::new("other", Duration::from_micros(1), 0.5).features(&[t as f64]));
                     h.distribution("d", &[]).record(t as f64);
-                });
-            }
-        });
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
         assert!(agent.stats().shards >= 1, "round {round}");
         agent.flush_now().unwrap();
         let stats = agent.stats();
@@ -323,9 +327,10 @@ fn shards_of_exited_threads_are_freed_after_their_last_flush() {
 
 #[test]
 fn a_tiny_metric_budget_drops_values_only_with_a_count() {
-    // A quarter for metric cells: room for a few distributions' cells (66 KB each with
-    // their mirror), not fifty.
-    let budget = 1 << 20;
+    // Room for one shard; a quarter for metric cells: a few distributions' cells (about
+    // 5 KiB each with a sketch chunk and their mirror), not fifty.
+    let probe = Agent::builder("m").background_flush(false).build(NullSink).unwrap();
+    let budget = 2 * probe.stats().shard_bytes + 1;
     let sink = MemorySink::new();
     let agent =
         Agent::builder("m").background_flush(false).memory_budget(budget).build(sink.clone()).unwrap();
@@ -354,7 +359,7 @@ fn a_budget_too_small_for_one_shard_is_refused_with_the_sizes() {
     let err = Agent::builder("m")
         .segments(["a"; 1])
         .features((0..32).map(|i| Feature::numeric(format!("f{i}"))))
-        .memory_budget(1 << 20)
+        .memory_budget(64 << 10)
         .build(NullSink)
         .err()
         .unwrap();
@@ -442,4 +447,33 @@ proptest! {
         s.merge(&other);
         let _ = s.quantile(q);
     }
+}
+
+#[test]
+fn values_whose_sketch_chunk_finds_no_memory_are_counted_and_keep_their_moments() {
+    let probe = Agent::builder("m")
+        .features([Feature::numeric("x")])
+        .background_flush(false)
+        .build(NullSink)
+        .unwrap();
+    // The shared shard's own bytes only: no room for any sketch chunk.
+    let sink = MemorySink::new();
+    let agent = Agent::builder("m")
+        .features([Feature::numeric("x")])
+        .background_flush(false)
+        .memory_budget(2 * probe.stats().shard_bytes + 1)
+        .build(sink.clone())
+        .unwrap();
+    let h = agent.handle();
+    for i in 0..1_000 {
+        h.record(&Prediction::new("other", Duration::from_micros(1), 0.5).features(&[i as f64]));
+    }
+    agent.flush_now().unwrap();
+    let s = one(&sink);
+    let n = numeric(&s, "other").unwrap();
+    assert_eq!((n.count, n.min, n.max), (1_000, Some(0.0), Some(999.0)));
+    assert_eq!(n.mean, 499.5);
+    // Zero has a bucket in every block; the other 999 values needed a chunk.
+    assert_eq!(n.sketch.count(), 1);
+    assert_eq!(s.overflow.sketch_over_budget, 999);
 }

@@ -395,6 +395,7 @@ impl Rows {
             ("overflow_dropped", o.dropped),
             ("overflow_metric_invalid", o.metric_invalid),
             ("overflow_metric_over_budget", o.metric_over_budget),
+            ("overflow_sketch_over_budget", o.sketch_over_budget),
         ] {
             if v > 0 {
                 rows.scalars.push(scalar(

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::metrics::MetricRegistry;
 use crate::registry::{Budget, ShardRegistry};
 use crate::schema::{Feature, ModelIdentity, OTHER, OTHER_SEGMENT};
-use crate::shard::Layout;
+use crate::shard::{Layout, ShardSize};
 use crate::sink::Sink;
 use crate::sync::{self, AtomicU64};
 use std::sync::Arc;
@@ -192,14 +192,13 @@ impl AgentBuilder {
         let id = NEXT_AGENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.clock.now();
         let start = now.align_down(self.interval);
-        let shard_budget = Budget::new(self.memory_budget / 2);
+        let size =
+            ShardSize { cells: layout.len, chunks: layout.chunk_slots(), metric_series: self.max_series + 1 };
         let shards =
-            ShardRegistry::new(id, layout.len, self.max_series + 1, shard_budget).ok_or_else(|| {
-                BuildError::Budget {
-                    shard_bytes: ShardRegistry::cost_of(layout.len, self.max_series + 1),
-                    available: self.memory_budget / 2,
-                    budget: self.memory_budget,
-                }
+            ShardRegistry::new(id, size, Budget::new(self.memory_budget / 2)).ok_or(BuildError::Budget {
+                shard_bytes: size.bytes(),
+                available: self.memory_budget / 2,
+                budget: self.memory_budget,
             })?;
         let metrics = MetricRegistry::new(
             id,

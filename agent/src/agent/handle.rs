@@ -193,7 +193,7 @@ fn apply_metric(core: &Core, shard: &Shard, cells: &MetricCells<'_>, kind: Metri
         MetricKind::Gauge => cells.set(value, gauge_stamp()),
         MetricKind::Distribution => {
             let epoch = shard.enter(&core.epoch);
-            cells.observe(epoch, value);
+            cells.observe(epoch, value, &core.metrics.budget);
             shard.leave(epoch);
         }
     }
