@@ -19,13 +19,43 @@
 //!
 //! # Memory
 //!
-//! Each thread that records owns one shard of `8 × (16 + 3 × 1,000 + 3,808 + errors +
-//! features)` bytes per segment, where a numeric feature takes 4,107 cells (32.9 KB of
-//! address space) and a categorical one `categories + 3` cells. Shards come from `calloc`,
-//! so only the pages a scorer actually touches become resident: a numeric feature whose
-//! values span a few binary orders of magnitude touches about one 4 KiB page of its sketch.
-//! The flusher keeps one mirror of the same size per shard. Threads that exit hand their
-//! shard to the next thread, so memory follows the number of threads recording at once.
+//! The agent allocates within a **memory budget** ([`AgentBuilder::memory_budget`], default
+//! [`DEFAULT_MEMORY_BUDGET`] = 64 MiB) whatever the number of threads: half for recording
+//! shards and their sketch chunks, a quarter for generic metric cells, a quarter for
+//! snapshots a failing sink holds back. Every allocation is reserved against its share
+//! first and returned when freed; [`AgentStats::memory_reserved`] says what is in use. The
+//! figures are address space (cells come zeroed from `calloc`, so untouched pages are not
+//! resident) and each counts the flusher's mirror of the same cells, so it is twice the
+//! cells' size. Each flush also builds one snapshot, proportional to the series that
+//! changed, which is not counted.
+//!
+//! What things cost (8-byte cells, doubled for the mirror):
+//!
+//! - **A shard**, per segment: 16 + error kinds + 3,808 latency + 3,000 confidence cells,
+//!   plus 18 cells per numeric feature and `categories + 3` per categorical one; plus a
+//!   table of 16 sketch-chunk slots per numeric feature and segment (40 bytes each) and one
+//!   slot per metric series (64 bytes). [`AgentStats::shard_bytes`] is the total: about
+//!   1.06 MB for 7 segments × 32 numeric features, 0.86 MB for 7 segments × 4 (latency
+//!   and confidence buckets dominate).
+//! - **A sketch chunk**: 4 KiB, eight binary orders of magnitude of one feature in one
+//!   segment and shard, allocated the first time a value falls in its range. A feature whose
+//!   values span six decades needs three or four (about 14 KiB per shard and segment); a
+//!   feature of small spread, one.
+//! - **A thread**: the first call of a thread takes a free exclusive shard, or creates one if
+//!   exclusive shards then hold at most half the shards' share (so the other half stays for
+//!   chunks). Otherwise the thread writes the agent's one **shared shard**, with atomic
+//!   read-modify-writes: slower under contention, never lost. A thread that exits releases
+//!   its shard; the next flush reads it one last time, frees it and returns its bytes.
+//! - **A metric series**, per shard that writes it: a counter or gauge 240 bytes (a cache
+//!   line of its own), a distribution 288 bytes plus its chunk table (640 bytes) and chunks.
+//!   Past the metrics' share, values go to the shared shard's cells for the series, then
+//!   are dropped and counted (`overflow.metric_over_budget`).
+//!
+//! When a share is spent nothing already recorded is lost and every loss is counted: a
+//! value whose sketch chunk finds no room keeps its count, moments and extremes and is
+//! counted in `overflow.sketch_over_budget`. With the default budget, 64 threads recording
+//! 7 segments × 32 numeric features spread over six decades get 5 exclusive shards and the
+//! shared one (measured by `tests/footprint.rs` and `examples/footprint.rs`).
 //!
 //! # Modules
 //!
