@@ -29,7 +29,7 @@ struct ShardMirror {
 }
 
 #[derive(Clone, Default)]
-struct MetricMirror {
+pub(crate) struct MetricMirror {
     cells: Vec<u64>,
     chunks: Vec<Option<Box<[u64]>>>,
 }
@@ -49,13 +49,6 @@ impl Reader<'_> {
         if d != 0 {
             self.prev[i] = now;
         }
-        d
-    }
-
-    fn delta_f64(&mut self, i: usize) -> f64 {
-        let now = self.cells[i].load(Ordering::Relaxed);
-        let d = f64::from_bits(now) - f64::from_bits(self.prev[i]);
-        self.prev[i] = now;
         d
     }
 
@@ -164,7 +157,7 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         wait_for_zero(shard.inflight(bank));
     }
     // Listed after the wait: every series written in the closing interval is registered.
-    let (series, registered) = core.metrics.series();
+    let series = core.metrics.series();
 
     let mut overflow = OverflowCounts::default();
     let mut segs: Vec<SegmentAcc> = (0..layout.segments)
@@ -289,7 +282,7 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         }
 
         // Generic metrics.
-        for (id, info) in live(&series, registered, core.metrics.capacity) {
+        for (id, info) in series.iter().enumerate() {
             let Some(series_cells) = shard.metrics.get(id).and_then(|c| c.get()) else { continue };
             let cells = &series_cells.cells;
             if cells.len() != info.kind.cells() {
@@ -304,11 +297,16 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
                     continue;
                 }
                 MetricKind::Counter => {
-                    let prev = prev_metrics[id]
-                        .get_or_insert_with(|| MetricMirror { cells: vec![0; 8], chunks: Vec::new() });
-                    let mut r = Reader { cells: own_line(cells), prev: &mut prev.cells };
-                    (r.delta(COUNTER_UPDATES, Ordering::Acquire) > 0)
-                        .then(|| MetricValue::Counter(r.delta_f64(COUNTER_SUM)))
+                    // The bank of the closing epoch, which no call writes any more.
+                    let line = own_line(cells);
+                    let (sum, updates) = (&line[2 * bank + COUNTER_SUM], &line[2 * bank + COUNTER_UPDATES]);
+                    let value = (updates.load(Ordering::Relaxed) > 0)
+                        .then(|| MetricValue::Counter(f64::from_bits(sum.load(Ordering::Relaxed))));
+                    if value.is_some() {
+                        sum.store(0, Ordering::Relaxed);
+                        updates.store(0, Ordering::Relaxed);
+                    }
+                    value
                 }
                 MetricKind::Distribution => {
                     let prev = prev_metrics[id].get_or_insert_with(|| MetricMirror {
@@ -389,16 +387,6 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         })
         .collect();
     Parts { segments, features, metrics, overflow }
-}
-
-/// The metric series registered when the flush began, and the overflow series. A series
-/// registered later is read at the next flush (its cells keep their values until then).
-fn live(
-    series: &[Arc<crate::metrics::SeriesInfo>],
-    registered: usize,
-    capacity: usize,
-) -> impl Iterator<Item = (usize, &Arc<crate::metrics::SeriesInfo>)> {
-    series.iter().enumerate().filter(move |(id, _)| *id < registered || *id == capacity)
 }
 
 pub(crate) struct Parts {

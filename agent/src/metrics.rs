@@ -26,8 +26,8 @@ type Closed = crate::sync::Arc<AtomicBool>;
 /// Name of the series that receives values of series past the cardinality limit.
 pub const OVERFLOW_SERIES: &str = "__overflow__";
 
-/// Entries a thread's series cache holds before it drops those of dropped agents, and then
-/// all of them.
+/// Entries a thread's series cache holds (at least; twice an agent's series capacity when
+/// that is more) before it drops those of dropped agents, and then all of them.
 const CACHE_LIMIT: usize = 65_536;
 
 /// What a generic metric measures.
@@ -59,11 +59,16 @@ pub(crate) struct SeriesInfo {
     pub kind: MetricKind,
 }
 
+/// The id of the overflow series; registered series have ids `1..=capacity`.
+pub(crate) const OVERFLOW_ID: usize = 0;
+
 /// The series id and kind a lookup resolved to.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Resolved {
     pub id: usize,
     pub kind: MetricKind,
+    /// The kind the caller asked for (differs from `kind` when diverted).
+    pub asked: MetricKind,
     /// The series was past the limit (recorded into the overflow series) or of another kind.
     pub diverted: Option<Diversion>,
 }
@@ -101,12 +106,16 @@ struct Inner {
     series: Vec<Arc<SeriesInfo>>,
 }
 
-/// A hash of a name and a set of tags that does not depend on the tags' order.
+/// A hash of a name and a set of tags that depends neither on the tags' order nor on
+/// repeats (registration keeps a tag set).
 fn identity_hash(name: &str, tags: &[(&str, &str)]) -> u64 {
     let mut h = DefaultHasher::new();
     name.hash(&mut h);
     let mut acc = h.finish();
-    for t in tags {
+    for (i, t) in tags.iter().enumerate() {
+        if tags[..i].contains(t) {
+            continue;
+        }
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
         acc = acc.wrapping_add(h.finish());
@@ -115,7 +124,7 @@ fn identity_hash(name: &str, tags: &[(&str, &str)]) -> u64 {
 }
 
 impl MetricRegistry {
-    /// A registry for `capacity` series plus the overflow series (id `capacity`).
+    /// A registry for `capacity` series plus the overflow series (id [`OVERFLOW_ID`]).
     pub fn new(agent: u64, capacity: usize, budget: Budget, closed: Closed) -> Self {
         let overflow = Arc::new(SeriesInfo {
             name: OVERFLOW_SERIES.into(),
@@ -129,29 +138,28 @@ impl MetricRegistry {
         MetricRegistry {
             agent,
             capacity,
-            inner: Mutex::new(Inner { by_key: HashMap::new(), series: vec![overflow; capacity + 1] }),
+            inner: Mutex::new(Inner { by_key: HashMap::new(), series: vec![overflow] }),
             frozen,
             budget,
             closed,
         }
     }
 
-    /// The registered series by id (ids `len()..capacity` are unused and hold the overflow
-    /// series' info), and how many are registered.
-    pub fn series(&self) -> (Vec<Arc<SeriesInfo>>, usize) {
-        let inner = lock(&self.inner);
-        (inner.series.clone(), inner.by_key.len())
+    /// Every series by id: the overflow series, then the registered ones. Grows with the
+    /// series registered, never with the capacity.
+    pub fn series(&self) -> Vec<Arc<SeriesInfo>> {
+        lock(&self.inner).series.clone()
     }
 
-    fn overflow(&self, d: Diversion) -> Resolved {
-        Resolved { id: self.capacity, kind: MetricKind::Distribution, diverted: Some(d) }
+    fn overflow(&self, d: Diversion, asked: MetricKind) -> Resolved {
+        Resolved { id: OVERFLOW_ID, kind: MetricKind::Distribution, asked, diverted: Some(d) }
     }
 
     fn found(&self, id: usize, existing: MetricKind, kind: MetricKind) -> Resolved {
         if existing == kind {
-            Resolved { id, kind, diverted: None }
+            Resolved { id, kind, asked: kind, diverted: None }
         } else {
-            self.overflow(Diversion::KindConflict)
+            self.overflow(Diversion::KindConflict, kind)
         }
     }
 
@@ -165,26 +173,26 @@ impl MetricRegistry {
         if let Some(&id) = inner.by_key.get(&key) {
             return self.found(id, inner.series[id].kind, kind);
         }
-        let id = inner.by_key.len();
-        if id >= self.capacity {
-            return self.overflow(Diversion::Overflow);
+        if inner.by_key.len() >= self.capacity {
+            return self.overflow(Diversion::Overflow, kind);
         }
+        let id = inner.series.len();
         let info = SeriesInfo {
             name: key.0.clone().into(),
             tags: key.1.iter().map(|(k, v)| (Arc::from(&**k), Arc::from(&**v))).collect(),
             kind,
         };
-        inner.series[id] = Arc::new(info);
+        inner.series.push(Arc::new(info));
         inner.by_key.insert(key, id);
         if inner.by_key.len() == self.capacity {
             let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
-            for (id, s) in inner.series[..self.capacity].iter().enumerate() {
+            for (id, s) in inner.series.iter().enumerate().skip(1) {
                 let tags: Vec<(&str, &str)> = s.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
                 index.entry(identity_hash(&s.name, &tags)).or_default().push(id);
             }
-            let _ = self.frozen.set(Frozen { series: inner.series[..self.capacity].to_vec(), index });
+            let _ = self.frozen.set(Frozen { series: inner.series.clone(), index });
         }
-        Resolved { id, kind, diverted: None }
+        Resolved { id, kind, asked: kind, diverted: None }
     }
 
     /// The frozen index's answer: no lock, no allocation.
@@ -199,7 +207,7 @@ impl MetricRegistry {
                 return self.found(id, s.kind, kind);
             }
         }
-        self.overflow(Diversion::Overflow)
+        self.overflow(Diversion::Overflow, kind)
     }
 
     /// Resolves a series: through the calling thread's cache, then (once the registry is
@@ -234,6 +242,7 @@ impl MetricRegistry {
             let _ = SERIES_CACHE.try_with(|c| {
                 if let Ok(mut c) = c.try_borrow_mut() {
                     c.insert(
+                        self.capacity,
                         hash,
                         CachedSeries {
                             agent: self.agent,
@@ -361,14 +370,17 @@ struct SeriesCache {
 }
 
 impl SeriesCache {
-    fn insert(&mut self, hash: u64, entry: CachedSeries) {
-        if self.len >= CACHE_LIMIT {
+    fn insert(&mut self, capacity: usize, hash: u64, entry: CachedSeries) {
+        // Room for every series of the agent in each of its kinds' resolutions, so that a
+        // scorer using all its series never thrashes the cache (and the registry's lock).
+        let limit = CACHE_LIMIT.max(capacity.saturating_mul(2));
+        if self.len >= limit {
             for list in self.entries.values_mut() {
                 list.retain(|e| !e.closed.load(Ordering::Relaxed));
             }
             self.entries.retain(|_, list| !list.is_empty());
             self.len = self.entries.values().map(Vec::len).sum();
-            if self.len >= CACHE_LIMIT {
+            if self.len >= limit {
                 self.entries.clear();
                 self.len = 0;
             }

@@ -266,7 +266,8 @@ impl ShardSize {
     /// mirror's chunk table).
     pub fn bytes(self) -> usize {
         let chunk = std::mem::size_of::<Chunk>() + std::mem::size_of::<Option<Box<[u64]>>>();
-        let series = std::mem::size_of::<OnceCell<SeriesCells>>() + std::mem::size_of::<Option<Vec<u64>>>();
+        let series = std::mem::size_of::<OnceCell<SeriesCells>>()
+            + std::mem::size_of::<Option<crate::flusher::MetricMirror>>();
         self.cells
             .saturating_mul(16)
             .saturating_add(self.chunks.saturating_mul(chunk))
@@ -612,6 +613,10 @@ fn layout_segment(layout: &Layout, seg: usize) -> usize {
 /// Cells a counter or gauge series takes per shard: enough for one cache line of its own
 /// wherever the allocation starts, so two threads' counters never share a line.
 pub(crate) const SCALAR_ALLOC: usize = 15;
+/// A counter's interval banks, like a numeric block's: bank `b` holds the sum of the
+/// increments at `2 b` and their number at `2 b + 1`, read and emptied by the flusher once
+/// the bank's epoch is over. (A cumulative sum read as a difference would turn NaN for good
+/// after one overflow to infinity, and lose increments of 1 once it passed 2^53.)
 pub(crate) const COUNTER_SUM: usize = 0;
 pub(crate) const COUNTER_UPDATES: usize = 1;
 pub(crate) const GAUGE_VALUE: usize = 0;
@@ -634,18 +639,26 @@ pub(crate) struct MetricCells<'a> {
 }
 
 impl MetricCells<'_> {
+    /// Adds `x` to the counter's bank of `epoch` (the caller has entered it).
     #[inline]
-    pub fn increment(&self, x: f64) {
+    pub fn increment(&self, epoch: u64, x: f64) {
         let c = Cells { c: own_line(self.cells.c), shared: self.cells.shared };
-        c.add_f64(COUNTER_SUM, x);
-        c.add_release(COUNTER_UPDATES, 1);
+        let bank = 2 * (epoch & 1) as usize;
+        c.add_f64(bank + COUNTER_SUM, x);
+        c.add(bank + COUNTER_UPDATES, 1);
     }
 
+    /// Sets the gauge. The stamp only moves forward (on the shared shard two threads can race
+    /// here; the value left can then be the other racer's, set within the same instant).
     #[inline]
     pub fn set(&self, x: f64, stamp: u64) {
         let c = own_line(self.cells.c);
         c[GAUGE_VALUE].store(x.to_bits(), Ordering::Relaxed);
-        c[GAUGE_STAMP].store(stamp, Ordering::Release);
+        if self.cells.shared {
+            c[GAUGE_STAMP].fetch_max(stamp, Ordering::Release);
+        } else {
+            c[GAUGE_STAMP].store(stamp, Ordering::Release);
+        }
     }
 
     #[inline]

@@ -160,7 +160,7 @@ impl Sketch {
         buckets.sort_unstable_by_key(|b| b.0);
         buckets.dedup_by(|next, kept| {
             if next.0 == kept.0 {
-                kept.1 += next.1;
+                kept.1 = kept.1.saturating_add(next.1);
                 true
             } else {
                 false
@@ -176,7 +176,7 @@ impl Sketch {
         }
         let key = sketch_key(x);
         match self.buckets.binary_search_by_key(&key, |b| b.0) {
-            Ok(i) => self.buckets[i].1 += 1,
+            Ok(i) => self.buckets[i].1 = self.buckets[i].1.saturating_add(1),
             Err(i) => self.buckets.insert(i, (key, 1)),
         }
         true
@@ -189,7 +189,7 @@ impl Sketch {
 
     /// Number of values.
     pub fn count(&self) -> u64 {
-        self.buckets.iter().map(|b| b.1).sum()
+        self.buckets.iter().fold(0u64, |n, b| n.saturating_add(b.1))
     }
 
     /// Whether the sketch holds no value.
@@ -204,7 +204,7 @@ impl Sketch {
         let (mut i, mut j) = (0, 0);
         while i < a.len() && j < b.len() {
             if a[i].0 == b[j].0 {
-                out.push((a[i].0, a[i].1 + b[j].1));
+                out.push((a[i].0, a[i].1.saturating_add(b[j].1)));
                 i += 1;
                 j += 1;
             } else if a[i].0 < b[j].0 {
@@ -228,9 +228,9 @@ impl Sketch {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let mut seen = 0u64;
         for &(key, c) in &self.buckets {
-            seen += c;
+            seen = seen.saturating_add(c);
             if seen >= rank {
                 return Some(sketch_representative(key));
             }

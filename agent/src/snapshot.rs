@@ -201,16 +201,26 @@ impl NumericSummary {
         self.variance().map(f64::sqrt)
     }
 
-    /// Merges another summary into this one (Chan et al.'s parallel moments).
+    /// Merges another summary into this one (Chan et al.'s parallel moments), in a form that
+    /// stays finite wherever the inputs' moments are: `d * (d * (n_a n_b / n))` rather than
+    /// `d² n_a n_b / n`, and an empty side taken over as it is.
     pub fn merge(&mut self, o: &NumericSummary) {
         if o.count > 0 {
-            let n = self.count.saturating_add(o.count);
-            let d = o.mean - self.mean;
-            self.mean += d * o.count as f64 / n as f64;
-            self.m2 += o.m2 + d * d * self.count as f64 * o.count as f64 / n as f64;
-            self.count = n;
-            self.min = either(self.min, o.min, f64::min);
-            self.max = either(self.max, o.max, f64::max);
+            if self.count == 0 {
+                self.mean = o.mean;
+                self.m2 = o.m2;
+                self.min = o.min;
+                self.max = o.max;
+            } else {
+                let n = self.count.saturating_add(o.count);
+                let w = o.count as f64 / n as f64;
+                let d = o.mean - self.mean;
+                self.mean += d * w;
+                self.m2 += o.m2 + d * (d * (self.count as f64 * w));
+                self.min = either(self.min, o.min, f64::min);
+                self.max = either(self.max, o.max, f64::max);
+            }
+            self.count = self.count.saturating_add(o.count);
             self.sketch.merge(&o.sketch);
         }
         self.missing = self.missing.saturating_add(o.missing);

@@ -226,7 +226,8 @@ impl AgentBuilder {
         let flusher = if self.background {
             let core = core.clone();
             let thread = std::thread::Builder::new()
-                .name(format!("modelwatch-flush-{}", core.model.name))
+                // A thread name may not hold NUL; the model name may.
+                .name(format!("modelwatch-flush-{}", core.model.name.replace('\0', "")))
                 .spawn(move || run_flusher(&core, &stopped))
                 .map_err(|e| BuildError::Thread(e.to_string()))?;
             Some(thread)

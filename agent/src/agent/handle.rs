@@ -170,7 +170,9 @@ fn record_metric(core: &Core, r: Resolved, value: f64) {
         if let Some(d) = r.diverted {
             shard.count(d.cell());
         }
-        if r.kind != MetricKind::Distribution && !value.is_finite() {
+        // By the kind the caller asked for: a counter diverted to the overflow distribution
+        // still refuses NaN.
+        if r.asked != MetricKind::Distribution && !value.is_finite() {
             shard.count(H_METRIC_INVALID);
             return;
         }
@@ -189,8 +191,12 @@ fn record_metric(core: &Core, r: Resolved, value: f64) {
 #[inline]
 fn apply_metric(core: &Core, shard: &Shard, cells: &MetricCells<'_>, kind: MetricKind, value: f64) {
     match kind {
-        MetricKind::Counter => cells.increment(value),
         MetricKind::Gauge => cells.set(value, gauge_stamp()),
+        MetricKind::Counter => {
+            let epoch = shard.enter(&core.epoch);
+            cells.increment(epoch, value);
+            shard.leave(epoch);
+        }
         MetricKind::Distribution => {
             let epoch = shard.enter(&core.epoch);
             cells.observe(epoch, value, &core.metrics.budget);
