@@ -138,6 +138,7 @@ impl Core {
                 metric_series: self.metrics.overflowed.swap(0, Ordering::Relaxed),
                 kind_conflicts: self.metrics.kind_conflicts.swap(0, Ordering::Relaxed),
                 dropped: self.shards.dropped.swap(0, Ordering::Relaxed),
+                ..OverflowCounts::default()
             },
         };
         if snapshot.is_empty() {
