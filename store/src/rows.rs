@@ -393,6 +393,8 @@ impl Rows {
             ("overflow_metric_series", o.metric_series),
             ("overflow_kind_conflicts", o.kind_conflicts),
             ("overflow_dropped", o.dropped),
+            ("overflow_snapshots_dropped", o.snapshots_dropped),
+            ("overflow_predictions_dropped", o.predictions_dropped),
         ] {
             if v > 0 {
                 rows.scalars.push(scalar(
