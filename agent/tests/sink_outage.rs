@@ -270,3 +270,348 @@ mod merge {
         assert!(merged.approx_bytes() < 2 * one, "{} vs {one}", merged.approx_bytes());
     }
 }
+
+mod outage {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    const T0: u64 = 1_764_115_200; // 2025-11-26T00:00:00Z
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    /// A sink that fails while `down` is set, or for its first `fail_first` writes.
+    #[derive(Default)]
+    struct FlakySink {
+        down: AtomicBool,
+        fail_first: u64,
+        writes: AtomicU64,
+        inner: MemorySink,
+    }
+
+    impl FlakySink {
+        fn down() -> Arc<Self> {
+            Arc::new(FlakySink { down: true.into(), ..Default::default() })
+        }
+    }
+
+    impl Sink for FlakySink {
+        fn write(&self, s: &Arc<Snapshot>) -> Result<(), SinkError> {
+            let n = self.writes.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) || n < self.fail_first {
+                return Err(SinkError {
+                    sink: "flaky".into(),
+                    seq: s.seq,
+                    message: "connection refused".into(),
+                });
+            }
+            self.inner.write(s)
+        }
+    }
+
+    fn builder(clock: &Arc<ManualClock>) -> AgentBuilder {
+        Agent::builder("m")
+            .segments(["email", "phone"])
+            .features([Feature::numeric("x")])
+            .interval(INTERVAL)
+            .clock(clock.clone())
+            .background_flush(false)
+    }
+
+    fn clock() -> Arc<ManualClock> {
+        Arc::new(ManualClock::new(Timestamp::from_secs(T0)))
+    }
+
+    /// Sums over snapshots: predictions, latencies, feature values and their sum, the
+    /// `stored` counter.
+    #[derive(Debug, Default, PartialEq)]
+    struct Totals {
+        predictions: u64,
+        latencies: u64,
+        values: u64,
+        value_sum: f64,
+        stored: f64,
+    }
+
+    fn totals(snapshots: &[Arc<Snapshot>]) -> Totals {
+        let mut t = Totals::default();
+        for s in snapshots {
+            for g in &s.segments {
+                t.predictions += g.predictions;
+                t.latencies += g.latency.len();
+            }
+            for f in &s.features {
+                if let FeatureStats::Numeric(n) = &f.stats {
+                    t.values += n.count;
+                    t.value_sum += n.mean * n.count as f64;
+                }
+            }
+            for m in &s.metrics {
+                if let (true, MetricValue::Counter(v)) = (&*m.name == "stored", &m.value) {
+                    t.stored += v;
+                }
+            }
+        }
+        t.value_sum = t.value_sum.round();
+        t
+    }
+
+    /// Waits for `what` to hold: a liveness check with a generous deadline, for the
+    /// background threads; the time taken is never asserted.
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "gave up waiting: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_sink_down_for_100_intervals_then_back_gets_every_count_merged() {
+        let (clock, sink) = (clock(), FlakySink::down());
+        let agent = builder(&clock).build(sink.clone()).unwrap();
+        let h = agent.handle();
+        let stored = h.counter("stored", &[]);
+        let mut recorded = Totals::default();
+        for i in 0..100u64 {
+            for j in 0..=i % 7 {
+                let x = (i * 10 + j) as f64;
+                let segment = if j % 2 == 0 { "email" } else { "phone" };
+                h.record(&Prediction::new(segment, Duration::from_micros(100 + i), 0.5).features(&[x]));
+                stored.record(2.0);
+                recorded.predictions += 1;
+                recorded.latencies += 1;
+                recorded.values += 1;
+                recorded.value_sum += x;
+                recorded.stored += 2.0;
+            }
+            clock.advance(INTERVAL);
+            let e = agent.flush_due().unwrap_err();
+            assert!(e.to_string().contains("connection refused"), "{e}");
+        }
+        let stats = agent.stats();
+        assert_eq!(stats.snapshots, 100);
+        assert!(stats.pending < 10, "waiting snapshots are merged: {stats:?}");
+        assert!(stats.pending_bytes > 0);
+        assert_eq!(stats.dropped_snapshots, 0);
+
+        sink.down.store(false, Ordering::SeqCst);
+        agent.flush_now().unwrap();
+        let got = sink.inner.take();
+        assert!(!got.is_empty() && got.len() < 10, "{} snapshots for 100 intervals", got.len());
+        assert_eq!(totals(&got), recorded);
+        assert!(got.iter().all(|s| s.overflow == OverflowCounts::default()), "no drop counted");
+        assert_eq!((got[0].seq, got[0].start), (0, Timestamp::from_secs(T0)));
+        assert_eq!(got[got.len() - 1].end, Timestamp::from_secs(T0 + 1_000));
+        for w in got.windows(2) {
+            assert!(w[0].seq < w[1].seq, "delivered in order, each once");
+            assert_eq!(w[0].end, w[1].start, "merged snapshots tile the outage");
+        }
+        let stats = agent.stats();
+        assert_eq!((stats.pending, stats.pending_bytes, stats.dropped_snapshots), (0, 0, 0));
+        agent.shutdown().unwrap();
+    }
+
+    #[test]
+    fn past_the_byte_bound_the_oldest_are_dropped_and_counted() {
+        let (clock, sink) = (clock(), FlakySink::down());
+        let agent = builder(&clock).max_pending_bytes(1).build(sink.clone()).unwrap();
+        let h = agent.handle();
+        for i in 1..=10 {
+            for _ in 0..i {
+                h.record(&Prediction::new("email", Duration::from_micros(100), 0.5).features(&[1.0]));
+            }
+            clock.advance(INTERVAL);
+            assert!(agent.flush_due().is_err());
+        }
+        let stats = agent.stats();
+        assert_eq!((stats.snapshots, stats.pending, stats.dropped_snapshots), (10, 1, 9), "the newest stays");
+
+        sink.down.store(false, Ordering::SeqCst);
+        agent.flush_now().unwrap();
+        let got = sink.inner.take();
+        assert_eq!(got.len(), 1);
+        let s = &got[0];
+        assert_eq!((s.seq, s.start, s.predictions()), (9, Timestamp::from_secs(T0 + 90), 10));
+        assert_eq!(s.overflow.snapshots_dropped, 9);
+        assert_eq!(s.overflow.predictions_dropped, (1..=9).sum::<u64>());
+        assert_eq!(s.predictions() + s.overflow.predictions_dropped, (1..=10).sum::<u64>(), "recorded");
+
+        h.record(&Prediction::new("email", Duration::from_micros(100), 0.5));
+        agent.flush_now().unwrap();
+        let later = sink.inner.take();
+        assert_eq!(later[0].overflow, OverflowCounts::default(), "a drop is counted once");
+        assert_eq!(agent.stats().dropped_snapshots, 9);
+    }
+
+    #[test]
+    fn a_bound_that_holds_the_merged_backlog_drops_nothing() {
+        let (clock, sink) = (clock(), FlakySink::down());
+        let probe = MemorySink::new();
+        let one = builder(&clock).build(probe.clone()).unwrap();
+        one.handle().record(&Prediction::new("email", Duration::from_micros(100), 0.5).features(&[1.0]));
+        one.flush_now().unwrap();
+        let bytes = probe.take()[0].approx_bytes();
+
+        // Room for about three snapshots: merging keeps the backlog at one or two.
+        let agent = builder(&clock).max_pending_bytes(3 * bytes).build(sink.clone()).unwrap();
+        let h = agent.handle();
+        for i in 0..50 {
+            h.record(&Prediction::new("email", Duration::from_micros(100 + i), 0.5).features(&[i as f64]));
+            clock.advance(INTERVAL);
+            assert!(agent.flush_due().is_err());
+            assert!(agent.stats().pending_bytes <= 3 * bytes, "{:?}", agent.stats());
+        }
+        sink.down.store(false, Ordering::SeqCst);
+        agent.flush_now().unwrap();
+        let got = sink.inner.take();
+        assert_eq!(got.iter().map(|s| s.predictions()).sum::<u64>(), 50);
+        assert_eq!(agent.stats().dropped_snapshots, 0);
+    }
+
+    #[test]
+    fn shutdown_with_the_sink_still_down_says_what_stayed_undelivered() {
+        let (clock, sink) = (clock(), FlakySink::down());
+        let agent = builder(&clock).build(sink.clone()).unwrap();
+        let h = agent.handle();
+        for _ in 0..3 {
+            h.record_latency("email", Duration::from_millis(1));
+            clock.advance(INTERVAL);
+            assert!(agent.flush_due().is_err());
+        }
+        h.record_latency("email", Duration::from_millis(1));
+        let e = agent.shutdown().unwrap_err();
+        assert!(e.to_string().contains("connection refused; 4 snapshot(s) stayed undelivered"), "{e}");
+        assert_eq!(sink.inner.take().len(), 0);
+    }
+
+    #[test]
+    fn shutdown_says_how_many_snapshots_a_merged_backlog_held() {
+        let (clock, sink) = (clock(), FlakySink::down());
+        let agent = builder(&clock).build(sink.clone()).unwrap();
+        for _ in 0..20 {
+            agent.handle().record_latency("email", Duration::from_millis(1));
+            clock.advance(INTERVAL);
+            assert!(agent.flush_due().is_err());
+        }
+        let e = agent.shutdown().unwrap_err();
+        assert!(e.to_string().contains("; 20 snapshot(s), merged into 4, stayed undelivered"), "{e}");
+    }
+
+    #[test]
+    fn the_delivery_thread_retries_a_failing_sink_without_new_snapshots() {
+        let clock = clock();
+        let sink = Arc::new(FlakySink { fail_first: 3, ..Default::default() });
+        let agent = builder(&clock).background_flush(true).build(sink.clone()).unwrap();
+        agent.handle().record_latency("email", Duration::from_millis(1));
+        clock.advance(INTERVAL);
+        wait_until("the retry after three failures", || !sink.inner.snapshots().is_empty());
+        assert_eq!(sink.writes.load(Ordering::SeqCst), 4);
+        assert_eq!(sink.inner.snapshots()[0].predictions(), 0);
+        assert_eq!(sink.inner.snapshots()[0].segments[0].latency.len(), 1);
+        agent.shutdown().unwrap();
+    }
+
+    /// Blocks its first write until the test opens the gate (or a failsafe timeout passes).
+    struct GatedSink {
+        entered: crossbeam_channel::Sender<()>,
+        gate: crossbeam_channel::Receiver<()>,
+        first: AtomicBool,
+        gave_up: AtomicBool,
+        inner: MemorySink,
+    }
+
+    impl Sink for GatedSink {
+        fn write(&self, s: &Arc<Snapshot>) -> Result<(), SinkError> {
+            if self.first.swap(false, Ordering::SeqCst) {
+                let _ = self.entered.send(());
+                if self.gate.recv_timeout(Duration::from_secs(20)).is_err() {
+                    self.gave_up.store(true, Ordering::SeqCst);
+                }
+            }
+            self.inner.write(s)
+        }
+    }
+
+    #[test]
+    fn a_blocked_sink_does_not_stretch_the_intervals_collected_meanwhile() {
+        let clock = clock();
+        let (entered, entered_rx) = crossbeam_channel::bounded(1);
+        let (open, gate) = crossbeam_channel::bounded(1);
+        let sink = Arc::new(GatedSink {
+            entered,
+            gate,
+            first: true.into(),
+            gave_up: false.into(),
+            inner: MemorySink::new(),
+        });
+        let agent = builder(&clock).background_flush(true).build(sink.clone()).unwrap();
+        let h = agent.handle();
+        h.record(&Prediction::new("email", Duration::from_micros(100), 0.5));
+        clock.advance(INTERVAL);
+        entered_rx.recv_timeout(Duration::from_secs(30)).expect("the first snapshot reaches the sink");
+        for k in 1..=3 {
+            h.record(&Prediction::new("email", Duration::from_micros(100), 0.5));
+            clock.advance(INTERVAL);
+            wait_until("collection while the sink blocks", || agent.stats().snapshots == k + 1);
+        }
+        assert_eq!(agent.stats().pending, 4, "one being written, three waiting");
+        open.send(()).unwrap();
+        agent.shutdown().unwrap();
+        assert!(!sink.gave_up.load(Ordering::SeqCst), "collection waited for the blocked sink");
+        let got = sink.inner.take();
+        assert_eq!(got.len(), 4);
+        for (i, s) in got.iter().enumerate() {
+            let start = Timestamp::from_secs(T0 + 10 * i as u64);
+            assert_eq!(
+                (s.seq, s.start, s.end, s.predictions()),
+                (i as u64, start, start.saturating_add(INTERVAL), 1)
+            );
+        }
+    }
+
+    /// Fails every third write.
+    #[derive(Default)]
+    struct EveryThirdFails {
+        writes: AtomicU64,
+        healed: AtomicBool,
+        inner: MemorySink,
+    }
+
+    impl Sink for EveryThirdFails {
+        fn write(&self, s: &Arc<Snapshot>) -> Result<(), SinkError> {
+            if self.writes.fetch_add(1, Ordering::SeqCst) % 3 == 2 && !self.healed.load(Ordering::SeqCst) {
+                return Err(SinkError { sink: "third".into(), seq: s.seq, message: "busy".into() });
+            }
+            self.inner.write(s)
+        }
+    }
+
+    #[test]
+    fn the_delivery_thread_and_flush_now_racing_deliver_each_snapshot_once_in_order() {
+        let clock = clock();
+        let sink = Arc::new(EveryThirdFails::default());
+        let agent = builder(&clock).background_flush(true).build(sink.clone()).unwrap();
+        let h = agent.handle();
+        for i in 0..300 {
+            h.record(&Prediction::new("email", Duration::from_micros(100), 0.5));
+            if i % 3 == 0 {
+                clock.advance(INTERVAL);
+            }
+            if i % 2 == 0 {
+                let _ = agent.flush_now();
+            }
+        }
+        sink.healed.store(true, Ordering::SeqCst);
+        agent.shutdown().unwrap();
+        let got = sink.inner.take();
+        assert_eq!(got.iter().map(|s| s.predictions()).sum::<u64>(), 300);
+        for w in got.windows(2) {
+            assert!(w[0].seq < w[1].seq, "seq {} then {}", w[0].seq, w[1].seq);
+            assert!(
+                w[0].end <= w[1].start,
+                "{:?} overlaps {:?}",
+                (w[0].start, w[0].end),
+                (w[1].start, w[1].end)
+            );
+        }
+    }
+}

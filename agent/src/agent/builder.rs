@@ -1,7 +1,7 @@
 //! Configuring and starting an agent: [`AgentBuilder`], its defaults, and the checks that
 //! refuse a bad configuration with a [`BuildError`] before any shard or thread exists.
 
-use super::flush::{FlushState, run_flusher};
+use super::flush::{DEFAULT_MAX_PENDING_BYTES, FlushState, run_flusher};
 use super::{Agent, Core, Handle};
 use crate::clock::Clock;
 use crate::metrics::MetricRegistry;
@@ -56,6 +56,7 @@ pub struct AgentBuilder {
     max_series: usize,
     clock: Arc<dyn Clock>,
     background: bool,
+    max_pending_bytes: usize,
 }
 
 impl AgentBuilder {
@@ -74,6 +75,7 @@ impl AgentBuilder {
             max_series: 1000,
             clock: system_clock(),
             background: true,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
         }
     }
 
@@ -142,6 +144,16 @@ impl AgentBuilder {
         self
     }
 
+    /// Most memory that snapshots waiting for a failing sink may take, bytes as
+    /// [`crate::Snapshot::approx_bytes`] estimates them (default 16 MiB). While the sink
+    /// fails, waiting snapshots are merged, losing time resolution but no count; past this
+    /// bound the oldest are dropped and counted in [`crate::OverflowCounts`]
+    /// `snapshots_dropped`. The newest snapshot is always kept.
+    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.max_pending_bytes = bytes;
+        self
+    }
+
     /// Starts the agent, delivering snapshots to `sink`.
     pub fn build(self, sink: impl Sink) -> Result<Agent, BuildError> {
         if self.interval.is_zero() {
@@ -171,7 +183,12 @@ impl AgentBuilder {
             clock: self.clock,
             loaded: AtomicI64::new(0),
             loaded_at: std::sync::atomic::AtomicU64::new(0),
-            flush: sync::Mutex::new(FlushState::new(start, self.interval, Box::new(sink))),
+            flush: sync::Mutex::new(FlushState::new(
+                start,
+                self.interval,
+                Box::new(sink),
+                self.max_pending_bytes,
+            )),
         });
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let flusher = if self.background {
