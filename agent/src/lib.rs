@@ -11,8 +11,11 @@
 //!    [`Snapshot`] per interval: HdrHistogram latency, 1,000-bin confidence histograms (also
 //!    split by true label from feedback), per-feature moments and relative-error
 //!    [`Sketch`]es, errors and generic metrics, per segment.
-//! 3. The snapshot goes to a [`Sink`]: the store (`modelwatch-store`), a [`MemorySink`], or
-//!    your own. A sink error keeps the snapshot for the next flush.
+//! 3. A delivery thread hands the snapshot to a [`Sink`]: the store (`modelwatch-store`), a
+//!    [`MemorySink`], or your own; a slow sink never delays collection. A sink error keeps
+//!    the snapshot and retries with backoff; snapshots that wait meanwhile are merged
+//!    ([`Snapshot::merge`]: time resolution is lost, never a count), and only past a byte
+//!    bound is the oldest dropped, counted in [`OverflowCounts`].
 //!
 //! Exactness: over any run, with any number of threads and flushes, the counts in the
 //! snapshots add up to the calls made (the stress and loom tests check this).

@@ -5,7 +5,11 @@ use crate::snapshot::Snapshot;
 use std::sync::{Arc, Mutex};
 
 /// A sink refused or failed to take a snapshot. The agent keeps the snapshot and offers it
-/// again at the next flush, so a sink error loses nothing until the retry queue is full.
+/// again (after a backoff, or at the next explicit flush), merging the snapshots that wait
+/// meanwhile, so a sink error loses no count until the merged backlog passes
+/// [`AgentBuilder::max_pending_bytes`](crate::AgentBuilder::max_pending_bytes); what is
+/// dropped then is counted in
+/// [`crate::OverflowCounts`].
 #[derive(Debug, thiserror::Error)]
 #[error("sink {sink} could not take snapshot {seq}: {message}")]
 pub struct SinkError {
@@ -17,9 +21,13 @@ pub struct SinkError {
     pub message: String,
 }
 
-/// Receives every snapshot the agent produces, in sequence order, on the flusher thread.
+/// Receives every snapshot the agent produces, in sequence order, one call at a time: on the
+/// agent's delivery thread (`modelwatch-sink-<model>`), or on the thread that calls
+/// `Agent::flush_now`, `flush_due` or `shutdown`. A slow `write` delays only delivery, never
+/// collection; snapshots that wait for it are merged (see [`Snapshot::merge`]).
 ///
 /// `write` returning `Ok` is the acknowledgement: after it the agent forgets the snapshot.
+/// After an error the snapshot is offered again, possibly merged with later ones.
 pub trait Sink: Send + Sync + 'static {
     /// Takes one snapshot.
     fn write(&self, snapshot: &Arc<Snapshot>) -> Result<(), SinkError>;

@@ -6,12 +6,17 @@ use crate::confidence::ConfidenceHistogram;
 use crate::schema::ModelIdentity;
 use crate::sketch::Sketch;
 use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::mem::{size_of, size_of_val};
 use std::sync::Arc;
 
 /// Everything recorded in one interval `[start, end)`.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
-    /// Position of this snapshot in the agent's sequence, from 0, without gaps.
+    /// Position of this snapshot in the agent's sequence, from 0. Every snapshot the agent
+    /// collects takes the next number; a snapshot merged from several that waited for a failing
+    /// sink keeps the first one's (see [`Snapshot::merge`]), so what a sink receives is
+    /// increasing, each number once, with gaps where snapshots were merged or dropped.
     pub seq: u64,
     /// Interval start (inclusive), from the agent's clock.
     pub start: Timestamp,
@@ -44,6 +49,115 @@ impl Snapshot {
             && self.metrics.is_empty()
             && self.overflow == OverflowCounts::default()
     }
+
+    /// Adds `later`, the snapshot of the interval(s) after this one, to this one: the result
+    /// is the snapshot of both together, `[self.start, later.end)`, as if one flush had
+    /// collected both. Nothing is lost but time resolution: counts, sums, histograms and
+    /// sketches add; the moments of numeric summaries combine exactly (up to floating point
+    /// rounding); a gauge and the model state keep `later`'s value. Series are matched by
+    /// segment, by (segment, feature) and by (name, tags); ones only one side has are kept.
+    /// The merged snapshot keeps this one's `seq` and `later`'s model identity.
+    ///
+    /// A series whose kind differs between the two (which one agent never produces, since a
+    /// series keeps the kind it was first recorded with) takes `later`'s value.
+    pub fn merge(&mut self, later: &Snapshot) {
+        self.start = self.start.min(later.start);
+        self.end = self.end.max(later.end);
+        self.model = later.model.clone();
+        self.model_state = later.model_state;
+        self.overflow.add(&later.overflow);
+
+        let mut at: HashMap<Arc<str>, usize> =
+            self.segments.iter().enumerate().map(|(i, g)| (g.segment.clone(), i)).collect();
+        for g in &later.segments {
+            match at.get(&g.segment) {
+                Some(&i) => self.segments[i].merge(g),
+                None => {
+                    at.insert(g.segment.clone(), self.segments.len());
+                    self.segments.push(g.clone());
+                }
+            }
+        }
+
+        let mut at: HashMap<(Arc<str>, Arc<str>), usize> = self
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ((f.segment.clone(), f.feature.clone()), i))
+            .collect();
+        for f in &later.features {
+            let key = (f.segment.clone(), f.feature.clone());
+            match at.get(&key) {
+                Some(&i) => self.features[i].stats.merge(&f.stats),
+                None => {
+                    at.insert(key, self.features.len());
+                    self.features.push(f.clone());
+                }
+            }
+        }
+
+        type MetricKey = (Arc<str>, Arc<[(Arc<str>, Arc<str>)]>);
+        let mut at: HashMap<MetricKey, usize> =
+            self.metrics.iter().enumerate().map(|(i, m)| ((m.name.clone(), m.tags.clone()), i)).collect();
+        for m in &later.metrics {
+            let key = (m.name.clone(), m.tags.clone());
+            match at.get(&key) {
+                Some(&i) => self.metrics[i].value.merge(&m.value),
+                None => {
+                    at.insert(key, self.metrics.len());
+                    self.metrics.push(m.clone());
+                }
+            }
+        }
+    }
+
+    /// An estimate of the memory this snapshot holds, in bytes, for the agent's bound on
+    /// snapshots waiting for a failing sink: the struct itself, its vectors by capacity, each
+    /// latency histogram's counts array (a few thousand `u64`s whatever it holds), each
+    /// confidence histogram's bins and each sketch's non-empty buckets. Names (segments,
+    /// features, metrics, tags, categories) are shared with the agent and not counted, nor
+    /// are allocator overheads, so the true figure is somewhat higher.
+    pub fn approx_bytes(&self) -> usize {
+        let mut n = size_of::<Snapshot>()
+            + self.segments.capacity() * size_of::<SegmentSnapshot>()
+            + self.features.capacity() * size_of::<FeatureSnapshot>()
+            + self.metrics.capacity() * size_of::<MetricSnapshot>();
+        for g in &self.segments {
+            n += g.latency.distinct_values() * size_of::<u64>()
+                + [&g.confidence, &g.feedback_positive, &g.feedback_negative]
+                    .iter()
+                    .map(|h| size_of_val(h.bins()))
+                    .sum::<usize>()
+                + g.errors.capacity() * size_of::<(Arc<str>, u64)>();
+        }
+        for f in &self.features {
+            n += match &f.stats {
+                FeatureStats::Numeric(s) => sketch_bytes(&s.sketch),
+                FeatureStats::Categorical(c) => c.counts.capacity() * size_of::<(Arc<str>, u64)>(),
+            };
+        }
+        for m in &self.metrics {
+            if let MetricValue::Distribution(d) = &m.value {
+                n += sketch_bytes(&d.sketch);
+            }
+        }
+        n
+    }
+}
+
+/// The heap bytes of a sketch's buckets.
+fn sketch_bytes(s: &Sketch) -> usize {
+    size_of_val(s.buckets())
+}
+
+/// Adds `(name, count)` pairs into a list of them, by name.
+fn add_named(into: &mut Vec<(Arc<str>, u64)>, from: &[(Arc<str>, u64)]) {
+    for (name, n) in from {
+        match into.iter_mut().find(|c| c.0 == *name) {
+            Some(c) => c.1 = c.1.saturating_add(*n),
+            None => into.push((name.clone(), *n)),
+        }
+    }
 }
 
 /// One segment's prediction-level values for an interval.
@@ -72,6 +186,25 @@ pub struct SegmentSnapshot {
 }
 
 impl SegmentSnapshot {
+    /// Adds another interval's values of the same segment.
+    fn merge(&mut self, o: &SegmentSnapshot) {
+        self.predictions = self.predictions.saturating_add(o.predictions);
+        self.predicted_positive = self.predicted_positive.saturating_add(o.predicted_positive);
+        if self.latency.add(&o.latency).is_err() {
+            // Only histograms with other bounds refuse to add (the agent makes them all alike):
+            // move the counts over value by value, clamped into this histogram's range.
+            for v in o.latency.iter_recorded() {
+                self.latency.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+            }
+        }
+        self.latency_sum_nanos = self.latency_sum_nanos.saturating_add(o.latency_sum_nanos);
+        self.confidence.merge(&o.confidence);
+        self.feedback_positive.merge(&o.feedback_positive);
+        self.feedback_negative.merge(&o.feedback_negative);
+        add_named(&mut self.errors, &o.errors);
+        self.invalid.add(&o.invalid);
+    }
+
     /// Feedback examples (labelled predictions) received.
     pub fn feedback(&self) -> u64 {
         self.feedback_positive.count() + self.feedback_negative.count()
@@ -98,6 +231,16 @@ pub struct InvalidCounts {
     pub schema: u64,
 }
 
+impl InvalidCounts {
+    fn add(&mut self, o: &InvalidCounts) {
+        self.latency = self.latency.saturating_add(o.latency);
+        self.latency_clamped = self.latency_clamped.saturating_add(o.latency_clamped);
+        self.confidence = self.confidence.saturating_add(o.confidence);
+        self.feedback_confidence = self.feedback_confidence.saturating_add(o.feedback_confidence);
+        self.schema = self.schema.saturating_add(o.schema);
+    }
+}
+
 /// One feature's summary in one segment for an interval.
 #[derive(Clone, Debug)]
 pub struct FeatureSnapshot {
@@ -116,6 +259,21 @@ pub enum FeatureStats {
     Numeric(NumericSummary),
     /// A categorical feature.
     Categorical(CategoryCounts),
+}
+
+impl FeatureStats {
+    /// Adds another interval's summary of the same feature (`o` replaces a summary of the
+    /// other kind).
+    fn merge(&mut self, o: &FeatureStats) {
+        match (self, o) {
+            (FeatureStats::Numeric(a), FeatureStats::Numeric(b)) => a.merge(b),
+            (FeatureStats::Categorical(a), FeatureStats::Categorical(b)) => {
+                add_named(&mut a.counts, &b.counts);
+                a.missing = a.missing.saturating_add(b.missing);
+            }
+            (a, b) => *a = b.clone(),
+        }
+    }
 }
 
 /// Counts per category, `other` included, zero counts left out.
@@ -258,6 +416,18 @@ pub enum MetricValue {
     Distribution(NumericSummary),
 }
 
+impl MetricValue {
+    /// Adds a later interval's value of the same series: counters add, distributions merge,
+    /// a gauge keeps the later value (as does a series whose kind differs).
+    fn merge(&mut self, later: &MetricValue) {
+        match (self, later) {
+            (MetricValue::Counter(a), MetricValue::Counter(b)) => *a += b,
+            (MetricValue::Distribution(a), MetricValue::Distribution(b)) => a.merge(b),
+            (a, b) => *a = b.clone(),
+        }
+    }
+}
+
 /// Model load state, for the loaded-models and model-age gauges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ModelState {
@@ -287,4 +457,23 @@ pub struct OverflowCounts {
     /// their count, moments and extremes are in their summary, their bucket is not in its
     /// sketch.
     pub sketch_over_budget: u64,
+    /// Snapshots the agent dropped because a failing sink let its backlog of pending
+    /// snapshots, merged, grow past its byte bound (`AgentBuilder::max_pending_bytes`). The
+    /// count rides on the next snapshot delivered after the drop.
+    pub snapshots_dropped: u64,
+    /// Predictions in the snapshots counted in `snapshots_dropped`.
+    pub predictions_dropped: u64,
+}
+
+impl OverflowCounts {
+    fn add(&mut self, o: &OverflowCounts) {
+        self.metric_series = self.metric_series.saturating_add(o.metric_series);
+        self.kind_conflicts = self.kind_conflicts.saturating_add(o.kind_conflicts);
+        self.dropped = self.dropped.saturating_add(o.dropped);
+        self.metric_invalid = self.metric_invalid.saturating_add(o.metric_invalid);
+        self.metric_over_budget = self.metric_over_budget.saturating_add(o.metric_over_budget);
+        self.sketch_over_budget = self.sketch_over_budget.saturating_add(o.sketch_over_budget);
+        self.snapshots_dropped = self.snapshots_dropped.saturating_add(o.snapshots_dropped);
+        self.predictions_dropped = self.predictions_dropped.saturating_add(o.predictions_dropped);
+    }
 }

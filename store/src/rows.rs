@@ -396,6 +396,8 @@ impl Rows {
             ("overflow_metric_invalid", o.metric_invalid),
             ("overflow_metric_over_budget", o.metric_over_budget),
             ("overflow_sketch_over_budget", o.sketch_over_budget),
+            ("overflow_snapshots_dropped", o.snapshots_dropped),
+            ("overflow_predictions_dropped", o.predictions_dropped),
         ] {
             if v > 0 {
                 rows.scalars.push(scalar(

@@ -441,3 +441,33 @@ fn a_read_only_store_reads_again_when_compaction_replaced_a_listed_file() {
     assert_eq!(r.scalars.iter().map(|s| s.value).sum::<f64>(), 2.0);
     drop(agent);
 }
+
+#[test]
+fn snapshots_the_agent_dropped_become_counter_rows() {
+    let sink = modelwatch_agent::MemorySink::new();
+    let agent = Agent::builder("pii")
+        .clock(Arc::new(ManualClock::new(Timestamp::from_secs(T0))))
+        .background_flush(false)
+        .build(sink.clone())
+        .unwrap();
+    agent.handle().record_latency("email", Duration::from_millis(1));
+    agent.shutdown().unwrap();
+    let mut s = (*sink.take()[0]).clone();
+    s.overflow.snapshots_dropped = 3;
+    s.overflow.predictions_dropped = 41;
+    let rows = Rows::from_snapshot(&s);
+    let counter = |metric: &str| {
+        let r: Vec<_> = rows.scalars.iter().filter(|r| &*r.series.metric == metric).collect();
+        assert_eq!(r.len(), 1, "one {metric} row");
+        assert_eq!((r[0].kind, &*r[0].series.model, &*r[0].series.segment), (ScalarKind::Counter, "pii", ""));
+        r[0].value
+    };
+    assert_eq!(counter("overflow_snapshots_dropped"), 3.0);
+    assert_eq!(counter("overflow_predictions_dropped"), 41.0);
+    s.overflow = Default::default();
+    let rows = Rows::from_snapshot(&s);
+    assert!(
+        rows.scalars.iter().all(|r| !r.series.metric.starts_with("overflow_")),
+        "zero counts make no rows"
+    );
+}

@@ -76,6 +76,7 @@ pub struct AgentBuilder {
     memory_budget: usize,
     clock: Arc<dyn Clock>,
     background: bool,
+    max_pending_bytes: Option<usize>,
 }
 
 impl AgentBuilder {
@@ -95,6 +96,7 @@ impl AgentBuilder {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             clock: system_clock(),
             background: true,
+            max_pending_bytes: None,
         }
     }
 
@@ -173,6 +175,17 @@ impl AgentBuilder {
         self
     }
 
+    /// Most memory that snapshots waiting for a failing sink may take, bytes as
+    /// [`crate::Snapshot::approx_bytes`] estimates them (default a quarter of the memory
+    /// budget, 16 MiB; a value set here replaces that quarter). While the sink
+    /// fails, waiting snapshots are merged, losing time resolution but no count; past this
+    /// bound the oldest are dropped and counted in [`crate::OverflowCounts`]
+    /// `snapshots_dropped`. The newest snapshot is always kept.
+    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.max_pending_bytes = Some(bytes);
+        self
+    }
+
     /// Starts the agent, delivering snapshots to `sink`.
     pub fn build(self, sink: impl Sink) -> Result<Agent, BuildError> {
         if self.interval.is_zero() {
@@ -220,7 +233,12 @@ impl AgentBuilder {
             clock: self.clock,
             loaded: AtomicI64::new(0),
             loaded_at: std::sync::atomic::AtomicU64::new(0),
-            flush: sync::Mutex::new(FlushState::new(start, self.interval, Box::new(sink))),
+            flush: sync::Mutex::new(FlushState::new(
+                start,
+                self.interval,
+                Box::new(sink),
+                self.max_pending_bytes.unwrap_or(self.memory_budget / 4),
+            )),
         });
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let flusher = if self.background {

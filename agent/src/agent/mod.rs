@@ -6,7 +6,8 @@
 //!   hands to a record call.
 //! - `handle`: [`Handle`], [`LocalRecorder`], [`MetricHandle`]: the record calls, the start
 //!   of the hot path that `registry.rs` and `shard.rs` finish.
-//! - `flush`: the flusher thread, interval boundaries and delivery to the sink.
+//! - `flush`: the flusher thread, interval boundaries, and the delivery thread and backlog
+//!   that take snapshots to the sink.
 
 mod builder;
 mod flush;
@@ -60,9 +61,15 @@ impl Drop for Core {
 pub struct AgentStats {
     /// Snapshots produced so far.
     pub snapshots: u64,
-    /// Snapshots waiting for a failing sink.
+    /// Snapshots waiting for the sink (being written, or kept for a failing sink). Several
+    /// merged into one while they waited count once.
     pub pending: usize,
-    /// Snapshots dropped because the sink kept failing past the retry queue.
+    /// Estimated memory of the pending snapshots, bytes ([`crate::Snapshot::approx_bytes`]),
+    /// held near [`AgentBuilder::max_pending_bytes`] by merging them.
+    pub pending_bytes: usize,
+    /// Snapshots dropped because a failing sink let the merged backlog pass
+    /// [`AgentBuilder::max_pending_bytes`] (each also counted in the overflow counts of a
+    /// later snapshot the sink receives).
     pub dropped_snapshots: u64,
     /// Shards: one per thread recording at once within the budget, plus the shared shard
     /// once a thread past the budget (or a metric past its share) needed it.
@@ -95,14 +102,17 @@ impl Agent {
         self.handle.clone()
     }
 
-    /// Flushes every interval whose end the clock has passed. The background flusher calls
-    /// this; a backfill driving a manual clock calls it before recording a value whose
+    /// Flushes every interval whose end the clock has passed, then delivers the snapshots
+    /// waiting for the sink on this thread, returning the sink's error (the snapshots stay
+    /// pending). The background flusher collects the same way but leaves delivery to its own
+    /// thread; a backfill driving a manual clock calls this before recording a value whose
     /// timestamp is past the current interval.
     pub fn flush_due(&self) -> Result<(), SinkError> {
         self.handle.core.flush_due()
     }
 
-    /// Flushes what was recorded so far as a partial interval ending now.
+    /// Flushes what was recorded so far as a partial interval ending now, then delivers the
+    /// snapshots waiting for the sink on this thread, returning the sink's error.
     pub fn flush_now(&self) -> Result<(), SinkError> {
         self.handle.core.flush_partial()
     }
@@ -112,8 +122,10 @@ impl Agent {
         self.handle.core.stats()
     }
 
-    /// Stops the flusher, flushes the last partial interval and closes the sink. Values
-    /// recorded through handles after this are not delivered.
+    /// Stops the flusher and the delivery thread, flushes the last partial interval, makes one
+    /// last attempt to deliver what is pending and closes the sink. An error says how many
+    /// snapshots stayed undelivered. Values recorded through handles after this are not
+    /// delivered.
     pub fn shutdown(mut self) -> Result<(), SinkError> {
         self.stop_and_flush()
     }
