@@ -3,9 +3,11 @@
 //! # Data flow
 //!
 //! 1. A scorer thread calls [`Handle::record`] (or `feedback`, `error`, `log_metric`). The
-//!    call writes the calling thread's own shard of cumulative counters: no lock, no
-//!    allocation once the thread has recorded once, no syscall, no cache line shared with
-//!    another recording thread (`shard.rs` states the protocol).
+//!    call writes the calling thread's own shard of counters: no lock, no allocation once
+//!    the thread has recorded once (a numeric value's first sketch chunk in a new range
+//!    aside), no syscall, no cache line shared with another recording thread; past the
+//!    memory budget, threads share one shard with atomic read-modify-writes (`shard.rs`
+//!    states the protocol).
 //! 2. A flusher thread wakes at every interval boundary of the agent's [`Clock`], reads every
 //!    shard, turns cumulative counters into interval deltas and builds one immutable
 //!    [`Snapshot`] per interval: HdrHistogram latency, 1,000-bin confidence histograms (also
@@ -18,7 +20,11 @@
 //!    bound is the oldest dropped, counted in [`OverflowCounts`].
 //!
 //! Exactness: over any run, with any number of threads and flushes, the counts in the
-//! snapshots add up to the calls made (the stress and loom tests check this).
+//! snapshots add up to the calls made. Per interval, a numeric value's count, mean, m2, min
+//! and max, and a counter's sum, belong to exactly the calls of that interval, even with
+//! calls in flight at the flush (an epoch hand-shake, see `shard.rs`). NaN and infinite
+//! counter or gauge values are counted, never applied. The loom model, `tests/values.rs`
+//! and `tests/hostile.rs` check these.
 //!
 //! # Memory
 //!
