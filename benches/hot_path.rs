@@ -462,7 +462,8 @@ fn bench_prediction(c: &mut Criterion) {
 /// Flush of 1,000 series (40 segments × 25 features) that 2, 8 and 64 long-lived threads
 /// wrote since the last flush: each thread records one prediction per segment per round,
 /// then waits; the flush runs while every thread waits, as a scorer's threads between
-/// requests.
+/// requests. Default builder settings (memory budget included) but for the background
+/// flusher; the agent's stats are printed after each case.
 fn bench_flush(c: &mut Criterion) {
     let segments: Vec<String> = (0..39).map(|i| format!("s{i}")).collect(); // + `other` = 40
     let names: Vec<String> = segments.iter().cloned().chain(["other".to_string()]).collect();
@@ -514,6 +515,9 @@ fn bench_flush(c: &mut Criterion) {
             stop.store(true, Ordering::Relaxed);
             go.wait();
         });
+        // Past the budget's share, threads write a shared shard: say how many shards the
+        // flush read, so that a row is not taken for `threads` exclusive shards.
+        eprintln!("flush/1000_series_{threads}_threads: {:?}", agent.stats());
     }
     g.finish();
 }
