@@ -30,7 +30,8 @@
 //! - `modelwatch`: `Handle::record_latency` / `Handle::record`: the thread's shard (found
 //!   through a thread-local), an exact HDR latency bucket and sum; per feature: count,
 //!   missing, invalid, shifted sum and sum of squares, min and max, a 1.5 %-relative-error
-//!   sketch bucket. No lock-prefixed instruction.
+//!   sketch bucket; one `SeqCst` fence per prediction (the epoch hand-shake of
+//!   `agent/src/shard.rs`), none for a latency.
 //! - `modelwatch_local`: the same through `Handle::local()`, bound to the thread's shard.
 //! - `prometheus` 0.14: `Histogram::observe` on a child resolved once from a `HistogramVec`
 //!   (default 11 buckets: a linear bucket search, atomic bucket, sum and count in a
