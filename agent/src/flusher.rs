@@ -7,7 +7,7 @@ use crate::latency::{LATENCY_BUCKETS, latency_histogram_from};
 use crate::metrics::{MetricKind, gauge_cells};
 use crate::schema::FeatureKind;
 use crate::shard::*;
-use crate::sketch::{Sketch, SketchSlot, key_of_slot};
+use crate::sketch::{REGION_CELLS, SKETCH_CELLS, SKETCH_REGIONS, Sketch, key_of_cell};
 use crate::snapshot::*;
 use crate::sync::{AtomicU64, Ordering, fence, wait_for_zero};
 use std::collections::HashMap;
@@ -24,14 +24,12 @@ pub(crate) struct Mirror {
 #[derive(Default)]
 struct ShardMirror {
     cells: Vec<u64>,
-    chunks: Vec<Option<Box<[u64]>>>,
     metrics: Vec<Option<MetricMirror>>,
 }
 
 #[derive(Clone, Default)]
 pub(crate) struct MetricMirror {
     cells: Vec<u64>,
-    chunks: Vec<Option<Box<[u64]>>>,
 }
 
 /// Reads cells against their previous values.
@@ -62,16 +60,9 @@ impl Reader<'_> {
 
     /// A numeric block's interval summary from bank `bank`, which no call writes any more
     /// (the caller waited for it, see `shard.rs`); the bank is emptied for its next epoch.
-    /// `None` when nothing was recorded. Values whose sketch chunk had no memory are added
-    /// to `unsketched`.
-    fn numeric(
-        &mut self,
-        base: usize,
-        bank: usize,
-        chunks: &[Chunk],
-        prev_chunks: &mut [Option<Box<[u64]>>],
-        unsketched: &mut u64,
-    ) -> Option<NumericSummary> {
+    /// `None` when nothing was recorded. Values whose sketch region the budget had no room
+    /// for are added to `unsketched`.
+    fn numeric(&mut self, base: usize, bank: usize, unsketched: &mut u64) -> Option<NumericSummary> {
         let missing = self.delta(base + NUM_MISSING, Ordering::Acquire);
         let invalid = self.delta(base + NUM_INVALID, Ordering::Acquire);
         *unsketched += self.delta(base + NUM_UNSKETCHED, Ordering::Relaxed);
@@ -91,13 +82,15 @@ impl Reader<'_> {
         for i in 0..BANK {
             self.cells[b + i].store(0, Ordering::Relaxed);
         }
-        let mut buckets: Vec<(i32, u64)> =
-            self.deltas(base + NUM_SKETCH, 3).map(|(i, c)| (key_of_slot(SketchSlot::Inline(i)), c)).collect();
-        for (c, (chunk, prev)) in chunks.iter().zip(prev_chunks.iter_mut()).enumerate() {
-            let Some(cells) = chunk.get().filter(|cells| !cells.is_empty()) else { continue };
-            let prev = prev.get_or_insert_with(|| vec![0; cells.len()].into_boxed_slice());
-            let mut r = Reader { cells, prev };
-            buckets.extend(r.deltas(0, cells.len()).map(|(j, d)| (key_of_slot(SketchSlot::Chunk(c, j)), d)));
+        // Only paid regions can hold counts: the others' pages stay untouched.
+        let paid = self.cells[base + NUM_REGIONS].load(Ordering::Relaxed);
+        let mut buckets: Vec<(i32, u64)> = Vec::new();
+        for r in (0..SKETCH_REGIONS).filter(|r| paid & (1 << r) != 0) {
+            let first = r * REGION_CELLS;
+            let len = REGION_CELLS.min(SKETCH_CELLS - first);
+            buckets.extend(
+                self.deltas(base + NUM_SKETCH + first, len).map(|(i, c)| (key_of_cell(first + i), c)),
+            );
         }
         let sketch = Sketch::from_buckets(buckets);
         let n = count as f64;
@@ -184,13 +177,10 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
         if m.cells.len() != shard.cells.len() {
             m.cells = vec![0; shard.cells.len()];
         }
-        if m.chunks.len() != shard.chunks.len() {
-            m.chunks.resize_with(shard.chunks.len(), || None);
-        }
         if m.metrics.len() < series.len() {
             m.metrics.resize(series.len(), None);
         }
-        let ShardMirror { cells: prev_cells, chunks: prev_chunks, metrics: prev_metrics } = m;
+        let ShardMirror { cells: prev_cells, metrics: prev_metrics } = m;
         let mut r = Reader { cells: &shard.cells, prev: prev_cells };
         overflow.metric_series += r.delta(H_OVERFLOWED, Ordering::Relaxed);
         overflow.kind_conflicts += r.delta(H_KIND_CONFLICTS, Ordering::Relaxed);
@@ -251,15 +241,7 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
                 let base = seg + slot.offset;
                 let stats = match &slot.categories {
                     None => {
-                        let chunks = layout.chunks(s, slot.numeric);
-                        r.numeric(
-                            base,
-                            bank,
-                            &shard.chunks[chunks.clone()],
-                            &mut prev_chunks[chunks],
-                            &mut overflow.sketch_over_budget,
-                        )
-                        .map(FeatureStats::Numeric)
+                        r.numeric(base, bank, &mut overflow.sketch_over_budget).map(FeatureStats::Numeric)
                     }
                     Some(vocabulary) => {
                         let count = r.delta(base + CAT_COUNT, Ordering::Acquire);
@@ -309,18 +291,10 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
                     value
                 }
                 MetricKind::Distribution => {
-                    let prev = prev_metrics[id].get_or_insert_with(|| MetricMirror {
-                        cells: vec![0; cells.len()],
-                        chunks: vec![None; series_cells.chunks.len()],
-                    });
+                    let prev =
+                        prev_metrics[id].get_or_insert_with(|| MetricMirror { cells: vec![0; cells.len()] });
                     Reader { cells, prev: &mut prev.cells }
-                        .numeric(
-                            0,
-                            bank,
-                            &series_cells.chunks,
-                            &mut prev.chunks,
-                            &mut overflow.sketch_over_budget,
-                        )
+                        .numeric(0, bank, &mut overflow.sketch_over_budget)
                         .map(MetricValue::Distribution)
                 }
             };
@@ -339,7 +313,10 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
     }
 
     // Read for the last time: free them, and forget their mirrors.
-    core.shards.remove(&retiring, |s| core.metrics.release_cells(s));
+    core.shards.remove(&retiring, |s| {
+        core.metrics.release_cells(s);
+        s.region_bytes(layout)
+    });
     for id in &retiring {
         mirror.shards.remove(id);
     }

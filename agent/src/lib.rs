@@ -4,10 +4,9 @@
 //!
 //! 1. A scorer thread calls [`Handle::record`] (or `feedback`, `error`, `log_metric`). The
 //!    call writes the calling thread's own shard of counters: no lock, no allocation once
-//!    the thread has recorded once (a numeric value's first sketch chunk in a new range
-//!    aside), no syscall, no cache line shared with another recording thread; past the
-//!    memory budget, threads share one shard with atomic read-modify-writes (`shard.rs`
-//!    states the protocol).
+//!    the thread has recorded once, no syscall, no cache line shared with another recording
+//!    thread; past the memory budget, threads share one shard with atomic read-modify-writes
+//!    (`shard.rs` states the protocol).
 //! 2. A flusher thread wakes at every interval boundary of the agent's [`Clock`], reads every
 //!    shard, turns cumulative counters into interval deltas and builds one immutable
 //!    [`Snapshot`] per interval: HdrHistogram latency, 1,000-bin confidence histograms (also
@@ -30,41 +29,42 @@
 //!
 //! The agent allocates within a **memory budget** ([`AgentBuilder::memory_budget`], default
 //! [`DEFAULT_MEMORY_BUDGET`] = 64 MiB) whatever the number of threads: half for recording
-//! shards and their sketch chunks, a quarter for generic metric cells, a quarter for
-//! snapshots a failing sink holds back. Every allocation is reserved against its share
-//! first and returned when freed; [`AgentStats::memory_reserved`] says what is in use. The
-//! figures are address space (cells come zeroed from `calloc`, so untouched pages are not
-//! resident) and each counts the flusher's mirror of the same cells, so it is twice the
-//! cells' size. Each flush also builds one snapshot, proportional to the series that
-//! changed, which is not counted.
+//! shards, a quarter for generic metric cells, a quarter for snapshots a failing sink holds
+//! back. Every part is reserved against its share before it is used and returned when
+//! freed; [`AgentStats::memory_reserved`] says what is reserved. Cells come zeroed from
+//! `calloc`, so a page nobody writes is address space, not resident memory, and the budget
+//! counts what can become resident: each shard's cells but its sketches, and a sketch's
+//! 4 KiB regions as values arrive in them. Address space is bounded apart, at twice the
+//! budget for shards. Every figure counts the flusher's mirror of the same cells, so it is
+//! twice the cells' size. Each flush also builds one snapshot, proportional to the series
+//! that changed, which is not counted.
 //!
 //! What things cost (8-byte cells, doubled for the mirror):
 //!
 //! - **A shard**, per segment: 16 + error kinds + 3,808 latency + 3,000 confidence cells,
-//!   plus 18 cells per numeric feature and `categories + 3` per categorical one; plus a
-//!   table of 16 sketch-chunk slots per numeric feature and segment (40 bytes each) and one
-//!   slot per metric series (64 bytes). [`AgentStats::shard_bytes`] is the total: about
-//!   1.06 MB for 7 segments × 32 numeric features, 0.86 MB for 7 segments × 4 (latency
-//!   and confidence buckets dominate).
-//! - **A sketch chunk**: 4 KiB, eight binary orders of magnitude of one feature in one
-//!   segment and shard, allocated the first time a value falls in its range. A feature whose
-//!   values span six decades needs three or four (about 14 KiB per shard and segment); a
-//!   feature of small spread, one.
-//! - **A thread**: the first call of a thread takes a free exclusive shard, or creates one if
-//!   exclusive shards then hold at most half the shards' share (so the other half stays for
-//!   chunks). Otherwise the thread writes the agent's one **shared shard**, with atomic
-//!   read-modify-writes: slower under contention, never lost. A thread that exits releases
-//!   its shard; the next flush reads it one last time, frees it and returns its bytes.
+//!   plus 16 cells per numeric feature and `categories + 3` per categorical one, plus one
+//!   slot per metric series (64 bytes): [`AgentStats::shard_bytes`], 0.89 MB for 7
+//!   segments × 32 numeric features, 0.82 MB for 7 × 4. Its address space,
+//!   [`AgentStats::shard_address`], adds a 4,099-cell sketch per numeric feature and
+//!   segment: 15.6 MB and 2.7 MB.
+//! - **A sketch region**: 512 buckets (8 KiB with its mirror), paid the first time a value
+//!   falls in it. A feature whose values span six decades pays for two or three of its nine;
+//!   one of small spread, one. A value whose region finds no room keeps its count, moments
+//!   and extremes and is counted in `overflow.sketch_over_budget`.
+//! - **A thread**: the first call of a thread takes a free exclusive shard, or creates one
+//!   while every shard, the shared one included, keeps room for three regions per numeric
+//!   block (and the address bound allows). Otherwise the thread writes the agent's one
+//!   **shared shard**, with atomic read-modify-writes: slower under contention, never lost.
+//!   A thread that exits releases its shard; the next flush reads it one last time, frees it
+//!   and returns its bytes.
 //! - **A metric series**, per shard that writes it: a counter or gauge 240 bytes (a cache
-//!   line of its own), a distribution 288 bytes plus its chunk table (640 bytes) and chunks.
-//!   Past the metrics' share, values go to the shared shard's cells for the series, then
-//!   are dropped and counted (`overflow.metric_over_budget`).
+//!   line of its own), a distribution 66 KB (its whole block, sketch included). Past the
+//!   metrics' share, values go to the shared shard's cells for the series, then are dropped
+//!   and counted (`overflow.metric_over_budget`).
 //!
-//! When a share is spent nothing already recorded is lost and every loss is counted: a
-//! value whose sketch chunk finds no room keeps its count, moments and extremes and is
-//! counted in `overflow.sketch_over_budget`. With the default budget, 64 threads recording
-//! 7 segments × 32 numeric features spread over six decades get 5 exclusive shards and the
-//! shared one (measured by `tests/footprint.rs` and `examples/footprint.rs`).
+//! With the default budget, 64 threads recording 7 segments × 32 numeric features spread
+//! over six decades get 4 exclusive shards and the shared one (measured by
+//! `tests/footprint.rs` and `examples/footprint.rs`).
 //!
 //! # Modules
 //!

@@ -11,9 +11,9 @@
 
 use crate::registry::Budget;
 use crate::shard::{
-    Cells, GAUGE_STAMP, MetricCells, NUM_BLOCK, SCALAR_ALLOC, SeriesCells, Shard, chunk_bytes, own_line,
+    ALL_REGIONS, Cells, GAUGE_STAMP, MetricCells, NUM_BLOCK, NUM_REGIONS, SCALAR_ALLOC, SeriesCells, Shard,
+    own_line,
 };
-use crate::sketch::SKETCH_CHUNKS;
 use crate::sync::{AtomicBool, Mutex, Ordering, lock};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -260,18 +260,17 @@ impl MetricRegistry {
     }
 
     /// The cells of series `id` on `shard`, created on first use within the budget. `None`
-    /// when the budget had no room when this shard first needed them.
+    /// while the budget has no room for them (asked again at the next call: a refusal can be
+    /// transient, other threads' reservations racing this one).
     #[inline]
     pub fn cells<'a>(&self, shard: &'a Shard, id: usize, kind: MetricKind) -> Option<MetricCells<'a>> {
         let slot = shard.metrics.get(id)?;
         let series = match slot.get() {
             Some(c) => c,
-            None => self.create_cells(slot, kind),
+            None => self.create_cells(slot, kind)?,
         };
-        (series.cells.len() == kind.cells()).then_some(MetricCells {
-            cells: Cells { c: &series.cells, shared: shard.shared },
-            chunks: &series.chunks,
-        })
+        (series.cells.len() == kind.cells())
+            .then_some(MetricCells { cells: Cells { c: &series.cells, shared: shard.shared } })
     }
 
     #[cold]
@@ -280,23 +279,21 @@ impl MetricRegistry {
         &self,
         slot: &'a crate::sync::OnceCell<SeriesCells>,
         kind: MetricKind,
-    ) -> &'a SeriesCells {
-        let chunks = if kind == MetricKind::Distribution { SKETCH_CHUNKS } else { 0 };
-        let bytes = series_bytes(kind.cells(), chunks);
-        let reserved = self.budget.try_reserve(bytes);
-        let cells = if reserved {
-            SeriesCells {
-                cells: crate::sync::zeroed_cells(kind.cells()),
-                chunks: (0..chunks).map(|_| crate::sync::OnceCell::new()).collect(),
-            }
-        } else {
-            SeriesCells::default()
-        };
+    ) -> Option<&'a SeriesCells> {
+        let bytes = kind.cells() * 16; // the cells and the flusher's mirror of them
+        if self.budget.looks_full() || !self.budget.try_reserve(bytes) {
+            return None;
+        }
+        let cells = crate::sync::zeroed_cells(kind.cells());
+        if kind == MetricKind::Distribution {
+            // A series' block is paid for whole: its sketch regions with it.
+            cells[NUM_REGIONS].store(ALL_REGIONS, Ordering::Relaxed);
+        }
         // On a shared shard another thread may have won: give the reservation back.
-        if slot.set(cells).is_err() && reserved {
+        if slot.set(SeriesCells { cells }).is_err() {
             self.budget.release(bytes);
         }
-        slot.get_or_init(SeriesCells::default)
+        slot.get()
     }
 
     /// Returns the bytes of `shard`'s metric cells to the budget (the shard is being freed).
@@ -305,16 +302,10 @@ impl MetricRegistry {
             if let Some(c) = slot.get()
                 && !c.cells.is_empty()
             {
-                self.budget.release(series_bytes(c.cells.len(), c.chunks.len()) + chunk_bytes(&c.chunks));
+                self.budget.release(c.cells.len() * 16);
             }
         }
     }
-}
-
-/// Bytes a series' cells on one shard cost: cells and chunk table, with the flusher's mirror.
-fn series_bytes(cells: usize, chunks: usize) -> usize {
-    cells * 16
-        + chunks * (std::mem::size_of::<crate::shard::Chunk>() + std::mem::size_of::<Option<Box<[u64]>>>())
 }
 
 impl Diversion {

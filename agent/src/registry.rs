@@ -5,13 +5,18 @@
 //! while the budget allows, under the registry's mutex, and keeps a lease on it in a
 //! thread-local; every later recording finds the lease with a thread-local lookup and no
 //! lock. Exclusive shards take at most half of the shards' share of the budget (the rest is
-//! for their sketch chunks); past that, a thread gets the agent's shared shard, which every
+//! for the sketch regions their values pay for); past that, a thread gets the agent's shared shard, which every
 //! such thread writes with atomic read-modify-writes. When a thread exits, its lease is dropped and the
 //! shard is released (`Release`). The flusher retires released shards: it reads them one
 //! last time, then frees them and returns their bytes to the budget, so memory follows the
 //! number of threads recording at once, never the number that ever recorded.
 
-use crate::shard::{Shard, ShardSize};
+use crate::shard::{REGION_BYTES, Shard, ShardSize};
+use crate::sketch::SKETCH_CELLS;
+
+/// Sketch regions a numeric block is expected to pay for: a feature whose values span six
+/// decades (20 binary orders, 640 buckets) falls in two or three regions of 512 buckets.
+const REGIONS_PER_BLOCK: usize = 3;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,11 +37,16 @@ loom::thread_local! {
 pub(crate) struct Budget {
     pub limit: usize,
     reserved: std::sync::atomic::AtomicUsize,
+    refused: std::sync::atomic::AtomicBool,
 }
 
 impl Budget {
     pub fn new(limit: usize) -> Self {
-        Budget { limit, reserved: std::sync::atomic::AtomicUsize::new(0) }
+        Budget {
+            limit,
+            reserved: std::sync::atomic::AtomicUsize::new(0),
+            refused: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Reserves `bytes` if that keeps the total within the limit.
@@ -44,14 +54,25 @@ impl Budget {
         self.try_reserve_within(bytes, self.limit)
     }
 
+    /// Whether a reservation was refused since the last release: lets a hot path skip an
+    /// attempt that would fail, with a read of a line nobody writes meanwhile.
+    pub fn looks_full(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Reserves `bytes` if that keeps the total within `cap` (and the limit).
     pub fn try_reserve_within(&self, bytes: usize, cap: usize) -> bool {
         let cap = cap.min(self.limit);
-        self.reserved
+        let ok = self
+            .reserved
             .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |r| {
                 r.checked_add(bytes).filter(|&t| t <= cap)
             })
-            .is_ok()
+            .is_ok();
+        if !ok && cap == self.limit && !self.looks_full() {
+            self.refused.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        ok
     }
 
     pub fn release(&self, bytes: usize) {
@@ -60,6 +81,9 @@ impl Budget {
             std::sync::atomic::Ordering::Acquire,
             |r| Some(r.saturating_sub(bytes)),
         );
+        if self.looks_full() {
+            self.refused.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn reserved(&self) -> usize {
@@ -87,6 +111,11 @@ pub(crate) struct ShardRegistry {
     shards: Mutex<Shards>,
     size: ShardSize,
     pub budget: std::sync::Arc<Budget>,
+    /// Address space of shards (their cells whole, sketches included), a separate bound.
+    pub address: Budget,
+    /// Exclusive shards the budget allows: each shard, the shared one included, costs its
+    /// cells and [`REGIONS_PER_BLOCK`] sketch regions per numeric block.
+    max_exclusive: usize,
     /// Set when the agent is dropped, so threads prune their leases on it.
     pub closed: Arc<AtomicBool>,
     /// Recordings that found no shard (only during thread teardown).
@@ -106,23 +135,36 @@ struct Shards {
 impl ShardRegistry {
     /// A registry whose shared shard is reserved in `budget` now; `None` when the budget
     /// cannot hold even that one shard.
-    pub fn new(agent: u64, size: ShardSize, budget: Budget) -> Option<Self> {
+    pub fn new(agent: u64, size: ShardSize, budget: Budget, address: Budget) -> Option<Self> {
+        let blocks = size.sketch_cells / SKETCH_CELLS;
+        let per_shard = size.bytes().saturating_add(blocks.saturating_mul(REGIONS_PER_BLOCK * REGION_BYTES));
+        let max_exclusive = (budget.limit / per_shard.max(1)).saturating_sub(1);
         let registry = ShardRegistry {
+            max_exclusive,
             agent,
             shards: Mutex::new(Shards { list: Vec::new(), next_id: 0 }),
             size,
             budget: std::sync::Arc::new(budget),
+            address,
             closed: Arc::new(AtomicBool::new(false)),
             dropped: AtomicU64::new(0),
             orphan: Mutex::new(None),
             shared: crate::sync::OnceCell::new(),
         };
-        registry.budget.try_reserve(registry.shard_cost()).then_some(registry)
+        let fits = registry.budget.try_reserve(registry.shard_cost())
+            && registry.address.try_reserve(size.address());
+        fits.then_some(registry)
     }
 
-    /// Bytes one shard costs before its chunks and metric cells ([`ShardSize::bytes`]).
+    /// Bytes one shard costs before its sketch regions and metric cells
+    /// ([`ShardSize::bytes`]).
     pub fn shard_cost(&self) -> usize {
         self.size.bytes()
+    }
+
+    /// Address space one shard takes ([`ShardSize::address`]).
+    pub fn shard_address(&self) -> usize {
+        self.size.address()
     }
 
     /// The shards so far, in creation order.
@@ -137,9 +179,14 @@ impl ShardRegistry {
                 return s.clone();
             }
         }
-        // Exclusive shards take at most half the shards' share, so that the other half is
-        // there for the sketch chunks their values need.
-        if !self.budget.try_reserve_within(self.shard_cost(), self.budget.limit / 2) {
+        // Exclusive shards only while every shard keeps room for the sketch regions its
+        // values will pay for (`max_exclusive`).
+        let exclusive = shards.list.iter().filter(|s| !s.shared).count();
+        if exclusive >= self.max_exclusive || !self.budget.try_reserve(self.shard_cost()) {
+            return self.shared_locked(&mut shards);
+        }
+        if !self.address.try_reserve(self.size.address()) {
+            self.budget.release(self.shard_cost());
             return self.shared_locked(&mut shards);
         }
         let id = shards.next_id;
@@ -187,17 +234,18 @@ impl ShardRegistry {
             .collect()
     }
 
-    /// Frees taken shards and returns their bytes to the budget; `freed` is called on each
+    /// Frees taken shards and returns their bytes to the budget, with the sketch regions'
+    /// bytes `freed` returns for each (it also returns its metric cells' to theirs).
     /// (to return its metric cells' bytes to theirs).
-    pub fn remove(&self, ids: &[u64], freed: impl Fn(&Shard)) {
+    pub fn remove(&self, ids: &[u64], freed: impl Fn(&Shard) -> usize) {
         if ids.is_empty() {
             return;
         }
         let mut shards = lock(&self.shards);
         shards.list.retain(|s| {
             if ids.contains(&s.id) {
-                self.budget.release(self.shard_cost() + s.chunk_bytes());
-                freed(s);
+                self.budget.release(self.shard_cost() + freed(s));
+                self.address.release(self.size.address());
                 false
             } else {
                 true

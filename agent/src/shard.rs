@@ -26,6 +26,11 @@
 //!   interval its precision, and the cancellation in `m2 = Σd² − (Σd)²/n` stays small: the
 //!   first value's squared deviation is itself part of `m2`, so `Σd² ≤ n·m2`.
 //!
+//! A numeric block's sketch is addressed directly, one cell per bucket; the memory budget
+//! pays for it by region of 512 buckets, marked in a mask cell of the block the first time a
+//! value falls in a region (`pay_region`). A value whose region finds no room is counted,
+//! not sketched.
+//!
 //! # The epoch hand-shake
 //!
 //! A call that writes a bank *enters* the epoch first: it loads the epoch `e`, marks bank
@@ -52,15 +57,14 @@ use crate::confidence::{CONFIDENCE_BINS, confidence_bin};
 use crate::latency::{LATENCY_BUCKETS, LATENCY_MAX, latency_index};
 use crate::registry::Budget;
 use crate::schema::{Feature, FeatureKind};
-use crate::sketch::{CHUNK_CELLS, SKETCH_CHUNKS, SketchSlot, sketch_key, sketch_slot};
+use crate::sketch::{REGION_CELLS, SKETCH_CELLS, SKETCH_REGIONS, sketch_cell, sketch_key};
 use crate::sync::{AtomicBool, AtomicU64, OnceCell, Ordering, fence, zeroed_cells};
 use std::sync::Arc;
 
-/// A sketch chunk of a numeric block, allocated on the block's first value in its range.
-pub(crate) type Chunk = OnceCell<Box<[AtomicU64]>>;
-
-/// Bytes a chunk costs against the budget: its cells and the flusher's mirror of them.
-pub(crate) const CHUNK_BYTES: usize = CHUNK_CELLS * 16;
+/// Bytes a sketch region costs against the budget: its cells and the flusher's mirror.
+pub(crate) const REGION_BYTES: usize = REGION_CELLS * 16;
+/// A `NUM_REGIONS` mask with every region paid for.
+pub(crate) const ALL_REGIONS: u64 = if SKETCH_REGIONS >= 64 { u64::MAX } else { (1 << SKETCH_REGIONS) - 1 };
 
 // Shard header cells (before the first segment), written by the recording threads.
 /// Calls in flight on bank 0 and bank 1 (see the hand-shake in the module docs).
@@ -103,14 +107,17 @@ pub(crate) const B_SUMSQ: usize = 3;
 /// `!order_key` of the smallest value, so that "raise" serves both extremes.
 pub(crate) const B_MIN: usize = 4;
 pub(crate) const B_MAX: usize = 5;
-/// The sketch's zero bucket and its two overflow buckets (`SketchSlot::Inline`); the other
-/// buckets live in the block's chunks.
-pub(crate) const NUM_SKETCH: usize = NUM_BANK + 2 * BANK;
-/// Values whose sketch chunk could not be allocated within the memory budget: their count,
-/// moments and extremes are exact, their bucket is missing from the sketch.
-pub(crate) const NUM_UNSKETCHED: usize = NUM_SKETCH + 3;
+/// Bit `r` set: the sketch's region `r` is paid for in the memory budget (see
+/// [`REGION_CELLS`]). Written by the writers, read by the flusher (which scans paid regions
+/// only) and when the shard is freed.
+pub(crate) const NUM_REGIONS: usize = NUM_BANK + 2 * BANK;
+/// Values whose sketch region the memory budget had no room for: their count, moments and
+/// extremes are exact, their bucket is missing from the sketch.
+pub(crate) const NUM_UNSKETCHED: usize = NUM_REGIONS + 1;
+/// The sketch: one cell per key, at `sketch_cell(key)`, addressed directly.
+pub(crate) const NUM_SKETCH: usize = NUM_UNSKETCHED + 1;
 /// Cells of a numeric block.
-pub(crate) const NUM_BLOCK: usize = NUM_UNSKETCHED + 1;
+pub(crate) const NUM_BLOCK: usize = NUM_SKETCH + SKETCH_CELLS;
 
 // Categorical block: count, missing, then one cell per category and one for `other`.
 pub(crate) const CAT_COUNT: usize = 0;
@@ -129,7 +136,7 @@ pub(crate) struct Layout {
     pub features: Vec<FeatureSlot>,
     /// Whether a prediction writes interval banks (some feature is numeric).
     pub has_numeric: bool,
-    /// Numeric features (their blocks per segment have sketch chunks).
+    /// Numeric features.
     pub numeric: usize,
     pub segment_stride: usize,
     pub len: usize,
@@ -141,8 +148,6 @@ pub(crate) struct FeatureSlot {
     pub offset: usize,
     /// `None` for numeric features; the vocabulary for categorical ones.
     pub categories: Option<Vec<Arc<str>>>,
-    /// A numeric feature's position among the numeric features.
-    pub numeric: usize,
 }
 
 impl Layout {
@@ -162,7 +167,7 @@ impl Layout {
                     (CAT_FIRST + categories.len() + 1, Some(categories.clone()))
                 }
             };
-            slots.push(FeatureSlot { offset, numeric, categories: categories.clone() });
+            slots.push(FeatureSlot { offset, categories: categories.clone() });
             numeric += usize::from(categories.is_none());
             offset = offset.saturating_add(size);
         }
@@ -182,16 +187,9 @@ impl Layout {
         }
     }
 
-    /// The chunks of numeric feature `numeric` in segment `s`, within a shard's chunk table.
-    #[inline]
-    pub fn chunks(&self, s: usize, numeric: usize) -> std::ops::Range<usize> {
-        let first = (s * self.numeric + numeric) * SKETCH_CHUNKS;
-        first..first + SKETCH_CHUNKS
-    }
-
-    /// Chunk slots of a shard.
-    pub fn chunk_slots(&self) -> usize {
-        self.segments.saturating_mul(self.numeric).saturating_mul(SKETCH_CHUNKS)
+    /// Sketch cells of a shard: paid for in the budget by region, as values arrive.
+    pub fn sketch_cells(&self) -> usize {
+        self.segments.saturating_mul(self.numeric).saturating_mul(SKETCH_CELLS)
     }
 
     /// First cell of segment `s`.
@@ -243,44 +241,45 @@ pub(crate) struct Shard {
     /// Set while a thread holds the lease to write this exclusive shard (always set for a
     /// shared one).
     pub claimed: AtomicBool,
-    /// Sketch chunks of the numeric features' blocks ([`Layout::chunks`]).
-    pub chunks: Box<[Chunk]>,
-    /// The budget chunks are allocated from (the shards' share).
+    /// The budget sketch regions are paid from (the shards' share).
     pub budget: Arc<Budget>,
     /// Cells of generic metric series, by series id, created on the first use of a series
     /// on this shard and published through the `OnceLock` (its `get` is an `Acquire` load).
     pub metrics: Box<[OnceCell<SeriesCells>]>,
 }
 
-/// What a shard holds: cells, sketch chunk slots, metric series slots.
+/// What a shard holds: cells (of which sketch cells), metric series slots.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ShardSize {
     pub cells: usize,
-    pub chunks: usize,
+    pub sketch_cells: usize,
     pub metric_series: usize,
 }
 
 impl ShardSize {
-    /// Bytes a shard of this size costs before any chunk or metric cell is allocated: its
-    /// cells, the flusher's mirror of them, and the chunk and series tables (with the
-    /// mirror's chunk table).
+    /// Bytes a shard costs against the memory budget before any value arrives: its cells
+    /// but the sketches' (paid by region as values arrive), the flusher's mirror of them, and
+    /// the table of metric series (with its mirror).
     pub fn bytes(self) -> usize {
-        let chunk = std::mem::size_of::<Chunk>() + std::mem::size_of::<Option<Box<[u64]>>>();
+        self.table().saturating_add(self.cells.saturating_sub(self.sketch_cells).saturating_mul(16))
+    }
+
+    /// Address space a shard takes: all its cells with their mirror, and the tables.
+    pub fn address(self) -> usize {
+        self.table().saturating_add(self.cells.saturating_mul(16))
+    }
+
+    fn table(self) -> usize {
         let series = std::mem::size_of::<OnceCell<SeriesCells>>()
             + std::mem::size_of::<Option<crate::flusher::MetricMirror>>();
-        self.cells
-            .saturating_mul(16)
-            .saturating_add(self.chunks.saturating_mul(chunk))
-            .saturating_add(self.metric_series.saturating_mul(series))
+        self.metric_series.saturating_mul(series)
     }
 }
 
 /// One metric series' cells on one shard: a counter's or gauge's line, or a distribution's
-/// numeric block and its sketch chunks. Empty when the budget had no room.
-#[derive(Default)]
+/// numeric block.
 pub(crate) struct SeriesCells {
     pub cells: Box<[AtomicU64]>,
-    pub chunks: Box<[Chunk]>,
 }
 
 impl Shard {
@@ -290,7 +289,6 @@ impl Shard {
             cells: zeroed_cells(size.cells),
             shared,
             claimed: AtomicBool::new(true),
-            chunks: (0..size.chunks).map(|_| OnceCell::new()).collect(),
             budget,
             metrics: (0..size.metric_series).map(|_| OnceCell::new()).collect(),
         }
@@ -301,9 +299,17 @@ impl Shard {
         Cells { c: &self.cells, shared: self.shared }
     }
 
-    /// Bytes this shard's sketch chunks hold (to return to the budget when it is freed).
-    pub fn chunk_bytes(&self) -> usize {
-        chunk_bytes(&self.chunks)
+    /// Bytes of sketch regions this shard paid for (to return to the budget when it is
+    /// freed).
+    pub fn region_bytes(&self, layout: &Layout) -> usize {
+        let mut regions = 0;
+        for s in 0..layout.segments {
+            for slot in layout.features.iter().filter(|f| f.categories.is_none()) {
+                let mask = self.cells[layout.segment(s) + slot.offset + NUM_REGIONS].load(Ordering::Relaxed);
+                regions += mask.count_ones() as usize;
+            }
+        }
+        regions * REGION_BYTES
     }
 
     /// Enters the current epoch for a call that writes interval banks; returns the epoch.
@@ -396,17 +402,12 @@ impl Shard {
             c.add(seg + SEG_SCHEMA_ERRORS, 1);
         }
         let mut next_category = 0;
-        let chunks_of_segment = layout.chunks(layout_segment(layout, seg), 0).start;
         for (i, slot) in layout.features.iter().enumerate() {
             // Positions the caller did not supply count as missing.
             let x = features.get(i).copied().unwrap_or(f64::NAN);
             let base = seg + slot.offset;
             match &slot.categories {
-                None => {
-                    let first = chunks_of_segment + slot.numeric * SKETCH_CHUNKS;
-                    let chunks = &self.chunks[first..first + SKETCH_CHUNKS];
-                    c.record_value(base, epoch, x, Sketcher { chunks, budget: &self.budget })
-                }
+                None => c.record_value(base, epoch, x, &self.budget),
                 Some(vocabulary) => {
                     let by_name = categories.get(next_category).copied().flatten();
                     next_category += 1;
@@ -535,9 +536,10 @@ impl<'a> Cells<'a> {
     }
 
     /// Records a numeric value into the numeric block at `base`, in the bank of `epoch` (the
-    /// caller has entered it, see [`Shard::enter`]), and its bucket into `sketch`.
+    /// caller has entered it, see [`Shard::enter`]). The sketch region of its bucket is paid
+    /// from `budget` the first time a value falls in it.
     #[inline]
-    pub fn record_value(self, base: usize, epoch: u64, x: f64, sketch: Sketcher<'_>) {
+    pub fn record_value(self, base: usize, epoch: u64, x: f64, budget: &Budget) {
         // One bounds check for the block; the constant offsets below need none.
         let b = self.sub(base, NUM_BLOCK);
         if x.is_nan() {
@@ -555,59 +557,35 @@ impl<'a> Cells<'a> {
         bank.add_f64(B_SUMSQ, d * d);
         bank.raise(B_MIN, !k);
         bank.raise(B_MAX, k);
-        match sketch_slot(sketch_key(x)) {
-            SketchSlot::Inline(i) => b.add(NUM_SKETCH + i, 1),
-            SketchSlot::Chunk(c, j) => match sketch.chunk(c) {
-                Some(cells) => Cells { c: cells, shared: self.shared }.add(j, 1),
-                None => b.add(NUM_UNSKETCHED, 1),
-            },
+        let cell = sketch_cell(sketch_key(x));
+        let region = 1u64 << (cell / REGION_CELLS);
+        if b.c[NUM_REGIONS].load(Ordering::Relaxed) & region != 0 || b.pay_region(region, budget) {
+            b.add(NUM_SKETCH + cell, 1);
+        } else {
+            b.add(NUM_UNSKETCHED, 1);
         }
         bank.add(B_COUNT, 1);
     }
-}
 
-/// Where a numeric block's sketch chunks are, and the budget new ones come from.
-#[derive(Clone, Copy)]
-pub(crate) struct Sketcher<'a> {
-    pub chunks: &'a [Chunk],
-    pub budget: &'a Budget,
-}
-
-impl<'a> Sketcher<'a> {
-    /// Chunk `c`, allocated on first use within the budget; `None` when the budget had no
-    /// room when it was first needed (an empty chunk is kept, so that is asked only once).
-    #[inline]
-    fn chunk(self, c: usize) -> Option<&'a [AtomicU64]> {
-        let slot = &self.chunks[c];
-        let cells = match slot.get() {
-            Some(cells) => cells,
-            None => new_chunk(slot, self.budget),
-        };
-        (!cells.is_empty()).then_some(cells)
+    /// Pays for a sketch region from the budget and marks it; false when the budget has no
+    /// room (the region stays unpaid, so the next value asks again).
+    #[cold]
+    #[inline(never)]
+    fn pay_region(self, region: u64, budget: &Budget) -> bool {
+        if budget.looks_full() || !budget.try_reserve(REGION_BYTES) {
+            return false;
+        }
+        let mask = &self.c[NUM_REGIONS];
+        if self.shared {
+            // Another writer may have paid for it meanwhile: give this payment back.
+            if mask.fetch_or(region, Ordering::Relaxed) & region != 0 {
+                budget.release(REGION_BYTES);
+            }
+        } else {
+            mask.store(mask.load(Ordering::Relaxed) | region, Ordering::Relaxed);
+        }
+        true
     }
-}
-
-#[cold]
-#[inline(never)]
-fn new_chunk<'a>(slot: &'a Chunk, budget: &Budget) -> &'a [AtomicU64] {
-    let reserved = budget.try_reserve(CHUNK_BYTES);
-    let cells = if reserved { zeroed_cells(CHUNK_CELLS) } else { Box::default() };
-    // On a shared shard another thread may have won: give the reservation back.
-    if slot.set(cells).is_err() && reserved {
-        budget.release(CHUNK_BYTES);
-    }
-    slot.get().map(|c| &**c).unwrap_or(&[])
-}
-
-/// Bytes the allocated chunks among `chunks` hold.
-pub(crate) fn chunk_bytes(chunks: &[Chunk]) -> usize {
-    chunks.iter().filter(|c| c.get().is_some_and(|c| !c.is_empty())).count() * CHUNK_BYTES
-}
-
-/// The segment whose first cell is `seg`.
-#[inline]
-fn layout_segment(layout: &Layout, seg: usize) -> usize {
-    (seg - HEADER) / layout.segment_stride
 }
 
 /// Cells a counter or gauge series takes per shard: enough for one cache line of its own
@@ -632,10 +610,9 @@ pub(crate) fn own_line(cells: &[AtomicU64]) -> &[AtomicU64] {
 }
 
 /// A generic metric series' cells in one shard: a counter's or gauge's line, or a
-/// distribution's numeric block at offset 0 with its chunks.
+/// distribution's numeric block at offset 0.
 pub(crate) struct MetricCells<'a> {
     pub cells: Cells<'a>,
-    pub chunks: &'a [Chunk],
 }
 
 impl MetricCells<'_> {
@@ -663,7 +640,7 @@ impl MetricCells<'_> {
 
     #[inline]
     pub fn observe(&self, epoch: u64, x: f64, budget: &Budget) {
-        self.cells.record_value(0, epoch, x, Sketcher { chunks: self.chunks, budget });
+        self.cells.record_value(0, epoch, x, budget);
     }
 }
 

@@ -37,54 +37,26 @@ const SUB: i32 = 1 << SKETCH_SUB_BITS;
 const PER_SIGN: i32 = (SKETCH_EXP_MAX - SKETCH_EXP_MIN) * SUB;
 /// Largest key (the positive overflow bucket).
 pub const SKETCH_MAX_KEY: i32 = PER_SIGN + 1;
-/// Binary orders of magnitude one chunk of a shard's sketch covers: a shard allocates a
-/// chunk the first time a value falls in its range, so a feature whose values span six
-/// decades (20 binary orders) takes three or four chunks, not the whole range.
-const CHUNK_OCTAVES: i32 =
-    if SKETCH_EXP_MAX - SKETCH_EXP_MIN >= 8 { 8 } else { SKETCH_EXP_MAX - SKETCH_EXP_MIN };
-/// Cells of one chunk.
-pub(crate) const CHUNK_CELLS: usize = (CHUNK_OCTAVES * SUB) as usize;
-/// Chunks per sign.
-const CHUNKS_PER_SIGN: usize = ((SKETCH_EXP_MAX - SKETCH_EXP_MIN) / CHUNK_OCTAVES) as usize;
-/// Chunks of one numeric block: both signs.
-pub(crate) const SKETCH_CHUNKS: usize = 2 * CHUNKS_PER_SIGN;
+/// Cells one sketch takes in a shard: keys `-MAX_KEY ..= MAX_KEY`.
+pub(crate) const SKETCH_CELLS: usize = 2 * SKETCH_MAX_KEY as usize + 1;
+/// Cells of one *region* of a shard's sketch: a 4 KiB page's worth. A shard charges the
+/// memory budget for a region the first time a value falls in it, so a feature whose values
+/// span six decades pays for two or three regions of its nine, not its whole range.
+#[cfg(not(loom))]
+pub(crate) const REGION_CELLS: usize = 512;
+#[cfg(loom)]
+pub(crate) const REGION_CELLS: usize = 4;
+/// Regions of a sketch (at most 64: they are bits of one cell).
+pub(crate) const SKETCH_REGIONS: usize = SKETCH_CELLS.div_ceil(REGION_CELLS);
 
-/// Where a key's count lives in a shard: one of three cells every block has (zero and the two
-/// overflow buckets), or a cell of a chunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SketchSlot {
-    /// 0: zero, 1: positive overflow, 2: negative overflow.
-    Inline(usize),
-    /// Chunk, cell within it.
-    Chunk(usize, usize),
-}
-
-/// The slot of a key.
+/// The shard cell of a key: keys are shifted to start at 0.
 #[inline]
-pub(crate) fn sketch_slot(key: i32) -> SketchSlot {
-    match key {
-        0 => SketchSlot::Inline(0),
-        SKETCH_MAX_KEY => SketchSlot::Inline(1),
-        k if k == -SKETCH_MAX_KEY => SketchSlot::Inline(2),
-        k => {
-            let i = (k.unsigned_abs() - 1) as usize;
-            let sign = if k < 0 { CHUNKS_PER_SIGN } else { 0 };
-            SketchSlot::Chunk(sign + i / CHUNK_CELLS, i % CHUNK_CELLS)
-        }
-    }
+pub(crate) fn sketch_cell(key: i32) -> usize {
+    (key + SKETCH_MAX_KEY) as usize
 }
 
-/// The key of a slot (the inverse of [`sketch_slot`]).
-pub(crate) fn key_of_slot(slot: SketchSlot) -> i32 {
-    match slot {
-        SketchSlot::Inline(0) => 0,
-        SketchSlot::Inline(1) => SKETCH_MAX_KEY,
-        SketchSlot::Inline(_) => -SKETCH_MAX_KEY,
-        SketchSlot::Chunk(c, j) => {
-            let k = 1 + ((c % CHUNKS_PER_SIGN) * CHUNK_CELLS + j) as i32;
-            if c >= CHUNKS_PER_SIGN { -k } else { k }
-        }
-    }
+pub(crate) fn key_of_cell(cell: usize) -> i32 {
+    cell as i32 - SKETCH_MAX_KEY
 }
 
 /// Bound on the relative error of [`Sketch::quantile`] inside the tracked range.
@@ -255,13 +227,9 @@ mod tests {
         for w in xs.windows(2) {
             assert!(sketch_key(w[0]) <= sketch_key(w[1]), "{} vs {}", w[0], w[1]);
         }
-        for key in -SKETCH_MAX_KEY..=SKETCH_MAX_KEY {
-            let slot = sketch_slot(key);
-            assert_eq!(key_of_slot(slot), key, "{slot:?}");
-            if let SketchSlot::Chunk(c, j) = slot {
-                assert!(c < SKETCH_CHUNKS && j < CHUNK_CELLS, "{key}: {slot:?}");
-            }
-        }
+        assert_eq!(sketch_cell(-SKETCH_MAX_KEY), 0);
+        assert_eq!(sketch_cell(SKETCH_MAX_KEY), SKETCH_CELLS - 1);
+        assert!(SKETCH_REGIONS <= 64);
     }
 
     #[test]

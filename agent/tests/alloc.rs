@@ -63,9 +63,8 @@ fn recording_calls_do_not_allocate_after_warm_up() {
         for _ in 0..2 {
             let (h, names) = (agent.handle(), &names);
             s.spawn(move || {
-                // Warm-up: the shard, the series, their cells, and the sketch chunks of the
-                // values' ranges (a chunk is allocated the first time a value falls in its
-                // eight binary orders of magnitude).
+                // Warm-up: the shard, the series and their cells (sketch regions are paid for
+                // from the budget, not allocated).
                 calls(&h, names, 2_000);
                 let info = allocation_counter::measure(|| calls(&h, names, 2_000));
                 assert_eq!(info.count_total, 0, "recording allocated: {info:?}");

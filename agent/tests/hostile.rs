@@ -360,7 +360,7 @@ fn shared_shard_allocation_races_leak_no_budget() {
         .background_flush(false)
         .build(NullSink)
         .unwrap();
-    let budget = 2 * (probe.stats().shard_bytes + 100_000); // shared shard only, room for chunks
+    let budget = 2 * (probe.stats().shard_bytes + 100_000); // shared shard only, room for regions
     for _ in 0..200 {
         let agent = Agent::builder("m")
             .features([Feature::numeric("x")])
@@ -387,8 +387,10 @@ fn shared_shard_allocation_races_leak_no_budget() {
         });
         let st = agent.stats();
         assert_eq!(st.shards, 1);
-        // 16 feature chunks (shards' share) + 16 distribution chunks and the series' cells (metrics' share).
+        // The 8 sketch regions of 512 cells that ±1.5 × 2^k for k in -24..40 fall in, with
+        // their mirror (shards' share), and the distribution's whole block of 4,115 cells,
+        // with its mirror (metrics' share).
         let extra = st.memory_reserved - idle;
-        assert_eq!(extra, 32 * 4096 + 288 + 640, "{extra}");
+        assert_eq!(extra, 8 * 8192 + 4115 * 16, "{extra}");
     }
 }

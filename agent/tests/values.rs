@@ -450,13 +450,13 @@ proptest! {
 }
 
 #[test]
-fn values_whose_sketch_chunk_finds_no_memory_are_counted_and_keep_their_moments() {
+fn values_whose_sketch_region_finds_no_memory_are_counted_and_keep_their_moments() {
     let probe = Agent::builder("m")
         .features([Feature::numeric("x")])
         .background_flush(false)
         .build(NullSink)
         .unwrap();
-    // The shared shard's own bytes only: no room for any sketch chunk.
+    // The shared shard's own bytes only: no room for any sketch region.
     let sink = MemorySink::new();
     let agent = Agent::builder("m")
         .features([Feature::numeric("x")])
@@ -473,7 +473,6 @@ fn values_whose_sketch_chunk_finds_no_memory_are_counted_and_keep_their_moments(
     let n = numeric(&s, "other").unwrap();
     assert_eq!((n.count, n.min, n.max), (1_000, Some(0.0), Some(999.0)));
     assert_eq!(n.mean, 499.5);
-    // Zero has a bucket in every block; the other 999 values needed a chunk.
-    assert_eq!(n.sketch.count(), 1);
-    assert_eq!(s.overflow.sketch_over_budget, 999);
+    assert_eq!(n.sketch.count(), 0);
+    assert_eq!(s.overflow.sketch_over_budget, 1_000);
 }

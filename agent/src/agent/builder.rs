@@ -48,13 +48,16 @@ pub enum BuildError {
     },
     /// One shard of this schema does not fit the memory budget's share for shards.
     #[error(
-        "one recording shard of this schema takes {shard_bytes} bytes (with its flusher mirror), \
-         more than the {available} bytes the memory budget of {budget} bytes gives shards (half \
-         of it): raise AgentBuilder::memory_budget or declare fewer segments or features"
+        "one recording shard of this schema takes {shard_bytes} bytes of memory and {shard_address} \
+         of address space (with its flusher mirror), more than the memory budget of {budget} \
+         bytes allows (half of it, {available} bytes, for shards; twice it for their address \
+         space): raise AgentBuilder::memory_budget or declare fewer segments or features"
     )]
     Budget {
-        /// Bytes one shard and its mirror take.
+        /// Bytes of memory one shard and its mirror take before any value arrives.
         shard_bytes: usize,
+        /// Address space one shard and its mirror take.
+        shard_address: usize,
         /// Bytes the budget gives shards.
         available: usize,
         /// The whole budget.
@@ -205,14 +208,22 @@ impl AgentBuilder {
         let id = NEXT_AGENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.clock.now();
         let start = now.align_down(self.interval);
-        let size =
-            ShardSize { cells: layout.len, chunks: layout.chunk_slots(), metric_series: self.max_series + 1 };
-        let shards =
-            ShardRegistry::new(id, size, Budget::new(self.memory_budget / 2)).ok_or(BuildError::Budget {
+        let size = ShardSize {
+            cells: layout.len,
+            sketch_cells: layout.sketch_cells(),
+            metric_series: self.max_series + 1,
+        };
+        // Address space of shards: twice the budget, so that with the metric and backlog
+        // shares the agent's address space stays within four times its budget.
+        let address = Budget::new(self.memory_budget.saturating_mul(2));
+        let shards = ShardRegistry::new(id, size, Budget::new(self.memory_budget / 2), address).ok_or(
+            BuildError::Budget {
                 shard_bytes: size.bytes(),
+                shard_address: size.address(),
                 available: self.memory_budget / 2,
                 budget: self.memory_budget,
-            })?;
+            },
+        )?;
         let metrics = MetricRegistry::new(
             id,
             self.max_series,

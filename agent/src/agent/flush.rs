@@ -388,6 +388,7 @@ impl Core {
             dropped_snapshots: b.dropped,
             shards: self.shards.shards().len(),
             shard_bytes: self.shards.shard_cost(),
+            shard_address: self.shards.shard_address(),
             memory_budget: self.memory_budget,
             memory_reserved: self.shards.budget.reserved() + self.metrics.budget.reserved(),
         }

@@ -74,9 +74,12 @@ pub struct AgentStats {
     /// Shards: one per thread recording at once within the budget, plus the shared shard
     /// once a thread past the budget (or a metric past its share) needed it.
     pub shards: usize,
-    /// Bytes one shard takes from the budget: its cells, the flusher's mirror of them and its
-    /// table of metric cells. This is address space; resident memory is what was touched.
+    /// Bytes one shard takes from the memory budget before any value arrives: its cells but
+    /// the sketches', the flusher's mirror of them and its table of metric cells. Sketch
+    /// regions are charged as values arrive (see "Memory" in the crate docs).
     pub shard_bytes: usize,
+    /// Address space one shard takes, sketches included (bounded apart, at twice the budget).
+    pub shard_address: usize,
     /// The memory budget, bytes ([`AgentBuilder::memory_budget`]).
     pub memory_budget: usize,
     /// Bytes allocated within the budget now: shards with their mirrors and metric cells.
