@@ -48,6 +48,7 @@ pub(crate) const REGION_CELLS: usize = 512;
 pub(crate) const REGION_CELLS: usize = 4;
 /// Regions of a sketch (at most 64: they are bits of one cell).
 pub(crate) const SKETCH_REGIONS: usize = SKETCH_CELLS.div_ceil(REGION_CELLS);
+const _: () = assert!(SKETCH_REGIONS <= 64, "a block's regions are the bits of one cell");
 
 /// The shard cell of a key: keys are shifted to start at 0.
 #[inline]
@@ -229,7 +230,6 @@ mod tests {
         }
         assert_eq!(sketch_cell(-SKETCH_MAX_KEY), 0);
         assert_eq!(sketch_cell(SKETCH_MAX_KEY), SKETCH_CELLS - 1);
-        assert!(SKETCH_REGIONS <= 64);
     }
 
     #[test]
