@@ -36,14 +36,17 @@ loom::thread_local! {
 #[derive(Debug)]
 pub(crate) struct Budget {
     pub limit: usize,
+    smallest: usize,
     reserved: std::sync::atomic::AtomicUsize,
     refused: std::sync::atomic::AtomicBool,
 }
 
 impl Budget {
-    pub fn new(limit: usize) -> Self {
+    /// A budget of `limit` bytes whose smallest reservation is `smallest` bytes.
+    pub fn new(limit: usize, smallest: usize) -> Self {
         Budget {
             limit,
+            smallest,
             reserved: std::sync::atomic::AtomicUsize::new(0),
             refused: std::sync::atomic::AtomicBool::new(false),
         }
@@ -54,8 +57,9 @@ impl Budget {
         self.try_reserve_within(bytes, self.limit)
     }
 
-    /// Whether a reservation was refused since the last release: lets a hot path skip an
-    /// attempt that would fail, with a read of a line nobody writes meanwhile.
+    /// Whether the budget had no room left even for its smallest reservation since the last
+    /// release: lets a hot path skip an attempt that would fail, with a read of a line nobody
+    /// writes meanwhile. (A large reservation refused says nothing about a small one.)
     pub fn looks_full(&self) -> bool {
         self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -69,7 +73,7 @@ impl Budget {
                 r.checked_add(bytes).filter(|&t| t <= cap)
             })
             .is_ok();
-        if !ok && cap == self.limit && !self.looks_full() {
+        if !ok && self.limit.saturating_sub(self.reserved()) < self.smallest && !self.looks_full() {
             self.refused.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         ok

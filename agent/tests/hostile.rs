@@ -394,3 +394,24 @@ fn shared_shard_allocation_races_leak_no_budget() {
         assert_eq!(extra, 8 * 8192 + 4115 * 16, "{extra}");
     }
 }
+
+#[test]
+fn a_large_refused_reservation_does_not_refuse_a_small_one() {
+    // The metrics' quarter holds one distribution's cells (65,840 bytes) and a little more:
+    // the second distribution is refused, a counter's 240 bytes are not.
+    let sink = MemorySink::new();
+    let agent = Agent::builder("m")
+        .max_series(3)
+        .memory_budget(280_000)
+        .background_flush(false)
+        .build(sink.clone())
+        .unwrap();
+    let h = agent.handle();
+    h.log_metric("d1", 1.0, &[]);
+    h.log_metric("d2", 1.0, &[]);
+    h.counter("c", &[]).record(5.0);
+    agent.flush_now().unwrap();
+    let s = sink.take().pop().unwrap();
+    assert_eq!(metric(std::slice::from_ref(&s), "c"), vec![MetricValue::Counter(5.0)], "{:?}", s.overflow);
+    assert_eq!(s.overflow.metric_over_budget, 1, "d2 only");
+}

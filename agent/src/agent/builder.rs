@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::metrics::MetricRegistry;
 use crate::registry::{Budget, ShardRegistry};
 use crate::schema::{Feature, ModelIdentity, OTHER, OTHER_SEGMENT};
-use crate::shard::{Layout, ShardSize};
+use crate::shard::{Layout, REGION_BYTES, SCALAR_ALLOC, ShardSize};
 use crate::sink::Sink;
 use crate::sync::{self, AtomicU64};
 use std::sync::Arc;
@@ -215,19 +215,18 @@ impl AgentBuilder {
         };
         // Address space of shards: twice the budget, so that with the metric and backlog
         // shares the agent's address space stays within four times its budget.
-        let address = Budget::new(self.memory_budget.saturating_mul(2));
-        let shards = ShardRegistry::new(id, size, Budget::new(self.memory_budget / 2), address).ok_or(
-            BuildError::Budget {
-                shard_bytes: size.bytes(),
-                shard_address: size.address(),
-                available: self.memory_budget / 2,
-                budget: self.memory_budget,
-            },
-        )?;
+        let address = Budget::new(self.memory_budget.saturating_mul(2), size.address());
+        let memory = Budget::new(self.memory_budget / 2, REGION_BYTES);
+        let shards = ShardRegistry::new(id, size, memory, address).ok_or(BuildError::Budget {
+            shard_bytes: size.bytes(),
+            shard_address: size.address(),
+            available: self.memory_budget / 2,
+            budget: self.memory_budget,
+        })?;
         let metrics = MetricRegistry::new(
             id,
             self.max_series,
-            Budget::new(self.memory_budget / 4),
+            Budget::new(self.memory_budget / 4, SCALAR_ALLOC * 16),
             shards.closed.clone(),
         );
         let core = Arc::new(Core {
