@@ -62,6 +62,11 @@
 //!   metrics' share, values go to the shared shard's cells for the series, then are dropped
 //!   and counted (`overflow.metric_over_budget`).
 //!
+//! Two approximations: a region starts wherever its block does, so its 4 KiB usually spans
+//! two pages and a sparse sketch can make up to twice its regions' bytes resident; and the
+//! shared shard is never freed, so the regions and metric cells it paid for stay paid for the
+//! agent's life (at most every region of its blocks).
+//!
 //! With the default budget, 64 threads recording 7 segments × 32 numeric features spread
 //! over six decades get 4 exclusive shards and the shared one (measured by
 //! `tests/footprint.rs` and `examples/footprint.rs`).

@@ -573,7 +573,8 @@ impl<'a> Cells<'a> {
     #[inline(never)]
     fn pay_region(self, region: u64, budget: &Budget) -> bool {
         if budget.looks_full() || !budget.try_reserve(REGION_BYTES) {
-            return false;
+            // On the shared shard another writer may have paid for it with the last room.
+            return self.c[NUM_REGIONS].load(Ordering::Relaxed) & region != 0;
         }
         let mask = &self.c[NUM_REGIONS];
         if self.shared {
