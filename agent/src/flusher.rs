@@ -24,12 +24,8 @@ pub(crate) struct Mirror {
 #[derive(Default)]
 struct ShardMirror {
     cells: Vec<u64>,
-    metrics: Vec<Option<MetricMirror>>,
-}
-
-#[derive(Clone, Default)]
-pub(crate) struct MetricMirror {
-    cells: Vec<u64>,
+    /// Per metric series: its cells' previous values.
+    metrics: Vec<Option<Vec<u64>>>,
 }
 
 /// Reads cells against their previous values.
@@ -291,9 +287,8 @@ pub(crate) fn collect(core: &Core, mirror: &mut Mirror) -> Parts {
                     value
                 }
                 MetricKind::Distribution => {
-                    let prev =
-                        prev_metrics[id].get_or_insert_with(|| MetricMirror { cells: vec![0; cells.len()] });
-                    Reader { cells, prev: &mut prev.cells }
+                    let prev = prev_metrics[id].get_or_insert_with(|| vec![0; cells.len()]);
+                    Reader { cells, prev }
                         .numeric(0, bank, &mut overflow.sketch_over_budget)
                         .map(MetricValue::Distribution)
                 }

@@ -4,22 +4,22 @@
 //! A thread's first recording into an agent claims a free exclusive shard, or creates one
 //! while the budget allows, under the registry's mutex, and keeps a lease on it in a
 //! thread-local; every later recording finds the lease with a thread-local lookup and no
-//! lock. Exclusive shards take at most half of the shards' share of the budget (the rest is
-//! for the sketch regions their values pay for); past that, a thread gets the agent's shared shard, which every
-//! such thread writes with atomic read-modify-writes. When a thread exits, its lease is dropped and the
-//! shard is released (`Release`). The flusher retires released shards: it reads them one
+//! lock. An exclusive shard is admitted while every shard keeps room in the budget for the
+//! sketch regions its values will pay for; past that, a thread gets the agent's shared
+//! shard, which every such thread writes with atomic read-modify-writes. When a thread exits,
+//! its lease is dropped and the shard is released (`Release`). The flusher retires released shards: it reads them one
 //! last time, then frees them and returns their bytes to the budget, so memory follows the
 //! number of threads recording at once, never the number that ever recorded.
 
 use crate::shard::{REGION_BYTES, Shard, ShardSize};
 use crate::sketch::SKETCH_CELLS;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Sketch regions a numeric block is expected to pay for: a feature whose values span six
 /// decades (20 binary orders, 640 buckets) falls in two or three regions of 512 buckets.
 const REGIONS_PER_BLOCK: usize = 3;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, lock};
-use std::cell::RefCell;
-use std::rc::Rc;
 
 #[cfg(not(loom))]
 std::thread_local! {
@@ -54,23 +54,11 @@ impl Budget {
 
     /// Reserves `bytes` if that keeps the total within the limit.
     pub fn try_reserve(&self, bytes: usize) -> bool {
-        self.try_reserve_within(bytes, self.limit)
-    }
-
-    /// Whether the budget had no room left even for its smallest reservation since the last
-    /// release: lets a hot path skip an attempt that would fail, with a read of a line nobody
-    /// writes meanwhile. (A large reservation refused says nothing about a small one.)
-    pub fn looks_full(&self) -> bool {
-        self.refused.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Reserves `bytes` if that keeps the total within `cap` (and the limit).
-    pub fn try_reserve_within(&self, bytes: usize, cap: usize) -> bool {
-        let cap = cap.min(self.limit);
         use std::sync::atomic::Ordering::SeqCst;
+        let limit = self.limit;
         let ok = self
             .reserved
-            .fetch_update(SeqCst, SeqCst, |r| r.checked_add(bytes).filter(|&t| t <= cap))
+            .fetch_update(SeqCst, SeqCst, |r| r.checked_add(bytes).filter(|&t| t <= limit))
             .is_ok();
         let no_room = |b: &Self| b.limit.saturating_sub(b.reserved.load(SeqCst)) < b.smallest;
         if !ok && no_room(self) && !self.looks_full() {
@@ -85,10 +73,17 @@ impl Budget {
         ok
     }
 
+    /// Whether the budget had no room left even for its smallest reservation since the last
+    /// release: lets a hot path skip an attempt that would fail, with a read of a line nobody
+    /// writes meanwhile. (A large reservation refused says nothing about a small one.)
+    pub fn looks_full(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn release(&self, bytes: usize) {
         use std::sync::atomic::Ordering::SeqCst;
         let _ = self.reserved.fetch_update(SeqCst, SeqCst, |r| Some(r.saturating_sub(bytes)));
-        // Unconditional (releases are rare): see `try_reserve_within`.
+        // Unconditional (releases are rare): see `try_reserve`.
         self.refused.store(false, SeqCst);
     }
 

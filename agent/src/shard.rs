@@ -270,8 +270,7 @@ impl ShardSize {
     }
 
     fn table(self) -> usize {
-        let series = std::mem::size_of::<OnceCell<SeriesCells>>()
-            + std::mem::size_of::<Option<crate::flusher::MetricMirror>>();
+        let series = std::mem::size_of::<OnceCell<SeriesCells>>() + std::mem::size_of::<Option<Vec<u64>>>();
         self.metric_series.saturating_mul(series)
     }
 }

@@ -4,6 +4,9 @@
 //! capacity, NUL in a model name, and the races that held (two flushers, an exited thread's
 //! gauge, a dropped agent, shared-shard allocation races).
 
+mod common;
+
+use common::metric;
 use modelwatch_agent::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +21,6 @@ fn manual(features: Vec<Feature>) -> (Agent, MemorySink) {
         .build(sink.clone())
         .unwrap();
     (agent, sink)
-}
-
-fn metric(snapshots: &[Arc<Snapshot>], name: &str) -> Vec<MetricValue> {
-    snapshots
-        .iter()
-        .flat_map(|s| s.metrics.iter())
-        .filter(|m| &*m.name == name)
-        .map(|m| m.value.clone())
-        .collect()
 }
 
 fn numeric(s: &Snapshot) -> NumericSummary {

@@ -2,6 +2,9 @@
 //! infinite metric values, a sentinel or an outlier beside small-spread values, values
 //! recorded while a flush runs, many threads on exclusive or shared shards.
 
+mod common;
+
+use common::metric;
 use modelwatch_agent::*;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -26,15 +29,6 @@ fn numeric(s: &Snapshot, seg: &str) -> Option<NumericSummary> {
         FeatureStats::Numeric(n) => Some(n.clone()),
         _ => None,
     })
-}
-
-fn metric(snapshots: &[Arc<Snapshot>], name: &str) -> Vec<MetricValue> {
-    snapshots
-        .iter()
-        .flat_map(|s| s.metrics.iter())
-        .filter(|m| &*m.name == name)
-        .map(|m| m.value.clone())
-        .collect()
 }
 
 #[test]
@@ -153,9 +147,11 @@ fn racing_flushes_keep_every_interval_exact(budget: usize) {
     let (agent, sink) = agent_with(vec![Feature::numeric("x")], budget);
     let stop = Arc::new(AtomicBool::new(false));
     let segments = ["a", "b", "c", "d"];
+    // Every recorder has started before the flushes do, so they race on a loaded machine too.
+    let started = Arc::new(std::sync::Barrier::new(THREADS + 1));
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (h, stop) = (agent.handle(), stop.clone());
+            let (h, stop, started) = (agent.handle(), stop.clone(), started.clone());
             std::thread::spawn(move || {
                 let seg = h.segment(segments[t]);
                 let mut k = 0u64;
@@ -163,11 +159,15 @@ fn racing_flushes_keep_every_interval_exact(budget: usize) {
                     k += 1;
                     h.record(&Prediction::new(seg, Duration::from_micros(1), 0.5).features(&[k as f64]));
                     h.log_metric("k", k as f64, &[("thread", segments[t])]);
+                    if k == 1 {
+                        started.wait();
+                    }
                 }
                 k
             })
         })
         .collect();
+    started.wait();
     let mut flushes = 0;
     while flushes < 200 {
         agent.flush_now().unwrap();
