@@ -16,7 +16,10 @@
 //!    [`MemorySink`], or your own; a slow sink never delays collection. A sink error keeps
 //!    the snapshot and retries with backoff; snapshots that wait meanwhile are merged
 //!    ([`Snapshot::merge`]: time resolution is lost, never a count), and only past a byte
-//!    bound is the oldest dropped, counted in [`OverflowCounts`].
+//!    bound is the oldest dropped, counted in [`OverflowCounts`]. A value is durable once
+//!    `Sink::write` has returned `Ok` for its snapshot (the store acknowledges after its WAL
+//!    fsync): the open interval and the snapshots still waiting for the sink live in this
+//!    process's memory and die with it (a kill -9 loses them, up to the backlog's bound).
 //!
 //! Exactness: over any run, with any number of threads and flushes, the counts in the
 //! snapshots add up to the calls made. Per interval, a numeric value's count, mean, m2, min

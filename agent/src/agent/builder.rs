@@ -51,7 +51,8 @@ pub enum BuildError {
         "one recording shard of this schema takes {shard_bytes} bytes of memory and {shard_address} \
          of address space (with its flusher mirror), more than the memory budget of {budget} \
          bytes allows (half of it, {available} bytes, for shards; twice it for their address \
-         space): raise AgentBuilder::memory_budget or declare fewer segments or features"
+         space): raise AgentBuilder::memory_budget, or declare fewer segments or features, or a \
+         smaller max_series (each shard holds a slot per series)"
     )]
     Budget {
         /// Bytes of memory one shard and its mirror take before any value arrives.
