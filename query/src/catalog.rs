@@ -42,17 +42,19 @@ impl MetricKind {
 }
 
 /// The distinct series with rows starting in `[from_ms, to_ms)`, with their kinds, sorted.
-/// Reads hourly roll-ups where they exist and raw rows after them.
+/// Reads hourly roll-ups where they exist, with raw rows not rolled up yet and after them.
 pub fn catalog(store: &Store, from_ms: i64, to_ms: i64) -> Result<Vec<(SeriesKey, MetricKind)>, QueryError> {
     let mut out: BTreeMap<SeriesKey, MetricKind> = BTreeMap::new();
     let from = from_ms.div_euclid(3_600_000) * 3_600_000;
     for table in [Table::Distributions, Table::Scalars] {
-        let hourly = store.read(&ReadRequest::new(table, from, to_ms, Resolution::Hour))?;
+        // With the raw rows not rolled up yet: a late row can be a series' only one.
+        let hourly = store.read(&ReadRequest::new(table, from, to_ms, Resolution::Hour).with_unrolled())?;
         let covered = hourly
             .distributions
             .iter()
+            .filter(|r| r.resolution == Resolution::Hour)
             .map(|r| r.end_ms)
-            .chain(hourly.scalars.iter().map(|r| r.end_ms))
+            .chain(hourly.scalars.iter().filter(|r| r.resolution == Resolution::Hour).map(|r| r.end_ms))
             .max()
             .unwrap_or(from_ms)
             .max(from_ms);

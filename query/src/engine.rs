@@ -102,8 +102,9 @@ fn window_of(t: i64, range: Range) -> i64 {
 }
 
 /// Rows read for a query: each request with the parts the store answered it with (parts
-/// can hold rows outside their request; [`for_each`] keeps the right ones).
-type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>)>;
+/// can hold rows outside their request; [`for_each`] keeps the right ones), and the time
+/// before which the raw rows a roll-up request brought along belong to the answer.
+type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>, i64)>;
 
 /// Reads `table` rows for the query: the chosen roll-up where it exists, raw rows after it.
 /// Nothing is copied: the parts are shared with the store's cache.
@@ -117,26 +118,33 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, Q
         to_ms: to,
         resolution: res,
         tags: eq_tags.clone(),
+        unrolled: res != Resolution::Raw,
     };
     let from = range.from_ms;
     let res = resolution_for(range.from_ms, range.step_ms);
     let mut out = Vec::new();
     let mut covered = from;
     if res != Resolution::Raw {
+        // The roll-ups, with the raw rows not in them yet (a late label for last week's
+        // predictions): before the last rolled-up window those complete the roll-ups; after
+        // it, every raw row is read apart below.
         let r = req(res, from, range.to_ms);
         let parts = store.read_parts(&r)?;
-        // Raw rows cover what the roll-ups do not (yet): after the last rolled-up window.
-        let read = vec![(r, parts)];
+        let read = vec![(r, parts, i64::MIN)];
         let covered_by = std::cell::Cell::new(covered);
-        let seen = |end: i64| covered_by.set(covered_by.get().max(end));
-        for_each(&read, q, range, |d| seen(d.end_ms), |s| seen(s.end_ms));
+        let seen = |r: Resolution, end: i64| {
+            if r != Resolution::Raw {
+                covered_by.set(covered_by.get().max(end))
+            }
+        };
+        for_each(&read, q, range, |d| seen(d.resolution, d.end_ms), |s| seen(s.resolution, s.end_ms));
         covered = covered_by.get();
-        out.extend(read);
+        out.extend(read.into_iter().map(|(r, p, _)| (r, p, covered)));
     }
     if covered < range.to_ms {
         let r = req(Resolution::Raw, covered, range.to_ms);
         let parts = store.read_parts(&r)?;
-        out.push((r, parts));
+        out.push((r, parts, i64::MIN));
     }
     Ok(out)
 }
@@ -156,9 +164,9 @@ fn for_each<'a>(
         req.tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))
             && q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")))
     };
-    for (req, rows) in parts {
+    for (req, rows, raw_before) in parts {
         let in_range = |res: modelwatch_store::Resolution, start: i64| {
-            res == req.resolution
+            (res == req.resolution || (res == Resolution::Raw && start < *raw_before))
                 && start >= req.from_ms.max(range.from_ms)
                 && start < req.to_ms.min(range.to_ms)
         };

@@ -155,3 +155,37 @@ fn quantiles_of_counters_are_refused_with_a_clear_error() {
     .unwrap_err();
     assert!(matches!(e, QueryError::TooLarge(_)), "{e}");
 }
+
+/// A late row for an hour already rolled up (a label for last week's predictions) counts
+/// at once in the roll-up's windows, and once after the next maintenance.
+#[test]
+fn a_late_row_in_a_rolled_up_hour_counts_once_before_and_after_maintenance() {
+    let f = fixture();
+    f.store.maintain(T0 + 3 * 3_600_000).unwrap();
+    let before = q(&f, "count(latency)", T0, T0 + 7_200_000, 3_600_000)[0].points.clone();
+    // One more prediction at T0 + 30 min, recorded by an agent whose clock is there.
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((T0 + 1_800_000) as u64)));
+    let late = Agent::builder("pii")
+        .variant("control")
+        .instance("host-late")
+        .segments(["email"])
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(f.store.clone())
+        .unwrap();
+    late.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5));
+    late.shutdown().unwrap();
+    let want = [(T0, before[0].1 + 1.0), (T0 + 3_600_000, before[1].1)];
+    let pending = q(&f, "count(latency)", T0, T0 + 7_200_000, 3_600_000)[0].points.clone();
+    assert_eq!(pending, want, "acknowledged, not yet published: the late row is counted, once");
+    f.store.flush().unwrap();
+    assert_eq!(q(&f, "count(latency)", T0, T0 + 7_200_000, 3_600_000)[0].points, want, "published");
+    f.store.maintain(T0 + 3 * 3_600_000).unwrap();
+    assert_eq!(q(&f, "count(latency)", T0, T0 + 7_200_000, 3_600_000)[0].points, want, "rolled up");
+    let by_minute = q(&f, "count(latency)", T0 + 1_800_000, T0 + 1_860_000, 60_000)[0].points.clone();
+    assert_eq!(by_minute[0].1, before_minute(&f) + 1.0);
+}
+
+fn before_minute(f: &Fixture) -> f64 {
+    f.latencies.iter().filter(|(k, _)| k.2 == T0 + 1_800_000).map(|(_, v)| v.len()).sum::<usize>() as f64
+}

@@ -21,12 +21,18 @@ pub struct ReadRequest {
     pub resolution: Resolution,
     /// Tag equality filters (`metric`, `model`, `segment`, `feature`, free tags...).
     pub tags: Vec<(String, String)>,
+    /// At a roll-up resolution, also the raw rows the roll-ups do not hold yet (rows
+    /// acknowledged or published since the last maintenance, late rows of an old interval
+    /// among them), read from the same manifest as the roll-ups, so that no row is both
+    /// rolled up and raw in the answer. Raw rows of a manifest written before raw files
+    /// carried `rolled_up` are not included.
+    pub unrolled: bool,
 }
 
 impl ReadRequest {
     /// Everything of `table` at `resolution` in `[from_ms, to_ms)`.
     pub fn new(table: Table, from_ms: i64, to_ms: i64, resolution: Resolution) -> Self {
-        ReadRequest { table, from_ms, to_ms, resolution, tags: Vec::new() }
+        ReadRequest { table, from_ms, to_ms, resolution, tags: Vec::new(), unrolled: false }
     }
 
     /// Adds a tag filter.
@@ -35,8 +41,14 @@ impl ReadRequest {
         self
     }
 
+    /// With the raw rows not rolled up yet ([`ReadRequest::unrolled`]).
+    pub fn with_unrolled(mut self) -> Self {
+        self.unrolled = true;
+        self
+    }
+
     fn keeps(&self, series: &SeriesKey, start: i64, res: Resolution) -> bool {
-        res == self.resolution
+        (res == self.resolution || (self.unrolled && res == Resolution::Raw))
             && start >= self.from_ms
             && start < self.to_ms
             && self.tags.iter().all(|(k, v)| series.tag(k) == Some(v.as_str()))
@@ -133,20 +145,24 @@ impl Shared {
     fn read_parts_once(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
         let (files, pending) = {
             let inner = self.lock();
-            let wanted = |f: &&FileEntry| {
+            let unrolled = req.unrolled && req.resolution != Resolution::Raw;
+            let wanted = |flags: bool, f: &FileEntry| {
                 f.table == req.table
-                    && f.resolution == req.resolution
+                    && (f.resolution == req.resolution
+                        || (unrolled && flags && f.resolution == Resolution::Raw && !f.rolled_up))
                     && f.min_ms < req.to_ms
                     && f.max_ms >= req.from_ms
             };
             // This writer's files and every other slot's: their paths never collide.
-            let listed =
-                inner.manifest.files.iter().chain(inner.peers.iter().flat_map(|p| p.manifest.files.iter()));
-            let files: Vec<FileEntry> = listed.filter(wanted).cloned().collect();
+            let manifests = std::iter::once(&inner.manifest).chain(inner.peers.iter().map(|p| &p.manifest));
+            let files: Vec<FileEntry> = manifests
+                .flat_map(|m| m.files.iter().filter(|f| wanted(m.rolled_up_flags, f)))
+                .cloned()
+                .collect();
             // Acknowledged rows not in a listed file yet: being published, or buffered,
             // here or in another slot's WAL.
             let mut pending = Rows::default();
-            if req.resolution == Resolution::Raw {
+            if req.resolution == Resolution::Raw || unrolled {
                 let peers = inner.peers.iter().map(|p| &*p.buffer);
                 for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]).chain(peers) {
                     req.copy_into(rows, &mut pending);
