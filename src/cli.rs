@@ -170,6 +170,10 @@ pub struct ImportArgs {
     /// smaller when its rows spread over many intervals, to bound its memory.
     #[arg(long, default_value_t = 65_536, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_rows: u64,
+    /// The longest a `label_time` may come after its row's `timestamp`; a later label is
+    /// rejected with its line.
+    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    pub max_label_delay: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -425,6 +429,14 @@ pub struct QualityArgs {
     /// Confidence from which a prediction is positive, in [0, 1].
     #[arg(long, default_value_t = 0.5, value_parser = confidence)]
     pub threshold: f64,
+    /// Only predictions at least this old count (e.g. `2d`): cohorts whose labels have had
+    /// that long to arrive. The window ends early to keep to it.
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub min_label_age: String,
+    /// Labels each calibration bin holding predictions of the window needs for the estimate;
+    /// with fewer, the estimate is refused and the reason printed.
+    #[arg(long, default_value_t = modelwatch_query::quality::DEFAULT_MIN_BIN_LABELS)]
+    pub min_bin_labels: u64,
     #[command(flatten)]
     pub filter: FilterArgs,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]

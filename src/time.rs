@@ -80,6 +80,16 @@ pub fn parse_duration(s: &str) -> Result<Millis, TimeError> {
     n.checked_mul(unit_ms).ok_or_else(|| TimeError::OutOfRange(s.to_string()))
 }
 
+/// Parses an age, a duration that may be zero (`0`, `0s`, `2d`): how old something must be.
+pub fn parse_age(s: &str) -> Result<Millis, TimeError> {
+    let t = s.trim();
+    let zero = t.trim_start_matches('0');
+    if t.starts_with('0') && ["", "ms", "s", "m", "h", "d", "w"].contains(&zero) {
+        return Ok(0);
+    }
+    parse_duration(s)
+}
+
 /// Parses a point in time: RFC 3339, epoch seconds (up to ten digits) or milliseconds, `now`,
 /// `now-6h` or `now+1d`, relative to `now`.
 pub fn parse_time(s: &str, now: Millis) -> Result<Millis, TimeError> {

@@ -324,7 +324,7 @@ fn unknown_columns_are_named_and_strict_refuses_them_importing_nothing() {
     let file = dir.path().join("log.csv");
     std::fs::write(
         &file,
-        "timestamp,model,version,variant,segment,latency_ms,confidence,label_time,f.name,f_nme\n\
+        "timestamp,model,version,variant,segment,latency_ms,confidence,label_ts,f.name,f_nme\n\
          1764115200000,pii,1,control,email,3,0.5,1764115300000,4,5\n",
     )
     .unwrap();
@@ -333,7 +333,7 @@ fn unknown_columns_are_named_and_strict_refuses_them_importing_nothing() {
         modelwatch(&["import", file.to_str().unwrap(), "--data", data.to_str().unwrap(), "--strict"]);
     assert_eq!(strict.status.code(), Some(2), "{}", stderr(&strict));
     assert!(
-        stderr(&strict).contains("2 unknown columns: label_time, f_nme (known: timestamp,"),
+        stderr(&strict).contains("2 unknown columns: label_ts, f_nme (known: timestamp,"),
         "{}",
         stderr(&strict)
     );
@@ -341,7 +341,7 @@ fn unknown_columns_are_named_and_strict_refuses_them_importing_nothing() {
 
     let o = modelwatch(&["import", file.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("ignoring 2 unknown columns: label_time, f_nme"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ignoring 2 unknown columns: label_ts, f_nme"), "{}", stderr(&o));
     assert!(stdout(&o).contains("imported 1 rows"), "{}", stdout(&o));
 }
 
@@ -525,4 +525,67 @@ fn batches_of_unsorted_rows_count_each_row_in_its_own_interval() {
     assert_eq!(whole.0.values().sum::<f64>(), 3_000.0 - 60.0, "errors are not predictions");
     assert_eq!(run(&sorted, "batched", "100"), whole, "sorted input in batches of 100");
     assert_eq!(run(&shuffled, "shuffled", "250"), whole, "shuffled input in batches of 250");
+}
+
+/// `label_time`: a label that arrived after its prediction is stored with its prediction's
+/// interval (its delay in `label_delay_seconds`), counted as feedback when it arrived; one
+/// before its prediction, in the future, past `--max-label-delay` or without a label is
+/// rejected by field with its line.
+#[test]
+fn label_time_puts_a_label_at_its_prediction_and_bad_ones_are_rejected_by_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_764_115_200_000i64;
+    let day = 86_400_000i64;
+    let mut csv =
+        String::from("timestamp,model,version,variant,segment,latency_ms,confidence,label,label_time\n");
+    // Lines 2..=101: predictions at t0 + i s, negatives labelled two days later, positives at once.
+    for i in 0..100i64 {
+        let (label, at) =
+            if i % 2 == 0 { ("0", (t0 + 2 * day + i * 1_000).to_string()) } else { ("1", String::new()) };
+        writeln!(csv, "{},pii,1,control,email,2,0.8,{label},{at}", t0 + i * 1_000).unwrap();
+    }
+    csv.push_str(&format!("{},pii,1,control,email,2,0.8,1,{}\n", t0, t0 - 1)); // line 102
+    csv.push_str(&format!("{},pii,1,control,email,2,0.8,1,{}\n", t0, t0 + 400 * day)); // line 103
+    csv.push_str(&format!("{},pii,1,control,email,2,0.8,1,{}\n", t0, t0 + 31 * day)); // line 104
+    csv.push_str(&format!("{},pii,1,control,email,2,0.8,,{}\n", t0, t0 + day)); // line 105
+    let file = dir.path().join("labels.csv");
+    std::fs::write(&file, csv).unwrap();
+    let data = dir.path().join("data");
+    let now = (t0 + 40 * day).to_string();
+    let o = modelwatch(&["import", file.to_str().unwrap(), "--data", data.to_str().unwrap(), "--now", &now]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("imported 100 rows") && stdout(&o).contains("rejected 4"), "{}", stdout(&o));
+    for want in [
+        "line 102: label_time 2025-11-25T23:59:59Z is before the prediction's timestamp 2025-11-26T00:00:00Z",
+        "line 103: label_time 2026-12-31T00:00:00",
+        "is in the future",
+        "line 104: label_time 2025-12-27T00:00:00",
+        "more than 30 days after",
+        "line 105: label_time",
+        "without a label",
+    ] {
+        assert!(stderr(&o).contains(want), "{want}: {}", stderr(&o));
+    }
+    let store = Store::open(StoreConfig { maintenance_every: None, ..StoreConfig::new(&data) }).unwrap();
+    let read = |metric: &str| {
+        store
+            .read(&ReadRequest::new(Table::Distributions, 0, i64::MAX, Resolution::Raw).tag("metric", metric))
+            .unwrap()
+    };
+    let negative = read("confidence_negative").distributions;
+    assert_eq!(negative.iter().map(|d| d.count).sum::<u64>(), 50);
+    assert!(
+        negative.iter().all(|d| d.start_ms >= t0 && d.end_ms <= t0 + 110_000),
+        "at the predictions: {negative:?}"
+    );
+    let delay = read("label_delay_seconds").distributions;
+    assert_eq!(delay.iter().map(|d| d.count).sum::<u64>(), 50, "the delayed labels carry their delay");
+    assert!(delay.iter().all(|d| d.min == Some(172_800.0) && d.max == Some(172_800.0)), "{delay:?}");
+    let feedback = store
+        .read(&ReadRequest::new(Table::Scalars, 0, i64::MAX, Resolution::Raw).tag("metric", "feedback"))
+        .unwrap()
+        .scalars;
+    let late: f64 = feedback.iter().filter(|r| r.start_ms >= t0 + 2 * day).map(|r| r.value).sum();
+    let early: f64 = feedback.iter().filter(|r| r.start_ms < t0 + day).map(|r| r.value).sum();
+    assert_eq!((early, late), (50.0, 50.0), "feedback counts each label when it arrived");
 }

@@ -323,11 +323,12 @@ fn drift_checks(end: &str) {
     let groups = v["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 6, "{}", at("quality"));
     for g in groups {
-        assert!(
-            g["realised"]["n"].as_f64().unwrap() > 0.0 && g["estimated"]["n"].as_f64().unwrap() > 0.0,
-            "{}: {g}",
-            at("quality")
-        );
+        // A segment's reference holds about 150 labels over 20 calibration bins: where a thin
+        // bin holds much of the window, the estimate is refused and says why.
+        let estimated = g["estimated"]["n"].as_f64().is_some_and(|n| n > 0.0);
+        let refused = g["estimate_refused"].as_str().is_some_and(|r| r.contains("calibration bin"));
+        assert!(g["realised"]["n"].as_f64().unwrap() > 0.0 && estimated != refused, "{}: {g}", at("quality"));
+        assert!(g["predictions"].as_f64().unwrap() >= g["realised"]["n"].as_f64().unwrap(), "{g}");
     }
 }
 

@@ -34,7 +34,7 @@ pub fn clock() -> Arc<ManualClock> {
 }
 
 /// Two variants on two instances, two segments, one hour of 10 s intervals starting six
-/// hours before [`NOW`], a timeout now and then, and two events.
+/// hours before [`NOW`], every prediction labelled, a timeout now and then, and two events.
 pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let t0 = NOW - 6 * 3_600_000;
@@ -70,6 +70,9 @@ pub fn fixture() -> Fixture {
                     h.record(
                         &Prediction::new(*seg, Duration::from_nanos(lat), conf).features(&[j as f64 + 1.0]),
                     );
+                    // Every prediction labelled, one in five wrongly: the estimate has a
+                    // calibration to rest on.
+                    h.feedback(*seg, conf, (conf >= 0.5) != (j % 5 == 4));
                     f.latencies.entry((v.clone(), t - t % 60_000)).or_default().push(lat);
                     *f.predictions.entry(seg.to_string()).or_default() += 1;
                 }
@@ -661,7 +664,11 @@ fn drift_and_quality_are_grafana_series_and_rest_reports() {
         let targets = json!([
             target("D", "drift", json!({"reference": reference, "statistic": "psi", "feature": "len"})),
             target("S", "drift", json!({"reference": reference, "statistic": "share"})),
-            target("Q", "quality", json!({"statistic": "auc", "show": "estimated", "by": "variant"})),
+            target(
+                "Q",
+                "quality",
+                json!({"statistic": "auc", "show": "estimated", "by": "variant", "reference": reference}),
+            ),
         ]);
         let (s, v) = call(
             &app,

@@ -85,7 +85,12 @@ fn only(labels: bool, degradation: bool, schedule: bool, drift: bool) -> Trigger
     TriggerConfig {
         cooldown: "1h".into(),
         labels: LabelsTrigger { enabled: labels, count: 500 },
-        degradation: DegradationTrigger { enabled: degradation, by_segment: false, ..Default::default() },
+        degradation: DegradationTrigger {
+            enabled: degradation,
+            by_segment: false,
+            min_label_age: "0s".into(),
+            ..Default::default()
+        },
         schedule: ScheduleTrigger { enabled: schedule, ..Default::default() },
         drift: DriftTrigger { enabled: drift, ..Default::default() },
         ..TriggerConfig::default()

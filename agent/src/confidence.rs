@@ -42,6 +42,11 @@ impl Default for ConfidenceHistogram {
 }
 
 impl ConfidenceHistogram {
+    /// The bin of a confidence in [0, 1]; `None` for NaN or a value outside.
+    pub fn bin_of(c: f64) -> Option<usize> {
+        confidence_bin(c)
+    }
+
     /// An empty histogram.
     pub fn new() -> Self {
         Self::default()

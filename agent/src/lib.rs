@@ -122,6 +122,7 @@ mod agent;
 mod clock;
 mod confidence;
 mod flusher;
+mod labels;
 mod latency;
 pub mod layout;
 mod metrics;
@@ -134,8 +135,8 @@ mod snapshot;
 mod sync;
 
 pub use agent::{
-    Agent, AgentBuilder, AgentStats, BuildError, DEFAULT_MEMORY_BUDGET, Handle, Latency, LocalRecorder,
-    MetricHandle, Prediction, SegmentKey, Timer,
+    Agent, AgentBuilder, AgentStats, BuildError, DEFAULT_MAX_LABEL_DELAY, DEFAULT_MAX_PENDING_LABELS,
+    DEFAULT_MEMORY_BUDGET, Handle, Latency, LocalRecorder, MetricHandle, Prediction, SegmentKey, Timer,
 };
 #[allow(clippy::disallowed_types)] // for the one caller that picks the wall clock
 pub use clock::SystemClock;
@@ -149,6 +150,6 @@ pub use schema::{ErrorKindId, Feature, FeatureKind, ModelIdentity, OTHER, OTHER_
 pub use sink::{MemorySink, NullSink, Sink, SinkError};
 pub use sketch::Sketch;
 pub use snapshot::{
-    CategoryCounts, FeatureSnapshot, FeatureStats, InvalidCounts, MetricSnapshot, MetricValue, ModelState,
-    NumericSummary, OverflowCounts, SegmentSnapshot, Snapshot,
+    CategoryCounts, CohortLabels, FeatureSnapshot, FeatureStats, InvalidCounts, MetricSnapshot, MetricValue,
+    ModelState, NumericSummary, OverflowCounts, SegmentSnapshot, Snapshot,
 };

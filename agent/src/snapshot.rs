@@ -34,6 +34,52 @@ pub struct Snapshot {
     pub model_state: ModelState,
     /// Values that could not go to their own series.
     pub overflow: OverflowCounts,
+    /// Labels for predictions of earlier intervals that arrived during this one
+    /// ([`crate::Handle::feedback_for`]), by prediction interval and segment.
+    pub cohorts: Vec<CohortLabels>,
+}
+
+/// Labels that arrived for the predictions of one earlier interval and segment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CohortLabels {
+    /// The predictions' interval start (the agent's interval grid).
+    pub start: Timestamp,
+    /// The predictions' interval end.
+    pub end: Timestamp,
+    /// The segment.
+    pub segment: Arc<str>,
+    /// `(confidence bin, count)` of labels that were positive, by bin.
+    pub positive: Vec<(u16, u64)>,
+    /// `(confidence bin, count)` of labels that were negative, by bin.
+    pub negative: Vec<(u16, u64)>,
+    /// Seconds from each prediction to its label.
+    pub delay: NumericSummary,
+}
+
+impl CohortLabels {
+    /// Labels in this cohort.
+    pub fn count(&self) -> u64 {
+        self.positive.iter().chain(&self.negative).map(|b| b.1).sum()
+    }
+
+    fn merge(&mut self, o: &CohortLabels) {
+        self.positive = merge_bins(&self.positive, &o.positive);
+        self.negative = merge_bins(&self.negative, &o.negative);
+        self.delay.merge(&o.delay);
+    }
+}
+
+fn merge_bins(a: &[(u16, u64)], b: &[(u16, u64)]) -> Vec<(u16, u64)> {
+    let mut out: Vec<(u16, u64)> = a.iter().chain(b).copied().collect();
+    out.sort_unstable_by_key(|x| x.0);
+    out.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 = first.1.saturating_add(later.1);
+        }
+        same
+    });
+    out
 }
 
 impl Snapshot {
@@ -45,6 +91,7 @@ impl Snapshot {
     /// Whether the snapshot holds no recorded value.
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
+            && self.cohorts.is_empty()
             && self.features.is_empty()
             && self.metrics.is_empty()
             && self.overflow == OverflowCounts::default()
@@ -96,6 +143,18 @@ impl Snapshot {
             }
         }
 
+        let mut at: HashMap<(Timestamp, Arc<str>), usize> =
+            self.cohorts.iter().enumerate().map(|(i, c)| ((c.start, c.segment.clone()), i)).collect();
+        for c in &later.cohorts {
+            match at.get(&(c.start, c.segment.clone())) {
+                Some(&i) => self.cohorts[i].merge(c),
+                None => {
+                    at.insert((c.start, c.segment.clone()), self.cohorts.len());
+                    self.cohorts.push(c.clone());
+                }
+            }
+        }
+
         type MetricKey = (Arc<str>, Arc<[(Arc<str>, Arc<str>)]>);
         let mut at: HashMap<MetricKey, usize> =
             self.metrics.iter().enumerate().map(|(i, m)| ((m.name.clone(), m.tags.clone()), i)).collect();
@@ -140,6 +199,10 @@ impl Snapshot {
             if let MetricValue::Distribution(d) = &m.value {
                 n += sketch_bytes(&d.sketch);
             }
+        }
+        n += self.cohorts.capacity() * size_of::<CohortLabels>();
+        for c in &self.cohorts {
+            n += size_of_val(&c.positive[..]) + size_of_val(&c.negative[..]) + sketch_bytes(&c.delay.sketch);
         }
         n
     }
@@ -323,21 +386,26 @@ impl NumericSummary {
     pub fn of(values: &[f64]) -> Self {
         let mut s = NumericSummary::default();
         for &x in values {
-            if x.is_nan() {
-                s.missing += 1;
-            } else if !x.is_finite() {
-                s.invalid += 1;
-            } else {
-                s.count += 1;
-                let d = x - s.mean;
-                s.mean += d / s.count as f64;
-                s.m2 += d * (x - s.mean);
-                s.min = Some(s.min.map_or(x, |m| m.min(x)));
-                s.max = Some(s.max.map_or(x, |m| m.max(x)));
-                s.sketch.record(x);
-            }
+            s.push(x);
         }
         s
+    }
+
+    /// Adds one value (Welford's update), outside the hot path.
+    pub fn push(&mut self, x: f64) {
+        if x.is_nan() {
+            self.missing += 1;
+        } else if !x.is_finite() {
+            self.invalid += 1;
+        } else {
+            self.count += 1;
+            let d = x - self.mean;
+            self.mean += d / self.count as f64;
+            self.m2 += d * (x - self.mean);
+            self.min = Some(self.min.map_or(x, |m| m.min(x)));
+            self.max = Some(self.max.map_or(x, |m| m.max(x)));
+            self.sketch.record(x);
+        }
     }
 
     /// The value at quantile `q` from the sketch, kept inside the exact `[min, max]` (so a
@@ -463,6 +531,14 @@ pub struct OverflowCounts {
     pub snapshots_dropped: u64,
     /// Predictions in the snapshots counted in `snapshots_dropped`.
     pub predictions_dropped: u64,
+    /// Labels (`feedback_for`) that found the label queue or the flusher's cohort tally
+    /// full (`AgentBuilder::max_pending_labels`).
+    pub labels_dropped: u64,
+    /// Labels whose prediction was older than `AgentBuilder::max_label_delay`: not
+    /// recorded, since their cohort's quality has long been reported.
+    pub labels_too_late: u64,
+    /// Labels whose prediction time was after the clock's now (a clock skew): recorded at now.
+    pub labels_future: u64,
 }
 
 impl OverflowCounts {
@@ -475,5 +551,8 @@ impl OverflowCounts {
         self.sketch_over_budget = self.sketch_over_budget.saturating_add(o.sketch_over_budget);
         self.snapshots_dropped = self.snapshots_dropped.saturating_add(o.snapshots_dropped);
         self.predictions_dropped = self.predictions_dropped.saturating_add(o.predictions_dropped);
+        self.labels_dropped = self.labels_dropped.saturating_add(o.labels_dropped);
+        self.labels_too_late = self.labels_too_late.saturating_add(o.labels_too_late);
+        self.labels_future = self.labels_future.saturating_add(o.labels_future);
     }
 }

@@ -1,4 +1,5 @@
-//! After warm-up, no recording call allocates: predictions, latencies, feedback, errors,
+//! After warm-up, no recording call allocates: predictions, latencies, feedback (for now and
+//! for an earlier prediction), errors,
 //! the local recorder, counters, gauges, distributions, and the diverted paths (a series
 //! past the limit, a series logged under another kind, a NaN counter increment), on two
 //! threads at once. `allocation_counter` replaces the global allocator in this crate's test
@@ -7,7 +8,7 @@
 use modelwatch_agent::*;
 use std::time::Duration;
 
-fn calls(h: &Handle, names: &[String], rounds: usize) {
+fn calls(h: &Handle, names: &[String], rounds: usize, past: Timestamp) {
     let email = h.segment("email");
     let timeout = h.error_kind("timeout");
     let local = h.local();
@@ -32,6 +33,8 @@ fn calls(h: &Handle, names: &[String], rounds: usize) {
         h.record_latency("phone", Duration::from_secs(3_600));
         h.feedback(email, 0.9, i % 2 == 0);
         h.feedback(email, f64::NAN, true);
+        h.feedback_for(past, "phone", 0.8, true);
+        local.feedback_for(past, email, 0.3, false);
         h.error(email, timeout);
         counter.record(1.0);
         counter.record(f64::NAN);
@@ -55,18 +58,20 @@ fn recording_calls_do_not_allocate_after_warm_up() {
             Feature::numeric("d"),
         ])
         .max_series(3)
+        .clock(ManualClock::new(Timestamp::from_secs(1_764_115_200)))
         .background_flush(false)
         .build(sink.clone())
         .unwrap();
     let names: Vec<String> = (0..64).map(|i| format!("runaway_{i}")).collect();
+    let past = Timestamp::from_secs(1_764_115_200 - 3_600);
     std::thread::scope(|s| {
         for _ in 0..2 {
             let (h, names) = (agent.handle(), &names);
             s.spawn(move || {
                 // Warm-up: the shard, the series and their cells (sketch regions are paid for
                 // from the budget, not allocated).
-                calls(&h, names, 2_000);
-                let info = allocation_counter::measure(|| calls(&h, names, 2_000));
+                calls(&h, names, 2_000, past);
+                let info = allocation_counter::measure(|| calls(&h, names, 2_000, past));
                 assert_eq!(info.count_total, 0, "recording allocated: {info:?}");
             });
         }
@@ -82,4 +87,7 @@ fn recording_calls_do_not_allocate_after_warm_up() {
     let conflicts: u64 = snapshots.iter().map(|s| s.overflow.kind_conflicts).sum();
     let invalid: u64 = snapshots.iter().map(|s| s.overflow.metric_invalid).sum();
     assert_eq!((overflow, conflicts, invalid), (2 * 4_000, 2 * 4_000, 2 * 4_000));
+    let cohort_labels: u64 = snapshots.iter().flat_map(|s| &s.cohorts).map(|c| c.count()).sum();
+    let lost: u64 = snapshots.iter().map(|s| s.overflow.labels_dropped).sum();
+    assert_eq!((cohort_labels, lost), (2 * 2 * 4_000, 0), "every label for an earlier prediction arrived");
 }

@@ -63,7 +63,7 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let now = env.now_ms();
     let path = &args.file;
     let header = Source::open(path)?.header().to_vec();
-    let columns = Columns::new(&header).map_err(|missing| {
+    let mut columns = Columns::new(&header).map_err(|missing| {
         anyhow!(
             "{}: missing required column(s): {} (have: {})",
             path.display(),
@@ -71,6 +71,7 @@ pub fn run(env: &super::Env, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             header.join(", ")
         )
     })?;
+    columns.max_label_delay_ms = env.duration(&args.max_label_delay, "max-label-delay")?;
     if !columns.unknown.is_empty() {
         let n = columns.unknown.len();
         let list = format!(

@@ -4,9 +4,27 @@
 use super::{Env, num, open_read_only, table};
 use crate::cli::{OutputFormat, QualityArgs};
 use modelwatch::time::rfc3339;
-use modelwatch_query::quality::{Quality, QualityDocument, quality as quality_of};
+use modelwatch_query::quality::{Quality, QualityOptions, report};
 use std::io::Write;
 use std::process::ExitCode;
+
+/// A figure of a [`Quality`] and its interval.
+type FigureWithInterval = fn(&Quality) -> (f64, Option<(f64, f64)>);
+
+fn pct(x: f64) -> String {
+    if x.is_finite() { format!("{:.1} %", 100.0 * x) } else { "-".into() }
+}
+
+/// A delay in the largest unit that keeps it readable.
+fn secs(s: f64) -> String {
+    match s {
+        s if !s.is_finite() => "-".into(),
+        s if s >= 86_400.0 => format!("{:.1}d", s / 86_400.0),
+        s if s >= 3_600.0 => format!("{:.1}h", s / 3_600.0),
+        s if s >= 60.0 => format!("{:.1}m", s / 60.0),
+        s => format!("{s:.0}s"),
+    }
+}
 
 fn ci(c: Option<(f64, f64)>) -> String {
     c.map(|(lo, hi)| format!(" [{}, {}]", num(lo), num(hi))).unwrap_or_default()
@@ -19,14 +37,16 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
         Some(r) => env.range(r, "reference")?,
         None => (from - (to - from), from),
     };
-    let by: Vec<String> = args.by.iter().cloned().collect();
-    let groups = quality_of(&store, &args.filter.matchers(), &by, from, to, Some(reference), args.threshold)?;
-    let doc = QualityDocument {
-        window: [from, to],
-        reference: [reference.0, reference.1],
+    let opts = QualityOptions {
+        reference: Some(reference),
         threshold: args.threshold,
-        groups,
+        min_label_age_ms: modelwatch::time::parse_age(&args.min_label_age)
+            .map_err(|e| super::UsageError(format!("--min-label-age: {e}")))?,
+        min_bin_labels: args.min_bin_labels,
     };
+    let by: Vec<String> = args.by.iter().cloned().collect();
+    let doc = report(&store, &args.filter.matchers(), &by, (from, to), env.now_ms(), &opts)?;
+    let [from, to] = doc.window;
     let rows = &doc.groups;
     let mut out = std::io::stdout().lock();
     let group = |r: &modelwatch_query::quality::QualityRow| {
@@ -43,14 +63,35 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
         }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            w.write_record(["group", "kind", "n", "positives", "precision", "recall", "f1", "auc"])?;
+            w.write_record([
+                "group",
+                "kind",
+                "predictions",
+                "coverage",
+                "n",
+                "positives",
+                "tp",
+                "fp",
+                "fn",
+                "tn",
+                "precision",
+                "recall",
+                "f1",
+                "auc",
+            ])?;
             for r in rows {
                 let mut rec = |kind: &str, q: &Quality| {
                     w.write_record([
                         group(r),
                         kind.into(),
+                        r.predictions.to_string(),
+                        r.coverage.to_string(),
                         q.n.to_string(),
                         q.positives.to_string(),
+                        q.tp.to_string(),
+                        q.fp.to_string(),
+                        q.fn_.to_string(),
+                        q.tn.to_string(),
                         q.precision.to_string(),
                         q.recall.to_string(),
                         q.f1.to_string(),
@@ -65,9 +106,18 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
             w.flush()?;
         }
         OutputFormat::Table => {
+            let matured = if doc.min_label_age_ms > 0 {
+                format!(
+                    " (asked until {}; labels at least {} old)",
+                    rfc3339(doc.requested_window[1]),
+                    args.min_label_age
+                )
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "window {} .. {}; threshold {}; estimate calibrated on {} .. {}",
+                "predictions made {} .. {}{matured}; threshold {}; estimate calibrated on {} .. {}",
                 rfc3339(from),
                 rfc3339(to),
                 args.threshold,
@@ -76,36 +126,57 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
             )?;
             let mut t = table([
                 "group",
-                "labels",
+                "predictions",
+                "labels (coverage)",
+                "label delay p50 / p90",
+                "TP / FP / FN / TN",
                 "precision [95 %]",
                 "recall [95 %]",
                 "F1",
                 "AUC",
-                "predictions",
-                "est. precision",
-                "est. recall",
+                "est. precision [95 %]",
+                "est. recall [95 %]",
                 "est. F1",
                 "est. AUC",
             ]);
+            let mut refused = Vec::new();
             for r in rows {
                 let q = &r.realised;
                 let e = r.estimated.as_ref();
                 let est = |f: fn(&Quality) -> f64| e.map(|e| num(f(e))).unwrap_or_default();
+                let est_ci = |f: FigureWithInterval| {
+                    e.map(|e| {
+                        let (v, c) = f(e);
+                        format!("{}{}", num(v), ci(c))
+                    })
+                    .unwrap_or_default()
+                };
+                if let Some(why) = &r.estimate_refused {
+                    refused.push(format!("{}: no estimate: {why}", group(r)));
+                }
                 t.add_row([
                     group(r),
-                    format!("{:.0}", q.n),
+                    format!("{:.0}", r.predictions),
+                    format!("{:.0} ({})", q.n, pct(r.coverage)),
+                    r.label_delay
+                        .as_ref()
+                        .map(|d| format!("{} / {}", secs(d.p50_s), secs(d.p90_s)))
+                        .unwrap_or_default(),
+                    format!("{:.0} / {:.0} / {:.0} / {:.0}", q.tp, q.fp, q.fn_, q.tn),
                     format!("{}{}", num(q.precision), ci(q.precision_ci)),
                     format!("{}{}", num(q.recall), ci(q.recall_ci)),
                     num(q.f1),
                     num(q.auc),
-                    e.map(|e| format!("{:.0}", e.n)).unwrap_or_default(),
-                    est(|q| q.precision),
-                    est(|q| q.recall),
+                    est_ci(|q| (q.precision, q.precision_ci)),
+                    est_ci(|q| (q.recall, q.recall_ci)),
                     est(|q| q.f1),
                     est(|q| q.auc),
                 ]);
             }
             writeln!(out, "{t}")?;
+            for line in refused {
+                writeln!(out, "{line}")?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

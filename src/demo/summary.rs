@@ -174,8 +174,11 @@ pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) ->
         &[],
         drift_ms,
         end,
-        Some((start, drift_ms)),
-        s.threshold,
+        &modelwatch_query::quality::QualityOptions {
+            reference: Some((start, drift_ms)),
+            threshold: s.threshold,
+            ..Default::default()
+        },
     )?
     .into_iter()
     .next()

@@ -66,6 +66,8 @@ struct RangeParams {
     current: Option<String>,
     by: Option<String>,
     threshold: Option<f64>,
+    min_label_age: Option<String>,
+    min_bin_labels: Option<u64>,
     segment: Option<String>,
     variant: Option<String>,
 }
@@ -233,27 +235,25 @@ async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     if !(0.0..=1.0).contains(&threshold) {
         return Err(ApiError::bad_request(format!("threshold {threshold}: a confidence in [0, 1]")));
     }
+    let min_label_age_ms = match &p.min_label_age {
+        Some(a) => {
+            crate::time::parse_age(a).map_err(|e| ApiError::bad_request(format!("min_label_age: {e}")))?
+        }
+        None => 0,
+    };
+    let opts = modelwatch_query::quality::QualityOptions {
+        reference: Some(reference),
+        threshold,
+        min_label_age_ms,
+        min_bin_labels: p.min_bin_labels.unwrap_or(modelwatch_query::quality::DEFAULT_MIN_BIN_LABELS),
+    };
     let by: Vec<String> = p.by.iter().cloned().collect();
     let matchers = p.filters();
-    let rows = state
+    let doc = state
         .blocking(state.deadline(), move |store| {
-            Ok(modelwatch_query::quality::quality(
-                store,
-                &matchers,
-                &by,
-                from,
-                to,
-                Some(reference),
-                threshold,
-            )?)
+            Ok(modelwatch_query::quality::report(store, &matchers, &by, (from, to), now, &opts)?)
         })
         .await?;
-    let doc = modelwatch_query::quality::QualityDocument {
-        window: [from, to],
-        reference: [reference.0, reference.1],
-        threshold,
-        groups: rows,
-    };
     Ok(axum::Json(serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))?))
 }
 

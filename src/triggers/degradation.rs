@@ -1,14 +1,21 @@
-//! `[triggers.degradation]`: a quality metric (precision by default) over the last `window`
-//! (24 h) fell by at least `drop` (10 %) relative to the window before (or to a fixed
+//! `[triggers.degradation]`: a quality metric (precision by default) of the predictions made
+//! in the last `window` (24 h) whose labels have matured — made at least `min_label_age`
+//! (1 d) ago — fell by at least `drop` (10 %) relative to the window before (or to a fixed
 //! baseline range, `against`), overall or in a segment — and only when the fall is
 //! significant: both windows hold at least `min_labels` (100) labels behind the metric, and
 //! a one-sided two-proportion z-test says p < `alpha` (0.01) after a Bonferroni correction
 //! over the groups compared. Noise in small windows or in one of many segments does not fire
 //! it; the strict default `alpha` is because the trigger is evaluated again and again.
+//!
+//! Both windows are cohorts of predictions, never windows of label arrival: a label counts
+//! with the prediction it labels, so negatives labelled two days after the positives do not
+//! make yesterday look better than last week. The metric comes from the counts (TP and
+//! TP + FP for precision, TP and TP + FN for recall), so a precision of 0 — the worst
+//! case — is a figure like any other and fires.
 
 use super::kind::{Check, Context, Trigger, duration};
 use super::{Evidence, Reason, TriggerError};
-use modelwatch_query::quality::{Quality, quality};
+use modelwatch_query::quality::{Quality, QualityOptions, quality};
 use serde::{Deserialize, Serialize};
 
 /// `[triggers.degradation]`.
@@ -35,6 +42,9 @@ pub struct DegradationTrigger {
     /// What the window is compared with: empty for the window before it, or a fixed
     /// labelled range (`FROM..TO`, e.g. the model's validation period): its baseline.
     pub against: String,
+    /// How old predictions must be before their cohort is compared: the time their labels
+    /// need to arrive (a duration; `0s` compares the latest predictions).
+    pub min_label_age: String,
 }
 
 impl Default for DegradationTrigger {
@@ -49,6 +59,7 @@ impl Default for DegradationTrigger {
             by_segment: true,
             threshold: 0.5,
             against: String::new(),
+            min_label_age: "1d".into(),
         }
     }
 }
@@ -79,6 +90,16 @@ pub struct GroupFigures {
     /// After the Bonferroni correction over the groups (on evidence only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_value_corrected: Option<f64>,
+    /// The maturity the windows' cohorts had: both hold predictions at least this old
+    /// (empty in events of versions that compared windows of label arrival).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub min_label_age: String,
+    /// The counts behind the current value: `[TP, FP, FN, TN]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_current: Option<[f64; 4]>,
+    /// The counts behind the previous value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_previous: Option<[f64; 4]>,
 }
 
 impl GroupFigures {
@@ -107,6 +128,7 @@ impl Trigger for DegradationTrigger {
 
     fn validate(&self) -> Result<(), String> {
         duration(&self.window, "degradation.window")?;
+        age(&self.min_label_age)?;
         if !["precision", "recall"].contains(&self.metric.as_str()) {
             return Err(format!("triggers.degradation.metric {:?}: precision or recall", self.metric));
         }
@@ -121,29 +143,35 @@ impl Trigger for DegradationTrigger {
     }
 
     fn evaluate(&self, ctx: &mut Context<'_>) -> Result<Check, TriggerError> {
-        let now = ctx.now_ms;
         let w = duration(&self.window, "degradation.window").map_err(TriggerError::Config)?;
-        let cur = (now - w, now);
+        let age = age(&self.min_label_age).map_err(TriggerError::Config)?;
+        // The latest cohort whose labels have matured ends `age` before now.
+        let end = ctx.now_ms - age;
+        let cur = (end - w, end);
         let prev = if self.against.is_empty() {
-            (now - 2 * w, now - w)
+            (end - 2 * w, end - w)
         } else {
-            crate::time::parse_range(&self.against, now)
+            crate::time::parse_range(&self.against, ctx.now_ms)
                 .map_err(|e| TriggerError::Config(format!("triggers.degradation.against: {e}")))?
         };
         let mut groups: Vec<Vec<String>> = vec![Vec::new()];
         if self.by_segment {
             groups.push(vec!["segment".into()]);
         }
+        let opts = QualityOptions { threshold: self.threshold, ..QualityOptions::default() };
         let mut checked = Vec::new();
         let mut candidates = Vec::new();
         for by in groups {
-            let now_q = quality(ctx.store, ctx.matchers, &by, cur.0, cur.1, None, self.threshold)?;
-            let before = quality(ctx.store, ctx.matchers, &by, prev.0, prev.1, None, self.threshold)?;
+            let now_q = quality(ctx.store, ctx.matchers, &by, cur.0, cur.1, &opts)?;
+            let before = quality(ctx.store, ctx.matchers, &by, prev.0, prev.1, &opts)?;
             for q in &now_q {
                 let Some(b) = before.iter().find(|b| b.tags == q.tags) else { continue };
                 let (k1, n1) = metric_counts(&self.metric, &q.realised);
                 let (k0, n0) = metric_counts(&self.metric, &b.realised);
-                let (v1, v0) = (k1 / n1.max(1.0), k0 / n0.max(1.0));
+                if n1 == 0.0 || n0 == 0.0 {
+                    continue;
+                }
+                let (v1, v0) = (k1 / n1, k0 / n0);
                 let enough = n1 >= self.min_labels as f64 && n0 >= self.min_labels as f64;
                 let fall = if v0 > 0.0 { (v0 - v1) / v0 } else { 0.0 };
                 let group = if q.tags.is_empty() {
@@ -151,6 +179,7 @@ impl Trigger for DegradationTrigger {
                 } else {
                     q.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
                 };
+                let counts = |q: &Quality| Some([q.tp, q.fp, q.fn_, q.tn]);
                 let fig = GroupFigures {
                     group,
                     metric: self.metric.clone(),
@@ -163,6 +192,9 @@ impl Trigger for DegradationTrigger {
                     current_window: cur,
                     previous_window: prev,
                     p_value_corrected: None,
+                    min_label_age: self.min_label_age.clone(),
+                    counts_current: counts(&q.realised),
+                    counts_previous: counts(&b.realised),
                 };
                 if enough && fall >= self.drop {
                     candidates.push(fig.clone());
@@ -179,13 +211,16 @@ impl Trigger for DegradationTrigger {
                 f.p_value_corrected = Some((f.p_value * m).min(1.0));
                 Reason {
                     summary: format!(
-                        "{} {} fell {:.1} % ({:.3} -> {:.3}, p = {:.2e})",
+                        "{} {} fell {:.1} % ({:.3} -> {:.3}, p = {:.2e}; predictions made until {}, \
+                         labels at least {} old)",
                         f.metric,
                         f.group,
                         f.relative_fall * 100.0,
                         f.previous,
                         f.current,
-                        f.p_value
+                        f.p_value,
+                        crate::time::rfc3339(f.current_window.1),
+                        f.min_label_age
                     ),
                     evidence: Evidence::Degradation(f),
                 }
@@ -193,22 +228,20 @@ impl Trigger for DegradationTrigger {
             .collect();
         let line = match checked.iter().max_by(|a, b| a.relative_fall.total_cmp(&b.relative_fall)) {
             Some(worst) => format!("{} groups compared; largest fall: {}", checked.len(), worst.line()),
-            None => "no labelled windows to compare".to_string(),
+            None => {
+                format!("no labelled cohorts to compare (predictions at least {} old)", self.min_label_age)
+            }
         };
         Ok(Check::new(reasons, &checked, line))
     }
 }
 
-/// (successes, trials) behind the metric: precision = TP / predicted positive, recall = TP /
-/// positives.
+fn age(value: &str) -> Result<i64, String> {
+    crate::time::parse_age(value).map_err(|e| format!("triggers.degradation.min_label_age: {e}"))
+}
+
+/// (successes, trials) behind the metric, from the counts: precision = TP / (TP + FP),
+/// recall = TP / (TP + FN).
 fn metric_counts(metric: &str, q: &Quality) -> (f64, f64) {
-    let tp = q.recall * q.positives;
-    let trials = if metric == "recall" {
-        q.positives
-    } else if q.precision > 0.0 {
-        tp / q.precision
-    } else {
-        0.0
-    };
-    (if tp.is_finite() { tp } else { 0.0 }, if trials.is_finite() { trials } else { 0.0 })
+    if metric == "recall" { (q.tp, q.tp + q.fn_) } else { (q.tp, q.tp + q.fp) }
 }

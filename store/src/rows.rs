@@ -333,6 +333,47 @@ impl Rows {
                 rows.scalars.push(scalar(key(seg, "errors", &none, tags), ScalarKind::Counter, *n as f64));
             }
         }
+        // Labels for earlier predictions go to their prediction's interval (a late row the
+        // store merges); the `feedback` counter stays at arrival, for the labels trigger.
+        let mut arrived: Vec<(&Arc<str>, u64)> = Vec::new();
+        for c in &s.cohorts {
+            let (from, to) = (c.start.as_millis() as i64, c.end.as_millis() as i64);
+            for (metric, bins) in [("confidence_positive", &c.positive), ("confidence_negative", &c.negative)]
+            {
+                if !bins.is_empty() {
+                    rows.distributions.push(DistributionRow {
+                        count: bins.iter().map(|b| b.1).sum(),
+                        buckets: bins.iter().map(|&(k, n)| (i64::from(k), n)).collect(),
+                        ..DistributionRow::empty(
+                            from,
+                            to,
+                            Resolution::Raw,
+                            key(&c.segment, metric, &none, none.clone()),
+                            Scheme::Confidence,
+                        )
+                    });
+                }
+            }
+            if c.delay.count > 0 {
+                rows.distributions.push(summary_row(
+                    &c.delay,
+                    key(&c.segment, "label_delay_seconds", &none, none.clone()),
+                    from,
+                    to,
+                ));
+            }
+            match arrived.iter_mut().find(|a| a.0 == &c.segment) {
+                Some(a) => a.1 += c.count(),
+                None => arrived.push((&c.segment, c.count())),
+            }
+        }
+        for (seg, n) in arrived {
+            rows.scalars.push(scalar(
+                key(seg, "feedback", &none, none.clone()),
+                ScalarKind::Counter,
+                n as f64,
+            ));
+        }
         for f in &s.features {
             match &f.stats {
                 FeatureStats::Numeric(n) => {
@@ -398,6 +439,9 @@ impl Rows {
             ("overflow_sketch_over_budget", o.sketch_over_budget),
             ("overflow_snapshots_dropped", o.snapshots_dropped),
             ("overflow_predictions_dropped", o.predictions_dropped),
+            ("overflow_labels_dropped", o.labels_dropped),
+            ("overflow_labels_too_late", o.labels_too_late),
+            ("overflow_labels_future", o.labels_future),
         ] {
             if v > 0 {
                 rows.scalars.push(scalar(

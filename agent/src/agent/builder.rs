@@ -4,6 +4,7 @@
 use super::flush::{FlushState, run_flusher};
 use super::{Agent, Core, Handle};
 use crate::clock::Clock;
+use crate::labels::{CohortTally, LabelQueue};
 use crate::metrics::MetricRegistry;
 use crate::registry::{Budget, ShardRegistry};
 use crate::schema::{Feature, ModelIdentity, OTHER, OTHER_SEGMENT};
@@ -16,6 +17,14 @@ use std::time::Duration;
 
 /// The default of [`AgentBuilder::memory_budget`].
 pub const DEFAULT_MEMORY_BUDGET: usize = 64 << 20;
+
+/// How late a label may arrive after its prediction by default ([`AgentBuilder::max_label_delay`]):
+/// 30 days.
+pub const DEFAULT_MAX_LABEL_DELAY: Duration = Duration::from_secs(30 * 86_400);
+
+/// Labels for past predictions held between two flushes by default
+/// ([`AgentBuilder::max_pending_labels`]).
+pub const DEFAULT_MAX_PENDING_LABELS: usize = 65_536;
 /// The most generic metric series an agent keeps apart ([`AgentBuilder::max_series`]).
 const MAX_SERIES: usize = 1_000_000;
 
@@ -81,6 +90,8 @@ pub struct AgentBuilder {
     clock: Arc<dyn Clock>,
     background: bool,
     max_pending_bytes: Option<usize>,
+    max_label_delay: Duration,
+    max_pending_labels: usize,
 }
 
 impl AgentBuilder {
@@ -101,6 +112,8 @@ impl AgentBuilder {
             clock: system_clock(),
             background: true,
             max_pending_bytes: None,
+            max_label_delay: DEFAULT_MAX_LABEL_DELAY,
+            max_pending_labels: DEFAULT_MAX_PENDING_LABELS,
         }
     }
 
@@ -190,6 +203,25 @@ impl AgentBuilder {
         self
     }
 
+    /// The longest a label may arrive after its prediction ([`crate::Handle::feedback_for`];
+    /// default 30 days). A later label is counted in [`crate::OverflowCounts`]
+    /// `labels_too_late`, not recorded: its cohort's quality has long been reported.
+    pub fn max_label_delay(mut self, d: Duration) -> Self {
+        self.max_label_delay = d;
+        self
+    }
+
+    /// Labels for past predictions the agent holds between two flushes (default 65,536):
+    /// the queue from `feedback_for` to the flusher holds this many, and the flusher's
+    /// per-cohort tally this many distinct (prediction interval, segment, confidence bin)
+    /// entries, about 50 bytes each. The flusher drains the queue whenever it is half full;
+    /// a label finding both full is counted in [`crate::OverflowCounts`] `labels_dropped`.
+    /// A backfill of millions of labels belongs in `modelwatch import`.
+    pub fn max_pending_labels(mut self, n: usize) -> Self {
+        self.max_pending_labels = n;
+        self
+    }
+
     /// Starts the agent, delivering snapshots to `sink`.
     pub fn build(self, sink: impl Sink) -> Result<Agent, BuildError> {
         if self.interval.is_zero() {
@@ -233,6 +265,7 @@ impl AgentBuilder {
         let core = Arc::new(Core {
             shards,
             metrics,
+            labels: LabelQueue::new(self.max_pending_labels, self.max_label_delay),
             layout,
             segment_names,
             error_kinds,
@@ -249,6 +282,7 @@ impl AgentBuilder {
                 self.interval,
                 Box::new(sink),
                 self.max_pending_bytes.unwrap_or(self.memory_budget / 4),
+                CohortTally::new(self.interval, self.max_pending_labels.max(1)),
             )),
         });
         let (stop, stopped) = crossbeam_channel::bounded::<()>(1);

@@ -35,6 +35,7 @@
 use super::{AgentStats, Core};
 use crate::clock::Timestamp;
 use crate::flusher::{Mirror, collect};
+use crate::labels::CohortTally;
 use crate::sink::{Sink, SinkError};
 use crate::snapshot::{ModelState, OverflowCounts, Snapshot};
 use crate::sync::{self, Ordering};
@@ -57,6 +58,8 @@ pub(super) struct FlushState {
     end: Timestamp,
     closed: bool,
     delivery: Arc<Delivery>,
+    /// Labels for past predictions drained from the queue since the last snapshot.
+    labels: CohortTally,
 }
 
 impl FlushState {
@@ -67,6 +70,7 @@ impl FlushState {
         interval: Duration,
         sink: Box<dyn Sink>,
         max_pending_bytes: usize,
+        labels: CohortTally,
     ) -> Self {
         let (wake, woken) = crossbeam_channel::bounded(1);
         FlushState {
@@ -75,6 +79,7 @@ impl FlushState {
             start,
             end: start.saturating_add(interval),
             closed: false,
+            labels,
             delivery: Arc::new(Delivery {
                 sink: sync::Mutex::new(sink),
                 backlog: sync::Mutex::new(Backlog::new(max_pending_bytes)),
@@ -136,15 +141,20 @@ pub(super) fn run_flusher(core: &Core, stop: &Receiver<()>) {
                 // A simulated clock can jump at any time: look often.
                 Duration::from_millis(5)
             };
-            match stop.recv_timeout(wait) {
-                Err(RecvTimeoutError::Timeout) => {
+            crossbeam_channel::select! {
+                recv(stop) -> _ => break,
+                // A burst of labels for past predictions: drain the queue before it fills.
+                recv(core.labels.woken) -> _ => {
+                    let mut f = sync::lock(&core.flush);
+                    core.labels.drain_into(&mut f.labels);
+                }
+                default(wait) => {
                     if deliverer.is_some() {
                         core.collect_due();
                     } else if let Err(e) = core.flush_due() {
                         tracing::warn!(error = %e, "sink failed; snapshot kept for retry");
                     }
                 }
-                _ => break,
             }
         }
         delivery.stop.store(true, std::sync::atomic::Ordering::Release);
@@ -398,6 +408,9 @@ impl Core {
     /// waking the delivery thread.
     fn emit(&self, f: &mut FlushState, end: Timestamp) {
         let parts = collect(self, &mut f.mirror);
+        self.labels.drain_into(&mut f.labels);
+        let cohorts = f.labels.take(&self.segment_names);
+        let labels = &self.labels;
         let loaded_at = self.loaded_at.load(std::sync::atomic::Ordering::Acquire);
         let snapshot = Snapshot {
             seq: f.seq,
@@ -413,8 +426,12 @@ impl Core {
             },
             overflow: OverflowCounts {
                 dropped: self.shards.dropped.swap(0, Ordering::Relaxed),
+                labels_dropped: labels.dropped.swap(0, std::sync::atomic::Ordering::Relaxed),
+                labels_too_late: labels.too_late.swap(0, std::sync::atomic::Ordering::Relaxed),
+                labels_future: labels.future.swap(0, std::sync::atomic::Ordering::Relaxed),
                 ..parts.overflow
             },
+            cohorts,
         };
         if snapshot.is_empty() {
             return;

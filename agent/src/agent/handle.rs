@@ -5,6 +5,8 @@
 
 use super::Core;
 use super::prediction::{Latency, Prediction, SegmentKey};
+use crate::clock::Timestamp;
+use crate::confidence::confidence_bin;
 use crate::metrics::{MetricKind, Resolved, gauge_stamp};
 use crate::registry::Lease;
 use crate::schema::{ErrorKindId, ModelIdentity, SegmentId, resolve};
@@ -56,6 +58,23 @@ impl Handle {
     pub fn feedback<'s>(&self, segment: impl Into<SegmentKey<'s>>, confidence: f64, label: bool) {
         let (core, segment) = (&*self.core, segment.into());
         core.shards.with_shard(|shard| core.feedback(shard, segment, confidence, label));
+    }
+
+    /// Records the true label of a prediction made at `predicted_at` (its time, from the same
+    /// clock as the agent's), with the confidence the model gave it. Quality is reported over
+    /// the predictions made in a window, so a label is counted with its prediction's
+    /// interval, however late it arrives (up to [`crate::AgentBuilder::max_label_delay`]); see
+    /// "Labels" in the crate docs. Lock-free and allocation-free like the other calls; a full
+    /// label queue is counted, never waited for.
+    #[inline]
+    pub fn feedback_for<'s>(
+        &self,
+        predicted_at: Timestamp,
+        segment: impl Into<SegmentKey<'s>>,
+        confidence: f64,
+        label: bool,
+    ) {
+        self.core.feedback_for(predicted_at, segment.into(), confidence, label);
     }
 
     /// Records a failed scoring call.
@@ -146,6 +165,17 @@ impl Core {
         shard.record_feedback(&self.layout, self.segment_base(segment), confidence, label);
     }
 
+    fn feedback_for(&self, predicted_at: Timestamp, segment: SegmentKey<'_>, confidence: f64, label: bool) {
+        match confidence_bin(confidence) {
+            Some(bin) => {
+                let seg = self.segment_index(segment);
+                self.labels.push(self.clock.now(), predicted_at, seg as u16, bin as u16, label);
+            }
+            // Counted with the segment's other invalid feedback.
+            None => self.shards.with_shard(|shard| self.feedback(shard, segment, confidence, label)),
+        }
+    }
+
     #[inline]
     fn error(&self, shard: &Shard, segment: SegmentKey<'_>, kind: ErrorKindId) {
         let kind = (kind.0 as usize).min(self.error_kinds.len() - 1);
@@ -154,11 +184,15 @@ impl Core {
 
     #[inline]
     fn segment_base(&self, segment: SegmentKey<'_>) -> usize {
-        let s = match segment {
+        self.layout.segment(self.segment_index(segment))
+    }
+
+    #[inline]
+    fn segment_index(&self, segment: SegmentKey<'_>) -> usize {
+        match segment {
             SegmentKey::Id(SegmentId(i)) => (i as usize).min(self.segment_names.len() - 1),
             SegmentKey::Name(n) => resolve(&self.segment_names, n),
-        };
-        self.layout.segment(s)
+        }
     }
 }
 
@@ -228,6 +262,18 @@ impl LocalRecorder {
     #[inline]
     pub fn feedback<'s>(&self, segment: impl Into<SegmentKey<'s>>, confidence: f64, label: bool) {
         self.core.feedback(&self.lease.shard, segment.into(), confidence, label);
+    }
+
+    /// Records the label of a prediction made at `predicted_at` ([`Handle::feedback_for`]).
+    #[inline]
+    pub fn feedback_for<'s>(
+        &self,
+        predicted_at: Timestamp,
+        segment: impl Into<SegmentKey<'s>>,
+        confidence: f64,
+        label: bool,
+    ) {
+        self.core.feedback_for(predicted_at, segment.into(), confidence, label);
     }
 
     /// Records a failed scoring call.

@@ -14,11 +14,14 @@ mod flush;
 mod handle;
 mod prediction;
 
-pub use builder::{AgentBuilder, BuildError, DEFAULT_MEMORY_BUDGET};
+pub use builder::{
+    AgentBuilder, BuildError, DEFAULT_MAX_LABEL_DELAY, DEFAULT_MAX_PENDING_LABELS, DEFAULT_MEMORY_BUDGET,
+};
 pub use handle::{Handle, LocalRecorder, MetricHandle};
 pub use prediction::{Latency, Prediction, SegmentKey, Timer};
 
 use crate::clock::Clock;
+use crate::labels::LabelQueue;
 use crate::metrics::MetricRegistry;
 use crate::registry::ShardRegistry;
 use crate::schema::{Feature, ModelIdentity};
@@ -42,6 +45,8 @@ pub(crate) struct Core {
     pub epoch: AtomicU64,
     pub shards: ShardRegistry,
     pub metrics: MetricRegistry,
+    /// Labels for past predictions on their way to the flusher (see `labels.rs`).
+    pub labels: LabelQueue,
     interval: Duration,
     memory_budget: usize,
     clock: Arc<dyn Clock>,

@@ -1,7 +1,7 @@
 //! Quality over time: realised and estimated quality per window (the dashboard's `quality`
 //! target).
 
-use super::{Quality, quality};
+use super::{Quality, QualityOptions, quality};
 use crate::engine::{QueryError, Series};
 use crate::parse::Matcher;
 use modelwatch_store::Store;
@@ -18,6 +18,14 @@ crate::names::named_enum! {
         F1 = "f1",
         /// ROC AUC.
         Auc = "auc",
+        /// True positives (expected, for an estimate).
+        Tp = "tp",
+        /// False positives.
+        Fp = "fp",
+        /// False negatives.
+        Fn = "fn",
+        /// True negatives.
+        Tn = "tn",
     }
 }
 
@@ -29,6 +37,10 @@ impl Statistic {
             Statistic::Recall => q.recall,
             Statistic::F1 => q.f1,
             Statistic::Auc => q.auc,
+            Statistic::Tp => q.tp,
+            Statistic::Fp => q.fp,
+            Statistic::Fn => q.fn_,
+            Statistic::Tn => q.tn,
         }
     }
 }
@@ -87,7 +99,8 @@ pub fn series(
 ) -> Result<Vec<Series>, QueryError> {
     let mut out: BTreeMap<BTreeMap<String, String>, Vec<(i64, f64)>> = BTreeMap::new();
     for &(from, to) in windows {
-        for r in quality(store, filters, by, from, to, Some(reference), threshold)? {
+        let opts = QualityOptions { reference: Some(reference), threshold, ..QualityOptions::default() };
+        for r in quality(store, filters, by, from, to, &opts)? {
             let mut kinds = Vec::new();
             if which.show.realised() && r.realised.n > 0.0 {
                 kinds.push((Show::Realised, which.statistic.of(&r.realised)));
@@ -152,7 +165,9 @@ mod tests {
         assert_eq!(both[1].points, [(T0, 1.0)]);
         // Estimated on each hour from the same calibration: the same both hours, and each the
         // report's own number.
-        let row = &quality(&store, &[], &[], T0 + HOUR, T0 + 2 * HOUR, Some(reference), 0.5).unwrap()[0];
+        let opts =
+            QualityOptions { reference: Some(reference), min_bin_labels: 0, ..QualityOptions::default() };
+        let row = &quality(&store, &[], &[], T0 + HOUR, T0 + 2 * HOUR, &opts).unwrap()[0];
         let e = row.estimated.as_ref().unwrap().precision;
         assert_eq!(both[0].points, [(T0, e), (T0 + HOUR, e)]);
         let recall =
@@ -163,9 +178,12 @@ mod tests {
 
     #[test]
     fn selectors_parse_their_names_and_list_the_valid_ones() {
-        assert_eq!(Statistic::ALL.map(Statistic::as_str), ["precision", "recall", "f1", "auc"]);
+        assert_eq!(
+            Statistic::ALL.map(Statistic::as_str),
+            ["precision", "recall", "f1", "auc", "tp", "fp", "fn", "tn"]
+        );
         assert_eq!(Show::ALL.map(Show::as_str), ["both", "realised", "estimated"]);
         let e = "accuracy".parse::<Statistic>().unwrap_err().to_string();
-        assert!(e.contains("\"accuracy\"") && e.contains("precision, recall, f1, auc"), "{e}");
+        assert!(e.contains("\"accuracy\"") && e.contains("precision, recall, f1, auc, tp"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! What an input's columns mean: the required ones, the optional `label` and `error`, the
+//! What an input's columns mean: the required ones, the optional `label`, `label_time` and
+//! `error`, the
 //! features (`f.<name>`), and the ones the importer does not use; and how one record's
 //! cells become a prediction's fields, or the reason the record is rejected.
 
@@ -8,7 +9,7 @@ use super::input::{Cell, Cells, Use};
 pub(super) const REQUIRED: [&str; 7] =
     ["timestamp", "model", "version", "variant", "segment", "latency_ms", "confidence"];
 /// Optional columns besides the features.
-pub(super) const OPTIONAL: [&str; 2] = ["label", "error"];
+pub(super) const OPTIONAL: [&str; 3] = ["label", "label_time", "error"];
 /// The prefix of a feature column's name.
 pub(super) const FEATURE_PREFIX: &str = "f.";
 
@@ -18,7 +19,10 @@ pub(super) struct Columns {
     pub(super) width: usize,
     required: [usize; 7],
     label: Option<usize>,
+    label_time: Option<usize>,
     error: Option<usize>,
+    /// The longest a label may come after its prediction, ms.
+    pub(super) max_label_delay_ms: i64,
     /// Feature columns: their index and the feature's name.
     pub(super) features: Vec<(usize, String)>,
     /// Columns the importer ignores, by name.
@@ -35,6 +39,8 @@ pub(super) struct Fields<'a> {
     pub(super) latency_ms: f64,
     pub(super) confidence: f64,
     pub(super) label: Option<bool>,
+    /// When the label arrived (ms); `None`: with the prediction.
+    pub(super) label_time_ms: Option<i64>,
     pub(super) error: Option<&'a str>,
 }
 
@@ -61,7 +67,9 @@ impl Columns {
             width: header.len(),
             required: REQUIRED.map(|c| col(c).unwrap_or(0)),
             label: col("label"),
+            label_time: col("label_time"),
             error: col("error"),
+            max_label_delay_ms: modelwatch::agent::DEFAULT_MAX_LABEL_DELAY.as_millis() as i64,
             features,
             unknown,
         })
@@ -78,7 +86,7 @@ impl Columns {
                 Use::Text
             };
         }
-        for c in self.label.iter().chain(&self.error) {
+        for c in self.label.iter().chain(&self.label_time).chain(&self.error) {
             uses[*c] = Use::Text;
         }
         for (c, _) in &self.features {
@@ -98,15 +106,48 @@ impl Columns {
             Cell::Number(_) => "",
         };
         let [ts, model, version, variant, segment, latency, confidence] = self.required;
+        let ts_ms = modelwatch::time::parse_time(text(ts), now_ms).map_err(|e| format!("timestamp {e}"))?;
+        let label = self.label.map(|c| parse_label(text(c))).transpose()?.flatten();
+        let label_time_ms = match self.label_time.map(|c| trim(text(c))).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let t = modelwatch::time::parse_time(s, now_ms).map_err(|e| format!("label_time {e}"))?;
+                let at = |ms: i64| modelwatch::time::rfc3339(ms);
+                if label.is_none() {
+                    return Err(format!("label_time {s:?} is given without a label"));
+                }
+                if t < ts_ms {
+                    return Err(format!(
+                        "label_time {} is before the prediction's timestamp {}",
+                        at(t),
+                        at(ts_ms)
+                    ));
+                }
+                if t > now_ms {
+                    return Err(format!("label_time {} is in the future (now is {})", at(t), at(now_ms)));
+                }
+                if t - ts_ms > self.max_label_delay_ms {
+                    return Err(format!(
+                        "label_time {} is more than {} days after the prediction's timestamp {} \
+                         (--max-label-delay)",
+                        at(t),
+                        self.max_label_delay_ms as f64 / 86_400_000.0,
+                        at(ts_ms)
+                    ));
+                }
+                Some(t)
+            }
+        };
         Ok(Fields {
-            ts_ms: modelwatch::time::parse_time(text(ts), now_ms).map_err(|e| format!("timestamp {e}"))?,
+            ts_ms,
             model: text(model),
             version: text(version),
             variant: text(variant),
             segment: text(segment),
             latency_ms: number("latency_ms", cells.get(latency))?,
             confidence: number("confidence", cells.get(confidence))?,
-            label: self.label.map(|c| parse_label(text(c))).transpose()?.flatten(),
+            label,
+            label_time_ms,
             error: self.error.map(|c| trim(text(c))).filter(|e| !e.is_empty()),
         })
     }

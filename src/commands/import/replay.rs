@@ -13,11 +13,12 @@ use super::input::Cells;
 use super::scan::{OTHER_SEGMENT, Schema};
 use anyhow::Context;
 use modelwatch::agent::{
-    Latency, ManualClock, OTHER_SEGMENT as OTHER, SegmentId, Sink, SinkError, Snapshot, Timestamp,
+    CohortLabels, ConfidenceHistogram, Latency, ManualClock, OTHER_SEGMENT as OTHER, SegmentId, Sink,
+    SinkError, Snapshot, Timestamp,
 };
 use modelwatch::{Agent, Prediction};
 use modelwatch_store::Rows;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ struct Row {
     latency_ms: f64,
     confidence: f64,
     label: Option<bool>,
+    /// When the label arrived, if not with the prediction.
+    label_time_ms: Option<i64>,
     /// Index into [`Batch::errors`].
     error: Option<u32>,
 }
@@ -94,6 +97,7 @@ impl Batch {
             latency_ms: f.latency_ms,
             confidence: f.confidence,
             label: f.label,
+            label_time_ms: f.label_time_ms,
             error,
         });
         self.values.extend(features.iter().enumerate().map(|(i, &col)| schema.value(i, cells.get(col))));
@@ -140,6 +144,7 @@ impl Batch {
         order.sort_by_key(|&i| (self.rows[i as usize].model, self.rows[i as usize].ts_ms));
         let interval = agents.interval;
         let mut used = Vec::new();
+        let mut late = LateLabels::default();
         for group in order.chunk_by(|&a, &b| self.rows[a as usize].model == self.rows[b as usize].model) {
             let model = self.rows[group[0] as usize].model;
             used.push(model);
@@ -163,8 +168,13 @@ impl Batch {
                     &Prediction::new(segment, Latency::from_millis_f64(r.latency_ms), r.confidence)
                         .features(values),
                 );
-                if let Some(label) = r.label {
-                    h.feedback(segment, r.confidence, label);
+                match (r.label, r.label_time_ms) {
+                    (Some(label), Some(at)) if ConfidenceHistogram::bin_of(r.confidence).is_some() => {
+                        late.add(model, r, at, label, interval)
+                    }
+                    // At prediction time, or a confidence the agent counts as invalid.
+                    (Some(label), _) => h.feedback(segment, r.confidence, label),
+                    (None, _) => {}
                 }
             }
             // Close the last interval at its aligned end: the batch's snapshots hold exactly
@@ -174,13 +184,76 @@ impl Batch {
             a.agent.flush_due()?;
         }
         agents.keep(&used)?;
-        let collected = std::mem::take(&mut *agents.sink.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut collected = std::mem::take(&mut *agents.sink.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for snapshot in late.snapshots(schema, agents, interval) {
+            collected.rows.append(&mut Rows::from_snapshot(&snapshot));
+        }
         Ok(Replayed {
             rows: collected.rows,
             snapshots: collected.snapshots,
             imported: self.rows.len() as u64,
             latest_ms: self.rows.iter().map(|r| r.ts_ms).max(),
         })
+    }
+}
+
+/// Labels that arrived after their prediction (`label_time`): as an agent's
+/// `feedback_for` would have them, by model variant and arrival interval, then prediction
+/// interval and segment.
+#[derive(Default)]
+struct LateLabels {
+    by_arrival: BTreeMap<(u32, i64), BTreeMap<(i64, u32), CohortLabels>>,
+}
+
+impl LateLabels {
+    fn add(&mut self, model: u32, r: &Row, at_ms: i64, label: bool, interval: Duration) {
+        let step = interval.as_millis().max(1) as i64;
+        let (arrival, cohort) = (at_ms - at_ms.rem_euclid(step), r.ts_ms - r.ts_ms.rem_euclid(step));
+        let c = self.by_arrival.entry((model, arrival)).or_default().entry((cohort, r.segment)).or_default();
+        let Some(bin) = ConfidenceHistogram::bin_of(r.confidence) else { return };
+        let bins = if label { &mut c.positive } else { &mut c.negative };
+        match bins.binary_search_by_key(&(bin as u16), |b| b.0) {
+            Ok(i) => bins[i].1 += 1,
+            Err(i) => bins.insert(i, (bin as u16, 1)),
+        }
+        c.delay.push((at_ms - r.ts_ms) as f64 / 1_000.0);
+    }
+
+    /// One snapshot per model variant and arrival interval, holding only these labels.
+    fn snapshots(self, schema: &Schema, agents: &Agents, interval: Duration) -> Vec<Snapshot> {
+        let step = interval.as_millis().max(1) as i64;
+        let ms = |t: i64| Timestamp::from_millis(t.max(0) as u64);
+        self.by_arrival
+            .into_iter()
+            .filter_map(|((model, arrival), cohorts)| {
+                let mv = &schema.models[model as usize];
+                let identity = agents.agents.get(&model).map(|a| a.agent.handle().model().clone())?;
+                let cohorts = cohorts
+                    .into_iter()
+                    .map(|((cohort, segment), c)| CohortLabels {
+                        start: ms(cohort),
+                        end: ms(cohort + step),
+                        segment: match mv.segments.get(segment as usize) {
+                            Some(s) if segment != OTHER_SEGMENT => s.as_str().into(),
+                            _ => OTHER.into(),
+                        },
+                        ..c
+                    })
+                    .collect();
+                Some(Snapshot {
+                    seq: 0,
+                    start: ms(arrival),
+                    end: ms(arrival + step),
+                    model: Arc::new(identity),
+                    segments: Vec::new(),
+                    features: Vec::new(),
+                    metrics: Vec::new(),
+                    model_state: Default::default(),
+                    overflow: Default::default(),
+                    cohorts,
+                })
+            })
+            .collect()
     }
 }
 
