@@ -74,6 +74,21 @@
 //! over six decades get 4 exclusive shards and the shared one (measured by
 //! `tests/footprint.rs` and `examples/footprint.rs`).
 //!
+//! # Labels
+//!
+//! A label usually arrives after its prediction, and quality is judged over the predictions
+//! *made* in a window. [`Handle::feedback_for`] takes the prediction's time: the label goes
+//! to that prediction's interval (its *cohort*), however late it arrives, with the delay from
+//! prediction to label; [`Handle::feedback`] is the same for a prediction made now. A label
+//! for an earlier prediction travels through a bounded lock-free queue to the flusher, which
+//! tallies it by prediction interval and segment; each snapshot carries the cohorts whose
+//! labels arrived during it ([`Snapshot::cohorts`], [`CohortLabels`]), and the store writes
+//! them at the prediction's interval. A label older than
+//! [`AgentBuilder::max_label_delay`] (30 days) or finding the queue full
+//! ([`AgentBuilder::max_pending_labels`]) is counted in [`OverflowCounts`], not recorded;
+//! a prediction time after now is recorded at now and counted. Why this design:
+//! `docs/decisions/0006-labels-by-prediction-cohort.md`.
+//!
 //! # Modules
 //!
 //! - `agent`: the [`Agent`], its builder, the [`Handle`] a scorer records through, the
@@ -85,6 +100,7 @@
 //! - `metrics`: generic metric series (`log_metric`, counters, gauges), bounded in number.
 //! - `schema`: what the agent is told about the model: identity, features, segments.
 //! - `snapshot`: the plain values one interval's flush produces.
+//! - `labels`: labels for earlier predictions on their way to their cohort.
 //! - `sink`: where snapshots go: the [`Sink`] trait, [`MemorySink`] and [`NullSink`].
 //! - `clock`: injected time; every interval boundary comes from a [`Clock`].
 //! - `latency`, `confidence`, `sketch`: the three distributions' bucket layouts, and the
@@ -95,7 +111,7 @@
 //! # Example
 //!
 //! ```
-//! use modelwatch_agent::{Agent, Feature, MemorySink, Prediction};
+//! use modelwatch_agent::{Agent, Feature, ManualClock, MemorySink, Prediction, Timestamp};
 //! use std::time::Duration;
 //!
 //! let sink = MemorySink::new();
@@ -103,6 +119,7 @@
 //!     .version("1.4.0")
 //!     .segments(["email", "phone"])
 //!     .features([Feature::numeric("token_count"), Feature::numeric("digit_ratio")])
+//!     .clock(ManualClock::new(Timestamp::from_secs(1_764_115_260))) // default: the system clock
 //!     .build(sink.clone())
 //!     .unwrap();
 //! let handle = agent.handle();
@@ -111,10 +128,13 @@
 //! handle.record(&Prediction::new(email, Duration::from_micros(850), 0.93).features(&[12.0, 0.0]));
 //! handle.record(&Prediction::new("phone", Duration::from_micros(910), 0.71).features(&[9.0, f64::NAN]));
 //! handle.feedback(email, 0.93, true);
+//! // A label for a prediction made a minute ago counts with that minute's predictions.
+//! handle.feedback_for(Timestamp::from_secs(1_764_115_200), "phone", 0.71, false);
 //!
 //! agent.shutdown().unwrap(); // flushes the last partial interval
 //! let snapshots = sink.snapshots();
 //! assert_eq!(snapshots.iter().map(|s| s.predictions()).sum::<u64>(), 2);
+//! assert_eq!(snapshots.iter().flat_map(|s| &s.cohorts).map(|c| c.count()).sum::<u64>(), 1);
 //! ```
 #![forbid(unsafe_code)]
 
