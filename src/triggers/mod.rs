@@ -85,6 +85,7 @@ mod event;
 mod kind;
 mod labels;
 mod manual;
+mod retry;
 mod schedule;
 mod sinks;
 mod state;
@@ -100,9 +101,8 @@ pub use event::{Evidence, Reason, RetrainEvent};
 pub use kind::{Check, Context, Trigger};
 pub use labels::{LabelsFigures, LabelsTrigger};
 pub use manual::ManualEvidence;
+pub use retry::{Budget, Delivery, DeliveryState, RetryPolicy};
 pub use schedule::{ScheduleEvidence, ScheduleTrigger};
-pub use sinks::{
-    Callback, CallbackSink, ChannelSink, CommandSink, Delivery, EventSink, SinkConfig, WebhookSink,
-};
+pub use sinks::{Callback, CallbackSink, ChannelSink, CommandSink, EventSink, SinkConfig, WebhookSink};
 pub use state::{EventRecord, STATE_VERSION, TriggerState, read_state, trigger_dir};
 pub use worker::{TriggerCommand, TriggerWorker};

@@ -1,5 +1,5 @@
 //! The engine on a thread of its own, for a daemon (`modelwatch serve --triggers`): it
-//! evaluates every `every` and takes commands (fire, acknowledge) from other threads, such
+//! evaluates every `every` (each evaluation first retries the deliveries due) and takes commands (fire, acknowledge) from other threads, such
 //! as HTTP handlers, between evaluations. Answers carry typed errors.
 
 use super::{RetrainEvent, TriggerEngine, TriggerError};
