@@ -92,6 +92,9 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
         TriggersCommand::Check(args) => {
             let mut e = engine(env, &args)?;
             let out = e.evaluate()?;
+            for f in &out.failures {
+                eprintln!("modelwatch: {f}");
+            }
             match args.format {
                 Format::Json => print_json(&out)?,
                 Format::Table => match (&out.event, out.suppressed.is_empty()) {
@@ -107,6 +110,10 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
                     }
                     (None, true) => println!("nothing fires"),
                 },
+            }
+            // The event (if any) is out, but a trigger or the outbox failed: cron says so.
+            if !out.failures.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
         }
         TriggersCommand::Fire { args, reason, force } => match engine(env, &args)?.fire(&reason, force) {

@@ -2,7 +2,8 @@
 //! per cool-down and keeps the state durable before anything leaves the process.
 //!
 //! Every change of the state is made on a copy and becomes the engine's only once it is
-//! written.
+//! written: what a trigger consumes (the schedule's due time) is consumed in the same write
+//! as the event, or the cool-down's suppression, that it produced.
 
 use super::delivery::Outbox;
 use super::error::file_error;
@@ -27,6 +28,24 @@ pub struct Evaluation {
     pub suppressed: Vec<Reason>,
     /// The current figures of each trigger.
     pub status: Status,
+    /// What failed: a trigger that could not be evaluated (the others still fired), or the
+    /// outbox. Empty when all went well.
+    pub failures: Vec<Failure>,
+}
+
+/// A part of an evaluation that failed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// The trigger's name, or `delivery` for the outbox.
+    pub source: String,
+    /// Why.
+    pub error: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.error)
+    }
 }
 
 /// Every trigger's current figures, the cool-down and the unacknowledged events.
@@ -130,21 +149,38 @@ impl TriggerEngine {
     /// Retries the deliveries that are due, first: an event waiting for a sink is older
     /// than anything this evaluation may fire. Then runs every enabled trigger now and
     /// emits at most one event (outside the cool-down).
+    ///
+    /// A trigger that fails is reported in [`Evaluation::failures`] and the others still
+    /// fire, rather than the whole evaluation failing and being retried: a failure that
+    /// lasts (a detector query over the limits, an unreadable partition) would otherwise
+    /// hold every other trigger back for as long, the weekly schedule included, which is
+    /// there precisely for when the measurements fail.
     pub fn evaluate(&mut self) -> Result<Evaluation, TriggerError> {
-        self.deliver_due()?;
+        let mut failures = Vec::new();
+        if let Err(e) = self.deliver_due() {
+            failures.push(Failure { source: "delivery".into(), error: e.to_string() });
+        }
         let now = self.now();
         let mut next = self.state.clone();
-        let (reasons, status) = check(&self.config, &self.store, &self.data, &mut next, now)?;
-        let mut out = Evaluation { status, ..Evaluation::default() };
-        if reasons.is_empty() {
+        let checked = check(&self.config, &self.store, &self.data, &mut next, now);
+        failures.extend(
+            checked
+                .failures
+                .iter()
+                .map(|(source, e)| Failure { source: source.clone(), error: e.to_string() }),
+        );
+        let mut out = Evaluation { status: checked.status, failures, ..Evaluation::default() };
+        if checked.reasons.is_empty() {
             self.commit(next)?;
             return Ok(out);
         }
-        match self.emit(next, now, reasons)? {
+        match self.emit(next, now, checked.reasons)? {
             Ok(e) => out.event = Some(e),
             Err(r) => out.suppressed = r,
         }
-        self.deliver_due()?;
+        if let Err(e) = self.deliver_due() {
+            out.failures.push(Failure { source: "delivery".into(), error: e.to_string() });
+        }
         Ok(out)
     }
 
@@ -156,7 +192,7 @@ impl TriggerEngine {
     /// Every trigger's current figures, without firing or moving the schedule.
     pub fn status(&self) -> Result<Status, TriggerError> {
         let mut state = self.state.clone();
-        check(&self.config, &self.store, &self.data, &mut state, self.now()).map(|(_, status)| status)
+        check(&self.config, &self.store, &self.data, &mut state, self.now()).status()
     }
 
     fn cooldown_until(&self) -> Option<i64> {
@@ -179,7 +215,7 @@ impl TriggerEngine {
             counting_since_ms: now,
             ..TriggerState::default()
         });
-        check(config, store, data, &mut state, now).map(|(_, status)| status)
+        check(config, store, data, &mut state, now).status()
     }
 
     /// Fires by hand; inside the cool-down it is refused with
@@ -282,26 +318,52 @@ fn cooldown_until(config: &TriggerConfig, state: &TriggerState) -> Option<i64> {
     state.last_fire_ms.map(|t| t + cd)
 }
 
-/// Runs every enabled trigger at `now` over `state`: the reasons that hold, and every
-/// trigger's figures.
-fn check(
-    config: &TriggerConfig,
-    store: &Store,
-    data: &Path,
-    state: &mut TriggerState,
-    now: i64,
-) -> Result<(Vec<Reason>, Status), TriggerError> {
+/// What [`check`] found: the reasons that hold, every trigger's figures, and the triggers
+/// that failed.
+struct Checked {
+    reasons: Vec<Reason>,
+    status: Status,
+    failures: Vec<(String, TriggerError)>,
+}
+
+impl Checked {
+    /// The status, or the first failure (for the verbs that only look).
+    fn status(self) -> Result<Status, TriggerError> {
+        match self.failures.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(self.status),
+        }
+    }
+}
+
+/// Runs every enabled trigger at `now` over `state`. A trigger that fails leaves `state` as
+/// it was, and the others run.
+fn check(config: &TriggerConfig, store: &Store, data: &Path, state: &mut TriggerState, now: i64) -> Checked {
     let matchers: Vec<Matcher> =
         if config.model.is_empty() { Vec::new() } else { vec![eq("model", &config.model)] };
-    let mut ctx = Context { store, data, matchers: &matchers, now_ms: now, state };
-    let mut reasons = Vec::new();
-    let mut status = Status { now_ms: now, ..Status::default() };
+    let mut out = Checked {
+        reasons: Vec::new(),
+        status: Status { now_ms: now, ..Status::default() },
+        failures: Vec::new(),
+    };
     for kind in config.kinds().into_iter().filter(|k| k.enabled()) {
-        let c = kind.evaluate(&mut ctx)?;
-        reasons.extend(c.reasons);
-        status.figures.insert(kind.name().into(), c.figures);
-        status.lines.push((kind.name().into(), c.line));
+        let mut scratch = state.clone();
+        let mut ctx = Context { store, data, matchers: &matchers, now_ms: now, state: &mut scratch };
+        match kind.evaluate(&mut ctx) {
+            Ok(c) => {
+                *state = scratch;
+                out.reasons.extend(c.reasons);
+                out.status.figures.insert(kind.name().into(), c.figures);
+                out.status.lines.push((kind.name().into(), c.line));
+            }
+            Err(e) => {
+                out.status.figures.insert(kind.name().into(), serde_json::json!({ "error": e.to_string() }));
+                out.status.lines.push((kind.name().into(), format!("error: {e}")));
+                out.failures.push((kind.name().into(), e));
+            }
+        }
     }
+    let status = &mut out.status;
     status.last_fire_ms = state.last_fire_ms;
     status.cooldown_until_ms = cooldown_until(config, state);
     status.suppressed = state.suppressed;
@@ -310,5 +372,5 @@ fn check(
     let deliveries = state.history.iter().flat_map(|r| &r.deliveries);
     status.pending_deliveries = deliveries.clone().filter(|d| d.is_pending()).count();
     status.dead_lettered = deliveries.filter(|d| d.state == super::DeliveryState::DeadLettered).count();
-    Ok((reasons, status))
+    out
 }

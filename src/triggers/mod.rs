@@ -95,7 +95,7 @@ pub use config::{ConfigFile, TriggerConfig};
 pub use degradation::{DegradationTrigger, GroupFigures};
 pub use delivery::events;
 pub use drift::{DetectorAlarm, DriftEvidence, DriftTrigger, DriftingFeature, ShareFigures};
-pub use engine::{Evaluation, Status, TriggerEngine};
+pub use engine::{Evaluation, Failure, Status, TriggerEngine};
 pub use error::TriggerError;
 pub use event::{Evidence, Reason, RetrainEvent};
 pub use kind::{Check, Context, Trigger};

@@ -58,6 +58,9 @@ impl TriggerWorker {
                     }
                     match engine.evaluate() {
                         Ok(out) => {
+                            for f in &out.failures {
+                                tracing::error!(source = %f.source, error = %f.error, "a trigger or the outbox failed; the others ran");
+                            }
                             if let Some(e) = &out.event {
                                 let why: Vec<&str> = e.reasons.iter().map(|r| r.summary.as_str()).collect();
                                 tracing::warn!(id = %e.id, reasons = ?why, "retraining event");

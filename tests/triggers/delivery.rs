@@ -1,10 +1,10 @@
 //! The outbox and the sinks' hard cases, on a manual clock (`--now` for the CLI): a webhook
 //! down for five minutes gets the event once when it is back, and `triggers history` shows
 //! the retries; a failing command is retried, one that always fails is dead-lettered by
-//! the attempt or the time budget; event IDs stay unique; a webhook signature carries its
-//! time and a redirect is a failed attempt.
+//! the attempt or the time budget; event IDs stay unique; a schedule fires although another
+//! trigger fails; a webhook signature carries its time and a redirect is a failed attempt.
 
-use super::{T0, only, world};
+use super::{HOUR, T0, only, world};
 use modelwatch::triggers::{
     EventSink, Evidence, ManualEvidence, Reason, RetrainEvent, TriggerError, WebhookSink,
 };
@@ -253,6 +253,32 @@ fn big_event(bytes: usize) -> RetrainEvent {
             evidence: Evidence::Manual(ManualEvidence { reason: "big".into(), forced: false }),
         }],
     }
+}
+
+#[test]
+fn a_schedule_due_while_another_trigger_fails_still_fires() {
+    let w = world();
+    let mut config = only(false, false, true, true);
+    // A detector query over the limits: it fails at every evaluation.
+    config.drift.detector = "mean(confidence)".into();
+    config.drift.detector_step = "1ms".into();
+    let mut e = w.engine(config, Vec::new());
+    let mut fired = Vec::new();
+    for step in 1..=8 * 144 {
+        w.clock.set(modelwatch_agent::Timestamp::from_millis((T0 + step * 600_000) as u64));
+        let out = e.evaluate().unwrap();
+        assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
+        assert_eq!(out.failures[0].source, "drift");
+        assert!(out.failures[0].error.contains("too large"), "{}", out.failures[0]);
+        fired.extend(out.event);
+    }
+    // Monday 2025-12-01 03:00 UTC, at the first evaluation at or after it.
+    let monday = T0 + 5 * 24 * HOUR + 3 * HOUR;
+    let [event] = &fired[..] else { panic!("{fired:?}") };
+    assert_eq!((event.fired_at_ms, event.triggers()), (monday, "schedule".to_string()));
+    let Evidence::Schedule(s) = &event.reasons[0].evidence else { panic!("{event:?}") };
+    assert_eq!(s.due_ms, monday);
+    assert_eq!(e.state().history.len(), 1);
 }
 
 /// HMAC-SHA256 from its definition (RFC 2104) over ring's SHA-256, to check the sink's
