@@ -1,12 +1,14 @@
 //! The outbox and the sinks' hard cases, on a manual clock (`--now` for the CLI): a webhook
 //! down for five minutes gets the event once when it is back, and `triggers history` shows
 //! the retries; a failing command is retried, one that always fails is dead-lettered by
-//! the attempt or the time budget; event IDs stay unique; a schedule fires although another
-//! trigger fails; a webhook signature carries its time and a redirect is a failed attempt.
+//! the attempt or the time budget; event IDs stay unique; a large event reaches a command
+//! whole, a command that does not read is timed out and its whole process group killed; a
+//! schedule fires although another trigger fails; a webhook signature carries its time and
+//! a redirect is a failed attempt.
 
 use super::{HOUR, T0, only, world};
 use modelwatch::triggers::{
-    EventSink, Evidence, ManualEvidence, Reason, RetrainEvent, TriggerError, WebhookSink,
+    CommandSink, EventSink, Evidence, ManualEvidence, Reason, RetrainEvent, TriggerError, WebhookSink,
 };
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -253,6 +255,68 @@ fn big_event(bytes: usize) -> RetrainEvent {
             evidence: Evidence::Manual(ManualEvidence { reason: "big".into(), forced: false }),
         }],
     }
+}
+
+#[test]
+fn a_large_event_reaches_a_command_intact_on_stdin_and_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "cat > stdin.json; cp \"$MODELWATCH_EVENT_FILE\" file.json; \
+                  printf %s \"${MODELWATCH_EVENT_JSON-unset}\" > env.json; echo \"$MODELWATCH_EVENT_FILE\" > path";
+    let sink = CommandSink {
+        command: vec!["sh".into(), "-c".into(), format!("cd {} && {script}", dir.path().display())],
+        timeout: Duration::from_secs(20),
+    };
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    let event = big_event(300 << 10);
+    let json = serde_json::to_vec(&event).unwrap();
+    assert!(json.len() > 300 << 10);
+    assert_eq!(sink.deliver(&event, T0), Ok("exit 0".into()));
+    assert!(read("stdin.json") == json, "stdin: {} of {} bytes", read("stdin.json").len(), json.len());
+    assert!(read("file.json") == json, "file: {} of {} bytes", read("file.json").len(), json.len());
+    assert_eq!(read("env.json"), b"unset", "too large for the environment");
+    let path = String::from_utf8(read("path")).unwrap();
+    assert!(!Path::new(path.trim()).exists(), "the event file is removed when the command ends");
+    // A small event is in the environment too.
+    let small = big_event(10);
+    assert_eq!(sink.deliver(&small, T0), Ok("exit 0".into()));
+    assert_eq!(read("env.json"), serde_json::to_vec(&small).unwrap());
+}
+
+#[test]
+fn a_command_that_does_not_read_is_timed_out_and_its_whole_process_group_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink =
+        CommandSink { command: vec!["sleep".into(), "30".into()], timeout: Duration::from_millis(300) };
+    let started = std::time::Instant::now();
+    let e = sink.deliver(&big_event(300 << 10), T0).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "blocked for {:?}", started.elapsed());
+    assert!(e.contains("killed (its process group) after the 300ms timeout"), "{e}");
+    // A grandchild started in the background goes with it.
+    let pidfile = dir.path().join("pid");
+    let sink = CommandSink {
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            format!("sleep 1000 & echo $! > {}; wait", pidfile.display()),
+        ],
+        timeout: Duration::from_millis(500),
+    };
+    assert!(sink.deliver(&big_event(10), T0).unwrap_err().contains("killed"));
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    // Dead, or a zombie waiting for a PID 1 that reaps slowly (or never, in a container).
+    let alive = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    };
+    let waited = std::time::Instant::now();
+    while alive() && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survived = alive();
+    if survived {
+        let _ = std::process::Command::new("kill").arg(&pid).status();
+    }
+    assert!(!survived, "the grandchild {pid} survived the timeout");
 }
 
 #[test]
