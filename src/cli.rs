@@ -539,7 +539,7 @@ pub enum TriggersCommand {
         force: bool,
     },
     /// Acknowledge an event: retraining has taken it; the label count starts again.
-    #[command(after_help = "Example:\n  modelwatch triggers ack pii-confidence-20261129T041000Z")]
+    #[command(after_help = "Example:\n  modelwatch triggers ack pii-confidence-20261129T041000Z-1")]
     Ack {
         #[command(flatten)]
         args: TriggerArgs,

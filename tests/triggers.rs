@@ -2,12 +2,15 @@
 //! before, noise does not fire the degradation trigger, the schedule follows cron over a
 //! simulated month, the cool-down suppresses, a restart is safe; and the sinks: a channel,
 //! a webhook that fails its first attempts (HMAC checked), a command (exit status, timeout).
+//! The outbox (retries, dead letters, history) and the sinks' hard cases: [`delivery`].
+
+mod delivery;
 
 use crate::support::Rng;
 use modelwatch::triggers::{
-    ChannelSink, CommandSink, DegradationTrigger, DriftEvidence, DriftTrigger, EventSink, Evidence,
-    LabelsFigures, LabelsTrigger, RetrainEvent, ScheduleTrigger, TriggerConfig, TriggerEngine, TriggerError,
-    WebhookSink,
+    ChannelSink, CommandSink, DegradationTrigger, DeliveryState, DriftEvidence, DriftTrigger, EventSink,
+    Evidence, LabelsFigures, LabelsTrigger, RetrainEvent, ScheduleTrigger, TriggerConfig, TriggerEngine,
+    TriggerError, WebhookSink,
 };
 use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
 use modelwatch_store::{Store, StoreConfig};
@@ -195,7 +198,8 @@ fn events_in_the_same_second_get_their_own_ids_and_are_each_stored_and_acknowled
     let a = e.fire("one", true).unwrap();
     let b = e.fire("two", true).unwrap();
     let c = e.fire("three", true).unwrap();
-    assert_eq!((b.id.clone(), c.id.clone()), (format!("{}-2", a.id), format!("{}-3", a.id)));
+    let stamped = a.id.strip_suffix("-1").expect("a sequence suffix");
+    assert_eq!((b.id.clone(), c.id.clone()), (format!("{stamped}-2"), format!("{stamped}-3")));
     for id in [&a.id, &b.id, &c.id] {
         e.ack(id).unwrap();
     }
@@ -213,22 +217,28 @@ fn looking_at_the_status_neither_delivers_nor_marks_a_pending_event_delivered() 
     let w = world();
     let config = only(false, false, false, false);
     let fired = w.engine(config.clone(), Vec::new()).fire("x", false).unwrap();
-    // A crash left its delivery to do.
+    // A crash left its delivery to the channel to do.
     let state_path = w.data().join("triggers/state.json");
     let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    state["history"][0]["delivered"] = serde_json::json!(false);
+    state["history"][0]["deliveries"] = serde_json::json!([pending_delivery("channel")]);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     // The status is read beside a running engine, which holds the lock.
     let (tx, rx) = crossbeam_channel::unbounded();
     let running = w.engine(config.clone(), vec![Box::new(ChannelSink(tx))]);
     assert_eq!(rx.try_recv().unwrap().id, fired.id, "the running engine delivers it");
-    state["history"][0]["delivered"] = serde_json::json!(false);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     let status = TriggerEngine::peek(&config, &w.store, &w.data(), w.clock.as_ref()).unwrap();
     assert_eq!(status.unacknowledged, vec![fired.id.clone()]);
+    assert_eq!(status.pending_deliveries, 1);
     let after = modelwatch::triggers::read_state(&w.data()).unwrap();
-    assert!(!after.history[0].delivered, "peek wrote nothing");
+    assert!(after.history[0].deliveries[0].is_pending(), "peek wrote nothing");
     drop(running);
+}
+
+/// A delivery to `sink` a crash left to do, as the state file holds it.
+fn pending_delivery(sink: &str) -> serde_json::Value {
+    serde_json::json!({"sink": sink, "state": "pending", "attempts": 0, "last_attempt_ms": null,
+        "next_attempt_ms": T0, "last_error": null, "detail": null})
 }
 
 #[test]
@@ -258,13 +268,13 @@ fn a_restart_neither_fires_twice_nor_loses_counts_and_finishes_interrupted_deliv
     // delivers it, once, with the same ID.
     let state_path = w.data().join("triggers/state.json");
     let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    state["history"][0]["delivered"] = serde_json::json!(false);
+    state["history"][0]["deliveries"] = serde_json::json!([pending_delivery("channel")]);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
     let e = w.engine(config, vec![Box::new(ChannelSink(tx))]);
     assert_eq!(rx.try_recv().unwrap().id, fired.id);
     assert!(rx.try_recv().is_err());
-    assert!(e.state().history[0].delivered);
+    assert_eq!(e.state().history[0].deliveries[0].state, DeliveryState::Delivered);
     // The event is in the trigger event store's events table, once.
     let events = modelwatch::triggers::events(&w.data(), 0, i64::MAX);
     assert_eq!(events.iter().filter(|r| &*r.kind == "retrain_triggered").count(), 1);
@@ -301,7 +311,7 @@ fn the_drift_trigger_fires_on_the_share_of_drifting_features() {
 }
 
 #[test]
-fn the_webhook_retries_with_backoff_and_signs_the_body() {
+fn the_webhook_makes_one_attempt_per_call_and_signs_the_body() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     // A server that fails twice, then takes the event.
@@ -335,21 +345,16 @@ fn the_webhook_retries_with_backoff_and_signs_the_body() {
         }
         seen
     });
-    let sink = WebhookSink {
-        url,
-        secret: Some(b"k3y".to_vec()),
-        timeout: Duration::from_secs(5),
-        retries: 4,
-        backoff: Duration::from_millis(50),
-    };
+    let sink = WebhookSink { url, secret: Some(b"k3y".to_vec()), timeout: Duration::from_secs(5) };
     let event = RetrainEvent {
-        id: "pii-20251126T000000Z".into(),
+        id: "pii-20251126T000000Z-1".into(),
         model: "pii".into(),
         fired_at_ms: T0,
         reasons: vec![],
     };
-    let d = sink.deliver(&event);
-    assert!(d.ok && d.detail.contains("3 attempt"), "{d:?}");
+    assert_eq!(sink.deliver(&event, T0), Err("HTTP 500 Internal Server Error".into()));
+    assert_eq!(sink.deliver(&event, T0 + 30_000), Err("HTTP 500 Internal Server Error".into()));
+    assert_eq!(sink.deliver(&event, T0 + 90_000), Ok("HTTP 200".into()));
     let seen = server.join().unwrap();
     let last = seen.last().unwrap();
     let body = &last[last.find("\r\n\r\n").unwrap() + 4..];
@@ -359,25 +364,22 @@ fn the_webhook_retries_with_backoff_and_signs_the_body() {
             l.to_ascii_lowercase().strip_prefix("x-modelwatch-signature:").map(|v| v.trim().to_string())
         })
         .unwrap();
-    assert_eq!(sig, WebhookSink::signature(b"k3y", body.as_bytes()));
+    let t = (T0 + 90_000) / 1000;
+    assert_eq!(sig, WebhookSink::signature(b"k3y", t, body.as_bytes()));
     let parsed: RetrainEvent = serde_json::from_str(body).unwrap();
     assert_eq!(parsed, event);
     // Independent check of the signature with ring's verifier.
-    let hex = sig.strip_prefix("sha256=").unwrap();
+    let hex = sig.strip_prefix(&format!("t={t},v1=")).unwrap();
     let bytes: Vec<u8> =
         (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-    ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k3y"), body.as_bytes(), &bytes)
+    let signed = format!("{t}.{body}");
+    ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"k3y"), signed.as_bytes(), &bytes)
         .unwrap();
-    // Nobody listening: every attempt fails and the delivery says so.
-    let dead = WebhookSink {
-        url: "http://127.0.0.1:9/hook".into(),
-        secret: None,
-        timeout: Duration::from_secs(1),
-        retries: 1,
-        backoff: Duration::from_millis(10),
-    };
-    let d = dead.deliver(&event);
-    assert!(!d.ok && d.detail.contains("2 attempts"), "{d:?}");
+    // Nobody listening: the attempt fails and says why.
+    let dead =
+        WebhookSink { url: "http://127.0.0.1:9/hook".into(), secret: None, timeout: Duration::from_secs(1) };
+    let e = dead.deliver(&event, T0).unwrap_err();
+    assert!(e.to_lowercase().contains("refused"), "{e}");
 }
 
 #[test]
@@ -399,8 +401,7 @@ fn the_command_sink_gets_the_event_on_stdin_and_in_the_environment_and_is_timed_
             evidence: Evidence::Labels(LabelsFigures { labels: 3.0, needed: 3.0, since_ms: T0 }),
         }],
     };
-    let d = sink.deliver(&event);
-    assert_eq!((d.ok, d.detail.as_str()), (false, "exit 3"));
+    assert_eq!(sink.deliver(&event, T0), Err("exit 3".into()));
     let got = std::fs::read_to_string(&out).unwrap();
     assert!(
         got.starts_with(&serde_json::to_string(&event).unwrap()) && got.ends_with("pii-x labels\n"),
@@ -408,8 +409,11 @@ fn the_command_sink_gets_the_event_on_stdin_and_in_the_environment_and_is_timed_
     );
     let slow = CommandSink { command: vec!["sleep".into(), "5".into()], timeout: Duration::from_millis(200) };
     let started = std::time::Instant::now();
-    let d = slow.deliver(&event);
-    assert!(!d.ok && d.detail.contains("killed") && started.elapsed() < Duration::from_secs(3), "{d:?}");
+    let d = slow.deliver(&event, T0);
+    assert!(
+        d.as_ref().is_err_and(|e| e.contains("killed")) && started.elapsed() < Duration::from_secs(3),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -478,7 +482,7 @@ fn kill_minus_9_at_random_moments_never_fires_twice_and_every_event_is_stored_on
     let state = modelwatch::triggers::read_state(&data).unwrap();
     assert_eq!(state.history.len(), 1, "one event, however often the process died");
     let rec = &state.history[0];
-    assert!(rec.stored && rec.delivered, "{rec:?}");
+    assert!(rec.stored && rec.deliveries.iter().all(|d| d.state == DeliveryState::Delivered), "{rec:?}");
     let events = modelwatch::triggers::events(&data, 0, i64::MAX);
     assert_eq!(events.iter().filter(|e| &*e.kind == "retrain_triggered").count(), 1, "stored once");
     // Delivered at least once, always with the same ID.

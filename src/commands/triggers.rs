@@ -3,7 +3,9 @@
 use super::{Env, open_read_only, print_json};
 use crate::cli::{Format, TriggerArgs, TriggersCommand};
 use modelwatch::time::rfc3339;
-use modelwatch::triggers::{ConfigFile, EventRecord, TriggerConfig, TriggerEngine, TriggerError, read_state};
+use modelwatch::triggers::{
+    ConfigFile, Delivery, DeliveryState, EventRecord, TriggerConfig, TriggerEngine, TriggerError, read_state,
+};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,10 +34,39 @@ fn print_event(r: &EventRecord) -> anyhow::Result<()> {
         println!("  {}: {}", reason.trigger(), reason.summary);
         println!("    evidence: {}", reason.evidence.figures());
     }
+    if !r.planned {
+        println!("  deliveries: to the sinks of the next engine start");
+    }
     for d in &r.deliveries {
-        println!("  {} {}: {}", if d.ok { "delivered to" } else { "FAILED at" }, d.sink, d.detail);
+        println!("  {}", delivery_line(d));
     }
     Ok(())
+}
+
+/// `<sink>: <state>, <n> attempt(s)`, then when and why: the next retry of a pending
+/// delivery, the last error.
+fn delivery_line(d: &Delivery) -> String {
+    let attempts = format!("{} attempt{}", d.attempts, if d.attempts == 1 { "" } else { "s" });
+    let when = |t: Option<i64>| t.map_or("-".to_string(), rfc3339);
+    let mut line = match d.state {
+        DeliveryState::Pending => {
+            format!("{}: pending, {attempts}, next attempt {}", d.sink, when(d.next_attempt_ms))
+        }
+        DeliveryState::Delivered => format!(
+            "{}: delivered {} ({}), {attempts}",
+            d.sink,
+            when(d.last_attempt_ms),
+            d.detail.as_deref().unwrap_or("")
+        ),
+        // Loud: nobody will try again, a person has to.
+        DeliveryState::DeadLettered => {
+            format!("{}: DEAD-LETTERED after {attempts}, the last {}", d.sink, when(d.last_attempt_ms))
+        }
+    };
+    if let Some(e) = &d.last_error {
+        line.push_str(&format!("; last error: {e}"));
+    }
+    line
 }
 
 pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
@@ -61,6 +92,9 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
         TriggersCommand::Check(args) => {
             let mut e = engine(env, &args)?;
             let out = e.evaluate()?;
+            for f in &out.failures {
+                eprintln!("modelwatch: {f}");
+            }
             match args.format {
                 Format::Json => print_json(&out)?,
                 Format::Table => match (&out.event, out.suppressed.is_empty()) {
@@ -76,6 +110,10 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
                     }
                     (None, true) => println!("nothing fires"),
                 },
+            }
+            // The event (if any) is out, but a trigger or the outbox failed: cron says so.
+            if !out.failures.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
         }
         TriggersCommand::Fire { args, reason, force } => match engine(env, &args)?.fire(&reason, force) {

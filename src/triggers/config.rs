@@ -4,7 +4,9 @@
 
 use super::error::file_error;
 use super::kind::{Trigger, duration};
-use super::{DegradationTrigger, DriftTrigger, LabelsTrigger, ScheduleTrigger, SinkConfig, TriggerError};
+use super::{
+    DegradationTrigger, DriftTrigger, LabelsTrigger, RetryPolicy, ScheduleTrigger, SinkConfig, TriggerError,
+};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -24,6 +26,8 @@ pub struct TriggerConfig {
     pub schedule: ScheduleTrigger,
     /// Drift.
     pub drift: DriftTrigger,
+    /// How often and how long every sink is retried (a sink may override it).
+    pub delivery: RetryPolicy,
     /// Where events go besides the store.
     pub sinks: Vec<SinkConfig>,
 }
@@ -37,6 +41,7 @@ impl Default for TriggerConfig {
             degradation: DegradationTrigger::default(),
             schedule: ScheduleTrigger::default(),
             drift: DriftTrigger::default(),
+            delivery: RetryPolicy::default(),
             sinks: Vec::new(),
         }
     }
@@ -54,9 +59,11 @@ impl TriggerConfig {
         duration(&self.cooldown, "cooldown")
     }
 
-    /// Checks every section: durations, the cron expression, thresholds, queries, sinks.
+    /// Checks every section: durations, the cron expression, thresholds, queries, the
+    /// retry budget, sinks.
     pub fn validate(&self) -> Result<(), String> {
         self.cooldown_ms()?;
+        self.delivery.validate()?;
         for kind in self.kinds() {
             kind.validate()?;
         }

@@ -1,11 +1,15 @@
-//! Storing and delivering events: each event goes into the trigger event store
-//! (`<data>/triggers/events`, a store of its own whose events table Grafana's annotations
-//! and `/api/v1/events` read) and then to the sinks. The state says which steps are done
-//! and is saved after each, so a crash between them redoes only what is missing: the
-//! event is appended once, and every sink sees it at least once, with the same ID.
+//! The outbox: storing and delivering events. Each event goes into the trigger event
+//! store (`<data>/triggers/events`, a store of its own whose events table Grafana's
+//! annotations and `/api/v1/events` read) and to every sink, until the sink takes it or its
+//! retry budget ([`Budget`]) is spent and the delivery is dead-lettered. The state says
+//! which steps are done and is saved after each, so a crash between them redoes only what
+//! is missing: the event is appended once, every sink sees it at least once, with the same
+//! ID, and a failed attempt is never taken for a done one.
 
+use super::retry::Budget;
 use super::state::{self, TriggerState, trigger_dir};
-use super::{EventSink, RetrainEvent, TriggerError};
+use super::{Delivery, EventSink, RetrainEvent, TriggerError};
+use modelwatch_agent::Clock;
 use modelwatch_store::{EventRow, ReadRequest, Resolution, Rows, Store, StoreConfig, Table};
 use std::path::Path;
 
@@ -13,25 +17,59 @@ use std::path::Path;
 const TRIGGERED: &str = "retrain_triggered";
 const ACKNOWLEDGED: &str = "retrain_acknowledged";
 
+/// A sink under the name its deliveries carry, with its retry budget.
+struct Route {
+    name: String,
+    sink: Box<dyn EventSink>,
+    budget: Budget,
+}
+
 /// The trigger event store and the sinks.
 pub(super) struct Outbox {
     events: Store,
-    sinks: Vec<Box<dyn EventSink>>,
+    routes: Vec<Route>,
 }
 
 impl Outbox {
-    pub(super) fn open(data: &Path, sinks: Vec<Box<dyn EventSink>>) -> Result<Outbox, TriggerError> {
+    pub(super) fn open(
+        data: &Path,
+        sinks: Vec<(Box<dyn EventSink>, Budget)>,
+    ) -> Result<Outbox, TriggerError> {
         let events = Store::open(StoreConfig {
             background: false,
             buffer_rows: 1,
             ..StoreConfig::new(trigger_dir(data).join("events"))
         })?;
-        Ok(Outbox { events, sinks })
+        let mut routes: Vec<Route> = Vec::new();
+        for (sink, budget) in sinks {
+            // Two sinks of one name (two channels) keep their deliveries apart.
+            let base = sink.name();
+            let mut name = base.clone();
+            for n in 2.. {
+                if !routes.iter().any(|r| r.name == name) {
+                    break;
+                }
+                name = format!("{base} #{n}");
+            }
+            routes.push(Route { name, sink, budget });
+        }
+        Ok(Outbox { events, routes })
     }
 
-    /// Stores and delivers the events whose storing or delivery is still to do, saving the
-    /// state after each step.
-    pub(super) fn finish_pending(&self, data: &Path, state: &mut TriggerState) -> Result<(), TriggerError> {
+    /// A pending delivery, due now, for every sink.
+    pub(super) fn plan(&self, now: i64) -> Vec<Delivery> {
+        self.routes.iter().map(|r| Delivery::pending(r.name.clone(), now)).collect()
+    }
+
+    /// Stores the events not stored yet and makes every due delivery's attempt (the first
+    /// or a retry), saving the state after each step.
+    pub(super) fn pass(
+        &self,
+        data: &Path,
+        state: &mut TriggerState,
+        clock: &dyn Clock,
+    ) -> Result<(), TriggerError> {
+        let now = || clock.now().as_millis() as i64;
         for i in 0..state.history.len() {
             if !state.history[i].stored {
                 let e = &state.history[i].event;
@@ -42,11 +80,37 @@ impl Outbox {
                 state.history[i].stored = true;
                 state::save(data, state)?;
             }
-            if !state.history[i].delivered {
-                let e = &state.history[i].event;
-                let deliveries = self.sinks.iter().map(|s| s.deliver(e)).collect();
-                state.history[i].deliveries = deliveries;
-                state.history[i].delivered = true;
+            if !state.history[i].planned {
+                state.history[i].deliveries = self.plan(now());
+                state.history[i].planned = true;
+                state::save(data, state)?;
+            }
+            for j in 0..state.history[i].deliveries.len() {
+                let rec = &state.history[i];
+                let (fired, id) = (rec.event.fired_at_ms, rec.event.id.clone());
+                // A sink this process does not have (a verb run without the configuration,
+                // or a sink since removed) leaves its delivery pending for one that has it.
+                let Some(route) = self.routes.iter().find(|r| r.name == rec.deliveries[j].sink) else {
+                    continue;
+                };
+                let at = now();
+                if state.history[i].deliveries[j].expire(at, fired, &route.budget) {
+                    tracing::error!(id = %id, sink = %route.name, "retry budget spent: dead-lettered");
+                    state::save(data, state)?;
+                    continue;
+                }
+                if !state.history[i].deliveries[j].is_due(at) {
+                    continue;
+                }
+                let outcome = route.sink.deliver(&state.history[i].event, at);
+                let d = &mut state.history[i].deliveries[j];
+                d.record(outcome, at, fired, &route.budget);
+                if let Some(e) =
+                    d.last_error.as_deref().filter(|_| !matches!(d.state, super::DeliveryState::Delivered))
+                {
+                    let next = d.next_attempt_ms.map_or("never (dead-lettered)".into(), crate::time::rfc3339);
+                    tracing::warn!(id = %id, sink = %route.name, attempt = d.attempts, error = %e, next = %next, "delivery failed");
+                }
                 state::save(data, state)?;
             }
         }

@@ -21,15 +21,42 @@
 //! - **manual**: [`TriggerEngine::fire`] (`modelwatch triggers fire --reason ...`).
 //!
 //! Whatever fires, at most one event is emitted per `cooldown` (24 h): the reasons that fire
-//! together make one event, with a stable ID (`<model>-<UTC time>`), its reasons and their
-//! evidence (the figures that crossed the line and the windows they came from). The event is
-//! written to the trigger state (`<data>/triggers/state.json`, replaced atomically) before
-//! anything else, so a crash after it never fires twice; it is then appended to the events
-//! table of the trigger event store (`<data>/triggers/events`, a store of its own, which
-//! Grafana's annotations and `/api/v1/events` read too) and delivered to the sinks; a
-//! delivery interrupted by a crash is retried at the next start (sinks see an event at
-//! least once, with the same ID). [`TriggerEngine::ack`] acknowledges an event: the
-//! retraining side has taken it, and the label count starts again.
+//! together make one event, with a unique ID (`<model>-<UTC time>-<seq>`; the sequence
+//! number is kept in the state, so two forced events in one second, or events before and
+//! after a restart, never share one), its reasons and their evidence (the figures that
+//! crossed the line and the windows they came from). A trigger that fails (a query over the
+//! limits, an unreadable partition) is reported in [`Evaluation::failures`] and the others
+//! still fire: what a trigger consumes — the schedule's due time — is consumed only in the
+//! same state write as the event it produced.
+//!
+//! # Delivery: the outbox
+//!
+//! The event and one pending [`Delivery`] per sink are written to the trigger state
+//! (`<data>/triggers/state.json`, versioned, replaced atomically) before anything else, so
+//! a crash after it never fires twice. The event is then appended to the events table of
+//! the trigger event store (`<data>/triggers/events`, a store of its own, which Grafana's
+//! annotations and `/api/v1/events` read too) and each sink gets an attempt. A sink that
+//! fails (a webhook down or answering non-2xx, a command exiting non-zero or timed out) is
+//! retried with exponential backoff — `backoff` (30 s) doubled after each failure, at most
+//! `max_backoff` (1 h) — until it takes the event or its retry budget is spent:
+//! `max_attempts` (10) attempts or `give_up_after` (24 h) from the event, whichever comes
+//! first; then the delivery is dead-lettered and nothing tries again (`[triggers.delivery]`,
+//! each sink may override it). Every [`TriggerEngine::open`], evaluation, `triggers check`
+//! and tick of the [`TriggerWorker`] first makes the attempts that are due, so retries go on
+//! across restarts and cron-driven checks; the state is saved after every attempt, and a
+//! failure never marks a delivery done. Sinks see an event at least once, always with the
+//! same ID (`X-Modelwatch-Event`, `MODELWATCH_EVENT_ID`): a receiver deduplicates by it.
+//! `modelwatch triggers history` shows each delivery's state, attempts, last error and
+//! next attempt. [`TriggerEngine::ack`] acknowledges an event: the retraining side has taken
+//! it, and the label count starts again.
+//!
+//! The webhook signs with a timestamp, as Stripe does: `X-Modelwatch-Signature:
+//! t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`; a receiver that checks the HMAC
+//! and refuses a `t` older than its replay window (5 minutes) cannot be fed a captured
+//! request again. Redirects are not followed (a 3xx is a failed attempt naming the
+//! `Location`). The command gets the event on stdin (written from a thread of its own), in a
+//! file (`MODELWATCH_EVENT_FILE`) and, up to 16 KiB, in `MODELWATCH_EVENT_JSON`; it runs in a
+//! process group of its own, killed whole at the timeout.
 //!
 //! # Embedded beside the agent
 //!
@@ -71,9 +98,10 @@
 //!   and its typed evidence.
 //! - `config`: the `[triggers]` section and the configuration file; `event`: the event,
 //!   its reasons and their [`Evidence`]; `state`: the versioned state file.
-//! - `engine`: evaluation, cool-down, firing and acknowledging; `delivery`: storing and
-//!   delivering events exactly as far as a crash let them get; `sinks`: one file per sink;
-//!   `worker`: the engine on its own thread for a daemon; `error`: [`TriggerError`].
+//! - `engine`: evaluation, cool-down, firing and acknowledging; `delivery`: the outbox,
+//!   storing and delivering events exactly as far as a crash let them get, retrying what
+//!   failed; `retry`: the retry budget and a [`Delivery`]'s life; `sinks`: one file per
+//!   sink; `worker`: the engine on its own thread for a daemon; `error`: [`TriggerError`].
 
 mod config;
 mod degradation;
@@ -85,6 +113,7 @@ mod event;
 mod kind;
 mod labels;
 mod manual;
+mod retry;
 mod schedule;
 mod sinks;
 mod state;
@@ -94,15 +123,14 @@ pub use config::{ConfigFile, TriggerConfig};
 pub use degradation::{DegradationTrigger, GroupFigures};
 pub use delivery::events;
 pub use drift::{DetectorAlarm, DriftEvidence, DriftTrigger, DriftingFeature, ShareFigures};
-pub use engine::{Evaluation, Status, TriggerEngine};
+pub use engine::{Evaluation, Failure, Status, TriggerEngine};
 pub use error::TriggerError;
 pub use event::{Evidence, Reason, RetrainEvent};
 pub use kind::{Check, Context, Trigger};
 pub use labels::{LabelsFigures, LabelsTrigger};
 pub use manual::ManualEvidence;
+pub use retry::{Budget, Delivery, DeliveryState, RetryPolicy};
 pub use schedule::{ScheduleEvidence, ScheduleTrigger};
-pub use sinks::{
-    Callback, CallbackSink, ChannelSink, CommandSink, Delivery, EventSink, SinkConfig, WebhookSink,
-};
+pub use sinks::{Callback, CallbackSink, ChannelSink, CommandSink, EventSink, SinkConfig, WebhookSink};
 pub use state::{EventRecord, STATE_VERSION, TriggerState, read_state, trigger_dir};
 pub use worker::{TriggerCommand, TriggerWorker};

@@ -1,5 +1,5 @@
 //! The engine on a thread of its own, for a daemon (`modelwatch serve --triggers`): it
-//! evaluates every `every` and takes commands (fire, acknowledge) from other threads, such
+//! evaluates every `every` (each evaluation first retries the deliveries due) and takes commands (fire, acknowledge) from other threads, such
 //! as HTTP handlers, between evaluations. Answers carry typed errors.
 
 use super::{RetrainEvent, TriggerEngine, TriggerError};
@@ -58,6 +58,9 @@ impl TriggerWorker {
                     }
                     match engine.evaluate() {
                         Ok(out) => {
+                            for f in &out.failures {
+                                tracing::error!(source = %f.source, error = %f.error, "a trigger or the outbox failed; the others ran");
+                            }
                             if let Some(e) = &out.event {
                                 let why: Vec<&str> = e.reasons.iter().map(|r| r.summary.as_str()).collect();
                                 tracing::warn!(id = %e.id, reasons = ?why, "retraining event");

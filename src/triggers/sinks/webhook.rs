@@ -1,11 +1,15 @@
-//! The webhook sink: an HTTP POST of the event as JSON, signed, with retries.
+//! The webhook sink: one HTTP POST of the event as JSON per attempt, signed with a
+//! timestamp so that a captured request cannot be replayed later, and never redirected.
 
-use super::{Delivery, EventSink};
+use super::EventSink;
 use crate::triggers::RetrainEvent;
 use std::time::Duration;
 
-/// POSTs the event as JSON, retrying with doubling backoff; signs it with HMAC-SHA256 when
-/// a key is set (`X-Modelwatch-Signature: sha256=<hex of HMAC(key, body)>`).
+/// POSTs the event as JSON (header `X-Modelwatch-Event: <id>`); a 2xx answer delivers it,
+/// anything else (3xx included: redirects are not followed) is a failed attempt. With a
+/// key, the request is signed as Stripe signs its webhooks: `X-Modelwatch-Signature:
+/// t=<unix seconds>,v1=<hex of HMAC-SHA256(key, "<t>.<body>")>`; the receiver recomputes
+/// the HMAC and refuses a `t` outside its replay window (5 minutes is a fair one).
 pub struct WebhookSink {
     /// Where.
     pub url: String,
@@ -13,69 +17,70 @@ pub struct WebhookSink {
     pub secret: Option<Vec<u8>>,
     /// Per attempt.
     pub timeout: Duration,
-    /// Attempts after the first.
-    pub retries: u32,
-    /// The first wait between attempts (then doubled).
-    pub backoff: Duration,
 }
 
 impl WebhookSink {
-    /// The signature header's value for a body.
-    pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    /// The signature header's value for a body sent at `t` (Unix seconds).
+    pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-        let tag = ring::hmac::sign(&key, body);
-        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256={hex}")
+        let mut ctx = ring::hmac::Context::with_key(&key);
+        ctx.update(format!("{t}.").as_bytes());
+        ctx.update(body);
+        let hex: String = ctx.sign().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("t={t},v1={hex}")
     }
 
-    fn attempt(&self, rt: &tokio::runtime::Runtime, body: &[u8], id: &str) -> Result<u16, String> {
-        rt.block_on(async {
-            let client =
-                reqwest::Client::builder().timeout(self.timeout).build().map_err(|e| e.to_string())?;
-            let mut req = client
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .header("x-modelwatch-event", id)
-                .body(body.to_vec());
-            if let Some(s) = &self.secret {
-                req = req.header("x-modelwatch-signature", Self::signature(s, body));
-            }
-            let res = req.send().await.map_err(|e| e.to_string())?;
-            Ok(res.status().as_u16())
-        })
+    async fn post(&self, body: Vec<u8>, id: &str, now_ms: i64) -> Result<String, String> {
+        // A redirect would carry the signed event to a host nobody configured (and a 303
+        // would turn the POST into a GET): the sink's URL must be the final one.
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| chain(&e))?;
+        let mut req = client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-modelwatch-event", id);
+        if let Some(s) = &self.secret {
+            req = req.header("x-modelwatch-signature", Self::signature(s, now_ms.div_euclid(1000), &body));
+        }
+        let res = req.body(body).send().await.map_err(|e| chain(&e))?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(format!("HTTP {}", status.as_u16()));
+        }
+        if status.is_redirection() {
+            let to = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("(no Location)");
+            return Err(format!("HTTP {status}: redirect to {to} not followed (configure the final URL)"));
+        }
+        Err(format!("HTTP {status}"))
     }
 }
 
+/// An error with its causes: reqwest's own message omits the one that says what happened
+/// ("connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
 impl EventSink for WebhookSink {
-    fn deliver(&self, event: &RetrainEvent) -> Delivery {
-        let sink = format!("webhook {}", self.url);
-        let body = serde_json::to_vec(event).unwrap_or_default();
+    fn name(&self) -> String {
+        format!("webhook {}", self.url)
+    }
+
+    fn deliver(&self, event: &RetrainEvent, now_ms: i64) -> Result<String, String> {
+        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
         // https needs a TLS crypto provider; ring, as for object storage (a no-op once set).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return Delivery { sink, ok: false, detail: e.to_string() },
-        };
-        let mut wait = self.backoff;
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                std::thread::sleep(wait);
-                wait = wait.saturating_mul(2);
-            }
-            match self.attempt(&rt, &body, &event.id) {
-                Ok(status) if (200..300).contains(&status) => {
-                    return Delivery {
-                        sink,
-                        ok: true,
-                        detail: format!("HTTP {status} after {} attempt(s)", attempt + 1),
-                    };
-                }
-                Ok(status) => last = format!("HTTP {status}"),
-                Err(e) => last = e,
-            }
-            tracing::warn!(url = %self.url, attempt = attempt + 1, error = %last, "webhook delivery failed");
-        }
-        Delivery { sink, ok: false, detail: format!("{last} after {} attempts", self.retries + 1) }
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(self.post(body, &event.id, now_ms))
     }
 }
