@@ -133,12 +133,20 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
     if let Some(q) = &s.quality {
         let e = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
         println!(
-            "quality after the drift: precision {:.3} realised ({:.0} labels) vs {} estimated without labels; AUC {:.3} vs {}",
+            "quality after the drift, predictions at least {:.0} h old: precision {:.3} realised ({:.0} labels, {:.1} % \
+             of predictions) vs {} estimated without labels; AUC {:.3} vs {}",
+            q.matured_hours,
             q.realised_precision,
             q.labels,
+            100.0 * q.coverage,
             e(q.estimated_precision),
             q.realised_auc,
             e(q.estimated_auc)
+        );
+        println!(
+            "  (all predictions after the drift: precision {:.3} on the {:.0} labels in so far; rejections come back \
+             hours after confirmations)",
+            q.all_precision, q.all_labels
         );
     }
     for e in &s.events {

@@ -26,6 +26,9 @@ pub struct Scenario {
     pub errors: (f64, &'static str),
     /// Share of predictions users label (positive with the model's confidence as probability).
     pub feedback: f64,
+    /// Mean delay, minutes, before a user's label comes back (exponentially distributed):
+    /// `(confirmations, rejections)`. Labels still due at the end of the run never arrive.
+    pub label_delay_min: (f64, f64),
     /// Confidence from which a prediction is positive.
     pub threshold: f64,
     /// The drift injected.
@@ -164,7 +167,8 @@ impl Gen {
 }
 
 /// The PII-detection scorer of the planning document: six PII categories, 14 numeric and
-/// 2 categorical features, a 10 % canary 15 % slower, 5 % of predictions labelled, and two
+/// 2 categorical features, a 10 % canary 15 % slower, 5 % of predictions labelled (a
+/// confirmation about 30 min later, a rejection about 6 h later), and two
 /// thirds in a new phone-number format (fewer digits, lower confidence) and documents twice
 /// as long.
 pub const PII: Scenario = Scenario {
@@ -262,6 +266,8 @@ pub const PII: Scenario = Scenario {
     },
     errors: (0.002, "timeout"),
     feedback: 0.05,
+    // Users confirm a detection within the hour; a rejection goes through a review queue.
+    label_delay_min: (30.0, 360.0),
     threshold: 0.5,
     drift: DriftEvent {
         at: 2.0 / 3.0,

@@ -109,12 +109,28 @@ impl Run {
             handles.iter().map(|h| s.segments.iter().map(|seg| h.segment(seg.name)).collect()).collect();
         let error_kind = handles[0].error_kind(s.errors.1);
         let mut rng = Rng::seeded(self.seed);
+        // Label delays draw from their own stream, so the traffic is the same with or
+        // without them.
+        let mut delays = Rng::seeded(self.seed ^ 0x005e_ed1a_be15);
+        // Labels on their way back, and when each arrives (soonest first).
+        let mut labels: Vec<PendingLabel> = Vec::new();
+        let mut due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
+            std::collections::BinaryHeap::new();
         let mut x = vec![f64::NAN; s.numeric.len() + s.categorical.len()];
         let mut cats: Vec<Option<&str>> = Vec::with_capacity(s.categorical.len());
         let mut predictions = 0u64;
         let minutes = self.minutes();
         for minute in 0..minutes {
             let now = start + minute * 60_000;
+            clock.set(Timestamp::from_millis(now as u64));
+            while let Some(&std::cmp::Reverse((at_ms, i))) = due.peek()
+                && at_ms <= now
+            {
+                due.pop();
+                let l = &labels[i];
+                let at = Timestamp::from_millis(l.predicted_ms as u64);
+                handles[l.variant].feedback_for(at, segs[l.variant][l.segment], l.confidence, l.label);
+            }
             let drifted = now >= drift_ms;
             let hour = (now.div_euclid(3_600_000) % 24) as f64;
             let t = &s.traffic;
@@ -153,8 +169,20 @@ impl Run {
                 );
                 predictions += 1;
                 if rng.u() < s.feedback {
-                    // Users confirm or reject: positive with the model's (calibrated) probability.
-                    handles[v].feedback(segs[v][seg], conf, rng.u() < conf);
+                    // Users confirm or reject: positive with the model's (calibrated) probability,
+                    // and tell us later.
+                    let label = rng.u() < conf;
+                    let mean = if label { s.label_delay_min.0 } else { s.label_delay_min.1 };
+                    let delay = -mean * 60_000.0 * (1.0 - delays.u()).ln();
+                    let predicted_ms = now + k * 60_000 / n;
+                    due.push(std::cmp::Reverse((predicted_ms + delay as i64, labels.len())));
+                    labels.push(PendingLabel {
+                        variant: v,
+                        segment: seg,
+                        confidence: conf,
+                        label,
+                        predicted_ms,
+                    });
                 }
             }
             clock.set(Timestamp::from_millis((now + 60_000) as u64));
@@ -168,6 +196,15 @@ impl Run {
         }
         Ok(Simulated { start_ms: start, end_ms: end, drift_ms, predictions })
     }
+}
+
+/// A user's label on its way back.
+struct PendingLabel {
+    variant: usize,
+    segment: usize,
+    confidence: f64,
+    label: bool,
+    predicted_ms: i64,
 }
 
 /// An index drawn with the given weights.

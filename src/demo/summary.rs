@@ -84,10 +84,19 @@ pub struct Alarm {
 /// Quality after the drift.
 #[derive(Clone, Debug, Serialize)]
 pub struct QualityAfter {
-    /// Precision from the labels.
+    /// Precision from the labels of the predictions after the drift made at least
+    /// `matured_hours` before the end.
     pub realised_precision: f64,
     /// Labels behind it.
     pub labels: f64,
+    /// Labelled ÷ predictions, of those predictions.
+    pub coverage: f64,
+    /// How old the predictions measured are, at least.
+    pub matured_hours: f64,
+    /// Precision of every prediction after the drift, labels or not yet.
+    pub all_precision: f64,
+    /// Labels behind it.
+    pub all_labels: f64,
     /// Precision estimated without labels.
     pub estimated_precision: Option<f64>,
     /// AUC from the labels.
@@ -95,6 +104,9 @@ pub struct QualityAfter {
     /// AUC estimated without labels.
     pub estimated_auc: Option<f64>,
 }
+
+/// The age from which the summary judges a cohort's labels complete enough, hours.
+const MATURED_H: i64 = 12;
 
 /// A retraining event of the run.
 #[derive(Clone, Debug, Serialize)]
@@ -168,26 +180,32 @@ pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) ->
             direction: if a.direction == Direction::Down { "down" } else { "up" },
             minutes_after_drift: (a.time_ms + step - drift_ms) as f64 / 60_000.0,
         });
-    let quality = modelwatch_query::quality::quality(
-        store,
-        &[],
-        &[],
-        drift_ms,
-        end,
-        &modelwatch_query::quality::QualityOptions {
-            reference: Some((start, drift_ms)),
-            threshold: s.threshold,
-            ..Default::default()
-        },
-    )?
-    .into_iter()
-    .next()
-    .map(|q| QualityAfter {
-        realised_precision: q.realised.precision,
-        labels: q.realised.n,
-        estimated_precision: q.estimated.as_ref().map(|e| e.precision),
-        realised_auc: q.realised.auc,
-        estimated_auc: q.estimated.as_ref().map(|e| e.auc),
+    // Rejections take hours to come back: the latest predictions' precision is judged on
+    // the cohorts whose labels had `MATURED_H` hours to arrive, beside all of them so far.
+    let opts = modelwatch_query::quality::QualityOptions {
+        reference: Some((start, drift_ms)),
+        threshold: s.threshold,
+        ..Default::default()
+    };
+    let overall =
+        |to: i64| -> Result<Option<modelwatch_query::quality::QualityRow>, modelwatch_query::QueryError> {
+            Ok(if to > drift_ms {
+                modelwatch_query::quality::quality(store, &[], &[], drift_ms, to, &opts)?.into_iter().next()
+            } else {
+                None
+            })
+        };
+    let matured = overall(end - MATURED_H * 3_600_000)?;
+    let quality = overall(end)?.map(|all| QualityAfter {
+        realised_precision: matured.as_ref().map_or(f64::NAN, |q| q.realised.precision),
+        labels: matured.as_ref().map_or(0.0, |q| q.realised.n),
+        coverage: matured.as_ref().map_or(f64::NAN, |q| q.coverage),
+        estimated_precision: matured.as_ref().and_then(|q| q.estimated.as_ref()).map(|e| e.precision),
+        realised_auc: matured.as_ref().map_or(f64::NAN, |q| q.realised.auc),
+        estimated_auc: matured.as_ref().and_then(|q| q.estimated.as_ref()).map(|e| e.auc),
+        matured_hours: MATURED_H as f64,
+        all_precision: all.realised.precision,
+        all_labels: all.realised.n,
     });
     let (events, suppressed) = triggers(run, sim, store, data)?;
     Ok(Summary {
