@@ -284,6 +284,30 @@ fn quality_is_that_of_the_predictions_made_in_the_window_whatever_the_labels_del
     check(&store, "rolled up again");
 }
 
+/// A model that stops predicting positives has no precision (0 by scikit-learn's rule): the
+/// degradation trigger on precision fires on it, with the positives it missed as evidence.
+#[test]
+fn a_model_that_stops_predicting_positives_fires_the_precision_trigger() {
+    use modelwatch::triggers::{DegradationTrigger, Evidence, TriggerConfig, TriggerEngine};
+    let centre = |d: i64| if d == 1 { -8.0 } else { 0.5 };
+    let truth = |s: f64, d: i64| if d == 1 { 0.5 } else { s };
+    let (dir, store, _) = store_with(2, centre, truth, |_| 0.3);
+    let config = TriggerConfig {
+        labels: modelwatch::triggers::LabelsTrigger { enabled: false, ..Default::default() },
+        degradation: DegradationTrigger { by_segment: false, ..Default::default() },
+        schedule: modelwatch::triggers::ScheduleTrigger { enabled: false, ..Default::default() },
+        drift: modelwatch::triggers::DriftTrigger { enabled: false, ..Default::default() },
+        ..TriggerConfig::default()
+    };
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((T0 + 3 * DAY) as u64)));
+    let mut engine = TriggerEngine::open(config, store.clone(), dir.path(), clock, Vec::new()).unwrap();
+    let event = engine.evaluate().unwrap().event.expect("no positive prediction at all fires");
+    let Evidence::Degradation(ev) = &event.reasons[0].evidence else { panic!("{:?}", event.reasons) };
+    let counts = ev.counts_current.unwrap();
+    assert_eq!((ev.current, counts[0], counts[1]), (0.0, 0.0, 0.0), "{ev:?}");
+    assert_eq!(ev.labels_current, counts[2], "measured over the positives it missed: {ev:?}");
+}
+
 /// Day 0 at a precision near 0.8; on day 1 every positive prediction is wrong. The CLI's
 /// JSON says precision 0, F1 0 (scikit-learn's convention) and the counts behind them, and
 /// the degradation trigger fires on the collapse, comparing matured cohorts.

@@ -7,8 +7,9 @@
 //! So such a label does not go to the open interval's shard cells: the call puts a small
 //! fixed-size record in a bounded lock-free queue (no lock, no allocation; a full queue is
 //! counted in `OverflowCounts::labels_dropped`), and the flusher thread drains the queue
-//! into per-cohort tallies: for each prediction interval (the agent's interval grid) and
-//! segment, the confidence bins of positive and negative labels and the delays from
+//! (whenever it is half full, and at every snapshot) into a bounded list of the same
+//! records. The snapshot groups them by prediction interval (the agent's interval grid) and
+//! segment: the confidence bins of positive and negative labels and the delays from
 //! prediction to label. Each snapshot carries the cohorts whose labels arrived during it
 //! ([`crate::CohortLabels`]); the store writes them at the *prediction's* interval, where
 //! they merge with what is there already.
@@ -19,9 +20,8 @@
 //! `labels_future` (a clock skew between the scorer and the labeller).
 
 use crate::clock::Timestamp;
-use crate::snapshot::{CohortLabels, NumericSummary};
+use crate::snapshot::CohortLabels;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -104,11 +104,13 @@ impl LabelQueue {
         }
     }
 
-    /// Moves every queued label into `tally`; labels past its bound are counted as dropped.
+    /// Moves queued labels into `tally`, at most the queue's capacity (producers may keep
+    /// pushing: an unbounded drain would never end); labels past the tally's bound are
+    /// counted as dropped.
     pub fn drain_into(&self, tally: &mut CohortTally) {
         let mut lost = 0u64;
-        for r in self.rx.try_iter() {
-            if !tally.add(&r) {
+        for r in self.rx.try_iter().take(self.capacity) {
+            if !tally.add(r) {
                 lost += 1;
             }
         }
@@ -118,81 +120,64 @@ impl LabelQueue {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    /// `(bin, positives, negatives)`, sorted by bin.
-    bins: Vec<(u16, u64, u64)>,
-    delay: NumericSummary,
-}
-
-/// Labels drained since the last snapshot, per (prediction interval, segment).
+/// Labels drained since the last snapshot, as they came: a fixed-size record each (its
+/// memory is `max` records, kept from one interval to the next), grouped into cohorts only
+/// when the snapshot is built.
 pub(crate) struct CohortTally {
     interval: Duration,
-    cohorts: HashMap<(u64, u16), Tally>,
-    /// Distinct (cohort, segment, bin) entries held now.
-    entries: usize,
-    /// At most this many entries are held between two snapshots.
-    max_entries: usize,
+    records: Vec<LabelRecord>,
+    max: usize,
 }
 
 impl CohortTally {
-    pub fn new(interval: Duration, max_entries: usize) -> Self {
-        CohortTally { interval, cohorts: HashMap::new(), entries: 0, max_entries }
+    pub fn new(interval: Duration, max: usize) -> Self {
+        CohortTally { interval, records: Vec::new(), max }
     }
 
-    /// Adds one label; false (nothing added) when the tally is at its bound and the label
-    /// would need a new entry.
-    fn add(&mut self, r: &LabelRecord) -> bool {
-        let cohort = Timestamp::from_nanos(r.predicted_ns).align_down(self.interval).as_nanos();
-        let full = self.entries >= self.max_entries;
-        let t = match self.cohorts.get_mut(&(cohort, r.segment)) {
-            Some(t) => t,
-            None if full => return false,
-            None => self.cohorts.entry((cohort, r.segment)).or_default(),
-        };
-        match t.bins.binary_search_by_key(&r.bin, |b| b.0) {
-            Ok(i) => {
-                let b = &mut t.bins[i];
-                if r.label { b.1 += 1 } else { b.2 += 1 }
-            }
-            Err(_) if full => return false,
-            Err(i) => {
-                t.bins.insert(i, (r.bin, u64::from(r.label), u64::from(!r.label)));
-                self.entries += 1;
-            }
+    /// Adds one label; false (nothing added) when the tally holds `max` labels already.
+    fn add(&mut self, r: LabelRecord) -> bool {
+        if self.records.len() >= self.max {
+            return false;
         }
-        let delay = Duration::from_nanos(r.arrived_ns.saturating_sub(r.predicted_ns)).as_secs_f64();
-        t.delay.push(delay);
+        self.records.push(r);
         true
     }
 
-    /// The cohorts tallied so far, sorted by prediction interval and segment; the tally is
-    /// left empty.
+    /// The labels tallied so far by prediction interval and segment, sorted by both; the
+    /// tally is left empty.
     pub fn take(&mut self, segment_names: &[Arc<str>]) -> Vec<CohortLabels> {
-        self.entries = 0;
-        let mut out: Vec<CohortLabels> = self
-            .cohorts
-            .drain()
-            .map(|((start, seg), t)| {
-                let start = Timestamp::from_nanos(start);
-                let pick = |f: fn(&(u16, u64, u64)) -> u64| -> Vec<(u16, u64)> {
-                    t.bins.iter().map(|b| (b.0, f(b))).filter(|b| b.1 > 0).collect()
-                };
-                CohortLabels {
-                    start,
-                    end: start.saturating_add(self.interval),
-                    segment: segment_names
-                        .get(seg as usize)
-                        .or(segment_names.last())
-                        .cloned()
-                        .unwrap_or_else(|| "".into()),
-                    positive: pick(|b| b.1),
-                    negative: pick(|b| b.2),
-                    delay: t.delay,
+        let interval = self.interval;
+        let cohort = |r: &LabelRecord| Timestamp::from_nanos(r.predicted_ns).align_down(interval);
+        self.records.sort_unstable_by_key(|r| (cohort(r), r.segment, r.bin));
+        let mut out: Vec<CohortLabels> = Vec::new();
+        for group in self.records.chunk_by(|a, b| cohort(a) == cohort(b) && a.segment == b.segment) {
+            let start = cohort(&group[0]);
+            let mut c = CohortLabels {
+                start,
+                end: start.saturating_add(interval),
+                segment: segment_names
+                    .get(group[0].segment as usize)
+                    .or(segment_names.last())
+                    .cloned()
+                    .unwrap_or_else(|| "".into()),
+                ..CohortLabels::default()
+            };
+            for bin in group.chunk_by(|a, b| a.bin == b.bin) {
+                let positive = bin.iter().filter(|r| r.label).count() as u64;
+                let negative = bin.len() as u64 - positive;
+                if positive > 0 {
+                    c.positive.push((bin[0].bin, positive));
                 }
-            })
-            .collect();
-        out.sort_by(|a, b| (a.start, &a.segment).cmp(&(b.start, &b.segment)));
+                if negative > 0 {
+                    c.negative.push((bin[0].bin, negative));
+                }
+            }
+            for r in group {
+                c.delay.push(Duration::from_nanos(r.arrived_ns.saturating_sub(r.predicted_ns)).as_secs_f64());
+            }
+            out.push(c);
+        }
+        self.records.clear();
         out
     }
 }

@@ -18,8 +18,9 @@
 //!    ([`Snapshot::merge`]: time resolution is lost, never a count), and only past a byte
 //!    bound is the oldest dropped, counted in [`OverflowCounts`]. A value is durable once
 //!    `Sink::write` has returned `Ok` for its snapshot (the store acknowledges after its WAL
-//!    fsync): the open interval and the snapshots still waiting for the sink live in this
-//!    process's memory and die with it (a kill -9 loses them, up to the backlog's bound).
+//!    fsync): the open interval, the labels for earlier predictions not yet in a snapshot,
+//!    and the snapshots still waiting for the sink live in this process's memory and die
+//!    with it (a kill -9 loses them, up to the backlog's bound).
 //!
 //! Exactness: over any run, with any number of threads and flushes, the counts in the
 //! snapshots add up to the calls made. Per interval, a numeric value's count, mean, m2, min
@@ -40,7 +41,9 @@
 //! 4 KiB regions as values arrive in them. Address space is bounded apart, at twice the
 //! budget for shards. Every figure counts the flusher's mirror of the same cells, so it is
 //! twice the cells' size. Each flush also builds one snapshot, proportional to the series
-//! that changed, which is not counted.
+//! that changed, which is not counted; nor are the labels for earlier predictions waiting
+//! for the next snapshot (at most [`AgentBuilder::max_pending_labels`], 3.6 MB at the
+//! default; see "Labels").
 //!
 //! What things cost (8-byte cells, doubled for the mirror):
 //!

@@ -143,3 +143,53 @@ fn merged_snapshots_merge_their_cohorts() {
     assert_eq!((c.positive.as_slice(), c.negative.as_slice()), (&[(500, 2), (700, 1)][..], &[(700, 1)][..]));
     assert_eq!(c.delay.count, 4);
 }
+
+/// A thread flooding `feedback_for` into a small queue never delays a snapshot: after each
+/// interval the background flusher collects it (the flood used to keep it draining).
+#[test]
+fn a_flood_of_labels_does_not_hold_up_the_flusher() {
+    let clock = Arc::new(ManualClock::new(secs(1_000)));
+    let sink = MemorySink::new();
+    let agent = Agent::builder("m")
+        .segments(["email"])
+        .interval(Duration::from_secs(10))
+        .clock(clock.clone())
+        .max_pending_labels(1_024)
+        .build(sink.clone())
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut late = None;
+    std::thread::scope(|s| {
+        let h = agent.handle();
+        let stop = &stop;
+        s.spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                h.feedback_for(secs(500), "email", 0.5, true);
+            }
+        });
+        let mut seen = 0;
+        'intervals: for k in 0..20u64 {
+            agent.handle().record(&Prediction::new("email", Duration::from_millis(1), 0.5));
+            clock.set(secs(1_010 + 10 * k));
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while sink.snapshots().len() == seen {
+                if std::time::Instant::now() > deadline {
+                    late = Some(k);
+                    break 'intervals;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen = sink.snapshots().len();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(late, None, "an interval was not collected within 20 s under the flood");
+    let snaps = sink.snapshots();
+    assert!(
+        snaps
+            .iter()
+            .take(20)
+            .all(|s| s.predictions() == 1
+                && s.end.saturating_duration_since(s.start) == Duration::from_secs(10))
+    );
+}

@@ -209,6 +209,13 @@ impl Calibration {
         let all = bins(confidence);
         let per = CONFIDENCE_BINS / CALIBRATION_BINS;
         let total: f64 = all.iter().sum();
+        let labels: f64 = self.labels.iter().sum();
+        if total > 0.0 && labels < min_bin_labels as f64 {
+            return Err(format!(
+                "the reference holds {labels} label(s), fewer than the {min_bin_labels} an estimate needs in \
+                 each calibration bin; choose a reference with labels"
+            ));
+        }
         for b in 0..CALIBRATION_BINS {
             let predictions: f64 = all[b * per..(b + 1) * per].iter().sum();
             // A thin bin holding a sliver of the window only widens the interval (its rate
@@ -343,20 +350,27 @@ fn distribution(
 }
 
 /// The window of predictions whose labels are `min_label_age_ms` old at `now_ms`:
-/// `[from, min(to, now - age))`, or an error naming both when none is.
+/// `[from, min(to, now - age))`, or an error naming both when none is. Without a minimum
+/// age the window is kept as it is (even one in the future). A stored interval counts whole
+/// when it starts before the cut (the agent's interval, 10 s by default: the cut is that
+/// fine; an import with `--interval 1d` makes it a day).
 pub fn matured(window: (i64, i64), now_ms: i64, min_label_age_ms: i64) -> Result<(i64, i64), QueryError> {
     if min_label_age_ms < 0 {
         return Err(QueryError::BadRange(format!("the minimum label age {min_label_age_ms} ms is negative")));
     }
-    let end = window.1.min(now_ms.saturating_sub(min_label_age_ms));
+    if min_label_age_ms == 0 {
+        return Ok(window);
+    }
+    let cut = now_ms.saturating_sub(min_label_age_ms);
+    let end = window.1.min(cut);
     if end <= window.0 {
         return Err(QueryError::BadRange(format!(
             "no prediction in the window is old enough: labels must be {} old, so predictions must \
-             be made before {} ms, and the window starts at {} ms; widen the window or lower the \
-             minimum label age",
+             be made before {}, and the window starts at {}; widen the window or lower the minimum \
+             label age",
             age(min_label_age_ms),
-            now_ms.saturating_sub(min_label_age_ms),
-            window.0
+            crate::time::rfc3339(cut),
+            crate::time::rfc3339(window.0)
         )));
     }
     Ok((window.0, end))

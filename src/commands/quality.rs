@@ -78,6 +78,7 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
                 "recall",
                 "f1",
                 "auc",
+                "estimate_refused",
             ])?;
             for r in rows {
                 let mut rec = |kind: &str, q: &Quality| {
@@ -96,6 +97,7 @@ pub fn run(env: &Env, args: &QualityArgs) -> anyhow::Result<ExitCode> {
                         q.recall.to_string(),
                         q.f1.to_string(),
                         q.auc.to_string(),
+                        r.estimate_refused.clone().unwrap_or_default(),
                     ])
                 };
                 rec("realised", &r.realised)?;

@@ -11,7 +11,9 @@
 //! with the prediction it labels, so negatives labelled two days after the positives do not
 //! make yesterday look better than last week. The metric comes from the counts (TP and
 //! TP + FP for precision, TP and TP + FN for recall), so a precision of 0 — the worst
-//! case — is a figure like any other and fires.
+//! case — is a figure like any other and fires; so does a model that stops predicting
+//! positives at all (no precision: 0 of the labelled positives found). A fixed baseline
+//! (`against`) is cut at the same maturity.
 
 use super::kind::{Check, Context, Trigger, duration};
 use super::{Evidence, Reason, TriggerError};
@@ -151,8 +153,10 @@ impl Trigger for DegradationTrigger {
         let prev = if self.against.is_empty() {
             (end - 2 * w, end - w)
         } else {
-            crate::time::parse_range(&self.against, ctx.now_ms)
-                .map_err(|e| TriggerError::Config(format!("triggers.degradation.against: {e}")))?
+            let (from, to) = crate::time::parse_range(&self.against, ctx.now_ms)
+                .map_err(|e| TriggerError::Config(format!("triggers.degradation.against: {e}")))?;
+            // A baseline's cohorts must have matured too.
+            (from, to.min(end))
         };
         let mut groups: Vec<Vec<String>> = vec![Vec::new()];
         if self.by_segment {
@@ -168,9 +172,13 @@ impl Trigger for DegradationTrigger {
                 let Some(b) = before.iter().find(|b| b.tags == q.tags) else { continue };
                 let (k1, n1) = metric_counts(&self.metric, &q.realised);
                 let (k0, n0) = metric_counts(&self.metric, &b.realised);
-                if n1 == 0.0 || n0 == 0.0 {
+                if n0 == 0.0 || (n1 == 0.0 && q.realised.positives == 0.0) {
                     continue;
                 }
+                // A model that stopped predicting positives has no precision (scikit-learn
+                // calls it 0): measured over the positives it should have found, it is 0 of
+                // them, the collapse it is.
+                let (k1, n1) = if n1 == 0.0 { (0.0, q.realised.positives) } else { (k1, n1) };
                 let (v1, v0) = (k1 / n1, k0 / n0);
                 let enough = n1 >= self.min_labels as f64 && n0 >= self.min_labels as f64;
                 let fall = if v0 > 0.0 { (v0 - v1) / v0 } else { 0.0 };

@@ -211,12 +211,15 @@ impl AgentBuilder {
         self
     }
 
-    /// Labels for past predictions the agent holds between two flushes (default 65,536):
-    /// the queue from `feedback_for` to the flusher holds this many, and the flusher's
-    /// per-cohort tally this many distinct (prediction interval, segment, confidence bin)
-    /// entries, about 50 bytes each. The flusher drains the queue whenever it is half full;
-    /// a label finding both full is counted in [`crate::OverflowCounts`] `labels_dropped`.
-    /// A backfill of millions of labels belongs in `modelwatch import`.
+    /// Labels for earlier predictions ([`crate::Handle::feedback_for`]) the agent holds
+    /// between two snapshots (default 65,536): the queue from the callers to the flusher
+    /// holds this many (about 32 bytes each, allocated at start), and the flusher's list
+    /// as many again (24 bytes each, kept from one interval to the next): 3.6 MB at the
+    /// default, outside the memory budget. The background flusher drains the queue whenever
+    /// it is half full; with `background_flush(false)` only a flush drains it. A label
+    /// finding both full is counted in [`crate::OverflowCounts`] `labels_dropped`. Each
+    /// snapshot then holds a few hundred bytes per (prediction interval, segment) with
+    /// labels. A backfill of millions of labels belongs in `modelwatch import`.
     pub fn max_pending_labels(mut self, n: usize) -> Self {
         self.max_pending_labels = n;
         self

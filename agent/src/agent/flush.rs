@@ -143,18 +143,20 @@ pub(super) fn run_flusher(core: &Core, stop: &Receiver<()>) {
             };
             crossbeam_channel::select! {
                 recv(stop) -> _ => break,
-                // A burst of labels for past predictions: drain the queue before it fills.
+                // A burst of labels for past predictions: drain the queue before it fills
+                // (at most its capacity, so a flood cannot hold the flush lock).
                 recv(core.labels.woken) -> _ => {
                     let mut f = sync::lock(&core.flush);
                     core.labels.drain_into(&mut f.labels);
                 }
-                default(wait) => {
-                    if deliverer.is_some() {
-                        core.collect_due();
-                    } else if let Err(e) = core.flush_due() {
-                        tracing::warn!(error = %e, "sink failed; snapshot kept for retry");
-                    }
-                }
+                default(wait) => {}
+            }
+            // Whatever woke the flusher, an interval that ended is collected now: a flood of
+            // labels never delays a snapshot.
+            if deliverer.is_some() {
+                core.collect_due();
+            } else if let Err(e) = core.flush_due() {
+                tracing::warn!(error = %e, "sink failed; snapshot kept for retry");
             }
         }
         delivery.stop.store(true, std::sync::atomic::Ordering::Release);
