@@ -17,6 +17,11 @@ use std::path::Path;
 const TRIGGERED: &str = "retrain_triggered";
 const ACKNOWLEDGED: &str = "retrain_acknowledged";
 
+/// Delivery attempts one pass makes at most; the others wait for the next pass.
+const MAX_ATTEMPTS_PER_PASS: usize = 16;
+/// A pass starts no attempt after this long (each is bounded by its sink's timeout).
+const MAX_PASS_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A sink under the name its deliveries carry, with its retry budget.
 struct Route {
     name: String,
@@ -28,12 +33,15 @@ struct Route {
 pub(super) struct Outbox {
     events: Store,
     routes: Vec<Route>,
+    /// `[triggers.delivery]`: the budget of a delivery whose sink is no longer configured.
+    default_budget: Budget,
 }
 
 impl Outbox {
     pub(super) fn open(
         data: &Path,
         sinks: Vec<(Box<dyn EventSink>, Budget)>,
+        default_budget: Budget,
     ) -> Result<Outbox, TriggerError> {
         let events = Store::open(StoreConfig {
             background: false,
@@ -53,7 +61,12 @@ impl Outbox {
             }
             routes.push(Route { name, sink, budget });
         }
-        Ok(Outbox { events, routes })
+        Ok(Outbox { events, routes, default_budget })
+    }
+
+    /// Whether any sink is configured.
+    pub(super) fn has_sinks(&self) -> bool {
+        !self.routes.is_empty()
     }
 
     /// A pending delivery, due now, for every sink.
@@ -70,6 +83,8 @@ impl Outbox {
         clock: &dyn Clock,
     ) -> Result<(), TriggerError> {
         let now = || clock.now().as_millis() as i64;
+        let mut attempts = 0;
+        let started = std::time::Instant::now();
         for i in 0..state.history.len() {
             if !state.history[i].stored {
                 let e = &state.history[i].event;
@@ -80,20 +95,35 @@ impl Outbox {
                 state.history[i].stored = true;
                 state::save(data, state)?;
             }
-            if !state.history[i].planned {
+            // An engine without sinks (a verb run without the configuration) leaves the
+            // event for the next one that has them.
+            if !state.history[i].planned && !self.routes.is_empty() {
                 state.history[i].deliveries = self.plan(now());
                 state.history[i].planned = true;
                 state::save(data, state)?;
             }
             for j in 0..state.history[i].deliveries.len() {
                 let rec = &state.history[i];
-                let (fired, id) = (rec.event.fired_at_ms, rec.event.id.clone());
-                // A sink this process does not have (a verb run without the configuration,
-                // or a sink since removed) leaves its delivery pending for one that has it.
-                let Some(route) = self.routes.iter().find(|r| r.name == rec.deliveries[j].sink) else {
+                let (fired, id, sink) =
+                    (rec.event.fired_at_ms, rec.event.id.clone(), rec.deliveries[j].sink.clone());
+                if state.history[i].deliveries[j].note_cut_short() {
+                    tracing::error!(id = %id, sink = %sink, "the last delivery attempt was cut short by the process ending");
+                    state::save(data, state)?;
+                }
+                let at = now();
+                let Some(route) = self.routes.iter().find(|r| r.name == sink) else {
+                    // A sink this process does not have: without any sink (a verb run without
+                    // the configuration) the delivery waits for a process that has it; with
+                    // sinks, it was removed or changed, and is dead-lettered when its time
+                    // budget is spent.
+                    if !self.routes.is_empty()
+                        && state.history[i].deliveries[j].orphaned(at, fired, &self.default_budget)
+                    {
+                        tracing::error!(id = %id, sink = %sink, "sink no longer configured: dead-lettered");
+                        state::save(data, state)?;
+                    }
                     continue;
                 };
-                let at = now();
                 if state.history[i].deliveries[j].expire(at, fired, &route.budget) {
                     tracing::error!(id = %id, sink = %route.name, "retry budget spent: dead-lettered");
                     state::save(data, state)?;
@@ -102,9 +132,19 @@ impl Outbox {
                 if !state.history[i].deliveries[j].is_due(at) {
                     continue;
                 }
+                if attempts >= MAX_ATTEMPTS_PER_PASS || started.elapsed() > MAX_PASS_TIME {
+                    // The rest wait for the next pass, so that a backlog to a slow sink does
+                    // not hold the engine (and a daemon's HTTP fire) for hours.
+                    continue;
+                }
+                attempts += 1;
+                // Counted before it is made: a crash during it spends the budget and waits
+                // the backoff rather than starting the command again at once.
+                state.history[i].deliveries[j].begin(at, fired, &route.budget);
+                state::save(data, state)?;
                 let outcome = route.sink.deliver(&state.history[i].event, at);
                 let d = &mut state.history[i].deliveries[j];
-                d.record(outcome, at, fired, &route.budget);
+                d.finish(outcome, at, fired, &route.budget);
                 if let Some(e) =
                     d.last_error.as_deref().filter(|_| !matches!(d.state, super::DeliveryState::Delivered))
                 {

@@ -125,7 +125,7 @@ impl TriggerEngine {
         for s in &config.sinks {
             routes.push(super::sinks::from_config(s, &config.delivery)?);
         }
-        let outbox = Outbox::open(data, routes)?;
+        let outbox = Outbox::open(data, routes, budget)?;
         let mut state = state::load(data)?.unwrap_or_else(|| TriggerState {
             version: STATE_VERSION,
             counting_since_ms: clock.now().as_millis() as i64,
@@ -266,7 +266,9 @@ impl TriggerEngine {
         next.history.push(EventRecord {
             event: event.clone(),
             stored: false,
-            planned: true,
+            // Without sinks (a verb run without the configuration) the next engine that has
+            // them plans the deliveries.
+            planned: self.outbox.has_sinks(),
             deliveries: self.outbox.plan(now),
             acked_at_ms: None,
         });

@@ -140,6 +140,10 @@ pub struct Delivery {
     pub last_error: Option<String>,
     /// What the sink said when it took the event (`HTTP 200`, `exit 0`).
     pub detail: Option<String>,
+    /// An attempt was begun and its outcome not saved yet; still set when the next run
+    /// loads the state, it was cut short by the process ending.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_flight: bool,
 }
 
 impl Delivery {
@@ -153,6 +157,7 @@ impl Delivery {
             next_attempt_ms: Some(now),
             last_error: None,
             detail: None,
+            in_flight: false,
         }
     }
 
@@ -173,6 +178,19 @@ impl Delivery {
     }
 
     /// Records an attempt made at `now`. A failure stays pending until the budget is spent.
+    /// Counts an attempt about to be made at `now`, as if it failed: saved before the
+    /// attempt, so one cut short by a crash (a retraining command killed with its runner)
+    /// still spends the budget and waits its backoff instead of starting again at once.
+    pub(super) fn begin(&mut self, now: i64, fired_ms: i64, budget: &Budget) {
+        self.attempts += 1;
+        self.last_attempt_ms = Some(now);
+        self.in_flight = true;
+        self.next_attempt_ms = budget.next_attempt(fired_ms, self.attempts, now);
+    }
+
+    #[cfg(test)]
+    /// One attempt, begun and finished at `now` ([`Delivery::begin`] then
+    /// [`Delivery::finish`]).
     pub(super) fn record(
         &mut self,
         outcome: Result<String, String>,
@@ -180,8 +198,19 @@ impl Delivery {
         fired_ms: i64,
         budget: &Budget,
     ) {
-        self.attempts += 1;
-        self.last_attempt_ms = Some(now);
+        self.begin(now, fired_ms, budget);
+        self.finish(outcome, now, fired_ms, budget);
+    }
+
+    /// The outcome of the attempt begun at `now`.
+    pub(super) fn finish(
+        &mut self,
+        outcome: Result<String, String>,
+        now: i64,
+        fired_ms: i64,
+        budget: &Budget,
+    ) {
+        self.in_flight = false;
         match outcome {
             Ok(detail) => self.succeeded(detail),
             Err(e) => {
@@ -199,20 +228,51 @@ impl Delivery {
     pub(super) fn expire(&mut self, now: i64, fired_ms: i64, budget: &Budget) -> bool {
         let spent = self.attempts >= budget.max_attempts || now >= budget.deadline(fired_ms);
         if self.is_pending() && self.attempts > 0 && spent {
-            self.state = DeliveryState::DeadLettered;
-            self.next_attempt_ms = None;
-            let why = if self.attempts >= budget.max_attempts {
-                format!("no attempt left of {}", budget.max_attempts)
-            } else {
-                format!("no attempt left within {} of the event", words(budget.give_up_after_ms))
-            };
-            self.last_error = Some(match self.last_error.take() {
-                Some(e) => format!("{e}; {why}"),
-                None => why,
-            });
+            self.dead_letter(budget);
             return true;
         }
         false
+    }
+
+    /// Dead-letters a delivery whose sink is no longer configured once its time budget is
+    /// spent; true if it did.
+    pub(super) fn orphaned(&mut self, now: i64, fired_ms: i64, budget: &Budget) -> bool {
+        if self.is_pending() && now >= budget.deadline(fired_ms) {
+            self.last_error = Some(match self.last_error.take() {
+                Some(e) => format!("{e}; the sink is no longer configured"),
+                None => "the sink is no longer configured".into(),
+            });
+            self.dead_letter(budget);
+            return true;
+        }
+        false
+    }
+
+    fn dead_letter(&mut self, budget: &Budget) {
+        self.state = DeliveryState::DeadLettered;
+        self.next_attempt_ms = None;
+        let why = if self.attempts >= budget.max_attempts {
+            format!("no attempt left of {}", budget.max_attempts)
+        } else {
+            format!("no attempt left within {} of the event", words(budget.give_up_after_ms))
+        };
+        self.last_error = Some(match self.last_error.take() {
+            Some(e) => format!("{e}; {why}"),
+            None => why,
+        });
+    }
+
+    /// If the last attempt was begun and never finished (the process died during it), says
+    /// so in `last_error`; true if it was.
+    pub(super) fn note_cut_short(&mut self) -> bool {
+        if !self.in_flight {
+            return false;
+        }
+        self.in_flight = false;
+        let at =
+            self.last_attempt_ms.map_or_else(String::new, |t| format!(" at {}", crate::time::rfc3339(t)));
+        self.last_error = Some(format!("the attempt{at} was cut short: the process ended during it"));
+        true
     }
 }
 

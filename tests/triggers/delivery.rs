@@ -219,9 +219,10 @@ fn a_failing_command_is_retried_and_one_that_always_fails_is_dead_lettered_by_co
     assert_eq!(field(2, "last_error"), "exit 7; no attempt left within 2m of the event");
     let history = text(&triggers(T0 + 450_000, &["history"], &config, &data));
     assert!(
-        history.contains(
-            "command false: DEAD-LETTERED after 4 attempts, the last 2025-11-26T00:03:30Z; last error: exit 1"
-        ),
+        history.contains("command false #")
+            && history.contains(
+                ": DEAD-LETTERED after 4 attempts, the last 2025-11-26T00:03:30Z; last error: exit 1"
+            ),
         "{history}"
     );
     let status = text(&triggers(T0 + 450_000, &["status"], &config, &data));
@@ -392,4 +393,105 @@ fn a_webhook_signature_carries_its_time_and_a_redirect_is_a_failed_attempt() {
     let header = got.header("x-modelwatch-signature").unwrap();
     assert_eq!(header, signature(b"k3y", at / 1000, &got.body));
     assert!(header.starts_with(&format!("t={},v1=", T0 / 1000 + 61)), "{header}");
+}
+
+/// Sinks are known by their whole command line: reordering them, or removing one, never
+/// sends one's pending delivery to another; a removed sink's delivery is dead-lettered when
+/// its time is up, and an event fired by a verb run without the configuration is delivered
+/// by the next run that has it.
+#[test]
+fn deliveries_follow_their_sink_through_reordering_and_removal_and_a_fire_without_config() {
+    let w = world();
+    let (retrain, notify) = (w.dir.path().join("retrain"), w.dir.path().join("notify"));
+    let sink =
+        |cmd: &str| format!("[[triggers.sinks]]\ntype = \"command\"\ncommand = [\"sh\", \"-c\", {cmd:?}]\n");
+    let failing = sink(&format!("echo x >> {}; exit 1", retrain.display()));
+    let fixed = sink(&format!("echo x >> {}", retrain.display()));
+    let notifying = sink(&format!("echo x >> {}", notify.display()));
+    let a = w.dir.path().join("a.toml");
+    let b = w.dir.path().join("b.toml");
+    std::fs::write(&a, format!("{QUIET}{failing}{notifying}")).unwrap();
+    std::fs::write(&b, format!("{QUIET}{notifying}{failing}")).unwrap();
+    let data = w.data();
+    triggers(T0, &["fire", "--reason", "x"], &a, &data);
+    // Reordered: the retrain command's pending delivery stays with it.
+    triggers(T0 + 60_000, &["check"], &b, &data);
+    let lines = |p: &Path| std::fs::read_to_string(p).map_or(0, |t| t.lines().count());
+    assert_eq!((lines(&retrain), lines(&notify)), (2, 1), "retried the retrain, notified once");
+    // The retrain command edited: the old one's delivery has no sink; dead-lettered once
+    // its 24 h are up, never sent to the new command.
+    let c = w.dir.path().join("c.toml");
+    std::fs::write(&c, format!("{QUIET}{notifying}{fixed}")).unwrap();
+    triggers(T0 + 3_600_000, &["check"], &c, &data);
+    assert_eq!(lines(&retrain), 2, "the edited command is another sink");
+    triggers(T0 + 25 * 3_600_000, &["check"], &c, &data);
+    let d = deliveries(&c, &data);
+    let old =
+        d.iter().find(|d| d["state"] == "dead_lettered").expect("the old sink's delivery dead-lettered");
+    assert!(old["last_error"].as_str().unwrap().contains("no longer configured"), "{old}");
+
+    // A fire without the configuration plans nothing; the next run with it delivers.
+    let w2 = world();
+    let data2 = w2.data();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["--now", &T0.to_string(), "triggers", "fire", "--reason", "y", "--force", "--data"])
+        .arg(&data2)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = lines(&notify);
+    let only_notify = w2.dir.path().join("n.toml");
+    std::fs::write(&only_notify, format!("{QUIET}{notifying}")).unwrap();
+    triggers(T0 + 60_000, &["check"], &only_notify, &data2);
+    assert_eq!(lines(&notify), before + 1, "delivered by the first run that has the sink");
+}
+
+/// A retraining command killed with its runner (kill -9 of `modelwatch` mid-attempt) counts
+/// as an attempt: the next run does not start it again at once but after the backoff, and
+/// history says the attempt was cut short.
+#[test]
+fn an_attempt_cut_short_by_kill_9_counts_and_waits_its_backoff() {
+    let w = world();
+    let (log, done) = (w.dir.path().join("log"), w.dir.path().join("done"));
+    let config = w.dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{QUIET}[[triggers.sinks]]\ntype = \"command\"\ntimeout = \"60s\"\n\
+             command = [\"sh\", \"-c\", \"echo $$ >> {}; [ -e {} ] || sleep 30\"]\n",
+            log.display(),
+            done.display()
+        ),
+    )
+    .unwrap();
+    let data = w.data();
+    let mut fire = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["--now", &T0.to_string(), "triggers", "fire", "--reason", "x", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&log).map_or(true, |t| t.is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "the command never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    fire.kill().unwrap(); // SIGKILL
+    fire.wait().unwrap();
+    let first = std::fs::read_to_string(&log).unwrap();
+    // The command lives on in its own process group; it is stopped here (its `sleep` ends
+    // by itself).
+    let pid: u32 = first.trim().parse().expect("the command's pid");
+    let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    std::fs::write(&done, "").unwrap();
+    triggers(T0 + 1_000, &["check"], &config, &data);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1, "not started again at once");
+    let d = deliveries(&config, &data);
+    assert_eq!((d[0]["state"].as_str(), d[0]["attempts"].as_u64()), (Some("pending"), Some(1)), "{d:?}");
+    assert!(d[0]["last_error"].as_str().unwrap().contains("cut short"), "{d:?}");
+    triggers(T0 + 31_000, &["check"], &config, &data);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2, "retried after the backoff");
+    let d = deliveries(&config, &data);
+    assert_eq!((d[0]["state"].as_str(), d[0]["attempts"].as_u64()), (Some("delivered"), Some(2)), "{d:?}");
 }

@@ -57,7 +57,13 @@ impl Drop for EventFile {
 
 impl EventSink for CommandSink {
     fn name(&self) -> String {
-        format!("command {}", self.command.first().cloned().unwrap_or_default())
+        // The whole command line names the sink (hashed, to keep secrets and long scripts
+        // out of the state): deliveries follow their command when sinks are reordered or
+        // another command of the same program is added.
+        let argv = self.command.join("\0");
+        let hash = ring::digest::digest(&ring::digest::SHA256, argv.as_bytes());
+        let short: String = hash.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("command {} #{short}", self.command.first().cloned().unwrap_or_default())
     }
 
     fn deliver(&self, event: &RetrainEvent, _now_ms: i64) -> Result<String, String> {
