@@ -443,7 +443,9 @@ fn kill_minus_9_at_random_moments_never_fires_twice_and_every_event_is_stored_on
         &config,
         format!(
             "[triggers]\ncooldown = \"1000d\"\n[triggers.degradation]\nenabled = false\n[triggers.schedule]\nenabled = false\n\
-             [triggers.drift]\nenabled = false\n[[triggers.sinks]]\ntype = \"command\"\n\
+             [triggers.drift]\nenabled = false\n\
+             [triggers.delivery]\nmax_attempts = 1000\nbackoff = \"200ms\"\nmax_backoff = \"200ms\"\n\
+             [[triggers.sinks]]\ntype = \"command\"\n\
              command = [\"sh\", \"-c\", \"sleep 0.05; cat >> {0}; echo >> {0}\"]\n",
             deliveries.display()
         ),
@@ -477,6 +479,8 @@ fn kill_minus_9_at_random_moments_never_fires_twice_and_every_event_is_stored_on
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
+    // An attempt cut short counts and waits its backoff (200 ms here) before the next.
+    std::thread::sleep(Duration::from_millis(300));
     let last = check().wait_with_output().unwrap();
     assert!(last.status.success());
     let state = modelwatch::triggers::read_state(&data).unwrap();

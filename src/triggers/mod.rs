@@ -43,8 +43,13 @@
 //! first; then the delivery is dead-lettered and nothing tries again (`[triggers.delivery]`,
 //! each sink may override it). Every [`TriggerEngine::open`], evaluation, `triggers check`
 //! and tick of the [`TriggerWorker`] first makes the attempts that are due, so retries go on
-//! across restarts and cron-driven checks; the state is saved after every attempt, and a
-//! failure never marks a delivery done. Sinks see an event at least once, always with the
+//! across restarts and cron-driven checks (at most 16 attempts in 20 s per pass, the rest
+//! at the next); the state is saved before every attempt (which counts it, so one cut short
+//! by a crash spends the budget and waits its backoff) and after it, and a failure never
+//! marks a delivery done. A delivery belongs to its sink by the sink's identity (a
+//! webhook's URL, a command's whole command line), so reordering sinks changes nothing; a
+//! removed sink's delivery is dead-lettered when its `give_up_after` is up, and an event
+//! fired by an engine without sinks is planned by the next one that has them. Sinks see an event at least once, always with the
 //! same ID (`X-Modelwatch-Event`, `MODELWATCH_EVENT_ID`): a receiver deduplicates by it.
 //! `modelwatch triggers history` shows each delivery's state, attempts, last error and
 //! next attempt. [`TriggerEngine::ack`] acknowledges an event: the retraining side has taken
