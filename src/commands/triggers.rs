@@ -4,7 +4,8 @@ use super::{Env, open_read_only, print_json};
 use crate::cli::{Format, TriggerArgs, TriggersCommand};
 use modelwatch::time::rfc3339;
 use modelwatch::triggers::{
-    ConfigFile, Delivery, DeliveryState, EventRecord, TriggerConfig, TriggerEngine, TriggerError, read_state,
+    ConfigFile, Delivery, DeliveryState, EventRecord, TriggerConfig, TriggerEngine, TriggerError,
+    TriggerState, read_state,
 };
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -90,11 +91,14 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TriggersCommand::Check(args) => {
+            // Read before the engine opens: opening makes the attempts that are due.
+            let before = read_state(&args.data.data).map(|s| dead_letters(&s)).unwrap_or_default();
             let mut e = engine(env, &args)?;
             let out = e.evaluate()?;
             for f in &out.failures {
                 eprintln!("modelwatch: {f}");
             }
+            let given_up = newly_dead(&before, e.state());
             match args.format {
                 Format::Json => print_json(&out)?,
                 Format::Table => match (&out.event, out.suppressed.is_empty()) {
@@ -111,22 +115,30 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
                     (None, true) => println!("nothing fires"),
                 },
             }
-            // The event (if any) is out, but a trigger or the outbox failed: cron says so.
-            if !out.failures.is_empty() {
+            // The event (if any) is out, but a trigger or the outbox failed, or a delivery was
+            // given up on: cron says so.
+            if !out.failures.is_empty() || given_up {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        TriggersCommand::Fire { args, reason, force } => match engine(env, &args)?.fire(&reason, force) {
-            Ok(ev) => match args.format {
-                Format::Json => print_json(&ev)?,
-                Format::Table => println!("fired {}", ev.id),
-            },
-            Err(e @ TriggerError::CoolingDown { .. }) => {
-                eprintln!("modelwatch: {e}");
-                return Ok(ExitCode::from(3));
+        TriggersCommand::Fire { args, reason, force } => {
+            let before = read_state(&args.data.data).map(|s| dead_letters(&s)).unwrap_or_default();
+            let mut e = engine(env, &args)?;
+            let fired = e.fire(&reason, force);
+            // Fired, whatever its deliveries did (a retry would fire twice): said on stderr.
+            newly_dead(&before, e.state());
+            match fired {
+                Ok(ev) => match args.format {
+                    Format::Json => print_json(&ev)?,
+                    Format::Table => println!("fired {}", ev.id),
+                },
+                Err(e @ TriggerError::CoolingDown { .. }) => {
+                    eprintln!("modelwatch: {e}");
+                    return Ok(ExitCode::from(3));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        },
+        }
         TriggersCommand::Ack { args, id } => {
             engine(env, &args)?.ack(&id)?;
             match args.format {
@@ -136,4 +148,34 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The (event, sink) pairs whose delivery is dead-lettered.
+fn dead_letters(state: &TriggerState) -> std::collections::HashSet<(String, String)> {
+    state
+        .history
+        .iter()
+        .flat_map(|r| r.deliveries.iter().map(move |d| (r, d)))
+        .filter(|(_, d)| d.state == DeliveryState::DeadLettered)
+        .map(|(r, d)| (r.event.id.clone(), d.sink.clone()))
+        .collect()
+}
+
+/// Says on stderr which deliveries were given up on since `before`; true if any was.
+fn newly_dead(before: &std::collections::HashSet<(String, String)>, state: &TriggerState) -> bool {
+    let mut any = false;
+    for r in &state.history {
+        for d in r.deliveries.iter().filter(|d| d.state == DeliveryState::DeadLettered) {
+            if !before.contains(&(r.event.id.clone(), d.sink.clone())) {
+                any = true;
+                eprintln!(
+                    "modelwatch: gave up delivering {} to {}: {}",
+                    r.event.id,
+                    d.sink,
+                    d.last_error.as_deref().unwrap_or("no attempt left")
+                );
+            }
+        }
+    }
+    any
 }

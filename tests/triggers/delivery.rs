@@ -205,9 +205,23 @@ fn a_failing_command_is_retried_and_one_that_always_fails_is_dead_lettered_by_co
     let data = w.data();
     triggers(T0, &["fire", "--reason", "x"], &config, &data);
     // Attempts: 0 s, 30 s, 90 s (the counter's third: it succeeds), 210 s (the fourth and
-    // last of `false`); `exit 7` ran out of time at 120 s.
+    // last of `false`); `exit 7` ran out of time at 120 s. The check that gives up on them
+    // says so and exits 1, for cron to mail.
     for t in [30, 90, 210, 450] {
-        triggers(T0 + t * 1000, &["check"], &config, &data);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["--now", &(T0 + t * 1000).to_string(), "triggers", "check", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let gave_up = stderr.matches("gave up delivering").count();
+        assert_eq!(
+            (out.status.code(), gave_up),
+            if t == 210 { (Some(1), 2) } else { (Some(0), 0) },
+            "{t} s: {stderr}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "3", "three attempts, no more");
     let d = deliveries(&config, &data);
@@ -424,7 +438,16 @@ fn deliveries_follow_their_sink_through_reordering_and_removal_and_a_fire_withou
     std::fs::write(&c, format!("{QUIET}{notifying}{fixed}")).unwrap();
     triggers(T0 + 3_600_000, &["check"], &c, &data);
     assert_eq!(lines(&retrain), 2, "the edited command is another sink");
-    triggers(T0 + 25 * 3_600_000, &["check"], &c, &data);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["--now", &(T0 + 25 * 3_600_000).to_string(), "triggers", "check", "--config"])
+        .arg(&c)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "giving up is an error for cron: {stderr}");
+    assert!(stderr.contains("gave up delivering") && stderr.contains("no longer configured"), "{stderr}");
     let d = deliveries(&c, &data);
     let old =
         d.iter().find(|d| d["state"] == "dead_lettered").expect("the old sink's delivery dead-lettered");
