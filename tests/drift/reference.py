@@ -40,7 +40,8 @@ for name, (ref, cur) in d["categorical"].items():
     keys = sorted(set(ref) | set(cur))
     r = np.array([ref.get(k, 0) for k in keys], dtype=float)
     c = np.array([cur.get(k, 0) for k in keys], dtype=float)
-    chi = stats.chisquare(f_obs=c, f_exp=r / r.sum() * c.sum())
+    table = np.vstack([r, c])
+    chi = stats.chi2_contingency(table[:, table.sum(axis=0) > 0], correction=False)
     out["categorical"][name] = {
         "chi2": float(chi.statistic),
         "chi2_p": float(chi.pvalue),
