@@ -20,14 +20,9 @@ fn sigmoid(x: f64) -> f64 {
 /// A labelled prediction: score, label, segment, day.
 type Labelled = (f64, bool, &'static str, i64);
 
-/// Writes `days` of predictions: day `d` draws the score's logit from N(`centre(d)`, 1.5) and
-/// the label from Bernoulli(`truth(score, d)`); `feedback(d)` of them get their label back.
-fn store_with(
-    days: i64,
-    centre: impl Fn(i64) -> f64,
-    truth: impl Fn(f64, i64) -> f64,
-    feedback: impl Fn(i64) -> f64,
-) -> (tempfile::TempDir, Arc<Store>, Vec<Labelled>) {
+/// A store in a temporary directory and an agent recording into it on a manual clock at
+/// [`T0`]: two segments, 10-minute intervals.
+fn recorder() -> (tempfile::TempDir, Arc<Store>, Arc<ManualClock>, Agent) {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
@@ -39,6 +34,18 @@ fn store_with(
         .background_flush(false)
         .build(store.clone())
         .unwrap();
+    (dir, store, clock, agent)
+}
+
+/// Writes `days` of predictions: day `d` draws the score's logit from N(`centre(d)`, 1.5) and
+/// the label from Bernoulli(`truth(score, d)`); `feedback(d)` of them get their label back.
+fn store_with(
+    days: i64,
+    centre: impl Fn(i64) -> f64,
+    truth: impl Fn(f64, i64) -> f64,
+    feedback: impl Fn(i64) -> f64,
+) -> (tempfile::TempDir, Arc<Store>, Vec<Labelled>) {
+    let (dir, store, clock, agent) = recorder();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut labelled = Vec::new();
     let per_day = 20_000i64;
@@ -195,17 +202,7 @@ fn under_concept_drift_the_estimate_misses_as_documented() {
 #[test]
 fn quality_is_that_of_the_predictions_made_in_the_window_whatever_the_labels_delay() {
     use modelwatch_query::quality::report;
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
-    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
-    let agent = Agent::builder("pii")
-        .segments(["email", "phone"])
-        .interval(Duration::from_secs(600))
-        .clock(clock.clone())
-        .background_flush(false)
-        .build(store.clone())
-        .unwrap();
+    let (dir, store, clock, agent) = recorder();
     let h = agent.handle();
     let at = |ms: i64| Timestamp::from_millis(ms as u64);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

@@ -75,5 +75,5 @@ pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, reso
 pub use error_ratio::error_ratio;
 pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
-pub use time::{NICE_STEPS, report_windows, rfc3339};
+pub use time::{NICE_STEPS, duration_words, report_windows, rfc3339};
 pub use unit::{SeriesJson, Unit};

@@ -368,22 +368,12 @@ pub fn matured(window: (i64, i64), now_ms: i64, min_label_age_ms: i64) -> Result
             "no prediction in the window is old enough: labels must be {} old, so predictions must \
              be made before {}, and the window starts at {}; widen the window or lower the minimum \
              label age",
-            age(min_label_age_ms),
+            crate::time::duration_words(min_label_age_ms),
             crate::time::rfc3339(cut),
             crate::time::rfc3339(window.0)
         )));
     }
     Ok((window.0, end))
-}
-
-/// `2d`, `36h`, `90m`, `45s` or `1500ms`: the largest unit that divides `ms`.
-fn age(ms: i64) -> String {
-    for (unit, n) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms != 0 && ms % n == 0 {
-            return format!("{}{unit}", ms / n);
-        }
-    }
-    format!("{ms}ms")
 }
 
 /// Realised quality per group of the predictions made in `[from_ms, to_ms)`, with coverage

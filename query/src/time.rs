@@ -39,6 +39,15 @@ pub fn report_windows(range: Range) -> Vec<(i64, i64)> {
     (0..).map(|k| from + k * step).take_while(|&t| t < range.to_ms).map(|t| (t, t + step)).collect()
 }
 
+/// A duration in the time grammar's largest whole unit: `2d`, `36h`, `90m`, `45s`, else
+/// `1500ms`.
+pub fn duration_words(ms: i64) -> String {
+    [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)]
+        .iter()
+        .find(|(_, u)| ms != 0 && ms % u == 0)
+        .map_or_else(|| format!("{ms}ms"), |(name, u)| format!("{}{name}", ms / u))
+}
+
 /// An instant (ms since the Unix epoch) as RFC 3339 text in UTC, to the second
 /// (`2025-11-26T00:00:00Z`); empty when out of chrono's range.
 pub fn rfc3339(ms: i64) -> String {

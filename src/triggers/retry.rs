@@ -254,7 +254,10 @@ impl Delivery {
         let why = if self.attempts >= budget.max_attempts {
             format!("no attempt left of {}", budget.max_attempts)
         } else {
-            format!("no attempt left within {} of the event", words(budget.give_up_after_ms))
+            format!(
+                "no attempt left within {} of the event",
+                modelwatch_query::duration_words(budget.give_up_after_ms)
+            )
         };
         self.last_error = Some(match self.last_error.take() {
             Some(e) => format!("{e}; {why}"),
@@ -274,15 +277,6 @@ impl Delivery {
         self.last_error = Some(format!("the attempt{at} was cut short: the process ended during it"));
         true
     }
-}
-
-/// A duration in the configuration's grammar, in its largest whole unit (`24h`, `90s`).
-fn words(ms: i64) -> String {
-    let units = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)];
-    units
-        .iter()
-        .find(|(_, u)| ms % u == 0)
-        .map_or_else(|| format!("{ms}ms"), |(name, u)| format!("{}{name}", ms / u))
 }
 
 #[cfg(test)]
