@@ -384,7 +384,8 @@ pub struct DriftArgs {
     pub window: WindowArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Correction of the KS and chi-squared p-values across features.
+    /// Correction of the p-values across features: the KS and chi-squared tests', and the
+    /// tests the features' verdicts need.
     #[arg(long, value_enum, default_value_t = CorrectionArg::None)]
     pub correction: CorrectionArg,
     /// PSI bins (cut at the reference's quantiles), 2 to 1000.
@@ -396,7 +397,8 @@ pub struct DriftArgs {
     /// PSI drift threshold.
     #[arg(long, default_value_t = 0.2, value_parser = threshold)]
     pub psi_drift: f64,
-    /// Significance level of the KS and chi-squared tests, in (0, 1).
+    /// Significance level of the tests, in (0, 1): KS and chi-squared, and the test a
+    /// feature's verdict also needs besides its effect size.
     #[arg(long, default_value_t = 0.05, value_parser = probability)]
     pub alpha: f64,
     /// Normed Wasserstein threshold (the numeric features' verdict).
@@ -408,6 +410,9 @@ pub struct DriftArgs {
     /// Share of drifting features from which the dataset drifts, in (0, 1].
     #[arg(long, default_value_t = 0.5, value_parser = share)]
     pub drift_share: f64,
+    /// Values a side below which a feature's verdict is "insufficient data" (at least 2).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
+    pub min_rows: u64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }

@@ -321,3 +321,248 @@ fn data_quality_flags_missing_values_out_of_range_values_unseen_categories_and_s
     let same = drift::data_quality(&reference, &reference, &Default::default());
     assert!(same.iter().all(|c| c.verdict == Verdict::Ok), "{same:?}");
 }
+
+/// An agent with numeric features `names` and a categorical `lang`, recording into a fresh
+/// store on a manual clock at one-minute intervals.
+fn recorder(names: &[&str]) -> (tempfile::TempDir, Arc<Store>, Arc<ManualClock>, modelwatch_agent::Agent) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
+    let agent = Agent::builder("geo")
+        .segments(["s"])
+        .features(
+            names.iter().map(|n| Feature::numeric(*n)).chain([Feature::categorical("lang", ["en", "de"])]),
+        )
+        .interval(Duration::from_secs(60))
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(store.clone())
+        .unwrap();
+    (dir, store, clock, agent)
+}
+
+const HOUR: i64 = 3_600_000;
+
+#[test]
+fn a_small_spread_feature_shifted_by_five_sigma_drifts_and_its_unshifted_copy_does_not() {
+    // A latitude, 52.52 ± 0.05: the sketch's buckets there are 1 wide (20 σ), so
+    // every binned statistic reads (nearly) nothing. Likewise epoch seconds, ± 1 day.
+    let (_dir, store, clock, agent) = recorder(&["lat", "lat_copy", "epoch", "epoch_copy"]);
+    let mut rng = Rng::seeded(52);
+    for window in 0..2i64 {
+        for i in 0..20_000i64 {
+            clock.set(Timestamp::from_millis((T0 + window * HOUR + i * HOUR / 20_000) as u64));
+            agent.flush_due().unwrap();
+            let shifted = window as f64;
+            let v = [
+                52.52 + 0.05 * (rng.normal() + 5.0 * shifted),
+                52.52 + 0.05 * rng.normal(),
+                1.7e9 + 86_400.0 * (rng.normal() + shifted),
+                1.7e9 + 86_400.0 * rng.normal(),
+                f64::NAN,
+            ];
+            agent.handle().record(
+                &Prediction::new("s", Duration::from_millis(2), 0.5).features(&v).categories(&[Some("en")]),
+            );
+        }
+    }
+    clock.set(Timestamp::from_millis((T0 + 2 * HOUR) as u64));
+    agent.shutdown().unwrap();
+    let reference = drift::profile(&store, &[], T0, T0 + HOUR).unwrap();
+    let current = drift::profile(&store, &[], T0 + HOUR, T0 + 2 * HOUR).unwrap();
+    let report = drift::compare(&reference, &current, &DriftConfig::default());
+    let get = |n: &str| report.features.iter().find(|f| f.feature == n).unwrap_or_else(|| panic!("{n}"));
+    for (shifted, copy, sigmas) in [("lat", "lat_copy", 5.0), ("epoch", "epoch_copy", 1.0)] {
+        let (s, c) = (get(shifted), get(copy));
+        assert_eq!(s.verdict, Verdict::Drift, "{s:?}");
+        assert_eq!(c.verdict, Verdict::Ok, "{c:?}");
+        // Marked, in addition to the verdict, never instead of it.
+        assert!(s.low_resolution && c.low_resolution, "{s:?}\n{c:?}");
+        assert!(
+            s.bucket_width.unwrap() > 0.5 * s.stats.iter().find(|r| r.statistic == "std").unwrap().reference
+        );
+        // The effect is the exact |Δmean| / σ: 5 (or 1) σ, within sampling error.
+        let w = s.stats[0].value;
+        assert!((w - sigmas).abs() < 0.05 * sigmas, "{shifted}: normed Wasserstein {w}");
+    }
+}
+
+/// A window's row as the agent writes it: the sketch's buckets, the count and the exact
+/// mean and M2.
+fn sketch_row(values: &[f64]) -> modelwatch_store::DistributionRow {
+    use modelwatch_store::{DistributionRow, Resolution, Scheme};
+    let mut s = modelwatch_agent::Sketch::new();
+    for &x in values {
+        s.record(x);
+    }
+    let mut r = DistributionRow::empty(0, 1, Resolution::Raw, Default::default(), Scheme::Sketch);
+    r.buckets = s.buckets().iter().map(|&(k, c)| (k as i64, c)).collect();
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    r.count = values.len() as u64;
+    r.mean = Some(mean);
+    r.m2 = Some(values.iter().map(|x| (x - mean).powi(2)).sum());
+    r.min = values.iter().copied().reduce(f64::min);
+    r.max = values.iter().copied().reduce(f64::max);
+    r
+}
+
+/// Twenty features of the shapes production brings, each as (value from a standard normal
+/// draw and a uniform, σ): normal at several scales, a latitude, epoch seconds, log-normal,
+/// uniform, small integers, tiny values, exponential.
+fn feature_value(f: usize, rng: &mut Rng) -> (f64, f64) {
+    match f {
+        0 => (rng.normal(), 1.0),
+        1 => (100.0 + 15.0 * rng.normal(), 15.0),
+        2 => (52.52 + 0.05 * rng.normal(), 0.05),
+        3 => (1.7e9 + 86_400.0 * rng.normal(), 86_400.0),
+        4 => (rng.normal().exp(), ((1f64).exp() * ((1f64).exp() - 1.0)).sqrt()),
+        5 => (rng.u(), (1.0f64 / 12.0).sqrt()),
+        6 => ((rng.u() * 5.0).floor(), 2f64.sqrt()),
+        7 => (1e-6 + 1e-7 * rng.normal(), 1e-7),
+        8 => (-rng.u().ln(), 1.0),
+        f => (f as f64 + (1.0 + f as f64) * rng.normal(), 1.0 + f as f64),
+    }
+}
+
+/// Over `pairs` pairs of windows of `n` rows of the twenty features (`shift` σ added to
+/// features 1 and 2 of the current window), how often each feature is called drift.
+fn drift_rates(n: usize, pairs: usize, shift: f64, seed: u64) -> [f64; 20] {
+    let mut rng = Rng::seeded(seed);
+    let cfg = DriftConfig::default();
+    let mut hits = [0usize; 20];
+    for _ in 0..pairs {
+        for (f, hit) in hits.iter_mut().enumerate() {
+            let mut side = |moved: bool| -> Vec<f64> {
+                (0..n)
+                    .map(|_| {
+                        let (x, sd) = feature_value(f, &mut rng);
+                        if moved && (f == 1 || f == 2) { x + shift * sd } else { x }
+                    })
+                    .collect()
+            };
+            let (r, c) = (side(false), side(true));
+            if drift::numeric_drift("x", &sketch_row(&r), &sketch_row(&c), &cfg).verdict == Verdict::Drift {
+                *hit += 1;
+            }
+        }
+    }
+    hits.map(|h| h as f64 / pairs as f64)
+}
+
+#[test]
+fn with_no_drift_each_feature_is_called_drifting_at_most_five_percent_of_the_time_and_a_one_sigma_shift_is_found()
+ {
+    // 200 seeded pairs of windows of 100 rows x 20 features. Without the sample-size test
+    // the effect size alone called all twenty drifting.
+    let calm = drift_rates(100, 200, 0.0, 1);
+    let pooled = calm.iter().sum::<f64>() / 20.0;
+    println!("100 rows, no drift: false-alarm rate per feature {pooled:.4} (by feature {calm:?})");
+    assert!(pooled <= 0.05, "false-alarm rate {pooled} per feature at 100 rows: {calm:?}");
+    // Each feature alone stays near its level too (200 pairs: 5 % ± 3 %).
+    assert!(calm.iter().all(|&r| r <= 0.08), "{calm:?}");
+    let moved = drift_rates(100, 200, 1.0, 2);
+    println!("100 rows, 1 σ shift: found in {:.3} (normal, σ 15) and {:.3} (latitude)", moved[1], moved[2]);
+    assert!(
+        moved[1] >= 0.8 && moved[2] >= 0.8,
+        "a 1 σ shift found in {} and {} of windows",
+        moved[1],
+        moved[2]
+    );
+    // At the floor of 30 rows the false-alarm bound still holds; the power is reported.
+    let calm30 = drift_rates(30, 200, 0.0, 3);
+    let pooled30 = calm30.iter().sum::<f64>() / 20.0;
+    let moved30 = drift_rates(30, 200, 1.0, 4);
+    println!(
+        "30 rows: false-alarm rate per feature {pooled30:.4}; a 1 σ shift found in {:.3} (normal) and {:.3} (latitude)",
+        moved30[1], moved30[2]
+    );
+    assert!(pooled30 <= 0.05, "false-alarm rate {pooled30} per feature at 30 rows: {calm30:?}");
+}
+
+#[test]
+fn below_thirty_values_a_side_the_verdict_is_insufficient_data() {
+    let cfg = DriftConfig::default();
+    let r: Vec<f64> = (0..100).map(|i| i as f64).collect();
+    let c: Vec<f64> = (0..29).map(|i| 1_000.0 + i as f64).collect();
+    let f = drift::numeric_drift("x", &sketch_row(&r), &sketch_row(&c), &cfg);
+    assert_eq!(f.verdict, Verdict::InsufficientData);
+    // The statistics are still shown; the reason names the counts.
+    assert!(f.stats[0].value > 1.0, "{f:?}");
+    assert_eq!(f.reason.as_deref(), Some("only 29 values in the current window (30 needed a side)"));
+    // Not counted in the share of drifting features.
+    let report = drift::report(vec![f], &cfg);
+    assert!(!report.dataset_drift && report.drifting_share == 0.0, "{report:?}");
+}
+
+#[test]
+fn features_missing_on_a_side_or_everywhere_are_reported_with_the_reason_and_new_categories_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
+    // Version 1 knows `old`; version 2 (the current hour) drops it for `new`. `empty` is
+    // never given a value, `lang` loses every value in the current hour, and `script` sees
+    // a category the reference never did.
+    for (hour, version, numeric) in [(0i64, "1", "old"), (1, "2", "new")] {
+        let agent = Agent::builder("geo")
+            .version(version)
+            .segments(["s"])
+            .features([
+                Feature::numeric("kept"),
+                Feature::numeric(numeric),
+                Feature::numeric("empty"),
+                Feature::categorical("lang", ["en", "de"]),
+                Feature::categorical("script", ["latin", "cyrillic"]),
+            ])
+            .interval(Duration::from_secs(60))
+            .clock(clock.clone())
+            .background_flush(false)
+            .build(store.clone())
+            .unwrap();
+        for i in 0..1_000i64 {
+            clock.set(Timestamp::from_millis((T0 + hour * HOUR + i * 3_600) as u64));
+            agent.flush_due().unwrap();
+            let lang = if hour == 0 { Some(if i % 2 == 0 { "en" } else { "de" }) } else { None };
+            let script = if hour == 1 && i % 20 == 0 { "cyrillic" } else { "latin" };
+            agent.handle().record(
+                &Prediction::new("s", Duration::from_millis(2), 0.5)
+                    .features(&[(i % 10) as f64, (i % 7) as f64, f64::NAN, f64::NAN, f64::NAN])
+                    .categories(&[lang, Some(script)]),
+            );
+        }
+        clock.set(Timestamp::from_millis((T0 + (hour + 1) * HOUR) as u64));
+        agent.shutdown().unwrap();
+    }
+    let reference = drift::profile(&store, &[], T0, T0 + HOUR).unwrap();
+    let current = drift::profile(&store, &[], T0 + HOUR, T0 + 2 * HOUR).unwrap();
+    let report = drift::compare(&reference, &current, &DriftConfig::default());
+    let get = |n: &str| {
+        report.features.iter().find(|f| f.feature == n).unwrap_or_else(|| panic!("{n}: {report:?}"))
+    };
+    let why = |n: &str| (get(n).verdict, get(n).reason.clone().unwrap_or_default());
+    assert_eq!(why("old"), (Verdict::InsufficientData, "not in the current window".into()));
+    assert_eq!(why("new"), (Verdict::InsufficientData, "not in the reference".into()));
+    assert_eq!(
+        why("empty"),
+        (
+            Verdict::InsufficientData,
+            "all 1000 values missing or invalid in the reference; all 1000 values missing or invalid in the current window"
+                .into()
+        )
+    );
+    assert_eq!(
+        why("lang"),
+        (Verdict::InsufficientData, "all 1000 values missing or invalid in the current window".into())
+    );
+    assert_eq!((get("lang").reference_count, get("lang").current_count), (1_000, 0));
+    assert_eq!(get("kept").verdict, Verdict::Ok);
+    let script = get("script");
+    assert_eq!(script.new_categories.len(), 1, "{script:?}");
+    let new = &script.new_categories[0];
+    assert_eq!((new.category.as_str(), new.count, new.share), ("cyrillic", 50.0, 0.05));
+    // The share of drifting features counts the judged ones only: kept, script, confidence.
+    let judged = report.features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
+    assert_eq!(judged, 3, "{report:?}");
+}

@@ -615,7 +615,9 @@ fn by_segment(answer: &Value) -> BTreeMap<String, Vec<f64>> {
 /// quantiles, KS, PSI, JS, Hellinger and medians come out bit for bit the same however the
 /// rows were split between writers; the moments are floating-point sums whose last bits
 /// depend on that split (each writer's snapshot folds a third of an interval's values), so
-/// these agree to rounding only.
+/// these agree to rounding only. The normed Wasserstein distance takes |Δmean| / σ when it
+/// is the larger, and a feature's verdict tests the means too (Welch), so its p-value and
+/// effect are from moments as well.
 const FROM_MOMENTS: [&str; 3] = ["mean", "std", "wasserstein_norm"];
 
 /// Equal to within floating-point rounding of a few operations.
@@ -662,11 +664,15 @@ fn compare(a: &Root, b: &Root, env: &Env, when: &str) {
     let (da, db) = (a.drift(env), b.drift(env));
     assert!(!da["statistics"].as_array().unwrap().is_empty(), "{when}: {da:#}");
     let from_moments = |r: &Value| FROM_MOMENTS.contains(&r["statistic"].as_str().unwrap());
-    let numbers = ["value", "reference", "current"];
+    let numbers = ["value", "p_value", "reference", "current"];
+    let verdict_numbers = ["effect_value", "p_value"];
     let bucket_derived = |doc: &Value| {
         let mut doc = doc.clone();
         for r in doc["statistics"].as_array_mut().unwrap().iter_mut().filter(|r| from_moments(r)) {
             numbers.iter().for_each(|k| r[*k] = Value::Null);
+        }
+        for f in doc["feature_verdicts"].as_array_mut().unwrap() {
+            verdict_numbers.iter().for_each(|k| f[*k] = Value::Null);
         }
         doc
     };
@@ -676,18 +682,20 @@ fn compare(a: &Root, b: &Root, env: &Env, when: &str) {
         "{when}: drift: three writers (left) and one (right) differ (verdicts, or statistics from buckets)"
     );
     let (sa, sb) = (da["statistics"].as_array().unwrap(), db["statistics"].as_array().unwrap());
-    for (ra, rb) in sa.iter().zip(sb).filter(|(r, _)| from_moments(r)) {
-        for k in numbers {
-            let alike = match (ra[k].as_f64(), rb[k].as_f64()) {
-                (Some(x), Some(y)) => close(x, y),
-                (x, y) => x == y,
-            };
-            assert!(
-                alike,
-                "{when}: drift {} {} {k}: {} against {}",
-                ra["feature"], ra["statistic"], ra[k], rb[k]
-            );
-        }
+    let (va, vb) = (da["feature_verdicts"].as_array().unwrap(), db["feature_verdicts"].as_array().unwrap());
+    let rows =
+        sa.iter().zip(sb).filter(|(r, _)| from_moments(r)).flat_map(|(a, b)| numbers.map(|k| (a, b, k)));
+    let verdicts = va.iter().zip(vb).flat_map(|(a, b)| verdict_numbers.map(|k| (a, b, k)));
+    for (ra, rb, k) in rows.chain(verdicts) {
+        let alike = match (ra[k].as_f64(), rb[k].as_f64()) {
+            (Some(x), Some(y)) => close(x, y),
+            (x, y) => x == y,
+        };
+        assert!(
+            alike,
+            "{when}: drift {} {} {k}: {} against {}",
+            ra["feature"], ra["statistic"], ra[k], rb[k]
+        );
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{Env, num, open_read_only, table};
 use crate::cli::{CorrectionArg, DriftArgs, OutputFormat};
 use modelwatch::baseline;
-use modelwatch_query::drift::{Correction, DriftConfig, Verdict};
+use modelwatch_query::drift::{Correction, DriftConfig, FeatureVerdict, Measure, Verdict};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -23,11 +23,13 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
         js: args.js,
         hellinger: args.js,
         drift_share: args.drift_share,
+        min_rows: args.min_rows,
         correction: match args.correction {
             CorrectionArg::None => Correction::None,
             CorrectionArg::Bonferroni => Correction::Bonferroni,
             CorrectionArg::Fdr => Correction::Fdr,
         },
+        ..DriftConfig::default()
     };
     let doc = baseline::drift_document(
         &store,
@@ -77,6 +79,21 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
             if !doc.filters.is_empty() {
                 writeln!(out, "filters:   {}", doc.filters.join(", "))?;
             }
+            let mut t = table(["feature", "verdict", "effect", "p-value", "values", "note"]);
+            for f in &doc.feature_verdicts {
+                t.add_row([
+                    f.feature.clone(),
+                    f.verdict.as_str().replace('_', " "),
+                    match (&f.effect, f.effect_value) {
+                        (Some(e), Some(v)) => format!("{e} {}", num(v)),
+                        _ => String::new(),
+                    },
+                    f.p_value.map(num).unwrap_or_default(),
+                    format!("{} / {}", f.reference_count, f.current_count),
+                    note(f),
+                ]);
+            }
+            writeln!(out, "{t}")?;
             let mut t = table([
                 "feature",
                 "statistic",
@@ -95,7 +112,10 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
                     num(r.value),
                     r.p_value.map(num).unwrap_or_default(),
                     r.threshold
-                        .map(|t| if r.p_value.is_some() { format!("p < {t}") } else { num(t) })
+                        .map(|t| match r.statistic {
+                            Measure::Statistic(s) if s.is_test() => format!("p < {t}"),
+                            _ => num(t),
+                        })
                         .unwrap_or_default(),
                     if changes { String::new() } else { r.verdict.as_str().to_string() },
                     if changes { num(r.reference) } else { String::new() },
@@ -105,12 +125,18 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{t}")?;
             writeln!(
                 out,
-                "drifting features (normed Wasserstein past {} or JS past {}): {} of {} ({:.0} %); dataset drift: {}",
+                "drifting features (normed Wasserstein past {} or JS past {}, and p < {}): {} of {} judged ({:.0} %){}; dataset drift: {}",
                 cfg.wasserstein,
                 cfg.js,
+                cfg.alpha,
                 doc.drifting_features,
                 doc.features,
                 doc.drifting_share * 100.0,
+                if doc.insufficient_features > 0 {
+                    format!("; {} with insufficient data", doc.insufficient_features)
+                } else {
+                    String::new()
+                },
                 if doc.dataset_drift { "yes" } else { "no" }
             )?;
             let warnings: Vec<_> = doc.data_quality.iter().filter(|c| c.verdict != Verdict::Ok).collect();
@@ -133,4 +159,21 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The note column: why there is no verdict, resolution, new categories.
+fn note(f: &FeatureVerdict) -> String {
+    let mut parts: Vec<String> = f.reason.iter().cloned().collect();
+    if f.low_resolution {
+        parts.push(format!(
+            "low resolution: buckets {} wide, the binned statistics are coarse; the means are exact",
+            f.bucket_width.map(num).unwrap_or_default()
+        ));
+    }
+    if !f.new_categories.is_empty() {
+        let named: Vec<String> =
+            f.new_categories.iter().map(|c| format!("{} ({:.1} %)", c.category, c.share * 100.0)).collect();
+        parts.push(format!("new: {}", named.join(", ")));
+    }
+    parts.join("; ")
 }

@@ -28,7 +28,8 @@ pub struct Summary {
     pub drift_note: &'static str,
     /// The scenario's figures before and after the drift.
     pub figures: Vec<Figure>,
-    /// Features compared by the drift report (first day against the last 6 h).
+    /// Features the drift report judged (first day against the last 6 h; not those with
+    /// insufficient data).
     pub features_compared: usize,
     /// The features that drift, with the statistic the verdict rests on.
     pub drifting: Vec<Drifting>,
@@ -215,7 +216,11 @@ pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) ->
         run: sim.clone(),
         drift_note: s.drift.note,
         figures,
-        features_compared: report.features.len(),
+        features_compared: report
+            .features
+            .iter()
+            .filter(|f| f.verdict != drift::Verdict::InsufficientData)
+            .count(),
         drifting,
         cusum,
         watch: s.watch,

@@ -159,10 +159,13 @@ impl Trigger for DriftTrigger {
                     drifting,
                 };
                 let names: Vec<&str> = share.drifting.iter().map(|f| f.feature.as_str()).collect();
+                let judged =
+                    report.features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
                 lines.push(format!(
-                    "{:.0} % of features drift (threshold {:.0} %){}; against {}",
+                    "{:.0} % of {judged} features judged drift (threshold {:.0} %; {} with insufficient data){}; against {}",
                     share.share * 100.0,
                     share.threshold * 100.0,
+                    report.features.len() - judged,
                     if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) },
                     share.reference
                 ));

@@ -93,7 +93,9 @@ mod tests {
                 }
             }
             let rate = rejected as f64 / trials as f64;
-            assert!((0.03..0.07).contains(&rate), "{nr} vs {nc}: rejected {rate}");
+            println!("{nr} vs {nc} rows, no drift: rejected {rate} at α = 0.05");
+            // At most 6 %; and not far below either (a test that never rejects is no test).
+            assert!((0.03..=0.06).contains(&rate), "{nr} vs {nc}: rejected {rate}");
         }
     }
 

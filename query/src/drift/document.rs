@@ -2,7 +2,7 @@
 //! `GET /api/v1/drift` answers.
 
 use super::data_quality::QualityCheck;
-use super::verdict::{DriftConfig, DriftReport, StatRow, Verdict};
+use super::verdict::{DriftConfig, DriftReport, FeatureDrift, NewCategory, StatRow, Verdict};
 use crate::time::rfc3339;
 
 /// A drift report with its context: the windows compared, the filters, the verdict counts,
@@ -22,18 +22,74 @@ pub struct DriftDocument {
     pub filters: Vec<String>,
     /// Features whose verdict is drift.
     pub drifting_features: usize,
-    /// Features compared.
+    /// Features judged (those with insufficient data are not).
     pub features: usize,
+    /// Features with too few values (or none) on a side to judge.
+    pub insufficient_features: usize,
     /// `drifting_features / features`.
     pub drifting_share: f64,
     /// Whether the share reaches the threshold.
     pub dataset_drift: bool,
     /// The share of drifting features from which the dataset drifts.
     pub drift_share_threshold: f64,
+    /// Every feature either window knows, in name order: its verdict and why.
+    pub feature_verdicts: Vec<FeatureVerdict>,
     /// Every statistic of every feature, most severe first.
     pub statistics: Vec<StatRow>,
     /// The data-quality checks.
     pub data_quality: Vec<QualityCheck>,
+}
+
+/// One feature's verdict, with what it rests on.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FeatureVerdict {
+    /// The feature (`confidence` for the confidence score).
+    pub feature: String,
+    /// `numeric` or `categorical`.
+    pub kind: &'static str,
+    /// `ok`, `drift`, or `insufficient_data`.
+    pub verdict: Verdict,
+    /// The effect size's statistic (`wasserstein_norm` or `js`), when measured.
+    pub effect: Option<String>,
+    /// Its value.
+    pub effect_value: Option<f64>,
+    /// Its threshold.
+    pub threshold: Option<f64>,
+    /// The p-value of the verdict's test.
+    pub p_value: Option<f64>,
+    /// Values in the reference.
+    pub reference_count: u64,
+    /// Values in the current window.
+    pub current_count: u64,
+    /// The buckets are coarse for this feature's spread (see [`FeatureDrift::low_resolution`]).
+    pub low_resolution: bool,
+    /// The width of the reference's median bucket.
+    pub bucket_width: Option<f64>,
+    /// Why there is no verdict, or why an effect past its threshold is not drift.
+    pub reason: Option<String>,
+    /// Categories the reference never saw.
+    pub new_categories: Vec<NewCategory>,
+}
+
+impl From<&FeatureDrift> for FeatureVerdict {
+    fn from(f: &FeatureDrift) -> Self {
+        let effect = f.stats.first();
+        FeatureVerdict {
+            feature: f.feature.clone(),
+            kind: f.kind,
+            verdict: f.verdict,
+            effect: effect.map(|e| e.statistic.to_string()),
+            effect_value: effect.map(|e| e.value),
+            threshold: effect.and_then(|e| e.threshold),
+            p_value: f.p_value,
+            reference_count: f.reference_count,
+            current_count: f.current_count,
+            low_resolution: f.low_resolution,
+            bucket_width: f.bucket_width,
+            reason: f.reason.clone(),
+            new_categories: f.new_categories.clone(),
+        }
+    }
 }
 
 impl DriftDocument {
@@ -54,10 +110,16 @@ impl DriftDocument {
             current_ms: [from_ms, to_ms],
             filters,
             drifting_features: report.features.iter().filter(|f| f.verdict == Verdict::Drift).count(),
-            features: report.features.len(),
+            features: report.features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count(),
+            insufficient_features: report
+                .features
+                .iter()
+                .filter(|f| f.verdict == Verdict::InsufficientData)
+                .count(),
             drifting_share: report.drifting_share,
             dataset_drift: report.dataset_drift,
             drift_share_threshold: cfg.drift_share,
+            feature_verdicts: report.features.iter().map(FeatureVerdict::from).collect(),
             statistics: report.rows_by_severity().into_iter().cloned().collect(),
             data_quality,
         }
@@ -96,7 +158,8 @@ mod tests {
             "current": "2025-11-26T00:00:00Z .. 2025-11-26T01:00:00Z",
             "current_ms": [T0, T0 + 3_600_000],
             "filters": ["model=pii"],
-            "drifting_features": 1, "features": 1,
+            "drifting_features": 1, "features": 1, "insufficient_features": 0,
+            "feature_verdicts": [FeatureVerdict::from(&report.features[0])],
             "drifting_share": 1.0, "dataset_drift": true,
             "drift_share_threshold": 0.5,
             "statistics": report.rows_by_severity(), "data_quality": checks,

@@ -9,23 +9,64 @@
 //!   an optional Bonferroni or Benjamini–Hochberg correction across features; p < 0.05.
 //! - **Jensen–Shannon distance** (natural log, as scipy and Evidently) and **Hellinger
 //!   distance** over the PSI bins; 0.1 each.
-//! - **Wasserstein distance** (W1) divided by the reference's standard deviation; 0.1.
+//! - **Wasserstein distance** (W1) divided by the reference's standard deviation; 0.1. It is
+//!   the larger of the binned figure and |Δmean| / σ from the exact moments (W1 is never
+//!   below the distance between the means), so a shift smaller than a bucket still counts.
 //! - The change in mean, median and standard deviation.
 //!
-//! Categorical features get the chi-squared test (current counts against the reference's
-//! proportions; p < 0.05), and the Jensen–Shannon distance (0.1), PSI and Hellinger
-//! distance of the category shares.
+//! Categorical features get the chi-squared test of homogeneity (the 2 × K table of counts,
+//! as `scipy.stats.chi2_contingency`; p < 0.05), and the Jensen–Shannon distance (0.1), PSI
+//! and Hellinger distance of the category shares. Categories the reference never saw are
+//! named with their share.
 //!
-//! A feature drifts when its **effect size** crosses its threshold: normed Wasserstein for
-//! numeric features (as Evidently does past 1,000 rows), JS distance for categorical ones.
-//! The p-values are reported beside it as evidence, not as the verdict: at production
-//! volumes every test is significant (see ARCHITECTURE.md, "Drift verdicts"). The dataset
-//! drifts when the share of drifting features reaches 0.5.
+//! # The verdict
 //!
-//! The sketch's buckets are 1.5 % wide, so statistics read from them differ from those of
+//! A feature drifts when its **effect size** crosses its threshold — normed Wasserstein for
+//! numeric features (as Evidently does past 1,000 rows), JS distance for categorical ones —
+//! **and** the difference is significant at α (0.05): for numeric features twice the smaller
+//! of the KS and Welch t-test p-values (a Bonferroni bound over the two tests: KS sees a
+//! change of shape, Welch's t on the exact moments a change of mean the buckets cannot
+//! resolve), for categorical ones the chi-squared test's. The two conditions answer two
+//! sizes of window: at production volumes every test is significant and the effect size
+//! decides (ARCHITECTURE.md, "Drift verdicts"); between two windows of 100 rows of one
+//! distribution the normed Wasserstein distance routinely passes 0.1, and the test decides.
+//! Measured over 200 seeded pairs of windows × 20 features of varied shapes
+//! (`tests/drift.rs`): with no drift 3.4 % of features are called drifting at 100 rows and
+//! 3.1 % at 30; a 1 σ shift is found in 100 % of windows at 100 rows and 94 % at 30. A
+//! threshold growing as 1/√n would do the same for one shape of distribution only; the test
+//! holds for any.
+//!
+//! Below `min_rows` (30) values on either side the verdict is **insufficient data**: the
+//! statistics are still shown, the verdict is not given, and the share of drifting features
+//! does not count the feature. A feature absent from one window, or whose values are all
+//! missing there, is reported the same way with the reason (`not in the reference`, `all
+//! 1000 values missing or invalid in the current window`).
+//!
+//! A numeric feature whose reference's median bucket is wider than `low_resolution` (0.5)
+//! of its standard deviation is marked **low resolution**, beside its verdict: its binned
+//! statistics (KS, PSI, JS, Hellinger, the binned Wasserstein figure) see it through a
+//! handful of buckets, while the moments stay exact. A latitude of 52.52 ± 0.05 (buckets
+//! 1 wide there, 20 σ), epoch seconds and values above 2^40 are such features.
+//!
+//! The dataset drifts when the share of drifting features, among those judged, reaches 0.5.
+//!
+//! # Where the figures differ from scipy's and numpy's
+//!
+//! The sketch's buckets are 1.6–3.1 % of |x| wide (a value is within 1.5 % of its bucket's
+//! representative), so statistics read from them differ from those of
 //! the raw values by at most the mass of one bucket (D) or a bucket's width (Wasserstein,
-//! quantile cut points); mean and standard deviation are exact.
-//!
+//! quantile cut points); mean and standard deviation are exact. Beyond the binning:
+//! - The KS p-value is the limiting distribution's, `kstwobign.sf(√(nm/(n+m))·D)`, while
+//!   `scipy.stats.ks_2samp(method="asymp")` (scipy ≥ 1.5) takes the finite-n one-sample
+//!   distribution `kstwo.sf(D, round(nm/(n+m)))`. Ours is the larger, so the more
+//!   conservative: where ours is 0.05, scipy's is 0.037 at nm/(n+m) = 15, 0.043 at 50,
+//!   0.048 at 500 and 0.049 at 5,000.
+//! - The PSI cut points are the reference's bucket values at which its cumulative count
+//!   first reaches 10 %, 20 %, ... (an inverted CDF, no interpolation), deduplicated;
+//!   Evidently's `np.quantile` interpolates linearly between the two order statistics
+//!   around each quantile (numpy's default, type 7). A cut point therefore moves by at
+//!   most a bucket, and the bins are `[e_i, e_{i+1})` as `np.histogram`'s.
+
 //! # Layout
 //!
 //! - One module per statistic (`psi`, `ks`, `js`, `hellinger`, `wasserstein`, `chi2`): its
@@ -54,7 +95,7 @@ mod wasserstein;
 
 pub use chi2::chi2_statistic;
 pub use data_quality::{QualityCheck, QualityThresholds, data_quality};
-pub use document::DriftDocument;
+pub use document::{DriftDocument, FeatureVerdict};
 pub use hellinger::hellinger;
 pub use js::js_distance;
 pub use ks::ks_statistic;
@@ -63,7 +104,7 @@ pub use psi::psi;
 pub use sample::{binned_shares, points};
 pub use series::{DriftSeries, series};
 pub use verdict::{
-    Correction, DriftConfig, DriftReport, FeatureDrift, Measure, StatRow, Summary, Verdict,
+    Correction, DriftConfig, DriftReport, FeatureDrift, Measure, NewCategory, StatRow, Summary, Verdict,
     categorical_drift, compare, numeric_drift, report,
 };
 pub use wasserstein::wasserstein_distance;
@@ -92,6 +133,11 @@ crate::names::named_enum! {
 }
 
 impl Statistic {
+    /// A test, whose row's threshold is α and whose verdict its p-value gives.
+    pub fn is_test(self) -> bool {
+        matches!(self, Statistic::Chi2 | Statistic::Ks)
+    }
+
     /// This statistic of one feature, `None` where it does not apply to the feature's kind.
     fn measure(self, sample: &Sample<'_>, cfg: &DriftConfig) -> Option<Measured> {
         match self {

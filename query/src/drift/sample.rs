@@ -20,6 +20,10 @@ pub(super) enum Sample<'a> {
         shares: (Vec<f64>, Vec<f64>),
         /// The reference's standard deviation.
         reference_std: f64,
+        /// `|Δmean| / reference_std` from the exact moments: a lower bound of the normed
+        /// Wasserstein distance whatever the buckets' width (NaN when a moment is not
+        /// finite).
+        moment_bound: f64,
     },
     /// Category counts, aligned on the union of both windows' categories.
     Categorical {
@@ -60,6 +64,29 @@ pub fn points(r: &DistributionRow) -> Vec<(f64, f64)> {
         .collect();
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
     v
+}
+
+/// The width of the bucket that holds the distribution's median: how finely the buckets
+/// resolve its middle. `None` when it holds nothing.
+pub(super) fn median_bucket_width(r: &DistributionRow) -> Option<f64> {
+    let mut buckets: Vec<(f64, f64, u64)> = r
+        .buckets
+        .iter()
+        .map(|&(k, c)| {
+            let (lo, hi) = r.scheme.bounds(k);
+            (lo, hi, c)
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: u64 = buckets.iter().map(|b| b.2).sum();
+    let mut cum = 0;
+    for (lo, hi, c) in buckets {
+        cum += c;
+        if 2 * cum >= total && total > 0 {
+            return Some(if hi.is_finite() && lo.is_finite() { hi - lo } else { f64::INFINITY });
+        }
+    }
+    None
 }
 
 /// The reference's quantile cut points (`bins - 1` of them, distinct), as np.quantile would

@@ -1,7 +1,7 @@
 //! Drift over time: one report per window against a fixed reference, as series (the
 //! dashboard's `drift` target).
 
-use super::verdict::{DriftConfig, Measure, compare};
+use super::verdict::{DriftConfig, Measure, Verdict, compare};
 use super::{Profile, Statistic, profile};
 use crate::engine::{QueryError, Series};
 use crate::names::UnknownName;
@@ -66,8 +66,8 @@ impl std::str::FromStr for DriftSeries {
 
 /// Per window, the drift report of the series `series_filters` select against `reference`,
 /// reduced to `which`: a series per feature that `feature_filters` keep (tagged `feature`),
-/// or one untagged series of the share of drifting features. A window without a feature in
-/// common with the reference has no point.
+/// or one untagged series of the share of drifting features. A window without a feature
+/// judged against the reference (in common with it, with enough values) has no point.
 pub fn series(
     store: &Store,
     reference: &Profile,
@@ -83,7 +83,7 @@ pub fn series(
         let report = compare(reference, &current, cfg);
         let statistic = match which {
             DriftSeries::Share => {
-                if !report.features.is_empty() {
+                if report.features.iter().any(|f| f.verdict != Verdict::InsufficientData) {
                     out.entry(String::new()).or_default().push((from, report.drifting_share));
                 }
                 continue;

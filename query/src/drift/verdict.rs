@@ -3,7 +3,8 @@
 
 use super::Statistic;
 use super::profile::Profile;
-use super::sample::{Sample, binned_shares, points, shares};
+use super::sample::{Sample, binned_shares, median_bucket_width, points, shares};
+use crate::stats::welch_t;
 use modelwatch_store::DistributionRow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +40,11 @@ pub struct DriftConfig {
     pub hellinger: f64,
     /// Share of drifting features from which the whole dataset drifts.
     pub drift_share: f64,
+    /// Values a side below which a feature's verdict is "insufficient data".
+    pub min_rows: u64,
+    /// Width of the reference's median bucket, in reference standard deviations, above which
+    /// a numeric feature is marked low resolution.
+    pub low_resolution: f64,
 }
 
 impl Default for DriftConfig {
@@ -53,6 +59,8 @@ impl Default for DriftConfig {
             wasserstein: 0.1,
             hellinger: 0.1,
             drift_share: 0.5,
+            min_rows: 30,
+            low_resolution: 0.5,
         }
     }
 }
@@ -61,6 +69,9 @@ impl Default for DriftConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Too few values on a side (or none) to judge: no verdict.
+    #[serde(rename = "insufficient_data")]
+    InsufficientData,
     /// Below every threshold.
     Ok,
     /// Past the warning threshold.
@@ -73,6 +84,7 @@ impl Verdict {
     /// `ok`, `warning` or `drift`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Verdict::InsufficientData => "insufficient_data",
             Verdict::Ok => "ok",
             Verdict::Warning => "warning",
             Verdict::Drift => "drift",
@@ -170,10 +182,38 @@ pub struct FeatureDrift {
     /// See `reference_count`.
     pub current_count: u64,
     /// Every statistic: the effect size first, then the others in [`Statistic::ALL`] order,
-    /// then the changes.
+    /// then the changes. Empty when a side holds no values.
     pub stats: Vec<StatRow>,
-    /// The verdict of the effect size (normed Wasserstein or JS).
+    /// Drift when the effect size (normed Wasserstein or JS) reaches its threshold **and**
+    /// the difference is significant (`p_value` below α); insufficient data below
+    /// `min_rows` values a side.
     pub verdict: Verdict,
+    /// The p-value of the verdict's test: for numeric features twice the smaller of the
+    /// KS and Welch t-test p-values (Bonferroni over the two), for categorical ones the
+    /// chi-squared test's; corrected across features when asked.
+    pub p_value: Option<f64>,
+    /// The buckets are coarse for this feature's spread: the reference's median bucket is
+    /// wider than `low_resolution` standard deviations, so the binned statistics (KS, PSI,
+    /// JS, Hellinger, binned Wasserstein) read coarsely; the verdict still stands on the
+    /// exact moments.
+    pub low_resolution: bool,
+    /// The width of the reference's median bucket (numeric features).
+    pub bucket_width: Option<f64>,
+    /// Why there is no verdict, or why an effect past its threshold is not drift.
+    pub reason: Option<String>,
+    /// Categories the reference never saw, with their count and share of the current window.
+    pub new_categories: Vec<NewCategory>,
+}
+
+/// A category of the current window that the reference never saw.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NewCategory {
+    /// Its name.
+    pub category: String,
+    /// Its count in the current window.
+    pub count: f64,
+    /// Its share of the current window.
+    pub share: f64,
 }
 
 /// A whole report.
@@ -192,9 +232,9 @@ impl DriftReport {
     /// threshold).
     pub fn rows_by_severity(&self) -> Vec<&StatRow> {
         let mut rows: Vec<&StatRow> = self.features.iter().flat_map(|f| &f.stats).collect();
-        let excess = |r: &StatRow| match (r.p_value, r.threshold) {
-            (Some(p), Some(a)) => a / p.max(1e-300),
-            (None, Some(t)) if t > 0.0 => r.value / t,
+        let excess = |r: &StatRow| match (r.statistic, r.p_value, r.threshold) {
+            (Measure::Statistic(s), Some(p), Some(a)) if s.is_test() => a / p.max(1e-300),
+            (_, _, Some(t)) if t > 0.0 => r.value / t,
             _ => 0.0,
         };
         rows.sort_by(|a, b| b.verdict.cmp(&a.verdict).then(excess(b).total_cmp(&excess(a))));
@@ -260,18 +300,89 @@ fn change(feature: &str, summary: Summary, reference: f64, current: f64) -> Stat
 }
 
 /// Every statistic that applies to the sample: `effect` (the effect size that decides the
-/// feature's verdict) first, then the others in [`Statistic::ALL`] order; and that verdict.
-fn measure_all(
-    feature: &str,
-    sample: &Sample<'_>,
-    effect: Statistic,
-    cfg: &DriftConfig,
-) -> (Vec<StatRow>, Verdict) {
+/// feature's verdict) first, then the others in [`Statistic::ALL`] order.
+fn measure_all(feature: &str, sample: &Sample<'_>, effect: Statistic, cfg: &DriftConfig) -> Vec<StatRow> {
     let order = std::iter::once(effect).chain(Statistic::ALL.into_iter().filter(|&s| s != effect));
-    let rows: Vec<StatRow> =
-        order.filter_map(|s| s.measure(sample, cfg).map(|m| m.row(feature, s))).collect();
-    let verdict = rows.first().map_or(Verdict::Ok, |r| r.verdict);
-    (rows, verdict)
+    order.filter_map(|s| s.measure(sample, cfg).map(|m| m.row(feature, s))).collect()
+}
+
+/// A feature without a verdict yet: its counts and rows.
+fn new_feature(name: &str, kind: &'static str, counts: (u64, u64), stats: Vec<StatRow>) -> FeatureDrift {
+    FeatureDrift {
+        feature: name.to_string(),
+        kind,
+        reference_count: counts.0,
+        current_count: counts.1,
+        stats,
+        verdict: Verdict::Ok,
+        p_value: None,
+        low_resolution: false,
+        bucket_width: None,
+        reason: None,
+        new_categories: Vec::new(),
+    }
+}
+
+impl FeatureDrift {
+    /// The verdict from the effect row (the first) and the test's p-value `p`: drift when
+    /// the effect reaches its threshold and `p < α`; insufficient data below `min_rows`
+    /// values a side. The effect row carries the verdict and `p`.
+    fn judge(&mut self, p: f64, cfg: &DriftConfig) {
+        self.p_value = Some(p);
+        let (n, m) = (self.reference_count, self.current_count);
+        let Some(effect) = self.stats.first_mut() else {
+            self.verdict = Verdict::InsufficientData;
+            return;
+        };
+        effect.p_value = Some(p);
+        let past = effect.threshold.is_some_and(|t| effect.value >= t);
+        self.reason = None;
+        self.verdict = if n < cfg.min_rows || m < cfg.min_rows {
+            let short: Vec<String> = [(n, "the reference"), (m, "the current window")]
+                .into_iter()
+                .filter(|&(k, _)| k < cfg.min_rows)
+                .map(|(k, side)| format!("{} in {side}", values(k)))
+                .collect();
+            self.reason = Some(format!("only {} ({} needed a side)", short.join(" and "), cfg.min_rows));
+            Verdict::InsufficientData
+        } else if past && p < cfg.alpha {
+            Verdict::Drift
+        } else {
+            if past {
+                self.reason = Some(format!(
+                    "{} {:.3} reaches {}, but the difference is not significant at {} and {} values (p = {:.3} ≥ {})",
+                    effect.statistic,
+                    effect.value,
+                    effect.threshold.unwrap_or(f64::NAN),
+                    n,
+                    m,
+                    p,
+                    cfg.alpha
+                ));
+            }
+            Verdict::Ok
+        };
+        effect.verdict = self.verdict;
+    }
+}
+
+/// "1 value", "12 values".
+fn values(n: u64) -> String {
+    if n == 1 { "1 value".into() } else { format!("{n} values") }
+}
+
+/// Mean and population variance: the exact moments where the row keeps them, else from the
+/// buckets (confidence rows keep none).
+fn moments(x: &DistributionRow) -> (f64, f64) {
+    if let (Some(mean), Some(m2)) = (x.mean, x.m2)
+        && x.count > 0
+    {
+        return (mean, m2 / x.count as f64);
+    }
+    let pts = points(x);
+    let n: f64 = pts.iter().map(|p| p.1).sum();
+    let mean = pts.iter().map(|p| p.0 * p.1).sum::<f64>() / n.max(1.0);
+    (mean, pts.iter().map(|p| p.1 * (p.0 - mean).powi(2)).sum::<f64>() / n.max(1.0))
 }
 
 /// The drift of one numeric distribution (a feature or the confidence score).
@@ -281,18 +392,15 @@ pub fn numeric_drift(
     current: &DistributionRow,
     cfg: &DriftConfig,
 ) -> FeatureDrift {
-    let std = |x: &DistributionRow| match (x.m2, x.count) {
-        (Some(m2), n) if n > 0 => (m2 / n as f64).sqrt(),
-        _ => {
-            // Confidence rows keep no moments: from the buckets.
-            let pts = points(x);
-            let n: f64 = pts.iter().map(|p| p.1).sum();
-            let mean = pts.iter().map(|p| p.0 * p.1).sum::<f64>() / n.max(1.0);
-            (pts.iter().map(|p| p.1 * (p.0 - mean).powi(2)).sum::<f64>() / n.max(1.0)).sqrt()
-        }
+    let ((mr, vr), (mc, vc)) = (moments(reference), moments(current));
+    let (sr, sc) = (vr.sqrt(), vc.sqrt());
+    let moment_bound = if sr > 0.0 {
+        (mc - mr).abs() / sr
+    } else if mc == mr {
+        0.0
+    } else {
+        f64::INFINITY
     };
-    let mean = |x: &DistributionRow| x.mean.or_else(|| x.bucket_mean()).unwrap_or(f64::NAN);
-    let (sr, sc) = (std(reference), std(current));
     let sample = Sample::Numeric {
         reference,
         current,
@@ -300,22 +408,33 @@ pub fn numeric_drift(
         current_points: points(current),
         shares: binned_shares(reference, current, cfg.psi_bins),
         reference_std: sr,
+        moment_bound,
     };
-    let (mut stats, verdict) = measure_all(feature, &sample, Statistic::WassersteinNorm, cfg);
+    let mut stats = measure_all(feature, &sample, Statistic::WassersteinNorm, cfg);
+    let ks = stats.iter().find(|r| r.statistic == Measure::Statistic(Statistic::Ks)).and_then(|r| r.p_value);
+    // Sample variances (n − 1) for the t-test.
+    let sample_var = |v: f64, n: u64| v * n as f64 / (n.max(2) - 1) as f64;
+    let (_, welch) = welch_t(
+        mr,
+        sample_var(vr, reference.count),
+        reference.count as f64,
+        mc,
+        sample_var(vc, current.count),
+        current.count as f64,
+    );
+    let p = (2.0 * ks.unwrap_or(1.0).min(welch)).min(1.0);
     let median = |x: &DistributionRow| x.quantile(0.5).unwrap_or(f64::NAN);
     stats.extend([
-        change(feature, Summary::Mean, mean(reference), mean(current)),
+        change(feature, Summary::Mean, mr, mc),
         change(feature, Summary::Median, median(reference), median(current)),
         change(feature, Summary::Std, sr, sc),
     ]);
-    FeatureDrift {
-        feature: feature.to_string(),
-        kind: "numeric",
-        reference_count: reference.count,
-        current_count: current.count,
-        stats,
-        verdict,
-    }
+    let mut out = new_feature(feature, "numeric", (reference.count, current.count), stats);
+    out.bucket_width = median_bucket_width(reference);
+    // A constant reference has no spread to resolve.
+    out.low_resolution = sr > 0.0 && out.bucket_width.is_some_and(|w| w > cfg.low_resolution * sr);
+    out.judge(p, cfg);
+    out
 }
 
 /// The drift of a categorical feature from its category counts.
@@ -329,31 +448,55 @@ pub fn categorical_drift(
     let r: Vec<f64> = keys.iter().map(|k| reference.get(*k).copied().unwrap_or(0.0)).collect();
     let c: Vec<f64> = keys.iter().map(|k| current.get(*k).copied().unwrap_or(0.0)).collect();
     let (nr, nc): (f64, f64) = (r.iter().sum(), c.iter().sum());
+    let new_categories = keys
+        .iter()
+        .zip(r.iter().zip(&c))
+        .filter(|(_, (r, c))| **r <= 0.0 && **c > 0.0)
+        .map(|(k, (_, &c))| NewCategory { category: k.to_string(), count: c, share: c / nc })
+        .collect();
     let shares = (shares(&r), shares(&c));
     let sample = Sample::Categorical { reference: r, current: c, shares };
-    let (stats, verdict) = measure_all(feature, &sample, Statistic::Js, cfg);
-    FeatureDrift {
-        feature: feature.to_string(),
-        kind: "categorical",
-        reference_count: nr as u64,
-        current_count: nc as u64,
-        stats,
-        verdict,
-    }
+    let stats = measure_all(feature, &sample, Statistic::Js, cfg);
+    let chi2 =
+        stats.iter().find(|s| s.statistic == Measure::Statistic(Statistic::Chi2)).and_then(|s| s.p_value);
+    let mut out = new_feature(feature, "categorical", (nr as u64, nc as u64), stats);
+    out.new_categories = new_categories;
+    out.judge(chi2.unwrap_or(1.0), cfg);
+    out
 }
 
-/// Corrects the test p-values across features (in place) and redoes their verdicts.
+/// Corrects the p-values across features (in place) and redoes their verdicts: the tests'
+/// rows (KS, chi-squared) as one family, the features' verdicts as another.
 fn correct(features: &mut [FeatureDrift], cfg: &DriftConfig) {
+    if cfg.correction == Correction::None {
+        return;
+    }
     let mut tests: Vec<(usize, usize, f64)> = Vec::new();
     for (i, f) in features.iter().enumerate() {
         for (j, s) in f.stats.iter().enumerate() {
-            if let Some(p) = s.p_value {
+            if let (Measure::Statistic(st), Some(p)) = (s.statistic, s.p_value)
+                && st.is_test()
+            {
                 tests.push((i, j, p));
             }
         }
     }
+    for (i, j, p) in adjust(tests, cfg.correction) {
+        let s = &mut features[i].stats[j];
+        s.p_value = Some(p);
+        s.verdict = test_verdict(p, cfg.alpha);
+    }
+    let verdicts: Vec<(usize, usize, f64)> =
+        features.iter().enumerate().filter_map(|(i, f)| f.p_value.map(|p| (i, 0, p))).collect();
+    for (i, _, p) in adjust(verdicts, cfg.correction) {
+        features[i].judge(p, cfg);
+    }
+}
+
+/// The p-values (third of each triple) adjusted for their number.
+fn adjust(mut tests: Vec<(usize, usize, f64)>, correction: Correction) -> Vec<(usize, usize, f64)> {
     let m = tests.len() as f64;
-    match cfg.correction {
+    match correction {
         Correction::None => {}
         Correction::Bonferroni => {
             for t in &mut tests {
@@ -369,42 +512,103 @@ fn correct(features: &mut [FeatureDrift], cfg: &DriftConfig) {
             }
         }
     }
-    for (i, j, p) in tests {
-        let s = &mut features[i].stats[j];
-        s.p_value = Some(p);
-        s.verdict = test_verdict(p, cfg.alpha);
-    }
+    tests
 }
 
-/// A report from per-feature drifts.
+/// A report from per-feature drifts. The share of drifting features counts the features
+/// with a verdict (not those with insufficient data).
 pub fn report(mut features: Vec<FeatureDrift>, cfg: &DriftConfig) -> DriftReport {
     correct(&mut features, cfg);
     features.sort_by(|a, b| a.feature.cmp(&b.feature));
-    let n = features.len().max(1) as f64;
-    let drifting_share = features.iter().filter(|f| f.verdict == Verdict::Drift).count() as f64 / n;
-    DriftReport {
-        dataset_drift: !features.is_empty() && drifting_share >= cfg.drift_share,
-        drifting_share,
-        features,
+    let judged = features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
+    let drifting = features.iter().filter(|f| f.verdict == Verdict::Drift).count();
+    let drifting_share = drifting as f64 / judged.max(1) as f64;
+    DriftReport { dataset_drift: judged > 0 && drifting_share >= cfg.drift_share, drifting_share, features }
+}
+
+/// A feature that cannot be compared, with the reason.
+fn unjudged(name: &str, kind: &'static str, counts: (u64, u64), reason: String) -> FeatureDrift {
+    FeatureDrift {
+        verdict: Verdict::InsufficientData,
+        reason: Some(reason),
+        ..new_feature(name, kind, counts, Vec::new())
     }
 }
 
-/// The drift report between two profiles (features present in both).
+/// Why a side holds no values, or `None` when it holds some. `values` and `missing` are its
+/// counts (missing or invalid), `absent` that it has no row for the feature at all.
+fn empty_side(side: &str, values: u64, missing: u64, absent: bool) -> Option<String> {
+    if values > 0 {
+        None
+    } else if absent {
+        Some(format!("not in the {side}"))
+    } else if missing > 0 {
+        Some(format!("all {missing} values missing or invalid in the {side}"))
+    } else {
+        Some(format!("no values in the {side}"))
+    }
+}
+
+/// The drift report between two profiles: every feature either side knows (a feature
+/// present on one side only, or with no values on a side, is reported with the reason).
 pub fn compare(reference: &Profile, current: &Profile, cfg: &DriftConfig) -> DriftReport {
     let mut features = Vec::new();
-    for (name, r) in &reference.numeric {
-        if let Some(c) = current.numeric.get(name)
-            && r.scheme == c.scheme
-            && r.count > 0
-            && c.count > 0
-        {
-            features.push(numeric_drift(name, r, c, cfg));
+    let numeric: BTreeSet<&String> = reference.numeric.keys().chain(current.numeric.keys()).collect();
+    for name in numeric {
+        let (r, c) = (reference.numeric.get(name), current.numeric.get(name));
+        let count = |x: Option<&DistributionRow>| x.map_or(0, |x| x.count);
+        let missing = |x: Option<&DistributionRow>| x.map_or(0, |x| x.missing + x.invalid);
+        let counts = (count(r), count(c));
+        let empty: Vec<String> = [
+            empty_side("reference", counts.0, missing(r), r.is_none()),
+            empty_side("current window", counts.1, missing(c), c.is_none()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match (r, c) {
+            _ if !empty.is_empty() => features.push(unjudged(name, "numeric", counts, empty.join("; "))),
+            (Some(r), Some(c)) if r.scheme != c.scheme => features.push(unjudged(
+                name,
+                "numeric",
+                counts,
+                format!(
+                    "the windows' buckets differ ({} and {}): not comparable",
+                    r.scheme.as_str(),
+                    c.scheme.as_str()
+                ),
+            )),
+            (Some(r), Some(c)) => features.push(numeric_drift(name, r, c, cfg)),
+            _ => {}
         }
     }
-    for (name, r) in &reference.categorical {
-        if let Some(c) = current.categorical.get(name) {
-            features.push(categorical_drift(name, r, c, cfg));
-        }
+    let categorical: BTreeSet<&String> = [reference, current]
+        .iter()
+        .flat_map(|p| p.categorical.keys().chain(p.categorical_missing.keys()))
+        .collect();
+    let empty = BTreeMap::new();
+    for name in categorical {
+        let (r, c) = (
+            reference.categorical.get(name).unwrap_or(&empty),
+            current.categorical.get(name).unwrap_or(&empty),
+        );
+        let total = |m: &BTreeMap<String, f64>| m.values().sum::<f64>() as u64;
+        let counts = (total(r), total(c));
+        let missing = |p: &Profile| p.categorical_missing.get(name).copied().unwrap_or(0.0) as u64;
+        let known =
+            |p: &Profile| p.categorical.contains_key(name) || p.categorical_missing.contains_key(name);
+        let why: Vec<String> = [
+            empty_side("reference", counts.0, missing(reference), !known(reference)),
+            empty_side("current window", counts.1, missing(current), !known(current)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        features.push(if why.is_empty() {
+            categorical_drift(name, r, c, cfg)
+        } else {
+            unjudged(name, "categorical", counts, why.join("; "))
+        });
     }
     report(features, cfg)
 }
