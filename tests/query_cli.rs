@@ -188,8 +188,8 @@ fn a_bad_query_or_window_exits_2_and_says_what_is_wrong() {
 }
 
 /// The drift, quality, baseline and trigger checks on a two-day demo ending at `end`
-/// (seed 7): the drift starts two thirds in, 16 h before the end. (Two days, because the
-/// CUSUM detector learns its level from 200 ten-minute values before it watches.)
+/// (seed 7): the drift starts two thirds in, 16 h before the end. (Two days, so that the
+/// CUSUM detector has a steady level from the 32 hours of ten-minute values before it.)
 fn drift_checks(end: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

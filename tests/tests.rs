@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod detect;
 mod drift;
 mod fleet;
 mod import;

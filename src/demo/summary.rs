@@ -5,7 +5,7 @@
 use super::{DemoError, Run, Simulated};
 use crate::triggers::{DriftTrigger, LabelsTrigger, ScheduleTrigger, TriggerConfig, TriggerEngine};
 use crate::{ManualClock, Timestamp};
-use modelwatch_query::detect::{Cusum, Detector, Direction};
+use modelwatch_query::detect::{self, Cusum, Detector, Direction};
 use modelwatch_query::drift::{Measure, Statistic};
 use modelwatch_query::{Limits, Range, Unit, drift, parse, run as run_query};
 use modelwatch_store::Store;
@@ -169,18 +169,17 @@ pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) ->
         })
         .collect();
     let step = 600_000i64;
-    let watched = run_query(
+    let watched = detect::query_points(
         store,
         &parse(s.watch)?,
         Range { from_ms: start, to_ms: end, step_ms: step },
         Limits::default(),
     )?;
-    let cusum =
-        watched.first().and_then(|w| Cusum::default().run(&w.points).first().cloned()).map(|a| Alarm {
-            at_ms: a.time_ms,
-            direction: if a.direction == Direction::Down { "down" } else { "up" },
-            minutes_after_drift: (a.time_ms + step - drift_ms) as f64 / 60_000.0,
-        });
+    let cusum = Cusum::default().run(&watched).first().cloned().map(|a| Alarm {
+        at_ms: a.time_ms,
+        direction: if a.direction == Direction::Down { "down" } else { "up" },
+        minutes_after_drift: (a.time_ms + step - drift_ms) as f64 / 60_000.0,
+    });
     // Rejections take hours to come back: the latest predictions' precision is judged on
     // the cohorts whose labels had `MATURED_H` hours to arrive, beside all of them so far.
     let opts = modelwatch_query::quality::QualityOptions {

@@ -112,6 +112,19 @@ mod tests {
             (c.triggers.cooldown.as_str(), c.triggers.labels.count, c.triggers.labels.enabled),
             ("6h", 50, true)
         );
+        let mut bad = TriggerConfig::default();
+        bad.drift.detector_ert = 10.0;
+        let e = bad.validate().unwrap_err();
+        assert!(e.contains("triggers.drift.detector_ert") && e.contains("got 10"), "{e}");
+        let c: ConfigFile =
+            toml::from_str("[triggers.drift]\ndetector_kind = \"page_hinkley\"\ndetector_ert = 50000\n")
+                .unwrap();
+        assert_eq!(c.triggers.drift.detector_kind, modelwatch_query::detect::DetectorKind::PageHinkley);
+        assert_eq!(c.triggers.drift.detector_ert, 50_000.0);
+        let e = toml::from_str::<ConfigFile>("[triggers.drift]\ndetector_kind = \"ewma\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ewma") && e.contains("adwin") && e.contains("detector_kind"), "{e}");
         assert!(
             toml::from_str::<ConfigFile>("[triggers]\ncooldwon = \"6h\"\n")
                 .unwrap_err()

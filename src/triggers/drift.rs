@@ -1,10 +1,13 @@
 //! `[triggers.drift]`: the share of drifting features between `reference` and the last
-//! `window` reaches `share` (0.5), or the CUSUM detector alarms on `detector` (a query, e.g.
-//! `mean(confidence)`) over the window.
+//! `window` reaches `share` (0.5), or an online detector (`detector_kind`: CUSUM by default,
+//! Page–Hinkley or ADWIN, set by `detector_ert`, the intervals it runs without drift per false
+//! alarm) alarms on `detector` (a query, e.g. `mean(confidence)`) over the window. A mean or
+//! quantile is weighted by its per-interval count (a `count` query over the same selector),
+//! so a quiet interval's noisier value weighs less.
 
 use super::kind::{Check, Context, Trigger, duration};
 use super::{Evidence, Reason, TriggerError};
-use modelwatch_query::detect::{Cusum, Detector};
+use modelwatch_query::detect::{self, DetectorKind};
 use modelwatch_query::drift::{self, DriftConfig, Measure, Statistic, Verdict};
 use modelwatch_query::{Limits, Range};
 use serde::{Deserialize, Serialize};
@@ -21,11 +24,15 @@ pub struct DriftTrigger {
     pub window: String,
     /// Share of drifting features that fires.
     pub share: f64,
-    /// A query whose series CUSUM watches over the window (empty: none), e.g.
+    /// A query whose series the detector watches over the window (empty: none), e.g.
     /// `mean(confidence{segment="phone"})`.
     pub detector: String,
     /// The detector's step.
     pub detector_step: String,
+    /// `cusum`, `page_hinkley` or `adwin`.
+    pub detector_kind: DetectorKind,
+    /// Expected run time without drift: steps per false alarm (at least 100).
+    pub detector_ert: f64,
 }
 
 impl Default for DriftTrigger {
@@ -37,6 +44,8 @@ impl Default for DriftTrigger {
             share: 0.5,
             detector: String::new(),
             detector_step: "10m".into(),
+            detector_kind: DetectorKind::Cusum,
+            detector_ert: detect::DEFAULT_ERT,
         }
     }
 }
@@ -47,7 +56,7 @@ impl Default for DriftTrigger {
 pub enum DriftEvidence {
     /// The share of drifting features crossed the threshold.
     Share(ShareFigures),
-    /// CUSUM alarmed.
+    /// An online detector alarmed.
     Detector(DetectorAlarm),
 }
 
@@ -80,7 +89,7 @@ pub struct DriftingFeature {
 /// A detector's alarm.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct DetectorAlarm {
-    /// `cusum`.
+    /// `cusum`, `page_hinkley` or `adwin`.
     pub detector: String,
     /// The query watched.
     pub query: String,
@@ -88,9 +97,9 @@ pub struct DetectorAlarm {
     pub alarm_ms: i64,
     /// `Up` or `Down`.
     pub direction: String,
-    /// The level learnt in the warm-up.
+    /// The level before the change.
     pub baseline: f64,
-    /// The statistic at the alarm.
+    /// The statistic at the alarm (standard errors).
     pub statistic: f64,
 }
 
@@ -103,6 +112,7 @@ struct Figures {
 
 #[derive(Serialize)]
 struct DetectorFigures {
+    detector: DetectorKind,
     query: String,
     alarms: usize,
 }
@@ -122,6 +132,9 @@ impl Trigger for DriftTrigger {
         if !self.detector.is_empty() {
             modelwatch_query::parse(&self.detector).map_err(|e| format!("triggers.drift.detector: {e}"))?;
         }
+        self.detector_kind
+            .with_ert(self.detector_ert)
+            .map_err(|e| format!("triggers.drift.detector_ert: {e}"))?;
         Ok(())
     }
 
@@ -188,12 +201,14 @@ impl Trigger for DriftTrigger {
         }
         if !self.detector.is_empty() {
             let alarms = self.alarms(ctx, w)?;
-            lines.push(format!("{} CUSUM alarm(s) on {}", alarms.len(), self.detector));
-            figures.detector = Some(DetectorFigures { query: self.detector.clone(), alarms: alarms.len() });
+            let kind = self.detector_kind;
+            lines.push(format!("{} {kind} alarm(s) on {}", alarms.len(), self.detector));
+            figures.detector =
+                Some(DetectorFigures { detector: kind, query: self.detector.clone(), alarms: alarms.len() });
             if let Some(a) = alarms.into_iter().next() {
                 reasons.push(Reason {
                     summary: format!(
-                        "CUSUM alarm on {} at {}",
+                        "{kind} alarm on {} at {}",
                         self.detector,
                         crate::time::rfc3339(a.alarm_ms)
                     ),
@@ -206,25 +221,27 @@ impl Trigger for DriftTrigger {
 }
 
 impl DriftTrigger {
-    /// CUSUM's alarms on the detector query within the window.
+    /// The detector's alarms on the detector query within the window.
     fn alarms(&self, ctx: &Context<'_>, w: i64) -> Result<Vec<DetectorAlarm>, TriggerError> {
         let now = ctx.now_ms;
         let step = duration(&self.detector_step, "drift.detector_step").map_err(TriggerError::Config)?;
+        let detector = self
+            .detector_kind
+            .with_ert(self.detector_ert)
+            .map_err(|e| TriggerError::Config(format!("triggers.drift.detector_ert: {e}")))?;
         let mut q = modelwatch_query::parse(&self.detector)?;
         q.matchers.extend(ctx.matchers.iter().cloned());
-        // The detector learns its level from 200 values before it watches: read enough
-        // history for the warm-up and the window.
+        // The detector learns the level from the values before the window as well: read
+        // 250 steps of history, enough for its 30-step start and a steady level.
         let from = (now - w - 250 * step).div_euclid(step) * step;
         let range = Range { from_ms: from, to_ms: now, step_ms: step };
-        let series = modelwatch_query::run(ctx.store, &q, range, Limits::default())?;
-        Ok(series
-            .first()
-            .map(|s| Cusum::default().run(&s.points))
-            .unwrap_or_default()
+        let points = detect::query_points(ctx.store, &q, range, Limits::default())?;
+        Ok(detector
+            .run(&points)
             .into_iter()
             .filter(|a| a.time_ms >= now - w)
             .map(|a| DetectorAlarm {
-                detector: "cusum".into(),
+                detector: self.detector_kind.to_string(),
                 query: self.detector.clone(),
                 alarm_ms: a.time_ms,
                 direction: format!("{:?}", a.direction),

@@ -16,7 +16,8 @@
 //! - **schedule**: a cron expression (weekly by default: Monday 03:00 UTC), for gradual
 //!   drift nobody measures.
 //! - **drift**: the share of drifting features between `reference` and the last `window`
-//!   reaches `share` (0.5), or the CUSUM detector alarms on `detector` (a query, e.g.
+//!   reaches `share` (0.5), or an online detector (`detector_kind`: CUSUM, Page–Hinkley or
+//!   ADWIN, set by its false-alarm rate `detector_ert`) alarms on `detector` (a query, e.g.
 //!   `mean(confidence)`) over the window.
 //! - **manual**: [`TriggerEngine::fire`] (`modelwatch triggers fire --reason ...`).
 //!
