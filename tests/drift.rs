@@ -5,7 +5,7 @@
 
 use crate::support::Rng;
 use modelwatch_agent::{Agent, Feature, ManualClock, Prediction, Timestamp};
-use modelwatch_query::drift::{self, DriftConfig, Verdict};
+use modelwatch_query::drift::{self, Correction, DriftConfig, Verdict};
 use modelwatch_store::{Store, StoreConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -565,4 +565,171 @@ fn features_missing_on_a_side_or_everywhere_are_reported_with_the_reason_and_new
     // The share of drifting features counts the judged ones only: kept, script, confidence.
     let judged = report.features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
     assert_eq!(judged, 3, "{report:?}");
+}
+
+#[test]
+fn rounding_underflow_and_overflow_never_decide_a_verdict() {
+    let cfg = DriftConfig::default();
+    let judge = |r: &[f64], c: &[f64]| drift::numeric_drift("x", &sketch_row(r), &sketch_row(c), &cfg);
+    // A constant reference against a window that differs in the last bit: no effect.
+    let next = f64::from_bits(0.1f64.to_bits() + 1);
+    let c: Vec<f64> = (0..1_000).map(|i| if i % 2 == 0 { 0.1 } else { next }).collect();
+    let f = judge(&[0.1; 1_000], &c);
+    assert!(f.verdict == Verdict::Ok && f.stats[0].value < 1e-3, "{f:?}");
+    // A real change from a constant reference drifts, and says why the effect is so large.
+    let f = judge(&[7.0; 1_000], &[7.0001; 1_000]);
+    assert_eq!(f.verdict, Verdict::Drift);
+    assert!(f.stats[0].value.is_finite(), "{f:?}");
+    assert_eq!(f.reason.as_deref(), Some("the reference is constant at 7; the current mean is 7.0001"));
+    // Subnormals whose squares vanish: one distribution both sides is no drift.
+    let mut rng = Rng::seeded(310);
+    let mut sub = || (0..1_000).map(|_| 1e-310 + 4e-310 * rng.u()).collect::<Vec<f64>>();
+    let (a, b) = (sub(), sub());
+    let f = judge(&a, &b);
+    assert_eq!(f.verdict, Verdict::Ok, "{f:?}");
+    // Moments that overflow: no verdict rather than a confident "ok" for a 10 σ shift.
+    let mut rng = Rng::seeded(300);
+    let mut huge = |mean: f64| (0..1_000).map(|_| mean + 1e298 * rng.normal()).collect::<Vec<f64>>();
+    let (a, b) = (huge(1e300), huge(1.1e300));
+    let f = judge(&a, &b);
+    assert_eq!(f.verdict, Verdict::InsufficientData, "{f:?}");
+    assert!(f.reason.as_deref().unwrap_or_default().contains("overflow"), "{f:?}");
+}
+
+#[test]
+fn a_tripled_spread_of_a_low_resolution_feature_is_a_warning_with_the_exact_sigmas() {
+    // 52.52 ± 0.05 against ± 0.15: the buckets (1 wide) barely see it; the exact σ does.
+    let cfg = DriftConfig::default();
+    let mut rng = Rng::seeded(3);
+    let mut lat = |sd: f64| (0..1_000).map(|_| 52.52 + sd * rng.normal()).collect::<Vec<f64>>();
+    let (r, wide, same) = (lat(0.05), lat(0.15), lat(0.05));
+    let f = drift::numeric_drift("lat", &sketch_row(&r), &sketch_row(&wide), &cfg);
+    assert!(f.low_resolution, "{f:?}");
+    assert_eq!(f.verdict, Verdict::Warning, "{f:?}");
+    let why = f.reason.clone().unwrap_or_default();
+    assert!(why.starts_with("the spread changed: σ 0.0497 → 0.154 (×3.0953, F-test p = "), "{why}");
+    let f = drift::numeric_drift("lat", &sketch_row(&r), &sketch_row(&same), &cfg);
+    assert_eq!((f.verdict, f.reason.as_deref()), (Verdict::Ok, None), "{f:?}");
+}
+
+#[test]
+fn features_without_a_verdict_do_not_change_the_corrected_verdicts_of_the_others() {
+    // 40 features of 100 rows, ten shifted by 0.35 σ; then the same with 30 more features of
+    // 10 rows shifted by 3 σ (tiny p-values, but too few rows to judge).
+    let mut rng = Rng::seeded(40);
+    let mut window =
+        |n: usize, shift: f64| sketch_row(&(0..n).map(|_| rng.normal() + shift).collect::<Vec<f64>>());
+    let judged: Vec<_> =
+        (0..40).map(|i| (window(100, 0.0), window(100, if i < 10 { 0.35 } else { 0.0 }))).collect();
+    let unjudged: Vec<_> = (0..30).map(|_| (window(10, 0.0), window(10, 3.0))).collect();
+    for correction in [Correction::Bonferroni, Correction::Fdr] {
+        let cfg = DriftConfig { correction, ..DriftConfig::default() };
+        let features = |pairs: &[(_, _)], prefix: &str| -> Vec<_> {
+            pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (r, c))| drift::numeric_drift(&format!("{prefix}{i:02}"), r, c, &cfg))
+                .collect()
+        };
+        let alone = drift::report(features(&judged, "a"), &cfg);
+        let mut all = features(&judged, "a");
+        all.extend(features(&unjudged, "b"));
+        let with = drift::report(all, &cfg);
+        let verdicts = |r: &drift::DriftReport| -> Vec<(String, Verdict, Option<f64>)> {
+            r.features
+                .iter()
+                .filter(|f| f.feature.starts_with('a'))
+                .map(|f| (f.feature.clone(), f.verdict, f.p_value))
+                .collect()
+        };
+        assert_eq!(verdicts(&alone), verdicts(&with), "{correction:?}");
+        assert!(
+            with.features
+                .iter()
+                .filter(|f| f.feature.starts_with('b'))
+                .all(|f| f.verdict == Verdict::InsufficientData)
+        );
+    }
+}
+
+#[test]
+fn the_cli_lists_every_feature_and_why_in_each_format() {
+    use crate::cli::{modelwatch, stderr, stdout};
+    // 200 rows in the reference hour, 20 in the current one; `gone` has no value after the
+    // first hour, `lat` is a latitude that moves by 5 σ, `lang` meets a new category.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("p.csv");
+    let mut rng = Rng::seeded(9);
+    let mut text =
+        String::from("timestamp,model,version,variant,segment,latency_ms,confidence,f.lat,f.gone,f.lang\n");
+    for (hour, n) in [(0i64, 200i64), (1, 20)] {
+        for i in 0..n {
+            let t = T0 + hour * HOUR + i * HOUR / n;
+            let lat = 52.52 + 0.05 * (rng.normal() + 5.0 * hour as f64);
+            let gone = if hour == 0 { format!("{}", rng.u()) } else { String::new() };
+            let lang = if hour == 1 && i == 0 { "tlh" } else { "en" };
+            text += &format!("{t},geo,1,control,s,5,0.8,{lat},{gone},{lang}\n");
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let i = modelwatch(&["import", csv.to_str().unwrap(), "--data", d]);
+    assert!(i.status.success(), "{}", stderr(&i));
+    let (reference, current) =
+        ("2025-11-26T00:00:00Z..2025-11-26T01:00:00Z", "2025-11-26T01:00:00Z..2025-11-26T02:00:00Z");
+    let run = |format: &str, min_rows: &str| {
+        let o = modelwatch(&[
+            "drift",
+            "--data",
+            d,
+            "--reference",
+            reference,
+            "--current",
+            current,
+            "--format",
+            format,
+            "--min-rows",
+            min_rows,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let csv = run("csv", "30");
+    let header = "feature,statistic,value,p_value,threshold,verdict,reference,current,note";
+    assert_eq!(csv.lines().next(), Some(header), "{csv}");
+    let verdict_row = |name: &str| {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("{name},verdict,")))
+            .unwrap_or_else(|| panic!("{name}: {csv}"))
+    };
+    assert!(
+        verdict_row("gone")
+            .ends_with(",insufficient_data,200,0,all 20 values missing or invalid in the current window"),
+        "{csv}"
+    );
+    // (A note with a comma is quoted.)
+    let lat = verdict_row("lat");
+    assert!(lat.contains(r#",insufficient_data,200,20,"only 20 values in the current window (30 needed a side); low resolution: buckets 1.0000 wide"#), "{csv}");
+    // With a lower floor the latitude is judged; JSON and the table say the same.
+    let json: Value = serde_json::from_str(&run("json", "10")).unwrap();
+    let verdicts = json["feature_verdicts"].as_array().unwrap();
+    let get =
+        |n: &str| verdicts.iter().find(|f| f["feature"] == n).unwrap_or_else(|| panic!("{n}: {json:#}"));
+    assert_eq!(
+        (get("lat")["verdict"].as_str(), get("lat")["low_resolution"].as_bool()),
+        (Some("drift"), Some(true))
+    );
+    assert_eq!(get("lang")["new_categories"], json!([{"category": "tlh", "count": 1.0, "share": 0.05}]));
+    assert_eq!((json["features"].as_u64(), json["insufficient_features"].as_u64()), (Some(3), Some(1)));
+    let table = run("table", "10");
+    let line = |n: &str| {
+        table.lines().find(|l| l.starts_with(&format!("| {n} "))).unwrap_or_else(|| panic!("{n}: {table}"))
+    };
+    assert!(
+        line("gone").contains("insufficient data") && line("gone").contains("all 20 values missing"),
+        "{table}"
+    );
+    assert!(line("lang").contains("new: tlh (5.0 %)"), "{table}");
+    assert!(table.contains("2 of 3 judged (67 %); 1 with insufficient data"), "{table}");
 }

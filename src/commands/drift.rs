@@ -58,18 +58,35 @@ pub fn run(env: &Env, args: &DriftArgs) -> anyhow::Result<ExitCode> {
                 "verdict",
                 "reference",
                 "current",
+                "note",
             ])?;
+            let opt = |v: Option<f64>| v.map(csv_num).unwrap_or_default();
+            // First each feature's verdict (its effect, the counts as reference and current,
+            // and why), then every statistic.
+            for f in &doc.feature_verdicts {
+                w.write_record([
+                    f.feature.clone(),
+                    "verdict".into(),
+                    opt(f.effect_value),
+                    opt(f.p_value),
+                    opt(f.threshold),
+                    f.verdict.as_str().to_string(),
+                    f.reference_count.to_string(),
+                    f.current_count.to_string(),
+                    note(f),
+                ])?;
+            }
             for r in &doc.statistics {
-                let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
                 w.write_record([
                     r.feature.clone(),
                     r.statistic.to_string(),
-                    r.value.to_string(),
+                    csv_num(r.value),
                     opt(r.p_value),
                     opt(r.threshold),
                     r.verdict.as_str().to_string(),
                     opt(Some(r.reference).filter(|v| !v.is_nan())),
                     opt(Some(r.current).filter(|v| !v.is_nan())),
+                    String::new(),
                 ])?;
             }
             w.flush()?;
@@ -166,14 +183,36 @@ fn note(f: &FeatureVerdict) -> String {
     let mut parts: Vec<String> = f.reason.iter().cloned().collect();
     if f.low_resolution {
         parts.push(format!(
-            "low resolution: buckets {} wide, the binned statistics are coarse; the means are exact",
+            "low resolution: buckets {} wide, the binned statistics are coarse; mean and σ are exact",
             f.bucket_width.map(num).unwrap_or_default()
         ));
     }
     if !f.new_categories.is_empty() {
-        let named: Vec<String> =
-            f.new_categories.iter().map(|c| format!("{} ({:.1} %)", c.category, c.share * 100.0)).collect();
+        // The largest first, a few of them: the JSON has them all.
+        let mut new: Vec<_> = f.new_categories.iter().collect();
+        new.sort_by(|a, b| b.count.total_cmp(&a.count));
+        let mut named: Vec<String> = new
+            .iter()
+            .take(NEW_SHOWN)
+            .map(|c| format!("{} ({:.1} %)", c.category, c.share * 100.0))
+            .collect();
+        if new.len() > NEW_SHOWN {
+            named.push(format!("and {} more", new.len() - NEW_SHOWN));
+        }
         parts.push(format!("new: {}", named.join(", ")));
     }
     parts.join("; ")
+}
+
+/// New categories named in a note.
+const NEW_SHOWN: usize = 5;
+
+/// A CSV number: in full, or in scientific notation where the full form is long (a p-value
+/// of 1e-208 is 210 characters of decimals).
+fn csv_num(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-6..1e15).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
 }

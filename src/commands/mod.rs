@@ -139,9 +139,12 @@ pub fn num(v: f64) -> String {
     } else if v == 0.0 {
         "0".into()
     } else if v.is_infinite() {
-        "inf".into()
+        if v > 0.0 { "inf" } else { "-inf" }.into()
     } else if v != 0.0 && v.abs() < 1e-3 {
         format!("{v:.2e}")
+    } else if v.abs() >= 1e15 {
+        // Past a double's integer precision: digits beyond these say nothing.
+        format!("{v:.6e}")
     } else {
         format!("{v:.4}")
     }

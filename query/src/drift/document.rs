@@ -47,7 +47,7 @@ pub struct FeatureVerdict {
     pub feature: String,
     /// `numeric` or `categorical`.
     pub kind: &'static str,
-    /// `ok`, `drift`, or `insufficient_data`.
+    /// `ok`, `warning`, `drift`, or `insufficient_data`.
     pub verdict: Verdict,
     /// The effect size's statistic (`wasserstein_norm` or `js`), when measured.
     pub effect: Option<String>,

@@ -45,8 +45,18 @@
 //! A numeric feature whose reference's median bucket is wider than `low_resolution` (0.5)
 //! of its standard deviation is marked **low resolution**, beside its verdict: its binned
 //! statistics (KS, PSI, JS, Hellinger, the binned Wasserstein figure) see it through a
-//! handful of buckets, while the moments stay exact. A latitude of 52.52 ± 0.05 (buckets
-//! 1 wide there, 20 σ), epoch seconds and values above 2^40 are such features.
+//! handful of buckets, while the mean and σ stay exact. A latitude of 52.52 ± 0.05
+//! (buckets 1 wide there, 20 σ), epoch seconds and values above 2^40 are such features. A
+//! shift of their mean counts through |Δmean| / σ; a change of their spread alone (σ × 1.5
+//! or more, significant by the F-test on the exact variances) is a **warning** with both
+//! σ, since no binned statistic can judge their shape.
+//!
+//! Rounding never decides: the effect's scale is σ, but at least 10⁻¹² of the larger mean's
+//! magnitude (and the smallest normal double), so a constant reference against values that
+//! differ in their last bit, or subnormals whose squares vanish, are no effect; a real
+//! change from a constant reference drifts, and the reason says the reference is constant.
+//! Moments that overflow a double (values too large or too far apart to square) give no
+//! verdict, with that reason, rather than a confident "ok".
 //!
 //! The dataset drifts when the share of drifting features, among those judged, reaches 0.5.
 //!

@@ -4,7 +4,7 @@
 use super::Statistic;
 use super::profile::Profile;
 use super::sample::{Sample, binned_shares, median_bucket_width, points, shares};
-use crate::stats::welch_t;
+use crate::stats::{f_test_p, welch_t};
 use modelwatch_store::DistributionRow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,7 +74,8 @@ pub enum Verdict {
     InsufficientData,
     /// Below every threshold.
     Ok,
-    /// Past the warning threshold.
+    /// Past the warning threshold (a statistic), or a change the buckets cannot judge (a
+    /// low-resolution feature's spread).
     Warning,
     /// Past the drift threshold.
     Drift,
@@ -185,8 +186,10 @@ pub struct FeatureDrift {
     /// then the changes. Empty when a side holds no values.
     pub stats: Vec<StatRow>,
     /// Drift when the effect size (normed Wasserstein or JS) reaches its threshold **and**
-    /// the difference is significant (`p_value` below α); insufficient data below
-    /// `min_rows` values a side.
+    /// the difference is significant (`p_value` below α); warning when a low-resolution
+    /// feature's exact σ changed by 1.5× or more, significantly (F-test), and nothing else
+    /// drifts; insufficient data below `min_rows` values a side, or when the moments
+    /// overflow a double.
     pub verdict: Verdict,
     /// The p-value of the verdict's test: for numeric features twice the smaller of the
     /// KS and Welch t-test p-values (Bonferroni over the two), for categorical ones the
@@ -194,8 +197,8 @@ pub struct FeatureDrift {
     pub p_value: Option<f64>,
     /// The buckets are coarse for this feature's spread: the reference's median bucket is
     /// wider than `low_resolution` standard deviations, so the binned statistics (KS, PSI,
-    /// JS, Hellinger, binned Wasserstein) read coarsely; the verdict still stands on the
-    /// exact moments.
+    /// JS, Hellinger, binned Wasserstein) read coarsely. The mean and σ are exact: a shift
+    /// of the mean still counts in the effect size, a change of σ is a warning.
     pub low_resolution: bool,
     /// The width of the reference's median bucket (numeric features).
     pub bucket_width: Option<f64>,
@@ -203,7 +206,38 @@ pub struct FeatureDrift {
     pub reason: Option<String>,
     /// Categories the reference never saw, with their count and share of the current window.
     pub new_categories: Vec<NewCategory>,
+    /// What [`FeatureDrift::judge`] needs beside the p-value.
+    #[serde(skip)]
+    facts: Facts,
 }
+
+/// Facts of a numeric feature's moments that its verdict weighs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Facts {
+    /// A change of spread the buckets are too coarse to judge (low resolution).
+    spread: Option<Spread>,
+    /// The reference is constant: its value and the current window's mean.
+    constant: Option<(f64, f64)>,
+    /// A moment overflowed a double.
+    overflow: bool,
+}
+
+/// The exact standard deviations of a low-resolution feature, and the F-test's p-value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Spread {
+    reference: f64,
+    current: f64,
+    p_value: f64,
+}
+
+/// From this ratio of standard deviations (either way), a significant change of spread in
+/// a low-resolution feature is a warning.
+const SPREAD_RATIO: f64 = 1.5;
+
+/// Below this share of the larger mean's magnitude a standard deviation is rounding: the
+/// effect size's scale is at least this (and at least the smallest normal f64), so a
+/// constant reference against a window that differs in the last bits is no effect at all.
+const RELATIVE_FLOOR: f64 = 1e-12;
 
 /// A category of the current window that the reference never saw.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -320,6 +354,7 @@ fn new_feature(name: &str, kind: &'static str, counts: (u64, u64), stats: Vec<St
         bucket_width: None,
         reason: None,
         new_categories: Vec::new(),
+        facts: Facts::default(),
     }
 }
 
@@ -330,6 +365,13 @@ impl FeatureDrift {
     fn judge(&mut self, p: f64, cfg: &DriftConfig) {
         self.p_value = Some(p);
         let (n, m) = (self.reference_count, self.current_count);
+        let facts = self.facts;
+        if facts.overflow {
+            return self.abstain(
+                "its moments overflow a double (values too large or too far apart to square): no verdict"
+                    .into(),
+            );
+        }
         let Some(effect) = self.stats.first_mut() else {
             self.verdict = Verdict::InsufficientData;
             return;
@@ -346,23 +388,59 @@ impl FeatureDrift {
             self.reason = Some(format!("only {} ({} needed a side)", short.join(" and "), cfg.min_rows));
             Verdict::InsufficientData
         } else if past && p < cfg.alpha {
+            if let Some((level, mean)) = facts.constant {
+                self.reason = Some(format!(
+                    "the reference is constant at {}; the current mean is {}",
+                    short(level),
+                    short(mean)
+                ));
+            }
             Verdict::Drift
+        } else if let Some(s) = facts.spread.filter(|s| s.p_value < cfg.alpha) {
+            self.reason = Some(format!(
+                "the spread changed: σ {} → {} (×{}, F-test p = {} < {}); the buckets are too coarse to judge its shape",
+                short(s.reference),
+                short(s.current),
+                short(s.current / s.reference),
+                short(s.p_value),
+                short(cfg.alpha)
+            ));
+            Verdict::Warning
         } else {
             if past {
                 self.reason = Some(format!(
-                    "{} {:.3} reaches {}, but the difference is not significant at {} and {} values (p = {:.3} ≥ {})",
+                    "{} {} reaches {}, but the difference is not significant at {} and {} values (p = {} ≥ {})",
                     effect.statistic,
-                    effect.value,
-                    effect.threshold.unwrap_or(f64::NAN),
+                    short(effect.value),
+                    short(effect.threshold.unwrap_or(f64::NAN)),
                     n,
                     m,
-                    p,
-                    cfg.alpha
+                    short(p),
+                    short(cfg.alpha)
                 ));
             }
             Verdict::Ok
         };
         effect.verdict = self.verdict;
+    }
+
+    /// No verdict, for `reason` (the statistics, if any, stay).
+    fn abstain(&mut self, reason: String) {
+        self.verdict = Verdict::InsufficientData;
+        self.reason = Some(reason);
+        if let Some(effect) = self.stats.first_mut() {
+            effect.verdict = Verdict::InsufficientData;
+        }
+    }
+}
+
+/// A number for a sentence: 4 significant digits, in scientific notation when very small or
+/// large.
+fn short(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.3e}")
+    } else {
+        format!("{}", (x * 1e4).round() / 1e4)
     }
 }
 
@@ -394,21 +472,17 @@ pub fn numeric_drift(
 ) -> FeatureDrift {
     let ((mr, vr), (mc, vc)) = (moments(reference), moments(current));
     let (sr, sc) = (vr.sqrt(), vc.sqrt());
-    let moment_bound = if sr > 0.0 {
-        (mc - mr).abs() / sr
-    } else if mc == mr {
-        0.0
-    } else {
-        f64::INFINITY
-    };
+    // The effect's scale: σ, but never below rounding (a constant reference, values that
+    // differ in their last bits, subnormals whose squares vanish).
+    let scale = sr.max(RELATIVE_FLOOR * mr.abs().max(mc.abs())).max(f64::MIN_POSITIVE);
     let sample = Sample::Numeric {
         reference,
         current,
         reference_points: points(reference),
         current_points: points(current),
         shares: binned_shares(reference, current, cfg.psi_bins),
-        reference_std: sr,
-        moment_bound,
+        reference_std: scale,
+        moment_bound: (mc - mr).abs() / scale,
     };
     let mut stats = measure_all(feature, &sample, Statistic::WassersteinNorm, cfg);
     let ks = stats.iter().find(|r| r.statistic == Measure::Statistic(Statistic::Ks)).and_then(|r| r.p_value);
@@ -433,6 +507,14 @@ pub fn numeric_drift(
     out.bucket_width = median_bucket_width(reference);
     // A constant reference has no spread to resolve.
     out.low_resolution = sr > 0.0 && out.bucket_width.is_some_and(|w| w > cfg.low_resolution * sr);
+    let ratio = sc / sr;
+    if out.low_resolution && !(1.0 / SPREAD_RATIO..=SPREAD_RATIO).contains(&ratio) {
+        let (nr, nc) = (reference.count as f64, current.count as f64);
+        let p_value = f_test_p(sample_var(vr, reference.count), nr, sample_var(vc, current.count), nc);
+        out.facts.spread = Some(Spread { reference: sr, current: sc, p_value });
+    }
+    out.facts.overflow = ![mr, vr, mc, vc].iter().all(|v| v.is_finite());
+    out.facts.constant = (sr < scale).then_some((mr, mc));
     out.judge(p, cfg);
     out
 }
@@ -486,8 +568,13 @@ fn correct(features: &mut [FeatureDrift], cfg: &DriftConfig) {
         s.p_value = Some(p);
         s.verdict = test_verdict(p, cfg.alpha);
     }
-    let verdicts: Vec<(usize, usize, f64)> =
-        features.iter().enumerate().filter_map(|(i, f)| f.p_value.map(|p| (i, 0, p))).collect();
+    // Only the features judged: those without a verdict must not change the others'.
+    let verdicts: Vec<(usize, usize, f64)> = features
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.verdict != Verdict::InsufficientData)
+        .filter_map(|(i, f)| f.p_value.map(|p| (i, 0, p)))
+        .collect();
     for (i, _, p) in adjust(verdicts, cfg.correction) {
         features[i].judge(p, cfg);
     }
