@@ -80,6 +80,10 @@ pub enum QueryError {
     /// The answer would exceed a limit.
     #[error("the query is too large: {0}; narrow the range, raise the step or filter more")]
     TooLarge(String),
+    /// The query does not fit its use (a grouped query for a detector, which watches one
+    /// series).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The coarsest stored resolution whose rows fit inside every window: the step and the
@@ -214,6 +218,15 @@ fn same_series(a: &SeriesKey, b: &SeriesKey) -> bool {
 
 fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> {
     q.by.iter().map(|l| s.tag(l).unwrap_or("")).collect()
+}
+
+/// Whether the query's metric has distribution rows in the range (a latency, confidence,
+/// feature or distribution metric), as [`run`] decides; else its rows are scalars.
+pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Result<bool, QueryError> {
+    let parts = read(store, q, Table::Distributions, range)?;
+    let mut any = false;
+    for_each(&parts, q, range, |_| any = true, |_| {});
+    Ok(any)
 }
 
 /// Runs a parsed query.

@@ -41,7 +41,10 @@ pub fn run(env: &Env, args: &QueryArgs) -> anyhow::Result<ExitCode> {
         match run_query(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {
             Ok(s) => s,
             Err(
-                e @ (QueryError::NotADistribution { .. } | QueryError::BadRange(_) | QueryError::TooLarge(_)),
+                e @ (QueryError::NotADistribution { .. }
+                | QueryError::BadRange(_)
+                | QueryError::TooLarge(_)
+                | QueryError::Unsupported(_)),
             ) => {
                 eprintln!("modelwatch: {e}");
                 return Ok(ExitCode::from(2));

@@ -119,7 +119,7 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::Store(e) => e.into(),
             QueryError::TooLarge(_) => ApiError::TooCostly(e.to_string()),
-            QueryError::NotADistribution { .. } | QueryError::BadRange(_) => {
+            QueryError::NotADistribution { .. } | QueryError::BadRange(_) | QueryError::Unsupported(_) => {
                 ApiError::BadRequest(e.to_string())
             }
         }

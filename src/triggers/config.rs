@@ -116,6 +116,11 @@ mod tests {
         bad.drift.detector_ert = 10.0;
         let e = bad.validate().unwrap_err();
         assert!(e.contains("triggers.drift.detector_ert") && e.contains("got 10"), "{e}");
+        // A detector watches one series: a grouped query would watch the first group only.
+        let mut bad = TriggerConfig::default();
+        bad.drift.detector = "mean(confidence) by (segment)".into();
+        let e = bad.validate().unwrap_err();
+        assert!(e.contains("triggers.drift.detector") && e.contains("grouped by (segment)"), "{e}");
         let c: ConfigFile =
             toml::from_str("[triggers.drift]\ndetector_kind = \"page_hinkley\"\ndetector_ert = 50000\n")
                 .unwrap();

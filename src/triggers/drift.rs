@@ -130,7 +130,15 @@ impl Trigger for DriftTrigger {
         duration(&self.window, "drift.window")?;
         duration(&self.detector_step, "drift.detector_step")?;
         if !self.detector.is_empty() {
-            modelwatch_query::parse(&self.detector).map_err(|e| format!("triggers.drift.detector: {e}"))?;
+            let q = modelwatch_query::parse(&self.detector)
+                .map_err(|e| format!("triggers.drift.detector: {e}"))?;
+            if !q.by.is_empty() {
+                return Err(format!(
+                    "triggers.drift.detector: a detector watches one series, and `{}` is grouped by ({}): select one series with matchers, e.g. {{segment=\"phone\"}}",
+                    self.detector,
+                    q.by.join(", ")
+                ));
+            }
         }
         self.detector_kind
             .with_ert(self.detector_ert)
@@ -234,7 +242,9 @@ impl DriftTrigger {
         // The detector learns the level from the values before the window as well: read
         // 250 steps of history, enough for its 30-step start and a steady level.
         let from = (now - w - 250 * step).div_euclid(step) * step;
-        let range = Range { from_ms: from, to_ms: now, step_ms: step };
+        // Complete steps only: the step now running holds part of its values, and a count,
+        // sum or rate over it reads low (a "fall" every time a check runs early in a step).
+        let range = Range { from_ms: from, to_ms: now.div_euclid(step) * step, step_ms: step };
         let points = detect::query_points(ctx.store, &q, range, Limits::default())?;
         Ok(detector
             .run(&points)

@@ -1,6 +1,6 @@
 //! ADWIN over weighted items (an interval of `n` samples is one item of weight `n`).
 
-use super::{Alarm, DetectError, Detector, Direction, Point, check_ert, check_positive};
+use super::{Alarm, DetectError, Detector, Direction, Point, check_ert, check_positive, scale_of, screened};
 
 /// The bound a cut's difference of means must pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,10 +31,13 @@ pub struct Adwin {
     pub bound: Bound,
 }
 
+/// Items held and screened for gross outliers after each reset (normal bound).
+const ROBUST_START: usize = 30;
+
 /// `ln δ = A + B ln ERT` for [`Adwin::with_ert`] (clock 1, normal bound), a least-squares
 /// fit to the mean run lengths measured by
 /// `cargo run --release -p modelwatch-query --example detector_calibration`.
-const CALIBRATION: (f64, f64) = (3.678, -1.004);
+const CALIBRATION: (f64, f64) = (3.686, -1.005);
 
 impl Adwin {
     /// river's `drift.ADWIN(delta)` with its other defaults: clock 32, 5 buckets per level,
@@ -105,9 +108,15 @@ struct Window {
 }
 
 impl Window {
-    fn insert(&mut self, x: f64, n: f64, max_buckets: usize) {
+    /// Adds an item; `false`, leaving the window as it was, when it would overflow the
+    /// window's sums.
+    fn insert(&mut self, x: f64, n: f64, max_buckets: usize) -> bool {
         let item = Bucket { items: 1.0, weight: n, sum: x * n, m2: 0.0 };
-        self.total = if self.total.weight > 0.0 { self.total.merge(item) } else { item };
+        let total = if self.total.weight > 0.0 { self.total.merge(item) } else { item };
+        if !(total.sum.is_finite() && total.m2.is_finite() && total.weight.is_finite()) {
+            return false;
+        }
+        self.total = total;
         if self.levels.is_empty() {
             self.levels.push(Vec::with_capacity(max_buckets + 1));
         }
@@ -122,13 +131,25 @@ impl Window {
             self.levels[l + 1].push(merged);
             l += 1;
         }
+        true
+    }
+
+    /// The per-sample variance of the window, `Σ nᵢ (xᵢ − x̄)² / I`. With the normal bound, a
+    /// series that never varied still has a scale: a tiny one relative to its level (values
+    /// are scaled to about 1), so that rounding in the sub-window means is no change.
+    fn variance(&self, bound: Bound) -> f64 {
+        let var = self.total.m2 / self.total.items;
+        match bound {
+            Bound::Bernstein => var,
+            Bound::Normal => var.max((1e-9 * self.total.mean()).powi(2)).max(f64::MIN_POSITIVE),
+        }
     }
 
     /// The first cut, from the oldest, whose means differ by more than the bound: the
     /// older part's mean, the newer part's, and the difference in standard errors.
     fn cut(&self, a: &Adwin) -> Option<(f64, f64, f64)> {
         let total = self.total;
-        let var = total.m2 / total.items;
+        let var = self.variance(a.bound);
         let delta_prime = (2.0 * total.items.ln() / a.delta).ln();
         let min = a.min_window_length as f64;
         let mut old = Bucket::default();
@@ -169,18 +190,48 @@ impl Detector for Adwin {
         let mut alarms = Vec::new();
         let mut w = Window::default();
         let clock = self.clock.max(1);
+        // river's bound is in the values' units (it assumes [0, 1]): only the normal bound,
+        // which is scale-free, works on scaled values.
+        let robust = self.bound == Bound::Normal;
+        let scale = if robust { scale_of(points) } else { 1.0 };
+        let buckets = self.max_buckets.max(1);
+        // With the normal bound, one gross outlier must not blind the window: the first
+        // `ROBUST_START` items after a reset are screened as CUSUM's warm-up is, and later
+        // items are held within 10 standard errors of the window's mean (a step larger than
+        // that is still a step of 10 standard errors, found at once).
+        let mut first: Vec<(f64, f64)> = Vec::new();
         for (i, p) in points.iter().enumerate() {
             if !p.usable() {
                 continue;
             }
-            w.insert(p.value, p.n, self.max_buckets.max(1));
+            let mut x = p.value / scale;
+            if robust && w.total.items == 0.0 {
+                first.push((x, p.n));
+                if first.len() == ROBUST_START {
+                    for (x, n) in screened(&first) {
+                        if w.insert(x, n, buckets) {
+                            w.ticks += 1;
+                        }
+                    }
+                    first.clear();
+                }
+                continue;
+            }
+            if robust {
+                let (mean, reach) = (w.total.mean(), 10.0 * (w.variance(self.bound) / p.n).sqrt());
+                x = x.clamp(mean - reach, mean + reach);
+            }
+            if !w.insert(x, p.n, buckets) {
+                continue;
+            }
             w.ticks += 1;
             if w.ticks % clock != 0 || w.total.items <= self.grace_period as f64 {
                 continue;
             }
             if let Some((old, new, statistic)) = w.cut(self) {
                 let direction = if new > old { Direction::Up } else { Direction::Down };
-                alarms.push(Alarm { index: i, time_ms: p.time_ms, direction, statistic, baseline: old });
+                let baseline = old * scale;
+                alarms.push(Alarm { index: i, time_ms: p.time_ms, direction, statistic, baseline });
                 w = Window::default();
             }
         }

@@ -147,3 +147,105 @@ fn counts_are_matched_to_values_by_time() {
     assert_eq!(weighted(&values, &counts), [Point::new(0, 0.8, 40.0), Point::new(1_200_000, 0.9, 5.0)]);
     assert_eq!(samples(&values[..1]), [Point::sample(0, 0.8)]);
 }
+
+#[test]
+fn a_series_that_never_varies_raises_nothing_whatever_its_value_and_counts() {
+    // 0.1 and 0.3 are not exact in binary: sub-window means differ in their last bit.
+    let series = [
+        (0..5_000).map(|i| Point::sample(i, 0.1)).collect::<Vec<_>>(),
+        (0..5_000).map(|i| Point::new(i, 0.3, (3 + 4 * (i % 25)) as f64)).collect(),
+        (0..5_000).map(|i| Point::new(i, 0.7, 1e12)).collect(),
+    ];
+    for s in &series {
+        for d in all(DEFAULT_ERT) {
+            assert!(d.run(s).is_empty(), "{} on {:?}: {:?}", d.name(), s[0], d.run(s).first());
+        }
+    }
+}
+
+#[test]
+fn the_alarms_do_not_depend_on_the_unit() {
+    // The same series in units 2^600 and 2^-1000 times larger (values near 1e180 and 1e-301):
+    // the same alarms at the same places, none lost to overflow or underflow.
+    let mut z = noise(5);
+    let base: Vec<Point> = (0..20_000)
+        .map(|i| {
+            let n = daily_count(i);
+            let shift = if i >= 15_000 { 1.0 } else { 0.0 };
+            Point::new(i as i64 * 60_000, 0.82 + 0.1 / n.sqrt() * (z() + shift), n)
+        })
+        .collect();
+    for d in all(DEFAULT_ERT) {
+        let alarms = |unit: f64| -> Vec<(usize, Direction)> {
+            let scaled: Vec<Point> = base.iter().map(|p| Point { value: p.value * unit, ..*p }).collect();
+            d.run(&scaled).iter().map(|a| (a.index, a.direction)).collect()
+        };
+        let at_one = alarms(1.0);
+        assert!(at_one.iter().any(|a| a.0 >= 15_000), "{}: the shift is not found: {at_one:?}", d.name());
+        assert_eq!(alarms(2f64.powi(600)), at_one, "{}", d.name());
+        assert_eq!(alarms(2f64.powi(-1000)), at_one, "{}", d.name());
+    }
+}
+
+#[test]
+fn one_gross_outlier_in_the_first_intervals_does_not_blind_the_detectors() {
+    // 0.82 ± 0.01 with a 10 σ step at 2,000, and one absurd value at 5 (1e160 overflows the
+    // squared deviations; 1e150 does not, and would inflate the self-started spread).
+    for outlier in [1e160, 1e150] {
+        let mut z = noise(9);
+        let mut points: Vec<Point> = (0..3_000)
+            .map(|i| Point::new(i, 0.82 + 0.01 * z() + if i >= 2_000 { 0.1 } else { 0.0 }, 10.0))
+            .collect();
+        points[5].value = outlier;
+        for d in all(DEFAULT_ERT) {
+            let alarms = d.run(&points);
+            let found = alarms.iter().find(|a| a.index >= 2_000).map(|a| a.index - 2_000);
+            assert!(found.is_some_and(|delay| delay <= 20), "{} after {outlier}: {alarms:?}", d.name());
+        }
+    }
+}
+
+#[test]
+fn gauges_are_one_figure_per_interval_and_a_grouped_query_is_refused() {
+    use crate::parse::parse;
+    use crate::testing::{Recorder, T0};
+    use modelwatch_agent::{Agent, Prediction};
+    use std::time::Duration;
+    let rec = Recorder::new(Agent::builder("pii").segments(["phone", "email"]), Duration::from_secs(60));
+    let h = rec.handle();
+    let (gpu, delta) = (h.gauge("gpu_util", &[]), h.gauge("temp_delta", &[]));
+    for m in 0..5i64 {
+        gpu.record(0.5);
+        delta.record(-2.0);
+        for _ in 0..3 + m {
+            h.record(&Prediction::new("phone", Duration::from_millis(2), 0.7));
+        }
+        rec.advance_to(T0 + (m + 1) * 60_000);
+    }
+    let (_dir, store) = rec.finish();
+    let range = Range { from_ms: T0, to_ms: T0 + 300_000, step_ms: 60_000 };
+    let points = |q: &str| query_points(&store, &parse(q).unwrap(), range, Limits::default());
+    // A gauge's level, negative or not, is one figure per interval (its "count" would be the
+    // sum of its values).
+    let d = points("mean(temp_delta)").unwrap();
+    assert_eq!(d.len(), 5);
+    assert!(d.iter().all(|p| p.value == -2.0 && p.n == 1.0), "{d:?}");
+    // A distribution's mean is weighed by its count.
+    let c = points("mean(confidence)").unwrap();
+    assert_eq!(c.iter().map(|p| p.n).collect::<Vec<_>>(), [3.0, 4.0, 5.0, 6.0, 7.0]);
+    let e = points("mean(confidence) by (segment)").unwrap_err();
+    assert!(matches!(e, QueryError::Unsupported(_)) && e.to_string().contains("grouped by (segment)"), "{e}");
+}
+
+#[test]
+fn parameters_past_what_the_thresholds_can_compute_are_refused() {
+    for k in [0.0, 6.0, 1e-300, 700.0, f64::NAN] {
+        let e = Cusum::new(k, 1e4).unwrap_err();
+        assert!(e.to_string().contains("parameter k") && e.to_string().contains("at most 5"), "{e}");
+        assert!(PageHinkley::new(k, 1e4).is_err());
+    }
+    for ert in [1e9 + 1.0, 1e300, f64::MAX] {
+        assert!(matches!(Cusum::with_ert(ert), Err(DetectError::Ert(_))), "{ert}");
+    }
+    assert!(Cusum::with_ert(MAX_ERT).unwrap().h.is_finite());
+}
