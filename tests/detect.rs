@@ -2,27 +2,17 @@
 //! a million samples, N(0, 1) then N(0.3, 1) from the 500,000th. Needs `MODELWATCH_PYTHON`,
 //! a Python with river (scripts/test installs it).
 
+use crate::support::Rng;
 use modelwatch_query::detect::{Adwin, Detector, Point};
 use serde_json::Value;
 
 const LEN: usize = 1_000_000;
 const SHIFT_AT: usize = 500_000;
 
-/// The stream, seeded (xorshift + Box–Muller).
+/// The stream, seeded.
 fn stream(seed: u64) -> Vec<f64> {
-    let mut s = seed | 1;
-    let mut u = move || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    (0..LEN)
-        .map(|i| {
-            let z = (-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos();
-            z + if i >= SHIFT_AT { 0.3 } else { 0.0 }
-        })
-        .collect()
+    let mut rng = Rng::seeded(seed);
+    (0..LEN).map(|i| rng.normal() + if i >= SHIFT_AT { 0.3 } else { 0.0 }).collect()
 }
 
 /// river's alarm indices on `values`.
