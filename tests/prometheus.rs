@@ -25,10 +25,18 @@ fn free_port() -> u16 {
 }
 
 /// A plain HTTP/1.0 GET on loopback: status and body.
+/// The token `modelwatch serve` wants and Prometheus sends.
+const TOKEN: &str = "scrape-s3cret";
+
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    get_with(port, path, "")
+}
+
+/// `get` with extra header lines (each ending in CRLF).
+fn get_with(port: u16, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n")?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
     let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -116,6 +124,8 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
         Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["serve", "--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
             .args(["--refresh", "200ms", "--now", &crate::serve::NOW.to_string()])
+            // As the README's scrape job: the server wants a token, Prometheus sends it.
+            .env("MODELWATCH_TOKEN", TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -125,16 +135,21 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
         Ok((200, _)) => None,
         other => Some(format!("{other:?}")),
     });
-    let (_, exposition) = get(port, "/metrics").unwrap();
+    assert_eq!(get(port, "/metrics").unwrap().0, 401);
+    let (_, exposition) = get_with(port, "/metrics", &format!("authorization: bearer {TOKEN}\r\n")).unwrap();
     assert!(exposition.contains("# TYPE modelwatch_prediction_latency_seconds histogram"), "{exposition}");
 
     let prom_port = free_port();
     let config = dir.path().join("prometheus.yml");
+    let token = dir.path().join("modelwatch.token");
+    std::fs::write(&token, TOKEN).unwrap();
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: modelwatch\n    \
-             static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+             static_configs: [{{ targets: ['127.0.0.1:{port}'] }}]\n    \
+             authorization: {{ type: Bearer, credentials_file: {} }}\n",
+            token.display()
         ),
     )
     .unwrap();
@@ -172,6 +187,9 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
         (sum - (20.0 * 0.0015 + 20.0 * 0.003 + 10.0 * 0.02)).abs() < 1e-9,
         "exact latency sum, got {sum}"
     );
+    // Confidence keeps bins, not a sum: within half a bin (0.0005) of each of the 50.
+    let sum = promql(prom_port, "sum(modelwatch_prediction_confidence_sum)").unwrap();
+    assert!((sum - (40.0 * 0.95 + 10.0 * 0.35)).abs() <= 50.0 * 0.0005 + 1e-9, "confidence sum, got {sum}");
 
     // The scorer goes on: counters keep adding up the new intervals.
     batch(6, 4);

@@ -597,15 +597,23 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
     )
     .unwrap();
     assert_eq!(dashboard["title"], "ML System Health");
-    // Variables as Grafana interpolates them in builder mode (regex format; "All" is `.*`).
+    // Variables as Grafana interpolates them in builder mode: the regex format, which escapes
+    // regex syntax (Grafana's `escapeRegex`: \^$*+?.()|[]{}/ get a backslash; "All" is
+    // `.*`), unless the dashboard asks for `${name:raw}`.
     let reference = format!("{}..{}", iso(f.t0), iso(f.t0 + 1_800_000));
+    let regex_escaped = |s: &str| -> String {
+        s.chars().flat_map(|c| if "\\^$*+?.()|[]{}/".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
+    };
     let interpolate = |v: &Value| -> Value {
+        // Inside JSON text a backslash is written twice.
+        let escaped = regex_escaped(&reference).replace('\\', "\\\\");
         let text = v
             .to_string()
+            .replace("${reference:raw}", &reference)
             .replace("$model", "pii")
             .replace("$variant", "(control|canary)")
             .replace("$feature", ".*")
-            .replace("$reference", &reference);
+            .replace("$reference", &escaped);
         serde_json::from_str(&text).unwrap()
     };
     let (from, to) = (f.t0, f.t0 + 3_600_000);
@@ -640,6 +648,12 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
                 assert_eq!(frames[0]["meta"]["type"], "heatmap-rows");
             }
         }
+        // A panel of one's own that says `$reference` gets it regex-escaped, and still answers.
+        let escaped = interpolate(&json!([{"refId": "A", "target": "drift", "payload": {"reference": "$reference"}}]));
+        assert!(escaped[0]["payload"]["reference"].as_str().unwrap().contains("\\.\\."), "{escaped}");
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, escaped, json!({})))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert!(!v.as_array().unwrap().is_empty(), "{v}");
         let anno = interpolate(&dashboard["annotations"]["list"][0]["target"]);
         let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, json!([anno]), json!({})))).await;
         assert_eq!(s, StatusCode::OK);

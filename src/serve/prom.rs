@@ -14,6 +14,8 @@
 //!   classic histograms; `modelwatch_feedback_confidence{label="positive|negative"}` too.
 //!   A stored bucket counts under the first `le` at or above its upper bound, so a latency
 //!   can land one Prometheus bucket high when an HDR bucket (1 % wide) straddles a bound.
+//!   Latency `_sum` is exact; confidence keeps no sum, so its `_sum` adds each stored bin's
+//!   midpoint (within half a bin, 0.0005, of each prediction's confidence).
 //! - `modelwatch_feature_observations_total`, `modelwatch_feature_missing_total`, and the
 //!   gauge `modelwatch_feature_mean` (the latest complete interval).
 //! - Distribution metrics logged with `log_metric`: summaries (`_sum`, `_count`).
@@ -155,7 +157,9 @@ impl Exposition {
                     *b += count;
                 }
             }
-            (family, labels, buckets, r.count, r.sum.unwrap_or(0.0) * scale)
+            // Confidence rows keep no sum: their bins' midpoints stand in for it.
+            let sum = r.sum.or_else(|| r.bucket_mean().map(|m| m * r.count as f64)).unwrap_or(0.0);
+            (family, labels, buckets, r.count, sum * scale)
         };
         let (family, labels, buckets, count, sum) = match metric {
             "latency_ns" => hist("modelwatch_prediction_latency_seconds", &LATENCY_BOUNDS, 1e-9, &[]),

@@ -12,7 +12,7 @@
 //!   labelled range the estimate is calibrated on; default the week before the panel's
 //!   range), `threshold` (0.5); a series per group and kind.
 
-use super::grafana::{payload_filters, payload_str, text};
+use super::grafana::{option_str, payload_filters, text, unescape};
 use super::{ApiError, AppState};
 use modelwatch_query::drift::{self, DriftConfig, DriftSeries};
 use modelwatch_query::quality::{self, QualitySeries};
@@ -27,8 +27,8 @@ fn named<T: std::str::FromStr<Err = modelwatch_query::UnknownName>>(
     key: &str,
     default: T,
 ) -> Result<T, ApiError> {
-    payload_str(payload, key)
-        .map_or(Ok(default), str::parse)
+    option_str(payload, key)
+        .map_or(Ok(default), |s| s.parse())
         .map_err(|e| ApiError::bad_request(format!("payload.{key}: {e}")))
 }
 
@@ -39,7 +39,7 @@ pub(super) async fn drift_series(
     range: Range,
     deadline: Instant,
 ) -> Result<Vec<Series>, ApiError> {
-    let spec = payload_str(payload, "reference").unwrap_or("now-8d..now-1d").to_string();
+    let spec = option_str(payload, "reference").unwrap_or_else(|| "now-8d..now-1d".into());
     let which = named(payload, "statistic", DriftSeries::default())?;
     let mut matchers = payload_filters(payload)?;
     matchers.extend(adhoc.iter().cloned());
@@ -70,15 +70,16 @@ pub(super) async fn quality_series(
         statistic: named(payload, "statistic", d.statistic)?,
         show: named(payload, "show", d.show)?,
     };
-    let threshold =
-        match payload.get("threshold") {
-            None | Some(Value::Null) => 0.5,
-            Some(v) => text(v).parse::<f64>().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| {
+    let threshold = match payload.get("threshold") {
+        None | Some(Value::Null) => 0.5,
+        Some(v) => {
+            unescape(&text(v)).parse::<f64>().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| {
                 ApiError::bad_request(format!("payload.threshold {v}: a confidence in [0, 1]"))
-            })?,
-        };
-    let reference = match payload_str(payload, "reference") {
-        Some(r) => crate::time::parse_range(r, state.now_ms())
+            })?
+        }
+    };
+    let reference = match option_str(payload, "reference") {
+        Some(r) => crate::time::parse_range(&r, state.now_ms())
             .map_err(|e| ApiError::from(e).context("payload.reference"))?,
         None => (range.from_ms - 7 * 86_400_000, range.from_ms),
     };

@@ -27,7 +27,7 @@ mod payload;
 mod query;
 mod targets;
 
-pub(super) use payload::{labels_of, payload_filters, payload_str, text};
+pub(super) use payload::{labels_of, option_str, payload_filters, text, unescape};
 
 use super::{ApiError, AppState};
 use axum::Router;

@@ -134,11 +134,45 @@ pub(in crate::serve) fn payload_str<'a>(payload: &'a Value, key: &str) -> Option
     payload.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// An option's value (`reference`, `statistic`, `format`, `threshold`...), unescaped: a
+/// dashboard variable in an option arrives in Grafana's regex format, which escapes regex
+/// syntax (`now-8d..now-1d` becomes `now-8d\.\.now-1d`), and no option is a regex.
+pub(in crate::serve) fn option_str(payload: &Value, key: &str) -> Option<String> {
+    payload_str(payload, key).map(unescape)
+}
+
+/// `s` without the backslashes that escape a character that is not a letter or digit.
+pub(in crate::serve) fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match chars.peek() {
+            Some(&next) if c == '\\' && !next.is_alphanumeric() => {
+                out.push(next);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use modelwatch_query::Op;
     use serde_json::json;
+
+    #[test]
+    fn options_arrive_unescaped_from_grafanas_regex_format() {
+        let p = json!({"reference": "now-8d\\.\\.now-1d", "threshold": "0\\.5", "statistic": "psi", "alias": " "});
+        assert_eq!(option_str(&p, "reference").as_deref(), Some("now-8d..now-1d"));
+        assert_eq!(option_str(&p, "threshold").as_deref(), Some("0.5"));
+        assert_eq!(option_str(&p, "statistic").as_deref(), Some("psi"));
+        assert_eq!(option_str(&p, "alias"), None);
+        // A backslash before a letter or digit stays (it escapes nothing in the regex format).
+        assert_eq!(unescape("a\\d\\\\b\\"), "a\\d\\b\\");
+    }
 
     #[test]
     fn multi_values_arrive_in_every_form_grafana_sends() {

@@ -3,7 +3,9 @@
 //! Whole responses are cached per store generation.
 
 use super::frames::{display, heatmap_frame, report_frame, series_frame, table_frame};
-use super::payload::{AdhocFilter, TimeRange, labels_of, payload_filters, payload_str, text};
+use super::payload::{
+    AdhocFilter, TimeRange, labels_of, option_str, payload_filters, payload_str, text, unescape,
+};
 use super::{Body, targets};
 use crate::serve::{ApiError, AppState, json_body, range_for};
 use axum::extract::State;
@@ -160,7 +162,7 @@ fn build_query(
     group_by: &[String],
 ) -> Result<(Query, Options), ApiError> {
     let mut q = parse(target).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
-    if let Some(stat) = payload_str(payload, "statistic") {
+    if let Some(stat) = option_str(payload, "statistic") {
         let f = parse(&format!("{stat}(m)"))
             .map_err(|_| ApiError::bad_request(format!("payload.statistic {stat:?} is not one of p50, p95, p99, pNN, mean, min, max, count, rate, sum, buckets")))?
             .func;
@@ -181,7 +183,7 @@ fn build_query(
             q.by.push(l);
         }
     }
-    let format = payload_str(payload, "format").unwrap_or("time_series").to_string();
+    let format = option_str(payload, "format").unwrap_or_else(|| "time_series".into());
     if !matches!(format.as_str(), "time_series" | "timeseries" | "table" | "heatmap") {
         return Err(ApiError::bad_request(format!(
             "payload.format {format:?}: expected time_series, table or heatmap"
@@ -190,9 +192,9 @@ fn build_query(
     let bins = match payload.get("bins") {
         None | Some(Value::Null) => 20,
         Some(v) => {
-            text(v).trim().parse::<usize>().ok().filter(|b| (1..=1_000).contains(b)).ok_or_else(|| {
-                ApiError::bad_request(format!("payload.bins {v}: expected a number from 1 to 1000"))
-            })?
+            unescape(&text(v)).trim().parse::<usize>().ok().filter(|b| (1..=1_000).contains(b)).ok_or_else(
+                || ApiError::bad_request(format!("payload.bins {v}: expected a number from 1 to 1000")),
+            )?
         }
     };
     let alias = payload_str(payload, "alias").map(str::to_string);
