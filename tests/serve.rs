@@ -752,3 +752,73 @@ fn trigger_events_show_as_annotations_and_the_trigger_state_over_rest() {
         assert_eq!(v.as_array().unwrap().len(), 1);
     });
 }
+
+#[test]
+fn every_route_that_reads_a_range_refuses_one_past_the_limit() {
+    // 1,000 days against the 400-day default: each route used to read it all (only /query
+    // refused it).
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let (to, from) = (f.t0 + 3_600_000, f.t0 + 3_600_000 - 1_000 * 86_400_000);
+    let long = format!("{from}..{to}");
+    let rest = [
+        format!("/api/v1/query?query=count(latency)&from={from}&to={to}&step=2592000000"),
+        format!("/api/v1/series?from={from}&to={to}"),
+        format!("/api/v1/labels/segment/values?from={from}&to={to}"),
+        format!("/api/v1/events?from={from}&to={to}"),
+        format!("/api/v1/drift?reference={long}&current={}..{to}", f.t0),
+        format!("/api/v1/quality?from={from}&to={to}"),
+        format!("/api/v1/quality?from={}&to={to}&reference={long}", f.t0),
+    ];
+    let grafana = [
+        (
+            "/grafana/query",
+            grafana_query(
+                f.t0,
+                to,
+                60_000,
+                500,
+                json!([{"refId": "A", "target": "drift", "payload": {"reference": long}}]),
+                json!({}),
+            ),
+        ),
+        (
+            "/grafana/query",
+            grafana_query(
+                f.t0,
+                to,
+                60_000,
+                500,
+                json!([{"refId": "A", "target": "quality", "payload": {"reference": long}}]),
+                json!({}),
+            ),
+        ),
+        (
+            "/grafana/query",
+            grafana_query(from, to, 86_400_000, 1_000, json!([{"refId": "A", "target": "drift"}]), json!({})),
+        ),
+        (
+            "/grafana/variable",
+            json!({"payload": {"target": "segment"}, "range": {"from": iso(from), "to": iso(to)}})
+                .to_string(),
+        ),
+    ];
+    rt().block_on(async {
+        for path in &rest {
+            let (s, v) = call(&app, "GET", path, None).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+            assert!(
+                v["message"].as_str().unwrap_or_default().contains(" days, at most 400 are allowed"),
+                "{path}: {v}"
+            );
+        }
+        for (path, body) in grafana {
+            let (s, v) = call(&app, "POST", path, Some(body.clone())).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {v}");
+            assert!(v["message"].as_str().unwrap_or_default().contains("at most 400"), "{path}: {v}");
+        }
+        // Within the limit, the same routes answer.
+        let (s, v) = call(&app, "GET", &format!("/api/v1/events?from={}&to={to}", f.t0), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    });
+}

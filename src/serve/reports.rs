@@ -40,6 +40,11 @@ pub(super) async fn drift_series(
     deadline: Instant,
 ) -> Result<Vec<Series>, ApiError> {
     let spec = option_str(payload, "reference").unwrap_or_else(|| "now-8d..now-1d".into());
+    state.check_range("the range", range.from_ms, range.to_ms)?;
+    // A baseline's name is a saved profile; a range is read whole.
+    if let Ok((from, to)) = crate::time::parse_range(&spec, state.now_ms()) {
+        state.check_range("payload.reference", from, to)?;
+    }
     let which = named(payload, "statistic", DriftSeries::default())?;
     let mut matchers = payload_filters(payload)?;
     matchers.extend(adhoc.iter().cloned());
@@ -83,6 +88,8 @@ pub(super) async fn quality_series(
             .map_err(|e| ApiError::from(e).context("payload.reference"))?,
         None => (range.from_ms - 7 * 86_400_000, range.from_ms),
     };
+    state.check_range("the range", range.from_ms, range.to_ms)?;
+    state.check_range("payload.reference", reference.0, reference.1)?;
     let by: Vec<String> = payload.get("by").map(super::grafana::labels_of).unwrap_or_default();
     let mut matchers = payload_filters(payload)?;
     matchers.extend(adhoc.iter().cloned());

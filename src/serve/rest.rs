@@ -158,6 +158,7 @@ async fn label_values(State(state): State<Arc<AppState>>, label: PathParam, para
 async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
     let (from, to) = p.bounds(state.now_ms())?;
+    state.check_range("the events range", from, to)?;
     let mut req = ReadRequest::new(Table::Events, from, to, Resolution::Raw);
     if let Some(k) = &p.kind {
         req = req.tag("kind", k);
@@ -206,6 +207,11 @@ async fn drift(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let now = state.now_ms();
     let window = parse_range(p.current.as_deref().unwrap_or("24h"), now)
         .map_err(|e| ApiError::from(e).context("current"))?;
+    state.check_range("current", window.0, window.1)?;
+    // A baseline's name is a saved profile; a range is read whole.
+    if let Ok((from, to)) = parse_range(&spec, now) {
+        state.check_range("reference", from, to)?;
+    }
     let matchers = p.filters();
     let filters = p.described_filters();
     let data = state.store.dir().to_path_buf();
@@ -231,6 +237,8 @@ async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
         Some(r) => parse_range(r, now).map_err(|e| ApiError::bad_request(format!("reference: {e}")))?,
         None => (from - (to - from), from),
     };
+    state.check_range("the range", from, to)?;
+    state.check_range("reference", reference.0, reference.1)?;
     let threshold = p.threshold.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&threshold) {
         return Err(ApiError::bad_request(format!("threshold {threshold}: a confidence in [0, 1]")));

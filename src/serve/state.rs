@@ -105,6 +105,20 @@ impl AppState {
         }
     }
 
+    /// Refuses (422) a window `[from_ms, to_ms)` longer than `max_range_ms`: every route that
+    /// reads a range (queries, drift, quality, events, discovery) asks this first, since each
+    /// of them reads everything in its window. `what` names the window in the message.
+    pub(super) fn check_range(&self, what: &str, from_ms: i64, to_ms: i64) -> Result<(), ApiError> {
+        if to_ms.saturating_sub(from_ms) > self.config.max_range_ms {
+            return Err(ApiError::too_costly(format!(
+                "{what} covers {} days, at most {} are allowed",
+                to_ms.saturating_sub(from_ms) / 86_400_000,
+                self.config.max_range_ms / 86_400_000
+            )));
+        }
+        Ok(())
+    }
+
     /// Evaluates a query (cached per store generation).
     pub(super) async fn query(
         self: &Arc<Self>,
@@ -112,13 +126,7 @@ impl AppState {
         range: Range,
         deadline: Instant,
     ) -> Result<Arc<Vec<Series>>, ApiError> {
-        if range.to_ms - range.from_ms > self.config.max_range_ms {
-            return Err(ApiError::too_costly(format!(
-                "the range covers {} days, at most {} are allowed",
-                (range.to_ms - range.from_ms) / 86_400_000,
-                self.config.max_range_ms / 86_400_000
-            )));
-        }
+        self.check_range("the range", range.from_ms, range.to_ms)?;
         let key = format!("{q}|{}|{}|{}", range.from_ms, range.to_ms, range.step_ms);
         if let Some(hit) = self.cache().answers.get(&key) {
             return Ok(hit.clone());
@@ -148,6 +156,7 @@ impl AppState {
         to_ms: i64,
         deadline: Instant,
     ) -> Result<Catalog, ApiError> {
+        self.check_range("the discovery range", from_ms, to_ms)?;
         // Hour-aligned so that dashboards refreshing every few seconds share one entry.
         let (from_ms, to_ms) =
             (from_ms.div_euclid(3_600_000) * 3_600_000, (to_ms / 3_600_000 + 1) * 3_600_000);
