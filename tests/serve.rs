@@ -822,3 +822,42 @@ fn every_route_that_reads_a_range_refuses_one_past_the_limit() {
         assert_eq!(s, StatusCode::OK, "{v}");
     });
 }
+
+#[test]
+fn a_crafted_label_name_is_refused_and_cannot_poison_the_answer_cache() {
+    // A payload key that prints like two matchers: `p95(latency{segment="email",variant="canary"})`.
+    // Printed answer-cache keys let it take the place of the real query's answer.
+    let f = fixture();
+    let app = app(&f, ServeConfig::default());
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    let target = |payload: Value| json!([{"refId": "A", "target": "latency", "payload": payload}]);
+    rt().block_on(async {
+        let crafted = target(json!({"statistic": "p95", "segment=\"email\",variant": "canary"}));
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/grafana/query",
+            Some(grafana_query(from, to, 60_000, 500, crafted, json!({}))),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("not a label name"), "{v}");
+        let adhoc = json!({"adhocFilters": [{"key": "segment\"} or", "operator": "=", "value": "x"}]});
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/grafana/query",
+            Some(grafana_query(from, to, 60_000, 500, target(json!({})), adhoc)),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        // The real query answers with data.
+        let real = target(json!({"statistic": "p95", "segment": "email", "variant": "canary"}));
+        let (s, v) =
+            call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, real, json!({}))))
+                .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let values = v[0]["fields"][1]["values"].as_array().cloned().unwrap_or_default();
+        assert!(values.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0)), "{v}");
+    });
+}

@@ -25,13 +25,44 @@ pub struct AppState {
 #[derive(Default)]
 pub(super) struct Cache {
     generation: u64,
-    answers: HashMap<String, Arc<Vec<Series>>>,
+    answers: HashMap<AnswerKey, Arc<Vec<Series>>>,
     catalog: HashMap<(i64, i64), Catalog>,
     /// Whole `/grafana/query` responses by normalised request.
     pub(super) responses: HashMap<String, axum::body::Bytes>,
 }
 
 const CACHE_ENTRIES: usize = 4_096;
+
+/// A cached answer's identity: the query's parts and the range, as values. A printed query
+/// would not do: label names are not escaped when printed, so a crafted name could print
+/// like another query's matchers and be served its answer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AnswerKey {
+    func: String,
+    explicit: bool,
+    metric: String,
+    /// (label, operator, value) per matcher.
+    matchers: Vec<(String, String, String)>,
+    by: Vec<String>,
+    range: (i64, i64, i64),
+}
+
+impl AnswerKey {
+    fn new(q: &Query, range: Range) -> Self {
+        AnswerKey {
+            func: q.func.to_string(),
+            explicit: q.explicit,
+            metric: q.metric.clone(),
+            matchers: q
+                .matchers
+                .iter()
+                .map(|m| (m.label.clone(), format!("{:?}", m.op), m.value.clone()))
+                .collect(),
+            by: q.by.clone(),
+            range: (range.from_ms, range.to_ms, range.step_ms),
+        }
+    }
+}
 
 /// Every series of a range, with its kind.
 type Catalog = Arc<Vec<(SeriesKey, MetricKind)>>;
@@ -127,7 +158,7 @@ impl AppState {
         deadline: Instant,
     ) -> Result<Arc<Vec<Series>>, ApiError> {
         self.check_range("the range", range.from_ms, range.to_ms)?;
-        let key = format!("{q}|{}|{}|{}", range.from_ms, range.to_ms, range.step_ms);
+        let key = AnswerKey::new(&q, range);
         if let Some(hit) = self.cache().answers.get(&key) {
             return Ok(hit.clone());
         }

@@ -54,6 +54,7 @@ pub(in crate::serve) fn text(v: &Value) -> String {
 impl AdhocFilter {
     pub(super) fn matcher(&self) -> Result<Matcher, ApiError> {
         let bad = |m: String| ApiError::bad_request(format!("ad hoc filter on {:?}: {m}", self.key));
+        label_name(&self.key).map_err(bad)?;
         let alternation = || {
             let values = self.values.clone().unwrap_or_else(|| vec![self.value.clone()]);
             values.iter().map(|v| regex::escape(&text(v))).collect::<Vec<_>>().join("|")
@@ -124,10 +125,23 @@ pub(in crate::serve) fn payload_filters(payload: &Value) -> Result<Vec<Matcher>,
             if OPTIONS.contains(&k.as_str()) || k == "metric" || k == "target" || k == "name" {
                 continue;
             }
+            label_name(k).map_err(|m| ApiError::bad_request(format!("payload key {k:?}: {m}")))?;
             out.extend(filter_of(k, v)?);
         }
     }
     Ok(out)
+}
+
+/// A label name as Prometheus allows them, `[A-Za-z_][A-Za-z0-9_]*`: a filter's key is
+/// printed into queries and messages, and must not carry syntax.
+fn label_name(k: &str) -> Result<(), String> {
+    let mut chars = k.chars();
+    let first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err("not a label name (letters, digits and _, not starting with a digit)".into())
+    }
 }
 
 pub(in crate::serve) fn payload_str<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
