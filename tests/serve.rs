@@ -146,6 +146,17 @@ async fn call_with(
     (status, v)
 }
 
+/// A `/grafana/query` of `targets` over `[from, to)` at 1-minute intervals, 500 points at most.
+async fn panel_query(
+    app: &axum::Router,
+    from: i64,
+    to: i64,
+    targets: Value,
+    extra: Value,
+) -> (StatusCode, Value) {
+    call(app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, targets, extra))).await
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -651,11 +662,11 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
         // A panel of one's own that says `$reference` gets it regex-escaped, and still answers.
         let escaped = interpolate(&json!([{"refId": "A", "target": "drift", "payload": {"reference": "$reference"}}]));
         assert!(escaped[0]["payload"]["reference"].as_str().unwrap().contains("\\.\\."), "{escaped}");
-        let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, escaped, json!({})))).await;
+        let (s, v) = panel_query(&app, from, to, escaped, json!({})).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert!(!v.as_array().unwrap().is_empty(), "{v}");
         let anno = interpolate(&dashboard["annotations"]["list"][0]["target"]);
-        let (s, v) = call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, json!([anno]), json!({})))).await;
+        let (s, v) = panel_query(&app, from, to, json!([anno]), json!({})).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(field(&v[0], "time").len(), 2, "both events as annotations");
         // The variables' queries answer too.
@@ -684,13 +695,7 @@ fn drift_and_quality_are_grafana_series_and_rest_reports() {
                 json!({"statistic": "auc", "show": "estimated", "by": "variant", "reference": reference}),
             ),
         ]);
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/grafana/query",
-            Some(grafana_query(from, to, 60_000, 500, targets, json!({}))),
-        )
-        .await;
+        let (s, v) = panel_query(&app, from, to, targets, json!({})).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let frames = v.as_array().unwrap();
         let d: Vec<&Value> = frames.iter().filter(|fr| fr["refId"] == "D").collect();
@@ -702,9 +707,7 @@ fn drift_and_quality_are_grafana_series_and_rest_reports() {
         assert_eq!(q.len(), 2, "one estimated series per variant: {v}");
         assert!(q.iter().all(|fr| fr["fields"][1]["labels"]["kind"] == "estimated"));
         let bad = json!([target("D", "drift", json!({"statistic": "vibes"}))]);
-        let (s, v) =
-            call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, bad, json!({}))))
-                .await;
+        let (s, v) = panel_query(&app, from, to, bad, json!({})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(v["message"].as_str().unwrap().contains("vibes"));
 
@@ -833,29 +836,15 @@ fn a_crafted_label_name_is_refused_and_cannot_poison_the_answer_cache() {
     let target = |payload: Value| json!([{"refId": "A", "target": "latency", "payload": payload}]);
     rt().block_on(async {
         let crafted = target(json!({"statistic": "p95", "segment=\"email\",variant": "canary"}));
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/grafana/query",
-            Some(grafana_query(from, to, 60_000, 500, crafted, json!({}))),
-        )
-        .await;
+        let (s, v) = panel_query(&app, from, to, crafted, json!({})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         assert!(v["message"].as_str().unwrap().contains("not a label name"), "{v}");
         let adhoc = json!({"adhocFilters": [{"key": "segment\"} or", "operator": "=", "value": "x"}]});
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/grafana/query",
-            Some(grafana_query(from, to, 60_000, 500, target(json!({})), adhoc)),
-        )
-        .await;
+        let (s, v) = panel_query(&app, from, to, target(json!({})), adhoc).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         // The real query answers with data.
         let real = target(json!({"statistic": "p95", "segment": "email", "variant": "canary"}));
-        let (s, v) =
-            call(&app, "POST", "/grafana/query", Some(grafana_query(from, to, 60_000, 500, real, json!({}))))
-                .await;
+        let (s, v) = panel_query(&app, from, to, real, json!({})).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let values = v[0]["fields"][1]["values"].as_array().cloned().unwrap_or_default();
         assert!(values.iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0)), "{v}");

@@ -1,16 +1,10 @@
 use super::*;
 
-/// A deterministic normal sequence (xorshift + Box–Muller).
-fn noise(seed: u64) -> impl FnMut() -> f64 {
-    let mut s = seed | 1;
-    let mut u = move || {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    move || (-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos()
-}
+// The seeded streams the detector examples use: one generator for both.
+#[path = "../../examples/support/sim.rs"]
+mod sim;
+
+use sim::{daily_count, noise};
 
 fn series(values: &[f64]) -> Vec<Point> {
     values.iter().enumerate().map(|(i, &v)| Point::sample(i as i64 * 60_000, v)).collect()
@@ -18,12 +12,6 @@ fn series(values: &[f64]) -> Vec<Point> {
 
 fn all(ert: f64) -> [Box<dyn Detector + Send + Sync>; 3] {
     [DetectorKind::Cusum, DetectorKind::PageHinkley, DetectorKind::Adwin].map(|k| k.with_ert(ert).unwrap())
-}
-
-/// Samples per 1-minute interval over a day: 10 at 3 am to 100 at 3 pm.
-fn daily_count(minute: usize) -> f64 {
-    let phase = std::f64::consts::TAU * ((minute % 1_440) as f64 - 900.0) / 1_440.0;
-    (55.0 + 45.0 * phase.cos()).round()
 }
 
 #[test]
