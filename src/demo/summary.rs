@@ -215,11 +215,7 @@ pub fn summarise(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) ->
         run: sim.clone(),
         drift_note: s.drift.note,
         figures,
-        features_compared: report
-            .features
-            .iter()
-            .filter(|f| f.verdict != drift::Verdict::InsufficientData)
-            .count(),
+        features_compared: report.judged(),
         drifting,
         cusum,
         watch: s.watch,

@@ -180,8 +180,7 @@ impl Trigger for DriftTrigger {
                     drifting,
                 };
                 let names: Vec<&str> = share.drifting.iter().map(|f| f.feature.as_str()).collect();
-                let judged =
-                    report.features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
+                let judged = report.judged();
                 lines.push(format!(
                     "{:.0} % of {judged} features judged drift (threshold {:.0} %; {} with insufficient data){}; against {}",
                     share.share * 100.0,

@@ -110,12 +110,8 @@ impl DriftDocument {
             current_ms: [from_ms, to_ms],
             filters,
             drifting_features: report.features.iter().filter(|f| f.verdict == Verdict::Drift).count(),
-            features: report.features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count(),
-            insufficient_features: report
-                .features
-                .iter()
-                .filter(|f| f.verdict == Verdict::InsufficientData)
-                .count(),
+            features: report.judged(),
+            insufficient_features: report.features.len() - report.judged(),
             drifting_share: report.drifting_share,
             dataset_drift: report.dataset_drift,
             drift_share_threshold: cfg.drift_share,

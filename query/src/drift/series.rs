@@ -1,7 +1,7 @@
 //! Drift over time: one report per window against a fixed reference, as series (the
 //! dashboard's `drift` target).
 
-use super::verdict::{DriftConfig, Measure, Verdict, compare};
+use super::verdict::{DriftConfig, Measure, compare};
 use super::{Profile, Statistic, profile};
 use crate::engine::{QueryError, Series};
 use crate::names::UnknownName;
@@ -83,7 +83,7 @@ pub fn series(
         let report = compare(reference, &current, cfg);
         let statistic = match which {
             DriftSeries::Share => {
-                if report.features.iter().any(|f| f.verdict != Verdict::InsufficientData) {
+                if report.judged() > 0 {
                     out.entry(String::new()).or_default().push((from, report.drifting_share));
                 }
                 continue;

@@ -262,6 +262,11 @@ pub struct DriftReport {
 }
 
 impl DriftReport {
+    /// Features with a verdict (not those with insufficient data): what the share counts.
+    pub fn judged(&self) -> usize {
+        judged(&self.features)
+    }
+
     /// Every statistic of every feature, most severe first (verdict, then how far past its
     /// threshold).
     pub fn rows_by_severity(&self) -> Vec<&StatRow> {
@@ -358,7 +363,17 @@ fn new_feature(name: &str, kind: &'static str, counts: (u64, u64), stats: Vec<St
     }
 }
 
+/// Features with a verdict among `features`.
+fn judged(features: &[FeatureDrift]) -> usize {
+    features.iter().filter(|f| f.judged()).count()
+}
+
 impl FeatureDrift {
+    /// Whether it has a verdict (not insufficient data).
+    pub fn judged(&self) -> bool {
+        self.verdict != Verdict::InsufficientData
+    }
+
     /// The verdict from the effect row (the first) and the test's p-value `p`: drift when
     /// the effect reaches its threshold and `p < α`; insufficient data below `min_rows`
     /// values a side. The effect row carries the verdict and `p`.
@@ -572,7 +587,7 @@ fn correct(features: &mut [FeatureDrift], cfg: &DriftConfig) {
     let verdicts: Vec<(usize, usize, f64)> = features
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.verdict != Verdict::InsufficientData)
+        .filter(|(_, f)| f.judged())
         .filter_map(|(i, f)| f.p_value.map(|p| (i, 0, p)))
         .collect();
     for (i, _, p) in adjust(verdicts, cfg.correction) {
@@ -607,7 +622,7 @@ fn adjust(mut tests: Vec<(usize, usize, f64)>, correction: Correction) -> Vec<(u
 pub fn report(mut features: Vec<FeatureDrift>, cfg: &DriftConfig) -> DriftReport {
     correct(&mut features, cfg);
     features.sort_by(|a, b| a.feature.cmp(&b.feature));
-    let judged = features.iter().filter(|f| f.verdict != Verdict::InsufficientData).count();
+    let judged = judged(&features);
     let drifting = features.iter().filter(|f| f.verdict == Verdict::Drift).count();
     let drifting_share = drifting as f64 / judged.max(1) as f64;
     DriftReport { dataset_drift: judged > 0 && drifting_share >= cfg.drift_share, drifting_share, features }
