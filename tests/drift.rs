@@ -488,8 +488,23 @@ fn below_thirty_values_a_side_the_verdict_is_insufficient_data() {
     let c: Vec<f64> = (0..29).map(|i| 1_000.0 + i as f64).collect();
     let f = drift::numeric_drift("x", &sketch_row(&r), &sketch_row(&c), &cfg);
     assert_eq!(f.verdict, Verdict::InsufficientData);
-    // The statistics are still shown; the reason names the counts.
+    // The statistics are still shown, none of them as a verdict; the reason names the counts.
     assert!(f.stats[0].value > 1.0, "{f:?}");
+    let rows = f.stats.iter().filter(|r| r.threshold.is_some());
+    assert!(
+        rows.clone().count() == 5 && rows.clone().all(|r| r.verdict == Verdict::InsufficientData),
+        "{f:?}"
+    );
+    // Corrected across features, they stay so.
+    let cfg_fdr = DriftConfig { correction: Correction::Fdr, ..cfg.clone() };
+    let again = drift::report(vec![f.clone()], &cfg_fdr);
+    assert!(
+        again.features[0]
+            .stats
+            .iter()
+            .filter(|r| r.threshold.is_some())
+            .all(|r| r.verdict == Verdict::InsufficientData)
+    );
     assert_eq!(f.reason.as_deref(), Some("only 29 values in the current window (30 needed a side)"));
     // Not counted in the share of drifting features.
     let report = drift::report(vec![f], &cfg);

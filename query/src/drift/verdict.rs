@@ -437,15 +437,24 @@ impl FeatureDrift {
             Verdict::Ok
         };
         effect.verdict = self.verdict;
+        if !self.judged() {
+            self.unjudge_rows();
+        }
+    }
+
+    /// Every statistic's row says "insufficient data" too: a PSI reading "drift" beside a
+    /// feature with one value reads as a verdict.
+    fn unjudge_rows(&mut self) {
+        for r in self.stats.iter_mut().filter(|r| r.threshold.is_some()) {
+            r.verdict = Verdict::InsufficientData;
+        }
     }
 
     /// No verdict, for `reason` (the statistics, if any, stay).
     fn abstain(&mut self, reason: String) {
         self.verdict = Verdict::InsufficientData;
         self.reason = Some(reason);
-        if let Some(effect) = self.stats.first_mut() {
-            effect.verdict = Verdict::InsufficientData;
-        }
+        self.unjudge_rows();
     }
 }
 
@@ -569,7 +578,8 @@ fn correct(features: &mut [FeatureDrift], cfg: &DriftConfig) {
         return;
     }
     let mut tests: Vec<(usize, usize, f64)> = Vec::new();
-    for (i, f) in features.iter().enumerate() {
+    // Only the features judged: those without a verdict must not change the others'.
+    for (i, f) in features.iter().enumerate().filter(|(_, f)| f.judged()) {
         for (j, s) in f.stats.iter().enumerate() {
             if let (Measure::Statistic(st), Some(p)) = (s.statistic, s.p_value)
                 && st.is_test()
@@ -583,7 +593,6 @@ fn correct(features: &mut [FeatureDrift], cfg: &DriftConfig) {
         s.p_value = Some(p);
         s.verdict = test_verdict(p, cfg.alpha);
     }
-    // Only the features judged: those without a verdict must not change the others'.
     let verdicts: Vec<(usize, usize, f64)> = features
         .iter()
         .enumerate()
