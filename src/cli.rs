@@ -300,12 +300,24 @@ pub struct ServeArgs {
     /// Largest request body, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body: usize,
-    /// Most series one query may return.
+    /// Most series one request may return (summed over its targets).
     #[arg(long, default_value_t = 1_000)]
     pub max_series: usize,
-    /// Most points (series x windows) one query may return.
+    /// Most points (series x windows; a heatmap's cells) one request may return.
     #[arg(long, default_value_t = 500_000)]
     pub max_points: usize,
+    /// Most targets in one Grafana `/query` request.
+    #[arg(long, default_value_t = 100)]
+    pub max_targets: usize,
+    /// Largest answer body, bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_response: usize,
+    /// Bytes the answer, response and discovery caches may hold together.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub cache_size: usize,
+    /// Evaluations run at once (default: twice the cores); more wait within the timeout.
+    #[arg(long)]
+    pub max_concurrent: Option<usize>,
     /// Longest range one query may cover.
     #[arg(long, default_value = "400d")]
     pub max_range: String,

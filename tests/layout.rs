@@ -66,6 +66,7 @@ fn nothing_but_the_serve_verb_depends_on_the_http_server() {
         "src/commands/serve.rs",
         "tests/serve.rs",
         "tests/prometheus.rs",
+        "tests/hostile.rs",
         "benches/serve_load.rs",
     ];
     let dirs = ["src", "tests", "benches", "examples"];

@@ -162,7 +162,7 @@ fn iso(ms: i64) -> String {
 }
 
 /// A `/query` body as Grafana 10/11 sends it through the plugin (CONTRACT.md 1.4).
-fn grafana_query(
+pub(crate) fn grafana_query(
     from: i64,
     to: i64,
     interval_ms: i64,
@@ -201,7 +201,7 @@ fn grafana_query(
     body.to_string()
 }
 
-fn target(ref_id: &str, target: &str, payload: Value) -> Value {
+pub(crate) fn target(ref_id: &str, target: &str, payload: Value) -> Value {
     json!({ "refId": ref_id, "datasource": { "type": "simpod-json-datasource", "uid": "P0A2B3C4" },
             "editorMode": "builder", "target": target, "payload": payload })
 }
@@ -535,9 +535,142 @@ fn a_request_past_the_time_limit_is_answered_with_an_error_not_left_hanging() {
             Some(grafana_query(f.t0, f.t0 + 3_600_000, 60_000, 100, targets, json!({}))),
         )
         .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        // 503, as Prometheus answers a timed-out query: the request itself was acceptable.
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
         assert!(v["message"].as_str().unwrap().contains("ran past the server's"), "{v}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+#[test]
+fn a_timed_out_evaluation_keeps_its_slot_until_its_work_stops() {
+    use modelwatch::serve::ApiError;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    let f = fixture();
+    let store = Arc::new(Store::open_read_only(StoreConfig::new(f.dir.path())).unwrap());
+    let state = AppState::new(store, ServeConfig { max_concurrent: 1, ..ServeConfig::default() }, clock());
+    rt().block_on(async {
+        let t0 = Instant::now();
+        // Work that cannot be interrupted for 600 ms (a big serialisation, say), past a
+        // 100 ms deadline: the client hears of the timeout at once...
+        let r = state
+            .run_limited(t0 + Duration::from_millis(100), |_| {
+                std::thread::sleep(Duration::from_millis(600));
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(ApiError::TimedOut(_))), "{r:?}");
+        assert!(t0.elapsed() < Duration::from_millis(450), "answered after {:?}", t0.elapsed());
+        // ...but its slot is held until the work stops: the next evaluation starts only then.
+        let started = Arc::new(Mutex::new(None));
+        let s = started.clone();
+        state
+            .run_limited(Instant::now() + Duration::from_secs(10), move |_| {
+                *s.lock().unwrap() = Some(Instant::now());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let waited = started.lock().unwrap().unwrap() - t0;
+        assert!(waited >= Duration::from_millis(600), "the second evaluation started after {waited:?}");
+        // Work that checks the deadline (as the engine does while it reads) stops soon after
+        // it, and frees its slot then.
+        let t1 = Instant::now();
+        let r: Result<(), ApiError> = state
+            .run_limited(t1 + Duration::from_millis(100), |_| {
+                loop {
+                    modelwatch_query::cancel::check()?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .await;
+        assert!(matches!(r, Err(ApiError::TimedOut(_))), "{r:?}");
+        state.run_limited(Instant::now() + Duration::from_secs(10), |_| Ok(())).await.unwrap();
+        assert!(t1.elapsed() < Duration::from_secs(2), "the cancelled work held its slot {:?}", t1.elapsed());
+        assert_eq!(state.evaluations(), (0, 1), "never more than max_concurrent at once");
+    });
+}
+
+#[test]
+fn one_request_is_bounded_as_a_whole_in_targets_series_points_and_bytes() {
+    let f = fixture();
+    let config = ServeConfig {
+        max_targets: 10,
+        limits: modelwatch_query::Limits { max_series: 1_000, max_points: 5_000 },
+        max_response_bytes: 100_000,
+        ..ServeConfig::default()
+    };
+    let app = app(&f, config);
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        let post = |targets: Value, interval: i64, points: i64| {
+            let app = app.clone();
+            async move {
+                call(
+                    &app,
+                    "POST",
+                    "/grafana/query",
+                    Some(grafana_query(from, to, interval, points, targets, json!({}))),
+                )
+                .await
+            }
+        };
+        // Targets: eleven are refused before anything is evaluated; hidden ones do not count.
+        let many = |n: usize| {
+            Value::Array(
+                (0..n)
+                    .map(|i| target(&format!("T{i}"), &format!("p{}(latency)", 50 + i), json!({})))
+                    .collect(),
+            )
+        };
+        let (s, v) = post(many(11), 60_000, 100).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("11 targets, at most 10"), "{v}");
+        let mut hidden = many(11);
+        hidden[10]["hide"] = json!(true);
+        assert_eq!(post(hidden, 60_000, 100).await.0, StatusCode::OK);
+        // Points are summed over targets: each of these alone fits (2 series x 360 windows
+        // of 10 s), ten of them do not.
+        let one = json!([target("A", "p95(latency) by (variant)", json!({}))]);
+        assert_eq!(post(one, 10_000, 360).await.0, StatusCode::OK);
+        let (s, v) = post(
+            many(10)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let mut t = t.clone();
+                    t["target"] = json!(format!("{} by (variant)", t["target"].as_str().unwrap()));
+                    t
+                })
+                .collect(),
+            10_000,
+            360,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(
+            m.contains("targets together need more than its limits of 1000 series and 5000 points"),
+            "{v}"
+        );
+        // A heatmap's cells count: 2 series x 60 windows x 100 bins is past 5,000 points.
+        let heat = json!([target(
+            "H",
+            "buckets(latency) by (variant)",
+            json!({"format": "heatmap", "bins": "100"})
+        )]);
+        let (s, v) = post(heat, 60_000, 60).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        // Response bytes: tables of 2,880 rows are larger than 100 kB.
+        let table = json!([
+            target("A", "count(latency) by (variant, segment, instance)", json!({"format": "table"})),
+            target("B", "mean(feature) by (variant, segment, instance)", json!({"format": "table"}))
+        ]);
+        let (s, v) = post(table, 10_000, 360).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("bytes, at most 100000"), "{v}");
     });
 }
 

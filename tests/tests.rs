@@ -6,6 +6,7 @@ mod crash;
 mod detect;
 mod drift;
 mod fleet;
+mod hostile;
 mod import;
 mod interop;
 mod layout;

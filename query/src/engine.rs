@@ -80,6 +80,9 @@ pub enum QueryError {
     /// The answer would exceed a limit.
     #[error("the query is too large: {0}; narrow the range, raise the step or filter more")]
     TooLarge(String),
+    /// The caller's deadline passed during evaluation ([`crate::cancel`]).
+    #[error("the evaluation was stopped at the caller's time limit")]
+    Cancelled,
     /// The query does not fit its use (a grouped query for a detector, which watches one
     /// series).
     #[error("{0}")]
@@ -141,7 +144,7 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, Q
                 covered_by.set(covered_by.get().max(end))
             }
         };
-        for_each(&read, q, range, |d| seen(d.resolution, d.end_ms), |s| seen(s.resolution, s.end_ms));
+        for_each(&read, q, range, |d| seen(d.resolution, d.end_ms), |s| seen(s.resolution, s.end_ms))?;
         covered = covered_by.get();
         out.extend(read.into_iter().map(|(r, p, _)| (r, p, covered)));
     }
@@ -154,14 +157,16 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, Q
 }
 
 /// Calls `f` on every distribution and scalar row of the parts that its request and the
-/// query's matchers keep and that starts inside the range.
+/// query's matchers keep and that starts inside the range; stops at the caller's deadline
+/// ([`crate::cancel`]).
 fn for_each<'a>(
     parts: &'a Parts,
     q: &Query,
     range: Range,
     mut dist: impl FnMut(&'a DistributionRow),
     mut scalar: impl FnMut(&'a ScalarRow),
-) {
+) -> Result<(), QueryError> {
+    let mut ticker = crate::cancel::Ticker::new();
     // The tag checks are the per-row cost; rows of one series follow each other (files sort
     // by series) and share their tag strings, so one decision serves a run of rows.
     let series_ok = |req: &ReadRequest, s: &SeriesKey| {
@@ -187,6 +192,7 @@ fn for_each<'a>(
             // A request reads one table: one of the two loops runs.
             if req.table == Table::Distributions {
                 for r in &p.distributions {
+                    ticker.tick()?;
                     if in_range(r.resolution, r.start_ms) && keep(&r.series) {
                         dist(r);
                     }
@@ -194,6 +200,7 @@ fn for_each<'a>(
             }
             if req.table == Table::Scalars {
                 for r in &p.scalars {
+                    ticker.tick()?;
                     if in_range(r.resolution, r.start_ms) && keep(&r.series) {
                         scalar(r);
                     }
@@ -201,6 +208,7 @@ fn for_each<'a>(
             }
         }
     }
+    Ok(())
 }
 
 /// The same series by identity of its tag strings (rows decoded together share them): a
@@ -225,7 +233,7 @@ fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> 
 pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Result<bool, QueryError> {
     let parts = read(store, q, Table::Distributions, range)?;
     let mut any = false;
-    for_each(&parts, q, range, |_| any = true, |_| {});
+    for_each(&parts, q, range, |_| any = true, |_| {})?;
     Ok(any)
 }
 
@@ -243,13 +251,13 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     }
     let parts = read(store, q, Table::Distributions, range)?;
     let mut rows: Vec<&DistributionRow> = Vec::new();
-    for_each(&parts, q, range, |r| rows.push(r), |_| {});
+    for_each(&parts, q, range, |r| rows.push(r), |_| {})?;
     let mut out = if !rows.is_empty() {
-        distributions(q, range, &rows)
+        distributions(q, range, &rows)?
     } else {
         let parts = read(store, q, Table::Scalars, range)?;
         let mut rows: Vec<&ScalarRow> = Vec::new();
-        for_each(&parts, q, range, |_| {}, |r| rows.push(r));
+        for_each(&parts, q, range, |_| {}, |r| rows.push(r))?;
         scalars(q, range, &rows)?
     };
     if out.len() > limits.max_series {
@@ -276,7 +284,7 @@ pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<
     let range = Range { from_ms, to_ms, step_ms: to_ms - from_ms };
     let parts = read(store, q, Table::Distributions, range)?;
     let mut groups: BTreeMap<Vec<&str>, Vec<&DistributionRow>> = BTreeMap::new();
-    for_each(&parts, q, range, |r| groups.entry(group_key(q, &r.series)).or_default().push(r), |_| {});
+    for_each(&parts, q, range, |r| groups.entry(group_key(q, &r.series)).or_default().push(r), |_| {})?;
     Ok(groups
         .into_iter()
         .filter_map(|(key, mut rows)| {
@@ -291,7 +299,7 @@ fn tags_of(q: &Query, key: &[&str]) -> BTreeMap<String, String> {
     q.by.iter().cloned().zip(key.iter().map(|v| v.to_string())).collect()
 }
 
-fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Vec<Series> {
+fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<Vec<Series>, QueryError> {
     // Group index per row (looked up once per run of one series), then one sort by group
     // and window instead of a map entry per row.
     let mut index: BTreeMap<Vec<&str>, usize> = BTreeMap::new();
@@ -316,6 +324,7 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Vec<Seri
     }
     let mut merged: Vec<BTreeMap<i64, DistributionRow>> = vec![BTreeMap::new(); keys.len()];
     for chunk in keyed.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        crate::cancel::check()?;
         let (g, w) = (chunk[0].0, chunk[0].1);
         // Rows of another scheme than the first (a metric whose layout changed) cannot
         // merge and are left out.
@@ -329,7 +338,7 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Vec<Seri
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     let groups = groups.into_iter();
     let secs = range.step_ms as f64 / 1e3;
-    groups
+    Ok(groups
         .map(|(key, windows)| {
             let mut s = Series { tags: tags_of(q, &key), points: Vec::new(), buckets: Vec::new() };
             for (w, d) in windows {
@@ -363,7 +372,7 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Vec<Seri
             }
             s
         })
-        .collect()
+        .collect())
 }
 
 fn scalars(q: &Query, range: Range, rows: &[&ScalarRow]) -> Result<Vec<Series>, QueryError> {

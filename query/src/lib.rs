@@ -50,12 +50,14 @@
 //!
 //! # Modules
 //!
-//! `parse` (the language), `engine` (evaluation), `catalog` (what is stored),
+//! `parse` (the language), `engine` (evaluation), `catalog` (what is stored), [`cancel`]
+//! (a deadline the engine checks),
 //! `error_ratio`, `time` (window steps, RFC 3339), `names` (closed sets of names), `unit`
 //! (the unit of an answer, and its JSON form), and
 //! public [`drift`], [`quality`], [`detect`], [`stats`].
 #![forbid(unsafe_code)]
 
+pub mod cancel;
 mod catalog;
 pub mod detect;
 pub mod drift;

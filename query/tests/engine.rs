@@ -189,3 +189,23 @@ fn a_late_row_in_a_rolled_up_hour_counts_once_before_and_after_maintenance() {
 fn before_minute(f: &Fixture) -> f64 {
     f.latencies.iter().filter(|(k, _)| k.2 == T0 + 1_800_000).map(|(_, v)| v.len()).sum::<usize>() as f64
 }
+
+#[test]
+fn a_query_past_its_callers_deadline_stops_with_cancelled_and_runs_whole_before_it() {
+    let f = fixture();
+    let (text, range) =
+        ("p95(latency) by (variant)", Range { from_ms: T0, to_ms: T0 + 7_200_000, step_ms: 10_000 });
+    let past = std::time::Instant::now() - Duration::from_millis(1);
+    let cancelled = modelwatch_query::cancel::within(past, || {
+        run(&f.store, &parse(text).unwrap(), range, Limits::default())
+    });
+    assert!(matches!(cancelled, Err(QueryError::Cancelled)), "{cancelled:?}");
+    // The same query with time left answers in full, and the deadline ended with the call.
+    let later = std::time::Instant::now() + Duration::from_secs(600);
+    let answered = modelwatch_query::cancel::within(later, || {
+        run(&f.store, &parse(text).unwrap(), range, Limits::default())
+    })
+    .unwrap();
+    assert_eq!(answered.len(), 2);
+    assert_eq!(answered, q(&f, text, range.from_ms, range.to_ms, range.step_ms));
+}

@@ -16,11 +16,16 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         token: args.token.clone().filter(|t| !t.is_empty()),
         max_body_bytes: args.max_body,
         limits: Limits { max_series: args.max_series, max_points: args.max_points },
+        max_targets: args.max_targets,
+        max_response_bytes: args.max_response,
+        cache_bytes: args.cache_size,
         max_range_ms: ms(&args.max_range, "max-range")?,
         timeout: to_std(ms(&args.timeout, "timeout")?),
         refresh_every: to_std(ms(&args.refresh, "refresh")?),
         ..ServeConfig::default()
     };
+    let config =
+        ServeConfig { max_concurrent: args.max_concurrent.unwrap_or(config.max_concurrent), ..config };
     // Read-only: the scorer (or the demo) owns the WAL; the server follows it by refreshing.
     let store = Arc::new(open_read_only(&args.data)?);
     let triggers = match &args.triggers {

@@ -34,6 +34,10 @@ pub enum ApiError {
     TooCostly(String),
     /// The store cannot be read yet (503).
     Unavailable(String),
+    /// The request ran past the server's time limit (503, as Prometheus answers a query
+    /// timeout): the server is busy or the request too costly, and trying later or asking
+    /// for less may succeed. Not 422: the request itself was acceptable.
+    TimedOut(String),
     /// Something failed inside the server: the store, a thread (500).
     Internal(String),
 }
@@ -49,7 +53,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooCostly(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,6 +68,7 @@ impl ApiError {
         | ApiError::TooLarge(m)
         | ApiError::TooCostly(m)
         | ApiError::Unavailable(m)
+        | ApiError::TimedOut(m)
         | ApiError::Internal(m)) = self;
         m
     }
@@ -80,6 +85,7 @@ impl ApiError {
             ApiError::TooLarge(_) => ApiError::TooLarge(message),
             ApiError::TooCostly(_) => ApiError::TooCostly(message),
             ApiError::Unavailable(_) => ApiError::Unavailable(message),
+            ApiError::TimedOut(_) => ApiError::TimedOut(message),
             ApiError::Internal(_) => ApiError::Internal(message),
         }
     }
@@ -119,6 +125,7 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::Store(e) => e.into(),
             QueryError::TooLarge(_) => ApiError::TooCostly(e.to_string()),
+            QueryError::Cancelled => ApiError::TimedOut(e.to_string()),
             QueryError::NotADistribution { .. } | QueryError::BadRange(_) | QueryError::Unsupported(_) => {
                 ApiError::BadRequest(e.to_string())
             }

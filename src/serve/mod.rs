@@ -12,12 +12,19 @@
 //!
 //! The store is opened read-only (the scorer owns the WAL) and refreshed every
 //! [`ServeConfig::refresh_every`]. Answers are cached per query and store generation: a
-//! dashboard watched by many people costs one evaluation per panel and store change.
-//! Queries run on blocking threads, at most [`ServeConfig::max_concurrent`] at a time, and
-//! any request that would run past [`ServeConfig::timeout`] is answered with an error
-//! before Grafana's 30 s proxy timeout.
+//! dashboard watched by many people costs one evaluation per panel and store change; the
+//! caches are bounded in bytes ([`ServeConfig::cache_bytes`]).
+//!
+//! One request's cost is bounded as a whole: its targets ([`ServeConfig::max_targets`]),
+//! the series and points summed over them ([`ServeConfig::limits`]), its answer's bytes
+//! ([`ServeConfig::max_response_bytes`]), its range ([`ServeConfig::max_range_ms`]) and
+//! its time ([`ServeConfig::timeout`], answered with a 503 before Grafana's 30 s proxy
+//! timeout). Evaluation, regex compilation and serialisation run on blocking threads, at
+//! most [`ServeConfig::max_concurrent`] at a time, each holding its slot until its work
+//! has really stopped (the engine checks the deadline as it reads).
 
 mod auth;
+mod cache;
 mod error;
 mod grafana;
 mod prom;
@@ -50,8 +57,15 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
-    /// Most series and points one query may return.
+    /// Most series and points one request may return, summed over its targets.
     pub limits: Limits,
+    /// Most targets in one `/grafana/query` request (Grafana sends one request per panel,
+    /// rarely with more than a few dozen targets).
+    pub max_targets: usize,
+    /// Largest answer body, bytes: past it the request is refused (422) rather than built.
+    pub max_response_bytes: usize,
+    /// Bytes the answer, response and discovery caches may hold together.
+    pub cache_bytes: usize,
     /// Longest time range one query may cover, ms.
     pub max_range_ms: i64,
     /// Longest time a request may take before it is answered with an error.
@@ -72,6 +86,9 @@ impl Default for ServeConfig {
             token: None,
             max_body_bytes: 1 << 20,
             limits: Limits { max_series: 1_000, max_points: 500_000 },
+            max_targets: 100,
+            max_response_bytes: 32 << 20,
+            cache_bytes: 256 << 20,
             max_range_ms: 400 * 86_400_000,
             timeout: Duration::from_secs(25),
             refresh_every: Duration::from_secs(2),

@@ -19,7 +19,6 @@ use modelwatch_query::quality::{self, QualitySeries};
 use modelwatch_query::{Matcher, Range, Series, report_windows};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A payload field naming one of a closed set, or `default` when absent.
 fn named<T: std::str::FromStr<Err = modelwatch_query::UnknownName>>(
@@ -32,12 +31,13 @@ fn named<T: std::str::FromStr<Err = modelwatch_query::UnknownName>>(
         .map_err(|e| ApiError::bad_request(format!("payload.{key}: {e}")))
 }
 
-pub(super) async fn drift_series(
+/// A `drift` target's series, computed on this thread (a blocking one: see
+/// `AppState::run_limited`).
+pub(super) fn drift_series(
     state: &Arc<AppState>,
     payload: &Value,
     adhoc: &[Matcher],
     range: Range,
-    deadline: Instant,
 ) -> Result<Vec<Series>, ApiError> {
     let spec = option_str(payload, "reference").unwrap_or_else(|| "now-8d..now-1d".into());
     state.check_range("the range", range.from_ms, range.to_ms)?;
@@ -50,25 +50,26 @@ pub(super) async fn drift_series(
     matchers.extend(adhoc.iter().cloned());
     let (series_filters, feature_filters): (Vec<_>, Vec<_>) =
         matchers.into_iter().partition(|m| m.label != "feature");
-    let data = state.store.dir().to_path_buf();
-    let now = state.now_ms();
-    state
-        .blocking(deadline, move |store| {
-            let (reference, _) = crate::baseline::reference(store, &data, &spec, &series_filters, now)
-                .map_err(|e| ApiError::bad_request(format!("payload.reference: {e:#}")))?;
-            let windows = report_windows(range);
-            let cfg = DriftConfig::default();
-            Ok(drift::series(store, &reference, &series_filters, &feature_filters, which, &windows, &cfg)?)
-        })
-        .await
+    let store = &state.store;
+    let (reference, _) =
+        crate::baseline::reference(store, store.dir(), &spec, &series_filters, state.now_ms()).map_err(
+            |e| match e {
+                // A timeout or a store failure is not the payload's fault.
+                crate::baseline::BaselineError::Query(e) => ApiError::from(e).context("payload.reference"),
+                e => ApiError::bad_request(format!("payload.reference: {e:#}")),
+            },
+        )?;
+    let windows = report_windows(range);
+    let cfg = DriftConfig::default();
+    Ok(drift::series(store, &reference, &series_filters, &feature_filters, which, &windows, &cfg)?)
 }
 
-pub(super) async fn quality_series(
+/// A `quality` target's series, computed on this thread (a blocking one).
+pub(super) fn quality_series(
     state: &Arc<AppState>,
     payload: &Value,
     adhoc: &[Matcher],
     range: Range,
-    deadline: Instant,
 ) -> Result<Vec<Series>, ApiError> {
     let d = QualitySeries::default();
     let which = QualitySeries {
@@ -93,12 +94,8 @@ pub(super) async fn quality_series(
     let by: Vec<String> = payload.get("by").map(super::grafana::labels_of).unwrap_or_default();
     let mut matchers = payload_filters(payload)?;
     matchers.extend(adhoc.iter().cloned());
-    state
-        .blocking(deadline, move |store| {
-            let windows = report_windows(range);
-            Ok(quality::series(store, &matchers, &by, which, &windows, reference, threshold)?)
-        })
-        .await
+    let windows = report_windows(range);
+    Ok(quality::series(&state.store, &matchers, &by, which, &windows, reference, threshold)?)
 }
 
 /// The names a `drift` target's `statistic` takes, for the builder's options.

@@ -38,6 +38,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/drift", get(drift))
         .route("/quality", get(quality))
         .route("/triggers", get(triggers))
+        .route("/status/runtime", get(runtime))
         .route("/triggers/fire", axum::routing::post(fire))
         .route("/triggers/ack/{id}", axum::routing::post(ack))
 }
@@ -111,9 +112,15 @@ async fn query(State(state): State<Arc<AppState>>, params: Params) -> Answer {
         None => range_for(from, to, 1_000, 1_000)?,
     };
     let unit = q.unit();
-    let series = state.query(q, range, state.deadline()).await?;
-    let doc = serde_json::to_value(modelwatch_query::SeriesJson::new(&series, unit))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let limits = state.config.limits;
+    // Evaluated and serialised on a blocking thread, within the request's slot.
+    let doc = state
+        .run_limited(state.deadline(), move |state| {
+            let series = state.query_now(&q, range, limits)?;
+            serde_json::to_value(modelwatch_query::SeriesJson::new(&series, unit))
+                .map_err(|e| ApiError::internal(e.to_string()))
+        })
+        .await?;
     Ok(axum::Json(doc))
 }
 
@@ -263,6 +270,19 @@ async fn quality(State(state): State<Arc<AppState>>, params: Params) -> Answer {
         })
         .await?;
     Ok(axum::Json(serde_json::to_value(doc).map_err(|e| ApiError::internal(e.to_string()))?))
+}
+
+/// The server's own load: evaluations running and the most ever at once (never past
+/// `max_concurrent`, timed-out work included), and the caches' bytes.
+async fn runtime(State(state): State<Arc<AppState>>) -> Answer {
+    let (running, peak) = state.evaluations();
+    Ok(axum::Json(json!({
+        "evaluations_running": running,
+        "evaluations_peak": peak,
+        "max_concurrent": state.config.max_concurrent,
+        "cache_bytes": state.cache_bytes(),
+        "cache_budget_bytes": state.config.cache_bytes,
+    })))
 }
 
 async fn triggers(State(state): State<Arc<AppState>>) -> Answer {

@@ -1,11 +1,12 @@
 //! The server's shared state: the store, the limits, the clock, the answer cache and the
 //! permits that bound concurrent evaluations.
 
+use super::cache::Bounded;
 use super::{ApiError, ServeConfig, prom};
 use modelwatch_agent::Clock;
 use modelwatch_query::{MetricKind, Query, Range, Series};
 use modelwatch_store::{SeriesKey, Store};
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,23 +16,49 @@ pub struct AppState {
     pub(super) config: ServeConfig,
     clock: Arc<dyn Clock>,
     cache: Mutex<Cache>,
-    permits: tokio::sync::Semaphore,
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Evaluations running now on blocking threads, and the most at once (see
+    /// [`AppState::evaluations`]).
+    running: Arc<(AtomicUsize, AtomicUsize)>,
     pub(super) exposition: Mutex<prom::Exposition>,
     /// Commands to the trigger engine's thread, when the server runs one.
     triggers: Mutex<Option<crossbeam_channel::Sender<crate::triggers::TriggerCommand>>>,
 }
 
-/// Answers by query and range, valid for one store generation.
-#[derive(Default)]
+/// Answers by query and range, valid for one store generation, bounded in bytes
+/// ([`ServeConfig::cache_bytes`]: half for answers, a quarter each for whole responses and
+/// discovery).
 pub(super) struct Cache {
     generation: u64,
-    answers: HashMap<AnswerKey, Arc<Vec<Series>>>,
-    catalog: HashMap<(i64, i64), Catalog>,
+    answers: Bounded<AnswerKey, Arc<Vec<Series>>>,
+    catalog: Bounded<(i64, i64), Catalog>,
     /// Whole `/grafana/query` responses by normalised request.
-    pub(super) responses: HashMap<String, axum::body::Bytes>,
+    pub(super) responses: Bounded<super::grafana::ResponseKey, axum::body::Bytes>,
 }
 
-const CACHE_ENTRIES: usize = 4_096;
+impl Cache {
+    fn new(generation: u64, bytes: usize) -> Self {
+        Cache {
+            generation,
+            answers: Bounded::new(bytes / 2),
+            catalog: Bounded::new(bytes / 4),
+            responses: Bounded::new(bytes / 4),
+        }
+    }
+}
+
+/// The heap an answer holds, roughly: what the cache weighs it as.
+pub(super) fn answer_bytes(series: &[Series]) -> usize {
+    series
+        .iter()
+        .map(|s| {
+            s.points.len() * 16
+                + s.buckets.iter().map(|b| b.len() * 24 + 24).sum::<usize>()
+                + s.tags.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>()
+                + 96
+        })
+        .sum()
+}
 
 /// A cached answer's identity: the query's parts and the range, as values. A printed query
 /// would not do: label names are not escaped when printed, so a crafted name could print
@@ -71,14 +98,16 @@ impl AppState {
     /// State over an open store. Every `now` (relative times, default ranges, the start of
     /// the Prometheus counters) comes from `clock`.
     pub fn new(store: Arc<Store>, config: ServeConfig, clock: Arc<dyn Clock>) -> Arc<AppState> {
-        let permits = tokio::sync::Semaphore::new(config.max_concurrent.max(1));
+        let permits = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent.max(1)));
         let now_ms = clock.now().as_millis() as i64;
+        let cache = Cache::new(store.generation(), config.cache_bytes);
         Arc::new(AppState {
             store,
             config,
             clock,
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(cache),
             permits,
+            running: Arc::default(),
             exposition: Mutex::new(prom::Exposition::new(now_ms)),
             triggers: Mutex::new(None),
         })
@@ -104,36 +133,65 @@ impl AppState {
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.store.generation();
         if c.generation != generation {
-            *c = Cache { generation, ..Cache::default() };
+            *c = Cache::new(generation, self.config.cache_bytes);
         }
         c
     }
 
     /// Runs blocking store work on the blocking pool, within the concurrency limit and the
-    /// time left before `deadline`.
+    /// time left before `deadline` (see [`AppState::run_limited`]).
     pub(super) async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         deadline: Instant,
         work: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        self.run_limited(deadline, move |state| work(&state.store)).await
+    }
+
+    /// Runs `work` on the blocking pool — evaluation, regex compilation, building and
+    /// serialising answers never run on the async workers that accept connections and
+    /// answer `/healthz` — holding one of [`ServeConfig::max_concurrent`] slots from the
+    /// moment it starts until it really returns. Past `deadline` the request is answered
+    /// with a timeout (503) at once, and the work stops at the engine's next cancellation
+    /// check ([`modelwatch_query::cancel`]); its slot is freed only then, so timed-out
+    /// work cannot pile up beyond the limit.
+    pub async fn run_limited<T: Send + 'static>(
+        self: &Arc<Self>,
+        deadline: Instant,
+        work: impl FnOnce(&Arc<AppState>) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let late = || {
-            ApiError::too_costly(format!(
+            ApiError::TimedOut(format!(
                 "the request ran past the server's {} s limit; narrow the range, raise the step or filter more",
-                self.config.timeout.as_secs()
+                self.config.timeout.as_secs_f64()
             ))
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let permit = tokio::time::timeout(left, self.permits.acquire()).await.map_err(|_| late())?;
-        let _permit = permit.map_err(|_| ApiError::internal("the server is shutting down"))?;
-        let store = self.store.clone();
+        let permit =
+            tokio::time::timeout(left, self.permits.clone().acquire_owned()).await.map_err(|_| late())?;
+        let permit = permit.map_err(|_| ApiError::internal("the server is shutting down"))?;
+        let state = self.clone();
         // (A file a writer's compaction replaced is read again by the store itself.)
-        let task = tokio::task::spawn_blocking(move || work(&store));
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, task).await {
+        let task = tokio::task::spawn_blocking(move || {
+            let _running = Running::start(&state.running);
+            let answer = modelwatch_query::cancel::within(deadline, || work(&state));
+            drop(_running);
+            drop(permit);
+            answer
+        });
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), task).await {
             Err(_) => Err(late()),
             Ok(Err(e)) => Err(ApiError::internal(format!("the query failed: {e}"))),
+            // Stopped by the engine's own check: the same answer as the timer's.
+            Ok(Ok(Err(ApiError::TimedOut(_)))) => Err(late()),
             Ok(Ok(r)) => r,
         }
+    }
+
+    /// Evaluations running now, and the most that ever ran at once: never more than
+    /// [`ServeConfig::max_concurrent`], timed-out ones included.
+    pub fn evaluations(&self) -> (usize, usize) {
+        (self.running.0.load(Ordering::Relaxed), self.running.1.load(Ordering::Relaxed))
     }
 
     /// Refuses (422) a window `[from_ms, to_ms)` longer than `max_range_ms`: every route that
@@ -150,32 +208,26 @@ impl AppState {
         Ok(())
     }
 
-    /// Evaluates a query (cached per store generation).
-    pub(super) async fn query(
+    /// Evaluates a query on this thread (cached per store generation), within `limits`:
+    /// a request of several targets runs it for each with the budget its earlier targets
+    /// left.
+    pub(super) fn query_now(
         self: &Arc<Self>,
-        q: Query,
+        q: &Query,
         range: Range,
-        deadline: Instant,
+        limits: modelwatch_query::Limits,
     ) -> Result<Arc<Vec<Series>>, ApiError> {
         self.check_range("the range", range.from_ms, range.to_ms)?;
-        let key = AnswerKey::new(&q, range);
+        let key = AnswerKey::new(q, range);
         if let Some(hit) = self.cache().answers.get(&key) {
             return Ok(hit.clone());
         }
         let generation = self.store.generation();
-        let limits = self.config.limits;
-        let answer = Arc::new(
-            self.blocking(deadline, move |store| {
-                modelwatch_query::run(store, &q, range, limits).map_err(ApiError::from)
-            })
-            .await?,
-        );
+        let answer = Arc::new(modelwatch_query::run(&self.store, q, range, limits)?);
         let mut cache = self.cache();
         if cache.generation == generation && self.config.cache_answers {
-            if cache.answers.len() >= CACHE_ENTRIES {
-                cache.answers.clear();
-            }
-            cache.answers.insert(key, answer.clone());
+            let bytes = answer_bytes(&answer);
+            cache.answers.insert(key, answer.clone(), bytes);
         }
         Ok(answer)
     }
@@ -203,22 +255,59 @@ impl AppState {
         );
         let mut cache = self.cache();
         if cache.generation == generation {
-            cache.catalog.insert((from_ms, to_ms), answer.clone());
+            let bytes = answer.iter().map(|(k, _)| catalog_entry_bytes(k)).sum();
+            cache.catalog.insert((from_ms, to_ms), answer.clone(), bytes);
         }
         Ok(answer)
     }
 
-    pub(super) fn remember_response(&self, generation: u64, key: String, bytes: axum::body::Bytes) {
+    pub(super) fn remember_response(
+        &self,
+        generation: u64,
+        key: super::grafana::ResponseKey,
+        bytes: axum::body::Bytes,
+    ) {
         let mut cache = self.cache();
         if cache.generation == generation && self.config.cache_answers {
-            if cache.responses.len() >= CACHE_ENTRIES {
-                cache.responses.clear();
-            }
-            cache.responses.insert(key, bytes);
+            let weight = bytes.len() + key.bytes();
+            cache.responses.insert(key, bytes, weight);
         }
+    }
+
+    /// Bytes held by the caches now (answers, responses, discovery).
+    pub fn cache_bytes(&self) -> usize {
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        c.answers.bytes() + c.responses.bytes() + c.catalog.bytes()
     }
 
     pub(super) fn deadline(&self) -> Instant {
         Instant::now() + self.config.timeout
+    }
+}
+
+/// A catalog entry's heap: its tag strings are shared with the store's decoded rows, but a
+/// catalog outlives them, so they are counted.
+fn catalog_entry_bytes(k: &SeriesKey) -> usize {
+    [&k.model, &k.version, &k.variant, &k.instance, &k.segment, &k.metric, &k.feature, &k.tags]
+        .iter()
+        .map(|s| s.len() + 16)
+        .sum::<usize>()
+        + 48
+}
+
+/// Counts an evaluation as running while alive, and keeps the high-water mark.
+struct Running(Arc<(AtomicUsize, AtomicUsize)>);
+
+impl Running {
+    fn start(counters: &Arc<(AtomicUsize, AtomicUsize)>) -> Self {
+        let now = counters.0.fetch_add(1, Ordering::SeqCst) + 1;
+        counters.1.fetch_max(now, Ordering::SeqCst);
+        Running(counters.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

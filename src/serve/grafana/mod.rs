@@ -28,6 +28,7 @@ mod query;
 mod targets;
 
 pub(super) use payload::{labels_of, option_str, payload_filters, text, unescape};
+pub(super) use query::ResponseKey;
 
 use super::{ApiError, AppState};
 use axum::Router;

@@ -7,11 +7,12 @@ use super::payload::{
     AdhocFilter, TimeRange, labels_of, option_str, payload_filters, payload_str, text, unescape,
 };
 use super::{Body, targets};
-use crate::serve::{ApiError, AppState, json_body, range_for};
+use crate::serve::{ApiError, AppState, range_for};
 use axum::extract::State;
-use modelwatch_query::{Func, Matcher, Query, Range, parse};
+use axum::response::IntoResponse;
+use modelwatch_query::{Func, Limits, Matcher, Query, Range, Series, parse};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 #[derive(Deserialize, Default)]
@@ -37,83 +38,242 @@ pub(super) struct Target {
 
 /// `/query`. Whole responses are cached too (per store generation): a dashboard open on
 /// many screens asks the same panels with ranges that snap to the same windows.
+///
+/// A small request (as Grafana sends one panel's) is read and looked up in the response
+/// cache here; anything else — reading a large body, compiling its filters, evaluating,
+/// building and serialising frames — runs on a blocking thread within the request's slot
+/// (`AppState::run_limited`).
 pub(super) async fn query(
     State(state): State<Arc<AppState>>,
     body: Body,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
-    let raw: Value = json_body(body)?;
+    let body = body.map_err(ApiError::from_body)?;
+    let now = state.now_ms();
+    let cached = |state: &AppState, prepared: &Prepared| state.cache().responses.get(&prepared.key).cloned();
+    let bytes = if body.len() <= INLINE_BODY_BYTES {
+        let prepared = prepare(&state, &body, now)?;
+        match cached(&state, &prepared) {
+            Some(hit) => hit,
+            None => state.run_limited(state.deadline(), move |state| answer(state, prepared)).await?,
+        }
+    } else {
+        state
+            .run_limited(state.deadline(), move |state| {
+                let prepared = prepare(state, &body, now)?;
+                match cached(state, &prepared) {
+                    Some(hit) => Ok(hit),
+                    None => answer(state, prepared),
+                }
+            })
+            .await?
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// Bodies up to this size are parsed on the async worker (well under a millisecond).
+const INLINE_BODY_BYTES: usize = 16 << 10;
+
+/// A parsed request: what it asks, the range it is evaluated over, and its cache key.
+struct Prepared {
+    req: QueryRequest,
+    from: i64,
+    to: i64,
+    range: Range,
+    key: ResponseKey,
+}
+
+fn prepare(state: &AppState, body: &[u8], now: i64) -> Result<Prepared, ApiError> {
+    let raw: Value = json_slice(body)?;
     let req: QueryRequest = serde_json::from_value(raw.clone())
         .map_err(|e| ApiError::bad_request(format!("malformed /query body: {e}")))?;
-    let generation = state.store.generation();
-    let key = |range: Range, from: i64, to: i64| {
-        let annotations =
-            req.targets.iter().any(|t| t.ref_id == "Anno" || t.target.as_deref() == Some("events"));
-        // Events are not windowed: their exact range matters.
-        let exact = if annotations { json!([from, to]) } else { Value::Null };
-        json!([
-            raw["targets"],
-            raw["filters"],
-            raw["adhocFilters"],
-            raw["groupByKeys"],
-            range.from_ms,
-            range.to_ms,
-            range.step_ms,
-            exact
-        ])
-        .to_string()
-    };
-    let respond = |bytes: axum::body::Bytes| {
-        ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
-    };
+    let visible = req.targets.iter().filter(|t| !t.hide).count();
+    if visible > state.config.max_targets {
+        return Err(ApiError::too_costly(format!(
+            "the request has {visible} targets, at most {} are allowed; split it over several panels",
+            state.config.max_targets
+        )));
+    }
     if req.range.from.is_empty() || req.range.to.is_empty() {
         return Err(ApiError::bad_request("`range.from` and `range.to` are required"));
     }
-    let (from, to) = req.range.bounds(state.now_ms())?;
+    let (from, to) = req.range.bounds(now)?;
     let min_step = req.interval_ms.filter(|i| i.is_finite() && *i >= 1.0).unwrap_or(1_000.0) as i64;
     let max_points = req.max_data_points.filter(|p| p.is_finite() && *p >= 1.0).unwrap_or(1_000.0) as i64;
     let range = range_for(from, to, min_step, max_points)?;
-    let key = key(range, from, to);
-    if let Some(hit) = state.cache().responses.get(&key) {
-        return Ok(respond(hit.clone()));
-    }
-    let frames = frames(&state, &req, from, to, range).await?;
-    let bytes =
-        axum::body::Bytes::from(serde_json::to_vec(&frames).map_err(|e| ApiError::internal(e.to_string()))?);
-    state.remember_response(generation, key, bytes.clone());
-    Ok(respond(bytes))
+    let annotations = req.targets.iter().any(|t| t.ref_id == "Anno" || t.target.as_deref() == Some("events"));
+    let key = ResponseKey {
+        parts: ["targets", "filters", "adhocFilters", "groupByKeys"].map(|k| Canon::of(&raw[k])),
+        range: (range.from_ms, range.to_ms, range.step_ms),
+        // Events are not windowed: their exact range matters.
+        exact: annotations.then_some((from, to)),
+    };
+    Ok(Prepared { req, from, to, range, key })
 }
 
-async fn frames(
+/// Evaluates a prepared request into its response body (on a blocking thread), and keeps
+/// it in the response cache.
+fn answer(state: &Arc<AppState>, p: Prepared) -> Result<axum::body::Bytes, ApiError> {
+    let generation = state.store.generation();
+    let frames = frames(state, &p.req, p.from, p.to, p.range)?;
+    let bytes = serde_json::to_vec(&frames).map_err(|e| ApiError::internal(e.to_string()))?;
+    if bytes.len() > state.config.max_response_bytes {
+        return Err(ApiError::too_costly(format!(
+            "the answer would be {} bytes, at most {} are sent; narrow the range, raise the step or filter more",
+            bytes.len(),
+            state.config.max_response_bytes
+        )));
+    }
+    let bytes = axum::body::Bytes::from(bytes);
+    state.remember_response(generation, p.key, bytes.clone());
+    Ok(bytes)
+}
+
+fn json_slice(body: &[u8]) -> Result<Value, ApiError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(text).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+}
+
+/// A whole response's identity in the cache: the request's parts as values (never their
+/// printed form) and the evaluated range.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(in crate::serve) struct ResponseKey {
+    /// `targets`, `filters`, `adhocFilters`, `groupByKeys`.
+    parts: [Canon; 4],
+    range: (i64, i64, i64),
+    exact: Option<(i64, i64)>,
+}
+
+impl ResponseKey {
+    /// The heap the key holds, roughly.
+    pub(in crate::serve) fn bytes(&self) -> usize {
+        self.parts.iter().map(Canon::bytes).sum::<usize>() + 64
+    }
+}
+
+/// A JSON value as a hashable value: numbers by their exact text, objects as sorted pairs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Canon {
+    Null,
+    Bool(bool),
+    Num(String),
+    Str(String),
+    Arr(Vec<Canon>),
+    Obj(Vec<(String, Canon)>),
+}
+
+impl Canon {
+    fn of(v: &Value) -> Canon {
+        match v {
+            Value::Null => Canon::Null,
+            Value::Bool(b) => Canon::Bool(*b),
+            Value::Number(n) => Canon::Num(n.to_string()),
+            Value::String(s) => Canon::Str(s.clone()),
+            Value::Array(a) => Canon::Arr(a.iter().map(Canon::of).collect()),
+            Value::Object(o) => {
+                let mut pairs: Vec<(String, Canon)> =
+                    o.iter().map(|(k, v)| (k.clone(), Canon::of(v))).collect();
+                pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                Canon::Obj(pairs)
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        32 + match self {
+            Canon::Null | Canon::Bool(_) => 0,
+            Canon::Num(s) | Canon::Str(s) => s.len(),
+            Canon::Arr(a) => a.iter().map(Canon::bytes).sum(),
+            Canon::Obj(o) => o.iter().map(|(k, v)| k.len() + v.bytes()).sum(),
+        }
+    }
+}
+
+/// What the request's targets have cost so far, against the request-wide limits.
+struct Budget {
+    limits: Limits,
+    series: usize,
+    points: usize,
+}
+
+impl Budget {
+    /// The limits left for the next target's evaluation.
+    fn left(&self) -> Limits {
+        Limits {
+            max_series: self.limits.max_series.saturating_sub(self.series),
+            max_points: self.limits.max_points.saturating_sub(self.points),
+        }
+    }
+
+    /// An engine refusal under the budget the earlier targets left, told as the request's.
+    fn refused(&self, e: ApiError) -> ApiError {
+        match e {
+            ApiError::TooCostly(m) if self.series + self.points > 0 => ApiError::too_costly(format!(
+                "the request's targets together need more than its limits of {} series and {} points \
+                 ({m}, after {} series and {} points of the earlier targets)",
+                self.limits.max_series, self.limits.max_points, self.series, self.points
+            )),
+            e => e,
+        }
+    }
+
+    /// Counts a target's answer (`weight` cells per point: a heatmap's rows), refusing once
+    /// the request as a whole is past a limit.
+    fn spend(&mut self, series: &[Series], weight: usize) -> Result<(), ApiError> {
+        self.series += series.len();
+        self.points += series.iter().map(|s| s.points.len().max(1) * weight).sum::<usize>();
+        if self.series > self.limits.max_series {
+            return Err(ApiError::too_costly(format!(
+                "the request's targets return {} series together, at most {}; filter more or split the panel",
+                self.series, self.limits.max_series
+            )));
+        }
+        if self.points > self.limits.max_points {
+            return Err(ApiError::too_costly(format!(
+                "the request's targets return {} points together, at most {}; narrow the range, raise the step or filter more",
+                self.points, self.limits.max_points
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn frames(
     state: &Arc<AppState>,
     req: &QueryRequest,
     from: i64,
     to: i64,
     range: Range,
 ) -> Result<Value, ApiError> {
-    let deadline = state.deadline();
+    // Each filter may be a regex to compile: stop at the deadline between them.
     let adhoc = req
         .filters
         .iter()
         .chain(&req.adhoc_filters)
         .filter(|f| !f.key.is_empty())
-        .map(AdhocFilter::matcher)
+        .map(|f| modelwatch_query::cancel::check().map_err(ApiError::from).and_then(|_| f.matcher()))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut budget = Budget { limits: state.config.limits, series: 0, points: 0 };
     let mut frames = Vec::new();
     for t in req.targets.iter().filter(|t| !t.hide) {
+        modelwatch_query::cancel::check()?;
         let Some(target) = t.target.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { continue };
         let at = |e: ApiError| e.context(format_args!("target {} ({target})", t.ref_id));
         if t.ref_id == "Anno" || target == "events" || target == "annotations" {
-            frames.push(targets::annotations(state, t, from, to).await.map_err(at)?);
+            let frame = targets::annotations(state, t, from, to).map_err(at)?;
+            let events = frame["fields"][0]["values"].as_array().map_or(0, Vec::len);
+            budget.points += events;
+            budget.spend(&[], 1).map_err(at)?;
+            frames.push(frame);
             continue;
         }
         if target == "drift" || target == "quality" {
             let series = if target == "drift" {
-                crate::serve::reports::drift_series(state, &t.payload, &adhoc, range, deadline).await
+                crate::serve::reports::drift_series(state, &t.payload, &adhoc, range)
             } else {
-                crate::serve::reports::quality_series(state, &t.payload, &adhoc, range, deadline).await
+                crate::serve::reports::quality_series(state, &t.payload, &adhoc, range)
             }
             .map_err(at)?;
+            budget.spend(&series, 1).map_err(at)?;
             let unit = if target == "quality" { Some("percentunit") } else { None };
             let alias = payload_str(&t.payload, "alias").map(str::to_string);
             for s in &series {
@@ -122,18 +282,22 @@ async fn frames(
             continue;
         }
         let (q, options) = build_query(target, &t.payload, &adhoc, &req.group_by_keys).map_err(at)?;
-        let series = if q.metric == "error_ratio" {
-            targets::error_ratio(state, q.clone(), range, deadline).await.map_err(at)?
-        } else {
-            state.query(q.clone(), range, deadline).await.map_err(at)?.as_ref().clone()
-        };
         let heatmap = q.func == Func::Buckets || options.format == "heatmap";
         if heatmap && q.func != Func::Buckets {
             return Err(at(ApiError::bad_request(
                 "format heatmap needs the statistic buckets (or buckets(...))",
             )));
         }
-        for s in &series {
+        let series = if q.metric == "error_ratio" {
+            Arc::new(
+                targets::error_ratio(state, &q, range, budget.left()).map_err(|e| at(budget.refused(e)))?,
+            )
+        } else {
+            state.query_now(&q, range, budget.left()).map_err(|e| at(budget.refused(e)))?
+        };
+        // A heatmap sends a cell per bin and window.
+        budget.spend(&series, if heatmap { options.bins } else { 1 }).map_err(at)?;
+        for s in series.iter() {
             let name = display(&options.alias, s, target, &t.ref_id);
             let frame = if heatmap {
                 heatmap_frame(&name, &t.ref_id, s, &q, options.bins)

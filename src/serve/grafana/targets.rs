@@ -4,47 +4,37 @@
 use super::payload::payload_filters;
 use super::query::Target;
 use crate::serve::{ApiError, AppState};
-use modelwatch_query::{Query, Range, Series};
-use modelwatch_store::{ReadRequest, Resolution, Table};
+use modelwatch_query::{Limits, Query, Range, Series};
+use modelwatch_store::{EventRow, ReadRequest, Resolution, Store, Table};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Instant;
 
-/// errors / (predictions + errors) per window and group.
-pub(super) async fn error_ratio(
+/// errors / (predictions + errors) per window and group, on this thread (a blocking one).
+pub(super) fn error_ratio(
     state: &Arc<AppState>,
-    q: Query,
+    q: &Query,
     range: Range,
-    deadline: Instant,
+    limits: Limits,
 ) -> Result<Vec<Series>, ApiError> {
-    let limits = state.config.limits;
-    state.blocking(deadline, move |store| Ok(modelwatch_query::error_ratio(store, &q, range, limits)?)).await
+    Ok(modelwatch_query::error_ratio(&state.store, q, range, limits)?)
 }
 
-pub(super) async fn event_rows(
-    state: &Arc<AppState>,
-    from: i64,
-    to: i64,
-) -> Result<Vec<modelwatch_store::EventRow>, ApiError> {
-    state
-        .blocking(state.deadline(), move |store| {
-            let mut rows = store.read(&ReadRequest::new(Table::Events, from, to, Resolution::Raw))?.events;
-            // Retraining events live in the trigger engine's own event store.
-            rows.extend(crate::triggers::events(store.dir(), from, to));
-            Ok(rows)
-        })
-        .await
+/// Events in `[from, to)`: the store's and the trigger engine's.
+pub(super) fn events_now(store: &Store, from: i64, to: i64) -> Result<Vec<EventRow>, ApiError> {
+    let mut rows = store.read(&ReadRequest::new(Table::Events, from, to, Resolution::Raw))?.events;
+    // Retraining events live in the trigger engine's own event store.
+    rows.extend(crate::triggers::events(store.dir(), from, to));
+    Ok(rows)
+}
+
+pub(super) async fn event_rows(state: &Arc<AppState>, from: i64, to: i64) -> Result<Vec<EventRow>, ApiError> {
+    state.blocking(state.deadline(), move |store| events_now(store, from, to)).await
 }
 
 /// Annotations: events in the range, filtered by the payload's `model`, `version`,
-/// `variant` and `kind`.
-pub(super) async fn annotations(
-    state: &Arc<AppState>,
-    t: &Target,
-    from: i64,
-    to: i64,
-) -> Result<Value, ApiError> {
-    let mut events = event_rows(state, from, to).await?;
+/// `variant` and `kind`; on this thread (a blocking one).
+pub(super) fn annotations(state: &Arc<AppState>, t: &Target, from: i64, to: i64) -> Result<Value, ApiError> {
+    let mut events = events_now(&state.store, from, to)?;
     let filters = payload_filters(&t.payload)?;
     events.retain(|e| {
         filters.iter().all(|m| {
