@@ -90,7 +90,8 @@ pub enum QueryError {
 }
 
 /// The coarsest stored resolution whose rows fit inside every window: the step and the
-/// start must both be multiples of it.
+/// start must both be multiples of it. (Distributions and counters read finer rows only
+/// where coarser ones do not fit; see `Plan`.)
 pub fn resolution_for(from_ms: i64, step_ms: i64) -> Resolution {
     let fits = |r: i64| step_ms % r == 0 && from_ms.rem_euclid(r) == 0;
     if fits(3_600_000) {
@@ -108,61 +109,203 @@ fn window_of(t: i64, range: Range) -> i64 {
     range.from_ms + (t - range.from_ms).div_euclid(range.step_ms) * range.step_ms
 }
 
-/// Rows read for a query: each request with the parts the store answered it with (parts
-/// can hold rows outside their request; [`for_each`] keeps the right ones), and the time
-/// before which the raw rows a roll-up request brought along belong to the answer.
-type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>, i64)>;
+/// Where each instant of a query's range is read from: the coarsest roll-up whose row fits
+/// inside the instant's window (and inside the range) and that is stored there, else raw
+/// rows. Roll-ups are exact merges of raw rows by start time, so any such split of a window
+/// gives the window's merged distribution exactly: a 7-day window from 14:37 reads 1h rows
+/// for its whole hours, 1m rows for the minutes at its edges, raw rows for the seconds at
+/// its edges and after the last roll-up.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    range: Range,
+    /// The roll-ups read, coarsest first, each with the end of its last row in the range
+    /// (past it, nothing is rolled up yet).
+    levels: Vec<(Resolution, i64)>,
+}
 
-/// Reads `table` rows for the query: the chosen roll-up where it exists, raw rows after it.
-/// Nothing is copied: the parts are shared with the store's cache.
-fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, QueryError> {
-    let eq_tags: Vec<(String, String)> = std::iter::once(("metric".to_string(), q.metric.clone()))
+/// The length of a roll-up's rows, ms.
+fn slot_ms(res: Resolution) -> i64 {
+    res.step_ms().unwrap_or(1)
+}
+
+/// Raw spans closer than this are read as one: fewer reads, and the plan drops the rows
+/// between them anyway.
+const RAW_GAP_MS: i64 = 6 * 3_600_000;
+
+/// Past this many windows the raw rows are read over the whole range rather than per window.
+const SPAN_WINDOWS: i64 = 4_096;
+
+impl Plan {
+    /// The resolution whose rows answer for rows starting at `t`.
+    pub(crate) fn source(&self, t: i64) -> Resolution {
+        let w = window_of(t, self.range);
+        let end = w.saturating_add(self.range.step_ms).min(self.range.to_ms);
+        for &(res, until) in &self.levels {
+            let r = slot_ms(res);
+            let s = t.div_euclid(r) * r;
+            if s >= w && s.saturating_add(r) <= end.min(until) {
+                return res;
+            }
+        }
+        Resolution::Raw
+    }
+
+    /// Whether a row of resolution `row` starting at `start`, from a read at resolution
+    /// `read`, belongs to the answer: roll-up rows where their resolution answers, raw rows
+    /// a roll-up read brought along (not rolled up yet) there too, other raw rows elsewhere.
+    pub(crate) fn keeps(&self, read: Resolution, row: Resolution, start: i64) -> bool {
+        (row == read || row == Resolution::Raw) && self.source(start) == read
+    }
+
+    /// The time spans where raw rows answer (a superset: nearby spans are joined).
+    fn raw_spans(&self) -> Vec<(i64, i64)> {
+        let Range { from_ms: from, to_ms: to, step_ms: step } = self.range;
+        let windows = (to - from).div_euclid(step) + 1;
+        if self.levels.is_empty() || windows > SPAN_WINDOWS {
+            return vec![(from, to)];
+        }
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        let mut push = |a: i64, b: i64| {
+            if a >= b {
+                return;
+            }
+            match spans.last_mut() {
+                Some(last) if a - last.1 < RAW_GAP_MS => last.1 = last.1.max(b),
+                _ => spans.push((a, b)),
+            }
+        };
+        for k in 0..windows {
+            let w = from + k * step;
+            if w >= to {
+                break;
+            }
+            let end = w.saturating_add(step).min(to);
+            // What the roll-ups answer in this window, then the rest of it.
+            let mut rolled: Vec<(i64, i64)> = self
+                .levels
+                .iter()
+                .map(|&(res, until)| {
+                    let r = slot_ms(res);
+                    let a = w.div_euclid(r) * r + if w.rem_euclid(r) == 0 { 0 } else { r };
+                    (a, end.min(until).div_euclid(r) * r)
+                })
+                .filter(|(a, b)| a < b)
+                .collect();
+            rolled.sort_unstable();
+            let mut at = w;
+            for (a, b) in rolled {
+                push(at, a.min(end));
+                at = at.max(b);
+            }
+            push(at, end);
+        }
+        spans
+    }
+}
+
+/// Rows read for a query: each request with the parts the store answered it with (parts
+/// can hold rows outside their request; [`for_each`] keeps the right ones), and the plan
+/// that says which resolution answers where.
+type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>)>;
+
+/// The roll-ups a query may read, coarsest first. Distributions merge exactly at any split,
+/// and so do counters (they add); a gauge keeps its latest value per roll-up and a scalar's
+/// mean, min and max count rows, so their other functions read one resolution throughout,
+/// the one the windows' start and step fit, as they always did.
+pub(crate) fn levels(q: &Query, table: Table, range: Range) -> Vec<Resolution> {
+    let exact = table == Table::Distributions || matches!(q.func, Func::Count | Func::Sum | Func::Rate);
+    if exact {
+        return vec![Resolution::Hour, Resolution::Minute];
+    }
+    match resolution_for(range.from_ms, range.step_ms) {
+        Resolution::Raw => Vec::new(),
+        r => vec![r],
+    }
+}
+
+/// The equality tags a query's reads filter by (the metric and its `=` matchers).
+pub(crate) fn eq_tags(q: &Query) -> Vec<(String, String)> {
+    std::iter::once(("metric".to_string(), q.metric.clone()))
         .chain(q.matchers.iter().filter(|m| m.op == Op::Eq).map(|m| (m.label.clone(), m.value.clone())))
-        .collect();
+        .collect()
+}
+
+/// The requests a query's plan reads: one per roll-up (with the raw rows not in it yet, [`ReadRequest::unrolled`]),
+/// then raw rows over the plan's raw spans. `until(request)` reads a roll-up's parts and
+/// returns the end of its last row that the query keeps (`None`: no such row).
+pub(crate) fn plan_reads<P>(
+    q: &Query,
+    table: Table,
+    range: Range,
+    mut read: impl FnMut(&ReadRequest) -> Result<(P, Option<i64>), QueryError>,
+) -> Result<(Vec<(ReadRequest, P)>, Plan), QueryError> {
+    let tags = eq_tags(q);
     let req = |res, from, to| ReadRequest {
         table,
         from_ms: from,
         to_ms: to,
         resolution: res,
-        tags: eq_tags.clone(),
+        tags: tags.clone(),
         unrolled: res != Resolution::Raw,
     };
-    let from = range.from_ms;
-    let res = resolution_for(range.from_ms, range.step_ms);
+    let mut plan = Plan { range, levels: Vec::new() };
     let mut out = Vec::new();
-    let mut covered = from;
-    if res != Resolution::Raw {
-        // The roll-ups, with the raw rows not in them yet (a late label for last week's
-        // predictions): before the last rolled-up window those complete the roll-ups; after
-        // it, every raw row is read apart below.
-        let r = req(res, from, range.to_ms);
-        let parts = store.read_parts(&r)?;
-        let read = vec![(r, parts, i64::MIN)];
-        let covered_by = std::cell::Cell::new(covered);
-        let seen = |r: Resolution, end: i64| {
-            if r != Resolution::Raw {
-                covered_by.set(covered_by.get().max(end))
-            }
-        };
-        for_each(&read, q, range, |d| seen(d.resolution, d.end_ms), |s| seen(s.resolution, s.end_ms))?;
-        covered = covered_by.get();
-        out.extend(read.into_iter().map(|(r, p, _)| (r, p, covered)));
+    for res in levels(q, table, range) {
+        let r = slot_ms(res);
+        if range.step_ms < r || range.to_ms - range.from_ms < r {
+            continue; // no row of it fits a window
+        }
+        let request = req(res, range.from_ms, range.to_ms);
+        let (parts, until) = read(&request)?;
+        if let Some(until) = until {
+            plan.levels.push((res, until));
+            out.push((request, parts));
+        }
     }
-    if covered < range.to_ms {
-        let r = req(Resolution::Raw, covered, range.to_ms);
-        let parts = store.read_parts(&r)?;
-        out.push((r, parts, i64::MIN));
+    for (from, to) in plan.raw_spans() {
+        let request = req(Resolution::Raw, from, to);
+        let (parts, _) = read(&request)?;
+        out.push((request, parts));
     }
-    Ok(out)
+    Ok((out, plan))
 }
 
-/// Calls `f` on every distribution and scalar row of the parts that its request and the
-/// query's matchers keep and that starts inside the range; stops at the caller's deadline
-/// ([`crate::cancel`]).
+/// Reads `table` rows for the query as its [`Plan`] says. Nothing is copied: the parts
+/// are shared with the store's cache.
+fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<(Parts, Plan), QueryError> {
+    plan_reads(q, table, range, |r| {
+        let parts = store.read_parts(r)?;
+        if r.resolution == Resolution::Raw {
+            return Ok((parts, None));
+        }
+        let read = vec![(r.clone(), parts)];
+        let until = std::cell::Cell::new(None::<i64>);
+        let seen = |row: Resolution, end: i64| {
+            if row == r.resolution {
+                until.set(Some(until.get().map_or(end, |u| u.max(end))));
+            }
+        };
+        for_each(
+            &read,
+            q,
+            range,
+            |_, _, _| true,
+            |d| seen(d.resolution, d.end_ms),
+            |s| seen(s.resolution, s.end_ms),
+        )?;
+        let parts = read.into_iter().next().map(|p| p.1).unwrap_or_default();
+        Ok((parts, until.get()))
+    })
+}
+
+/// Calls `f` on every distribution and scalar row of the parts that its request, the
+/// query's matchers and `keeps(request, row resolution, start)` keep and that starts inside
+/// the range; stops at the caller's deadline ([`crate::cancel`]).
 fn for_each<'a>(
     parts: &'a Parts,
     q: &Query,
     range: Range,
+    keeps: impl Fn(&ReadRequest, Resolution, i64) -> bool,
     mut dist: impl FnMut(&'a DistributionRow),
     mut scalar: impl FnMut(&'a ScalarRow),
 ) -> Result<(), QueryError> {
@@ -173,11 +316,11 @@ fn for_each<'a>(
         req.tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))
             && q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")))
     };
-    for (req, rows, raw_before) in parts {
-        let in_range = |res: modelwatch_store::Resolution, start: i64| {
-            (res == req.resolution || (res == Resolution::Raw && start < *raw_before))
-                && start >= req.from_ms.max(range.from_ms)
+    for (req, rows) in parts {
+        let in_range = |res: Resolution, start: i64| {
+            start >= req.from_ms.max(range.from_ms)
                 && start < req.to_ms.min(range.to_ms)
+                && keeps(req, res, start)
         };
         for p in rows {
             let mut memo: Option<(&SeriesKey, bool)> = None;
@@ -211,6 +354,17 @@ fn for_each<'a>(
     Ok(())
 }
 
+/// The rows of a query's plan: [`for_each`] with the plan's choice of resolution.
+fn for_each_planned<'a>(
+    (parts, plan): &'a (Parts, Plan),
+    q: &Query,
+    range: Range,
+    dist: impl FnMut(&'a DistributionRow),
+    scalar: impl FnMut(&'a ScalarRow),
+) -> Result<(), QueryError> {
+    for_each(parts, q, range, |req, res, start| plan.keeps(req.resolution, res, start), dist, scalar)
+}
+
 /// The same series by identity of its tag strings (rows decoded together share them): a
 /// few pointer compares instead of eight string compares. `false` only costs a recheck.
 fn same_series(a: &SeriesKey, b: &SeriesKey) -> bool {
@@ -233,7 +387,7 @@ fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> 
 pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Result<bool, QueryError> {
     let parts = read(store, q, Table::Distributions, range)?;
     let mut any = false;
-    for_each(&parts, q, range, |_| any = true, |_| {})?;
+    for_each_planned(&parts, q, range, |_| any = true, |_| {})?;
     Ok(any)
 }
 
@@ -251,13 +405,13 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     }
     let parts = read(store, q, Table::Distributions, range)?;
     let mut rows: Vec<&DistributionRow> = Vec::new();
-    for_each(&parts, q, range, |r| rows.push(r), |_| {})?;
+    for_each_planned(&parts, q, range, |r| rows.push(r), |_| {})?;
     let mut out = if !rows.is_empty() {
         distributions(q, range, &rows)?
     } else {
         let parts = read(store, q, Table::Scalars, range)?;
         let mut rows: Vec<&ScalarRow> = Vec::new();
-        for_each(&parts, q, range, |_| {}, |r| rows.push(r))?;
+        for_each_planned(&parts, q, range, |_| {}, |r| rows.push(r))?;
         scalars(q, range, &rows)?
     };
     if out.len() > limits.max_series {
@@ -275,8 +429,9 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
 pub type Merged = (BTreeMap<String, String>, DistributionRow);
 
 /// Every group's distribution merged over the whole of `[from_ms, to_ms)` (one window; the
-/// query's function is ignored): what drift and quality reports compare. Reads the coarsest
-/// resolution that fits the range's start and length.
+/// query's function is ignored): what drift and quality reports compare. Reads each part
+/// of the range at the coarsest resolution that fits it (`Plan`): whole hours from 1h
+/// roll-ups, the minutes at the edges from 1m, the rest raw.
 pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<Merged>, QueryError> {
     if to_ms <= from_ms {
         return Err(QueryError::BadRange("the end must be after the start".into()));
@@ -284,7 +439,13 @@ pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<
     let range = Range { from_ms, to_ms, step_ms: to_ms - from_ms };
     let parts = read(store, q, Table::Distributions, range)?;
     let mut groups: BTreeMap<Vec<&str>, Vec<&DistributionRow>> = BTreeMap::new();
-    for_each(&parts, q, range, |r| groups.entry(group_key(q, &r.series)).or_default().push(r), |_| {})?;
+    for_each_planned(
+        &parts,
+        q,
+        range,
+        |r| groups.entry(group_key(q, &r.series)).or_default().push(r),
+        |_| {},
+    )?;
     Ok(groups
         .into_iter()
         .filter_map(|(key, mut rows)| {
@@ -317,7 +478,8 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<V
         };
         keyed.push((g, window_of(r.start_ms, range), r));
     }
-    keyed.sort_unstable_by_key(|k| (k.0, k.1));
+    // Stable: rows merge in the order they were read, as the columnar engine merges them.
+    keyed.sort_by_key(|k| (k.0, k.1));
     let mut keys: Vec<Vec<&str>> = vec![Vec::new(); index.len()];
     for (k, g) in index {
         keys[g] = k;
