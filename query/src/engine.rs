@@ -1,5 +1,10 @@
 //! Evaluates a [`Query`] over the store: windows of `step` over `[from, to)`, rows merged
 //! per window and group (exactly: distributions merge bucket by bucket), then the function.
+//!
+//! This file holds what both engines share (the range, limits and answer types, the plan of
+//! which resolution answers where, the functions of a merged window) and the row engine,
+//! [`run_rows`] and [`merged_rows`], over decoded rows; [`run`] and [`merged`] are the
+//! columnar engine's (`columnar.rs`), which answers the same on Arrow columns.
 
 use crate::parse::{Func, Op, Query};
 use modelwatch_store::{
@@ -8,6 +13,9 @@ use modelwatch_store::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub(crate) use crate::columnar::has_distributions;
+pub use crate::columnar::{merged, run};
 
 /// The time range of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +113,7 @@ pub fn resolution_for(from_ms: i64, step_ms: i64) -> Resolution {
 
 /// Windows start at `from` and follow each other every `step` (as Prometheus evaluates a
 /// range query at `start + k * step`).
-fn window_of(t: i64, range: Range) -> i64 {
+pub(crate) fn window_of(t: i64, range: Range) -> i64 {
     range.from_ms + (t - range.from_ms).div_euclid(range.step_ms) * range.step_ms
 }
 
@@ -157,13 +165,17 @@ impl Plan {
         (row == read || row == Resolution::Raw) && self.source(start) == read
     }
 
-    /// The time spans where raw rows answer (a superset: nearby spans are joined).
-    fn raw_spans(&self) -> Vec<(i64, i64)> {
+    /// The time spans where rows of `res` can answer, given the coarser roll-ups already
+    /// in the plan: where its rows fit a window (raw rows fit anywhere) and no coarser one
+    /// answers. A superset: nearby spans are joined, and past [`SPAN_WINDOWS`] windows the
+    /// whole range is one span.
+    fn spans(&self, res: Resolution) -> Vec<(i64, i64)> {
         let Range { from_ms: from, to_ms: to, step_ms: step } = self.range;
         let windows = (to - from).div_euclid(step) + 1;
-        if self.levels.is_empty() || windows > SPAN_WINDOWS {
+        if windows > SPAN_WINDOWS {
             return vec![(from, to)];
         }
+        let ceil = |t: i64, r: i64| t.div_euclid(r) * r + if t.rem_euclid(r) == 0 { 0 } else { r };
         let mut spans: Vec<(i64, i64)> = Vec::new();
         let mut push = |a: i64, b: i64| {
             if a >= b {
@@ -180,24 +192,27 @@ impl Plan {
                 break;
             }
             let end = w.saturating_add(step).min(to);
-            // What the roll-ups answer in this window, then the rest of it.
+            let (lo, hi) = match res.step_ms() {
+                None => (w, end),
+                Some(r) => (ceil(w, r), end.div_euclid(r) * r),
+            };
+            // What the coarser roll-ups answer in this window, then the rest of [lo, hi).
             let mut rolled: Vec<(i64, i64)> = self
                 .levels
                 .iter()
-                .map(|&(res, until)| {
-                    let r = slot_ms(res);
-                    let a = w.div_euclid(r) * r + if w.rem_euclid(r) == 0 { 0 } else { r };
-                    (a, end.min(until).div_euclid(r) * r)
+                .map(|&(l, until)| {
+                    let r = slot_ms(l);
+                    (ceil(w, r), end.min(until).div_euclid(r) * r)
                 })
                 .filter(|(a, b)| a < b)
                 .collect();
             rolled.sort_unstable();
-            let mut at = w;
+            let mut at = lo;
             for (a, b) in rolled {
-                push(at, a.min(end));
+                push(at, a.min(hi));
                 at = at.max(b);
             }
-            push(at, end);
+            push(at, hi);
         }
         spans
     }
@@ -255,14 +270,21 @@ pub(crate) fn plan_reads<P>(
         if range.step_ms < r || range.to_ms - range.from_ms < r {
             continue; // no row of it fits a window
         }
-        let request = req(res, range.from_ms, range.to_ms);
-        let (parts, until) = read(&request)?;
+        // Only where this roll-up can answer: a window on the hour reads no minutes.
+        let mut until: Option<i64> = None;
+        let mut reads = Vec::new();
+        for (from, to) in plan.spans(res) {
+            let request = req(res, from, to);
+            let (parts, u) = read(&request)?;
+            until = until.max(u);
+            reads.push((request, parts));
+        }
         if let Some(until) = until {
             plan.levels.push((res, until));
-            out.push((request, parts));
+            out.extend(reads);
         }
     }
-    for (from, to) in plan.raw_spans() {
+    for (from, to) in plan.spans(Resolution::Raw) {
         let request = req(Resolution::Raw, from, to);
         let (parts, _) = read(&request)?;
         out.push((request, parts));
@@ -382,17 +404,8 @@ fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> 
     q.by.iter().map(|l| s.tag(l).unwrap_or("")).collect()
 }
 
-/// Whether the query's metric has distribution rows in the range (a latency, confidence,
-/// feature or distribution metric), as [`run`] decides; else its rows are scalars.
-pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Result<bool, QueryError> {
-    let parts = read(store, q, Table::Distributions, range)?;
-    let mut any = false;
-    for_each_planned(&parts, q, range, |_| any = true, |_| {})?;
-    Ok(any)
-}
-
-/// Runs a parsed query.
-pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+/// A range a query can be evaluated over, within the limits.
+pub(crate) fn check_range(range: Range, limits: Limits) -> Result<(), QueryError> {
     if range.step_ms <= 0 {
         return Err(QueryError::BadRange(format!("step must be positive, got {} ms", range.step_ms)));
     }
@@ -403,17 +416,11 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     if windows > limits.max_points {
         return Err(QueryError::TooLarge(format!("{windows} windows, at most {}", limits.max_points)));
     }
-    let parts = read(store, q, Table::Distributions, range)?;
-    let mut rows: Vec<&DistributionRow> = Vec::new();
-    for_each_planned(&parts, q, range, |r| rows.push(r), |_| {})?;
-    let mut out = if !rows.is_empty() {
-        distributions(q, range, &rows)?
-    } else {
-        let parts = read(store, q, Table::Scalars, range)?;
-        let mut rows: Vec<&ScalarRow> = Vec::new();
-        for_each_planned(&parts, q, range, |_| {}, |r| rows.push(r))?;
-        scalars(q, range, &rows)?
-    };
+    Ok(())
+}
+
+/// An answer within the limits, its series in order.
+pub(crate) fn check_answer(mut out: Vec<Series>, limits: Limits) -> Result<Vec<Series>, QueryError> {
     if out.len() > limits.max_series {
         return Err(QueryError::TooLarge(format!("{} series, at most {}", out.len(), limits.max_series)));
     }
@@ -425,14 +432,30 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     Ok(out)
 }
 
+/// Runs a parsed query on the row engine: the store's rows decoded into per-row structs.
+/// [`run`](crate::run) (the columnar engine) answers the same; this one stays until the
+/// property test that compares them (`query/tests/columnar.rs`) is retired with it.
+pub fn run_rows(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+    check_range(range, limits)?;
+    let parts = read(store, q, Table::Distributions, range)?;
+    let mut rows: Vec<&DistributionRow> = Vec::new();
+    for_each_planned(&parts, q, range, |r| rows.push(r), |_| {})?;
+    let out = if !rows.is_empty() {
+        distributions(q, range, &rows)?
+    } else {
+        let parts = read(store, q, Table::Scalars, range)?;
+        let mut rows: Vec<&ScalarRow> = Vec::new();
+        for_each_planned(&parts, q, range, |_| {}, |r| rows.push(r))?;
+        scalars(q, range, &rows)?
+    };
+    check_answer(out, limits)
+}
+
 /// A group's tags and its distribution merged over a range.
 pub type Merged = (BTreeMap<String, String>, DistributionRow);
 
-/// Every group's distribution merged over the whole of `[from_ms, to_ms)` (one window; the
-/// query's function is ignored): what drift and quality reports compare. Reads each part
-/// of the range at the coarsest resolution that fits it (`Plan`): whole hours from 1h
-/// roll-ups, the minutes at the edges from 1m, the rest raw.
-pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<Merged>, QueryError> {
+/// [`merged`](crate::merged) on the row engine (see [`run_rows`]).
+pub fn merged_rows(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<Merged>, QueryError> {
     if to_ms <= from_ms {
         return Err(QueryError::BadRange("the end must be after the start".into()));
     }
@@ -456,8 +479,8 @@ pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<
         .collect())
 }
 
-fn tags_of(q: &Query, key: &[&str]) -> BTreeMap<String, String> {
-    q.by.iter().cloned().zip(key.iter().map(|v| v.to_string())).collect()
+pub(crate) fn tags_of<S: AsRef<str>>(q: &Query, key: &[S]) -> BTreeMap<String, String> {
+    q.by.iter().cloned().zip(key.iter().map(|v| v.as_ref().to_string())).collect()
 }
 
 fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<Vec<Series>, QueryError> {
@@ -498,97 +521,129 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<V
     }
     let mut groups: Vec<(Vec<&str>, BTreeMap<i64, DistributionRow>)> = keys.into_iter().zip(merged).collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    let groups = groups.into_iter();
-    let secs = range.step_ms as f64 / 1e3;
     Ok(groups
-        .map(|(key, windows)| {
-            let mut s = Series { tags: tags_of(q, &key), points: Vec::new(), buckets: Vec::new() };
-            for (w, d) in windows {
-                let v = match q.func {
-                    Func::Count => Some(d.count as f64),
-                    Func::Rate => Some(d.count as f64 / secs),
-                    Func::Sum => d.sum,
-                    Func::Mean => d
-                        .mean
-                        .or_else(|| d.sum.map(|x| x / d.count.max(1) as f64))
-                        .or_else(|| d.bucket_mean()),
-                    Func::Min => d.min,
-                    Func::Max => d.max,
-                    Func::Quantile(p) => d.quantile(p),
-                    Func::Buckets => {
-                        s.buckets.push(
-                            d.buckets
-                                .iter()
-                                .map(|&(k, count)| {
-                                    let (lower, upper) = d.scheme.bounds(k);
-                                    Bucket { lower, upper, count }
-                                })
-                                .collect(),
-                        );
-                        Some(d.count as f64)
-                    }
-                };
-                if let Some(v) = v {
-                    s.points.push((w, v));
-                }
-            }
-            s
-        })
+        .into_iter()
+        .map(|(key, windows)| distribution_series(q, range, tags_of(q, &key), windows))
         .collect())
 }
 
+/// A group's series from its merged distribution per window: the query's function of each.
+pub(crate) fn distribution_series(
+    q: &Query,
+    range: Range,
+    tags: BTreeMap<String, String>,
+    windows: impl IntoIterator<Item = (i64, DistributionRow)>,
+) -> Series {
+    let secs = range.step_ms as f64 / 1e3;
+    let mut s = Series { tags, points: Vec::new(), buckets: Vec::new() };
+    for (w, d) in windows {
+        let v = match q.func {
+            Func::Count => Some(d.count as f64),
+            Func::Rate => Some(d.count as f64 / secs),
+            Func::Sum => d.sum,
+            Func::Mean => {
+                d.mean.or_else(|| d.sum.map(|x| x / d.count.max(1) as f64)).or_else(|| d.bucket_mean())
+            }
+            Func::Min => d.min,
+            Func::Max => d.max,
+            Func::Quantile(p) => d.quantile(p),
+            Func::Buckets => {
+                s.buckets.push(
+                    d.buckets
+                        .iter()
+                        .map(|&(k, count)| {
+                            let (lower, upper) = d.scheme.bounds(k);
+                            Bucket { lower, upper, count }
+                        })
+                        .collect(),
+                );
+                Some(d.count as f64)
+            }
+        };
+        if let Some(v) = v {
+            s.points.push((w, v));
+        }
+    }
+    s
+}
+
+/// Whether a function reads a merged distribution's buckets (a mean does where the rows
+/// have no exact moments, as confidence rows).
+pub(crate) fn needs_buckets(func: &Func) -> bool {
+    matches!(func, Func::Quantile(_) | Func::Buckets | Func::Mean)
+}
+
+/// A scalar query's refusal of a function that needs a distribution, by its first row's
+/// kind.
+pub(crate) fn refuse_quantiles(q: &Query, first: Option<ScalarKind>) -> Result<(), QueryError> {
+    match first {
+        Some(kind) if matches!(q.func, Func::Quantile(_) | Func::Buckets) => {
+            Err(QueryError::NotADistribution {
+                function: format!("{:?}", q.func).to_lowercase(),
+                metric: q.metric.clone(),
+                kind: if kind == ScalarKind::Gauge { "gauge" } else { "counter" },
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Per group and window of scalar rows: their sum, their number, min and max.
+#[derive(Clone, Copy)]
+pub(crate) struct Acc {
+    sum: f64,
+    n: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Acc {
+    /// Nothing added yet.
+    pub(crate) const EMPTY: Acc = Acc { sum: 0.0, n: 0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    /// Adds a row's value.
+    pub(crate) fn add(&mut self, v: f64) {
+        self.sum += v;
+        self.n += 1;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+}
+
+/// A group's series from its scalar windows.
+pub(crate) fn scalar_series(
+    q: &Query,
+    range: Range,
+    tags: BTreeMap<String, String>,
+    windows: impl IntoIterator<Item = (i64, Acc)>,
+) -> Series {
+    let secs = range.step_ms as f64 / 1e3;
+    Series {
+        tags,
+        points: windows
+            .into_iter()
+            .map(|(w, a)| {
+                let v = match q.func {
+                    Func::Count | Func::Sum => a.sum,
+                    Func::Rate => a.sum / secs,
+                    Func::Mean => a.sum / a.n as f64,
+                    Func::Min => a.min,
+                    Func::Max => a.max,
+                    Func::Quantile(_) | Func::Buckets => f64::NAN,
+                };
+                (w, v)
+            })
+            .collect(),
+        buckets: Vec::new(),
+    }
+}
+
 fn scalars(q: &Query, range: Range, rows: &[&ScalarRow]) -> Result<Vec<Series>, QueryError> {
-    if let Some(r) = rows.first()
-        && matches!(q.func, Func::Quantile(_) | Func::Buckets)
-    {
-        return Err(QueryError::NotADistribution {
-            function: format!("{:?}", q.func).to_lowercase(),
-            metric: q.metric.clone(),
-            kind: if r.kind == ScalarKind::Gauge { "gauge" } else { "counter" },
-        });
-    }
-    // Per group and window: sum, count of rows, min, max, and the latest gauge value.
-    #[derive(Clone, Copy)]
-    struct Acc {
-        sum: f64,
-        n: u64,
-        min: f64,
-        max: f64,
-    }
+    refuse_quantiles(q, rows.first().map(|r| r.kind))?;
     let mut groups: BTreeMap<Vec<&str>, BTreeMap<i64, Acc>> = BTreeMap::new();
     for r in rows {
         let w = window_of(r.start_ms, range);
-        let a = groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc {
-            sum: 0.0,
-            n: 0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        });
-        a.sum += r.value;
-        a.n += 1;
-        a.min = a.min.min(r.value);
-        a.max = a.max.max(r.value);
+        groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc::EMPTY).add(r.value);
     }
-    let secs = range.step_ms as f64 / 1e3;
-    Ok(groups
-        .into_iter()
-        .map(|(key, windows)| Series {
-            tags: tags_of(q, &key),
-            points: windows
-                .into_iter()
-                .map(|(w, a)| {
-                    let v = match q.func {
-                        Func::Count | Func::Sum => a.sum,
-                        Func::Rate => a.sum / secs,
-                        Func::Mean => a.sum / a.n as f64,
-                        Func::Min => a.min,
-                        Func::Max => a.max,
-                        Func::Quantile(_) | Func::Buckets => f64::NAN,
-                    };
-                    (w, v)
-                })
-                .collect(),
-            buckets: Vec::new(),
-        })
-        .collect())
+    Ok(groups.into_iter().map(|(key, windows)| scalar_series(q, range, tags_of(q, &key), windows)).collect())
 }

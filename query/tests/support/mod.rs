@@ -73,7 +73,7 @@ pub fn dist(start: i64, len: i64, series: SeriesKey, scheme: Scheme, values: &[f
         .iter()
         .map(|&v| match scheme {
             Scheme::Confidence => (v.clamp(0.0, 0.999) * 1000.0) as i64,
-            Scheme::LatencyHdr => (v.abs() * 3.0) as i64,
+            Scheme::LatencyHdr => modelwatch_agent::layout::latency_index(v.abs() as u64) as i64,
             Scheme::Sketch => (v * 8.0).floor() as i64,
         })
         .collect();
