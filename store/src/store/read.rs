@@ -127,6 +127,30 @@ impl Store {
         self.shared.read_columns(req)
     }
 
+    /// What any read of rows starting in `[from_ms, to_ms)` draws on: the paths of the
+    /// listed files (every table and resolution, every writer slot) whose rows can start
+    /// there, sorted, and whether acknowledged distribution or scalar rows not yet published
+    /// start there. While both stay the same, so does every answer about the range: a late
+    /// row publishes a new file, compaction and roll-ups replace files, retention drops
+    /// them. What caches of computed answers key on.
+    pub fn range_sources(&self, from_ms: i64, to_ms: i64) -> (Vec<String>, bool) {
+        let inner = self.shared.lock();
+        let manifests = std::iter::once(&inner.manifest).chain(inner.peers.iter().map(|p| &p.manifest));
+        let mut files: Vec<String> = manifests
+            .flat_map(|m| &m.files)
+            .filter(|f| f.min_ms < to_ms && f.max_ms >= from_ms)
+            .map(|f| f.path.clone())
+            .collect();
+        files.sort();
+        let peers = inner.peers.iter().map(|p| &*p.buffer);
+        let pending = inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]).chain(peers).any(|rows| {
+            let inside = |t: i64| t >= from_ms && t < to_ms;
+            rows.distributions.iter().any(|r| inside(r.start_ms))
+                || rows.scalars.iter().any(|r| inside(r.start_ms))
+        });
+        (files, pending)
+    }
+
     /// Reads rows matching `req` as Arrow record batches (one per table read).
     pub fn read_batches(&self, req: &ReadRequest) -> Result<Vec<arrow_array::RecordBatch>, StoreError> {
         let rows = self.read(req)?;
