@@ -748,20 +748,47 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
     let regex_escaped = |s: &str| -> String {
         s.chars().flat_map(|c| if "\\^$*+?.()|[]{}/".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
     };
-    let interpolate = |v: &Value| -> Value {
+    // A selection of the multi-value variables, in the regex format: one value escaped,
+    // several as `(a|b)` of escaped values, "All" as the variables' custom `allValue` `.*`.
+    let regex_format = |values: &[String]| -> String {
+        match values {
+            [] => ".*".to_string(),
+            [one] => regex_escaped(one),
+            many => format!("({})", many.iter().map(|v| regex_escaped(v)).collect::<Vec<_>>().join("|")),
+        }
+    };
+    let interpolate_with = |v: &Value, variant: &str, feature: &str| -> Value {
         // Inside JSON text a backslash is written twice.
-        let escaped = regex_escaped(&reference).replace('\\', "\\\\");
+        let json_text = |s: &str| s.replace('\\', "\\\\");
         let text = v
             .to_string()
             .replace("${reference:raw}", &reference)
             .replace("$model", "pii")
-            .replace("$variant", "(control|canary)")
-            .replace("$feature", ".*")
-            .replace("$reference", &escaped);
+            .replace("$variant", &json_text(variant))
+            .replace("$feature", &json_text(feature))
+            .replace("$reference", &json_text(&regex_escaped(&reference)));
         serde_json::from_str(&text).unwrap()
     };
+    let interpolate = |v: &Value| interpolate_with(v, "(control|canary)", ".*");
     let (from, to) = (f.t0, f.t0 + 3_600_000);
     rt().block_on(async {
+        // The variables' options, as Grafana asks for them.
+        let mut options: HashMap<String, Vec<String>> = HashMap::new();
+        for var in dashboard["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
+            let body = json!({"payload": {"target": var["query"]["query"]}, "range": {"from": iso(from), "to": iso(to)}});
+            let (s, v) = call(&app, "POST", "/grafana/variable", Some(body.to_string())).await;
+            assert_eq!(s, StatusCode::OK, "{}", var["name"]);
+            let values: Vec<String> =
+                v.as_array().unwrap().iter().map(|o| o["__value"].as_str().unwrap().to_string()).collect();
+            assert!(!values.is_empty(), "{}", var["name"]);
+            options.insert(var["name"].as_str().unwrap().to_string(), values);
+        }
+        let (variants, features) = (&options["variant"], &options["feature"]);
+        let selections = [
+            ("one value each", regex_format(&variants[..1]), regex_format(&features[..1])),
+            ("every value selected", regex_format(variants), regex_format(features)),
+            ("All", regex_format(&[]), regex_format(&[])),
+        ];
         let panels = dashboard["panels"].as_array().unwrap();
         let titles: Vec<&str> = panels.iter().map(|p| p["title"].as_str().unwrap()).collect();
         for wanted in [
@@ -776,20 +803,23 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
         ] {
             assert!(titles.contains(&wanted), "{wanted} in {titles:?}");
         }
-        for panel in panels {
-            let targets = interpolate(&panel["targets"]);
-            let body = grafana_query(from, to, 60_000, 500, targets, json!({}));
-            let (s, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
-            assert_eq!(s, StatusCode::OK, "{}: {v}", panel["title"]);
-            let frames = v.as_array().unwrap();
-            assert!(!frames.is_empty(), "{} has no data", panel["title"]);
-            // Data, not just empty frames (a feature that did not drift may be all zeros).
-            let positive = |frame: &Value| {
-                frame["fields"][1]["values"].as_array().unwrap().iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0))
-            };
-            assert!(frames.iter().any(positive), "{}: {v}", panel["title"]);
-            if panel["type"] == "heatmap" {
-                assert_eq!(frames[0]["meta"]["type"], "heatmap-rows");
+        for (how, variant, feature) in &selections {
+            for panel in panels {
+                let title = format!("{} ({how}: variant {variant}, feature {feature})", panel["title"]);
+                let targets = interpolate_with(&panel["targets"], variant, feature);
+                let body = grafana_query(from, to, 60_000, 500, targets, json!({}));
+                let (s, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
+                assert_eq!(s, StatusCode::OK, "{title}: {v}");
+                let frames = v.as_array().unwrap();
+                assert!(!frames.is_empty(), "{title} has no data");
+                // Data, not just empty frames (a feature that did not drift may be all zeros).
+                let positive = |frame: &Value| {
+                    frame["fields"][1]["values"].as_array().unwrap().iter().any(|x| x.as_f64().is_some_and(|x| x > 0.0))
+                };
+                assert!(frames.iter().any(positive), "{title}: {v}");
+                if panel["type"] == "heatmap" {
+                    assert_eq!(frames[0]["meta"]["type"], "heatmap-rows");
+                }
             }
         }
         // A panel of one's own that says `$reference` gets it regex-escaped, and still answers.
@@ -802,13 +832,6 @@ fn every_panel_of_the_provisioned_dashboard_answers_with_data() {
         let (s, v) = panel_query(&app, from, to, json!([anno]), json!({})).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(field(&v[0], "time").len(), 2, "both events as annotations");
-        // The variables' queries answer too.
-        for var in dashboard["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
-            let body = json!({"payload": {"target": var["query"]["query"]}, "range": {"from": iso(from), "to": iso(to)}});
-            let (s, v) = call(&app, "POST", "/grafana/variable", Some(body.to_string())).await;
-            assert_eq!(s, StatusCode::OK, "{}", var["name"]);
-            assert!(!v.as_array().unwrap().is_empty(), "{}", var["name"]);
-        }
     });
 }
 
