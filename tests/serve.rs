@@ -961,6 +961,29 @@ fn every_route_that_reads_a_range_refuses_one_past_the_limit() {
             json!({"payload": {"target": "segment"}, "range": {"from": iso(from), "to": iso(to)}})
                 .to_string(),
         ),
+        // (Review: these two targets answered over any range.)
+        (
+            "/grafana/query",
+            grafana_query(
+                from,
+                to,
+                86_400_000,
+                1,
+                json!([{"refId": "A", "target": "error_ratio"}]),
+                json!({}),
+            ),
+        ),
+        (
+            "/grafana/query",
+            grafana_query(
+                from,
+                to,
+                86_400_000,
+                1,
+                json!([{"refId": "A", "target": " annotations"}]),
+                json!({}),
+            ),
+        ),
     ];
     rt().block_on(async {
         for path in &rest {
@@ -979,6 +1002,76 @@ fn every_route_that_reads_a_range_refuses_one_past_the_limit() {
         // Within the limit, the same routes answer.
         let (s, v) = call(&app, "GET", &format!("/api/v1/events?from={}&to={to}", f.t0), None).await;
         assert_eq!(s, StatusCode::OK, "{v}");
+    });
+}
+
+#[test]
+fn the_reviewers_hostile_requests_are_refused_or_answered_right() {
+    let f = fixture();
+    let config = ServeConfig { max_response_bytes: 20_000, cache_bytes: 4 << 20, ..ServeConfig::default() };
+    let store = Arc::new(Store::open_read_only(StoreConfig::new(f.dir.path())).unwrap());
+    let state = AppState::new(store, config, clock());
+    let app = router(state.clone());
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    rt().block_on(async {
+        // 40,000 labels to group by (380 KB) held a slot for 24 s past its timeout.
+        let keys: Vec<String> = (0..40_000).map(|i| format!("l{i}")).collect();
+        let body = grafana_query(
+            from,
+            to,
+            60_000,
+            100,
+            json!([target("A", "count(latency)", json!({}))]),
+            json!({"groupByKeys": keys}),
+        );
+        let (s, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{}", &v.to_string()[..200.min(v.to_string().len())]);
+        assert!(v["message"].as_str().unwrap().contains("40000 labels to group by, at most 32"), "{v}");
+        // REST answers are held to --max-response too.
+        let path = format!(
+            "/api/v1/query?query=buckets(latency)%20by%20(segment,variant)&from={from}&to={to}&step=60000"
+        );
+        let (s, v) = call(&app, "GET", &path, None).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("at most 20000 are sent"), "{v}");
+        // Annotations asked as " annotations" are answered for their exact range: a cached
+        // answer for another range must not be served (the key used to hold the exact range
+        // only for the target `events`).
+        let events = |to: i64| {
+            let app = app.clone();
+            async move {
+                let body = grafana_query(
+                    from,
+                    to,
+                    3_600_000,
+                    1,
+                    json!([{"refId": "A", "target": " annotations"}]),
+                    json!({}),
+                );
+                let (s, v) = call(&app, "POST", "/grafana/query", Some(body)).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                field(&v[0], "time").len()
+            }
+        };
+        // Both windows snap to the same hour step; the second holds the second event.
+        assert_eq!(events(f.t0 + 1_000_000).await, 1);
+        assert_eq!(events(f.t0 + 3_000_000).await, 2);
+        // A cached answer's key is weighed: 300 requests with distinct 50 KB filter values
+        // (empty answers) keep the caches within their budget.
+        for i in 0..300 {
+            let value = format!("{i}-{}", "x".repeat(50_000));
+            let t = json!([target("A", "count(latency)", json!({"segment": value}))]);
+            let (s, _) = call(
+                &app,
+                "POST",
+                "/grafana/query",
+                Some(grafana_query(from, to, 60_000, 100, t, json!({}))),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        assert!(state.cache_bytes() <= 4 << 20, "{} bytes cached", state.cache_bytes());
+        assert!(state.cache_bytes() >= 1 << 20, "the keys are weighed: {} bytes", state.cache_bytes());
     });
 }
 

@@ -24,8 +24,11 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         refresh_every: to_std(ms(&args.refresh, "refresh")?),
         ..ServeConfig::default()
     };
-    let config =
-        ServeConfig { max_concurrent: args.max_concurrent.unwrap_or(config.max_concurrent), ..config };
+    let max_concurrent = args.max_concurrent.unwrap_or(config.max_concurrent);
+    if max_concurrent == 0 {
+        anyhow::bail!("--max-concurrent 0: at least one evaluation must be able to run");
+    }
+    let config = ServeConfig { max_concurrent, ..config };
     // Read-only: the scorer (or the demo) owns the WAL; the server follows it by refreshing.
     let store = Arc::new(open_read_only(&args.data)?);
     let triggers = match &args.triggers {

@@ -72,7 +72,7 @@ pub struct ServeConfig {
     pub timeout: Duration,
     /// How often the read-only store looks for new rows and files.
     pub refresh_every: Duration,
-    /// Queries evaluated at once; more wait (within the timeout).
+    /// Queries evaluated at once (at least one); more wait (within the timeout).
     pub max_concurrent: usize,
     /// Keep answers per query and store generation (on by default; the load benchmark turns
     /// it off to measure evaluation itself).
