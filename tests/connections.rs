@@ -1,6 +1,7 @@
 //! `modelwatch serve` under hostile connections, against the real binary over real sockets:
 //! slow request heads, too many connections from one address, idle keep-alive connections,
-//! requests hyper or axum reject before any handler.
+//! requests hyper or axum reject before any handler; and what a server started after the
+//! writer went quiet exports.
 //!
 //! Clients connect from several loopback addresses (127.0.0.0/8 is all loopback on Linux)
 //! so that the per-address cap sees several clients.
@@ -429,5 +430,40 @@ fn every_rejection_before_a_handler_is_json_naming_the_problem() {
         let r = ask(get("/no/such/route")).await;
         assert_eq!(r.status, 404, "{r:?}");
         r.message();
+    });
+}
+
+/// A server started ten minutes after the writer's last interval still exports the last
+/// gauges (model loaded, a feature's mean) and, per model and variant, the time of that
+/// interval to alert on; its counters start from nothing.
+#[test]
+fn metrics_of_a_server_started_after_the_writer_went_idle_show_the_last_gauges() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let scorer = Scorer::new(dir.path(), NOW - 30 * MINUTE);
+        let last_end = NOW - 10 * MINUTE;
+        scorer.record_until(last_end, &["email", "phone"]);
+        scorer.publish();
+        drop(scorer);
+        let server = serve(dir.path(), NOW, &[]).await;
+        let mut s = connect_from(9, server.port).await.unwrap();
+        let r = exchange(&mut s, &get("/metrics")).await.unwrap();
+        assert_eq!(r.status, 200);
+        let text = r.body;
+        let value = |series: &str| -> Option<f64> {
+            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        };
+        let labels = r#"model="pii",replica="host-1",segment="",variant="control",version="7""#;
+        assert_eq!(value(&format!("modelwatch_model_loaded{{{labels}}}")), Some(1.0), "{text}");
+        let feature = r#"{feature="len",model="pii",segment="email",variant="control",version="7"}"#;
+        assert_eq!(value(&format!("modelwatch_feature_mean{feature}")), Some(4.0), "{text}");
+        assert_eq!(
+            value(r#"modelwatch_last_interval_timestamp_seconds{model="pii",variant="control"}"#),
+            Some(last_end as f64 / 1e3),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE modelwatch_last_interval_timestamp_seconds gauge"), "{text}");
+        // Counters count what arrives from five minutes before the start: nothing here.
+        assert!(!text.contains("modelwatch_predictions_total"), "{text}");
     });
 }
