@@ -1,7 +1,7 @@
 //! `modelwatch serve` under hostile connections, against the real binary over real sockets:
 //! slow request heads, too many connections from one address, idle keep-alive connections,
 //! requests hyper or axum reject before any handler; and what a server started after the
-//! writer went quiet exports.
+//! writer went quiet exports and discovers.
 //!
 //! Clients connect from several loopback addresses (127.0.0.0/8 is all loopback on Linux)
 //! so that the per-address cap sees several clients.
@@ -465,5 +465,42 @@ fn metrics_of_a_server_started_after_the_writer_went_idle_show_the_last_gauges()
         assert!(text.contains("# TYPE modelwatch_last_interval_timestamp_seconds gauge"), "{text}");
         // Counters count what arrives from five minutes before the start: nothing here.
         assert!(!text.contains("modelwatch_predictions_total"), "{text}");
+    });
+}
+
+/// Roll-ups made twenty minutes into an hour cover that hour; a segment whose only rows
+/// are raw rows written after them, ten minutes later, is listed by every discovery route:
+/// REST label values, Grafana's tag values and its variables.
+#[test]
+fn discovery_lists_a_label_value_found_only_in_raw_rows_after_the_last_roll_up() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let scorer = Scorer::new(dir.path(), NOW - 2 * HOUR);
+        let rolled_up_at = NOW - 40 * MINUTE;
+        scorer.record_until(rolled_up_at, &["email"]);
+        scorer.publish();
+        scorer.store.maintain(rolled_up_at).unwrap();
+        scorer.record_until(NOW - 30 * MINUTE, &["email"]);
+        scorer.record_until(NOW - 20 * MINUTE, &["email", "late"]);
+        scorer.publish();
+        drop(scorer);
+        let server = serve(dir.path(), NOW, &[]).await;
+        let mut s = connect_from(11, server.port).await.unwrap();
+
+        let r = exchange(&mut s, &get("/api/v1/labels/segment/values?from=now-3h")).await.unwrap();
+        assert_eq!((r.status, r.json()), (200, serde_json::json!(["email", "late"])));
+        let post = |path: &str, body: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: m\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        };
+        let r = exchange(&mut s, &post("/grafana/tag-values", r#"{"key":"segment"}"#)).await.unwrap();
+        assert_eq!((r.status, r.json()), (200, serde_json::json!([{ "text": "email" }, { "text": "late" }])));
+        let r = exchange(&mut s, &post("/grafana/variable", r#"{"payload":{"target":"segments"}}"#)).await.unwrap();
+        let values = r.json();
+        let values: Vec<&str> = values.as_array().unwrap().iter().filter_map(|v| v["__value"].as_str()).collect();
+        assert_eq!(values, ["email", "late"]);
     });
 }
