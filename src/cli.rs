@@ -323,7 +323,7 @@ pub struct ServeArgs {
     pub check_every: String,
     /// Longest a client may take to send a request's head (request line and headers), from
     /// the connection's start or the first byte of a later request; slower clients are
-    /// disconnected.
+    /// disconnected. A request's body has as long again after its head (408 past it).
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub header_read_timeout: String,
     /// Longest a kept-alive connection may stay idle between requests.

@@ -217,9 +217,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// 300 connections send part of a request head and hold it, spread over ten addresses so
-/// that the per-address cap is not what stops them. While they are open a new client is
-/// answered, `/healthz` within 1 s, and the store refresh goes on (a segment written now
-/// is discovered); once the header-read timeout has passed, the server has closed them all.
+/// that the per-address cap is not what stops them, and 20 more send a whole head and part
+/// of its body. While they are open a new client is answered, `/healthz` within 1 s, and
+/// the store refresh goes on (a segment written now is discovered); once the header-read
+/// timeout has passed, the server has closed the slow heads, and answered the slow bodies
+/// 408 in JSON.
 #[test]
 fn slow_request_heads_neither_starve_clients_nor_the_refresh_and_are_cut_off() {
     runtime().block_on(async {
@@ -234,6 +236,13 @@ fn slow_request_heads_neither_starve_clients_nor_the_refresh_and_are_cut_off() {
             let mut s = connect_from(10 + (i % 10) as u8, server.port).await.unwrap();
             s.write_all(b"GET /api/v1/labels/segment/values HTTP/1.1\r\nHost: slow\r\n").await.unwrap();
             slow.push(s);
+        }
+        let mut slow_bodies = Vec::new();
+        for _ in 0..20 {
+            let mut s = connect_from(20, server.port).await.unwrap();
+            let head = "POST /grafana/query HTTP/1.1\r\nHost: slow\r\nContent-Length: 100\r\n\r\n";
+            s.write_all(format!("{head}{{\"range\":").as_bytes()).await.unwrap();
+            slow_bodies.push(s);
         }
 
         for _ in 0..5 {
@@ -262,7 +271,7 @@ fn slow_request_heads_neither_starve_clients_nor_the_refresh_and_are_cut_off() {
         }
         // All of that happened while every slow connection was held open.
         let mut byte = [0u8; 1];
-        for (i, s) in slow.iter().enumerate() {
+        for (i, s) in slow.iter().chain(&slow_bodies).enumerate() {
             let open = matches!(s.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
             assert!(open, "slow connection {i} was closed before the checks ended");
         }
@@ -272,6 +281,14 @@ fn slow_request_heads_neither_starve_clients_nor_the_refresh_and_are_cut_off() {
                 closed_by_server(s, Duration::from_secs(60)).await,
                 "slow connection {i} still open a minute after its 15 s to send a head"
             );
+        }
+        for s in &mut slow_bodies {
+            let r = tokio::time::timeout(Duration::from_secs(60), read_response(s))
+                .await
+                .expect("a slow body unanswered a minute after its 15 s")
+                .unwrap();
+            assert_eq!(r.status, 408, "{r:?}");
+            assert!(r.message().contains("did not arrive within 15000 ms"), "{r:?}");
         }
         drop(scorer);
     });

@@ -32,6 +32,8 @@ pub enum ApiError {
     Conflict(String),
     /// The body is larger than the server accepts (413).
     TooLarge(String),
+    /// The client did not send its request's body in time (408).
+    RequestTimeout(String),
     /// The request target (path and query) is longer than the server reads (414).
     UriTooLong(String),
     /// The request head is larger than the server reads, or has too many fields (431).
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -74,6 +77,7 @@ impl ApiError {
         | ApiError::MethodNotAllowed(m)
         | ApiError::Conflict(m)
         | ApiError::TooLarge(m)
+        | ApiError::RequestTimeout(m)
         | ApiError::UriTooLong(m)
         | ApiError::HeadTooLarge(m)
         | ApiError::TooManyRequests(m)
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ApiError::MethodNotAllowed(message),
             ApiError::Conflict(_) => ApiError::Conflict(message),
             ApiError::TooLarge(_) => ApiError::TooLarge(message),
+            ApiError::RequestTimeout(_) => ApiError::RequestTimeout(message),
             ApiError::UriTooLong(_) => ApiError::UriTooLong(message),
             ApiError::HeadTooLarge(_) => ApiError::HeadTooLarge(message),
             ApiError::TooManyRequests(_) => ApiError::TooManyRequests(message),
@@ -228,8 +233,10 @@ impl IntoResponse for ApiError {
 /// The outermost layer of the server the binary runs: every error leaves as `{"message":
 /// ...}` naming the problem. It refuses a target longer than [`super::run::MAX_URI_BYTES`]
 /// (414) and a body declared larger than [`super::ServeConfig::max_body_bytes`] (413, at
-/// once, rather than after reading up to the limit of a body that may never come), names
-/// the method and the methods taken in a 405 (and, to `OPTIONS`, that there is no CORS), and
+/// once, rather than after reading up to the limit of a body that may never come), reads
+/// the body within [`super::ServeConfig::header_read_timeout`] (408 past it: a client
+/// trickling a body holds a connection and a handler as a slow head would), names the
+/// method and the methods taken in a 405 (and, to `OPTIONS`, that there is no CORS), and
 /// turns any error answered in plain text by a layer below into JSON.
 pub(super) async fn json_everywhere(
     State(state): State<Arc<super::AppState>>,
@@ -258,7 +265,20 @@ pub(super) async fn json_everywhere(
         .into_response();
     }
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let response = next.run(request).await;
+    let (parts, body) = request.into_parts();
+    let wait = state.config.header_read_timeout;
+    let body = match tokio::time::timeout(wait, read_body(body, max)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            return ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} ms of its head (--header-read-timeout)",
+                wait.as_millis()
+            ))
+            .into_response();
+        }
+    };
+    let response = next.run(Request::from_parts(parts, axum::body::Body::from(body))).await;
     let status = response.status();
     if status == StatusCode::METHOD_NOT_ALLOWED {
         return method_not_allowed(&method, &path, response);
@@ -283,6 +303,26 @@ pub(super) async fn json_everywhere(
         }
     }
     r
+}
+
+/// The whole body, up to `max` bytes (413 past it; 400 when it is cut off or malformed in
+/// transit).
+async fn read_body(mut body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, ApiError> {
+    use axum::body::HttpBody;
+    let mut out = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > max {
+                return Err(ApiError::TooLarge(format!(
+                    "the body is larger than the {max} bytes this server accepts (--max-body)"
+                )));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.into())
 }
 
 /// A 405 whose message names the method, the path and the methods the path takes.

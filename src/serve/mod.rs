@@ -65,7 +65,8 @@ pub struct ServeConfig {
     pub cache_answers: bool,
     /// Longest a client may take to send a request head (request line and headers): from
     /// the moment a connection is accepted, or from the first byte of a later request on a
-    /// kept-alive connection. A client sending its head slowly is disconnected (10 s).
+    /// kept-alive connection (10 s). A client sending its head slowly is disconnected; its
+    /// body then has as long again (408 past it).
     pub header_read_timeout: Duration,
     /// Longest a kept-alive connection may wait, idle, for its next request (60 s: longer
     /// than the usual scrape and dashboard refresh intervals, so those reuse connections).
