@@ -22,6 +22,10 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         max_range_ms: ms(&args.max_range, "max-range")?,
         timeout: to_std(ms(&args.timeout, "timeout")?),
         refresh_every: to_std(ms(&args.refresh, "refresh")?),
+        header_read_timeout: to_std(ms(&args.header_read_timeout, "header-read-timeout")?),
+        idle_timeout: to_std(ms(&args.idle_timeout, "idle-timeout")?),
+        max_connections: args.max_connections as usize,
+        max_connections_per_address: args.max_connections_per_address as usize,
         ..ServeConfig::default()
     };
     let max_concurrent = args.max_concurrent.unwrap_or(config.max_concurrent);
