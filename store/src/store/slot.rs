@@ -43,7 +43,18 @@ const PROBE_RETRIES: u32 = 25;
 #[derive(Debug)]
 pub(crate) struct SlotLock {
     pub id: String,
-    _file: File,
+    file: File,
+}
+
+impl Drop for SlotLock {
+    /// Unlocks before the descriptor closes. An `flock` belongs to the open file, which
+    /// lives until its last descriptor closes, and a child process forked by any thread of
+    /// this one (to run a command) holds a copy of every descriptor until it execs: closing
+    /// ours alone would leave the slot looking held for that long, and a claim of it in
+    /// that window refused.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// Whether `id` can name a slot: 1 to 64 of `[A-Za-z0-9_.-]`, not starting with a dot.
@@ -136,7 +147,7 @@ pub(crate) fn try_claim(
     file.set_len(0).map_err(io(&path))?;
     file.rewind().map_err(io(&path))?;
     file.write_all(me.as_bytes()).map_err(io(&path))?;
-    Ok(Some(SlotLock { id: id.to_string(), _file: file }))
+    Ok(Some(SlotLock { id: id.to_string(), file }))
 }
 
 /// Claims `id`, or fails at once naming the process that holds it.
@@ -241,6 +252,24 @@ mod tests {
         assert_eq!(claim_free(dir.path(), "", &c).unwrap().id, "w0", "the freed slot is reused");
         let on_bucket = claim_free(dir.path(), "pod-a-", &c).unwrap();
         assert_eq!(on_bucket.id, "pod-a-w0", "a bucket's numbered slots carry the host's name");
+    }
+
+    #[test]
+    fn a_dropped_claim_frees_its_slot_while_a_child_process_holds_a_copy_of_its_descriptor() {
+        // A process forked while a slot is held copies every descriptor, the lock file's
+        // too, and keeps the copy until it execs: here a child keeps it as its stdin.
+        let dir = tempfile::tempdir().unwrap();
+        let c = clock();
+        let lock = claim(dir.path(), "w0", false, &c).unwrap();
+        let copy = lock.file.try_clone().unwrap();
+        let mut child = std::process::Command::new("sleep").arg("600").stdin(copy).spawn().unwrap();
+        drop(lock);
+        let by_name = claim(dir.path(), "w0", false, &c).map(|l| l.id.clone());
+        let lowest_free = claim_free(dir.path(), "", &c).map(|l| l.id.clone());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(by_name.unwrap(), "w0", "the slot was freed when its claim was dropped");
+        assert_eq!(lowest_free.unwrap(), "w0");
     }
 
     #[test]
