@@ -37,12 +37,16 @@
 //! (Poisson), 7 days (`MODELWATCH_BENCH_RATE_DAYS`), one model, 2 variants × 4 segments,
 //! 4 numeric features; values rounded as the CSV holds them (latency to the µs, confidence
 //! to 4 decimals, features to 3). The store's bytes on disk by table and resolution, and
-//! the size of the same traffic as the CSV `modelwatch import` reads.
+//! the size of the same traffic as the CSV `modelwatch import` reads; the 0.3 CSV is also
+//! imported with the release binary (`import`, then `store compact`) as a check of both.
 //!
 //! **Part 3: where the bytes are**: compressed bytes per Parquet column of the raw
-//! distributions of each store above, from the files' metadata.
+//! distributions of each store above, from the files' metadata; and what schema changes
+//! would save, measured by writing the same files again with each file's own settings
+//! (read back from its metadata) after the change.
 //!
-//! Run: `cargo bench --bench prom_compare` (about 8 minutes on 2 cores; needs Debian's
+//! Run: `cargo bench --bench prom_compare` (about 8 minutes on 2 cores, 2 GB of
+//! temporary files at most; needs Debian's
 //! `/usr/bin/prometheus` and `/usr/bin/promtool`: `apt-get install prometheus`). A short
 //! run: `MODELWATCH_BENCH_DAYS=1 MODELWATCH_BENCH_RATE_DAYS=1 MODELWATCH_BENCH_RUNS=5`;
 //! `MODELWATCH_BENCH_ONLY=prom` or `=rates` runs one part; `MODELWATCH_BENCH_DIR=DIR` (empty
@@ -63,7 +67,10 @@ use std::time::{Duration, Instant};
 const VARIANTS: [&str; 2] = ["control", "canary"];
 const SEGMENTS: [&str; 4] = ["email", "phone", "ssn", "credit_card"];
 const SETS: usize = VARIANTS.len() * SEGMENTS.len();
-const START_S: i64 = 1_764_115_200; // 2025-11-26T00:00:00Z
+/// 2025-11-20T00:00:00Z: day 20,412 since the epoch, a multiple of 7 days. `/api/v1/query`
+/// starts its windows at `from` rounded down to a multiple of the step, so the week is one
+/// window of a 7-day step only from such a day.
+const START_S: i64 = 1_763_596_800;
 const STEP_S: i64 = 10;
 const HOUR_INTERVALS: usize = 360;
 /// promtool's block window for `--max-block-duration=24h`.
@@ -157,11 +164,13 @@ fn bytes_rows(store: &Store, table: Option<Table>, res: Option<Resolution>) -> (
         .fold((0, 0), |(b, r), f| (b + f.bytes, r + f.rows))
 }
 
+/// Bytes of the files under `dir`, without replaced files waiting for their grace period.
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
+                .filter(|e| e.file_name() != ".replaced")
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => dir_bytes(&e.path()),
                     Ok(m) => m.len(),
@@ -855,7 +864,10 @@ fn prom_compare(days: usize, runs: usize, work: &Path) {
         truth.amount.iter().enumerate().map(|(m, (s, n))| (interval_ms(m * 6), s / *n as f64)).collect(),
     )]
     .into();
-    let week = format!("{days}d");
+    // One window holding every day: the shortest step of whole days from `days` up that
+    // START is a multiple of (7 for a week).
+    let whole = (days..).find(|d| (START_S / 86_400) % *d as i64 == 0).unwrap();
+    let (week, whole) = (format!("{days}d"), format!("{whole}d"));
     struct Case {
         name: String,
         ours: String,
@@ -892,7 +904,7 @@ fn prom_compare(days: usize, runs: usize, work: &Path) {
         },
         Case {
             name: format!("p95 latency over the {days} days, one value"),
-            ours: ours_q("p95(latency)", START_S * 1000, &week),
+            ours: ours_q("p95(latency)", START_S * 1000, &whole),
             prom: format!("/api/v1/query?query={}&time={end_s}", encode(&lat_q(&week, "le"))),
             label: "",
             shift_ms: days as i64 * 86_400_000,
@@ -1027,6 +1039,21 @@ fn rfc3339_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A writer that counts the bytes it passes on.
+struct Counting(Box<dyn Write>, u64);
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 struct RateFigures {
     rate: f64,
     predictions: u64,
@@ -1047,8 +1074,13 @@ fn rate_run(rate: f64, days: usize, work: &Path) -> (RateFigures, Store) {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(START_S as u64)));
     let ags = agents(&store, &clock, &FEATURES);
     let mut draw = Draw(Rng::seeded(30));
-    let mut csv =
-        std::io::BufWriter::new(std::fs::File::create(work.join(format!("rate-{rate}.csv"))).unwrap());
+    // Only the 0.3 CSV is imported below; the others are counted, not kept (1.4 GB).
+    let file: Box<dyn Write> = if rate < 1.0 {
+        Box::new(std::fs::File::create(work.join(format!("rate-{rate}.csv"))).unwrap())
+    } else {
+        Box::new(std::io::sink())
+    };
+    let mut csv = std::io::BufWriter::new(Counting(file, 0));
     writeln!(csv, "timestamp,model,version,variant,segment,latency_ms,confidence,f.f0,f.f1,f.f2,f.f3")
         .unwrap();
     let mut predictions = 0;
@@ -1094,7 +1126,7 @@ fn rate_run(rate: f64, days: usize, work: &Path) -> (RateFigures, Store) {
         agent.shutdown().unwrap();
     }
     csv.flush().unwrap();
-    let csv_bytes = csv.get_ref().metadata().unwrap().len();
+    let csv_bytes = csv.get_ref().1;
     drop(csv);
     maintain(&store);
     let b = |t, r| bytes_rows(&store, t, r).0;
@@ -1137,6 +1169,26 @@ fn rates(days: usize, work: &Path) {
         );
         stores.push((rate, store));
     }
+    // The CSV through the CLI, as a user would load it: every row accepted, and the store it
+    // makes is about the agent's (its import events and instance tag aside).
+    let (csv, data) = (work.join("rate-0.3.csv"), work.join("import-0.3"));
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_modelwatch")).args(args).output().unwrap();
+        assert!(o.status.success(), "modelwatch {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let end = format!("{}", interval_ms(days * 8_640));
+    let t = Instant::now();
+    let imported = run(&["import", csv.to_str().unwrap(), "--data", data.to_str().unwrap(), "--now", &end]);
+    run(&["store", "compact", "--data", data.to_str().unwrap(), "--as-of", &format!("{}", START_S * 1000)]);
+    println!(
+        "\nThe 0.3 CSV through `modelwatch import` and `modelwatch store compact` ({:.0} s): {:.1} B per prediction \
+         ({}); {}",
+        t.elapsed().as_secs_f64(),
+        dir_bytes(&data) as f64 / rates_predictions[0] as f64,
+        mb(dir_bytes(&data)),
+        imported.lines().next().unwrap_or("").replace(work.to_str().unwrap(), "…")
+    );
     for (rate, store) in &stores {
         print_columns(&format!("Store at {rate} predictions per interval"), store);
     }
