@@ -285,6 +285,8 @@ enum Change {
     DropDerived,
     /// `min`, `max`, `mean`, `m2` and the quantiles null where `count` is 1 (all equal `sum`).
     NullSingles,
+    /// Without the rows of one value (a roll-up layout that leaves them to the raw rows).
+    SkipSingles,
 }
 
 fn changed(b: &arrow_array::RecordBatch, changes: &[Change]) -> arrow_array::RecordBatch {
@@ -350,9 +352,28 @@ fn changed(b: &arrow_array::RecordBatch, changes: &[Change]) -> arrow_array::Rec
     arrow_array::RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap()
 }
 
-/// The raw distributions of `store` written again, file by file with each file's own
+/// The runs of rows of `b` whose `count` is not 1, as slices (no filter kernel needed).
+fn without_singles(b: &arrow_array::RecordBatch) -> Vec<arrow_array::RecordBatch> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    let count = b.column_by_name("count").unwrap().as_primitive::<UInt64Type>();
+    let (mut out, mut run) = (Vec::new(), None);
+    for i in 0..=b.num_rows() {
+        match (run, i < b.num_rows() && count.value(i) != 1) {
+            (None, true) => run = Some(i),
+            (Some(from), false) => {
+                out.push(b.slice(from, i - from));
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The distributions of `store` at one resolution written again, file by file with each file's own
 /// settings (read back from it), after `changes`: bytes in all.
-fn rewritten_bytes(store: &Store, changes: &[Change]) -> u64 {
+fn rewritten_bytes(store: &Store, resolution: Resolution, changes: &[Change]) -> u64 {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut total = 0;
@@ -360,15 +381,19 @@ fn rewritten_bytes(store: &Store, changes: &[Change]) -> u64 {
         .manifest()
         .files
         .iter()
-        .filter(|f| f.table == Table::Distributions && f.resolution == Resolution::Raw)
+        .filter(|f| f.table == Table::Distributions && f.resolution == resolution)
     {
         let bytes = bytes::Bytes::from(std::fs::read(store.dir().join(&f.path)).unwrap());
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         let props = mirrored_properties(reader.metadata());
-        let batches: Vec<_> =
+        let mut batches: Vec<_> =
             reader.with_batch_size(1 << 30).build().unwrap().map(|b| changed(&b.unwrap(), changes)).collect();
+        let schema = batches[0].schema();
+        if changes.contains(&Change::SkipSingles) && resolution != Resolution::Raw {
+            batches = batches.iter().flat_map(without_singles).collect();
+        }
         let mut out = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut out, batches[0].schema(), Some(props)).unwrap();
+        let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
         batches.iter().for_each(|b| w.write(b).unwrap());
         w.close().unwrap();
         total += out.len() as u64;
@@ -376,17 +401,17 @@ fn rewritten_bytes(store: &Store, changes: &[Change]) -> u64 {
     total
 }
 
-/// What schema changes would save on the raw distributions of `store`, per `unit`.
+/// What schema changes would save on the distributions of `store`, per `unit`, at each
+/// resolution.
 fn print_schema_changes(store: &Store, unit: &str, units: f64, cases: &[(&str, &[Change])]) {
-    println!(
-        "
-| raw distribution rows, per {unit} | bytes |"
-    );
-    println!("|---|---:|");
-    let stored = bytes_rows(store, Some(Table::Distributions), Some(Resolution::Raw)).0;
-    println!("| as stored | {:.1} |", stored as f64 / units);
+    println!("\n| distribution rows, bytes per {unit} | raw | 1m | 1h |");
+    println!("|---|---:|---:|---:|");
+    let per = |b: u64| format!("{:.1}", b as f64 / units);
+    let stored = Resolution::ALL.map(|r| per(bytes_rows(store, Some(Table::Distributions), Some(r)).0));
+    println!("| as stored | {} |", stored.join(" | "));
     for (name, changes) in cases {
-        println!("| {name} | {:.1} |", rewritten_bytes(store, changes) as f64 / units);
+        let b = Resolution::ALL.map(|r| per(rewritten_bytes(store, r, changes)));
+        println!("| {name} | {} |", b.join(" | "));
     }
 }
 
@@ -1204,6 +1229,10 @@ fn rates(days: usize, work: &Path) {
             ("written again with the settings read back from the files (a check)", &[]),
             ("without `buckets.lower`, `buckets.upper`, `mean`, `p50`…`p99`", &[DropBounds, DropDerived]),
             ("… and `min`, `max`, `m2` null in one-value rows", &[DropBounds, DropDerived, NullSingles]),
+            (
+                "… and no roll-up rows of one value (the raw row answers)",
+                &[DropBounds, DropDerived, NullSingles, SkipSingles],
+            ),
         ],
     );
 }
