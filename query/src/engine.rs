@@ -1,5 +1,10 @@
 //! Evaluates a [`Query`] over the store: windows of `step` over `[from, to)`, rows merged
 //! per window and group (exactly: distributions merge bucket by bucket), then the function.
+//!
+//! This file holds what both engines share (the range, limits and answer types, the plan of
+//! which resolution answers where, the functions of a merged window) and the row engine,
+//! [`run_rows`] and [`merged_rows`], over decoded rows; [`run`] and [`merged`] are the
+//! columnar engine's (`columnar.rs`), which answers the same on Arrow columns.
 
 use crate::parse::{Func, Op, Query};
 use modelwatch_store::{
@@ -8,6 +13,9 @@ use modelwatch_store::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub(crate) use crate::columnar::has_distributions;
+pub use crate::columnar::{merged, run};
 
 /// The time range of a query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +98,8 @@ pub enum QueryError {
 }
 
 /// The coarsest stored resolution whose rows fit inside every window: the step and the
-/// start must both be multiples of it.
+/// start must both be multiples of it. (Distributions and counters read finer rows only
+/// where coarser ones do not fit; see `Plan`.)
 pub fn resolution_for(from_ms: i64, step_ms: i64) -> Resolution {
     let fits = |r: i64| step_ms % r == 0 && from_ms.rem_euclid(r) == 0;
     if fits(3_600_000) {
@@ -104,65 +113,221 @@ pub fn resolution_for(from_ms: i64, step_ms: i64) -> Resolution {
 
 /// Windows start at `from` and follow each other every `step` (as Prometheus evaluates a
 /// range query at `start + k * step`).
-fn window_of(t: i64, range: Range) -> i64 {
+pub(crate) fn window_of(t: i64, range: Range) -> i64 {
     range.from_ms + (t - range.from_ms).div_euclid(range.step_ms) * range.step_ms
 }
 
-/// Rows read for a query: each request with the parts the store answered it with (parts
-/// can hold rows outside their request; [`for_each`] keeps the right ones), and the time
-/// before which the raw rows a roll-up request brought along belong to the answer.
-type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>, i64)>;
+/// Where each instant of a query's range is read from: the coarsest roll-up whose row fits
+/// inside the instant's window (and inside the range) and that is stored there, else raw
+/// rows. Roll-ups are exact merges of raw rows by start time, so any such split of a window
+/// gives the window's merged distribution exactly: a 7-day window from 14:37 reads 1h rows
+/// for its whole hours, 1m rows for the minutes at its edges, raw rows for the seconds at
+/// its edges and after the last roll-up.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    range: Range,
+    /// The roll-ups read, coarsest first, each with the end of its last row in the range
+    /// (past it, nothing is rolled up yet).
+    levels: Vec<(Resolution, i64)>,
+}
 
-/// Reads `table` rows for the query: the chosen roll-up where it exists, raw rows after it.
-/// Nothing is copied: the parts are shared with the store's cache.
-fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<Parts, QueryError> {
-    let eq_tags: Vec<(String, String)> = std::iter::once(("metric".to_string(), q.metric.clone()))
+/// The length of a roll-up's rows, ms.
+fn slot_ms(res: Resolution) -> i64 {
+    res.step_ms().unwrap_or(1)
+}
+
+/// Raw spans closer than this are read as one: fewer reads, and the plan drops the rows
+/// between them anyway.
+const RAW_GAP_MS: i64 = 6 * 3_600_000;
+
+/// Past this many windows the raw rows are read over the whole range rather than per window.
+const SPAN_WINDOWS: i64 = 4_096;
+
+impl Plan {
+    /// The resolution whose rows answer for rows starting at `t`.
+    pub(crate) fn source(&self, t: i64) -> Resolution {
+        let w = window_of(t, self.range);
+        let end = w.saturating_add(self.range.step_ms).min(self.range.to_ms);
+        for &(res, until) in &self.levels {
+            let r = slot_ms(res);
+            let s = t.div_euclid(r) * r;
+            if s >= w && s.saturating_add(r) <= end.min(until) {
+                return res;
+            }
+        }
+        Resolution::Raw
+    }
+
+    /// Whether a row of resolution `row` starting at `start`, from a read at resolution
+    /// `read`, belongs to the answer: roll-up rows where their resolution answers, raw rows
+    /// a roll-up read brought along (not rolled up yet) there too, other raw rows elsewhere.
+    pub(crate) fn keeps(&self, read: Resolution, row: Resolution, start: i64) -> bool {
+        (row == read || row == Resolution::Raw) && self.source(start) == read
+    }
+
+    /// The time spans where rows of `res` can answer, given the coarser roll-ups already
+    /// in the plan: where its rows fit a window (raw rows fit anywhere) and no coarser one
+    /// answers. A superset: nearby spans are joined, and past [`SPAN_WINDOWS`] windows the
+    /// whole range is one span.
+    fn spans(&self, res: Resolution) -> Vec<(i64, i64)> {
+        let Range { from_ms: from, to_ms: to, step_ms: step } = self.range;
+        let windows = (to - from).div_euclid(step) + 1;
+        if windows > SPAN_WINDOWS {
+            return vec![(from, to)];
+        }
+        let ceil = |t: i64, r: i64| t.div_euclid(r) * r + if t.rem_euclid(r) == 0 { 0 } else { r };
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        let mut push = |a: i64, b: i64| {
+            if a >= b {
+                return;
+            }
+            match spans.last_mut() {
+                Some(last) if a - last.1 < RAW_GAP_MS => last.1 = last.1.max(b),
+                _ => spans.push((a, b)),
+            }
+        };
+        for k in 0..windows {
+            let w = from + k * step;
+            if w >= to {
+                break;
+            }
+            let end = w.saturating_add(step).min(to);
+            let (lo, hi) = match res.step_ms() {
+                None => (w, end),
+                Some(r) => (ceil(w, r), end.div_euclid(r) * r),
+            };
+            // What the coarser roll-ups answer in this window, then the rest of [lo, hi).
+            let mut rolled: Vec<(i64, i64)> = self
+                .levels
+                .iter()
+                .map(|&(l, until)| {
+                    let r = slot_ms(l);
+                    (ceil(w, r), end.min(until).div_euclid(r) * r)
+                })
+                .filter(|(a, b)| a < b)
+                .collect();
+            rolled.sort_unstable();
+            let mut at = lo;
+            for (a, b) in rolled {
+                push(at, a.min(hi));
+                at = at.max(b);
+            }
+            push(at, hi);
+        }
+        spans
+    }
+}
+
+/// Rows read for a query: each request with the parts the store answered it with (parts
+/// can hold rows outside their request; [`for_each`] keeps the right ones), and the plan
+/// that says which resolution answers where.
+type Parts = Vec<(ReadRequest, Vec<Arc<Rows>>)>;
+
+/// The roll-ups a query may read, coarsest first. Distributions merge exactly at any split,
+/// and so do counters (they add); a gauge keeps its latest value per roll-up and a scalar's
+/// mean, min and max count rows, so their other functions read one resolution throughout,
+/// the one the windows' start and step fit, as they always did.
+pub(crate) fn levels(q: &Query, table: Table, range: Range) -> Vec<Resolution> {
+    let exact = table == Table::Distributions || matches!(q.func, Func::Count | Func::Sum | Func::Rate);
+    if exact {
+        return vec![Resolution::Hour, Resolution::Minute];
+    }
+    match resolution_for(range.from_ms, range.step_ms) {
+        Resolution::Raw => Vec::new(),
+        r => vec![r],
+    }
+}
+
+/// The equality tags a query's reads filter by (the metric and its `=` matchers).
+pub(crate) fn eq_tags(q: &Query) -> Vec<(String, String)> {
+    std::iter::once(("metric".to_string(), q.metric.clone()))
         .chain(q.matchers.iter().filter(|m| m.op == Op::Eq).map(|m| (m.label.clone(), m.value.clone())))
-        .collect();
+        .collect()
+}
+
+/// The requests a query's plan reads: one per roll-up (with the raw rows not in it yet, [`ReadRequest::unrolled`]),
+/// then raw rows over the plan's raw spans. `until(request)` reads a roll-up's parts and
+/// returns the end of its last row that the query keeps (`None`: no such row).
+pub(crate) fn plan_reads<P>(
+    q: &Query,
+    table: Table,
+    range: Range,
+    mut read: impl FnMut(&ReadRequest) -> Result<(P, Option<i64>), QueryError>,
+) -> Result<(Vec<(ReadRequest, P)>, Plan), QueryError> {
+    let tags = eq_tags(q);
     let req = |res, from, to| ReadRequest {
         table,
         from_ms: from,
         to_ms: to,
         resolution: res,
-        tags: eq_tags.clone(),
+        tags: tags.clone(),
         unrolled: res != Resolution::Raw,
     };
-    let from = range.from_ms;
-    let res = resolution_for(range.from_ms, range.step_ms);
+    let mut plan = Plan { range, levels: Vec::new() };
     let mut out = Vec::new();
-    let mut covered = from;
-    if res != Resolution::Raw {
-        // The roll-ups, with the raw rows not in them yet (a late label for last week's
-        // predictions): before the last rolled-up window those complete the roll-ups; after
-        // it, every raw row is read apart below.
-        let r = req(res, from, range.to_ms);
-        let parts = store.read_parts(&r)?;
-        let read = vec![(r, parts, i64::MIN)];
-        let covered_by = std::cell::Cell::new(covered);
-        let seen = |r: Resolution, end: i64| {
-            if r != Resolution::Raw {
-                covered_by.set(covered_by.get().max(end))
-            }
-        };
-        for_each(&read, q, range, |d| seen(d.resolution, d.end_ms), |s| seen(s.resolution, s.end_ms))?;
-        covered = covered_by.get();
-        out.extend(read.into_iter().map(|(r, p, _)| (r, p, covered)));
+    for res in levels(q, table, range) {
+        let r = slot_ms(res);
+        if range.step_ms < r || range.to_ms - range.from_ms < r {
+            continue; // no row of it fits a window
+        }
+        // Only where this roll-up can answer: a window on the hour reads no minutes.
+        let mut until: Option<i64> = None;
+        let mut reads = Vec::new();
+        for (from, to) in plan.spans(res) {
+            let request = req(res, from, to);
+            let (parts, u) = read(&request)?;
+            until = until.max(u);
+            reads.push((request, parts));
+        }
+        if let Some(until) = until {
+            plan.levels.push((res, until));
+            out.extend(reads);
+        }
     }
-    if covered < range.to_ms {
-        let r = req(Resolution::Raw, covered, range.to_ms);
-        let parts = store.read_parts(&r)?;
-        out.push((r, parts, i64::MIN));
+    for (from, to) in plan.spans(Resolution::Raw) {
+        let request = req(Resolution::Raw, from, to);
+        let (parts, _) = read(&request)?;
+        out.push((request, parts));
     }
-    Ok(out)
+    Ok((out, plan))
 }
 
-/// Calls `f` on every distribution and scalar row of the parts that its request and the
-/// query's matchers keep and that starts inside the range; stops at the caller's deadline
-/// ([`crate::cancel`]).
+/// Reads `table` rows for the query as its [`Plan`] says. Nothing is copied: the parts
+/// are shared with the store's cache.
+fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<(Parts, Plan), QueryError> {
+    plan_reads(q, table, range, |r| {
+        let parts = store.read_parts(r)?;
+        if r.resolution == Resolution::Raw {
+            return Ok((parts, None));
+        }
+        let read = vec![(r.clone(), parts)];
+        let until = std::cell::Cell::new(None::<i64>);
+        let seen = |row: Resolution, end: i64| {
+            if row == r.resolution {
+                until.set(Some(until.get().map_or(end, |u| u.max(end))));
+            }
+        };
+        for_each(
+            &read,
+            q,
+            range,
+            |_, _, _| true,
+            |d| seen(d.resolution, d.end_ms),
+            |s| seen(s.resolution, s.end_ms),
+        )?;
+        let parts = read.into_iter().next().map(|p| p.1).unwrap_or_default();
+        Ok((parts, until.get()))
+    })
+}
+
+/// Calls `f` on every distribution and scalar row of the parts that its request, the
+/// query's matchers and `keeps(request, row resolution, start)` keep and that starts inside
+/// the range; stops at the caller's deadline ([`crate::cancel`]).
 fn for_each<'a>(
     parts: &'a Parts,
     q: &Query,
     range: Range,
+    keeps: impl Fn(&ReadRequest, Resolution, i64) -> bool,
     mut dist: impl FnMut(&'a DistributionRow),
     mut scalar: impl FnMut(&'a ScalarRow),
 ) -> Result<(), QueryError> {
@@ -173,11 +338,11 @@ fn for_each<'a>(
         req.tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))
             && q.matchers.iter().all(|m| m.matches(s.tag(&m.label).unwrap_or("")))
     };
-    for (req, rows, raw_before) in parts {
-        let in_range = |res: modelwatch_store::Resolution, start: i64| {
-            (res == req.resolution || (res == Resolution::Raw && start < *raw_before))
-                && start >= req.from_ms.max(range.from_ms)
+    for (req, rows) in parts {
+        let in_range = |res: Resolution, start: i64| {
+            start >= req.from_ms.max(range.from_ms)
                 && start < req.to_ms.min(range.to_ms)
+                && keeps(req, res, start)
         };
         for p in rows {
             let mut memo: Option<(&SeriesKey, bool)> = None;
@@ -211,6 +376,17 @@ fn for_each<'a>(
     Ok(())
 }
 
+/// The rows of a query's plan: [`for_each`] with the plan's choice of resolution.
+fn for_each_planned<'a>(
+    (parts, plan): &'a (Parts, Plan),
+    q: &Query,
+    range: Range,
+    dist: impl FnMut(&'a DistributionRow),
+    scalar: impl FnMut(&'a ScalarRow),
+) -> Result<(), QueryError> {
+    for_each(parts, q, range, |req, res, start| plan.keeps(req.resolution, res, start), dist, scalar)
+}
+
 /// The same series by identity of its tag strings (rows decoded together share them): a
 /// few pointer compares instead of eight string compares. `false` only costs a recheck.
 fn same_series(a: &SeriesKey, b: &SeriesKey) -> bool {
@@ -228,17 +404,8 @@ fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> 
     q.by.iter().map(|l| s.tag(l).unwrap_or("")).collect()
 }
 
-/// Whether the query's metric has distribution rows in the range (a latency, confidence,
-/// feature or distribution metric), as [`run`] decides; else its rows are scalars.
-pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Result<bool, QueryError> {
-    let parts = read(store, q, Table::Distributions, range)?;
-    let mut any = false;
-    for_each(&parts, q, range, |_| any = true, |_| {})?;
-    Ok(any)
-}
-
-/// Runs a parsed query.
-pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+/// A range a query can be evaluated over, within the limits.
+pub(crate) fn check_range(range: Range, limits: Limits) -> Result<(), QueryError> {
     if range.step_ms <= 0 {
         return Err(QueryError::BadRange(format!("step must be positive, got {} ms", range.step_ms)));
     }
@@ -249,17 +416,11 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     if windows > limits.max_points {
         return Err(QueryError::TooLarge(format!("{windows} windows, at most {}", limits.max_points)));
     }
-    let parts = read(store, q, Table::Distributions, range)?;
-    let mut rows: Vec<&DistributionRow> = Vec::new();
-    for_each(&parts, q, range, |r| rows.push(r), |_| {})?;
-    let mut out = if !rows.is_empty() {
-        distributions(q, range, &rows)?
-    } else {
-        let parts = read(store, q, Table::Scalars, range)?;
-        let mut rows: Vec<&ScalarRow> = Vec::new();
-        for_each(&parts, q, range, |_| {}, |r| rows.push(r))?;
-        scalars(q, range, &rows)?
-    };
+    Ok(())
+}
+
+/// An answer within the limits, its series in order.
+pub(crate) fn check_answer(mut out: Vec<Series>, limits: Limits) -> Result<Vec<Series>, QueryError> {
     if out.len() > limits.max_series {
         return Err(QueryError::TooLarge(format!("{} series, at most {}", out.len(), limits.max_series)));
     }
@@ -271,20 +432,43 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     Ok(out)
 }
 
+/// Runs a parsed query on the row engine: the store's rows decoded into per-row structs.
+/// [`run`](crate::run) (the columnar engine) answers the same; this one stays until the
+/// property test that compares them (`query/tests/columnar.rs`) is retired with it.
+pub fn run_rows(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+    check_range(range, limits)?;
+    let parts = read(store, q, Table::Distributions, range)?;
+    let mut rows: Vec<&DistributionRow> = Vec::new();
+    for_each_planned(&parts, q, range, |r| rows.push(r), |_| {})?;
+    let out = if !rows.is_empty() {
+        distributions(q, range, &rows)?
+    } else {
+        let parts = read(store, q, Table::Scalars, range)?;
+        let mut rows: Vec<&ScalarRow> = Vec::new();
+        for_each_planned(&parts, q, range, |_| {}, |r| rows.push(r))?;
+        scalars(q, range, &rows)?
+    };
+    check_answer(out, limits)
+}
+
 /// A group's tags and its distribution merged over a range.
 pub type Merged = (BTreeMap<String, String>, DistributionRow);
 
-/// Every group's distribution merged over the whole of `[from_ms, to_ms)` (one window; the
-/// query's function is ignored): what drift and quality reports compare. Reads the coarsest
-/// resolution that fits the range's start and length.
-pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<Merged>, QueryError> {
+/// [`merged`](crate::merged) on the row engine (see [`run_rows`]).
+pub fn merged_rows(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<Merged>, QueryError> {
     if to_ms <= from_ms {
         return Err(QueryError::BadRange("the end must be after the start".into()));
     }
     let range = Range { from_ms, to_ms, step_ms: to_ms - from_ms };
     let parts = read(store, q, Table::Distributions, range)?;
     let mut groups: BTreeMap<Vec<&str>, Vec<&DistributionRow>> = BTreeMap::new();
-    for_each(&parts, q, range, |r| groups.entry(group_key(q, &r.series)).or_default().push(r), |_| {})?;
+    for_each_planned(
+        &parts,
+        q,
+        range,
+        |r| groups.entry(group_key(q, &r.series)).or_default().push(r),
+        |_| {},
+    )?;
     Ok(groups
         .into_iter()
         .filter_map(|(key, mut rows)| {
@@ -295,8 +479,8 @@ pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<
         .collect())
 }
 
-fn tags_of(q: &Query, key: &[&str]) -> BTreeMap<String, String> {
-    q.by.iter().cloned().zip(key.iter().map(|v| v.to_string())).collect()
+pub(crate) fn tags_of<S: AsRef<str>>(q: &Query, key: &[S]) -> BTreeMap<String, String> {
+    q.by.iter().cloned().zip(key.iter().map(|v| v.as_ref().to_string())).collect()
 }
 
 fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<Vec<Series>, QueryError> {
@@ -317,7 +501,8 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<V
         };
         keyed.push((g, window_of(r.start_ms, range), r));
     }
-    keyed.sort_unstable_by_key(|k| (k.0, k.1));
+    // Stable: rows merge in the order they were read, as the columnar engine merges them.
+    keyed.sort_by_key(|k| (k.0, k.1));
     let mut keys: Vec<Vec<&str>> = vec![Vec::new(); index.len()];
     for (k, g) in index {
         keys[g] = k;
@@ -336,97 +521,129 @@ fn distributions(q: &Query, range: Range, rows: &[&DistributionRow]) -> Result<V
     }
     let mut groups: Vec<(Vec<&str>, BTreeMap<i64, DistributionRow>)> = keys.into_iter().zip(merged).collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    let groups = groups.into_iter();
-    let secs = range.step_ms as f64 / 1e3;
     Ok(groups
-        .map(|(key, windows)| {
-            let mut s = Series { tags: tags_of(q, &key), points: Vec::new(), buckets: Vec::new() };
-            for (w, d) in windows {
-                let v = match q.func {
-                    Func::Count => Some(d.count as f64),
-                    Func::Rate => Some(d.count as f64 / secs),
-                    Func::Sum => d.sum,
-                    Func::Mean => d
-                        .mean
-                        .or_else(|| d.sum.map(|x| x / d.count.max(1) as f64))
-                        .or_else(|| d.bucket_mean()),
-                    Func::Min => d.min,
-                    Func::Max => d.max,
-                    Func::Quantile(p) => d.quantile(p),
-                    Func::Buckets => {
-                        s.buckets.push(
-                            d.buckets
-                                .iter()
-                                .map(|&(k, count)| {
-                                    let (lower, upper) = d.scheme.bounds(k);
-                                    Bucket { lower, upper, count }
-                                })
-                                .collect(),
-                        );
-                        Some(d.count as f64)
-                    }
-                };
-                if let Some(v) = v {
-                    s.points.push((w, v));
-                }
-            }
-            s
-        })
+        .into_iter()
+        .map(|(key, windows)| distribution_series(q, range, tags_of(q, &key), windows))
         .collect())
 }
 
+/// A group's series from its merged distribution per window: the query's function of each.
+pub(crate) fn distribution_series(
+    q: &Query,
+    range: Range,
+    tags: BTreeMap<String, String>,
+    windows: impl IntoIterator<Item = (i64, DistributionRow)>,
+) -> Series {
+    let secs = range.step_ms as f64 / 1e3;
+    let mut s = Series { tags, points: Vec::new(), buckets: Vec::new() };
+    for (w, d) in windows {
+        let v = match q.func {
+            Func::Count => Some(d.count as f64),
+            Func::Rate => Some(d.count as f64 / secs),
+            Func::Sum => d.sum,
+            Func::Mean => {
+                d.mean.or_else(|| d.sum.map(|x| x / d.count.max(1) as f64)).or_else(|| d.bucket_mean())
+            }
+            Func::Min => d.min,
+            Func::Max => d.max,
+            Func::Quantile(p) => d.quantile(p),
+            Func::Buckets => {
+                s.buckets.push(
+                    d.buckets
+                        .iter()
+                        .map(|&(k, count)| {
+                            let (lower, upper) = d.scheme.bounds(k);
+                            Bucket { lower, upper, count }
+                        })
+                        .collect(),
+                );
+                Some(d.count as f64)
+            }
+        };
+        if let Some(v) = v {
+            s.points.push((w, v));
+        }
+    }
+    s
+}
+
+/// Whether a function reads a merged distribution's buckets (a mean does where the rows
+/// have no exact moments, as confidence rows).
+pub(crate) fn needs_buckets(func: &Func) -> bool {
+    matches!(func, Func::Quantile(_) | Func::Buckets | Func::Mean)
+}
+
+/// A scalar query's refusal of a function that needs a distribution, by its first row's
+/// kind.
+pub(crate) fn refuse_quantiles(q: &Query, first: Option<ScalarKind>) -> Result<(), QueryError> {
+    match first {
+        Some(kind) if matches!(q.func, Func::Quantile(_) | Func::Buckets) => {
+            Err(QueryError::NotADistribution {
+                function: format!("{:?}", q.func).to_lowercase(),
+                metric: q.metric.clone(),
+                kind: if kind == ScalarKind::Gauge { "gauge" } else { "counter" },
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Per group and window of scalar rows: their sum, their number, min and max.
+#[derive(Clone, Copy)]
+pub(crate) struct Acc {
+    sum: f64,
+    n: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Acc {
+    /// Nothing added yet.
+    pub(crate) const EMPTY: Acc = Acc { sum: 0.0, n: 0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    /// Adds a row's value.
+    pub(crate) fn add(&mut self, v: f64) {
+        self.sum += v;
+        self.n += 1;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+}
+
+/// A group's series from its scalar windows.
+pub(crate) fn scalar_series(
+    q: &Query,
+    range: Range,
+    tags: BTreeMap<String, String>,
+    windows: impl IntoIterator<Item = (i64, Acc)>,
+) -> Series {
+    let secs = range.step_ms as f64 / 1e3;
+    Series {
+        tags,
+        points: windows
+            .into_iter()
+            .map(|(w, a)| {
+                let v = match q.func {
+                    Func::Count | Func::Sum => a.sum,
+                    Func::Rate => a.sum / secs,
+                    Func::Mean => a.sum / a.n as f64,
+                    Func::Min => a.min,
+                    Func::Max => a.max,
+                    Func::Quantile(_) | Func::Buckets => f64::NAN,
+                };
+                (w, v)
+            })
+            .collect(),
+        buckets: Vec::new(),
+    }
+}
+
 fn scalars(q: &Query, range: Range, rows: &[&ScalarRow]) -> Result<Vec<Series>, QueryError> {
-    if let Some(r) = rows.first()
-        && matches!(q.func, Func::Quantile(_) | Func::Buckets)
-    {
-        return Err(QueryError::NotADistribution {
-            function: format!("{:?}", q.func).to_lowercase(),
-            metric: q.metric.clone(),
-            kind: if r.kind == ScalarKind::Gauge { "gauge" } else { "counter" },
-        });
-    }
-    // Per group and window: sum, count of rows, min, max, and the latest gauge value.
-    #[derive(Clone, Copy)]
-    struct Acc {
-        sum: f64,
-        n: u64,
-        min: f64,
-        max: f64,
-    }
+    refuse_quantiles(q, rows.first().map(|r| r.kind))?;
     let mut groups: BTreeMap<Vec<&str>, BTreeMap<i64, Acc>> = BTreeMap::new();
     for r in rows {
         let w = window_of(r.start_ms, range);
-        let a = groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc {
-            sum: 0.0,
-            n: 0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        });
-        a.sum += r.value;
-        a.n += 1;
-        a.min = a.min.min(r.value);
-        a.max = a.max.max(r.value);
+        groups.entry(group_key(q, &r.series)).or_default().entry(w).or_insert(Acc::EMPTY).add(r.value);
     }
-    let secs = range.step_ms as f64 / 1e3;
-    Ok(groups
-        .into_iter()
-        .map(|(key, windows)| Series {
-            tags: tags_of(q, &key),
-            points: windows
-                .into_iter()
-                .map(|(w, a)| {
-                    let v = match q.func {
-                        Func::Count | Func::Sum => a.sum,
-                        Func::Rate => a.sum / secs,
-                        Func::Mean => a.sum / a.n as f64,
-                        Func::Min => a.min,
-                        Func::Max => a.max,
-                        Func::Quantile(_) | Func::Buckets => f64::NAN,
-                    };
-                    (w, v)
-                })
-                .collect(),
-            buckets: Vec::new(),
-        })
-        .collect())
+    Ok(groups.into_iter().map(|(key, windows)| scalar_series(q, range, tags_of(q, &key), windows)).collect())
 }

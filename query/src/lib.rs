@@ -7,10 +7,13 @@
 //!
 //! 1. [`parse`] turns a query such as `p95(latency{model="pii"}) by (segment)` into a
 //!    [`Query`]; a syntax error points at its position.
-//! 2. [`run`] picks the coarsest stored resolution that fits the step (1h, 1m, raw), reads
-//!    it from the store — raw rows after the last roll-up — filters by the matchers, groups
-//!    by the `by` labels, merges rows per window exactly (a quantile is the quantile of the
-//!    merged distribution, never an average of quantiles), and applies the function.
+//! 2. [`run`] reads each part of every window at the coarsest stored resolution that fits
+//!    it (whole hours from 1h roll-ups, edge minutes from 1m, the rest and everything after
+//!    the last roll-up raw), as Arrow columns, filters by the matchers (once per distinct
+//!    series of a file, not per row), groups by the `by` labels, merges rows per window
+//!    exactly (a quantile is the quantile of the merged distribution, never an average of
+//!    quantiles), and applies the function. [`run_rows`] answers the same from decoded rows
+//!    (kept while a property test compares the two).
 //!    [`error_ratio`] combines two such answers.
 //! 3. [`drift`] reads a window's [`drift::Profile`] (every feature's distribution merged over
 //!    the window, through the same engine), compares it with a reference profile (a range
@@ -50,7 +53,8 @@
 //!
 //! # Modules
 //!
-//! `parse` (the language), `engine` (evaluation), `catalog` (what is stored), [`cancel`]
+//! `parse` (the language), `engine` (evaluation: the plan, the row engine), `columnar` (the
+//! columnar engine), `catalog` (what is stored), [`cancel`]
 //! (a deadline the engine checks),
 //! `error_ratio`, `time` (window steps, RFC 3339), `names` (closed sets of names), `unit`
 //! (the unit of an answer, and its JSON form), and
@@ -59,6 +63,7 @@
 
 pub mod cancel;
 mod catalog;
+mod columnar;
 pub mod detect;
 pub mod drift;
 mod engine;
@@ -73,7 +78,9 @@ mod time;
 mod unit;
 
 pub use catalog::{MetricKind, catalog};
-pub use engine::{Bucket, Limits, Merged, QueryError, Range, Series, merged, resolution_for, run};
+pub use engine::{
+    Bucket, Limits, Merged, QueryError, Range, Series, merged, merged_rows, resolution_for, run, run_rows,
+};
 pub use error_ratio::error_ratio;
 pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};

@@ -52,11 +52,13 @@
 //! - `wal`: the write-ahead log, its segments and its record format;
 //! - `rows`: the rows of the three tables ([`Rows`]) and the distributions' bucket layouts;
 //! - `table`: the tables' Arrow schemas and their Parquet encoding;
+//! - `columns`: files decoded as Arrow columns for the query engine ([`Columns`]);
 //! - `manifest`: the versioned list of published files ([`Manifest`]);
 //! - `objects`: where published files live, the data directory or an S3 bucket;
 //! - `fs`: the file operations durability rests on ([`Fs`]).
 #![forbid(unsafe_code)]
 
+mod columns;
 mod fs;
 mod manifest;
 mod objects;
@@ -73,6 +75,10 @@ pub use store::{
 // What reads return.
 pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 pub use table::{FORMAT_VERSION, Table};
+// What columnar reads (`Store::read_columns`) return.
+pub use columns::{
+    Columns, Common, DistributionColumns, ScalarColumns, TAG_COLUMNS, TagColumn, free_tag, tag_column,
+};
 // What `Store::manifest`, `Store::recovery` and `StoreError` carry.
 pub use manifest::{FileEntry, Garbage, Manifest};
 pub use wal::{

@@ -1,8 +1,10 @@
-//! The decoded-file cache: rows of published files kept decoded, so repeated reads (a
-//! dashboard's panels, a drift report's metrics) skip Parquet decoding.
+//! The decoded-file cache: published files kept decoded, as Arrow columns for the query
+//! engine and as rows for the other readers, so repeated reads (a dashboard's panels, a
+//! drift report's metrics) skip Parquet decoding. Both forms share one byte budget.
 
 use super::read::{ReadRequest, read_file};
 use super::{Shared, StoreError};
+use crate::columns::{Columns, columns_from_parquet};
 use crate::manifest::FileEntry;
 use crate::rows::{Rows, ScalarRow};
 use std::collections::HashMap;
@@ -11,22 +13,40 @@ use std::sync::Arc;
 /// Files up to this size are decoded and cached whole, whatever the tags asked.
 const WHOLE_FILE_BYTES: u64 = 2 << 20;
 
-/// A file's path and the tag filters its rows were read with.
-type CacheKey = (String, Vec<(String, String)>);
+/// A file's path, the tag filters it was read with, and whether as columns.
+type CacheKey = (String, Vec<(String, String)>, bool);
 
-/// Decoded rows of published files by (path, tag filters), least recently used first out.
+/// A decoded file.
+#[derive(Clone)]
+pub(super) enum Decoded {
+    /// As rows.
+    Rows(Arc<Rows>),
+    /// As columns (`None`: a table without a columnar form).
+    Columns(Option<Arc<Columns>>),
+}
+
+impl Decoded {
+    fn bytes(&self) -> usize {
+        match self {
+            Decoded::Rows(r) => approx_bytes(r),
+            Decoded::Columns(c) => c.as_ref().map_or(0, |c| c.bytes()),
+        }
+    }
+}
+
+/// Decoded published files by (path, tag filters, form), least recently used first out.
 /// Files are immutable once listed, so an entry never goes stale; a replaced file's entry
 /// just ages out.
 #[derive(Default)]
 pub(super) struct FileCache {
-    /// Rows, their approximate size and when they were last used.
-    entries: HashMap<CacheKey, (Arc<Rows>, usize, u64)>,
+    /// The decoded file, its approximate size and when it was last used.
+    entries: HashMap<CacheKey, (Decoded, usize, u64)>,
     bytes: usize,
     tick: u64,
 }
 
 impl FileCache {
-    fn get(&mut self, key: &CacheKey) -> Option<Arc<Rows>> {
+    fn get(&mut self, key: &CacheKey) -> Option<Decoded> {
         self.tick += 1;
         let tick = self.tick;
         self.entries.get_mut(key).map(|e| {
@@ -35,8 +55,8 @@ impl FileCache {
         })
     }
 
-    fn insert(&mut self, key: CacheKey, rows: Arc<Rows>, budget: usize) {
-        let size = approx_bytes(&rows);
+    fn insert(&mut self, key: CacheKey, rows: Decoded, budget: usize) {
+        let size = rows.bytes();
         if size > budget / 4 {
             return; // one huge file would flush everything else
         }
@@ -66,27 +86,62 @@ impl Shared {
     /// The rows of a listed file a read needs: from the cache, or decoded and cached. Rows
     /// can lie outside the request's time range and tags; the caller filters.
     pub(super) fn cached_file(&self, f: &FileEntry, req: &ReadRequest) -> Result<Arc<Rows>, StoreError> {
+        let decoded = self.cached(f, req, false, |from, to, tags| {
+            Ok(Decoded::Rows(Arc::new(read_file(&*self.objects, f, from, to, tags)?)))
+        })?;
+        match decoded {
+            Decoded::Rows(rows) => Ok(rows),
+            Decoded::Columns(_) => Ok(Arc::default()),
+        }
+    }
+
+    /// [`Shared::cached_file`] as columns.
+    pub(super) fn cached_columns(
+        &self,
+        f: &FileEntry,
+        req: &ReadRequest,
+    ) -> Result<Option<Arc<Columns>>, StoreError> {
+        let decoded = self.cached(f, req, true, |from, to, tags| {
+            let bytes = super::read::file_bytes(&*self.objects, f)?;
+            let path = self.objects.location(&f.path);
+            columns_from_parquet(bytes.into(), f.table, f.resolution, from, to, tags)
+                .map(|c| Decoded::Columns(c.map(Arc::new)))
+                .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
+        })?;
+        match decoded {
+            Decoded::Columns(c) => Ok(c),
+            Decoded::Rows(_) => Ok(None),
+        }
+    }
+
+    fn cached(
+        &self,
+        f: &FileEntry,
+        req: &ReadRequest,
+        columns: bool,
+        decode: impl FnOnce(i64, i64, &[(String, String)]) -> Result<Decoded, StoreError>,
+    ) -> Result<Decoded, StoreError> {
         if self.config.read_cache_bytes == 0 {
-            return Ok(Arc::new(read_file(&*self.objects, f, req.from_ms, req.to_ms, &req.tags)?));
+            return decode(req.from_ms, req.to_ms, &req.tags);
         }
         // Cached whole in time, so any range of the file is served from it. A small file
         // (a day of hourly roll-ups, an hour of raw rows for a few series) is cached
         // whole in tags too: every metric of a dashboard or a drift report then decodes
         // it once; a big one only for the tags asked (its other row groups stay skipped).
-        let whole = (f.path.clone(), Vec::new());
+        let whole = (f.path.clone(), Vec::new(), columns);
         let mut tags = req.tags.clone();
         tags.sort();
-        let key = if f.bytes <= WHOLE_FILE_BYTES { whole.clone() } else { (f.path.clone(), tags) };
+        let key = if f.bytes <= WHOLE_FILE_BYTES { whole.clone() } else { (f.path.clone(), tags, columns) };
         let cached = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             cache.get(&whole).or_else(|| cache.get(&key))
         };
-        if let Some(rows) = cached {
-            return Ok(rows);
+        if let Some(d) = cached {
+            return Ok(d);
         }
-        let rows = Arc::new(read_file(&*self.objects, f, i64::MIN, i64::MAX, &key.1)?);
+        let decoded = decode(i64::MIN, i64::MAX, &key.1)?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(key, rows.clone(), self.config.read_cache_bytes);
-        Ok(rows)
+        cache.insert(key, decoded.clone(), self.config.read_cache_bytes);
+        Ok(decoded)
     }
 }

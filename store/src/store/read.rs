@@ -2,6 +2,7 @@
 //! cache), merged with acknowledged rows not published yet (read-your-writes).
 
 use super::{Shared, Store, StoreError};
+use crate::columns::Columns;
 use crate::manifest::FileEntry;
 use crate::objects::Objects;
 use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarRow, SeriesKey};
@@ -118,6 +119,38 @@ impl Store {
         self.shared.read_parts(req)
     }
 
+    /// The rows of [`Store::read_parts`] as Arrow columns: each file's columns (decoded once
+    /// and shared with the read cache), then the acknowledged rows not yet published,
+    /// converted. Parts can hold rows outside the request, as for `read_parts`. Events have
+    /// no columnar form: an events request reads nothing.
+    pub fn read_columns(&self, req: &ReadRequest) -> Result<Vec<Arc<Columns>>, StoreError> {
+        self.shared.read_columns(req)
+    }
+
+    /// What any read of rows starting in `[from_ms, to_ms)` draws on: the paths of the
+    /// listed files (every table and resolution, every writer slot) whose rows can start
+    /// there, sorted, and whether acknowledged distribution or scalar rows not yet published
+    /// start there. While both stay the same, so does every answer about the range: a late
+    /// row publishes a new file, compaction and roll-ups replace files, retention drops
+    /// them. What caches of computed answers key on.
+    pub fn range_sources(&self, from_ms: i64, to_ms: i64) -> (Vec<String>, bool) {
+        let inner = self.shared.lock();
+        let manifests = std::iter::once(&inner.manifest).chain(inner.peers.iter().map(|p| &p.manifest));
+        let mut files: Vec<String> = manifests
+            .flat_map(|m| &m.files)
+            .filter(|f| f.min_ms < to_ms && f.max_ms >= from_ms)
+            .map(|f| f.path.clone())
+            .collect();
+        files.sort();
+        let peers = inner.peers.iter().map(|p| &*p.buffer);
+        let pending = inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]).chain(peers).any(|rows| {
+            let inside = |t: i64| t >= from_ms && t < to_ms;
+            rows.distributions.iter().any(|r| inside(r.start_ms))
+                || rows.scalars.iter().any(|r| inside(r.start_ms))
+        });
+        (files, pending)
+    }
+
     /// Reads rows matching `req` as Arrow record batches (one per table read).
     pub fn read_batches(&self, req: &ReadRequest) -> Result<Vec<arrow_array::RecordBatch>, StoreError> {
         let rows = self.read(req)?;
@@ -143,39 +176,68 @@ impl Shared {
     }
 
     fn read_parts_once(&self, req: &ReadRequest) -> Result<Vec<Arc<Rows>>, StoreError> {
-        let (files, pending) = {
-            let inner = self.lock();
-            let unrolled = req.unrolled && req.resolution != Resolution::Raw;
-            let wanted = |flags: bool, f: &FileEntry| {
-                f.table == req.table
-                    && (f.resolution == req.resolution
-                        || (unrolled && flags && f.resolution == Resolution::Raw && !f.rolled_up))
-                    && f.min_ms < req.to_ms
-                    && f.max_ms >= req.from_ms
-            };
-            // This writer's files and every other slot's: their paths never collide.
-            let manifests = std::iter::once(&inner.manifest).chain(inner.peers.iter().map(|p| &p.manifest));
-            let files: Vec<FileEntry> = manifests
-                .flat_map(|m| m.files.iter().filter(|f| wanted(m.rolled_up_flags, f)))
-                .cloned()
-                .collect();
-            // Acknowledged rows not in a listed file yet: being published, or buffered,
-            // here or in another slot's WAL.
-            let mut pending = Rows::default();
-            if req.resolution == Resolution::Raw || unrolled {
-                let peers = inner.peers.iter().map(|p| &*p.buffer);
-                for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]).chain(peers) {
-                    req.copy_into(rows, &mut pending);
-                }
-            }
-            (files, pending)
-        };
+        let (files, pending) = self.sources(req);
         let mut parts = Vec::with_capacity(files.len() + 1);
         for f in &files {
             parts.push(self.cached_file(f, req)?);
         }
         parts.push(Arc::new(pending));
         Ok(parts)
+    }
+
+    fn read_columns(&self, req: &ReadRequest) -> Result<Vec<Arc<Columns>>, StoreError> {
+        match self.read_columns_once(req) {
+            // As for `read_parts`: a peer's compaction may have replaced a file.
+            Err(StoreError::MissingFile { .. }) => {
+                self.refresh()?;
+                self.read_columns_once(req)
+            }
+            r => r,
+        }
+    }
+
+    fn read_columns_once(&self, req: &ReadRequest) -> Result<Vec<Arc<Columns>>, StoreError> {
+        let (files, pending) = self.sources(req);
+        let mut parts = Vec::with_capacity(files.len() + 1);
+        for f in &files {
+            parts.extend(self.cached_columns(f, req)?);
+        }
+        // The acknowledged rows not yet published are few (a buffer's worth): converted per
+        // read rather than cached, as they change with every append.
+        if !pending.is_empty() {
+            parts.extend(Columns::from_rows(req.table, &pending).map(Arc::new));
+        }
+        Ok(parts)
+    }
+
+    /// The listed files that can hold the request's rows, and the acknowledged rows not in
+    /// a listed file yet that it keeps, taken together under the store's lock.
+    fn sources(&self, req: &ReadRequest) -> (Vec<FileEntry>, Rows) {
+        let inner = self.lock();
+        let unrolled = req.unrolled && req.resolution != Resolution::Raw;
+        let wanted = |flags: bool, f: &FileEntry| {
+            f.table == req.table
+                && (f.resolution == req.resolution
+                    || (unrolled && flags && f.resolution == Resolution::Raw && !f.rolled_up))
+                && f.min_ms < req.to_ms
+                && f.max_ms >= req.from_ms
+        };
+        // This writer's files and every other slot's: their paths never collide.
+        let manifests = std::iter::once(&inner.manifest).chain(inner.peers.iter().map(|p| &p.manifest));
+        let files: Vec<FileEntry> = manifests
+            .flat_map(|m| m.files.iter().filter(|f| wanted(m.rolled_up_flags, f)))
+            .cloned()
+            .collect();
+        // Acknowledged rows not in a listed file yet: being published, or buffered, here or
+        // in another slot's WAL.
+        let mut pending = Rows::default();
+        if req.resolution == Resolution::Raw || unrolled {
+            let peers = inner.peers.iter().map(|p| &*p.buffer);
+            for rows in inner.in_flight.iter().map(|r| &**r).chain([&inner.buffer]).chain(peers) {
+                req.copy_into(rows, &mut pending);
+            }
+        }
+        (files, pending)
     }
 }
 
@@ -190,18 +252,22 @@ pub(super) fn read_file(
     tags: &[(String, String)],
 ) -> Result<Rows, StoreError> {
     let path = objects.location(&f.path);
-    // A file replaced by compaction waits out its grace period moved aside, out of the
-    // Hive layout's glob, where a reader holding the previous manifest still finds it.
-    let bytes = match objects.get(&f.path)? {
-        Some(b) => b,
-        None => objects
-            .get(&replaced_path(&f.path))?
-            .ok_or_else(|| StoreError::MissingFile { path: path.clone() })?,
-    };
-    let batches = read_parquet(bytes.into(), from_ms, to_ms, tags)
+    let batches = read_parquet(file_bytes(objects, f)?.into(), from_ms, to_ms, tags)
         .map_err(|e| StoreError::Corrupt { path: path.clone(), problem: e.to_string() })?;
     rows_from(f.table, f.resolution, &batches)
         .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
+}
+
+/// The bytes of a listed file. A file replaced by compaction waits out its grace period
+/// moved aside, out of the Hive layout's glob, where a reader holding the previous manifest
+/// still finds it; a file in neither place is [`StoreError::MissingFile`].
+pub(super) fn file_bytes(objects: &dyn Objects, f: &FileEntry) -> Result<Vec<u8>, StoreError> {
+    match objects.get(&f.path)? {
+        Some(b) => Ok(b),
+        None => objects
+            .get(&replaced_path(&f.path))?
+            .ok_or_else(|| StoreError::MissingFile { path: objects.location(&f.path) }),
+    }
 }
 
 /// Where a replaced file waits out its grace period: `writers/<id>/.replaced/<the rest>`.
