@@ -11,10 +11,10 @@
 //! `query/tests/columnar.rs` checks on random stores.
 
 use crate::engine::{
-    Acc, Limits, Merged, Plan, QueryError, Range, Series, check_answer, check_range, distribution_series,
-    needs_buckets, plan_reads, refuse_quantiles, scalar_series, tags_of, window_of,
+    Acc, Limits, Merged, Plan, QueryError, Range, Series, check_answer, check_range, needs_buckets,
+    plan_reads, push_window, refuse_quantiles, scalar_series, tags_of, window_of,
 };
-use crate::parse::Query;
+use crate::parse::{Func, Query};
 use modelwatch_store::{
     Columns, Common, DistributionColumns, DistributionRow, ReadRequest, Resolution, Scheme, SeriesKey, Store,
     Table, free_tag, tag_column,
@@ -33,22 +33,18 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<(Parts, 
         if r.resolution == Resolution::Raw {
             return Ok((parts, None));
         }
-        // How far this roll-up reaches: the end of its last row the query keeps.
-        let read = vec![(r.clone(), parts)];
+        // How far this roll-up reaches: the end of its last row in the request's span.
+        let (lo, hi) = (r.from_ms.max(range.from_ms), r.to_ms.min(range.to_ms));
         let mut until: Option<i64> = None;
-        let mut groups = Groups::default();
-        scan(
-            &read,
-            q,
-            range,
-            |_, row, _| row == r.resolution,
-            &mut groups,
-            |part, i, _| {
-                let end = part.common().end[i];
-                until = Some(until.map_or(end, |u| u.max(end)));
-            },
-        )?;
-        Ok((read.into_iter().next().map(|p| p.1).unwrap_or_default(), until))
+        for part in &parts {
+            let c = part.common();
+            for (i, (&start, &end)) in c.start.iter().zip(c.end.iter()).enumerate() {
+                if start >= lo && start < hi && c.resolution(i) == r.resolution {
+                    until = Some(until.map_or(end, |u| u.max(end)));
+                }
+            }
+        }
+        Ok((parts, until))
     })
 }
 
@@ -131,7 +127,7 @@ impl<'a> Selector<'a> {
     }
 }
 
-/// Calls `visit(part, row, group)` on every row of the parts that its request, the query's
+/// Calls `visit(part, part number, row, group)` on every row of the parts that its request, the query's
 /// matchers and `keeps(request, row resolution, start)` keep and that starts inside the
 /// range, in the order the parts were read; stops at the caller's deadline.
 fn scan(
@@ -140,23 +136,32 @@ fn scan(
     range: Range,
     keeps: impl Fn(&ReadRequest, Resolution, i64) -> bool,
     groups: &mut Groups,
-    mut visit: impl FnMut(&Columns, usize, u32),
+    mut visit: impl FnMut(&Columns, u32, usize, u32),
 ) -> Result<(), QueryError> {
     let mut ticker = crate::cancel::Ticker::new();
+    let mut pid = 0u32;
     for (req, cols) in parts {
         let (lo, hi) = (req.from_ms.max(range.from_ms), req.to_ms.min(range.to_ms));
+        // Every request names its metric: only that metric's runs of rows are read.
+        let metric = req.tags.iter().find(|t| t.0 == "metric").map(|t| t.1.as_str());
         for part in cols {
             let c = part.common();
             let mut sel = Selector::new(q, req, c);
-            for (i, &start) in c.start.iter().enumerate() {
+            let ranges: Vec<std::ops::Range<usize>> = match metric {
+                Some(m) => c.rows_of_metric(m).collect(),
+                None => std::iter::once(0..c.len()).collect(),
+            };
+            for i in ranges.into_iter().flatten() {
                 ticker.tick()?;
+                let start = c.start[i];
                 if start < lo || start >= hi || !keeps(req, c.resolution(i), start) {
                     continue;
                 }
                 if let Some(g) = sel.group(q, req, i, groups) {
-                    visit(part, i, g);
+                    visit(part, pid, i, g);
                 }
             }
+            pid += 1;
         }
     }
     Ok(())
@@ -167,120 +172,305 @@ fn scan_planned(
     q: &Query,
     range: Range,
     groups: &mut Groups,
-    visit: impl FnMut(&Columns, usize, u32),
+    visit: impl FnMut(&Columns, u32, usize, u32),
 ) -> Result<(), QueryError> {
     scan(parts, q, range, |req, res, start| plan.keeps(req.resolution, res, start), groups, visit)
 }
 
-/// Buckets added up: dense over the keys seen (a feature's keys span a few hundred), sparse
-/// past [`DENSE_SPAN`]. Gives what [`DistributionRow::merge_all`] gives: every key seen,
-/// ascending, its counts summed.
-enum Buckets {
-    Dense { base: i64, counts: Vec<u64>, seen: Vec<bool> },
-    Sparse(Vec<(i64, u64)>),
+/// The parts in the order [`scan`] numbers them.
+fn numbered(parts: &Parts) -> Vec<&Columns> {
+    parts.iter().flat_map(|(_, cols)| cols.iter().map(|c| &**c)).collect()
+}
+
+/// Adds up the buckets of a merge's rows: into one dense array over the keys the query
+/// meets (reused from merge to merge, only the keys touched are read back and cleared),
+/// or by sorting where keys span more than [`DENSE_SPAN`]. Gives what
+/// [`DistributionRow::merge_all`] gives: every key seen, ascending, its counts summed.
+#[derive(Default)]
+struct Adder {
+    base: i64,
+    counts: Vec<u64>,
+    /// Which merge last touched a key (a key's count is cleared when read back).
+    stamp: Vec<u32>,
+    touched: Vec<i64>,
+    merge: u32,
 }
 
 /// The widest key range added densely.
 const DENSE_SPAN: i64 = 1 << 16;
 
-impl Buckets {
-    fn new() -> Self {
-        Buckets::Dense { base: 0, counts: Vec::new(), seen: Vec::new() }
+/// Buckets added by sorting rather than densely, at most.
+const SMALL_MERGE: usize = 64;
+
+/// Sorts `(key, count)` pairs by key and adds the counts of equal keys.
+fn sum_sorted(pairs: &mut Vec<(i64, u64)>) {
+    pairs.sort_unstable_by_key(|p| p.0);
+    pairs.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 += next.1;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+impl Adder {
+    /// The buckets of `rows` (part number, row) of `parts`, added up into `out`.
+    fn add_up(&mut self, parts: &[&Columns], rows: &[(u32, u32)], out: &mut Vec<(i64, u64)>) {
+        out.clear();
+        let slices = rows.iter().filter_map(|&(p, i)| match parts[p as usize] {
+            Columns::Distributions(d) => {
+                let r = d.buckets(i as usize);
+                Some((&d.bucket_keys[r.clone()], &d.bucket_counts[r]))
+            }
+            Columns::Scalars(_) => None,
+        });
+        // A few buckets (a short window): sorting them costs less than the dense array.
+        if slices.clone().map(|(k, _)| k.len()).sum::<usize>() <= SMALL_MERGE {
+            for (k, c) in slices {
+                out.extend(k.iter().copied().zip(c.iter().copied()));
+            }
+            if !out.is_sorted_by(|a, b| a.0 < b.0) {
+                sum_sorted(out);
+            }
+            return;
+        }
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for (keys, _) in slices.clone() {
+            for &k in keys {
+                lo = lo.min(k);
+                hi = hi.max(k);
+            }
+        }
+        if lo > hi {
+            return;
+        }
+        if hi - lo >= DENSE_SPAN {
+            out.extend(slices.flat_map(|(k, c)| k.iter().copied().zip(c.iter().copied())));
+            sum_sorted(out);
+            return;
+        }
+        self.cover(lo, hi);
+        self.merge = self.merge.wrapping_add(1);
+        if self.merge == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.merge = 1;
+        }
+        self.touched.clear();
+        for (keys, counts) in slices {
+            for (&k, &n) in keys.iter().zip(counts) {
+                let j = (k - self.base) as usize;
+                if self.stamp[j] != self.merge {
+                    self.stamp[j] = self.merge;
+                    self.touched.push(k);
+                }
+                self.counts[j] += n;
+            }
+        }
+        self.touched.sort_unstable();
+        let base = self.base;
+        out.extend(self.touched.iter().map(|&k| {
+            let j = (k - base) as usize;
+            (k, std::mem::take(&mut self.counts[j]))
+        }));
     }
 
-    fn add(&mut self, keys: &[i64], counts: &[u64]) {
-        let (Some(&lo), Some(&hi)) = (keys.iter().min(), keys.iter().max()) else { return };
-        if let Buckets::Dense { base, counts: dense, seen } = self {
-            let (old_lo, old_hi) =
-                if dense.is_empty() { (lo, hi) } else { (*base, *base + dense.len() as i64 - 1) };
-            let (new_lo, new_hi) = (old_lo.min(lo), old_hi.max(hi));
-            if new_hi - new_lo < DENSE_SPAN {
-                if dense.is_empty() || new_lo < *base || new_hi > old_hi {
-                    let len = (new_hi - new_lo + 1) as usize;
-                    let shift = if dense.is_empty() { 0 } else { (*base - new_lo) as usize };
-                    let mut c = vec![0u64; len];
-                    let mut s = vec![false; len];
-                    c[shift..shift + dense.len()].copy_from_slice(dense);
-                    s[shift..shift + seen.len()].copy_from_slice(seen);
-                    (*base, *dense, *seen) = (new_lo, c, s);
-                }
-                for (&k, &n) in keys.iter().zip(counts) {
-                    let j = (k - *base) as usize;
-                    dense[j] += n;
-                    seen[j] = true;
-                }
-                return;
-            }
-            let pairs: Vec<(i64, u64)> =
-                (0..dense.len()).filter(|&j| seen[j]).map(|j| (*base + j as i64, dense[j])).collect();
-            *self = Buckets::Sparse(pairs);
+    /// Makes the dense array span `[lo, hi]` (growing it, with room, when it does not).
+    fn cover(&mut self, lo: i64, hi: i64) {
+        let end = self.base + self.counts.len() as i64;
+        if !self.counts.is_empty() && lo >= self.base && hi < end {
+            return;
         }
-        if let Buckets::Sparse(pairs) = self {
-            pairs.extend(keys.iter().copied().zip(counts.iter().copied()));
+        let (new_lo, new_hi) =
+            if self.counts.is_empty() { (lo, hi) } else { (lo.min(self.base), hi.max(end - 1)) };
+        let pad = (new_hi - new_lo + 1).min(DENSE_SPAN);
+        let start = new_lo - pad / 2;
+        let len = (new_hi - new_lo + 1 + pad) as usize;
+        let mut counts = vec![0u64; len];
+        let mut stamp = vec![0u32; len];
+        if !self.counts.is_empty() {
+            let shift = (self.base - start) as usize;
+            counts[shift..shift + self.counts.len()].copy_from_slice(&self.counts);
+            stamp[shift..shift + self.stamp.len()].copy_from_slice(&self.stamp);
         }
-    }
-
-    fn finish(self) -> Vec<(i64, u64)> {
-        match self {
-            Buckets::Dense { base, counts, seen } => {
-                (0..counts.len()).filter(|&j| seen[j]).map(|j| (base + j as i64, counts[j])).collect()
-            }
-            Buckets::Sparse(mut pairs) => {
-                pairs.sort_unstable_by_key(|p| p.0);
-                pairs.dedup_by(|next, kept| {
-                    if next.0 == kept.0 {
-                        kept.1 += next.1;
-                        true
-                    } else {
-                        false
-                    }
-                });
-                pairs
-            }
-        }
+        (self.base, self.counts, self.stamp) = (start, counts, stamp);
     }
 }
 
-/// One group's (and window's) merged distribution, built row by row in read order.
+/// One group's merged distribution over a whole range (for [`merged`]): moments merged row
+/// by row in read order, the rows kept to add their buckets up at the end.
 struct Merge {
     /// The first row's moments merged with the rest (buckets apart).
     row: DistributionRow,
-    buckets: Option<Buckets>,
+    /// The rows merged, (part number, row).
+    rows: Vec<(u32, u32)>,
 }
 
 impl Merge {
-    fn first(d: &DistributionColumns, i: usize, with_buckets: bool) -> Merge {
-        let mut m = Merge {
-            row: d.row_without_buckets(i, d.common.series(i)),
-            buckets: with_buckets.then(Buckets::new),
-        };
-        m.add_buckets(d, i);
-        m
+    fn first(d: &DistributionColumns, pid: u32, i: usize) -> Merge {
+        Merge { row: d.row_without_buckets(i, d.common.series(i)), rows: vec![(pid, i as u32)] }
     }
 
     /// Adds row `i`; rows of another scheme than the first (a metric whose layout changed)
     /// cannot merge and are left out, as the row engine leaves them.
-    fn add(&mut self, d: &DistributionColumns, i: usize, scratch: &mut DistributionRow) {
+    fn add(&mut self, d: &DistributionColumns, pid: u32, i: usize, scratch: &mut DistributionRow) {
         if d.scheme(i) != self.row.scheme {
             return;
         }
         d.moments_into(i, scratch);
         self.row.merge(scratch);
-        self.add_buckets(d, i);
+        self.rows.push((pid, i as u32));
     }
 
-    fn add_buckets(&mut self, d: &DistributionColumns, i: usize) {
-        if let Some(b) = &mut self.buckets {
-            let r = d.buckets(i);
-            b.add(&d.bucket_keys[r.clone()], &d.bucket_counts[r]);
-        }
-    }
-
-    fn finish(mut self) -> DistributionRow {
-        self.row.buckets = self.buckets.map(Buckets::finish).unwrap_or_default();
+    fn finish(mut self, parts: &[&Columns], adder: &mut Adder) -> DistributionRow {
+        adder.add_up(parts, &self.rows, &mut self.row.buckets);
         self.row
     }
 }
+
+/// One group's window in [`run`]: its merged moments (all of them for sum and mean, else
+/// the count and the extremes, which merge the same in any order).
+struct Slot {
+    g: u32,
+    w: i64,
+    moments: Moments,
+}
+
+enum Moments {
+    Light { scheme: Scheme, count: u64, min: Option<f64>, max: Option<f64> },
+    Full(Box<DistributionRow>),
+}
+
+impl Slot {
+    fn first((g, w): (u32, i64), d: &DistributionColumns, i: usize, full: bool) -> Slot {
+        let moments = if full {
+            Moments::Full(Box::new(d.row_without_buckets(i, SeriesKey::default())))
+        } else {
+            Moments::Light { scheme: d.scheme(i), count: d.count[i], min: d.min(i), max: d.max(i) }
+        };
+        Slot { g, w, moments }
+    }
+
+    /// Adds row `i` as [`DistributionRow::merge`] would; `false` (and nothing added) for a
+    /// row of another scheme than the first, which cannot merge.
+    fn add(&mut self, d: &DistributionColumns, i: usize, scratch: &mut DistributionRow) -> bool {
+        match &mut self.moments {
+            Moments::Full(row) => {
+                if d.scheme(i) != row.scheme {
+                    return false;
+                }
+                d.moments_into(i, scratch);
+                row.merge(scratch);
+            }
+            Moments::Light { scheme, count, min, max } => {
+                if d.scheme(i) != *scheme {
+                    return false;
+                }
+                let either = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+                    (Some(a), Some(b)) => Some(f(a, b)),
+                    (a, b) => a.or(b),
+                };
+                if d.count[i] != 0 {
+                    *min = either(*min, d.min(i), f64::min);
+                    *max = either(*max, d.max(i), f64::max);
+                }
+                *count += d.count[i];
+            }
+        }
+        true
+    }
+}
+
+/// The series of [`run`] from its windows: per group (ordered by its `by` values), per
+/// window in time order, the function of the merged distribution.
+fn windows_to_series(
+    q: &Query,
+    range: Range,
+    parts: &Parts,
+    groups: Groups,
+    slots: Vec<Slot>,
+    rows: Vec<(u32, u32, u32)>,
+) -> Result<Vec<Series>, QueryError> {
+    // The rows of each slot, together (a counting sort by slot).
+    let mut starts = vec![0usize; slots.len() + 1];
+    for &(m, ..) in &rows {
+        starts[m as usize + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut fill = starts.clone();
+    let mut by_slot = vec![(0u32, 0u32); rows.len()];
+    for (m, p, i) in rows {
+        by_slot[fill[m as usize]] = (p, i);
+        fill[m as usize] += 1;
+    }
+    let mut per_group: Vec<Vec<u32>> = vec![Vec::new(); groups.keys.len()];
+    for (m, slot) in slots.iter().enumerate() {
+        per_group[slot.g as usize].push(m as u32);
+    }
+    let mut order: Vec<usize> = (0..groups.keys.len()).collect();
+    order.sort_by(|&a, &b| groups.keys[a].cmp(&groups.keys[b]));
+    let numbered = numbered(parts);
+    let mut adder = Adder::default();
+    let mut row = scratch();
+    let mut slots: Vec<Option<Slot>> = slots.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(order.len());
+    for g in order {
+        crate::cancel::check()?;
+        let mine = &mut per_group[g];
+        mine.sort_by_key(|&m| slots[m as usize].as_ref().map_or(0, |s| s.w));
+        let mut series =
+            Series { tags: tags_of(q, &groups.keys[g]), points: Vec::new(), buckets: Vec::new() };
+        for &m in mine.iter() {
+            let Some(slot) = slots[m as usize].take() else { continue };
+            let rows = &by_slot[starts[m as usize]..starts[m as usize + 1]];
+            match slot.moments {
+                Moments::Full(mut full) => {
+                    adder.add_up(&numbered, rows, &mut full.buckets);
+                    push_window(q, range, &mut series, slot.w, &full);
+                }
+                Moments::Light { scheme, count, min, max } => {
+                    (row.scheme, row.count, row.min, row.max) = (scheme, count, min, max);
+                    adder.add_up(&numbered, rows, &mut row.buckets);
+                    push_window(q, range, &mut series, slot.w, &row);
+                }
+            }
+        }
+        out.push(series);
+    }
+    Ok(out)
+}
+
+/// A hasher for small integer keys (FxHash's multiply and rotate): the (group, window) map
+/// is looked up per row, where SipHash would cost more than the row.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl std::hash::Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&b| self.write_u64(u64::from(b)));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type BuildFx = std::hash::BuildHasherDefault<Fx>;
 
 fn scratch() -> DistributionRow {
     DistributionRow::empty(0, 0, Resolution::Raw, SeriesKey::default(), Scheme::Sketch)
@@ -291,7 +481,7 @@ fn scratch() -> DistributionRow {
 pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Result<bool, QueryError> {
     let parts = read(store, q, Table::Distributions, range)?;
     let mut any = false;
-    scan_planned(&parts, q, range, &mut Groups::default(), |_, _, _| any = true)?;
+    scan_planned(&parts, q, range, &mut Groups::default(), |_, _, _, _| any = true)?;
     Ok(any)
 }
 
@@ -304,36 +494,49 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
     let parts = read(store, q, Table::Distributions, range)?;
     let mut groups = Groups::default();
     let with_buckets = needs_buckets(&q.func);
-    let mut index: HashMap<(u32, i64), usize> = HashMap::new();
-    let mut merges: Vec<(u32, i64, Merge)> = Vec::new();
+    // Sum and mean read the merged moments; the other functions only the count, the
+    // extremes and the buckets, which merge the same in any order.
+    let full = matches!(q.func, Func::Sum | Func::Mean);
+    let mut index: HashMap<(u32, i64), u32, BuildFx> = HashMap::default();
+    let mut last: Option<((u32, i64), u32)> = None;
+    let mut slots: Vec<Slot> = Vec::new();
+    // (slot, part number, row) of every row merged, for the buckets.
+    let mut merged_rows: Vec<(u32, u32, u32)> = Vec::new();
     let mut tmp = scratch();
-    scan_planned(&parts, q, range, &mut groups, |part, i, g| {
+    scan_planned(&parts, q, range, &mut groups, |part, pid, i, g| {
         let Columns::Distributions(d) = part else { return };
-        let w = window_of(d.common.start[i], range);
-        match index.get(&(g, w)) {
-            Some(&m) => merges[m].2.add(d, i, &mut tmp),
-            None => {
-                index.insert((g, w), merges.len());
-                merges.push((g, w, Merge::first(d, i, with_buckets)));
+        let key = (g, window_of(d.common.start[i], range));
+        let found = match last {
+            Some((k, m)) if k == key => Some(m),
+            _ => index.get(&key).copied(),
+        };
+        let m = match found {
+            Some(m) => {
+                if !slots[m as usize].add(d, i, &mut tmp) {
+                    return;
+                }
+                m
             }
+            None => {
+                let m = slots.len() as u32;
+                slots.push(Slot::first(key, d, i, full));
+                index.insert(key, m);
+                m
+            }
+        };
+        last = Some((key, m));
+        if with_buckets {
+            merged_rows.push((m, pid, i as u32));
         }
     })?;
-    let out = if !merges.is_empty() {
-        let mut windows: Vec<BTreeMap<i64, DistributionRow>> = vec![BTreeMap::new(); groups.keys.len()];
-        for (g, w, m) in merges {
-            crate::cancel::check()?;
-            windows[g as usize].insert(w, m.finish());
-        }
-        let mut by_key: Vec<(Vec<String>, BTreeMap<i64, DistributionRow>)> =
-            groups.keys.into_iter().zip(windows).collect();
-        by_key.sort_by(|a, b| a.0.cmp(&b.0));
-        by_key.into_iter().map(|(key, w)| distribution_series(q, range, tags_of(q, &key), w)).collect()
+    let out = if !slots.is_empty() {
+        windows_to_series(q, range, &parts.0, groups, slots, merged_rows)?
     } else {
         let parts = read(store, q, Table::Scalars, range)?;
         let mut groups = Groups::default();
         let mut first = None;
         let mut windows: Vec<BTreeMap<i64, Acc>> = Vec::new();
-        scan_planned(&parts, q, range, &mut groups, |part, i, g| {
+        scan_planned(&parts, q, range, &mut groups, |part, _, i, g| {
             let Columns::Scalars(s) = part else { return };
             first.get_or_insert(s.kind(i));
             if windows.len() <= g as usize {
@@ -364,18 +567,24 @@ pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<
     let mut groups = Groups::default();
     let mut merges: Vec<Option<Merge>> = Vec::new();
     let mut tmp = scratch();
-    scan_planned(&parts, q, range, &mut groups, |part, i, g| {
+    scan_planned(&parts, q, range, &mut groups, |part, pid, i, g| {
         let Columns::Distributions(d) = part else { return };
         if merges.len() <= g as usize {
             merges.resize_with(g as usize + 1, || None);
         }
         match &mut merges[g as usize] {
-            Some(m) => m.add(d, i, &mut tmp),
-            slot => *slot = Some(Merge::first(d, i, true)),
+            Some(m) => m.add(d, pid, i, &mut tmp),
+            slot => *slot = Some(Merge::first(d, pid, i)),
         }
     })?;
-    let mut out: Vec<(Vec<String>, DistributionRow)> =
-        groups.keys.into_iter().zip(merges).filter_map(|(key, m)| m.map(|m| (key, m.finish()))).collect();
+    let numbered = numbered(&parts.0);
+    let mut adder = Adder::default();
+    let mut out: Vec<(Vec<String>, DistributionRow)> = groups
+        .keys
+        .into_iter()
+        .zip(merges)
+        .filter_map(|(key, m)| m.map(|m| (key, m.finish(&numbered, &mut adder))))
+        .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out.into_iter().map(|(key, d)| (tags_of(q, &key), d)).collect())
 }

@@ -245,9 +245,12 @@ pub(crate) fn eq_tags(q: &Query) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The requests a query's plan reads: one per roll-up (with the raw rows not in it yet, [`ReadRequest::unrolled`]),
-/// then raw rows over the plan's raw spans. `until(request)` reads a roll-up's parts and
-/// returns the end of its last row that the query keeps (`None`: no such row).
+/// The requests a query's plan reads: per roll-up, over the spans where it can answer (with
+/// the raw rows not in it yet, [`ReadRequest::unrolled`]), then raw rows over the spans
+/// left. `read(request)` reads a request's parts and, for a roll-up, returns the end of
+/// its last row starting in the request's span (`None`: no such row), whatever its series:
+/// a maintenance pass rolls up every series of its days at once, so that is how far the
+/// roll-up reaches; past it, raw rows answer.
 pub(crate) fn plan_reads<P>(
     q: &Query,
     table: Table,
@@ -300,23 +303,16 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<(Parts, 
         if r.resolution == Resolution::Raw {
             return Ok((parts, None));
         }
-        let read = vec![(r.clone(), parts)];
-        let until = std::cell::Cell::new(None::<i64>);
-        let seen = |row: Resolution, end: i64| {
-            if row == r.resolution {
-                until.set(Some(until.get().map_or(end, |u| u.max(end))));
-            }
-        };
-        for_each(
-            &read,
-            q,
-            range,
-            |_, _, _| true,
-            |d| seen(d.resolution, d.end_ms),
-            |s| seen(s.resolution, s.end_ms),
-        )?;
-        let parts = read.into_iter().next().map(|p| p.1).unwrap_or_default();
-        Ok((parts, until.get()))
+        let (lo, hi) = (r.from_ms.max(range.from_ms), r.to_ms.min(range.to_ms));
+        let ends = parts.iter().flat_map(|p| {
+            let d = p.distributions.iter().map(|d| (d.resolution, d.start_ms, d.end_ms));
+            d.chain(p.scalars.iter().map(|s| (s.resolution, s.start_ms, s.end_ms)))
+        });
+        let until = ends
+            .filter(|&(res, start, _)| res == r.resolution && start >= lo && start < hi)
+            .map(|e| e.2)
+            .max();
+        Ok((parts, until))
     })
 }
 
@@ -534,37 +530,41 @@ pub(crate) fn distribution_series(
     tags: BTreeMap<String, String>,
     windows: impl IntoIterator<Item = (i64, DistributionRow)>,
 ) -> Series {
-    let secs = range.step_ms as f64 / 1e3;
     let mut s = Series { tags, points: Vec::new(), buckets: Vec::new() };
     for (w, d) in windows {
-        let v = match q.func {
-            Func::Count => Some(d.count as f64),
-            Func::Rate => Some(d.count as f64 / secs),
-            Func::Sum => d.sum,
-            Func::Mean => {
-                d.mean.or_else(|| d.sum.map(|x| x / d.count.max(1) as f64)).or_else(|| d.bucket_mean())
-            }
-            Func::Min => d.min,
-            Func::Max => d.max,
-            Func::Quantile(p) => d.quantile(p),
-            Func::Buckets => {
-                s.buckets.push(
-                    d.buckets
-                        .iter()
-                        .map(|&(k, count)| {
-                            let (lower, upper) = d.scheme.bounds(k);
-                            Bucket { lower, upper, count }
-                        })
-                        .collect(),
-                );
-                Some(d.count as f64)
-            }
-        };
-        if let Some(v) = v {
-            s.points.push((w, v));
-        }
+        push_window(q, range, &mut s, w, &d);
     }
     s
+}
+
+/// Adds window `w`'s point (and, for `buckets(...)`, its buckets) to a series: the query's
+/// function of the window's merged distribution.
+pub(crate) fn push_window(q: &Query, range: Range, s: &mut Series, w: i64, d: &DistributionRow) {
+    let secs = range.step_ms as f64 / 1e3;
+    let v = match q.func {
+        Func::Count => Some(d.count as f64),
+        Func::Rate => Some(d.count as f64 / secs),
+        Func::Sum => d.sum,
+        Func::Mean => d.mean.or_else(|| d.sum.map(|x| x / d.count.max(1) as f64)).or_else(|| d.bucket_mean()),
+        Func::Min => d.min,
+        Func::Max => d.max,
+        Func::Quantile(p) => d.quantile(p),
+        Func::Buckets => {
+            s.buckets.push(
+                d.buckets
+                    .iter()
+                    .map(|&(k, count)| {
+                        let (lower, upper) = d.scheme.bounds(k);
+                        Bucket { lower, upper, count }
+                    })
+                    .collect(),
+            );
+            Some(d.count as f64)
+        }
+    };
+    if let Some(v) = v {
+        s.points.push((w, v));
+    }
 }
 
 /// Whether a function reads a merged distribution's buckets (a mean does where the rows

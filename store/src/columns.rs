@@ -81,6 +81,21 @@ pub struct Common {
     /// Per row where rows of several resolutions are mixed (acknowledged rows not yet
     /// published); `None`: every row has `resolution`.
     resolutions: Option<Vec<Resolution>>,
+    /// The runs of rows of one metric key, `(key, first row, end)`: files sort by metric
+    /// first, so a query of one metric skips the other metrics' rows whole.
+    metric_runs: Vec<(i32, u32, u32)>,
+}
+
+/// The runs of equal keys.
+fn runs(keys: &[i32]) -> Vec<(i32, u32, u32)> {
+    let mut out: Vec<(i32, u32, u32)> = Vec::new();
+    for (i, &k) in keys.iter().enumerate() {
+        match out.last_mut() {
+            Some(last) if last.0 == k => last.2 = i as u32 + 1,
+            _ => out.push((k, i as u32, i as u32 + 1)),
+        }
+    }
+    out
 }
 
 impl Common {
@@ -92,6 +107,18 @@ impl Common {
     /// Whether the part has no rows.
     pub fn is_empty(&self) -> bool {
         self.start.is_empty()
+    }
+
+    /// The ranges of rows whose metric is `metric`, in row order.
+    pub fn rows_of_metric<'a>(
+        &'a self,
+        metric: &'a str,
+    ) -> impl Iterator<Item = std::ops::Range<usize>> + 'a {
+        let values = self.tags[5].values();
+        self.metric_runs
+            .iter()
+            .filter(move |r| values.get(r.0 as usize).is_some_and(|v| &**v == metric))
+            .map(|r| r.1 as usize..r.2 as usize)
     }
 
     /// Row `i`'s resolution.
@@ -118,6 +145,7 @@ impl Common {
         self.start.len() * 16
             + self.tags.iter().map(TagColumn::bytes).sum::<usize>()
             + self.resolutions.as_ref().map_or(0, Vec::len)
+            + self.metric_runs.len() * 12
     }
 }
 
@@ -330,12 +358,14 @@ fn common_of<'a>(n: usize, rows: impl Iterator<Item = (i64, i64, Resolution, &'a
     });
     let first = res.first().copied().unwrap_or(Resolution::Raw);
     let uniform = res.iter().all(|r| *r == first);
+    let metric_runs = runs(tags[5].keys());
     Common {
         start: start.into(),
         end: end.into(),
         tags,
         resolution: first,
         resolutions: (!uniform).then_some(res),
+        metric_runs,
     }
 }
 
@@ -440,7 +470,15 @@ fn common_from(b: &RecordBatch, resolution: Resolution) -> Result<Common, Decode
         tags.push(tag_of(b, name)?);
     }
     let tags: [TagColumn; 8] = tags.try_into().map_err(|_| bad("tags", "eight tag columns"))?;
-    Ok(Common { start: times_of(b, "start")?, end: times_of(b, "end")?, tags, resolution, resolutions: None })
+    let metric_runs = runs(tags[5].keys());
+    Ok(Common {
+        start: times_of(b, "start")?,
+        end: times_of(b, "end")?,
+        tags,
+        resolution,
+        resolutions: None,
+        metric_runs,
+    })
 }
 
 fn distributions_from(b: &RecordBatch, resolution: Resolution) -> Result<DistributionColumns, DecodeError> {
