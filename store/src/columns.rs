@@ -15,7 +15,7 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecond
 use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -572,14 +572,16 @@ fn row_groups(
 /// Decodes a Parquet file of `table` as columns: the row groups that can hold rows in
 /// `[from_ms, to_ms)` with the equality `tags` (by their statistics; rows outside can
 /// remain), the columns the engine reads, in one batch where the reader allows. Events
-/// have no columns (`None`).
+/// have no columns (`None`). With `narrow`, only the rows starting in `[from_ms, to_ms)`
+/// are decoded: the `start` column is read first and the others only for those rows (a
+/// few seconds at a window's edge out of an hour's file).
 pub fn columns_from_parquet(
     bytes: bytes::Bytes,
     table: Table,
     resolution: Resolution,
-    from_ms: i64,
-    to_ms: i64,
+    (from_ms, to_ms): (i64, i64),
     tags: &[(String, String)],
+    narrow: bool,
 ) -> Result<Option<Columns>, DecodeError> {
     let parquet = |e: parquet::errors::ParquetError| bad("file", e.to_string());
     if table == Table::Events {
@@ -601,12 +603,23 @@ pub fn columns_from_parquet(
     let leaves: Vec<usize> =
         (0..schema.num_columns()).filter(|&i| !skipped(schema.column(i).path().parts())).collect();
     let mask = ProjectionMask::leaves(schema, leaves);
-    let reader = builder
-        .with_row_groups(groups)
-        .with_projection(mask)
-        .with_batch_size(rows.max(1))
-        .build()
-        .map_err(parquet)?;
+    let start = (0..schema.num_columns()).filter(|&i| schema.column(i).path().parts() == ["start"]);
+    let start_mask = ProjectionMask::leaves(schema, start);
+    let mut builder = builder.with_row_groups(groups).with_projection(mask).with_batch_size(rows.max(1));
+    if narrow {
+        let inside = move |b: RecordBatch| {
+            let t = b.column(0).as_primitive_opt::<TimestampMillisecondType>().ok_or_else(|| {
+                arrow_schema::ArrowError::SchemaError("start is not a timestamp(ms)".into())
+            })?;
+            Ok(t.values()
+                .iter()
+                .map(|&t| Some(t >= from_ms && t < to_ms))
+                .collect::<arrow_array::BooleanArray>())
+        };
+        let filter = RowFilter::new(vec![Box::new(ArrowPredicateFn::new(start_mask, inside))]);
+        builder = builder.with_row_filter(filter);
+    }
+    let reader = builder.build().map_err(parquet)?;
     let mut parts = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad("file", e.to_string()))?;
@@ -699,10 +712,19 @@ mod tests {
                 &read_parquet(bytes.clone(), i64::MIN, i64::MAX, &[]).unwrap(),
             )
             .unwrap();
-            let cols = columns_from_parquet(bytes, table, Resolution::Minute, i64::MIN, i64::MAX, &[])
+            let all = (i64::MIN, i64::MAX);
+            let cols = columns_from_parquet(bytes.clone(), table, Resolution::Minute, all, &[], false)
                 .unwrap()
                 .unwrap();
             assert_eq!(cols.common().len(), 5_000);
+            // Narrowed to a span: exactly the rows starting in it, in file order.
+            let span = (1_234_000, 1_500_000);
+            let narrow =
+                columns_from_parquet(bytes, table, Resolution::Minute, span, &[], true).unwrap().unwrap();
+            let inside: Vec<i64> =
+                cols.common().start.iter().copied().filter(|t| (span.0..span.1).contains(t)).collect();
+            assert_eq!(&narrow.common().start[..], &inside[..]);
+            assert!(!inside.is_empty());
             match cols {
                 Columns::Distributions(d) => {
                     for (i, r) in want.distributions.iter().enumerate() {

@@ -13,8 +13,13 @@ use std::sync::Arc;
 /// Files up to this size are decoded and cached whole, whatever the tags asked.
 const WHOLE_FILE_BYTES: u64 = 2 << 20;
 
-/// A file's path, the tag filters it was read with, and whether as columns.
-type CacheKey = (String, Vec<(String, String)>, bool);
+/// A file's path, the tag filters it was read with, whether as columns, and the span of
+/// start times it was narrowed to (`None`: whole in time).
+type CacheKey = (String, Vec<(String, String)>, bool, Option<(i64, i64)>);
+
+/// A big file is read narrowed to a request's span of time when the span is at most this
+/// share of the file's (a window's ragged edge in an hour of raw rows).
+const NARROW_SHARE: i64 = 8;
 
 /// A decoded file.
 #[derive(Clone)]
@@ -86,7 +91,7 @@ impl Shared {
     /// The rows of a listed file a read needs: from the cache, or decoded and cached. Rows
     /// can lie outside the request's time range and tags; the caller filters.
     pub(super) fn cached_file(&self, f: &FileEntry, req: &ReadRequest) -> Result<Arc<Rows>, StoreError> {
-        let decoded = self.cached(f, req, false, |from, to, tags| {
+        let decoded = self.cached(f, req, false, |(from, to), _, tags| {
             Ok(Decoded::Rows(Arc::new(read_file(&*self.objects, f, from, to, tags)?)))
         })?;
         match decoded {
@@ -101,10 +106,10 @@ impl Shared {
         f: &FileEntry,
         req: &ReadRequest,
     ) -> Result<Option<Arc<Columns>>, StoreError> {
-        let decoded = self.cached(f, req, true, |from, to, tags| {
+        let decoded = self.cached(f, req, true, |span, narrow, tags| {
             let bytes = super::read::file_bytes(&*self.objects, f)?;
             let path = self.objects.location(&f.path);
-            columns_from_parquet(bytes.into(), f.table, f.resolution, from, to, tags)
+            columns_from_parquet(bytes.into(), f.table, f.resolution, span, tags, narrow)
                 .map(|c| Decoded::Columns(c.map(Arc::new)))
                 .map_err(|e| StoreError::Corrupt { path, problem: e.to_string() })
         })?;
@@ -119,27 +124,41 @@ impl Shared {
         f: &FileEntry,
         req: &ReadRequest,
         columns: bool,
-        decode: impl FnOnce(i64, i64, &[(String, String)]) -> Result<Decoded, StoreError>,
+        decode: impl FnOnce((i64, i64), bool, &[(String, String)]) -> Result<Decoded, StoreError>,
     ) -> Result<Decoded, StoreError> {
+        // A few seconds of a big file (a ragged window edge in an hour of raw rows): only
+        // those rows are decoded, and kept under that span.
+        let span = (req.from_ms.max(f.min_ms), req.to_ms.min(f.max_ms.saturating_add(1)));
+        let narrow = columns
+            && f.bytes > WHOLE_FILE_BYTES
+            && (span.1 - span.0).saturating_mul(NARROW_SHARE) <= f.max_ms.saturating_sub(f.min_ms);
         if self.config.read_cache_bytes == 0 {
-            return decode(req.from_ms, req.to_ms, &req.tags);
+            return decode((req.from_ms, req.to_ms), narrow, &req.tags);
         }
         // Cached whole in time, so any range of the file is served from it. A small file
         // (a day of hourly roll-ups, an hour of raw rows for a few series) is cached
         // whole in tags too: every metric of a dashboard or a drift report then decodes
         // it once; a big one only for the tags asked (its other row groups stay skipped).
-        let whole = (f.path.clone(), Vec::new(), columns);
+        let whole = (f.path.clone(), Vec::new(), columns, None);
         let mut tags = req.tags.clone();
         tags.sort();
-        let key = if f.bytes <= WHOLE_FILE_BYTES { whole.clone() } else { (f.path.clone(), tags, columns) };
+        let by_tags = (f.path.clone(), tags.clone(), columns, None);
+        let key = if f.bytes <= WHOLE_FILE_BYTES {
+            whole.clone()
+        } else if narrow {
+            (f.path.clone(), tags, columns, Some(span))
+        } else {
+            by_tags.clone()
+        };
         let cached = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.get(&whole).or_else(|| cache.get(&key))
+            cache.get(&whole).or_else(|| cache.get(&by_tags)).or_else(|| cache.get(&key))
         };
         if let Some(d) = cached {
             return Ok(d);
         }
-        let decoded = decode(i64::MIN, i64::MAX, &key.1)?;
+        let decoded =
+            if narrow { decode(span, true, &key.1)? } else { decode((i64::MIN, i64::MAX), false, &key.1)? };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(key, decoded.clone(), self.config.read_cache_bytes);
         Ok(decoded)
