@@ -333,6 +333,23 @@ pub struct ServeArgs {
     /// How often the triggers are evaluated.
     #[arg(long, default_value = "1m")]
     pub check_every: String,
+    /// Longest a client may take to send a request's head (request line and headers), from
+    /// the connection's start or the first byte of a later request; slower clients are
+    /// disconnected. A request's body has as long again after its head (408 past it).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_read_timeout: String,
+    /// Longest a kept-alive connection may stay idle between requests.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub idle_timeout: String,
+    /// Most connections held at once (fewer if the process may not open as many files);
+    /// past it a new connection is answered 503 and closed.
+    #[arg(long, default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Most connections held at once from one client address (IPv6: one /64); past it a new
+    /// one from there is answered 429 and closed. Behind a reverse proxy, raise it to
+    /// --max-connections.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
 }
 
 /// Which series a report reads.

@@ -151,23 +151,40 @@ fn requests_of_1500_targets_or_too_many_points_together_are_refused_and_leave_no
     assert!(growth <= 150 << 20, "the server grew by {} MB", growth >> 20);
 }
 
+/// `n` regex filters that all keep `email`, each a different pattern to compile; `heavy`
+/// ones take tens of milliseconds each (Unicode classes compile large), still within the
+/// size limit.
+fn regex_filters(n: usize, heavy: bool) -> Vec<Value> {
+    let class = if heavy { "\\w{1,3}" } else { "[a-z]{1,8}" };
+    (0..n)
+        .map(|i| json!({ "key": "segment", "operator": "=~", "value": format!("(e|x{i}){class}(mail|phone){{0,3}}.*") }))
+        .collect()
+}
+
 #[test]
-fn ten_thousand_regex_filters_run_off_the_async_workers_and_healthz_keeps_answering() {
+fn ten_thousand_regex_filters_are_refused_and_a_hundred_compile_off_the_async_workers() {
     let f = fixture();
     let server = Server::start(f.dir.path(), &[]);
-    let filters: Vec<Value> = (0..10_000)
-        .map(|i| json!({ "key": "segment", "operator": "=~", "value": format!("(e|x{i})[a-z]*(mail|phone){{1,3}}.*") }))
-        .collect();
-    let body = grafana_query(
-        f.t0,
-        f.t0 + 3_600_000,
-        60_000,
-        1_000,
-        json!([target("A", "p95(latency) by (segment)", json!({}))]),
-        json!({ "filters": filters }),
-    );
-    assert!(body.len() < 1 << 20, "{} bytes: within the body limit", body.len());
-    let (answers, slowest) = while_polling(&server, vec![body; 4]);
+    let body = |filters: Vec<Value>| {
+        grafana_query(
+            f.t0,
+            f.t0 + 3_600_000,
+            60_000,
+            1_000,
+            json!([target("A", "p95(latency) by (segment)", json!({}))]),
+            json!({ "filters": filters }),
+        )
+    };
+    let (many, hundred) = (body(regex_filters(10_000, false)), body(regex_filters(100, true)));
+    assert!(many.len() < 1 << 20, "{} bytes: within the body limit", many.len());
+    let (answers, slowest) = while_polling(&server, vec![many.clone(), many.clone(), many.clone(), many]);
+    for (status, v) in &answers {
+        assert_eq!(*status, 422, "{}", short(v));
+        assert!(v["message"].as_str().unwrap().contains("10000 ad hoc filters, at most 100"), "{}", short(v));
+    }
+    assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?} while 10,000 filters were refused");
+    // A hundred (the most allowed) compile and apply on blocking threads.
+    let (answers, slowest) = while_polling(&server, vec![hundred; 4]);
     for (status, v) in &answers {
         // Answered (every filter keeps `email`), or refused at the time limit, as JSON.
         assert!(*status == 200 || *status == 503, "{status}: {}", short(v));
@@ -177,6 +194,11 @@ fn ten_thousand_regex_filters_run_off_the_async_workers_and_healthz_keeps_answer
         }
     }
     assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?} while the filters compiled");
+    // A pattern that would compile to megabytes is refused, not compiled.
+    let (status, v) =
+        server.query(&body(vec![json!({ "key": "segment", "operator": "=~", "value": "\\w{200}" })]));
+    assert_eq!(status, 400, "{}", short(&v));
+    assert!(v["message"].as_str().unwrap().contains("size limit"), "{}", short(&v));
 }
 
 #[test]
@@ -184,9 +206,7 @@ fn timed_out_requests_hold_their_slots_until_their_work_stops() {
     let f = fixture();
     // One evaluation at a time, half a second each.
     let server = Server::start(f.dir.path(), &["--max-concurrent", "1", "--timeout", "500ms"]);
-    let filters: Vec<Value> = (0..10_000)
-        .map(|i| json!({ "key": "segment", "operator": "!~", "value": format!("x{i}[a-z]*(y|z){{2,4}}") }))
-        .collect();
+    let filters = regex_filters(100, true);
     let bodies: Vec<String> = (0..6)
         .map(|r| {
             grafana_query(
@@ -200,7 +220,10 @@ fn timed_out_requests_hold_their_slots_until_their_work_stops() {
         })
         .collect();
     let (answers, slowest) = while_polling(&server, bodies);
-    assert!(answers.iter().any(|(s, _)| *s == 503), "at least one request ran past 500 ms");
+    assert!(
+        answers.iter().any(|(s, _)| *s == 503),
+        "at least one request ran past 500 ms (or waited past it)"
+    );
     for (status, v) in &answers {
         assert!(*status == 200 || *status == 503, "{status}: {}", short(v));
         if *status == 503 {

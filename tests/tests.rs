@@ -2,6 +2,7 @@
 //! ripgrep does, so the workspace links it once).
 
 mod cli;
+mod connections;
 mod crash;
 mod detect;
 mod drift;

@@ -1,6 +1,6 @@
 //! Cooperative cancellation. A caller that answers within a time limit (the server) runs
 //! evaluation under a deadline with [`within`]; the engine checks it every few thousand
-//! rows and stops with [`QueryError::Cancelled`](crate::QueryError::Cancelled), so that
+//! rows and stops with [`QueryError::Cancelled`](crate::QueryError), so that
 //! work whose answer nobody waits for any more does not go on holding a thread and a
 //! concurrency slot.
 //!

@@ -86,4 +86,63 @@ mod tests {
         assert_eq!(names(MetricKind::Counter), ["count", "rate", "sum"]);
         assert_eq!(names(MetricKind::Gauge), ["mean", "min", "max"]);
     }
+
+    /// The segments a read-only store's catalog lists over the six hours before the end of
+    /// a recording where `email` records from T0, maintenance runs at `maintain_at`, and
+    /// `phone` appears at `phone_from`, 20 minutes before the end.
+    fn segments(maintain_at: i64, phone_from: i64) -> Vec<String> {
+        use crate::testing::{HOUR, T0};
+        use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
+        use modelwatch_store::StoreConfig;
+        use std::sync::Arc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap());
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 as u64)));
+        let agent = Agent::builder("pii")
+            .segments(["email", "phone"])
+            .clock(clock.clone())
+            .background_flush(false)
+            .build(store.clone())
+            .unwrap();
+        let end = phone_from + 20 * 60_000;
+        let mut t = T0;
+        while t < end {
+            agent.handle().record(&Prediction::new("email", Duration::from_millis(2), 0.5));
+            if t >= phone_from {
+                agent.handle().record(&Prediction::new("phone", Duration::from_millis(2), 0.5));
+            }
+            t += 10_000;
+            clock.set(Timestamp::from_millis(t as u64));
+            agent.flush_due().unwrap();
+            if t == maintain_at {
+                store.flush().unwrap();
+                store.maintain(t).unwrap();
+            }
+        }
+        agent.shutdown().unwrap();
+        store.flush().unwrap();
+        let reader = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
+        let from = (end - 6 * HOUR).div_euclid(HOUR) * HOUR;
+        let mut segments: Vec<String> = catalog(&reader, from, (end / HOUR + 1) * HOUR)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| s.segment.to_string())
+            .collect();
+        segments.dedup();
+        segments
+    }
+
+    /// Discovery lists a label value found only in raw rows after the last roll-up, whether
+    /// that roll-up ended on the hour or covered part of the hour the new rows are in.
+    #[test]
+    fn a_label_value_only_in_raw_rows_after_the_last_roll_up_is_listed() {
+        use crate::testing::{HOUR, T0};
+        // Roll-ups up to T0 + 2 h; `phone` from 2 h 20 min.
+        assert_eq!(segments(T0 + 2 * HOUR, T0 + 2 * HOUR + 20 * 60_000), ["email", "phone"]);
+        // Maintenance at 2 h 20 min rolls up the hour to 3 h (its rows so far); `phone`
+        // arrives at 2 h 40 min, inside that hour.
+        assert_eq!(segments(T0 + 2 * HOUR + 20 * 60_000, T0 + 2 * HOUR + 40 * 60_000), ["email", "phone"]);
+    }
 }

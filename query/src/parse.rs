@@ -116,14 +116,37 @@ pub struct Matcher {
     pub regex: Option<regex::Regex>,
 }
 
+/// The most memory one compiled pattern (and, apart, its lazy DFA cache) may take. A label
+/// pattern needs a few KiB; the regex crate's own default (10 MiB) lets `\w{200}`, a
+/// 1 KB request field, cost 12 MB, and a request hundreds of them.
+pub const REGEX_SIZE_LIMIT: usize = 256 << 10;
+
+/// Compiles a matcher's pattern, anchored, within [`REGEX_SIZE_LIMIT`].
+fn compile(value: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{value})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+/// A regex error, with a way out when the pattern compiled too large.
+fn regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::CompiledTooBig(_) => format!(
+            "{e} (Unicode classes such as \\w compile large: repeat them less, or write [A-Za-z0-9_] or (?-u:\\w))"
+        ),
+        e => e.to_string(),
+    }
+}
+
 impl Matcher {
     /// A matcher built outside the parser (from an HTTP payload or a filter); a bad regular
     /// expression is an error naming it.
     pub fn new(label: &str, op: Op, value: &str) -> Result<Matcher, String> {
         let regex = match op {
             Op::Re | Op::NotRe => Some(
-                regex::Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|e| format!("bad regex {value:?} for {label}: {e}"))?,
+                compile(value)
+                    .map_err(|e| format!("bad regex {value:?} for {label}: {}", regex_error(&e)))?,
             ),
             Op::Eq | Op::Ne => None,
         };
@@ -335,11 +358,11 @@ impl<'a> Parser<'a> {
                 let at = self.pos;
                 let value = self.string()?;
                 let regex = match op {
-                    Op::Re | Op::NotRe => match regex::Regex::new(&format!("^(?:{value})$")) {
+                    Op::Re | Op::NotRe => match compile(&value) {
                         Ok(r) => Some(r),
                         Err(e) => {
                             self.pos = at;
-                            return self.err(format!("bad regex: {e}"));
+                            return self.err(format!("bad regex: {}", regex_error(&e)));
                         }
                     },
                     _ => None,
@@ -473,6 +496,12 @@ mod tests {
         assert!(e.message.contains("expected \"(\""), "{e}");
         let e = parse("count(latency{a=~\"(\"})").unwrap_err();
         assert!(e.message.contains("bad regex"));
+        // A pattern that would compile to megabytes is refused, by the parser and by filters.
+        let e = parse("count(latency{a=~\"\\\\w{200}\"})").unwrap_err();
+        assert!(e.message.contains("bad regex") && e.message.contains("size limit"), "{e}");
+        let e = Matcher::new("a", Op::Re, r"\w{200}").unwrap_err();
+        assert!(e.contains("size limit"), "{e}");
+        assert!(Matcher::new("a", Op::Re, r"seg_\w+|(email|phone){1,3}").is_ok());
         let e = parse("count(latency) extra").unwrap_err();
         assert_eq!(e.pos, 15);
         let e = parse("quantile(2, latency)").unwrap_err();

@@ -22,10 +22,17 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         max_range_ms: ms(&args.max_range, "max-range")?,
         timeout: to_std(ms(&args.timeout, "timeout")?),
         refresh_every: to_std(ms(&args.refresh, "refresh")?),
+        header_read_timeout: to_std(ms(&args.header_read_timeout, "header-read-timeout")?),
+        idle_timeout: to_std(ms(&args.idle_timeout, "idle-timeout")?),
+        max_connections: args.max_connections as usize,
+        max_connections_per_address: args.max_connections_per_address as usize,
         ..ServeConfig::default()
     };
-    let config =
-        ServeConfig { max_concurrent: args.max_concurrent.unwrap_or(config.max_concurrent), ..config };
+    let max_concurrent = args.max_concurrent.unwrap_or(config.max_concurrent);
+    if max_concurrent == 0 {
+        anyhow::bail!("--max-concurrent 0: at least one evaluation must be able to run");
+    }
+    let config = ServeConfig { max_concurrent, ..config };
     // Read-only: the scorer (or the demo) owns the WAL; the server follows it by refreshing.
     let store = Arc::new(open_read_only(&args.data)?);
     let triggers = match &args.triggers {

@@ -3,10 +3,13 @@
 
 use crate::time::TimeError;
 use crate::triggers::TriggerError;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use modelwatch_query::QueryError;
 use modelwatch_store::StoreError;
+use std::sync::Arc;
 
 /// A request that cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,14 @@ pub enum ApiError {
     Conflict(String),
     /// The body is larger than the server accepts (413).
     TooLarge(String),
+    /// The client did not send its request's body in time (408).
+    RequestTimeout(String),
+    /// The request target (path and query) is longer than the server reads (414).
+    UriTooLong(String),
+    /// The request head is larger than the server reads, or has too many fields (431).
+    HeadTooLarge(String),
+    /// The client holds as many connections as one address may (429).
+    TooManyRequests(String),
     /// The request is well formed but would cost more than the limits allow: too many
     /// series or points, too long a range, past the deadline (422).
     TooCostly(String),
@@ -52,6 +63,10 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::HeadTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooCostly(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) | ApiError::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,6 +81,10 @@ impl ApiError {
         | ApiError::MethodNotAllowed(m)
         | ApiError::Conflict(m)
         | ApiError::TooLarge(m)
+        | ApiError::RequestTimeout(m)
+        | ApiError::UriTooLong(m)
+        | ApiError::HeadTooLarge(m)
+        | ApiError::TooManyRequests(m)
         | ApiError::TooCostly(m)
         | ApiError::Unavailable(m)
         | ApiError::TimedOut(m)
@@ -83,6 +102,10 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => ApiError::MethodNotAllowed(message),
             ApiError::Conflict(_) => ApiError::Conflict(message),
             ApiError::TooLarge(_) => ApiError::TooLarge(message),
+            ApiError::RequestTimeout(_) => ApiError::RequestTimeout(message),
+            ApiError::UriTooLong(_) => ApiError::UriTooLong(message),
+            ApiError::HeadTooLarge(_) => ApiError::HeadTooLarge(message),
+            ApiError::TooManyRequests(_) => ApiError::TooManyRequests(message),
             ApiError::TooCostly(_) => ApiError::TooCostly(message),
             ApiError::Unavailable(_) => ApiError::Unavailable(message),
             ApiError::TimedOut(_) => ApiError::TimedOut(message),
@@ -100,6 +123,48 @@ impl ApiError {
 
     pub(super) fn internal(message: impl Into<String>) -> Self {
         ApiError::Internal(message.into())
+    }
+
+    /// What a rejection hyper makes by itself, before any handler, means: a request head
+    /// that does not parse (400), a target too long (414), a head too large (431).
+    pub(super) fn from_hyper(status: StatusCode) -> Self {
+        use super::run::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES};
+        match status {
+            StatusCode::URI_TOO_LONG => ApiError::UriTooLong(format!(
+                "the request target (path and query) is longer than the {MAX_URI_BYTES} bytes this server reads"
+            )),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::HeadTooLarge(format!(
+                "the request head is larger than the {MAX_HEAD_BYTES} bytes this server reads, or has more \
+                 than {MAX_HEADERS} header fields: send fewer or smaller headers"
+            )),
+            _ => ApiError::BadRequest(
+                "the request does not parse as HTTP/1.1: a malformed request line or header field (a path \
+                 is ASCII: percent-encode other bytes, UTF-8 `é` as %C3%A9)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// The error as a whole HTTP/1.1 response that closes the connection, for answers
+    /// written to the socket outside hyper: a connection refused at a cap, a rejection hyper
+    /// wrote without a body.
+    pub(super) fn to_http1(&self) -> Vec<u8> {
+        let body = serde_json::json!({ "message": self.message() }).to_string();
+        let status = self.status();
+        let retry = if matches!(self, ApiError::TooManyRequests(_) | ApiError::Unavailable(_)) {
+            "retry-after: 1\r\n"
+        } else {
+            ""
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry}connection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body.as_bytes());
+        out
     }
 
     /// A body axum could not read: too large (413) or unreadable (400).
@@ -170,6 +235,121 @@ impl IntoResponse for ApiError {
         }
         r
     }
+}
+
+/// The outermost layer of the server the binary runs: every error leaves as `{"message":
+/// ...}` naming the problem. It refuses a target longer than [`super::run::MAX_URI_BYTES`]
+/// (414) and a body declared larger than [`super::ServeConfig::max_body_bytes`] (413, at
+/// once, rather than after reading up to the limit of a body that may never come), reads
+/// the body within [`super::ServeConfig::header_read_timeout`] (408 past it: a client
+/// trickling a body holds a connection and a handler as a slow head would), names the
+/// method and the methods taken in a 405 (and, to `OPTIONS`, that there is no CORS), and
+/// turns any error answered in plain text by a layer below into JSON.
+pub(super) async fn json_everywhere(
+    State(state): State<Arc<super::AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use super::run::MAX_URI_BYTES;
+    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the request target (path and query) is {target} bytes, more than the {MAX_URI_BYTES} this \
+             server reads"
+        ))
+        .into_response();
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let max = state.config.max_body_bytes;
+    if let Some(len) = declared.filter(|&len| len > max as u64) {
+        return ApiError::TooLarge(format!(
+            "the body is {len} bytes (Content-Length), more than the {max} this server accepts (--max-body)"
+        ))
+        .into_response();
+    }
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let (parts, body) = request.into_parts();
+    let wait = state.config.header_read_timeout;
+    let body = match tokio::time::timeout(wait, read_body(body, max)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            return ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} ms of its head (--header-read-timeout)",
+                wait.as_millis()
+            ))
+            .into_response();
+        }
+    };
+    let response = next.run(Request::from_parts(parts, axum::body::Body::from(body))).await;
+    let status = response.status();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        return method_not_allowed(&method, &path, response);
+    }
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    // An error a layer below answered in plain text (an extractor's rejection): its text.
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message =
+        if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    let mut r = (status, axum::Json(serde_json::json!({ "message": message }))).into_response();
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            r.headers_mut().insert(name, v.clone());
+        }
+    }
+    r
+}
+
+/// The whole body, up to `max` bytes (413 past it; 400 when it is cut off or malformed in
+/// transit).
+async fn read_body(mut body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, ApiError> {
+    use axum::body::HttpBody;
+    let mut out = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > max {
+                return Err(ApiError::TooLarge(format!(
+                    "the body is larger than the {max} bytes this server accepts (--max-body)"
+                )));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.into())
+}
+
+/// A 405 whose message names the method, the path and the methods the path takes.
+fn method_not_allowed(method: &Method, path: &str, response: Response) -> Response {
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let takes = allow.as_ref().and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    let takes = takes.map_or("another method".to_string(), |v| v.replace(',', ", "));
+    let message = if method == Method::OPTIONS {
+        format!(
+            "OPTIONS {path}: this server answers no cross-origin (CORS) preflight, so a page in a browser \
+             cannot call it; reach it through Grafana's server-side proxy (Access: Server). {path} takes {takes}"
+        )
+    } else {
+        format!("{method} {path}: this endpoint takes {takes}")
+    };
+    let mut r = ApiError::MethodNotAllowed(message).into_response();
+    if let Some(allow) = allow {
+        r.headers_mut().insert(header::ALLOW, allow);
+    }
+    r
 }
 
 #[cfg(test)]

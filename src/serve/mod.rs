@@ -72,11 +72,27 @@ pub struct ServeConfig {
     pub timeout: Duration,
     /// How often the read-only store looks for new rows and files.
     pub refresh_every: Duration,
-    /// Queries evaluated at once; more wait (within the timeout).
+    /// Queries evaluated at once (at least one); more wait (within the timeout).
     pub max_concurrent: usize,
     /// Keep answers per query and store generation (on by default; the load benchmark turns
     /// it off to measure evaluation itself).
     pub cache_answers: bool,
+    /// Longest a client may take to send a request head (request line and headers): from
+    /// the moment a connection is accepted, or from the first byte of a later request on a
+    /// kept-alive connection (10 s). A client sending its head slowly is disconnected; its
+    /// body then has as long again (408 past it).
+    pub header_read_timeout: Duration,
+    /// Longest a kept-alive connection may wait, idle, for its next request (60 s: longer
+    /// than the usual scrape and dashboard refresh intervals, so those reuse connections).
+    pub idle_timeout: Duration,
+    /// Connections held at once (1,024, and no more than the process may open files for
+    /// beside the store's own). Past it a new connection is answered 503 and closed.
+    pub max_connections: usize,
+    /// Connections held at once from one client address (an IPv6 client: its /64; 64, room
+    /// for a Grafana loading a large dashboard). Past it a new connection from that address
+    /// is answered 429 and closed. Behind a reverse proxy every client has its address:
+    /// raise it to [`ServeConfig::max_connections`] there.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServeConfig {
@@ -94,6 +110,10 @@ impl Default for ServeConfig {
             refresh_every: Duration::from_secs(2),
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             cache_answers: true,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1_024,
+            max_connections_per_address: 64,
         }
     }
 }

@@ -4,9 +4,17 @@
 //! adds up every raw interval row that arrives after the server started (and the five
 //! minutes before it, so the first scrape has data), once per stored series: a row counts
 //! when it starts at or after the end of the last row counted for its series (instances
-//! included). Counters therefore start near zero when the server starts, which Prometheus'
+//! included). Counters therefore start near zero when the server starts — at the rows of
+//! those five minutes, so at zero when the writer was idle longer — which Prometheus'
 //! `rate()` treats as a reset. Rows arriving more than ten minutes behind the newest one
 //! are not counted.
+//!
+//! Gauges are levels, not sums: a server started while the writer is idle, however long,
+//! still shows the latest values the store holds — those of each series that recorded in
+//! the hour before the store's newest row — and how old they are:
+//! `modelwatch_last_interval_timestamp_seconds{model, variant}`, the end of the newest
+//! interval recorded by a model's variant, is what to alert on (`time() -
+//! modelwatch_last_interval_timestamp_seconds > 600`: nothing recorded for ten minutes).
 //!
 //! Families (labels `model`, `version`, `variant`, `segment`, plus `feature`, `kind`,
 //! `category` or free tags where the series has them; instances are summed):
@@ -23,6 +31,8 @@
 //! - Gauges: `modelwatch_<name>` per recording process (label `replica`), the value of its
 //!   latest interval (`model_loaded`, `model_age_seconds`, ...).
 //! - `modelwatch_last_interval_end_timestamp_seconds`: the end of the newest interval.
+//! - `modelwatch_last_interval_timestamp_seconds{model, variant}`: the end of the newest
+//!   interval of each model's variant (all its instances and series).
 
 use super::{ApiError, AppState};
 use axum::extract::State;
@@ -38,6 +48,8 @@ const LATENCY_BOUNDS: [f64; 14] =
 const CONFIDENCE_BOUNDS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 const BACKFILL_MS: i64 = 5 * 60_000;
 const LATE_MS: i64 = 10 * 60_000;
+/// How far before the store's newest row a starting server looks for the latest gauges.
+const GAUGES_LOOKBACK_MS: i64 = 3_600_000;
 
 type Labels = Vec<(String, String)>;
 
@@ -63,6 +75,8 @@ pub(super) struct Exposition {
     feature_means: BTreeMap<Labels, (i64, u64, f64)>,
     /// Latest interval's (end, value) per gauge and label set.
     gauges: BTreeMap<String, BTreeMap<Labels, (i64, f64)>>,
+    /// End of the newest interval per (model, variant).
+    last_intervals: BTreeMap<Labels, i64>,
 }
 
 impl Exposition {
@@ -77,6 +91,7 @@ impl Exposition {
             summaries: BTreeMap::new(),
             feature_means: BTreeMap::new(),
             gauges: BTreeMap::new(),
+            last_intervals: BTreeMap::new(),
         }
     }
 
@@ -86,26 +101,52 @@ impl Exposition {
         if self.generation == Some(generation) {
             return Ok(());
         }
-        let from =
-            if self.newest_end_ms == 0 { self.start_ms - BACKFILL_MS } else { self.newest_end_ms - LATE_MS };
+        // The first read also reaches back for the latest gauges: to the hour before the
+        // store's newest row when the writer has been idle longer than the backfill.
+        let first = self.newest_end_ms == 0;
+        let counting_from = self.start_ms - BACKFILL_MS;
+        let from = if first {
+            let newest = store
+                .manifest()
+                .files
+                .iter()
+                .filter(|f| f.resolution == Resolution::Raw && f.table != Table::Events)
+                .map(|f| f.max_ms)
+                .max();
+            newest.map_or(counting_from, |n| counting_from.min(n - GAUGES_LOOKBACK_MS))
+        } else {
+            self.newest_end_ms - LATE_MS
+        };
         let d = store.read(&ReadRequest::new(Table::Distributions, from, i64::MAX, Resolution::Raw))?;
         let s = store.read(&ReadRequest::new(Table::Scalars, from, i64::MAX, Resolution::Raw))?;
         let mut dist = d.distributions;
         let mut scalars = s.scalars;
         dist.sort_by_key(|r| r.start_ms);
         scalars.sort_by_key(|r| r.start_ms);
+        // A row before the counting window is read by the first read alone: it sets levels
+        // (once), never counts.
+        let before = |start_ms: i64| first && start_ms < counting_from;
         for r in &dist {
-            if self.fresh(&r.series, r.start_ms, r.end_ms) {
+            let counted = self.fresh(&r.series, r.start_ms, r.end_ms);
+            if counted {
                 self.add_distribution(r);
+            }
+            if counted || before(r.start_ms) {
+                self.note_level(&r.series, r.end_ms);
+                if &*r.series.metric == "feature" {
+                    self.note_feature_mean(r);
+                }
             }
         }
         for r in &scalars {
-            if !self.fresh(&r.series, r.start_ms, r.end_ms) {
+            let counted = self.fresh(&r.series, r.start_ms, r.end_ms);
+            if !counted && !before(r.start_ms) {
                 continue;
             }
+            self.note_level(&r.series, r.end_ms);
             let labels = labels_of(&r.series, &[]);
             match r.kind {
-                ScalarKind::Counter => {
+                ScalarKind::Counter if counted => {
                     *self
                         .counters
                         .entry(format!("modelwatch_{}_total", sanitize(&r.series.metric)))
@@ -113,6 +154,7 @@ impl Exposition {
                         .entry(labels)
                         .or_default() += r.value;
                 }
+                ScalarKind::Counter => {}
                 ScalarKind::Gauge => {
                     let mut labels = labels;
                     labels.push(("replica".into(), r.series.instance.to_string()));
@@ -133,6 +175,27 @@ impl Exposition {
         Ok(())
     }
 
+    /// A row's interval end: the newest interval overall and of its model's variant.
+    fn note_level(&mut self, series: &SeriesKey, end_ms: i64) {
+        self.newest_end_ms = self.newest_end_ms.max(end_ms);
+        let key =
+            vec![("model".into(), series.model.to_string()), ("variant".into(), series.variant.to_string())];
+        let last = self.last_intervals.entry(key).or_insert(end_ms);
+        *last = (*last).max(end_ms);
+    }
+
+    /// A feature row's part of the latest interval's mean (instances of one interval add up).
+    fn note_feature_mean(&mut self, r: &DistributionRow) {
+        let sum = r.sum.or(r.mean.map(|m| m * r.count as f64)).unwrap_or(0.0);
+        let m = self.feature_means.entry(labels_of(&r.series, &[])).or_insert((i64::MIN, 0, 0.0));
+        if r.end_ms > m.0 {
+            *m = (r.end_ms, r.count, sum);
+        } else if r.end_ms == m.0 {
+            m.1 += r.count;
+            m.2 += sum;
+        }
+    }
+
     /// Whether a row is new for its series (and marks it counted).
     fn fresh(&mut self, series: &SeriesKey, start_ms: i64, end_ms: i64) -> bool {
         let until = self.counted_until.get(series).copied().unwrap_or(i64::MIN);
@@ -140,7 +203,6 @@ impl Exposition {
             return false;
         }
         self.counted_until.insert(series.clone(), end_ms);
-        self.newest_end_ms = self.newest_end_ms.max(end_ms);
         true
     }
 
@@ -177,14 +239,6 @@ impl Exposition {
                 };
                 add(&mut self.counters, "modelwatch_feature_observations_total", r.count);
                 add(&mut self.counters, "modelwatch_feature_missing_total", r.missing);
-                let sum = r.sum.or(r.mean.map(|m| m * r.count as f64)).unwrap_or(0.0);
-                let m = self.feature_means.entry(labels).or_insert((i64::MIN, 0, 0.0));
-                if r.end_ms > m.0 {
-                    *m = (r.end_ms, r.count, sum);
-                } else if r.end_ms == m.0 {
-                    m.1 += r.count;
-                    m.2 += sum;
-                }
                 return;
             }
             other => {
@@ -281,6 +335,22 @@ impl Exposition {
             );
             for (labels, (_, v)) in series {
                 let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
+            }
+        }
+        if !self.last_intervals.is_empty() {
+            family(
+                &mut out,
+                "modelwatch_last_interval_timestamp_seconds",
+                "gauge",
+                "End of the newest interval a model's variant recorded (alert on its age).",
+            );
+            for (labels, end_ms) in &self.last_intervals {
+                let _ = writeln!(
+                    out,
+                    "modelwatch_last_interval_timestamp_seconds{} {}",
+                    fmt_labels(labels, None),
+                    *end_ms as f64 / 1e3
+                );
             }
         }
         if self.newest_end_ms > 0 {

@@ -92,6 +92,7 @@ pub(super) fn quality_series(
     state.check_range("the range", range.from_ms, range.to_ms)?;
     state.check_range("payload.reference", reference.0, reference.1)?;
     let by: Vec<String> = payload.get("by").map(super::grafana::labels_of).unwrap_or_default();
+    super::grafana::check_filters(by.len(), "labels to group by")?;
     let mut matchers = payload_filters(payload)?;
     matchers.extend(adhoc.iter().cloned());
     let windows = report_windows(range);

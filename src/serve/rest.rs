@@ -15,12 +15,14 @@
 //! - `GET /quality?from&to[&by=segment][&reference=FROM..TO][&threshold=0.5]` → realised and
 //!   estimated quality per group, as `modelwatch quality --format json`.
 
+use super::grafana::check_filters;
 use super::{ApiError, AppState, range_for};
 use crate::baseline::BaselineError;
 use crate::time::{parse_duration, parse_range, parse_time};
 use crate::triggers::{TriggerCommand, TriggerError};
 use axum::Router;
 use axum::extract::{Path, Query as UrlQuery, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use modelwatch_query::parse;
 use modelwatch_store::{ReadRequest, Resolution, Table};
@@ -89,17 +91,23 @@ impl RangeParams {
 
     /// The series a `match` selector keeps (all without one).
     fn matches(&self) -> Result<Option<modelwatch_query::Query>, ApiError> {
-        self.selector
+        let q = self
+            .selector
             .as_deref()
             .map(|s| parse(s).map_err(|e| ApiError::bad_request(format!("match: {e}"))))
-            .transpose()
+            .transpose()?;
+        if let Some(q) = &q {
+            check_filters(q.matchers.len(), "label filters in `match`")?;
+        }
+        Ok(q)
     }
 }
 
-async fn query(State(state): State<Arc<AppState>>, params: Params) -> Answer {
+async fn query(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
     let p = RangeParams::from_url(params)?;
     let expr = p.query.as_deref().ok_or_else(|| ApiError::bad_request("the `query` parameter is missing"))?;
     let q = parse(expr).map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    check_filters(q.matchers.len(), "label filters in the query")?;
     let (from, to) = p.bounds(state.now_ms())?;
     let range = match &p.step {
         Some(s) => {
@@ -114,14 +122,16 @@ async fn query(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let unit = q.unit();
     let limits = state.config.limits;
     // Evaluated and serialised on a blocking thread, within the request's slot.
-    let doc = state
+    let bytes = state
         .run_limited(state.deadline(), move |state| {
             let series = state.query_now(&q, range, limits)?;
-            serde_json::to_value(modelwatch_query::SeriesJson::new(&series, unit))
-                .map_err(|e| ApiError::internal(e.to_string()))
+            let bytes = serde_json::to_vec(&modelwatch_query::SeriesJson::new(&series, unit))
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            state.check_response(bytes.len())?;
+            Ok(bytes)
         })
         .await?;
-    Ok(axum::Json(doc))
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 fn keep(q: &Option<modelwatch_query::Query>, s: &modelwatch_store::SeriesKey) -> bool {
@@ -134,17 +144,22 @@ fn keep(q: &Option<modelwatch_query::Query>, s: &modelwatch_store::SeriesKey) ->
 async fn series(State(state): State<Arc<AppState>>, params: Params) -> Answer {
     let p = RangeParams::from_url(params)?;
     let (from, to) = p.bounds(state.now_ms())?;
-    let selector = p.matches()?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
-    let out: Vec<Value> = catalog
-        .iter()
-        .filter(|(s, _)| keep(&selector, s))
-        .map(|(s, k)| {
-            json!({ "metric": s.metric, "kind": k.as_str(), "model": s.model, "version": s.version,
-                    "variant": s.variant, "instance": s.instance, "segment": s.segment,
-                    "feature": s.feature, "tags": s.tags })
+    // The selector may hold regexes: compiled and applied on a blocking thread.
+    let out = state
+        .run_limited(state.deadline(), move |_| {
+            let selector = p.matches()?;
+            Ok(catalog
+                .iter()
+                .filter(|(s, _)| keep(&selector, s))
+                .map(|(s, k)| {
+                    json!({ "metric": s.metric, "kind": k.as_str(), "model": s.model, "version": s.version,
+                            "variant": s.variant, "instance": s.instance, "segment": s.segment,
+                            "feature": s.feature, "tags": s.tags })
+                })
+                .collect::<Vec<Value>>())
         })
-        .collect();
+        .await?;
     Ok(axum::Json(Value::Array(out)))
 }
 
@@ -152,14 +167,19 @@ async fn label_values(State(state): State<Arc<AppState>>, label: PathParam, para
     let label = path(label)?;
     let p = RangeParams::from_url(params)?;
     let (from, to) = p.bounds(state.now_ms())?;
-    let selector = p.matches()?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
-    let values: BTreeSet<&str> = catalog
-        .iter()
-        .filter(|(s, _)| keep(&selector, s))
-        .filter_map(|(s, _)| s.tag(&label).filter(|v| !v.is_empty()))
-        .collect();
-    Ok(axum::Json(json!(values)))
+    let values = state
+        .run_limited(state.deadline(), move |_| {
+            let selector = p.matches()?;
+            let values: BTreeSet<&str> = catalog
+                .iter()
+                .filter(|(s, _)| keep(&selector, s))
+                .filter_map(|(s, _)| s.tag(&label).filter(|v| !v.is_empty()))
+                .collect();
+            Ok(json!(values))
+        })
+        .await?;
+    Ok(axum::Json(values))
 }
 
 async fn events(State(state): State<Arc<AppState>>, params: Params) -> Answer {

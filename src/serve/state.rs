@@ -75,6 +75,15 @@ struct AnswerKey {
 }
 
 impl AnswerKey {
+    /// The heap the key holds (a filter's value can be most of a request).
+    fn bytes(&self) -> usize {
+        self.func.len()
+            + self.metric.len()
+            + self.matchers.iter().map(|(l, o, v)| l.len() + o.len() + v.len() + 72).sum::<usize>()
+            + self.by.iter().map(|l| l.len() + 24).sum::<usize>()
+            + 64
+    }
+
     fn new(q: &Query, range: Range) -> Self {
         AnswerKey {
             func: q.func.to_string(),
@@ -194,6 +203,17 @@ impl AppState {
         (self.running.0.load(Ordering::Relaxed), self.running.1.load(Ordering::Relaxed))
     }
 
+    /// Refuses (422) an answer of more than [`ServeConfig::max_response_bytes`].
+    pub(super) fn check_response(&self, bytes: usize) -> Result<(), ApiError> {
+        if bytes > self.config.max_response_bytes {
+            return Err(ApiError::too_costly(format!(
+                "the answer would be {bytes} bytes, at most {} are sent; narrow the range, raise the step or filter more",
+                self.config.max_response_bytes
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses (422) a window `[from_ms, to_ms)` longer than `max_range_ms`: every route that
     /// reads a range (queries, drift, quality, events, discovery) asks this first, since each
     /// of them reads everything in its window. `what` names the window in the message.
@@ -226,7 +246,7 @@ impl AppState {
         let answer = Arc::new(modelwatch_query::run(&self.store, q, range, limits)?);
         let mut cache = self.cache();
         if cache.generation == generation && self.config.cache_answers {
-            let bytes = answer_bytes(&answer);
+            let bytes = answer_bytes(&answer) + key.bytes();
             cache.answers.insert(key, answer.clone(), bytes);
         }
         Ok(answer)

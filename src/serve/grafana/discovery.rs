@@ -2,7 +2,9 @@
 //! metrics in the store with the statistics that apply to each, label values narrowed by
 //! the other fields, tag keys and values.
 
-use super::payload::{AdhocFilter, DISCOVERY_MS, LABELS, TimeRange, filter_of, payload_filters, payload_str};
+use super::payload::{
+    AdhocFilter, DISCOVERY_MS, LABELS, TimeRange, check_filters, filter_of, payload_filters, payload_str,
+};
 use super::{Answer, Body};
 use crate::serve::{ApiError, AppState, json_body};
 use axum::extract::State;
@@ -143,14 +145,23 @@ pub(super) async fn payload_options(State(state): State<Arc<AppState>>, body: Bo
             events.iter().map(|e| e.kind.to_string()).collect::<BTreeSet<_>>().into_iter().collect()
         }
         name => {
-            // Narrowed by the metric and by the payload's other fields (not by this one).
-            let mut filters: Vec<Matcher> = metric_filter(&req.metric)?.into_iter().collect();
-            if let Value::Object(map) = &req.payload {
-                let others: serde_json::Map<String, Value> =
-                    map.iter().filter(|(k, _)| *k != name).map(|(k, v)| (k.clone(), v.clone())).collect();
-                filters.extend(payload_filters(&Value::Object(others))?);
-            }
-            label_values(&catalog, name, &filters)
+            // Narrowed by the metric and by the payload's other fields (not by this one),
+            // compiled and applied on a blocking thread: they may be regexes.
+            let name = name.to_string();
+            state
+                .run_limited(state.deadline(), move |_| {
+                    let mut filters: Vec<Matcher> = metric_filter(&req.metric)?.into_iter().collect();
+                    if let Value::Object(map) = &req.payload {
+                        let others: serde_json::Map<String, Value> = map
+                            .iter()
+                            .filter(|(k, _)| **k != name)
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        filters.extend(payload_filters(&Value::Object(others))?);
+                    }
+                    Ok(label_values(&catalog, &name, &filters))
+                })
+                .await?
         }
     };
     Ok(axum::Json(options(values)))
@@ -200,9 +211,15 @@ pub(super) async fn variable(State(state): State<Arc<AppState>>, body: Body) -> 
             (String::new(), label.to_string())
         };
     let catalog = state.catalog(from, to, state.deadline()).await?;
-    let mut filters: Vec<Matcher> = metric_filter(&metric)?.into_iter().collect();
-    filters.extend(payload_filters(&req.payload)?);
-    let mut values = label_values(&catalog, &label, &filters);
+    let payload = req.payload;
+    let l = label.clone();
+    let mut values = state
+        .run_limited(state.deadline(), move |_| {
+            let mut filters: Vec<Matcher> = metric_filter(&metric)?.into_iter().collect();
+            filters.extend(payload_filters(&payload)?);
+            Ok(label_values(&catalog, &l, &filters))
+        })
+        .await?;
     if label == "metric" {
         values = values.iter().map(|m| builder_name(m).to_string()).collect();
     }
@@ -238,16 +255,23 @@ pub(super) async fn tag_values(State(state): State<Arc<AppState>>, body: Body) -
     }
     let now = state.now_ms();
     let (from, to) = req.time_range.bounds(now)?;
+    check_filters(req.filters.len(), "ad hoc filters")?;
     let catalog = state.catalog(from, to, state.deadline()).await?;
-    // The other complete filters narrow the values, as Prometheus' label values API does.
-    let filters = req
-        .filters
-        .iter()
-        .filter(|f| f.key != req.key)
-        .map(AdhocFilter::matcher)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut values = label_values(&catalog, &req.key, &filters);
-    if req.key == "metric" {
+    let key = req.key.clone();
+    let mut values = state
+        .run_limited(state.deadline(), move |_| {
+            // The other complete filters narrow the values, as Prometheus' label values API
+            // does; compiled on a blocking thread, they may be regexes.
+            let filters = req
+                .filters
+                .iter()
+                .filter(|f| f.key != req.key)
+                .map(|f| modelwatch_query::cancel::check().map_err(ApiError::from).and_then(|_| f.matcher()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(label_values(&catalog, &req.key, &filters))
+        })
+        .await?;
+    if key == "metric" {
         values = values.iter().map(|m| builder_name(m).to_string()).collect();
     }
     Ok(axum::Json(Value::Array(values.into_iter().map(|v| json!({ "text": v })).collect())))

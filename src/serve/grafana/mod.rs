@@ -27,6 +27,7 @@ mod payload;
 mod query;
 mod targets;
 
+pub(super) use payload::check_filters;
 pub(super) use payload::{labels_of, option_str, payload_filters, text, unescape};
 pub(super) use query::ResponseKey;
 

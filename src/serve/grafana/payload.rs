@@ -12,6 +12,21 @@ pub(super) const OPTIONS: [&str; 9] =
     ["statistic", "by", "format", "bins", "alias", "annotations", "reference", "threshold", "show"];
 /// Labels every series has.
 pub(super) const LABELS: [&str; 6] = ["model", "version", "variant", "segment", "feature", "instance"];
+/// Most label filters one query may carry (a payload's and the ad hoc ones together), and
+/// most `by` labels: a dashboard uses a handful; each regex filter costs up to
+/// `modelwatch_query::REGEX_SIZE_LIMIT` twice to compile and keep, so the bound also
+/// bounds a request's memory.
+pub(in crate::serve) const MAX_FILTERS: usize = 100;
+pub(in crate::serve) const MAX_GROUP_LABELS: usize = 32;
+
+/// Refuses (422) more than [`MAX_FILTERS`] filters, before any is compiled.
+pub(in crate::serve) fn check_filters(n: usize, what: &str) -> Result<(), ApiError> {
+    if n > MAX_FILTERS {
+        return Err(ApiError::TooCostly(format!("{n} {what}, at most {MAX_FILTERS} are allowed")));
+    }
+    Ok(())
+}
+
 /// How far back metric discovery looks when a request carries no range.
 pub(super) const DISCOVERY_MS: i64 = 7 * 86_400_000;
 
@@ -121,6 +136,7 @@ pub(in crate::serve) fn labels_of(v: &Value) -> Vec<String> {
 pub(in crate::serve) fn payload_filters(payload: &Value) -> Result<Vec<Matcher>, ApiError> {
     let mut out = Vec::new();
     if let Value::Object(map) = payload {
+        check_filters(map.len(), "payload fields")?;
         for (k, v) in map {
             if OPTIONS.contains(&k.as_str()) || k == "metric" || k == "target" || k == "name" {
                 continue;

@@ -4,7 +4,8 @@
 
 use super::frames::{display, heatmap_frame, report_frame, series_frame, table_frame};
 use super::payload::{
-    AdhocFilter, TimeRange, labels_of, option_str, payload_filters, payload_str, text, unescape,
+    AdhocFilter, MAX_GROUP_LABELS, TimeRange, check_filters, labels_of, option_str, payload_filters,
+    payload_str, text, unescape,
 };
 use super::{Body, targets};
 use crate::serve::{ApiError, AppState, range_for};
@@ -34,6 +35,15 @@ pub(super) struct Target {
     target: Option<String>,
     pub(super) payload: Value,
     hide: bool,
+}
+
+impl Target {
+    /// Whether the target asks for annotations (the events table): answered for the exact
+    /// range, not windows, which the response cache's key must then hold.
+    fn is_annotation(&self) -> bool {
+        let target = self.target.as_deref().map(str::trim).unwrap_or("");
+        self.ref_id == "Anno" || target == "events" || target == "annotations"
+    }
 }
 
 /// `/query`. Whole responses are cached too (per store generation): a dashboard open on
@@ -100,7 +110,8 @@ fn prepare(state: &AppState, body: &[u8], now: i64) -> Result<Prepared, ApiError
     let min_step = req.interval_ms.filter(|i| i.is_finite() && *i >= 1.0).unwrap_or(1_000.0) as i64;
     let max_points = req.max_data_points.filter(|p| p.is_finite() && *p >= 1.0).unwrap_or(1_000.0) as i64;
     let range = range_for(from, to, min_step, max_points)?;
-    let annotations = req.targets.iter().any(|t| t.ref_id == "Anno" || t.target.as_deref() == Some("events"));
+    check_filters(req.filters.len() + req.adhoc_filters.len(), "ad hoc filters")?;
+    let annotations = req.targets.iter().any(|t| !t.hide && t.is_annotation());
     let key = ResponseKey {
         parts: ["targets", "filters", "adhocFilters", "groupByKeys"].map(|k| Canon::of(&raw[k])),
         range: (range.from_ms, range.to_ms, range.step_ms),
@@ -114,15 +125,13 @@ fn prepare(state: &AppState, body: &[u8], now: i64) -> Result<Prepared, ApiError
 /// it in the response cache.
 fn answer(state: &Arc<AppState>, p: Prepared) -> Result<axum::body::Bytes, ApiError> {
     let generation = state.store.generation();
+    // The same request may have been answered while this one waited for its slot.
+    if let Some(hit) = state.cache().responses.get(&p.key) {
+        return Ok(hit.clone());
+    }
     let frames = frames(state, &p.req, p.from, p.to, p.range)?;
     let bytes = serde_json::to_vec(&frames).map_err(|e| ApiError::internal(e.to_string()))?;
-    if bytes.len() > state.config.max_response_bytes {
-        return Err(ApiError::too_costly(format!(
-            "the answer would be {} bytes, at most {} are sent; narrow the range, raise the step or filter more",
-            bytes.len(),
-            state.config.max_response_bytes
-        )));
-    }
+    state.check_response(bytes.len())?;
     let bytes = axum::body::Bytes::from(bytes);
     state.remember_response(generation, p.key, bytes.clone());
     Ok(bytes)
@@ -258,7 +267,8 @@ fn frames(
         modelwatch_query::cancel::check()?;
         let Some(target) = t.target.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { continue };
         let at = |e: ApiError| e.context(format_args!("target {} ({target})", t.ref_id));
-        if t.ref_id == "Anno" || target == "events" || target == "annotations" {
+        if t.is_annotation() {
+            state.check_range("the events range", from, to).map_err(at)?;
             let frame = targets::annotations(state, t, from, to).map_err(at)?;
             let events = frame["fields"][0]["values"].as_array().map_or(0, Vec::len);
             budget.points += events;
@@ -341,8 +351,15 @@ fn build_query(
     }
     q.matchers.extend(payload_filters(payload)?);
     q.matchers.extend(adhoc.iter().cloned());
-    for l in payload.get("by").map(labels_of).unwrap_or_default().into_iter().chain(group_by.iter().cloned())
-    {
+    check_filters(q.matchers.len(), "label filters in the query, its payload and the ad hoc filters")?;
+    let by = payload.get("by").map(labels_of).unwrap_or_default();
+    if by.len() + group_by.len() + q.by.len() > MAX_GROUP_LABELS {
+        return Err(ApiError::TooCostly(format!(
+            "{} labels to group by, at most {MAX_GROUP_LABELS} are allowed",
+            by.len() + group_by.len() + q.by.len()
+        )));
+    }
+    for l in by.into_iter().chain(group_by.iter().cloned()) {
         if !q.by.contains(&l) {
             q.by.push(l);
         }

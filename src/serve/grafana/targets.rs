@@ -16,6 +16,7 @@ pub(super) fn error_ratio(
     range: Range,
     limits: Limits,
 ) -> Result<Vec<Series>, ApiError> {
+    state.check_range("the range", range.from_ms, range.to_ms)?;
     Ok(modelwatch_query::error_ratio(&state.store, q, range, limits)?)
 }
 

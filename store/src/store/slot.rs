@@ -2,7 +2,11 @@
 //! `writers/<id>/`, for its whole life, and writes only there (its WAL, its manifest, its
 //! Parquet files). The lock is an `flock` on `writers/<id>/LOCK`, so the operating system
 //! releases it when the process dies, however it dies; whoever claims the slot next replays
-//! its WAL. Readers take no lock: they list the slots and merge their manifests.
+//! its WAL. Readers take no slot's lock to read: they list the slots and merge their
+//! manifests. To say whether a slot is held (`is_held`) a reader takes its lock for a
+//! moment; it does so holding `writers/<id>/PROBE` shared, and a claim tries the lock
+//! holding `PROBE` exclusively, so a claim never meets a probe and never mistakes one for a
+//! live writer, however long the scheduler keeps the probe off the CPU.
 
 use super::StoreError;
 use modelwatch_agent::Clock;
@@ -14,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub(crate) const WRITERS: &str = "writers";
 /// The lock file in a slot.
 const LOCK: &str = "LOCK";
+/// The file that keeps a probe of a slot's lock and a claim of it apart.
+const PROBE: &str = "PROBE";
 /// The slot that adopts a store written before slots existed (a `manifest.json` and `wal/`
 /// at the root).
 pub(crate) const LEGACY_SLOT: &str = "w0";
@@ -35,15 +41,22 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// How many times a claim retries a lock that looks held (2 ms apart): a probe by `is_held`
-/// holds it for microseconds, a live writer for its life.
-const PROBE_RETRIES: u32 = 25;
-
 /// A claimed slot: the lock is held as long as this value lives.
 #[derive(Debug)]
 pub(crate) struct SlotLock {
     pub id: String,
-    _file: File,
+    file: File,
+}
+
+impl Drop for SlotLock {
+    /// Unlocks before the descriptor closes. An `flock` belongs to the open file, which
+    /// lives until its last descriptor closes, and a child process forked by any thread of
+    /// this one (to run a command) holds a copy of every descriptor until it execs: closing
+    /// ours alone would leave the slot looking held for that long, and a claim of it in
+    /// that window refused.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// Whether `id` can name a slot: 1 to 64 of `[A-Za-z0-9_.-]`, not starting with a dot.
@@ -97,38 +110,28 @@ pub(crate) fn try_claim(
 ) -> Result<Option<SlotLock>, StoreError> {
     check_id(id)?;
     let dir = slot_dir(root, id);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
     // Durable: each directory it creates is fsynced into its parent.
     crate::fs::Fs::create_dir_all(&crate::fs::RealFs, &dir).map_err(io(&dir))?;
     let path = dir.join(LOCK);
     // Neither truncated nor rewritten before the lock is ours: the holder's details stay.
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io(&path))?;
+    let mut file = open_rw(&path).map_err(io(&path))?;
     if wait {
+        // A probe only delays a blocking claim. `PROBE` is not held here: readers would
+        // wait as long as the holder lives.
         file.lock().map_err(io(&path))?;
     } else {
-        // `is_held` (behind `store inspect` and `store compact`) probes a slot by taking its
-        // lock for a moment: a claim that meets the probe tries again for a little while
-        // before it believes a live process holds the slot.
-        let mut tries = 0;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if tries < PROBE_RETRIES => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
-            }
+        // Probes hold `PROBE` shared for as long as they hold the lock, and never block
+        // while holding it: once it is ours, the lock is held by a claim alone.
+        let guard_path = dir.join(PROBE);
+        let guard = open_rw(&guard_path).map_err(io(&guard_path))?;
+        guard.lock().map_err(io(&guard_path))?;
+        let tried = file.try_lock();
+        // Unlocked, not just closed, for the reason `SlotLock` unlocks on drop.
+        let _ = guard.unlock();
+        match tried {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
     }
     let since = crate::manifest::rfc3339_secs(clock.now().as_millis() as i64);
@@ -136,7 +139,18 @@ pub(crate) fn try_claim(
     file.set_len(0).map_err(io(&path))?;
     file.rewind().map_err(io(&path))?;
     file.write_all(me.as_bytes()).map_err(io(&path))?;
-    Ok(Some(SlotLock { id: id.to_string(), _file: file }))
+    Ok(Some(SlotLock { id: id.to_string(), file }))
+}
+
+/// An I/O error on `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { path, source }
+}
+
+/// Opens `path` for reading and writing, creating it empty if missing, never truncating it.
+fn open_rw(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
 }
 
 /// Claims `id`, or fails at once naming the process that holds it.
@@ -186,15 +200,32 @@ pub(crate) fn host_prefix() -> String {
 
 /// Whether slot `id` is held by a live process (without claiming it).
 pub(crate) fn is_held(root: &Path, id: &str) -> bool {
-    let path = slot_dir(root, id).join(LOCK);
-    let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else { return false };
-    match file.try_lock() {
+    probe(root, id, || {})
+}
+
+/// `is_held`, calling `during` while the probe holds the slot's lock (for tests: a probe
+/// the scheduler keeps off the CPU).
+fn probe(root: &Path, id: &str, during: impl FnOnce()) -> bool {
+    let dir = slot_dir(root, id);
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(dir.join(LOCK)) else { return false };
+    // Created here too, for a slot last claimed before slots had one. Where it cannot be
+    // opened the slot is said to be held: calling a live writer's slot free is the worse
+    // mistake (`demo --replace` deletes a store whose slots are all free).
+    let Ok(guard) = open_rw(&dir.join(PROBE)) else { return true };
+    if guard.lock_shared().is_err() {
+        return true;
+    }
+    let held = match file.try_lock() {
         Ok(()) => {
+            during();
             let _ = file.unlock();
             false
         }
         Err(_) => true,
-    }
+    };
+    // Both unlocked, not just closed: a child forked meanwhile keeps copies of both.
+    let _ = guard.unlock();
+    held
 }
 
 /// Who holds slot `id`, as its lock file says (`None` if it cannot be read).
@@ -241,6 +272,56 @@ mod tests {
         assert_eq!(claim_free(dir.path(), "", &c).unwrap().id, "w0", "the freed slot is reused");
         let on_bucket = claim_free(dir.path(), "pod-a-", &c).unwrap();
         assert_eq!(on_bucket.id, "pod-a-w0", "a bucket's numbered slots carry the host's name");
+    }
+
+    #[test]
+    fn a_dropped_claim_frees_its_slot_while_a_child_process_holds_a_copy_of_its_descriptor() {
+        // A process forked while a slot is held copies every descriptor, the lock file's
+        // too, and keeps the copy until it execs: here a child keeps it as its stdin.
+        let dir = tempfile::tempdir().unwrap();
+        let c = clock();
+        let lock = claim(dir.path(), "w0", false, &c).unwrap();
+        let copy = lock.file.try_clone().unwrap();
+        let mut child = std::process::Command::new("sleep").arg("600").stdin(copy).spawn().unwrap();
+        drop(lock);
+        let by_name = claim(dir.path(), "w0", false, &c).map(|l| l.id.clone());
+        let lowest_free = claim_free(dir.path(), "", &c).map(|l| l.id.clone());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(by_name.unwrap(), "w0", "the slot was freed when its claim was dropped");
+        assert_eq!(lowest_free.unwrap(), "w0");
+    }
+
+    /// Runs `claim` while another thread's probe of `w0` holds its lock, for longer than
+    /// any fixed retry budget a claim could give a probe.
+    fn during_a_long_probe<T>(root: &Path, claim: impl FnOnce() -> T) -> (bool, T) {
+        let (probing, probe_holds_the_lock) = std::sync::mpsc::channel();
+        let root = root.to_path_buf();
+        let prober = std::thread::spawn(move || {
+            probe(&root, "w0", || {
+                probing.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            })
+        });
+        probe_holds_the_lock.recv().unwrap();
+        let claimed = claim();
+        (prober.join().unwrap(), claimed)
+    }
+
+    #[test]
+    fn a_claim_that_meets_a_probe_waits_it_out_and_takes_the_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = clock();
+        drop(claim(dir.path(), "w0", false, &c).unwrap());
+        let (held, by_name) = during_a_long_probe(dir.path(), || claim(dir.path(), "w0", false, &c));
+        assert!(!held, "the probe found the slot free");
+        let by_name = by_name.expect("a claim by name is not refused because of a probe");
+        assert_eq!(by_name.id, "w0");
+        assert!(is_held(dir.path(), "w0"), "a probe after the claim finds the slot held");
+        drop(by_name);
+        let (held, lowest_free) = during_a_long_probe(dir.path(), || claim_free(dir.path(), "", &c));
+        assert!(!held);
+        assert_eq!(lowest_free.unwrap().id, "w0", "a probe does not push a claim to another slot");
     }
 
     #[test]

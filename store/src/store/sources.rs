@@ -135,7 +135,8 @@ pub struct WriterSlot {
 }
 
 /// The writer slots of the store `config` describes and who holds them; reads no WAL or
-/// manifest, takes no lock.
+/// manifest, and takes a slot's lock only to probe it, in a way a claim of the slot waits
+/// out rather than mistakes for a live writer (see `slot::is_held`).
 pub fn writer_slots(config: &StoreConfig) -> Result<Vec<WriterSlot>, StoreError> {
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
     let objects = objects_for(&fs, &config.dir, config.objects.as_ref())?;
@@ -172,7 +173,7 @@ pub struct WriterInfo {
 }
 
 /// The writer slots of the store `config` describes with what each holds, read without
-/// taking any lock.
+/// taking any lock but `writer_slots`' probes.
 pub fn list_writers(config: &StoreConfig) -> Result<Vec<WriterInfo>, StoreError> {
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
     let objects = objects_for(&fs, &config.dir, config.objects.as_ref())?;
