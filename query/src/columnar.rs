@@ -282,19 +282,17 @@ impl Adder {
         if !self.counts.is_empty() && lo >= self.base && hi < end {
             return;
         }
-        let (new_lo, new_hi) =
+        // Between merges every count is zero (each is taken when read back) and no stamp is
+        // current, so a new array needs nothing of the old one: the union of both ranges,
+        // or these keys alone where the union would be too wide.
+        let (mut new_lo, mut new_hi) =
             if self.counts.is_empty() { (lo, hi) } else { (lo.min(self.base), hi.max(end - 1)) };
-        let pad = (new_hi - new_lo + 1).min(DENSE_SPAN);
-        let start = new_lo - pad / 2;
-        let len = (new_hi - new_lo + 1 + pad) as usize;
-        let mut counts = vec![0u64; len];
-        let mut stamp = vec![0u32; len];
-        if !self.counts.is_empty() {
-            let shift = (self.base - start) as usize;
-            counts[shift..shift + self.counts.len()].copy_from_slice(&self.counts);
-            stamp[shift..shift + self.stamp.len()].copy_from_slice(&self.stamp);
+        if new_hi - new_lo >= 2 * DENSE_SPAN {
+            (new_lo, new_hi) = (lo, hi);
         }
-        (self.base, self.counts, self.stamp) = (start, counts, stamp);
+        let pad = (new_hi - new_lo + 1).min(DENSE_SPAN);
+        let len = (new_hi - new_lo + 1 + pad) as usize;
+        (self.base, self.counts, self.stamp) = (new_lo - pad / 2, vec![0; len], vec![0; len]);
     }
 }
 
@@ -587,4 +585,54 @@ pub fn merged(store: &Store, q: &Query, from_ms: i64, to_ms: i64) -> Result<Vec<
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out.into_iter().map(|(key, d)| (tags_of(q, &key), d)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelwatch_store::Rows;
+
+    /// The adder gives every key seen, ascending, its counts summed, whatever keys merge
+    /// after which: a few, many in a narrow range, keys a trillion apart, one wide span.
+    #[test]
+    fn buckets_add_up_as_sorted_pairs_whatever_their_keys() {
+        let lists: Vec<Vec<(i64, u64)>> = vec![
+            vec![(3, 1), (5, 2)],
+            (0..200).map(|k| (k * 3 - 100, 1 + k as u64 % 4)).collect(),
+            (0..200).map(|k| (k * 5 - 90, 2)).collect(),
+            (0..100).map(|k| (1_000_000_000_000 + k, 1)).collect(),
+            vec![(-5, 1), (0, 0), (1 << 40, 3)],
+            (0..100).map(|k| (k * 1_000, 1)).collect(),
+        ];
+        let rows: Vec<DistributionRow> = lists
+            .iter()
+            .map(|b| DistributionRow {
+                buckets: b.clone(),
+                count: b.iter().map(|p| p.1).sum(),
+                ..DistributionRow::empty(0, 1, Resolution::Raw, SeriesKey::default(), Scheme::Sketch)
+            })
+            .collect();
+        let part = Columns::from_rows(Table::Distributions, &Rows { distributions: rows, ..Rows::default() });
+        let part = part.unwrap();
+        let parts = [&part];
+        let mut adder = Adder::default();
+        let mut out = Vec::new();
+        // Each merge alone, then pairs of them, then all: against a sort of the pairs.
+        let mut merges: Vec<Vec<u32>> = (0..lists.len() as u32).map(|i| vec![i]).collect();
+        merges.extend([
+            vec![1, 2],
+            vec![1, 2, 1],
+            vec![0, 3],
+            vec![2, 4, 5],
+            (0..lists.len() as u32).collect(),
+        ]);
+        for m in merges {
+            let rows: Vec<(u32, u32)> = m.iter().map(|&i| (0, i)).collect();
+            adder.add_up(&parts, &rows, &mut out);
+            let mut want: Vec<(i64, u64)> = m.iter().flat_map(|&i| lists[i as usize].clone()).collect();
+            sum_sorted(&mut want);
+            assert_eq!(out, want, "merge of {m:?}");
+            assert!(adder.counts.len() as i64 <= 4 * DENSE_SPAN, "dense array of {}", adder.counts.len());
+        }
+    }
 }
