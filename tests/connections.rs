@@ -6,13 +6,14 @@
 //! Clients connect from several loopback addresses (127.0.0.0/8 is all loopback on Linux)
 //! so that the per-address cap sees several clients.
 
+use crate::support::{Killed, free_port};
 use modelwatch_agent::{Agent, Clock, Feature, ManualClock, Prediction, Timestamp};
 use modelwatch_store::{Store, StoreConfig};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,19 +73,8 @@ impl Scorer {
 
 /// `modelwatch serve` on a free port; killed when dropped.
 struct Server {
-    child: Child,
+    _child: Killed,
     port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts the server over `data` at `now_ms`, with `flags`, and waits for `/healthz`.
@@ -98,7 +88,7 @@ async fn serve(data: &Path, now_ms: i64, flags: &[&str]) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Server { child, port };
+    let server = Server { _child: Killed(child), port };
     let started = Instant::now();
     loop {
         if let Ok(mut s) = connect_from(1, port).await

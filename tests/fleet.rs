@@ -491,15 +491,8 @@ fn iso(ms: i64) -> String {
 /// A `moto_server` on loopback (from the PyPI package `moto[server]`, which scripts/test
 /// installs; MODELWATCH_MOTO names it).
 struct Moto {
-    child: Child,
+    _child: crate::support::Killed,
     port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Moto {
@@ -519,7 +512,7 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, port }
+        Moto { _child: crate::support::Killed(child), port }
     }
 
     /// Creates a bucket with a plain HTTP request (moto does not check signatures).

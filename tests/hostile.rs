@@ -4,28 +4,20 @@
 //! request and that `/healthz` keeps answering while it is in flight.
 
 use crate::serve::{NOW, fixture, grafana_query, target};
+use crate::support::{Killed, free_port, http};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The server process, killed when the test ends.
 struct Server {
-    child: Child,
+    child: Killed,
     port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start(data: &std::path::Path, flags: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["serve", "--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
             .args(["--now", &NOW.to_string()])
@@ -34,7 +26,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Server { child, port };
+        let server = Server { child: Killed(child), port };
         let started = Instant::now();
         while server.request("GET", "/readyz", "").map(|r| r.0).ok() != Some(200) {
             assert!(started.elapsed() < Duration::from_secs(30), "the server did not get ready");
@@ -45,17 +37,7 @@ impl Server {
 
     /// One HTTP/1.0 request: status and body.
     fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        Ok((status, text.split_once("\r\n\r\n").map(|b| b.1.to_string()).unwrap_or_default()))
+        http(self.port, method, path, "", body)
     }
 
     fn query(&self, body: &str) -> (u16, Value) {
@@ -68,7 +50,7 @@ impl Server {
 
     /// Resident memory, bytes.
     fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).unwrap();
         let kb: u64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))

@@ -1,30 +1,14 @@
 //! `GET /metrics` scraped by a real Prometheus server (Debian's `prometheus`, installed by
 //! scripts/test), checked through Prometheus' own HTTP API while a scorer keeps writing.
 
+use crate::support::{Killed, free_port, http};
 use modelwatch_agent::{Agent, ManualClock, Prediction, Timestamp};
 use modelwatch_store::{Store, StoreConfig};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Kills the child when the test ends, passed or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A plain HTTP/1.0 GET on loopback: status and body.
 /// The token `modelwatch serve` wants and Prometheus sends.
 const TOKEN: &str = "scrape-s3cret";
 
@@ -34,14 +18,7 @@ fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 
 /// `get` with extra header lines (each ending in CRLF).
 fn get_with(port: u16, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|b| b.1.to_string()).unwrap_or_default();
-    Ok((status, body))
+    http(port, "GET", path, headers, "")
 }
 
 fn encode(q: &str) -> String {
@@ -120,7 +97,7 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
     writer.flush().unwrap(); // the first batch in Parquet, the second will be in the WAL only
 
     let port = free_port();
-    let serve = Running(
+    let serve = Killed(
         Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["serve", "--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
             .args(["--refresh", "200ms", "--now", &crate::serve::NOW.to_string()])
@@ -163,7 +140,7 @@ fn a_real_prometheus_scrapes_cumulative_counters_histograms_and_gauges() {
         .unwrap_or_else(|e| {
             panic!("cannot run {prometheus:?} ({e}); scripts/test installs it (apt-get install prometheus)")
         });
-    let _prom = Running(prom);
+    let _prom = Killed(prom);
     wait_for("Prometheus to be ready", Duration::from_secs(60), || match get(prom_port, "/-/ready") {
         Ok((200, _)) => None,
         other => Some(format!("{other:?}")),

@@ -501,17 +501,7 @@ fn kill_minus_9_at_random_moments_never_fires_twice_and_every_event_is_stored_on
 
 /// A plain HTTP/1.0 POST on loopback: status and body.
 fn post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((status, text.split_once("\r\n\r\n").map(|b| b.1.to_string()).unwrap_or_default()))
+    crate::support::http(port, "POST", path, "", body)
 }
 
 #[test]

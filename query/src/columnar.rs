@@ -202,19 +202,6 @@ const DENSE_SPAN: i64 = 1 << 16;
 /// Buckets added by sorting rather than densely, at most.
 const SMALL_MERGE: usize = 64;
 
-/// Sorts `(key, count)` pairs by key and adds the counts of equal keys.
-fn sum_sorted(pairs: &mut Vec<(i64, u64)>) {
-    pairs.sort_unstable_by_key(|p| p.0);
-    pairs.dedup_by(|next, kept| {
-        if next.0 == kept.0 {
-            kept.1 += next.1;
-            true
-        } else {
-            false
-        }
-    });
-}
-
 impl Adder {
     /// The buckets of `rows` (part number, row) of `parts`, added up into `out`.
     fn add_up(&mut self, parts: &[&Columns], rows: &[(u32, u32)], out: &mut Vec<(i64, u64)>) {
@@ -232,7 +219,7 @@ impl Adder {
                 out.extend(k.iter().copied().zip(c.iter().copied()));
             }
             if !out.is_sorted_by(|a, b| a.0 < b.0) {
-                sum_sorted(out);
+                modelwatch_store::sum_buckets(out);
             }
             return;
         }
@@ -248,7 +235,7 @@ impl Adder {
         }
         if hi - lo >= DENSE_SPAN {
             out.extend(slices.flat_map(|(k, c)| k.iter().copied().zip(c.iter().copied())));
-            sum_sorted(out);
+            modelwatch_store::sum_buckets(out);
             return;
         }
         self.cover(lo, hi);
@@ -630,7 +617,7 @@ mod tests {
             let rows: Vec<(u32, u32)> = m.iter().map(|&i| (0, i)).collect();
             adder.add_up(&parts, &rows, &mut out);
             let mut want: Vec<(i64, u64)> = m.iter().flat_map(|&i| lists[i as usize].clone()).collect();
-            sum_sorted(&mut want);
+            modelwatch_store::sum_buckets(&mut want);
             assert_eq!(out, want, "merge of {m:?}");
             assert!(adder.counts.len() as i64 <= 4 * DENSE_SPAN, "dense array of {}", adder.counts.len());
         }

@@ -533,42 +533,6 @@ fn scalars_from(b: &RecordBatch, resolution: Resolution) -> Result<ScalarColumns
     Ok(ScalarColumns { common: common_from(b, resolution)?, kind_keys: kind.keys, kinds, value })
 }
 
-/// Row groups of a file that can hold rows starting in `[from_ms, to_ms)` with the equality
-/// `tags`, by their statistics (as `table::read_parquet` skips them).
-fn row_groups(
-    meta: &parquet::file::metadata::ParquetMetaData,
-    schema: &arrow_schema::Schema,
-    from_ms: i64,
-    to_ms: i64,
-    tags: &[(String, String)],
-) -> Vec<usize> {
-    use parquet::file::statistics::Statistics;
-    let time_idx = schema.index_of("start").ok();
-    let tag_idx: Vec<(usize, &str)> =
-        tags.iter().filter_map(|(k, v)| schema.index_of(k).ok().map(|i| (i, v.as_str()))).collect();
-    (0..meta.num_row_groups())
-        .filter(|&g| {
-            let rg = meta.row_group(g);
-            let time_ok = match time_idx.and_then(|i| rg.column(i).statistics()) {
-                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                    // Rows start before `to`; a day of slack below `from` for long rows.
-                    (Some(&lo), Some(&hi)) => lo < to_ms && hi >= from_ms.saturating_sub(86_400_000),
-                    _ => true,
-                },
-                _ => true,
-            };
-            time_ok
-                && tag_idx.iter().all(|&(i, v)| match rg.column(i).statistics() {
-                    Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
-                        (Some(lo), Some(hi)) => lo.data() <= v.as_bytes() && v.as_bytes() <= hi.data(),
-                        _ => true,
-                    },
-                    _ => true,
-                })
-        })
-        .collect()
-}
-
 /// Decodes a Parquet file of `table` as columns: the row groups that can hold rows in
 /// `[from_ms, to_ms)` with the equality `tags` (by their statistics; rows outside can
 /// remain), the columns the engine reads, in one batch where the reader allows. Events
@@ -588,7 +552,7 @@ pub fn columns_from_parquet(
         return Ok(None);
     }
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
-    let groups = row_groups(builder.metadata(), builder.schema(), from_ms, to_ms, tags);
+    let groups = crate::table::row_groups(builder.metadata(), builder.schema(), from_ms, to_ms, tags);
     let rows: usize = groups
         .iter()
         .map(|&g| usize::try_from(builder.metadata().row_group(g).num_rows()).unwrap_or(0))

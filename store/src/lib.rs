@@ -73,7 +73,9 @@ pub use store::{
     WriterInfo, WriterSlot, list_writers, repair_dir, verify_dir, writer_slots,
 };
 // What reads return.
-pub use rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
+pub use rows::{
+    DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey, sum_buckets,
+};
 pub use table::{FORMAT_VERSION, Table};
 // What columnar reads (`Store::read_columns`) return.
 pub use columns::{

@@ -529,15 +529,7 @@ impl DistributionRow {
             acc.merge_moments(r);
             pairs.extend_from_slice(&r.buckets);
         }
-        pairs.sort_unstable_by_key(|p| p.0);
-        pairs.dedup_by(|next, kept| {
-            if next.0 == kept.0 {
-                kept.1 += next.1;
-                true
-            } else {
-                false
-            }
-        });
+        sum_buckets(&mut pairs);
         acc.buckets = pairs;
         Some(acc)
     }
@@ -679,4 +671,18 @@ pub fn merge_buckets(a: &[(i64, u64)], b: &[(i64, u64)]) -> Vec<(i64, u64)> {
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
+}
+
+/// Sorts `(key, count)` bucket pairs by key and adds the counts of equal keys: several
+/// rows' buckets merged into one list.
+pub fn sum_buckets(pairs: &mut Vec<(i64, u64)>) {
+    pairs.sort_unstable_by_key(|p| p.0);
+    pairs.dedup_by(|next, kept| {
+        if next.0 == kept.0 {
+            kept.1 += next.1;
+            true
+        } else {
+            false
+        }
+    });
 }

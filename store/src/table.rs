@@ -509,29 +509,27 @@ fn writer_properties(table: Table) -> Result<WriterProperties, parquet::errors::
     Ok(b.build())
 }
 
-/// Reads a Parquet file's batches, skipping row groups whose `start` (or `time`) range
-/// misses `[from_ms, to_ms)` or whose statistics rule out one of the tag filters (rows are
+/// Row groups of a file that can hold rows starting in `[from_ms, to_ms)` with the equality
+/// `tags`: those whose `start` (or `time`) range does not miss the window (with a day of
+/// slack below `from_ms` for long rows) and whose statistics do not rule out a tag (rows are
 /// sorted by series, so a row group spans few distinct tag values).
-pub fn read_parquet(
-    bytes: bytes::Bytes,
+pub(crate) fn row_groups(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    schema: &arrow_schema::Schema,
     from_ms: i64,
     to_ms: i64,
     tags: &[(String, String)],
-) -> Result<Vec<RecordBatch>, parquet::errors::ParquetError> {
+) -> Vec<usize> {
     use parquet::file::statistics::Statistics;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let meta = builder.metadata().clone();
-    let schema = builder.schema().clone();
     let time_col = if schema.column_with_name("start").is_some() { "start" } else { "time" };
     let time_idx = schema.index_of(time_col).ok();
     let tag_idx: Vec<(usize, &str)> =
         tags.iter().filter_map(|(k, v)| schema.index_of(k).ok().map(|i| (i, v.as_str()))).collect();
-    let groups: Vec<usize> = (0..meta.num_row_groups())
+    (0..meta.num_row_groups())
         .filter(|&g| {
             let rg = meta.row_group(g);
             let time_ok = match time_idx.and_then(|i| rg.column(i).statistics()) {
                 Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                    // Rows start before `to`; keep a day of slack below `from` for long rows.
                     (Some(&lo), Some(&hi)) => lo < to_ms && hi >= from_ms.saturating_sub(86_400_000),
                     _ => true,
                 },
@@ -546,7 +544,18 @@ pub fn read_parquet(
                     _ => true,
                 })
         })
-        .collect();
+        .collect()
+}
+
+/// Reads a Parquet file's batches, skipping the row groups [`row_groups`] rules out.
+pub fn read_parquet(
+    bytes: bytes::Bytes,
+    from_ms: i64,
+    to_ms: i64,
+    tags: &[(String, String)],
+) -> Result<Vec<RecordBatch>, parquet::errors::ParquetError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let groups = row_groups(builder.metadata(), builder.schema(), from_ms, to_ms, tags);
     builder.with_row_groups(groups).build()?.collect::<Result<Vec<_>, _>>().map_err(Into::into)
 }
 
