@@ -53,12 +53,15 @@
 //! - `rows`: the rows of the three tables ([`Rows`]) and the distributions' bucket layouts;
 //! - `table`: the tables' Arrow schemas and their Parquet encoding;
 //! - `columns`: files decoded as Arrow columns for the query engine ([`Columns`]);
+//! - [`examples`]: labelled examples ([`examples::ExampleSet`]) and their wide Parquet
+//!   layout, what trainers read;
 //! - `manifest`: the versioned list of published files ([`Manifest`]);
 //! - `objects`: where published files live, the data directory or an S3 bucket;
 //! - `fs`: the file operations durability rests on ([`Fs`]).
 #![forbid(unsafe_code)]
 
 mod columns;
+pub mod examples;
 mod fs;
 mod manifest;
 mod objects;

@@ -1,0 +1,363 @@
+//! Labelled examples: what a model is trained and judged on (the seed's
+//! `TrainingDataStorage`).
+//!
+//! An [`Example`] is one prediction that got its label: the feature vector the model saw,
+//! the segment, the confidence it gave, when and under which ID it predicted, and the label
+//! with its arrival time. An [`ExampleSet`] is examples of one model with its feature names,
+//! in one order.
+//!
+//! A set is exchanged as one Parquet file in a wide layout that DuckDB, pyarrow and pandas
+//! read directly: the fixed columns `prediction_id`, `predicted_at`, `label_time` (UTC
+//! timestamps in ms), `segment`, `confidence`, `label`, then one `Float64` column per
+//! feature, named as the feature (a feature may not take a fixed column's name). The
+//! feature names are also in the footer (`modelwatch.features`, a JSON list), which keeps
+//! their order even where a reader reorders columns. A trainer's external command gets its
+//! training and hold-out sets in this layout (see `docs/storage-format.md`).
+
+use arrow_array::builder::{BooleanBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One labelled prediction.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Example {
+    /// The prediction's ID, as the scorer gave it (may be empty).
+    pub prediction_id: String,
+    /// When the prediction was made, ms since the epoch.
+    pub predicted_ms: i64,
+    /// When its label arrived, ms since the epoch.
+    pub label_ms: i64,
+    /// The segment.
+    pub segment: String,
+    /// The feature values, in the order of the set's feature names.
+    pub features: Vec<f64>,
+    /// The confidence the model gave (the probability of the positive class).
+    pub confidence: f64,
+    /// The label.
+    pub label: bool,
+}
+
+/// Labelled examples of one model, with its feature names.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExampleSet {
+    /// The feature names; every example has one value per name, in this order.
+    pub features: Vec<String>,
+    /// The examples.
+    pub rows: Vec<Example>,
+}
+
+/// Why a set could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExamplesError {
+    /// An example has a different number of feature values than the set has names.
+    #[error("example {index} ({id:?}) has {got} feature values, the set has {want} features")]
+    Width {
+        /// The example's index in the set.
+        index: usize,
+        /// Its prediction ID.
+        id: String,
+        /// How many values it has.
+        got: usize,
+        /// How many names the set has.
+        want: usize,
+    },
+    /// A feature name is empty, repeated, has a control character or is a fixed column's.
+    #[error("feature name {0:?} is empty, repeated, has a control character or is a fixed column's name")]
+    FeatureName(String),
+    /// The file's columns are not the wide layout.
+    #[error("{path}: not a labelled-examples file: {what}")]
+    Layout {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        what: String,
+    },
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Parquet or Arrow failed.
+    #[error("{path}: {source}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: parquet::errors::ParquetError,
+    },
+}
+
+const FIXED: [&str; 6] = ["prediction_id", "predicted_at", "label_time", "segment", "confidence", "label"];
+
+impl ExampleSet {
+    /// An empty set with these features.
+    pub fn new(features: Vec<String>) -> Self {
+        ExampleSet { features, rows: Vec::new() }
+    }
+
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Checks feature names and every example's width.
+    pub fn validate(&self) -> Result<(), ExamplesError> {
+        let mut seen = std::collections::HashSet::new();
+        for f in &self.features {
+            if f.is_empty()
+                || f.chars().any(char::is_control)
+                || FIXED.contains(&f.as_str())
+                || !seen.insert(f.as_str())
+            {
+                return Err(ExamplesError::FeatureName(f.clone()));
+            }
+        }
+        for (index, e) in self.rows.iter().enumerate() {
+            if e.features.len() != self.features.len() {
+                return Err(ExamplesError::Width {
+                    index,
+                    id: e.prediction_id.clone(),
+                    got: e.features.len(),
+                    want: self.features.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The Arrow schema of the wide layout for these features.
+    pub fn schema(&self) -> Arc<Schema> {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let mut fields = vec![
+            Field::new("prediction_id", DataType::Utf8, false),
+            Field::new("predicted_at", ts.clone(), false),
+            Field::new("label_time", ts, false),
+            Field::new("segment", DataType::Utf8, false),
+            Field::new("confidence", DataType::Float64, false),
+            Field::new("label", DataType::Boolean, false),
+        ];
+        fields.extend(self.features.iter().map(|f| Field::new(f.as_str(), DataType::Float64, false)));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The set as one Arrow batch in the wide layout.
+    pub fn to_batch(&self) -> Result<RecordBatch, ExamplesError> {
+        self.validate()?;
+        let n = self.rows.len();
+        let mut id = StringBuilder::with_capacity(n, n * 8);
+        let mut predicted = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut labelled = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+        let mut segment = StringBuilder::with_capacity(n, n * 8);
+        let mut confidence = Float64Builder::with_capacity(n);
+        let mut label = BooleanBuilder::with_capacity(n);
+        for e in &self.rows {
+            id.append_value(&e.prediction_id);
+            predicted.append_value(e.predicted_ms);
+            labelled.append_value(e.label_ms);
+            segment.append_value(&e.segment);
+            confidence.append_value(e.confidence);
+            label.append_value(e.label);
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(id.finish()),
+            Arc::new(predicted.finish()),
+            Arc::new(labelled.finish()),
+            Arc::new(segment.finish()),
+            Arc::new(confidence.finish()),
+            Arc::new(label.finish()),
+        ];
+        for j in 0..self.features.len() {
+            columns.push(Arc::new(Float64Array::from_iter_values(self.rows.iter().map(|e| e.features[j]))));
+        }
+        RecordBatch::try_new(self.schema(), columns).map_err(|e| ExamplesError::Parquet {
+            path: String::new(),
+            source: parquet::errors::ParquetError::ArrowError(e.to_string()),
+        })
+    }
+
+    /// The set as Parquet bytes (ZSTD; the feature names in the footer).
+    pub fn to_parquet(&self) -> Result<Vec<u8>, ExamplesError> {
+        let batch = self.to_batch()?;
+        let parquet = |source| ExamplesError::Parquet { path: String::new(), source };
+        let names = serde_json::to_string(&self.features).expect("a list of strings serialises");
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(parquet)?))
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new("modelwatch.table".into(), "examples".to_string()),
+                KeyValue::new("modelwatch.features".into(), names),
+            ]))
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(parquet)?;
+        w.write(&batch).map_err(parquet)?;
+        w.close().map_err(parquet)?;
+        Ok(out)
+    }
+
+    /// Writes the set to `path` as one Parquet file.
+    pub fn write_parquet(&self, path: &Path) -> Result<(), ExamplesError> {
+        let bytes = self.to_parquet()?;
+        std::fs::write(path, bytes)
+            .map_err(|source| ExamplesError::Io { path: path.display().to_string(), source })
+    }
+
+    /// Reads a set from Parquet bytes in the wide layout; `path` names it in errors.
+    pub fn from_parquet(bytes: Vec<u8>, path: &str) -> Result<ExampleSet, ExamplesError> {
+        let parquet = |source| ExamplesError::Parquet { path: path.to_string(), source };
+        let layout = |what: String| ExamplesError::Layout { path: path.to_string(), what };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).map_err(parquet)?;
+        let schema = builder.schema().clone();
+        let footer: Option<Vec<String>> = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == "modelwatch.features"))
+            .and_then(|k| k.value.as_deref())
+            .and_then(|v| serde_json::from_str(v).ok());
+        let features = match footer {
+            Some(f) => f,
+            None => schema
+                .fields()
+                .iter()
+                .map(|f| f.name().to_string())
+                .filter(|n| !FIXED.contains(&n.as_str()))
+                .collect(),
+        };
+        for name in FIXED {
+            if schema.index_of(name).is_err() {
+                return Err(layout(format!("no column {name:?}")));
+            }
+        }
+        let mut set = ExampleSet::new(features);
+        for batch in builder.build().map_err(parquet)? {
+            let batch =
+                batch.map_err(|e| parquet(parquet::errors::ParquetError::ArrowError(e.to_string())))?;
+            let column = |name: &str| -> Result<ArrayRef, ExamplesError> {
+                let c = batch.column_by_name(name).ok_or_else(|| layout(format!("no column {name:?}")))?;
+                if c.null_count() > 0 {
+                    return Err(layout(format!("column {name:?} has nulls")));
+                }
+                Ok(c.clone())
+            };
+            fn typed<'a, T: 'static>(
+                c: &'a ArrayRef,
+                name: &str,
+                path: &str,
+            ) -> Result<&'a T, ExamplesError> {
+                c.as_any().downcast_ref::<T>().ok_or_else(|| ExamplesError::Layout {
+                    path: path.to_string(),
+                    what: format!("column {name:?} has type {}", c.data_type()),
+                })
+            }
+            let (id, pred, lab, seg, conf, label) = (
+                column("prediction_id")?,
+                column("predicted_at")?,
+                column("label_time")?,
+                column("segment")?,
+                column("confidence")?,
+                column("label")?,
+            );
+            let id = typed::<StringArray>(&id, "prediction_id", path)?;
+            let pred = typed::<TimestampMillisecondArray>(&pred, "predicted_at", path)?;
+            let lab = typed::<TimestampMillisecondArray>(&lab, "label_time", path)?;
+            let seg = typed::<StringArray>(&seg, "segment", path)?;
+            let conf = typed::<Float64Array>(&conf, "confidence", path)?;
+            let label = typed::<BooleanArray>(&label, "label", path)?;
+            let feature_columns = set.features.iter().map(|f| column(f)).collect::<Result<Vec<_>, _>>()?;
+            let feature_values = feature_columns
+                .iter()
+                .zip(&set.features)
+                .map(|(c, f)| typed::<Float64Array>(c, f, path))
+                .collect::<Result<Vec<_>, _>>()?;
+            for i in 0..batch.num_rows() {
+                set.rows.push(Example {
+                    prediction_id: id.value(i).to_string(),
+                    predicted_ms: pred.value(i),
+                    label_ms: lab.value(i),
+                    segment: seg.value(i).to_string(),
+                    features: feature_values.iter().map(|c| c.value(i)).collect(),
+                    confidence: conf.value(i),
+                    label: label.value(i),
+                });
+            }
+        }
+        Ok(set)
+    }
+
+    /// Reads a set from a Parquet file in the wide layout.
+    pub fn read_parquet(path: &Path) -> Result<ExampleSet, ExamplesError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ExamplesError::Io { path: name.clone(), source })?;
+        ExampleSet::from_parquet(bytes, &name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> ExampleSet {
+        let mut s = ExampleSet::new(vec!["len".into(), "digits".into()]);
+        for i in 0..100 {
+            s.rows.push(Example {
+                prediction_id: format!("p{i}"),
+                predicted_ms: 1_700_000_000_000 + i,
+                label_ms: 1_700_000_360_000 + i,
+                segment: if i % 3 == 0 { "email".into() } else { "phone".into() },
+                features: vec![i as f64, f64::NAN],
+                confidence: 0.5,
+                label: i % 2 == 0,
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn a_set_round_trips_through_parquet_with_its_feature_order_and_nan() {
+        let s = set();
+        let back = ExampleSet::from_parquet(s.to_parquet().unwrap(), "x").unwrap();
+        assert_eq!(back.features, s.features);
+        assert_eq!(back.rows.len(), 100);
+        assert_eq!(back.rows[7].prediction_id, "p7");
+        assert_eq!(back.rows[7].features[0], 7.0);
+        assert!(back.rows[7].features[1].is_nan());
+        assert_eq!(back.rows[9].label_ms, 1_700_000_360_009);
+    }
+
+    #[test]
+    fn a_ragged_example_or_a_repeated_feature_name_is_refused_by_name() {
+        let mut s = set();
+        s.rows[4].features.pop();
+        let e = s.to_parquet().unwrap_err().to_string();
+        assert!(e.contains("example 4") && e.contains("\"p4\"") && e.contains("1 feature values"), "{e}");
+        for bad in ["len", "label", ""] {
+            let mut s = set();
+            s.features[1] = bad.into();
+            let e = s.to_parquet().unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_of_another_table_is_not_read_as_examples() {
+        let e = ExampleSet::from_parquet(b"not parquet".to_vec(), "bad.parquet").unwrap_err().to_string();
+        assert!(e.contains("bad.parquet"), "{e}");
+    }
+}
