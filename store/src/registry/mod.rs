@@ -514,6 +514,9 @@ pub struct AuditEntry {
 struct VersionState {
     /// The version's directory under `versions/`.
     dir: String,
+    /// Its artifact's checksum, also here so that an edited `version.json` (one rewritten
+    /// with new checksums to match a swapped artifact) is caught too.
+    sha256: String,
     status: Status,
     gate_report: Option<serde_json::Value>,
 }
@@ -754,6 +757,19 @@ impl Registry {
             problem: format!("missing, though the head of model {model:?} lists version {version}"),
         })?;
         let meta: VersionMeta = self.parse(&rel, &bytes)?;
+        if meta.artifact.sha256 != vs.sha256 {
+            return Err(RegistryError::Tampered {
+                model: model.to_string(),
+                version,
+                file: "version.json".into(),
+                problem: format!(
+                    "was changed after registration: it lists an artifact with SHA-256 {}, the head registered {} ({})",
+                    meta.artifact.sha256,
+                    vs.sha256,
+                    self.location(&rel).display()
+                ),
+            });
+        }
         if meta.version != version || meta.model != model {
             return Err(RegistryError::Corrupt {
                 path: self.location(&rel),
@@ -942,6 +958,13 @@ impl Registry {
                 problem: "empty or holds a control character".into(),
             });
         }
+        if new.training_window.from_ms > new.training_window.to_ms {
+            return Err(RegistryError::Invalid {
+                what: "training window",
+                value: format!("{}..{}", new.training_window.from_ms, new.training_window.to_ms),
+                problem: "ends before it starts".into(),
+            });
+        }
         let files = walk(&new.artifact_dir)?;
         let seen = self.read_head(model)?;
         let version = seen.as_ref().map_or(1, |s| s.head.next_version);
@@ -1019,7 +1042,9 @@ impl Registry {
         };
         head.seq = seq;
         head.next_version = version + 1;
-        head.versions.insert(version, VersionState { dir, status: Status::Candidate, gate_report: None });
+        let sha256 = meta.artifact.sha256.clone();
+        head.versions
+            .insert(version, VersionState { dir, sha256, status: Status::Candidate, gate_report: None });
         head.last = entry;
         self.commit(seen.as_ref(), &head, "versions")?;
         Ok(VersionInfo { meta, status: Status::Candidate, gate_report: None, aliases: Vec::new() })

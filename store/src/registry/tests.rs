@@ -165,6 +165,16 @@ fn a_changed_or_missing_artifact_file_is_named() {
     std::fs::write(stored.join("extra/vocab.txt"), b"a\nc\n").unwrap();
     let msg = f.reg.read_artifact("pii", v).unwrap_err().to_string();
     assert!(msg.contains("\"extra/vocab.txt\"") && msg.contains("changed after registration"), "{msg}");
+    // Rewriting version.json to match the changed file is caught by the head's checksum.
+    let meta_path = stored.parent().unwrap().join("version.json");
+    let original = std::fs::read(&meta_path).unwrap();
+    let mut meta: VersionMeta = serde_json::from_slice(&original).unwrap();
+    meta.artifact.files[0].sha256 = sha256(b"a\nc\n");
+    meta.artifact.sha256 = listing_sha256(&meta.artifact.files);
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let msg = f.reg.read_artifact("pii", v).unwrap_err().to_string();
+    assert!(msg.contains("\"version.json\" was changed after registration"), "{msg}");
+    std::fs::write(&meta_path, original).unwrap();
     std::fs::write(stored.join("extra/vocab.txt"), b"a\nb\n").unwrap();
     f.reg.read_artifact("pii", v).unwrap();
     std::fs::remove_file(stored.join("model.json")).unwrap();
@@ -179,6 +189,11 @@ fn bad_names_and_artifact_directories_are_refused_before_anything_is_written() {
         let msg = f.reg.register(NewVersion::new(bad, "logistic", f.art.path())).unwrap_err().to_string();
         assert!(msg.contains("invalid model name"), "{msg}");
     }
+    let backwards = NewVersion {
+        training_window: TrainingWindow { from_ms: 20, to_ms: 10 },
+        ..NewVersion::new("pii", "logistic", f.art.path())
+    };
+    assert!(f.reg.register(backwards).unwrap_err().to_string().contains("ends before it starts"));
     let empty = tempfile::tempdir().unwrap();
     let msg = f.reg.register(NewVersion::new("pii", "logistic", empty.path())).unwrap_err().to_string();
     assert!(msg.contains("holds no files"), "{msg}");
