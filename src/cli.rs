@@ -62,9 +62,17 @@ pub enum Command {
                             --triggers deploy/modelwatch.toml"
     )]
     Serve(ServeArgs),
+    /// The model registry: versions, the control/challenger/latest aliases, promotions,
+    /// rollbacks and the audit log.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
+    /// Registers and promotes model versions forever, printing each acknowledged change
+    /// (crash tests of the registry).
+    #[command(hide = true)]
+    CrashRegistry(CrashRegistryArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -580,4 +588,95 @@ pub enum TriggersCommand {
         /// The event's ID.
         id: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Every model with its aliases; with a model, its versions.
+    #[command(after_help = "Examples:\n  modelwatch models list\n  modelwatch models list pii --format json")]
+    List {
+        /// A model: list its versions.
+        model: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// One version's metadata, status, gate report and artifact.
+    #[command(
+        after_help = "Examples:\n  modelwatch models show pii\n  modelwatch models show pii 3 --format json"
+    )]
+    Show {
+        /// The model.
+        model: String,
+        /// A version (3 or v3) or an alias (control, challenger, latest).
+        #[arg(default_value = "control", value_name = "VERSION")]
+        which: String,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Make a version the control (and latest); the old control retires. Audited.
+    #[command(after_help = "Example:\n  modelwatch models promote pii 3 --reason 'better AUC on last week'")]
+    Promote {
+        /// The model.
+        model: String,
+        /// The version (3 or v3).
+        #[arg(value_name = "VERSION")]
+        number: String,
+        #[command(flatten)]
+        audit: AuditArgs,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Make the previous control the control again. Audited.
+    #[command(
+        after_help = "Example:\n  modelwatch models rollback pii --reason 'precision fell on phone numbers'"
+    )]
+    Rollback {
+        /// The model.
+        model: String,
+        #[command(flatten)]
+        audit: AuditArgs,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// The audit log: every registration, promotion, rollback and rejection.
+    #[command(after_help = "Example:\n  modelwatch models log pii --format json")]
+    Log {
+        /// The model.
+        model: String,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// Who changes the registry by hand, and why (the audit entry's fields).
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub reason: String,
+    /// Who (recorded in the audit log).
+    #[arg(long, default_value = "cli")]
+    pub actor: String,
+    /// The event that caused it (a retraining trigger's ID).
+    #[arg(long, value_name = "ID")]
+    pub event: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CrashRegistryArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The model the loop registers and promotes.
+    #[arg(long, default_value = "crash")]
+    pub model: String,
 }

@@ -26,6 +26,8 @@
 //! - [`baseline`]: named reference profiles for drift.
 //! - [`triggers`]: when to retrain: one file per trigger kind, the engine, the state,
 //!   delivery to sinks.
+//! - [`registry`]: model gauges (`models_loaded`, `model_age_seconds`) from the registry's
+//!   versions (the registry itself is [`store::registry`]).
 //! - [`demo`]: simulated scenarios played through the hook, and the shared seeded RNG.
 //! - [`serve`]: the HTTP server (Grafana JSON datasource, REST, Prometheus exposition); a
 //!   leaf: nothing else in this crate depends on it.
@@ -69,6 +71,7 @@ pub use modelwatch_store as store;
 
 pub mod baseline;
 pub mod demo;
+pub mod registry;
 pub mod serve;
 pub mod time;
 pub mod triggers;

@@ -490,13 +490,13 @@ fn iso(ms: i64) -> String {
 
 /// A `moto_server` on loopback (from the PyPI package `moto[server]`, which scripts/test
 /// installs; MODELWATCH_MOTO names it).
-struct Moto {
+pub(crate) struct Moto {
     _child: crate::support::Killed,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let bin = std::env::var("MODELWATCH_MOTO").expect(
             "MODELWATCH_MOTO must name moto_server (pip install 'moto[server]'); run the tests through scripts/test",
         );
@@ -516,7 +516,7 @@ impl Moto {
     }
 
     /// Creates a bucket with a plain HTTP request (moto does not check signatures).
-    fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             s,
@@ -530,7 +530,7 @@ impl Moto {
     }
 
     /// What every command needs to reach the bucket.
-    fn env(&self) -> Env {
+    pub(crate) fn env(&self) -> Env {
         [
             ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
             ("AWS_ALLOW_HTTP", "true".into()),

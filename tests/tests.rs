@@ -14,6 +14,7 @@ mod layout;
 mod prometheus;
 mod quality;
 mod query_cli;
+mod registry;
 mod serve;
 mod store_cli;
 mod stress;

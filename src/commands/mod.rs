@@ -10,10 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod baseline;
+mod crash_registry;
 mod crash_writer;
 mod demo;
 mod drift;
 mod import;
+mod models;
 mod quality;
 mod query;
 mod serve;
@@ -32,6 +34,8 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
             store::compact(&env, &data, as_of.as_deref(), wait, format)
         }
         Command::CrashWriter(args) => crash_writer::run(&args),
+        Command::CrashRegistry(args) => crash_registry::run(&args),
+        Command::Models(cmd) => models::run(&env, cmd),
         Command::Query(args) => query::run(&env, &args),
         Command::Demo(args) => demo::run(&env, &args),
         Command::Serve(args) => serve::run(&env, &args),

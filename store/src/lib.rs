@@ -55,6 +55,8 @@
 //! - `columns`: files decoded as Arrow columns for the query engine ([`Columns`]);
 //! - [`examples`]: labelled examples ([`examples::ExampleSet`]) and their wide Parquet
 //!   layout, what trainers read;
+//! - [`registry`]: the model registry ([`registry::Registry`]): versions, their artifacts,
+//!   the `control`/`challenger`/`latest` aliases and the audit log, under `registry/`;
 //! - `manifest`: the versioned list of published files ([`Manifest`]);
 //! - `objects`: where published files live, the data directory or an S3 bucket;
 //! - `fs`: the file operations durability rests on ([`Fs`]).
@@ -65,6 +67,7 @@ pub mod examples;
 mod fs;
 mod manifest;
 mod objects;
+pub mod registry;
 mod rows;
 mod store;
 mod table;

@@ -57,6 +57,9 @@ pub(crate) trait Objects: Send + Sync {
     /// Every data or temporary file under `prefix` (a directory, relative), as relative
     /// paths with their modification time in ms where the objects keep one (a bucket).
     fn list_files(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, StoreError>;
+    /// The names of the directories directly under `prefix` (a bucket's common prefixes),
+    /// sorted: the registry's models.
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 pub(crate) struct LocalObjects {
@@ -117,6 +120,14 @@ impl Objects for LocalObjects {
                 }
             }
         }
+        out.sort();
+        Ok(out)
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join(prefix);
+        let names = self.fs.list(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
+        let mut out: Vec<String> = names.into_iter().filter(|n| dir.join(n).is_dir()).collect();
         out.sort();
         Ok(out)
     }
@@ -241,6 +252,16 @@ impl Objects for S3Objects {
         let listed = self.rt.block_on(self.store.list_with_delimiter(Some(&prefix)));
         let listed = listed.map_err(|e| self.err(crate::store::WRITERS_DIR, e))?;
         Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        let listed = self.rt.block_on(self.store.list_with_delimiter(Some(&path)));
+        let listed = listed.map_err(|e| self.err(prefix, e))?;
+        let mut out: Vec<String> =
+            listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        out.sort();
+        Ok(out)
     }
 
     fn list_files(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>, StoreError> {

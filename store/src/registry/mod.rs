@@ -1,0 +1,1289 @@
+//! The model registry (the seed's `MLModelManager`): versions of a model with their
+//! metadata and artifact, the aliases `control`, `challenger` and `latest`, and an
+//! append-only audit log of every change, in the store's data directory or its S3 bucket.
+//!
+//! # Layout (under `registry/` of the store's root; see `docs/storage-format.md`)
+//!
+//! ```text
+//! registry/<model>/head.json                        aliases, statuses, audit count, last entry
+//! registry/<model>/log/<seq, 12 digits>.json        audit entries 1, 2, ... (never rewritten)
+//! registry/<model>/versions/<n>-<nonce>/version.json a version's immutable metadata
+//! registry/<model>/versions/<n>-<nonce>/artifact/…  the artifact files, copied in
+//! ```
+//!
+//! # One commit point per change
+//!
+//! Every change of a model (a registration, a promotion, a rollback, a rejection, a status
+//! or gate-report change) is one replacement of the model's `head.json`, which holds the
+//! aliases, every version's status, the number of audit entries and the newest entry in
+//! full. Locally the replacement is a compare-and-swap under an `flock` written through
+//! [`publish`](crate::publish) (temporary file, fsync, rename, directory fsync); on S3 it is
+//! a conditional put on the ETag read. The entry's own `log/` file is written after the
+//! head, and before the next head replaces it (by whoever makes the next change), so a
+//! crash at any moment leaves the aliases and the log in agreement: the log is the `log/`
+//! files before the head's count and the head's newest entry. Decision record:
+//! `docs/decisions/0007-model-registry.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use modelwatch_store::registry::{Action, Alias, NewVersion, Registry, RegistryConfig};
+//! use std::sync::Arc;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let artifact = tempfile::tempdir()?;
+//! std::fs::write(artifact.path().join("model.json"), br#"{"coef": [0.5]}"#)?;
+//! let clock = Arc::new(modelwatch_agent::ManualClock::new(modelwatch_agent::Timestamp::from_secs(1_764_115_200)));
+//! let reg = Registry::open(RegistryConfig::new(dir.path(), clock))?;
+//!
+//! let v = reg.register(NewVersion::new("pii", "logistic", artifact.path()))?;
+//! reg.promote("pii", v.meta.version, &Action::new("cli", "first model"))?;
+//! assert_eq!(reg.alias("pii", Alias::Latest)?, Some(1));
+//! assert_eq!(reg.log("pii")?.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod names;
+
+pub use names::{MAX_LABEL, MAX_MODEL_NAME, MAX_REASON, check_model, parse_version};
+
+use crate::fs::{Fs, RealFs};
+use crate::objects::{ObjectStoreConfig, Objects, objects_for};
+use crate::store::StoreError;
+use modelwatch_agent::Clock;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The directory (or key prefix) of the registry under the store's root.
+pub const REGISTRY_DIR: &str = "registry";
+/// The version of the head document's layout.
+pub const HEAD_FORMAT: u32 = 1;
+
+/// What went wrong in the registry; each names the model, version, alias or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A name, version, actor, reason or event ID the registry does not accept.
+    #[error("invalid {what} {value:?}: {problem}")]
+    Invalid {
+        /// What was given (`model name`, `version`, `actor`, ...).
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        problem: String,
+    },
+    /// No model of that name is registered.
+    #[error("no model {model:?} in the registry")]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+    },
+    /// The model has no such version.
+    #[error("model {model:?} has no version {version}")]
+    UnknownVersion {
+        /// The model.
+        model: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// An alias that points at no version yet.
+    #[error("model {model:?} has no {alias} version")]
+    NoAlias {
+        /// The model.
+        model: String,
+        /// The alias.
+        alias: Alias,
+    },
+    /// An operation the version's status or the model's history does not allow.
+    #[error("model {model:?}: {problem}")]
+    Refused {
+        /// The model.
+        model: String,
+        /// Why (naming the version and its status).
+        problem: String,
+    },
+    /// Another process changed the model between this one's read and its write; nothing
+    /// was written.
+    #[error(
+        "conflict moving the {alias} alias of model {model:?}: another process changed the model since it was read (after audit entry {seq}); nothing was written: read again and retry"
+    )]
+    Conflict {
+        /// The model.
+        model: String,
+        /// The alias (or `versions` for a registration) the operation moved.
+        alias: String,
+        /// The audit entry count this process had read.
+        seq: u64,
+    },
+    /// A registered artifact file that is missing or no longer matches its checksum.
+    #[error("model {model:?} version {version}: artifact file {file:?} {problem}")]
+    Tampered {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// The file, relative to the artifact directory.
+        file: String,
+        /// `is missing`, or the checksums that differ.
+        problem: String,
+    },
+    /// An artifact directory that cannot be registered.
+    #[error("artifact directory {}: {problem}", path.display())]
+    Artifact {
+        /// The directory (or the file in it at fault).
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A registry document that does not parse or contradicts another.
+    #[error("{}: {problem}", path.display())]
+    Corrupt {
+        /// The document.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Reading or writing the store's objects failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A local file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io { path: path.to_path_buf(), source }
+}
+
+/// A version's status; it changes only through recorded operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Registered, not yet judged.
+    Candidate,
+    /// Judged and refused (by the gate or by hand); never promoted.
+    Rejected,
+    /// Serving part of the traffic beside the control.
+    Canary,
+    /// The version serving the traffic.
+    Control,
+    /// A former control.
+    Retired,
+}
+
+impl Status {
+    /// The name used in documents and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Candidate => "candidate",
+            Status::Rejected => "rejected",
+            Status::Canary => "canary",
+            Status::Control => "control",
+            Status::Retired => "retired",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names that point at a version of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alias {
+    /// The version serving the traffic.
+    Control,
+    /// The version being tried against the control.
+    Challenger,
+    /// The version most recently made control (by a promotion or a rollback): the seed's
+    /// `MLModelManager` "latest" pointer.
+    Latest,
+}
+
+impl Alias {
+    /// Every alias.
+    pub const ALL: [Alias; 3] = [Alias::Control, Alias::Challenger, Alias::Latest];
+
+    /// The alias's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alias::Control => "control",
+            Alias::Challenger => "challenger",
+            Alias::Latest => "latest",
+        }
+    }
+
+    /// The alias of that name.
+    pub fn parse(s: &str) -> Option<Alias> {
+        Alias::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Alias {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where each alias of a model points.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aliases {
+    /// The version serving the traffic.
+    pub control: Option<u32>,
+    /// The version being tried against the control.
+    pub challenger: Option<u32>,
+    /// The version most recently made control.
+    pub latest: Option<u32>,
+}
+
+impl Aliases {
+    /// Where `alias` points.
+    pub fn get(&self, alias: Alias) -> Option<u32> {
+        match alias {
+            Alias::Control => self.control,
+            Alias::Challenger => self.challenger,
+            Alias::Latest => self.latest,
+        }
+    }
+
+    /// The aliases pointing at `version`.
+    pub fn of(&self, version: u32) -> Vec<Alias> {
+        Alias::ALL.into_iter().filter(|a| self.get(*a) == Some(version)).collect()
+    }
+}
+
+/// The time range of the examples a version was trained on, ms since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingWindow {
+    /// First example's time (inclusive).
+    pub from_ms: i64,
+    /// Last example's time (exclusive).
+    pub to_ms: i64,
+}
+
+/// Hold-out metrics: name (`auc`, `precision`, ...) to value, overall and per segment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Over the whole hold-out set.
+    pub overall: BTreeMap<String, f64>,
+    /// Per segment, then per metric.
+    pub segments: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// One file of a version's artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactFile {
+    /// Relative to the artifact directory, `/`-separated.
+    pub path: String,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A version's artifact: the files copied into the registry at registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Where the files are, relative to the store's root (a directory or key prefix).
+    pub path: String,
+    /// SHA-256 over the listing `"<sha256>  <path>\n"` of every file in path order (the
+    /// format of `sha256sum`), so one checksum covers names and contents.
+    pub sha256: String,
+    /// Every file, in path order.
+    pub files: Vec<ArtifactFile>,
+}
+
+/// A version's metadata, fixed at registration (`version.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionMeta {
+    /// The model.
+    pub model: String,
+    /// Its number, from 1.
+    pub version: u32,
+    /// When it was registered (the registry's clock), ms since the epoch.
+    pub created_at_ms: i64,
+    /// Who trained it and how to load it (`logistic`, `command`, `closure:<name>`, ...).
+    pub trainer_kind: String,
+    /// The examples it was trained on.
+    pub training_window: TrainingWindow,
+    /// How many examples it was trained on.
+    pub rows: u64,
+    /// Its feature schema: the names of its inputs, in order.
+    pub features: Vec<String>,
+    /// Hold-out metrics, overall and per segment.
+    pub metrics: Metrics,
+    /// Feature importance as the trainer or the gate computed it (opaque to the registry).
+    pub feature_importance: serde_json::Value,
+    /// The record of the training/hold-out split (opaque to the registry).
+    pub split: serde_json::Value,
+    /// The artifact files and their checksums.
+    pub artifact: Artifact,
+    /// The version it was trained to replace, if any.
+    pub parent: Option<u32>,
+    /// The event (a retraining trigger's) that caused it, if any.
+    pub event_id: Option<String>,
+}
+
+/// A version as the registry knows it now: its fixed metadata, its status, its gate
+/// report and the aliases pointing at it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// Fixed at registration.
+    #[serde(flatten)]
+    pub meta: VersionMeta,
+    /// Its status now.
+    pub status: Status,
+    /// The gate's report on it (opaque to the registry), once there is one.
+    pub gate_report: Option<serde_json::Value>,
+    /// The aliases pointing at it now.
+    pub aliases: Vec<Alias>,
+}
+
+/// A version to register: everything a trainer knows about what it made. Build it with
+/// [`NewVersion::new`] and set the fields it has; [`Registry::register`] copies the
+/// artifact directory's files in, checksums them, numbers the version and records it as a
+/// `candidate` with a `register` audit entry.
+#[derive(Clone, Debug)]
+pub struct NewVersion {
+    /// The model's name (see [`check_model`]).
+    pub model: String,
+    /// Who trained it and how to load it (`logistic`, `command`, `closure:<name>`, ...): the
+    /// registry only stores it.
+    pub trainer_kind: String,
+    /// A directory of artifact files (nested directories allowed, symbolic links not).
+    pub artifact_dir: PathBuf,
+    /// The examples it was trained on.
+    pub training_window: TrainingWindow,
+    /// How many examples it was trained on.
+    pub rows: u64,
+    /// Its feature schema.
+    pub features: Vec<String>,
+    /// Hold-out metrics.
+    pub metrics: Metrics,
+    /// Feature importance (opaque JSON; `null` if none).
+    pub feature_importance: serde_json::Value,
+    /// The split record from the training-data code (opaque JSON; `null` if none).
+    pub split: serde_json::Value,
+    /// The version it was trained to replace; must exist.
+    pub parent: Option<u32>,
+    /// The event that caused it.
+    pub event_id: Option<String>,
+    /// Who registers it: `auto`, `cli` or a user.
+    pub actor: String,
+    /// Why, for the audit log.
+    pub reason: String,
+    /// What the trainer printed, for the audit log (truncated to [`MAX_OUTPUT`] bytes).
+    pub trainer_output: Option<String>,
+}
+
+/// The most bytes of a trainer's output an audit entry keeps (the tail).
+pub const MAX_OUTPUT: usize = 16 * 1024;
+
+impl NewVersion {
+    /// A version of `model` made by `trainer_kind` from the files in `artifact_dir`,
+    /// registered by `auto` with empty metadata.
+    pub fn new(model: &str, trainer_kind: &str, artifact_dir: impl Into<PathBuf>) -> NewVersion {
+        NewVersion {
+            model: model.to_string(),
+            trainer_kind: trainer_kind.to_string(),
+            artifact_dir: artifact_dir.into(),
+            training_window: TrainingWindow::default(),
+            rows: 0,
+            features: Vec::new(),
+            metrics: Metrics::default(),
+            feature_importance: serde_json::Value::Null,
+            split: serde_json::Value::Null,
+            parent: None,
+            event_id: None,
+            actor: "auto".to_string(),
+            reason: "registered".to_string(),
+            trainer_output: None,
+        }
+    }
+}
+
+/// Who does an operation, why, and the event that caused it: what its audit entry records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    /// `auto`, `cli` or a user.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// The event that caused it.
+    pub event_id: Option<String>,
+}
+
+impl Action {
+    /// An action by `actor` for `reason`, caused by no event.
+    pub fn new(actor: &str, reason: &str) -> Action {
+        Action { actor: actor.to_string(), reason: reason.to_string(), event_id: None }
+    }
+
+    /// The same action, caused by event `id`.
+    pub fn event(mut self, id: &str) -> Action {
+        self.event_id = Some(id.to_string());
+        self
+    }
+
+    fn check(&self) -> Result<(), RegistryError> {
+        names::check_label("actor", &self.actor)?;
+        names::check_reason(&self.reason)?;
+        if let Some(e) = &self.event_id {
+            names::check_label("event ID", e)?;
+        }
+        Ok(())
+    }
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// A version was registered (as a candidate).
+    Register,
+    /// A version was made control (and latest); the previous control retired.
+    Promote,
+    /// The control went back to the previous control; the one it replaced retired.
+    Rollback,
+    /// A version was rejected.
+    Reject,
+    /// The challenger alias moved.
+    Challenger,
+    /// A version's status changed otherwise (to canary, say).
+    Status,
+    /// A version's gate report was set.
+    GateReport,
+}
+
+impl Op {
+    /// The operation's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Register => "register",
+            Op::Promote => "promote",
+            Op::Rollback => "rollback",
+            Op::Reject => "reject",
+            Op::Challenger => "challenger",
+            Op::Status => "status",
+            Op::GateReport => "gate_report",
+        }
+    }
+}
+
+/// One entry of a model's audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its number, from 1, without gaps.
+    pub seq: u64,
+    /// When (the registry's clock), ms since the epoch.
+    pub at_ms: i64,
+    /// The model.
+    pub model: String,
+    /// What was done.
+    pub op: Op,
+    /// The version it was done to.
+    pub version: Option<u32>,
+    /// For a promotion or rollback, the control it replaced; for a challenger move, the
+    /// previous challenger.
+    pub previous: Option<u32>,
+    /// The version's status after it.
+    pub status: Option<Status>,
+    /// `auto`, `cli` or a user.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// The event that caused it.
+    pub event_id: Option<String>,
+    /// A trainer's output, for a registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// What the registry keeps per version in the head.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct VersionState {
+    /// The version's directory under `versions/`.
+    dir: String,
+    /// Its artifact's checksum, also here so that an edited `version.json` (one rewritten
+    /// with new checksums to match a swapped artifact) is caught too.
+    sha256: String,
+    status: Status,
+    gate_report: Option<serde_json::Value>,
+}
+
+/// A model's head document: its one commit point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Head {
+    format: u32,
+    model: String,
+    /// Audit entries committed; the newest is `last`.
+    seq: u64,
+    next_version: u32,
+    aliases: Aliases,
+    /// Former controls, oldest first: where a rollback goes.
+    previous_controls: Vec<u32>,
+    versions: BTreeMap<u32, VersionState>,
+    last: AuditEntry,
+}
+
+/// A model's state as read, with what a later change must find unchanged to apply:
+/// [`Registry::promote_from`] moves the control only if no other change came in between.
+#[derive(Clone, Debug)]
+pub struct ModelState {
+    head: Head,
+    /// The bucket's ETag of the head read (`None` locally, where the count is compared).
+    etag: Option<String>,
+}
+
+impl ModelState {
+    /// The model.
+    pub fn model(&self) -> &str {
+        &self.head.model
+    }
+
+    /// How many audit entries the model has.
+    pub fn seq(&self) -> u64 {
+        self.head.seq
+    }
+
+    /// Where its aliases point.
+    pub fn aliases(&self) -> &Aliases {
+        &self.head.aliases
+    }
+
+    /// Every version with its status, in order.
+    pub fn statuses(&self) -> Vec<(u32, Status)> {
+        self.head.versions.iter().map(|(v, s)| (*v, s.status)).collect()
+    }
+
+    /// The former controls a rollback goes back through, most recent last.
+    pub fn previous_controls(&self) -> &[u32] {
+        &self.head.previous_controls
+    }
+}
+
+/// Where a registry lives and its clock.
+#[derive(Clone)]
+pub struct RegistryConfig {
+    /// The store's data directory (the registry is its `registry/` directory unless
+    /// `objects` is given).
+    pub dir: PathBuf,
+    /// The store's bucket: the registry is under its `registry/` prefix.
+    pub objects: Option<ObjectStoreConfig>,
+    /// Where creation and audit times come from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RegistryConfig {
+    /// A registry in `dir`'s `registry/` directory.
+    pub fn new(dir: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> RegistryConfig {
+        RegistryConfig { dir: dir.into(), objects: None, clock }
+    }
+}
+
+/// The model registry of a store (see the module documentation). Every method reads the
+/// documents afresh, so several processes can share one registry; a change made from a
+/// stale read fails with [`RegistryError::Conflict`] and writes nothing.
+pub struct Registry {
+    objects: Box<dyn Objects>,
+    /// The data directory when the registry is local: changes are serialised by an `flock`
+    /// there (a bucket has its conditional puts instead).
+    local: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+}
+
+fn head_rel(model: &str) -> String {
+    format!("{REGISTRY_DIR}/{model}/head.json")
+}
+
+fn entry_rel(model: &str, seq: u64) -> String {
+    format!("{REGISTRY_DIR}/{model}/log/{seq:012}.json")
+}
+
+fn version_rel(model: &str, dir: &str) -> String {
+    format!("{REGISTRY_DIR}/{model}/versions/{dir}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+fn listing_sha256(files: &[ArtifactFile]) -> String {
+    let listing: String = files.iter().map(|f| format!("{}  {}\n", f.sha256, f.path)).collect();
+    sha256(listing.as_bytes())
+}
+
+/// A name no other registration picks: a registration that lost a race (or crashed) leaves
+/// its files in a directory no head names, never over the winner's.
+fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The artifact directory's files, relative paths with `/`, in order.
+fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>, RegistryError> {
+    let bad = |path: &Path, problem: String| RegistryError::Artifact { path: path.to_path_buf(), problem };
+    if !root.is_dir() {
+        return Err(bad(root, "not a directory".into()));
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![(String::new(), root.to_path_buf())];
+    while let Some((rel, dir)) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let path = entry.path();
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| bad(&path, format!("the file name {n:?} is not UTF-8")))?;
+            names::check_file_name(&name)?;
+            let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let kind = entry.file_type().map_err(io(&path))?;
+            if kind.is_symlink() {
+                return Err(bad(&path, "is a symbolic link; the registry copies regular files only".into()));
+            } else if kind.is_dir() {
+                dirs.push((child, path));
+            } else if kind.is_file() {
+                out.push((child, path));
+            } else {
+                return Err(bad(&path, "is not a regular file".into()));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(bad(root, "holds no files: a trainer must write its model there".into()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Registry {
+    /// Opens the registry of a store (nothing is created until the first registration).
+    pub fn open(config: RegistryConfig) -> Result<Registry, RegistryError> {
+        let fs: Arc<dyn Fs> = Arc::new(RealFs);
+        let objects = objects_for(&fs, &config.dir, config.objects.as_ref())?;
+        let local = config.objects.is_none().then(|| config.dir.clone());
+        Ok(Registry { objects, local, clock: config.clock })
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().as_millis() as i64
+    }
+
+    /// Where `rel` is, for messages.
+    pub fn location(&self, rel: &str) -> PathBuf {
+        self.objects.location(rel)
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, rel: &str, bytes: &[u8]) -> Result<T, RegistryError> {
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt {
+            path: self.location(rel),
+            problem: format!("does not parse: {e}"),
+        })
+    }
+
+    /// The models in the registry, sorted.
+    pub fn models(&self) -> Result<Vec<String>, RegistryError> {
+        let mut out = Vec::new();
+        for m in self.objects.list_dirs(REGISTRY_DIR)? {
+            // A directory without a head is a registration that never committed.
+            if check_model(&m).is_ok() && self.objects.get(&head_rel(&m))?.is_some() {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_head(&self, model: &str) -> Result<Option<ModelState>, RegistryError> {
+        check_model(model)?;
+        let rel = head_rel(model);
+        let Some((bytes, etag)) = self.objects.get_versioned(&rel)? else { return Ok(None) };
+        let head: Head = self.parse(&rel, &bytes)?;
+        if head.format != HEAD_FORMAT || head.model != model || head.last.seq != head.seq {
+            return Err(RegistryError::Corrupt {
+                path: self.location(&rel),
+                problem: format!(
+                    "format {}, model {:?}, {} entries with the newest numbered {}: not a head of model {model:?} this version reads",
+                    head.format, head.model, head.seq, head.last.seq
+                ),
+            });
+        }
+        Ok(Some(ModelState { head, etag }))
+    }
+
+    /// The model's state now (aliases, statuses, audit count), for a later
+    /// [`promote_from`](Registry::promote_from).
+    pub fn state(&self, model: &str) -> Result<ModelState, RegistryError> {
+        self.read_head(model)?.ok_or_else(|| RegistryError::UnknownModel { model: model.to_string() })
+    }
+
+    /// Where `alias` of `model` points.
+    pub fn alias(&self, model: &str, alias: Alias) -> Result<Option<u32>, RegistryError> {
+        Ok(self.state(model)?.head.aliases.get(alias))
+    }
+
+    fn info(&self, state: &ModelState, version: u32) -> Result<VersionInfo, RegistryError> {
+        let model = state.model();
+        let vs = state
+            .head
+            .versions
+            .get(&version)
+            .ok_or_else(|| RegistryError::UnknownVersion { model: model.to_string(), version })?;
+        let rel = format!("{}/version.json", version_rel(model, &vs.dir));
+        let bytes = self.objects.get(&rel)?.ok_or_else(|| RegistryError::Corrupt {
+            path: self.location(&rel),
+            problem: format!("missing, though the head of model {model:?} lists version {version}"),
+        })?;
+        let meta: VersionMeta = self.parse(&rel, &bytes)?;
+        if meta.artifact.sha256 != vs.sha256 {
+            return Err(RegistryError::Tampered {
+                model: model.to_string(),
+                version,
+                file: "version.json".into(),
+                problem: format!(
+                    "was changed after registration: it lists an artifact with SHA-256 {}, the head registered {} ({})",
+                    meta.artifact.sha256,
+                    vs.sha256,
+                    self.location(&rel).display()
+                ),
+            });
+        }
+        if meta.version != version || meta.model != model {
+            return Err(RegistryError::Corrupt {
+                path: self.location(&rel),
+                problem: format!(
+                    "holds {} version {}, not {model} version {version}",
+                    meta.model, meta.version
+                ),
+            });
+        }
+        Ok(VersionInfo {
+            meta,
+            status: vs.status,
+            gate_report: vs.gate_report.clone(),
+            aliases: state.head.aliases.of(version),
+        })
+    }
+
+    /// One version of a model.
+    pub fn get(&self, model: &str, version: u32) -> Result<VersionInfo, RegistryError> {
+        self.info(&self.state(model)?, version)
+    }
+
+    /// The version `alias` points at.
+    pub fn get_alias(&self, model: &str, alias: Alias) -> Result<VersionInfo, RegistryError> {
+        let state = self.state(model)?;
+        let v = state
+            .head
+            .aliases
+            .get(alias)
+            .ok_or_else(|| RegistryError::NoAlias { model: model.to_string(), alias })?;
+        self.info(&state, v)
+    }
+
+    /// Every version of a model, oldest first.
+    pub fn versions(&self, model: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+        let state = self.state(model)?;
+        state.head.versions.keys().map(|v| self.info(&state, *v)).collect()
+    }
+
+    /// A model's audit log, oldest first: every `log/` file before the head's count, then
+    /// the head's newest entry (whose file may not be written yet).
+    pub fn log(&self, model: &str) -> Result<Vec<AuditEntry>, RegistryError> {
+        let state = self.state(model)?;
+        let mut out = Vec::with_capacity(state.head.seq as usize);
+        for seq in 1..state.head.seq {
+            let rel = entry_rel(model, seq);
+            let bytes = self.objects.get(&rel)?.ok_or_else(|| RegistryError::Corrupt {
+                path: self.location(&rel),
+                problem: format!(
+                    "audit entry {seq} of model {model:?} is missing (the head counts {})",
+                    state.head.seq
+                ),
+            })?;
+            let entry: AuditEntry = self.parse(&rel, &bytes)?;
+            if entry.seq != seq || entry.model != model {
+                return Err(RegistryError::Corrupt {
+                    path: self.location(&rel),
+                    problem: format!(
+                        "holds entry {} of {:?}, not entry {seq} of {model:?}",
+                        entry.seq, entry.model
+                    ),
+                });
+            }
+            out.push(entry);
+        }
+        out.push(state.head.last.clone());
+        Ok(out)
+    }
+
+    /// Writes an audit entry's file unless it is there: its content is fixed once its head
+    /// committed, so whoever writes it writes the same bytes.
+    fn write_entry(&self, entry: &AuditEntry) -> Result<(), RegistryError> {
+        let rel = entry_rel(&entry.model, entry.seq);
+        if self.local.is_some() {
+            // Under the model's lock: nobody else writes it now.
+            if self.objects.get(&rel)?.is_none() {
+                self.objects.put(&rel, &to_json(entry))?;
+            }
+            return Ok(());
+        }
+        match self.objects.put_versioned(&rel, &to_json(entry), None) {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes the model's lock (local registries only; released when the file closes, so a
+    /// killed process never leaves it held).
+    fn lock(&self, model: &str) -> Result<Option<std::fs::File>, RegistryError> {
+        let Some(root) = &self.local else { return Ok(None) };
+        let dir = root.join(REGISTRY_DIR).join(model);
+        RealFs.create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(Some(file))
+    }
+
+    /// Replaces the head read as `seen` (`None`: the model is new) by `head`, only if
+    /// nobody replaced it since; then writes the new entry's file.
+    fn commit(&self, seen: Option<&ModelState>, head: &Head, alias: &str) -> Result<(), RegistryError> {
+        let model = head.model.as_str();
+        let conflict = || RegistryError::Conflict {
+            model: model.to_string(),
+            alias: alias.to_string(),
+            seq: seen.map_or(0, |s| s.head.seq),
+        };
+        let rel = head_rel(model);
+        let _lock = self.lock(model)?;
+        if self.local.is_some() {
+            // The compare of the compare-and-swap: under the lock nobody moves it now.
+            let now = self.read_head(model)?;
+            if now.as_ref().map(|s| s.head.seq) != seen.map(|s| s.head.seq) {
+                return Err(conflict());
+            }
+        }
+        // The entry before this one must have its file before its head is replaced (its
+        // writer may have died after committing it).
+        if let Some(s) = seen {
+            self.write_entry(&s.head.last)?;
+        }
+        let etag = seen.and_then(|s| s.etag.as_deref());
+        if self.local.is_some() {
+            self.objects.put(&rel, &to_json(head))?;
+        } else {
+            match self.objects.put_versioned(&rel, &to_json(head), etag) {
+                Ok(_) => {}
+                Err(StoreError::Conflict { .. }) => return Err(conflict()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Committed: a failure from here on is repaired by the next change, never an error
+        // that would make the caller believe nothing happened.
+        if let Err(e) = self.write_entry(&head.last) {
+            tracing::warn!("model {model}: audit entry {} left in the head only: {e}", head.seq);
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the head read as `seen` and commits it with one audit entry.
+    fn change(
+        &self,
+        seen: &ModelState,
+        action: &Action,
+        alias: &str,
+        change: impl FnOnce(&mut Head) -> Result<(Op, u32, Option<u32>), RegistryError>,
+    ) -> Result<AuditEntry, RegistryError> {
+        action.check()?;
+        let mut head = seen.head.clone();
+        let (op, version, previous) = change(&mut head)?;
+        head.seq += 1;
+        head.last = AuditEntry {
+            seq: head.seq,
+            at_ms: self.now_ms(),
+            model: head.model.clone(),
+            op,
+            version: Some(version),
+            previous,
+            status: head.versions.get(&version).map(|v| v.status),
+            actor: action.actor.clone(),
+            reason: action.reason.clone(),
+            event_id: action.event_id.clone(),
+            output: None,
+        };
+        self.commit(Some(seen), &head, alias)?;
+        Ok(head.last)
+    }
+
+    /// Registers a version: copies its artifact files in, checksums them, and records it as
+    /// a `candidate` numbered after the model's newest version.
+    pub fn register(&self, new: NewVersion) -> Result<VersionInfo, RegistryError> {
+        let model = new.model.as_str();
+        check_model(model)?;
+        names::check_label("trainer kind", &new.trainer_kind)?;
+        Action { actor: new.actor.clone(), reason: new.reason.clone(), event_id: new.event_id.clone() }
+            .check()?;
+        if let Some(f) = new.features.iter().find(|f| f.is_empty() || f.chars().any(char::is_control)) {
+            return Err(RegistryError::Invalid {
+                what: "feature name",
+                value: f.clone(),
+                problem: "empty or holds a control character".into(),
+            });
+        }
+        if new.training_window.from_ms > new.training_window.to_ms {
+            return Err(RegistryError::Invalid {
+                what: "training window",
+                value: format!("{}..{}", new.training_window.from_ms, new.training_window.to_ms),
+                problem: "ends before it starts".into(),
+            });
+        }
+        let files = walk(&new.artifact_dir)?;
+        let seen = self.read_head(model)?;
+        let version = seen.as_ref().map_or(1, |s| s.head.next_version);
+        if let Some(p) = new.parent
+            && !seen.as_ref().is_some_and(|s| s.head.versions.contains_key(&p))
+        {
+            return Err(RegistryError::UnknownVersion { model: model.to_string(), version: p });
+        }
+        let dir = format!("{version}-{}", nonce());
+        let base = version_rel(model, &dir);
+        let mut listed = Vec::with_capacity(files.len());
+        for (rel, path) in &files {
+            let bytes = std::fs::read(path).map_err(io(path))?;
+            self.objects.put(&format!("{base}/artifact/{rel}"), &bytes)?;
+            listed.push(ArtifactFile {
+                path: rel.clone(),
+                sha256: sha256(&bytes),
+                bytes: bytes.len() as u64,
+            });
+        }
+        let now = self.now_ms();
+        let meta = VersionMeta {
+            model: model.to_string(),
+            version,
+            created_at_ms: now,
+            trainer_kind: new.trainer_kind.clone(),
+            training_window: new.training_window,
+            rows: new.rows,
+            features: new.features.clone(),
+            metrics: new.metrics.clone(),
+            feature_importance: new.feature_importance.clone(),
+            split: new.split.clone(),
+            artifact: Artifact {
+                path: format!("{base}/artifact"),
+                sha256: listing_sha256(&listed),
+                files: listed,
+            },
+            parent: new.parent,
+            event_id: new.event_id.clone(),
+        };
+        self.objects.put(&format!("{base}/version.json"), &to_json(&meta))?;
+        let output = new.trainer_output.as_ref().map(|o| {
+            let mut start = o.len().saturating_sub(MAX_OUTPUT);
+            while !o.is_char_boundary(start) {
+                start += 1;
+            }
+            o[start..].to_string()
+        });
+        let seq = seen.as_ref().map_or(0, |s| s.head.seq) + 1;
+        let entry = AuditEntry {
+            seq,
+            at_ms: now,
+            model: model.to_string(),
+            op: Op::Register,
+            version: Some(version),
+            previous: None,
+            status: Some(Status::Candidate),
+            actor: new.actor.clone(),
+            reason: new.reason.clone(),
+            event_id: new.event_id.clone(),
+            output,
+        };
+        let mut head = match &seen {
+            Some(s) => s.head.clone(),
+            None => Head {
+                format: HEAD_FORMAT,
+                model: model.to_string(),
+                seq: 0,
+                next_version: 1,
+                aliases: Aliases::default(),
+                previous_controls: Vec::new(),
+                versions: BTreeMap::new(),
+                last: entry.clone(),
+            },
+        };
+        head.seq = seq;
+        head.next_version = version + 1;
+        let sha256 = meta.artifact.sha256.clone();
+        head.versions
+            .insert(version, VersionState { dir, sha256, status: Status::Candidate, gate_report: None });
+        head.last = entry;
+        self.commit(seen.as_ref(), &head, "versions")?;
+        Ok(VersionInfo { meta, status: Status::Candidate, gate_report: None, aliases: Vec::new() })
+    }
+
+    fn status_of(head: &Head, version: u32) -> Result<Status, RegistryError> {
+        head.versions
+            .get(&version)
+            .map(|v| v.status)
+            .ok_or_else(|| RegistryError::UnknownVersion { model: head.model.clone(), version })
+    }
+
+    fn set(head: &mut Head, version: u32, status: Status) {
+        if let Some(v) = head.versions.get_mut(&version) {
+            v.status = status;
+        }
+    }
+
+    fn refuse(head: &Head, problem: String) -> RegistryError {
+        RegistryError::Refused { model: head.model.clone(), problem }
+    }
+
+    /// Makes `version` the control (and `latest`), retiring the control it replaces.
+    pub fn promote(&self, model: &str, version: u32, action: &Action) -> Result<AuditEntry, RegistryError> {
+        self.promote_from(&self.state(model)?, version, action)
+    }
+
+    /// [`promote`](Registry::promote) from the state read as `seen`: if any change came in
+    /// since, it fails with [`RegistryError::Conflict`] and changes nothing.
+    pub fn promote_from(
+        &self,
+        seen: &ModelState,
+        version: u32,
+        action: &Action,
+    ) -> Result<AuditEntry, RegistryError> {
+        self.change(seen, action, "control", |head| {
+            match Self::status_of(head, version)? {
+                Status::Control => {
+                    return Err(Self::refuse(head, format!("version {version} is already the control")));
+                }
+                Status::Rejected => {
+                    return Err(Self::refuse(
+                        head,
+                        format!("version {version} was rejected; it cannot be promoted"),
+                    ));
+                }
+                Status::Candidate | Status::Canary | Status::Retired => {}
+            }
+            let previous = head.aliases.control;
+            if let Some(old) = previous {
+                Self::set(head, old, Status::Retired);
+                head.previous_controls.push(old);
+            }
+            Self::set(head, version, Status::Control);
+            head.aliases.control = Some(version);
+            head.aliases.latest = Some(version);
+            if head.aliases.challenger == Some(version) {
+                head.aliases.challenger = None;
+            }
+            Ok((Op::Promote, version, previous))
+        })
+    }
+
+    /// Makes the previous control the control (and `latest`) again, retiring the one it
+    /// replaces.
+    pub fn rollback(&self, model: &str, action: &Action) -> Result<AuditEntry, RegistryError> {
+        let seen = self.state(model)?;
+        self.change(&seen, action, "control", |head| {
+            let current = head.aliases.control;
+            let Some(back) = head.previous_controls.pop() else {
+                return Err(Self::refuse(head, "there is no previous control to roll back to".into()));
+            };
+            if let Some(c) = current {
+                Self::set(head, c, Status::Retired);
+            }
+            Self::set(head, back, Status::Control);
+            head.aliases.control = Some(back);
+            head.aliases.latest = Some(back);
+            if head.aliases.challenger == Some(back) {
+                head.aliases.challenger = None;
+            }
+            Ok((Op::Rollback, back, current))
+        })
+    }
+
+    /// Rejects `version` (not the control): it can no longer be promoted, and stops being
+    /// the challenger.
+    pub fn reject(&self, model: &str, version: u32, action: &Action) -> Result<AuditEntry, RegistryError> {
+        let seen = self.state(model)?;
+        self.change(&seen, action, "challenger", |head| {
+            match Self::status_of(head, version)? {
+                Status::Control => {
+                    return Err(Self::refuse(
+                        head,
+                        format!("version {version} is the control; roll back or promote another first"),
+                    ));
+                }
+                Status::Rejected => {
+                    return Err(Self::refuse(head, format!("version {version} is already rejected")));
+                }
+                _ => {}
+            }
+            Self::set(head, version, Status::Rejected);
+            if head.aliases.challenger == Some(version) {
+                head.aliases.challenger = None;
+            }
+            Ok((Op::Reject, version, None))
+        })
+    }
+
+    /// Points the `challenger` alias at `version` (a candidate or canary).
+    pub fn set_challenger(
+        &self,
+        model: &str,
+        version: u32,
+        action: &Action,
+    ) -> Result<AuditEntry, RegistryError> {
+        let seen = self.state(model)?;
+        self.change(&seen, action, "challenger", |head| {
+            let status = Self::status_of(head, version)?;
+            if !matches!(status, Status::Candidate | Status::Canary) {
+                return Err(Self::refuse(
+                    head,
+                    format!(
+                        "version {version} is {status}; only a candidate or canary can be the challenger"
+                    ),
+                ));
+            }
+            let previous = head.aliases.challenger;
+            head.aliases.challenger = Some(version);
+            Ok((Op::Challenger, version, previous))
+        })
+    }
+
+    /// Sets a version's status to `candidate`, `canary` or `retired` (control and
+    /// rejected only through [`promote`](Registry::promote), [`rollback`](Registry::rollback)
+    /// and [`reject`](Registry::reject)); the control cannot be moved this way.
+    pub fn set_status(
+        &self,
+        model: &str,
+        version: u32,
+        status: Status,
+        action: &Action,
+    ) -> Result<AuditEntry, RegistryError> {
+        let seen = self.state(model)?;
+        self.change(&seen, action, "status", |head| {
+            let now = Self::status_of(head, version)?;
+            if matches!(status, Status::Control | Status::Rejected) || now == Status::Control {
+                return Err(Self::refuse(
+                    head,
+                    format!("version {version} cannot go from {now} to {status} this way (promote, roll back or reject)"),
+                ));
+            }
+            Self::set(head, version, status);
+            if status == Status::Retired && head.aliases.challenger == Some(version) {
+                head.aliases.challenger = None;
+            }
+            Ok((Op::Status, version, None))
+        })
+    }
+
+    /// Records the gate's report on `version` (replacing an earlier one).
+    pub fn set_gate_report(
+        &self,
+        model: &str,
+        version: u32,
+        report: serde_json::Value,
+        action: &Action,
+    ) -> Result<AuditEntry, RegistryError> {
+        let seen = self.state(model)?;
+        self.change(&seen, action, "gate report", |head| {
+            Self::status_of(head, version)?;
+            if let Some(v) = head.versions.get_mut(&version) {
+                v.gate_report = Some(report);
+            }
+            Ok((Op::GateReport, version, None))
+        })
+    }
+
+    /// Reads every file of a version's artifact and checks it against the checksums taken
+    /// at registration: the files, path first, or a [`RegistryError::Tampered`] naming the
+    /// missing or changed file.
+    pub fn read_artifact(&self, model: &str, version: u32) -> Result<Vec<(String, Vec<u8>)>, RegistryError> {
+        let info = self.get(model, version)?;
+        let art = &info.meta.artifact;
+        let tampered = |file: &str, problem: String| RegistryError::Tampered {
+            model: model.to_string(),
+            version,
+            file: file.to_string(),
+            problem,
+        };
+        if listing_sha256(&art.files) != art.sha256 {
+            return Err(tampered(
+                "version.json",
+                "lists files whose checksum is not the one recorded".into(),
+            ));
+        }
+        let mut out = Vec::with_capacity(art.files.len());
+        for f in &art.files {
+            let rel = format!("{}/{}", art.path, f.path);
+            let bytes = self.objects.get(&rel)?.ok_or_else(|| {
+                tampered(&f.path, format!("is missing (expected at {})", self.location(&rel).display()))
+            })?;
+            let found = sha256(&bytes);
+            if found != f.sha256 {
+                return Err(tampered(
+                    &f.path,
+                    format!(
+                        "was changed after registration: SHA-256 {found}, registered {} ({})",
+                        f.sha256,
+                        self.location(&rel).display()
+                    ),
+                ));
+            }
+            out.push((f.path.clone(), bytes));
+        }
+        Ok(out)
+    }
+
+    /// Copies a version's artifact into `dest` (created if missing) after checking every
+    /// file (see [`read_artifact`](Registry::read_artifact)); nothing is written if one is
+    /// missing or changed.
+    pub fn fetch_artifact(
+        &self,
+        model: &str,
+        version: u32,
+        dest: &Path,
+    ) -> Result<VersionInfo, RegistryError> {
+        let files = self.read_artifact(model, version)?;
+        for (rel, bytes) in files {
+            let path = dest.join(&rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io(dir))?;
+            }
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+        }
+        self.get(model, version)
+    }
+}
+
+#[cfg(test)]
+mod tests;
