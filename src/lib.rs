@@ -27,6 +27,9 @@
 //! - [`triggers`]: when to retrain: one file per trigger kind, the engine, the state,
 //!   delivery to sinks.
 //! - [`demo`]: simulated scenarios played through the hook, and the shared seeded RNG.
+//! - [`retrain`]: the trainers — a closure, an external command, an in-process logistic
+//!   regression — and the `Model` they make, from the store's labelled examples to the
+//!   model registry.
 //! - [`serve`]: the HTTP server (Grafana JSON datasource, REST, Prometheus exposition); a
 //!   leaf: nothing else in this crate depends on it.
 //!
@@ -69,6 +72,7 @@ pub use modelwatch_store as store;
 
 pub mod baseline;
 pub mod demo;
+pub mod retrain;
 pub mod serve;
 pub mod time;
 pub mod triggers;
