@@ -18,4 +18,5 @@ mod serve;
 mod store_cli;
 mod stress;
 mod support;
+mod trainers;
 mod triggers;
