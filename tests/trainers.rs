@@ -82,10 +82,11 @@ fn the_command_trainers_model_scores_as_scikit_learns_predict_proba() {
     let model = load_model(&trained.kind, &trained.artifact_dir).unwrap();
     assert_eq!(model.features(), data.features());
     assert_eq!(sk.len(), data.holdout.len());
-    let mut imputed = 0;
+    let (mut imputed, mut worst) = (0, 0.0f64);
     for (e, &p) in data.holdout.rows.iter().zip(&sk) {
         imputed += usize::from(e.features.iter().any(|v| v.is_nan()));
         let ours = model.score(&e.features);
+        worst = worst.max((ours - p).abs() / p);
         // Both are expit of the same dot product; only the summation order differs.
         assert!(
             (ours - p).abs() <= 1e-9 * p.abs().max(1e-300),
@@ -93,6 +94,7 @@ fn the_command_trainers_model_scores_as_scikit_learns_predict_proba() {
             e.prediction_id
         );
     }
+    eprintln!("largest relative difference from predict_proba: {worst:e}");
     // The comparison covers rows with missing values and a real spread of scores.
     assert!(imputed > 0);
     let (lo, hi) = sk.iter().fold((1.0f64, 0.0f64), |(lo, hi), &p| (lo.min(p), hi.max(p)));
@@ -101,12 +103,13 @@ fn the_command_trainers_model_scores_as_scikit_learns_predict_proba() {
 
 #[test]
 fn the_in_process_trainer_finds_scikit_learns_coefficients() {
-    // Both minimise the same strictly convex objective (α = 1/C), so they agree to within
-    // their stopping points: linfa stops at a gradient norm below 1e-8 on Σ logloss + ‖w‖²/2C,
-    // whose curvature in w is at least 1/C, so its coefficients are within C·1e-8 of the
-    // optimum; scikit-learn runs at tol 1e-10. 1e-6 leaves room for the intercept, whose
-    // curvature comes from the data alone, and for the solvers' rounding.
-    const TOLERANCE: f64 = 1e-6;
+    // Both minimise the same strictly convex objective (α = 1/C), so they differ only by
+    // where each solver stopped. Ours stops when Σ logloss + ‖w‖²/2C no longer changes in
+    // floating point (about 1e-6 of gradient norm here, from a loss near 700); the penalty
+    // makes the objective at least 1/C-curved, so our coefficients are within about C times
+    // the gradient norm of the optimum: with the norm asserted below 1e-5, within 5e-6.
+    // scikit-learn runs at tol 1e-10, much closer. Hence 1e-5 (measured: about 1.3e-7).
+    const TOLERANCE: f64 = 1e-5;
     let data = simulated(17, 2000);
     let dir = tempfile::tempdir().unwrap();
     let ours =
@@ -141,6 +144,9 @@ fn the_in_process_trainer_finds_scikit_learns_coefficients() {
     let row = &data.holdout.rows[0].features;
     assert_eq!(model.score(row), fitted.score(row));
     assert_eq!(ours.metadata["holdout"]["rows"], 500);
+    let gradient = ours.metadata["gradient_norm"].as_f64().unwrap();
+    eprintln!("gradient norm where linfa stopped: {gradient:e}");
+    assert!(gradient < 1e-5, "{}", ours.metadata);
 }
 
 fn python_c(code: &str, timeout: Duration) -> CommandTrainer {

@@ -25,7 +25,9 @@ pub struct LogisticTrainer {
     pub c: f64,
     /// The most L-BFGS iterations.
     pub max_iterations: u64,
-    /// The solver stops when the gradient's norm of the summed loss falls below this.
+    /// The solver stops when the gradient's norm of the summed loss falls below this, or
+    /// earlier when the loss stops changing in floating point (the metadata's
+    /// `gradient_norm` says where it ended).
     pub gradient_tolerance: f64,
 }
 
@@ -99,6 +101,27 @@ impl LogisticTrainer {
     }
 }
 
+impl LogisticTrainer {
+    /// The norm of the objective's gradient at the model (`gradient_norm` in the metadata),
+    /// recomputed here because linfa does not say why it stopped: on the tolerance, on the
+    /// iteration limit, or (most often, with a tight tolerance) because the summed loss no
+    /// longer changes in floating point. The coefficients are within about `c` times this
+    /// of the optimum (the penalty makes the objective at least `1/c`-curved).
+    fn gradient_norm(&self, model: &LinearModel, data: &TrainingData) -> f64 {
+        let alpha = 1.0 / self.c;
+        let mut grad: Vec<f64> = model.coef.iter().map(|w| alpha * w).collect();
+        let mut grad_b = 0.0;
+        for e in &data.train.rows {
+            let r = model.score(&e.features) - if e.label { 1.0 } else { 0.0 };
+            grad_b += r;
+            for ((g, &x), &m) in grad.iter_mut().zip(&e.features).zip(&model.impute) {
+                *g += r * if x.is_finite() { x } else { m };
+            }
+        }
+        (grad.iter().map(|g| g * g).sum::<f64>() + grad_b * grad_b).sqrt()
+    }
+}
+
 impl Trainer for LogisticTrainer {
     fn kind(&self) -> String {
         Self::KIND.into()
@@ -106,6 +129,7 @@ impl Trainer for LogisticTrainer {
 
     fn train(&self, data: &TrainingData, out_dir: &Path) -> Result<Trained, TrainError> {
         let model = self.fit(data)?;
+        let gradient = self.gradient_norm(&model, data);
         super::prepare_out_dir(out_dir)?;
         let named = |values: &[f64]| -> serde_json::Map<String, serde_json::Value> {
             model.features.iter().cloned().zip(values.iter().map(|&v| serde_json::json!(v))).collect()
@@ -120,6 +144,7 @@ impl Trainer for LogisticTrainer {
             "coef": named(&model.coef),
             "intercept": model.intercept,
             "impute": named(&model.impute),
+            "gradient_norm": gradient,
             "train_rows": data.train.len(),
             "train_positives": data.train.rows.iter().filter(|e| e.label).count(),
             "holdout": super::holdout_summary(&model as &dyn Model, &data.holdout),
