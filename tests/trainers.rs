@@ -183,9 +183,10 @@ fn a_command_past_its_timeout_is_killed_with_its_process_group() {
                 open(sys.argv[3] + '/child.pid', 'w').write(str(child.pid))\n\
                 print('started', child.pid, file=sys.stderr, flush=True)\n\
                 time.sleep(600)\n";
-    let e = python_c(code, Duration::from_secs(5)).train(&simulated(2, 40), &out).unwrap_err();
+    // 10 s: time enough for Python to start and write the pid on a loaded machine.
+    let e = python_c(code, Duration::from_secs(10)).train(&simulated(2, 40), &out).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("ran past its 5s timeout and was killed with its process group"), "{text}");
+    assert!(text.contains("ran past its 10s timeout and was killed with its process group"), "{text}");
     assert!(text.contains("its stderr ends with:\nstarted "), "{text}");
     let pid: u32 = std::fs::read_to_string(out.join("child.pid")).unwrap().parse().unwrap();
     // Liveness bound: SIGKILL to the group takes effect at once; 10 s is generous.
@@ -195,6 +196,28 @@ fn a_command_past_its_timeout_is_killed_with_its_process_group() {
         waited += 1;
     }
     assert!(gone(pid), "the grandchild {pid} outlived the timeout");
+}
+
+#[test]
+fn a_chatty_command_keeps_the_last_64_kib_of_each_stream() {
+    // 1 MiB on each stream: far past a pipe's 64 KiB, so an unread pipe would block it.
+    let code = "import sys\n\
+                for i in range(16384):\n    print(f'out {i:08d} ' + 'x' * 49)\n    print(f'err {i:08d} ' + 'y' * 49, file=sys.stderr)\n\
+                sys.exit(1)\n";
+    let dir = tempfile::tempdir().unwrap();
+    let e =
+        python_c(code, Duration::from_secs(120)).train(&simulated(7, 40), &dir.path().join("v")).unwrap_err();
+    let TrainError::Exit { output, status, .. } = e else { panic!("{e:?}") };
+    assert_eq!(status, "exited with status 1");
+    for (stream, last, first) in [
+        (&output.stdout, "out 00016383 ", "out 00000000 "),
+        (&output.stderr, "err 00016383 ", "err 00000000 "),
+    ] {
+        let kept = stream.strip_prefix("[earlier output dropped]\n").expect("the cut is marked");
+        assert_eq!(kept.len(), CommandTrainer::OUTPUT_LIMIT);
+        assert!(kept.trim_end().rsplit('\n').next().unwrap().starts_with(last), "the end is kept");
+        assert!(!kept.contains(first), "the start is dropped");
+    }
 }
 
 #[test]
