@@ -29,6 +29,9 @@
 //! - [`registry`]: model gauges (`models_loaded`, `model_age_seconds`) from the registry's
 //!   versions (the registry itself is [`store::registry`]).
 //! - [`demo`]: simulated scenarios played through the hook, and the shared seeded RNG.
+//! - [`retrain`]: the trainers — a closure, an external command, an in-process logistic
+//!   regression — and the `Model` they make, from the store's labelled examples to the
+//!   model registry.
 //! - [`serve`]: the HTTP server (Grafana JSON datasource, REST, Prometheus exposition); a
 //!   leaf: nothing else in this crate depends on it.
 //!
@@ -72,6 +75,7 @@ pub use modelwatch_store as store;
 pub mod baseline;
 pub mod demo;
 pub mod registry;
+pub mod retrain;
 pub mod serve;
 pub mod time;
 pub mod triggers;

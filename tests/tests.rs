@@ -19,4 +19,5 @@ mod serve;
 mod store_cli;
 mod stress;
 mod support;
+mod trainers;
 mod triggers;
