@@ -328,3 +328,105 @@ fn a_trainer_refuses_an_output_directory_with_files_in_it() {
     let e = LogisticTrainer::default().train(&simulated(6, 40), dir.path()).unwrap_err();
     assert!(matches!(e, TrainError::OutDirNotEmpty(_)), "{e}");
 }
+
+fn registry(dir: &Path) -> modelwatch::store::registry::Registry {
+    use modelwatch::store::registry::{Registry, RegistryConfig};
+    let clock =
+        std::sync::Arc::new(modelwatch::ManualClock::new(modelwatch::Timestamp::from_secs(1_764_115_200)));
+    Registry::open(RegistryConfig::new(dir, clock)).unwrap()
+}
+
+#[test]
+fn a_failing_trainer_registers_nothing_and_says_why() {
+    use modelwatch::retrain::{Registration, train_and_register};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let data = simulated(3, 200);
+    let r = Registration::new("pii", "test");
+    let exits = python_c("import sys; print('boom', file=sys.stderr); sys.exit(2)", Duration::from_secs(120));
+    let e = train_and_register(&reg, &exits, &ModelLoader::new(), &data, &r).unwrap_err().to_string();
+    assert!(
+        e.contains("exited with status 2") && e.contains("boom") && e.contains("nothing was registered"),
+        "{e}"
+    );
+    let silent = python_c("print('wrote nothing')", Duration::from_secs(120));
+    let e = train_and_register(&reg, &silent, &ModelLoader::new(), &data, &r).unwrap_err().to_string();
+    assert!(e.contains("model.json: missing") && e.contains("nothing was registered"), "{e}");
+    // A model its kind cannot load is not registered either.
+    let code = "import sys, json, os; d = sys.argv[3]; \
+                json.dump({'kind': 'linear'}, open(os.path.join(d, 'model.json'), 'w')); \
+                json.dump({}, open(os.path.join(d, 'metadata.json'), 'w'))";
+    let e =
+        train_and_register(&reg, &python_c(code, Duration::from_secs(120)), &ModelLoader::new(), &data, &r)
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("model.json") && e.contains("nothing was registered"), "{e}");
+    assert_eq!(reg.models().unwrap(), Vec::<String>::new(), "no model was registered");
+}
+
+/// The hold-out figures the registry records, against scikit-learn's metrics on the same
+/// scores: `roc_auc_score`, `precision_score`, `recall_score`, `f1_score` (predictions at
+/// score ≥ 0.5) and `log_loss`, overall and per segment.
+#[test]
+fn a_registered_version_loads_back_scoring_alike_with_scikit_learns_hold_out_figures() {
+    use modelwatch::retrain::{Registration, load_alias, load_version, train_and_register};
+    use modelwatch::store::registry::{Action, Alias};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path());
+    let data = simulated(21, 3000);
+    let mut r = Registration::new("pii", "first model");
+    r.split = serde_json::json!({"kind": "time", "holdout": 0.25});
+    let v = train_and_register(&reg, &LogisticTrainer::default(), &ModelLoader::new(), &data, &r).unwrap();
+    assert_eq!((v.meta.version, v.meta.rows, v.meta.trainer_kind.as_str()), (1, 2250, "logistic"));
+    assert_eq!(v.meta.training_window.from_ms, 1_700_000_000_000);
+    assert_eq!(v.meta.training_window.to_ms, 1_700_000_000_000 + 2249 * 1000 + 1);
+    assert_eq!(v.meta.split["holdout"], 0.25);
+    reg.promote("pii", 1, &Action::new("test", "first")).unwrap();
+    let (info, model) =
+        load_alias(&reg, &ModelLoader::new(), "pii", Alias::Latest, &dir.path().join("load")).unwrap();
+    assert_eq!(info.meta.version, 1);
+    let (_, again) = load_version(&reg, &ModelLoader::new(), "pii", 1, &dir.path().join("again")).unwrap();
+    let scores: Vec<f64> = data.holdout.rows.iter().map(|e| model.score(&e.features)).collect();
+    for (e, s) in data.holdout.rows.iter().zip(&scores) {
+        assert_eq!(again.score(&e.features).to_bits(), s.to_bits());
+    }
+
+    // scikit-learn's figures on the same scores and labels.
+    let rows: Vec<serde_json::Value> = data
+        .holdout
+        .rows
+        .iter()
+        .zip(&scores)
+        .map(|(e, s)| serde_json::json!([e.segment, e.label, s]))
+        .collect();
+    let input = dir.path().join("scores.json");
+    std::fs::write(&input, serde_json::to_vec(&rows).unwrap()).unwrap();
+    let code = r#"
+import json, sys
+from sklearn.metrics import roc_auc_score, precision_score, recall_score, f1_score, log_loss
+rows = json.load(open(sys.argv[1]))
+def figures(rs):
+    y = [int(r[1]) for r in rs]; s = [r[2] for r in rs]; p = [int(v >= 0.5) for v in s]
+    return {"auc": roc_auc_score(y, s), "precision": precision_score(y, p), "recall": recall_score(y, p),
+            "f1": f1_score(y, p), "log_loss": log_loss(y, s, labels=[0, 1]), "rows": len(rs), "positives": sum(y)}
+out = {"overall": figures(rows)}
+for seg in sorted({r[0] for r in rows}):
+    out[seg] = figures([r for r in rows if r[0] == seg])
+print(json.dumps(out))
+"#;
+    let o = std::process::Command::new(python()).args(["-c", code]).arg(&input).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sk: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = |ours: &std::collections::BTreeMap<String, f64>, theirs: &serde_json::Value, what: &str| {
+        for k in ["auc", "precision", "recall", "f1", "log_loss", "rows", "positives"] {
+            let (a, b) = (ours[k], theirs[k].as_f64().unwrap());
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{what} {k}: ours {a} vs scikit-learn {b}");
+        }
+    };
+    check(&info.meta.metrics.overall, &sk["overall"], "overall");
+    assert_eq!(info.meta.metrics.segments.len(), 2);
+    for (seg, m) in &info.meta.metrics.segments {
+        check(m, &sk[seg], seg);
+    }
+    assert!(info.meta.metrics.overall["auc"] > 0.7, "the model learned something: {:?}", info.meta.metrics);
+}

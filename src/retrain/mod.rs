@@ -18,6 +18,11 @@
 //! | `command` | [`CommandTrainer`]: a user's program (a Python script, say) given the data as Parquet files | [`LinearModel`] from its `model.json` |
 //! | `closure:<name>` | [`ClosureTrainer`]: a Rust closure returning a serialisable [`Model`] | the closure's type, loaded through [`ModelLoader::register_closure`] |
 //!
+//! [`train_and_register`] trains, checks that the model loads, scores it on the hold-out
+//! set overall and per segment ([`holdout_metrics`]) and registers it as a candidate version
+//! in the store's registry (`modelwatch_store::registry`); [`load_version`] and
+//! [`load_alias`] load a version back.
+//!
 //! Every trainer leaves the same two files in the directory: `model.json` (what the kind's
 //! loader reads) and `metadata.json` (a JSON object: coefficients, hold-out figures,
 //! anything the trainer reports). The contract and the reasons are in
@@ -27,11 +32,15 @@ mod closure;
 mod command;
 mod linear;
 mod logistic;
+mod metrics;
+mod versions;
 
 pub use closure::{BoxError, ClosureTrainer};
 pub use command::CommandTrainer;
 pub use linear::LinearModel;
 pub use logistic::LogisticTrainer;
+pub use metrics::{auc, figures, holdout_metrics};
+pub use versions::{Registration, RetrainError, load_alias, load_version, train_and_register};
 
 use modelwatch_store::examples::{ExampleSet, ExamplesError};
 use std::collections::HashMap;
