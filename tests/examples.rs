@@ -339,3 +339,57 @@ print(json.dumps({"pyarrow_rows": t.num_rows, "columns": t.column_names[:8],
     assert_eq!(v["duckdb"][3].as_f64().unwrap(), 1e300);
     assert_eq!(v["duckdb"][4].as_i64().unwrap(), T0 - 24 * HOUR);
 }
+
+#[test]
+fn examples_live_in_the_bucket_and_come_back_after_a_restart() {
+    use std::io::{Read, Write};
+    let bin = std::env::var("MODELWATCH_MOTO")
+        .expect("MODELWATCH_MOTO must name moto_server; run through scripts/test");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _moto = crate::support::Killed(
+        std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "PUT /modelwatch-examples HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = |dir: &std::path::Path| StoreConfig {
+        objects: Some(modelwatch_store::ObjectStoreConfig {
+            url: "s3://modelwatch-examples/prod".into(),
+            options: vec![
+                ("endpoint".into(), format!("http://127.0.0.1:{port}")),
+                ("allow_http".into(), "true".into()),
+                ("region".into(), "us-east-1".into()),
+                ("access_key_id".into(), "test".into()),
+                ("secret_access_key".into(), "test".into()),
+            ],
+        }),
+        ..config(dir)
+    };
+    let store = Store::open(bucket(dir.path())).unwrap();
+    let mut set = ExampleSet::new(vec!["len".into()]);
+    for i in 0..30i64 {
+        set.rows.push(example(&format!("p{i:02}"), T0 + i * HOUR, "s", vec![i as f64]));
+    }
+    store.append_examples("fraud/v2", set.clone()).unwrap();
+    store.flush().unwrap();
+    let files = store.manifest().examples;
+    assert_eq!(files.len(), 2);
+    assert!(files[0].path.contains("/examples/model=fraud%2Fv2/date=2025-11-26/"), "{}", files[0].path);
+    assert!(!dir.path().join(&files[0].path).exists(), "the file is in the bucket, not on disk");
+    drop(store);
+    let store = Store::open(bucket(dir.path())).unwrap();
+    assert_eq!(store.examples("fraud/v2", 0, i64::MAX).unwrap(), set);
+}

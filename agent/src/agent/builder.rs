@@ -27,8 +27,9 @@ pub const DEFAULT_MAX_LABEL_DELAY: Duration = Duration::from_secs(30 * 86_400);
 /// ([`AgentBuilder::max_pending_labels`]).
 pub const DEFAULT_MAX_PENDING_LABELS: usize = 65_536;
 /// Labelled examples held between two flushes by default
-/// ([`AgentBuilder::max_pending_examples`]).
-pub const DEFAULT_MAX_PENDING_EXAMPLES: usize = 4_096;
+/// ([`AgentBuilder::max_pending_examples`]): about 250 KiB of records for an agent without
+/// features, allocated at build whether or not examples are kept, so it stays small.
+pub const DEFAULT_MAX_PENDING_EXAMPLES: usize = 1_024;
 /// The most generic metric series an agent keeps apart ([`AgentBuilder::max_series`]).
 const MAX_SERIES: usize = 1_000_000;
 
@@ -233,8 +234,8 @@ impl AgentBuilder {
 
     /// Labelled examples ([`crate::Handle::example`]) held between two flushes (default
     /// [`DEFAULT_MAX_PENDING_EXAMPLES`]): a pool of that many records, each allocated at
-    /// build with room for the declared features, so a call never allocates for its
-    /// values. An example that finds the pool empty is counted in
+    /// build with room for the declared features (about 250 bytes plus 8 per feature each),
+    /// so a call never allocates for its values. An example that finds the pool empty is counted in
     /// [`crate::OverflowCounts`] `examples_dropped`. A backfill belongs in `modelwatch
     /// import`.
     pub fn max_pending_examples(mut self, n: usize) -> Self {
