@@ -13,6 +13,13 @@
 //! feature names are also in the footer (`modelwatch.features`, a JSON list), which keeps
 //! their order even where a reader reorders columns. A trainer's external command gets its
 //! training and hold-out sets in this layout (see `docs/storage-format.md`).
+//!
+//! The store keeps a model's examples under each writer slot, one file per model, UTC day of
+//! prediction time and feature list: `writers/<id>/examples/model=<name>/date=YYYY-MM-DD/`,
+//! listed in the slot's manifest apart from the tables' files. They are appended through the
+//! WAL like every other row ([`crate::Store::append_examples`], or the examples of an
+//! agent's snapshot) and read merged across slots ([`crate::Store::examples`],
+//! [`crate::Store::examples_labelled_after`]); [`ExampleSet::split`] makes the hold-out.
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{
