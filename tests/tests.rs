@@ -6,6 +6,7 @@ mod connections;
 mod crash;
 mod detect;
 mod drift;
+mod examples;
 mod fleet;
 mod hostile;
 mod import;

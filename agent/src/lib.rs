@@ -144,6 +144,7 @@
 mod agent;
 mod clock;
 mod confidence;
+mod examples;
 mod flusher;
 mod labels;
 mod latency;
@@ -158,13 +159,15 @@ mod snapshot;
 mod sync;
 
 pub use agent::{
-    Agent, AgentBuilder, AgentStats, BuildError, DEFAULT_MAX_LABEL_DELAY, DEFAULT_MAX_PENDING_LABELS,
-    DEFAULT_MEMORY_BUDGET, Handle, Latency, LocalRecorder, MetricHandle, Prediction, SegmentKey, Timer,
+    Agent, AgentBuilder, AgentStats, BuildError, DEFAULT_MAX_LABEL_DELAY, DEFAULT_MAX_PENDING_EXAMPLES,
+    DEFAULT_MAX_PENDING_LABELS, DEFAULT_MEMORY_BUDGET, Handle, Latency, LocalRecorder, MetricHandle,
+    Prediction, SegmentKey, Timer,
 };
 #[allow(clippy::disallowed_types)] // for the one caller that picks the wall clock
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use confidence::ConfidenceHistogram;
+pub use examples::{LabelledExample, LabelledPrediction};
 /// The latency histogram of a [`SegmentSnapshot`], re-exported so that a reader can name it
 /// without depending on `hdrhistogram` itself.
 pub use hdrhistogram::Histogram;

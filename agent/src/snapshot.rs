@@ -3,6 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::confidence::ConfidenceHistogram;
+use crate::examples::LabelledExample;
 use crate::schema::ModelIdentity;
 use crate::sketch::Sketch;
 use hdrhistogram::Histogram;
@@ -37,6 +38,11 @@ pub struct Snapshot {
     /// Labels for predictions of earlier intervals that arrived during this one
     /// ([`crate::Handle::feedback_for`]), by prediction interval and segment.
     pub cohorts: Vec<CohortLabels>,
+    /// Labelled examples kept during this interval ([`crate::Handle::example`]), in the
+    /// order they were kept.
+    pub examples: Vec<LabelledExample>,
+    /// The names of the examples' feature values: the agent's declared features.
+    pub example_features: Arc<[Arc<str>]>,
 }
 
 /// Labels that arrived for the predictions of one earlier interval and segment.
@@ -92,6 +98,7 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
             && self.cohorts.is_empty()
+            && self.examples.is_empty()
             && self.features.is_empty()
             && self.metrics.is_empty()
             && self.overflow == OverflowCounts::default()
@@ -113,6 +120,10 @@ impl Snapshot {
         self.model = later.model.clone();
         self.model_state = later.model_state;
         self.overflow.add(&later.overflow);
+        self.examples.extend(later.examples.iter().cloned());
+        if !later.example_features.is_empty() {
+            self.example_features = later.example_features.clone();
+        }
 
         let mut at: HashMap<Arc<str>, usize> =
             self.segments.iter().enumerate().map(|(i, g)| (g.segment.clone(), i)).collect();
@@ -180,7 +191,13 @@ impl Snapshot {
         let mut n = size_of::<Snapshot>()
             + self.segments.capacity() * size_of::<SegmentSnapshot>()
             + self.features.capacity() * size_of::<FeatureSnapshot>()
-            + self.metrics.capacity() * size_of::<MetricSnapshot>();
+            + self.metrics.capacity() * size_of::<MetricSnapshot>()
+            + self.examples.capacity() * size_of::<LabelledExample>()
+            + self
+                .examples
+                .iter()
+                .map(|e| e.prediction_id.capacity() + size_of_val(&e.features[..]))
+                .sum::<usize>();
         for g in &self.segments {
             n += g.latency.distinct_values() * size_of::<u64>()
                 + [&g.confidence, &g.feedback_positive, &g.feedback_negative]
@@ -539,6 +556,12 @@ pub struct OverflowCounts {
     pub labels_too_late: u64,
     /// Labels whose prediction time was after the clock's now (a clock skew): recorded at now.
     pub labels_future: u64,
+    /// Labelled examples (`Handle::example`) that found the example queue full
+    /// (`AgentBuilder::max_pending_examples`).
+    pub examples_dropped: u64,
+    /// Labelled examples refused because their feature vector's width was not the number
+    /// of declared features.
+    pub examples_wrong_width: u64,
 }
 
 impl OverflowCounts {
@@ -554,5 +577,7 @@ impl OverflowCounts {
         self.labels_dropped = self.labels_dropped.saturating_add(o.labels_dropped);
         self.labels_too_late = self.labels_too_late.saturating_add(o.labels_too_late);
         self.labels_future = self.labels_future.saturating_add(o.labels_future);
+        self.examples_dropped = self.examples_dropped.saturating_add(o.examples_dropped);
+        self.examples_wrong_width = self.examples_wrong_width.saturating_add(o.examples_wrong_width);
     }
 }

@@ -98,7 +98,7 @@ fn windows_with_ragged_edges_read_roll_ups_and_answer_exactly() {
         Rows {
             distributions: vec![dist(t, 30_000, key("feature", "f", "a", "v", ""), Scheme::Sketch, &v)],
             scalars: vec![scalar(t, 30_000, key("predictions", "", "a", "v", ""), ScalarKind::Counter, 3.0)],
-            events: Vec::new(),
+            ..Rows::default()
         }
     };
     for t in

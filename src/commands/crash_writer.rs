@@ -5,7 +5,7 @@
 //! claims the slot next continues it.
 
 use crate::cli::CrashWriterArgs;
-use modelwatch::agent::{ManualClock, Timestamp};
+use modelwatch::agent::{Clock, LabelledPrediction, ManualClock, Timestamp};
 use modelwatch::{Agent, Feature, Prediction};
 use modelwatch_store::{ReadRequest, Resolution, Store, StoreConfig, Table};
 use std::io::Write;
@@ -52,6 +52,10 @@ pub fn run(args: &CrashWriterArgs) -> anyhow::Result<ExitCode> {
             );
         }
         gauge.record(seq as f64);
+        // One labelled example per snapshot, named by slot and number: the examples crash
+        // test checks each acknowledged one is stored once.
+        let id = format!("{writer}-{seq}");
+        h.example(&LabelledPrediction::new("a", clock.now(), &[seq as f64], 0.5, seq % 2 == 0).id(&id));
         clock.advance(Duration::from_secs(10));
         // flush_due returns only after the store acknowledged (WAL append + fsync).
         agent.flush_due()?;

@@ -13,6 +13,13 @@
 //! feature names are also in the footer (`modelwatch.features`, a JSON list), which keeps
 //! their order even where a reader reorders columns. A trainer's external command gets its
 //! training and hold-out sets in this layout (see `docs/storage-format.md`).
+//!
+//! The store keeps a model's examples under each writer slot, one file per model, UTC day of
+//! prediction time and feature list: `writers/<id>/examples/model=<name>/date=YYYY-MM-DD/`,
+//! listed in the slot's manifest apart from the tables' files. They are appended through the
+//! WAL like every other row ([`crate::Store::append_examples`], or the examples of an
+//! agent's snapshot) and read merged across slots ([`crate::Store::examples`],
+//! [`crate::Store::examples_labelled_after`]); [`ExampleSet::split`] makes the hold-out.
 
 use arrow_array::builder::{BooleanBuilder, Float64Builder, StringBuilder, TimestampMillisecondBuilder};
 use arrow_array::{
@@ -73,6 +80,13 @@ pub enum ExamplesError {
     /// A feature name is empty, repeated, has a control character or is a fixed column's.
     #[error("feature name {0:?} is empty, repeated, has a control character or is a fixed column's name")]
     FeatureName(String),
+    /// A model name that cannot name a model's examples (empty, or with a control
+    /// character).
+    #[error("model name {0:?} is empty or has a control character")]
+    Model(String),
+    /// A split that cannot be made (a hold-out fraction outside `[0, 1]`).
+    #[error("cannot split examples: {0}")]
+    Split(String),
     /// The file's columns are not the wide layout.
     #[error("{path}: not a labelled-examples file: {what}")]
     Layout {
@@ -98,6 +112,13 @@ pub enum ExamplesError {
         source: parquet::errors::ParquetError,
     },
 }
+
+mod split;
+mod stored;
+
+pub use split::{Split, SplitRecord, SplitSpec, SplitStrategy};
+pub(crate) use stored::model_dir;
+pub use stored::{ExampleFile, ModelExamples, check_model_name};
 
 const FIXED: [&str; 6] = ["prediction_id", "predicted_at", "label_time", "segment", "confidence", "label"];
 
@@ -299,6 +320,54 @@ impl ExampleSet {
             }
         }
         Ok(set)
+    }
+
+    /// Sorts the examples into the order reads return: prediction time, then prediction ID
+    /// (then label time, so that equal keys still have one order).
+    pub fn sort(&mut self) {
+        self.rows.sort_by(|a, b| {
+            (a.predicted_ms, &a.prediction_id, a.label_ms).cmp(&(
+                b.predicted_ms,
+                &b.prediction_id,
+                b.label_ms,
+            ))
+        });
+    }
+
+    /// Moves `other`'s examples into this set. Where the feature lists differ (a model
+    /// that gained or lost a feature), this set's list is extended by `other`'s new names
+    /// in their order, and a value an example lacks is NaN, the layout's "missing".
+    pub fn absorb(&mut self, other: ExampleSet) {
+        if other.features == self.features {
+            self.rows.extend(other.rows);
+            return;
+        }
+        if self.rows.is_empty() && self.features.is_empty() {
+            *self = other;
+            return;
+        }
+        for f in &other.features {
+            if !self.features.contains(f) {
+                self.features.push(f.clone());
+            }
+        }
+        let width = self.features.len();
+        for e in &mut self.rows {
+            e.features.resize(width, f64::NAN);
+        }
+        let at: Vec<usize> = other
+            .features
+            .iter()
+            .map(|f| self.features.iter().position(|g| g == f).expect("every name was added above"))
+            .collect();
+        for mut e in other.rows {
+            let mut values = vec![f64::NAN; width];
+            for (v, &j) in e.features.iter().zip(&at) {
+                values[j] = *v;
+            }
+            e.features = values;
+            self.rows.push(e);
+        }
     }
 
     /// Reads a set from a Parquet file in the wide layout.

@@ -54,6 +54,10 @@ pub struct Manifest {
     pub covered_seq: u64,
     /// The files.
     pub files: Vec<FileEntry>,
+    /// The labelled-examples files (a sibling dataset outside compaction, roll-ups and
+    /// retention; see `crate::examples`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<crate::examples::ExampleFile>,
     /// Files no longer listed, waiting for their grace period to pass before deletion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub garbage: Vec<Garbage>,

@@ -4,6 +4,7 @@
 //! series holding a full, lossless distribution plus summary columns), `scalars` (counters
 //! and gauges) and `events`. A series is identified by [`SeriesKey`].
 
+use crate::examples::{Example, ExampleSet, ModelExamples};
 use modelwatch_agent::layout::{CONFIDENCE_BINS, latency_index, latency_lowest_value, sketch_bucket_bounds};
 use modelwatch_agent::{ConfidenceHistogram, FeatureStats, Histogram, MetricValue, NumericSummary, Snapshot};
 use serde::{Deserialize, Serialize};
@@ -230,12 +231,20 @@ pub struct Rows {
     pub scalars: Vec<ScalarRow>,
     /// Event rows.
     pub events: Vec<EventRow>,
+    /// Labelled examples, by model: a sibling dataset rather than a fourth table (see
+    /// [`crate::examples`]), carried here so that they take the same acknowledged path (WAL,
+    /// buffer, publication, replay) as the rows of the tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<crate::examples::ModelExamples>,
 }
 
 impl Rows {
     /// Rows of all tables together.
     pub fn len(&self) -> usize {
-        self.distributions.len() + self.scalars.len() + self.events.len()
+        self.distributions.len()
+            + self.scalars.len()
+            + self.events.len()
+            + self.examples.iter().map(|e| e.set.len()).sum::<usize>()
     }
 
     /// Whether there are no rows.
@@ -248,6 +257,7 @@ impl Rows {
         self.distributions.append(&mut other.distributions);
         self.scalars.append(&mut other.scalars);
         self.events.append(&mut other.events);
+        self.examples.append(&mut other.examples);
     }
 
     /// The rows of one snapshot.
@@ -442,6 +452,8 @@ impl Rows {
             ("overflow_labels_dropped", o.labels_dropped),
             ("overflow_labels_too_late", o.labels_too_late),
             ("overflow_labels_future", o.labels_future),
+            ("overflow_examples_dropped", o.examples_dropped),
+            ("overflow_examples_wrong_width", o.examples_wrong_width),
         ] {
             if v > 0 {
                 rows.scalars.push(scalar(
@@ -450,6 +462,23 @@ impl Rows {
                     v as f64,
                 ));
             }
+        }
+        if !s.examples.is_empty() {
+            let mut set = ExampleSet::new(s.example_features.iter().map(|f| f.to_string()).collect());
+            set.rows = s
+                .examples
+                .iter()
+                .map(|e| Example {
+                    prediction_id: e.prediction_id.clone(),
+                    predicted_ms: e.predicted_at.as_millis() as i64,
+                    label_ms: e.labelled_at.as_millis() as i64,
+                    segment: e.segment.to_string(),
+                    features: e.features.clone(),
+                    confidence: e.confidence,
+                    label: e.label,
+                })
+                .collect();
+            rows.examples.push(ModelExamples { model: m.name.clone(), set });
         }
         rows
     }

@@ -4,6 +4,7 @@
 use super::flush::{FlushState, run_flusher};
 use super::{Agent, Core, Handle};
 use crate::clock::Clock;
+use crate::examples::ExampleQueue;
 use crate::labels::{CohortTally, LabelQueue};
 use crate::metrics::MetricRegistry;
 use crate::registry::{Budget, ShardRegistry};
@@ -25,6 +26,10 @@ pub const DEFAULT_MAX_LABEL_DELAY: Duration = Duration::from_secs(30 * 86_400);
 /// Labels for past predictions held between two flushes by default
 /// ([`AgentBuilder::max_pending_labels`]).
 pub const DEFAULT_MAX_PENDING_LABELS: usize = 65_536;
+/// Labelled examples held between two flushes by default
+/// ([`AgentBuilder::max_pending_examples`]): about 250 KiB of records for an agent without
+/// features, allocated at build whether or not examples are kept, so it stays small.
+pub const DEFAULT_MAX_PENDING_EXAMPLES: usize = 1_024;
 /// The most generic metric series an agent keeps apart ([`AgentBuilder::max_series`]).
 const MAX_SERIES: usize = 1_000_000;
 
@@ -92,6 +97,7 @@ pub struct AgentBuilder {
     max_pending_bytes: Option<usize>,
     max_label_delay: Duration,
     max_pending_labels: usize,
+    max_pending_examples: usize,
 }
 
 impl AgentBuilder {
@@ -114,6 +120,7 @@ impl AgentBuilder {
             max_pending_bytes: None,
             max_label_delay: DEFAULT_MAX_LABEL_DELAY,
             max_pending_labels: DEFAULT_MAX_PENDING_LABELS,
+            max_pending_examples: DEFAULT_MAX_PENDING_EXAMPLES,
         }
     }
 
@@ -225,6 +232,17 @@ impl AgentBuilder {
         self
     }
 
+    /// Labelled examples ([`crate::Handle::example`]) held between two flushes (default
+    /// [`DEFAULT_MAX_PENDING_EXAMPLES`]): a pool of that many records, each allocated at
+    /// build with room for the declared features (about 250 bytes plus 8 per feature each),
+    /// so a call never allocates for its values. An example that finds the pool empty is counted in
+    /// [`crate::OverflowCounts`] `examples_dropped`. A backfill belongs in `modelwatch
+    /// import`.
+    pub fn max_pending_examples(mut self, n: usize) -> Self {
+        self.max_pending_examples = n;
+        self
+    }
+
     /// Starts the agent, delivering snapshots to `sink`.
     pub fn build(self, sink: impl Sink) -> Result<Agent, BuildError> {
         if self.interval.is_zero() {
@@ -269,6 +287,7 @@ impl AgentBuilder {
             shards,
             metrics,
             labels: LabelQueue::new(self.max_pending_labels, self.max_label_delay),
+            examples: ExampleQueue::new(self.max_pending_examples, self.features.len()),
             layout,
             segment_names,
             error_kinds,

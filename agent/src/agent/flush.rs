@@ -431,9 +431,13 @@ impl Core {
                 labels_dropped: labels.dropped.swap(0, std::sync::atomic::Ordering::Relaxed),
                 labels_too_late: labels.too_late.swap(0, std::sync::atomic::Ordering::Relaxed),
                 labels_future: labels.future.swap(0, std::sync::atomic::Ordering::Relaxed),
+                examples_dropped: self.examples.dropped.swap(0, std::sync::atomic::Ordering::Relaxed),
+                examples_wrong_width: self.examples.wrong_width.swap(0, std::sync::atomic::Ordering::Relaxed),
                 ..parts.overflow
             },
             cohorts,
+            examples: self.examples.drain(&self.segment_names),
+            example_features: self.features.iter().map(|f| f.name.clone()).collect(),
         };
         if snapshot.is_empty() {
             return;

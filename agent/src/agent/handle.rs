@@ -7,6 +7,7 @@ use super::Core;
 use super::prediction::{Latency, Prediction, SegmentKey};
 use crate::clock::Timestamp;
 use crate::confidence::confidence_bin;
+use crate::examples::LabelledPrediction;
 use crate::metrics::{MetricKind, Resolved, gauge_stamp};
 use crate::registry::Lease;
 use crate::schema::{ErrorKindId, ModelIdentity, SegmentId, resolve};
@@ -75,6 +76,19 @@ impl Handle {
         label: bool,
     ) {
         self.core.feedback_for(predicted_at, segment.into(), confidence, label);
+    }
+
+    /// Keeps a labelled example for training: the prediction's feature vector (the declared
+    /// features in schema order), segment, confidence, time and ID, with its label and the
+    /// label's arrival (by default the agent's clock now). The next snapshot carries it to
+    /// the sink, which for a store appends it to the model's examples. Never blocks or
+    /// allocates for the values (see `examples.rs`): a full queue is counted in
+    /// [`crate::OverflowCounts`] `examples_dropped`, a vector of another width than the
+    /// declared features in `examples_wrong_width`. Returns whether the example was kept.
+    pub fn example(&self, e: &LabelledPrediction<'_>) -> bool {
+        let core = &*self.core;
+        let segment = core.segment_index(e.segment) as u16;
+        core.examples.push(e, segment, core.clock.now())
     }
 
     /// Records a failed scoring call.

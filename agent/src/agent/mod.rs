@@ -15,12 +15,14 @@ mod handle;
 mod prediction;
 
 pub use builder::{
-    AgentBuilder, BuildError, DEFAULT_MAX_LABEL_DELAY, DEFAULT_MAX_PENDING_LABELS, DEFAULT_MEMORY_BUDGET,
+    AgentBuilder, BuildError, DEFAULT_MAX_LABEL_DELAY, DEFAULT_MAX_PENDING_EXAMPLES,
+    DEFAULT_MAX_PENDING_LABELS, DEFAULT_MEMORY_BUDGET,
 };
 pub use handle::{Handle, LocalRecorder, MetricHandle};
 pub use prediction::{Latency, Prediction, SegmentKey, Timer};
 
 use crate::clock::Clock;
+use crate::examples::ExampleQueue;
 use crate::labels::LabelQueue;
 use crate::metrics::MetricRegistry;
 use crate::registry::ShardRegistry;
@@ -47,6 +49,8 @@ pub(crate) struct Core {
     pub metrics: MetricRegistry,
     /// Labels for past predictions on their way to the flusher (see `labels.rs`).
     pub labels: LabelQueue,
+    /// Labelled examples on their way to the flusher (see `examples.rs`).
+    pub examples: ExampleQueue,
     interval: Duration,
     memory_budget: usize,
     clock: Arc<dyn Clock>,

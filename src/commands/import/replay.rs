@@ -18,6 +18,7 @@ use modelwatch::agent::{
 };
 use modelwatch::{Agent, Prediction};
 use modelwatch_store::Rows;
+use modelwatch_store::examples::{Example, ExampleSet, ModelExamples};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,12 +189,45 @@ impl Batch {
         for snapshot in late.snapshots(schema, agents, interval) {
             collected.rows.append(&mut Rows::from_snapshot(&snapshot));
         }
+        collected.rows.examples.extend(self.examples(schema));
         Ok(Replayed {
             rows: collected.rows,
             snapshots: collected.snapshots,
             imported: self.rows.len() as u64,
             latest_ms: self.rows.iter().map(|r| r.ts_ms).max(),
         })
+    }
+}
+
+impl Batch {
+    /// The batch's labelled examples: each row with a label and a `label_time` (the time
+    /// the label is known by, which "labelled since" reads cut on), with its feature values
+    /// (categorical ones by code), by model. A row labelled without a `label_time` feeds
+    /// the quality metrics only: when its label became known is not in the input.
+    fn examples(&self, schema: &Schema) -> Vec<ModelExamples> {
+        let width = schema.features.len();
+        let names: Vec<String> = schema.features.iter().map(|f| f.name.to_string()).collect();
+        let mut by_model: BTreeMap<&str, ExampleSet> = BTreeMap::new();
+        for (i, r) in self.rows.iter().enumerate() {
+            let (Some(label), Some(label_ms), None) = (r.label, r.label_time_ms, r.error) else { continue };
+            let mv = &schema.models[r.model as usize];
+            let segment = match mv.segments.get(r.segment as usize) {
+                Some(s) if r.segment != OTHER_SEGMENT => s.clone(),
+                _ => OTHER.to_string(),
+            };
+            by_model.entry(mv.model.as_str()).or_insert_with(|| ExampleSet::new(names.clone())).rows.push(
+                Example {
+                    prediction_id: String::new(),
+                    predicted_ms: r.ts_ms,
+                    label_ms,
+                    segment,
+                    features: self.values[i * width..(i + 1) * width].to_vec(),
+                    confidence: r.confidence,
+                    label,
+                },
+            );
+        }
+        by_model.into_iter().map(|(model, set)| ModelExamples { model: model.into(), set }).collect()
     }
 }
 
@@ -251,6 +285,8 @@ impl LateLabels {
                     model_state: Default::default(),
                     overflow: Default::default(),
                     cohorts,
+                    examples: Vec::new(),
+                    example_features: Default::default(),
                 })
             })
             .collect()

@@ -34,6 +34,10 @@ pub enum StoreError {
         /// What is wrong.
         problem: String,
     },
+    /// Labelled examples that cannot be stored (a ragged row, a bad feature or model name),
+    /// or an examples file that cannot be read.
+    #[error(transparent)]
+    Examples(#[from] crate::examples::ExamplesError),
     /// The store was opened read-only.
     #[error("the store at {0} is open read-only")]
     ReadOnly(PathBuf),

@@ -276,7 +276,7 @@ fn merge_rolled(stored: Rows, new: Rows) -> Rows {
     Rows {
         distributions: dists.into_values().collect(),
         scalars: scalars.into_values().collect(),
-        events: Vec::new(),
+        ..Rows::default()
     }
 }
 
@@ -316,6 +316,6 @@ fn roll_up(raw: &Rows, res: Resolution) -> Rows {
     Rows {
         distributions: dists.into_values().collect(),
         scalars: scalars.into_values().map(|v| v.0).collect(),
-        events: Vec::new(),
+        ..Rows::default()
     }
 }

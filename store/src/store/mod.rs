@@ -8,6 +8,7 @@
 //! - `config`: [`StoreConfig`], what a store is opened with;
 //! - `error`: [`StoreError`];
 //! - `open`: opening and WAL recovery, and a read-only store's refresh;
+//! - `examples`: labelled examples' appends and reads;
 //! - `publish`: appends, and publication (buffer → Parquet → manifest → WAL truncation);
 //! - `read`: [`ReadRequest`] and the read paths, with read-your-writes;
 //! - `cache`: the decoded-file cache behind reads;
@@ -19,6 +20,7 @@
 mod cache;
 mod config;
 mod error;
+mod examples;
 mod maintain;
 mod open;
 mod publish;
@@ -205,7 +207,17 @@ impl Shared {
 
 impl Sink for Store {
     fn write(&self, snapshot: &Arc<Snapshot>) -> Result<(), SinkError> {
-        self.append(Rows::from_snapshot(snapshot)).map(|_| ()).map_err(|e| SinkError {
+        let mut rows = Rows::from_snapshot(snapshot);
+        // An agent whose feature is named like a fixed column of the examples layout
+        // (`label`, `confidence`, ...) cannot have its examples stored; its metrics still are.
+        rows.examples.retain(|m| match m.set.validate() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(model = %m.model, error = %e, "labelled examples not stored");
+                false
+            }
+        });
+        self.append(rows).map(|_| ()).map_err(|e| SinkError {
             sink: format!("store {}", self.dir().display()),
             seq: snapshot.seq,
             message: e.to_string(),

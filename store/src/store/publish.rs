@@ -3,6 +3,7 @@
 //! only then lets the WAL forget the rows.
 
 use super::{Inner, MANIFEST, Shared, Store, StoreError};
+use crate::examples::{ExampleFile, ExampleSet, ModelExamples, model_dir};
 use crate::manifest::{FileEntry, Manifest, date_of};
 use crate::rows::{Resolution, Rows};
 use crate::table::{Table, to_parquet};
@@ -62,6 +63,12 @@ impl Shared {
         }
         // Refused before the WAL write: a refusal is never an acknowledgement, and nothing
         // acknowledged is dropped; the WAL is exactly the rows waiting for publication.
+        // Examples that could not be published (a feature named like a fixed column) would
+        // stay in the WAL for good: refused here, by name.
+        for m in &rows.examples {
+            crate::examples::check_model_name(&m.model)?;
+            m.set.validate()?;
+        }
         let limit = self.config.max_unpublished_bytes;
         if wal.len() >= limit {
             return Err(StoreError::Full {
@@ -183,9 +190,17 @@ impl Shared {
                 return Err(e);
             }
         };
+        let examples = match self.write_example_files(&rows.examples) {
+            Ok(w) => w,
+            Err(e) => {
+                restore(&mut self.lock());
+                return Err(e);
+            }
+        };
         // The next manifest is durable before it replaces the one readers see.
         let mut manifest = self.lock().manifest.clone();
         manifest.files.extend(written);
+        manifest.examples.extend(examples);
         manifest.covered_seq = manifest.covered_seq.max(seq_end);
         manifest.next_file = self.next_file.load(Ordering::Relaxed);
         if let Err(e) = self.write_manifest(&mut manifest) {
@@ -270,6 +285,51 @@ impl Shared {
                 max_ms,
                 source_rows: 0,
                 rolled_up: false,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Shared {
+    /// Writes labelled examples as one file per (model, feature list, UTC day of prediction
+    /// time), in the wide layout, under `writers/<id>/examples/model=<name>/date=<day>/`;
+    /// returns their entries.
+    pub(super) fn write_example_files(
+        &self,
+        examples: &[ModelExamples],
+    ) -> Result<Vec<ExampleFile>, StoreError> {
+        let mut groups: BTreeMap<(&str, &[String], String), ExampleSet> = BTreeMap::new();
+        for m in examples {
+            for e in &m.set.rows {
+                groups
+                    .entry((&*m.model, &m.set.features[..], date_of(e.predicted_ms)))
+                    .or_insert_with(|| ExampleSet::new(m.set.features.clone()))
+                    .rows
+                    .push(e.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for ((model, _, date), mut set) in groups {
+            // Sorted as reads return them, so a file read alone is in read order too.
+            set.sort();
+            let bytes = set.to_parquet()?;
+            let id = self.next_file.fetch_add(1, Ordering::Relaxed);
+            let rel = self.own(&format!(
+                "examples/{}/date={date}/part-{id:08}-{:08x}.parquet",
+                model_dir(model),
+                self.nonce
+            ));
+            self.objects.put(&rel, &bytes)?;
+            out.push(ExampleFile {
+                model: model.to_string(),
+                date,
+                path: rel,
+                rows: set.len() as u64,
+                bytes: bytes.len() as u64,
+                min_ms: set.rows.iter().map(|e| e.predicted_ms).min().unwrap_or(i64::MAX),
+                max_ms: set.rows.iter().map(|e| e.predicted_ms).max().unwrap_or(i64::MIN),
+                max_label_ms: set.rows.iter().map(|e| e.label_ms).max().unwrap_or(i64::MIN),
             });
         }
         Ok(out)

@@ -15,7 +15,8 @@
 //!                varint n, n × distribution
 //!                varint n, n × scalar
 //!                varint n, n × event
-//!                (nothing after the last event)
+//!                optionally (only when the entry has examples): varint n, n × examples
+//!                (nothing after that)
 //! series       = 8 × varint: indices into `strings` of model, version, variant, instance,
 //!                segment, metric, feature, tags
 //! distribution = start_ms: zigzag, end_ms - start_ms: zigzag, resolution: u8, series,
@@ -27,10 +28,18 @@
 //!                kind: u8, value: f64
 //! event        = time_ms: zigzag, 5 × varint: indices into `strings` of model, version,
 //!                variant, kind, message
+//! examples     = model: varint (index into `strings`), varint f, f × varint (feature
+//!                names' indices), varint n, n × example
+//! example      = predicted_ms: zigzag, label_ms - predicted_ms: zigzag, prediction_id:
+//!                varint (index), segment: varint (index), confidence: f64, label: u8 (0
+//!                or 1), f × f64
 //! resolution   = 0 raw, 1 one minute, 2 one hour
 //! scheme       = 0 hdr_ns_2, 1 confidence_1000, 2 log_linear_5
 //! kind         = 0 counter, 1 gauge
 //! ```
+//!
+//! Records without examples are byte for byte those written before examples existed; a
+//! build older than examples refuses a record with them ("bytes after the last row").
 //!
 //! The string table holds each distinct string once, in order of first use (so a
 //! snapshot's repeated model, version and instance cost one varint each), and a decoded
@@ -46,6 +55,7 @@
 //! infinity: a row holding one was written as `null` and cannot be decoded.
 
 use super::WalEntry;
+use crate::examples::{Example, ExampleSet, ModelExamples};
 use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +68,8 @@ const MIN_DISTRIBUTION: usize = 17;
 const MIN_SCALAR: usize = 20;
 const MIN_EVENT: usize = 6;
 const MIN_BUCKET: usize = 2;
+const MIN_EXAMPLES: usize = 3;
+const MIN_EXAMPLE: usize = 13;
 
 /// Encodes an entry as a version-2 payload.
 pub fn encode_v2(entry: &WalEntry) -> Vec<u8> {
@@ -105,6 +117,29 @@ pub fn encode_v2(entry: &WalEntry) -> Vec<u8> {
         put_zigzag(&mut body, e.time_ms);
         for s in [&*e.model, &*e.version, &*e.variant, &*e.kind, e.message.as_str()] {
             strings.put(&mut body, s);
+        }
+    }
+    if !rows.examples.is_empty() {
+        put_varint(&mut body, rows.examples.len() as u64);
+        for m in &rows.examples {
+            strings.put(&mut body, &m.model);
+            put_varint(&mut body, m.set.features.len() as u64);
+            for f in &m.set.features {
+                strings.put(&mut body, f);
+            }
+            put_varint(&mut body, m.set.rows.len() as u64);
+            for e in &m.set.rows {
+                put_zigzag(&mut body, e.predicted_ms);
+                put_zigzag(&mut body, e.label_ms.wrapping_sub(e.predicted_ms));
+                strings.put(&mut body, &e.prediction_id);
+                strings.put(&mut body, &e.segment);
+                body.extend_from_slice(&e.confidence.to_bits().to_le_bytes());
+                body.push(u8::from(e.label));
+                // The width is the set's: appends refuse ragged examples before the WAL.
+                for v in &e.features {
+                    body.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+            }
         }
     }
     let mut out = Vec::with_capacity(16 + strings.bytes + body.len());
@@ -363,7 +398,51 @@ fn decode_entry(r: &mut Reader<'_>) -> Decoded<WalEntry> {
         rows.events.push(EventRow { time_ms, model, version, variant, kind, message });
     }
     if r.left() != 0 {
-        return Err("bytes after the last row");
+        let n = r.count(MIN_EXAMPLES)?;
+        // The section is written only when there are examples: one encoding per entry.
+        if n == 0 {
+            return Err("bytes after the last row (an empty examples section)");
+        }
+        for _ in 0..n {
+            let model = string(r)?;
+            let f = r.count(1)?;
+            let mut features = Vec::with_capacity(f);
+            for _ in 0..f {
+                features.push(string(r)?.to_string());
+            }
+            let mut set = ExampleSet::new(features);
+            let n = r.count(MIN_EXAMPLE.saturating_add(f.saturating_mul(8)))?;
+            set.rows.reserve(n);
+            for _ in 0..n {
+                let predicted_ms = r.zigzag()?;
+                let label_ms = predicted_ms.wrapping_add(r.zigzag()?);
+                let prediction_id = string(r)?.to_string();
+                let segment = string(r)?.to_string();
+                let confidence = r.f64()?;
+                let label = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err("label is neither 0 nor 1"),
+                };
+                let mut values = Vec::with_capacity(f);
+                for _ in 0..f {
+                    values.push(r.f64()?);
+                }
+                set.rows.push(Example {
+                    prediction_id,
+                    predicted_ms,
+                    label_ms,
+                    segment,
+                    features: values,
+                    confidence,
+                    label,
+                });
+            }
+            rows.examples.push(ModelExamples { model, set });
+        }
+        if r.left() != 0 {
+            return Err("bytes after the last row");
+        }
     }
     Ok(WalEntry { seq, rows })
 }
@@ -466,7 +545,7 @@ mod tests {
                 message: "drift ≥ 0.3 on \"amount\"\n\u{0}".into(),
             },
         ];
-        Rows { distributions, scalars, events }
+        Rows { distributions, scalars, events, ..Rows::default() }
     }
 
     /// Bit-for-bit equality, which `PartialEq` on `f64` is not (NaN, -0.0).
@@ -553,6 +632,53 @@ mod tests {
         ];
         assert_eq!(encode_v2(&entry), golden);
         assert!(same(&entry, &decode_v2(golden).unwrap()));
+    }
+
+    #[test]
+    fn examples_round_trip_bit_for_bit_and_records_without_them_are_unchanged() {
+        let plain = WalEntry { seq: 3, rows: awkward_rows() };
+        let mut with = WalEntry { seq: 3, rows: awkward_rows() };
+        let mut set = ExampleSet::new(vec!["len".into(), "ratio".into()]);
+        for (i, v) in awkward_values().into_iter().enumerate() {
+            set.rows.push(Example {
+                prediction_id: format!("p{i}"),
+                predicted_ms: i64::MIN.wrapping_add(i as i64 * 7),
+                label_ms: i64::MAX - i as i64,
+                segment: if i % 2 == 0 { "email".into() } else { String::new() },
+                features: vec![v, -v],
+                confidence: v,
+                label: i % 3 == 0,
+            });
+        }
+        with.rows.examples.push(ModelExamples { model: "pii".into(), set: set.clone() });
+        with.rows.examples.push(ModelExamples { model: "none".into(), set: ExampleSet::new(vec![]) });
+        let bytes = encode_v2(&with);
+        let back = decode_v2(&bytes).unwrap();
+        assert!(same(&with, &back));
+        let (a, b) = (&with.rows.examples[0].set, &back.rows.examples[0].set);
+        assert_eq!((a.features.clone(), a.len()), (b.features.clone(), b.len()));
+        for (x, y) in a.rows.iter().zip(&b.rows) {
+            let bits = |e: &Example| {
+                (e.confidence.to_bits(), e.features.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            };
+            assert_eq!(bits(x), bits(y));
+            assert_eq!(
+                (&x.prediction_id, x.predicted_ms, x.label_ms, &x.segment, x.label),
+                (&y.prediction_id, y.predicted_ms, y.label_ms, &y.segment, y.label)
+            );
+        }
+        assert_eq!(back.rows.examples[1].model.as_ref(), "none");
+        // Without examples, the record is the one written before examples existed (the
+        // golden payload test pins those bytes): no examples section at all.
+        let plain_bytes = encode_v2(&plain);
+        assert!(plain_bytes.len() < bytes.len());
+        assert!(decode_v2(&plain_bytes).unwrap().rows.examples.is_empty());
+        // Every truncation of a record with examples is refused, never a panic, but one:
+        // the cut before the (optional) section, which the record's frame (length and CRC)
+        // refuses in the WAL.
+        let decoded: Vec<usize> = (0..bytes.len()).filter(|&cut| decode_v2(&bytes[..cut]).is_ok()).collect();
+        assert_eq!(decoded.len(), 1, "{decoded:?}");
+        assert!(decode_v2(&bytes[..decoded[0]]).unwrap().rows.examples.is_empty());
     }
 
     #[test]
