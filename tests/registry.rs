@@ -567,20 +567,20 @@ fn an_edited_version_document_or_head_is_named_not_trusted() {
     reg.state("pii").unwrap();
 }
 
-#[test]
-fn concurrent_registrations_all_commit_by_retrying_with_contiguous_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
+/// Four registries (as four processes would be) each register `each` versions at once:
+/// every registration commits, numbered 1 to 4 × `each` without gaps, each logged once.
+fn concurrent_registrations(each: u32, open: impl Fn() -> Registry + Send + Sync + 'static) {
+    let open = Arc::new(open);
     let barrier = Arc::new(Barrier::new(4));
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let (path, barrier) = (path.clone(), barrier.clone());
+            let (open, barrier) = (open.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let art = artifact();
                 std::fs::write(art.path().join("weights.bin"), vec![7u8; 256 * 1024]).unwrap();
-                let reg = Registry::open(RegistryConfig::new(&path, clock())).unwrap();
+                let reg = open();
                 barrier.wait();
-                (0..5)
+                (0..each)
                     .map(|_| reg.register(NewVersion::new("pii", "logistic", art.path())))
                     .collect::<Vec<_>>()
             })
@@ -590,13 +590,35 @@ fn concurrent_registrations_all_commit_by_retrying_with_contiguous_numbers() {
     let mut versions: Vec<u32> =
         results.iter().map(|r| r.as_ref().unwrap_or_else(|e| panic!("{e}")).meta.version).collect();
     versions.sort();
-    assert_eq!(versions, (1..=20).collect::<Vec<_>>());
-    let reg = Registry::open(RegistryConfig::new(&path, clock())).unwrap();
+    assert_eq!(versions, (1..=4 * each).collect::<Vec<_>>());
+    let reg = open();
     let log = reg.log("pii").unwrap();
-    assert_eq!(log.len(), 20);
+    assert_eq!(log.len() as u32, 4 * each);
+    let retried = log.iter().filter(|e| e.note.is_some()).count();
+    eprintln!("concurrent registrations: {retried} of {} needed a retry", log.len());
     for v in reg.versions("pii").unwrap() {
         reg.verify_artifact("pii", v.meta.version).unwrap();
     }
+}
+
+#[test]
+fn concurrent_registrations_all_commit_with_contiguous_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    concurrent_registrations(5, move || Registry::open(RegistryConfig::new(&path, clock())).unwrap());
+}
+
+#[test]
+fn on_moto_concurrent_registrations_retry_their_conflicts_and_all_commit() {
+    let moto = Moto::start();
+    moto.create_bucket("registry-test");
+    let config = s3(&moto, "registrations");
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().to_path_buf();
+    concurrent_registrations(3, move || {
+        Registry::open(RegistryConfig { dir: dir.clone(), objects: Some(config.clone()), clock: clock() })
+            .unwrap()
+    });
 }
 
 #[test]

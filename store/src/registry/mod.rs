@@ -9,7 +9,12 @@
 //! registry/<model>/log/<seq, 12 digits>.json        audit entries 1, 2, ... (never rewritten)
 //! registry/<model>/versions/<n>-<nonce>/version.json a version's immutable metadata
 //! registry/<model>/versions/<n>-<nonce>/artifact/…  the artifact files, copied in
+//! registry/<model>/versions/<n>-<nonce>/gate-report-<nonce>.json  a gate report
 //! ```
+//!
+//! The head names every document it depends on with its checksum (`version.json`, the
+//! artifact listing, the gate report), and its own rules (aliases, statuses, rollback
+//! stack) are checked whenever it is read: an edited document is named, never trusted.
 //!
 //! # One commit point per change
 //!
@@ -21,7 +26,9 @@
 //! a conditional put on the ETag read. The entry's own `log/` file is written after the
 //! head, and before the next head replaces it (by whoever makes the next change), so a
 //! crash at any moment leaves the aliases and the log in agreement: the log is the `log/`
-//! files before the head's count and the head's newest entry. Decision record:
+//! files before the head's count and the head's newest entry. Each head carries the ID of
+//! the write that made it, so a writer whose reply was lost can tell its own commit from
+//! another's change. Decision record:
 //! `docs/decisions/0007-model-registry.md`.
 //!
 //! # Example
@@ -1099,6 +1106,18 @@ impl Registry {
     /// Replaces the head read as `seen` (`None`: the model is new) by `head`, only if
     /// nobody replaced it since; then writes the new entry's file.
     fn commit(&self, seen: Option<&ModelState>, head: &mut Head, alias: &str) -> Result<(), RegistryError> {
+        let _lock = self.lock(&head.model)?;
+        self.commit_locked(seen, head, alias)
+    }
+
+    /// [`commit`](Registry::commit) with the model's lock already taken by the caller
+    /// (locally; a bucket has none).
+    fn commit_locked(
+        &self,
+        seen: Option<&ModelState>,
+        head: &mut Head,
+        alias: &str,
+    ) -> Result<(), RegistryError> {
         head.write_id = nonce();
         let head = &*head;
         let model = head.model.as_str();
@@ -1108,7 +1127,6 @@ impl Registry {
             seq: seen.map_or(0, |s| s.head.seq),
         };
         let rel = head_rel(model);
-        let _lock = self.lock(model)?;
         if self.local.is_some() {
             // The compare of the compare-and-swap: under the lock nobody moves it now.
             let now = self.read_head(model)?;
@@ -1188,7 +1206,8 @@ impl Registry {
 
     /// Registers a version: copies its artifact files in (streaming, in bounded memory
     /// locally), checksums them, and records it as a `candidate` numbered after the model's
-    /// newest version. A conflict with another change is retried here (up to
+    /// newest version. Locally the number is taken under the model's lock, so concurrent
+    /// registrations never conflict; on a bucket a conflict is retried here (up to
     /// [`REGISTER_ATTEMPTS`] times, reading the head again): nothing the caller decided
     /// depends on the head, and the files are copied only once.
     pub fn register(&self, new: NewVersion) -> Result<VersionInfo, RegistryError> {
@@ -1236,6 +1255,13 @@ impl Registry {
         });
         let mut attempt = 1;
         loop {
+            // Locally the number is taken under the model's lock, held through the commit, so
+            // local registrations never conflict; a bucket has no lock, so there a conflict
+            // is retried from a fresh read.
+            let lock = self.lock(model)?;
+            if lock.is_some() || attempt > 1 {
+                seen = self.read_head(model)?;
+            }
             let version = seen.as_ref().map_or(1, |s| s.head.next_version);
             let now = seen.as_ref().map_or_else(|| self.now_ms(), |s| self.now_after(&s.head));
             let meta = VersionMeta {
@@ -1298,7 +1324,7 @@ impl Registry {
                 },
             );
             head.last = entry;
-            match self.commit(seen.as_ref(), &mut head, "registering a version") {
+            match self.commit_locked(seen.as_ref(), &mut head, "registering a version") {
                 Ok(()) => {
                     return Ok(VersionInfo {
                         meta,
@@ -1308,8 +1334,12 @@ impl Registry {
                     });
                 }
                 Err(RegistryError::Conflict { .. }) if attempt < REGISTER_ATTEMPTS => {
+                    drop(lock);
+                    // A jittered pause, so that writers racing on a bucket do not collide again
+                    // in lockstep.
+                    let jitter = u64::from_str_radix(&nonce()[..4], 16).unwrap_or(0) % 50;
+                    std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt) * 10 + jitter));
                     attempt += 1;
-                    seen = self.read_head(model)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -1329,7 +1359,8 @@ impl Registry {
         }
         let dest = self.location(rel);
         let dir = dest.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // Each directory it makes is synced into its parent: the head will name them.
+        RealFs.create_dir_all(dir).map_err(io(dir))?;
         let mut from = std::fs::File::open(path).map_err(io(path))?;
         let mut to = std::fs::File::create(&dest).map_err(io(&dest))?;
         let digest = copy_hashing(&mut from, Some(&mut to)).map_err(|(on_read, e)| RegistryError::Io {
