@@ -656,6 +656,24 @@ pub enum ModelsCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Version directories no head names (left by crashed registrations); `--delete`
+    /// removes them (local registries).
+    #[command(after_help = "Example:\n  modelwatch models gc pii --delete")]
+    Gc {
+        /// The model.
+        model: String,
+        /// Only directories older than this many seconds (a registration still copying its
+        /// files has one too).
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        older_than: u64,
+        /// Delete them (default: only list them).
+        #[arg(long)]
+        delete: bool,
+        #[command(flatten)]
+        data: DataArg,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 /// Who changes the registry by hand, and why (the audit entry's fields).

@@ -51,10 +51,14 @@ impl ModelGauges {
         self.refresh();
     }
 
-    /// Records that a version was unloaded (its age gauge keeps its last value; the
-    /// loaded count drops).
+    /// Records that a version was unloaded: the loaded count drops, and its age gauge is
+    /// cleared to 0 and no longer refreshed. (The agent cannot retract a gauge series, and
+    /// a frozen last age would read as a version still serving.)
     pub fn unloaded(&self, model: &str, version: u32) {
-        self.with(|l| l.remove(&(model.to_string(), version)));
+        if self.with(|l| l.remove(&(model.to_string(), version))).is_some() {
+            let v = version.to_string();
+            self.handle.gauge(MODEL_AGE_SECONDS, &[("model", model), ("version", &v)]).record(0.0);
+        }
         self.refresh();
     }
 
@@ -121,6 +125,8 @@ mod tests {
         assert_eq!(gauge(0, MODEL_AGE_SECONDS, Some("1")), Some(1_500.0));
         assert_eq!(gauge(0, MODEL_AGE_SECONDS, Some("2")), Some(900.0));
         assert_eq!(gauge(1, MODELS_LOADED, None), Some(1.0), "unloading lowers the count");
+        assert_eq!(gauge(1, MODEL_AGE_SECONDS, Some("1")), Some(0.0), "an unloaded version's age is cleared");
+        assert_eq!(gauge(1, MODEL_AGE_SECONDS, Some("2")), Some(910.0), "a loaded one's keeps growing");
         assert!(
             !snaps.iter().flat_map(|s| &s.metrics).any(|m| &*m.name == "model_loaded"),
             "the hand-called model_loaded() is not used"

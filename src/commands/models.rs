@@ -1,4 +1,4 @@
-//! `modelwatch models list | show | promote | rollback | log`: the model registry
+//! `modelwatch models list | show | promote | rollback | log | gc`: the model registry
 //! (`modelwatch_store::registry`) from the command line. A promotion or rollback by hand is
 //! an audited change like an automatic one, with actor `cli` (or `--actor`) and `--reason`.
 
@@ -10,6 +10,7 @@ use modelwatch_store::registry::{
 };
 use serde::Serialize;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// A model as `models list` shows it.
 #[derive(Serialize)]
@@ -26,26 +27,116 @@ pub fn run(env: &Env, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ModelsCommand::List { model: None, data, format } => list_models(&open(env, &data)?, format),
         ModelsCommand::List { model: Some(model), data, format } => {
-            let versions = open(env, &data)?.versions(&model).map_err(usage)?;
-            list_versions(&versions, format)
+            let versions = open(env, &data)?.versions_each(&model).map_err(usage)?;
+            let (versions, broken) = readable(versions);
+            list_versions(&versions, format)?;
+            Ok(broken)
         }
         ModelsCommand::Show { model, which, data, format } => {
             show(&open(env, &data)?, &model, &which, format)
         }
         ModelsCommand::Promote { model, number, audit, data, format } => {
             let version = parse_version(&number).map_err(usage)?;
-            let entry = open(env, &data)?.promote(&model, version, &action(&audit)).map_err(usage)?;
-            print_entries(&[entry], format)
+            match open(env, &data)?.promote(&model, version, &action(&audit)) {
+                Ok(entry) => print_entries(&[entry], format),
+                // Asking for what already holds is not a failure: scripts may repeat it.
+                Err(e @ RegistryError::AlreadyControl { .. }) => {
+                    if format == Format::Json {
+                        print_json(&Vec::<AuditEntry>::new())?;
+                    }
+                    eprintln!("modelwatch: {e}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(usage(e)),
+            }
         }
         ModelsCommand::Rollback { model, audit, data, format } => {
             let entry = open(env, &data)?.rollback(&model, &action(&audit)).map_err(usage)?;
             print_entries(&[entry], format)
         }
         ModelsCommand::Log { model, data, format } => {
-            let log = open(env, &data)?.log(&model).map_err(usage)?;
-            print_entries(&log, format)
+            let log = open(env, &data)?.log_each(&model).map_err(usage)?;
+            let (log, broken) = readable(log);
+            print_entries(&log, format)?;
+            Ok(broken)
+        }
+        ModelsCommand::Gc { model, older_than, delete, data, format } => {
+            gc(&open(env, &data)?, &model, Duration::from_secs(older_than), delete, format)
         }
     }
+}
+
+/// The readable items, each unreadable one's error said on stderr, and the exit code: a
+/// failure if any was unreadable, said after everything readable was shown.
+fn readable<T>(items: Vec<Result<T, RegistryError>>) -> (Vec<T>, ExitCode) {
+    let mut out = Vec::with_capacity(items.len());
+    let mut broken = 0;
+    for item in items {
+        match item {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                broken += 1;
+                eprintln!("modelwatch: unreadable, left out: {e}");
+            }
+        }
+    }
+    if broken > 0 {
+        eprintln!("modelwatch: {broken} unreadable document(s); the rest is shown");
+        return (out, ExitCode::FAILURE);
+    }
+    (out, ExitCode::SUCCESS)
+}
+
+fn gc(
+    reg: &Registry,
+    model: &str,
+    older_than: Duration,
+    delete: bool,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let orphans = reg.orphans(model, older_than).map_err(usage)?;
+    let mut failed = false;
+    let mut deleted = Vec::new();
+    if delete {
+        for o in &orphans {
+            match reg.remove_orphan(model, o) {
+                Ok(()) => deleted.push(true),
+                Err(e) => {
+                    eprintln!("modelwatch: {e}");
+                    failed = true;
+                    deleted.push(false);
+                }
+            }
+        }
+    }
+    if format == Format::Json {
+        let rows: Vec<_> = orphans
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                serde_json::json!({
+                    "dir": o.dir,
+                    "location": o.location,
+                    "age_seconds": o.age_ms.map(|a| a / 1000),
+                    "deleted": deleted.get(i).copied().unwrap_or(false),
+                })
+            })
+            .collect();
+        print_json(&rows)?;
+    } else if orphans.is_empty() {
+        println!("no orphaned version directory of model {model}");
+    } else {
+        let mut t = table(["directory", "age", "deleted"]);
+        for (i, o) in orphans.iter().enumerate() {
+            t.add_row([
+                o.location.display().to_string(),
+                o.age_ms.map_or_else(|| "-".into(), |a| format!("{} s", a / 1000)),
+                if deleted.get(i).copied().unwrap_or(false) { "yes".into() } else { "no".to_string() },
+            ]);
+        }
+        println!("{t}");
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// A name or version the registry refuses is a usage error (exit 2); anything else is a
@@ -76,8 +167,17 @@ fn opt(v: Option<u32>) -> String {
 
 fn list_models(reg: &Registry, format: Format) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
+    let mut code = ExitCode::SUCCESS;
     for model in reg.models()? {
-        let s = reg.state(&model)?;
+        // One model's broken head must not hide the others.
+        let s = match reg.state(&model) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("modelwatch: model {model:?} left out: {e}");
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        };
         let a = s.aliases();
         rows.push(ModelRow {
             control: a.control,
@@ -90,11 +190,11 @@ fn list_models(reg: &Registry, format: Format) -> anyhow::Result<ExitCode> {
     }
     if format == Format::Json {
         print_json(&rows)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     if rows.is_empty() {
         println!("no model is registered");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let mut t = table(["model", "control", "challenger", "latest", "versions", "audit entries"]);
     for r in &rows {
@@ -108,7 +208,7 @@ fn list_models(reg: &Registry, format: Format) -> anyhow::Result<ExitCode> {
         ]);
     }
     println!("{t}");
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 fn aliases(v: &VersionInfo) -> String {
@@ -145,16 +245,20 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
         None => reg.get(model, parse_version(which).map_err(usage)?),
     }
     .map_err(usage)?;
-    // Showing a version says whether its artifact is still the one registered.
-    let check = match reg.read_artifact(model, info.meta.version) {
-        Ok(_) => "verified".to_string(),
-        Err(e) => e.to_string(),
+    // Showing a version says whether its artifact is still the one registered; one that
+    // is not is shown, and the command fails.
+    let (check, code) = match reg.verify_artifact(model, info.meta.version) {
+        Ok(_) => ("verified".to_string(), ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("modelwatch: {e}");
+            (e.to_string(), ExitCode::FAILURE)
+        }
     };
     if format == Format::Json {
         let mut v = serde_json::to_value(&info)?;
         v["artifact_check"] = serde_json::Value::String(check);
         print_json(&v)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let m = &info.meta;
     let compact = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
@@ -194,7 +298,7 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
     );
     row("artifact check", check);
     println!("{t}");
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 fn print_entries(entries: &[AuditEntry], format: Format) -> anyhow::Result<ExitCode> {

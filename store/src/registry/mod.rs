@@ -9,7 +9,12 @@
 //! registry/<model>/log/<seq, 12 digits>.json        audit entries 1, 2, ... (never rewritten)
 //! registry/<model>/versions/<n>-<nonce>/version.json a version's immutable metadata
 //! registry/<model>/versions/<n>-<nonce>/artifact/…  the artifact files, copied in
+//! registry/<model>/versions/<n>-<nonce>/gate-report-<nonce>.json  a gate report
 //! ```
+//!
+//! The head names every document it depends on with its checksum (`version.json`, the
+//! artifact listing, the gate report), and its own rules (aliases, statuses, rollback
+//! stack) are checked whenever it is read: an edited document is named, never trusted.
 //!
 //! # One commit point per change
 //!
@@ -21,7 +26,9 @@
 //! a conditional put on the ETag read. The entry's own `log/` file is written after the
 //! head, and before the next head replaces it (by whoever makes the next change), so a
 //! crash at any moment leaves the aliases and the log in agreement: the log is the `log/`
-//! files before the head's count and the head's newest entry. Decision record:
+//! files before the head's count and the head's newest entry. Each head carries the ID of
+//! the write that made it, so a writer whose reply was lost can tell its own commit from
+//! another's change. Decision record:
 //! `docs/decisions/0007-model-registry.md`.
 //!
 //! # Example
@@ -45,7 +52,7 @@
 
 mod names;
 
-pub use names::{MAX_LABEL, MAX_MODEL_NAME, MAX_REASON, check_model, parse_version};
+pub use names::{MAX_LABEL, MAX_MODEL_NAME, MAX_REASON, QUOTED_CHARS, check_model, parse_version, quote};
 
 use crate::fs::{Fs, RealFs};
 use crate::objects::{ObjectStoreConfig, Objects, objects_for};
@@ -65,11 +72,12 @@ pub const HEAD_FORMAT: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// A name, version, actor, reason or event ID the registry does not accept.
-    #[error("invalid {what} {value:?}: {problem}")]
+    #[error("invalid {what} {value}: {problem}")]
     Invalid {
         /// What was given (`model name`, `version`, `actor`, ...).
         what: &'static str,
-        /// The value given.
+        /// The value given, quoted, cut to its first [`QUOTED_CHARS`] characters and
+        /// its length when longer (see [`quote`]).
         value: String,
         /// Why it is refused.
         problem: String,
@@ -96,6 +104,15 @@ pub enum RegistryError {
         /// The alias.
         alias: Alias,
     },
+    /// A promotion of the version that already is the control: nothing to do, nothing
+    /// recorded (the command line says so and succeeds).
+    #[error("version {version} of model {model:?} is already the control; nothing was recorded")]
+    AlreadyControl {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+    },
     /// An operation the version's status or the model's history does not allow.
     #[error("model {model:?}: {problem}")]
     Refused {
@@ -107,12 +124,12 @@ pub enum RegistryError {
     /// Another process changed the model between this one's read and its write; nothing
     /// was written.
     #[error(
-        "conflict moving the {alias} alias of model {model:?}: another process changed the model since it was read (after audit entry {seq}); nothing was written: read again and retry"
+        "conflict {alias} of model {model:?}: another process changed the model since it was read (after audit entry {seq}); nothing was written: read again and retry"
     )]
     Conflict {
         /// The model.
         model: String,
-        /// The alias (or `versions` for a registration) the operation moved.
+        /// What the operation did: `moving the control alias`, `registering a version`, ...
         alias: String,
         /// The audit entry count this process had read.
         seq: u64,
@@ -149,17 +166,19 @@ pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A local file operation failed.
-    #[error("{}: {source}", path.display())]
+    // The error is not a `source`: it is in the message already, and a chain printer would
+    // say it twice ("Permission denied: Permission denied").
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Io { path: path.to_path_buf(), source }
+    move |error| RegistryError::Io { path: path.to_path_buf(), error }
 }
 
 /// A version's status; it changes only through recorded operations.
@@ -504,9 +523,25 @@ pub struct AuditEntry {
     pub reason: String,
     /// The event that caused it.
     pub event_id: Option<String>,
-    /// A trainer's output, for a registration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A trainer's output, for a registration (`null` otherwise: every entry has the same
+    /// keys).
+    #[serde(default)]
     pub output: Option<String>,
+    /// What the registry did beyond the operation itself (a rollback skipping a former
+    /// control that cannot serve, a rejection taking a version off the rollback stack).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A document of its own, named and checksummed by the head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct DocRef {
+    /// Its file name in the version's directory.
+    file: String,
+    /// SHA-256 of its bytes.
+    sha256: String,
+    /// Its size.
+    bytes: u64,
 }
 
 /// What the registry keeps per version in the head.
@@ -517,8 +552,20 @@ struct VersionState {
     /// Its artifact's checksum, also here so that an edited `version.json` (one rewritten
     /// with new checksums to match a swapped artifact) is caught too.
     sha256: String,
+    /// The checksum of its `version.json` bytes, so that any edit of the metadata (rows,
+    /// metrics, parent, ...) is named as tampering. Empty in heads written before it was
+    /// kept (then only the artifact checksum is compared).
+    #[serde(default)]
+    meta_sha256: String,
     status: Status,
+    /// A gate report kept in the head itself (heads written before reports got their own
+    /// documents; never written now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     gate_report: Option<serde_json::Value>,
+    /// The gate report's own document: reports can be large, and the head is rewritten on
+    /// every change, so it keeps only their name and checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate_doc: Option<DocRef>,
 }
 
 /// A model's head document: its one commit point.
@@ -534,6 +581,76 @@ struct Head {
     previous_controls: Vec<u32>,
     versions: BTreeMap<u32, VersionState>,
     last: AuditEntry,
+    /// A name unique to the change that wrote this head: a writer whose conditional put got
+    /// an error (a dropped response, and a retry that then found its own write) reads the
+    /// head again and knows its change committed if it finds its ID here.
+    #[serde(default)]
+    write_id: String,
+}
+
+/// What a change did, for its audit entry.
+struct Changed {
+    op: Op,
+    version: u32,
+    previous: Option<u32>,
+    note: Option<String>,
+}
+
+impl Changed {
+    fn new(op: Op, version: u32, previous: Option<u32>) -> Changed {
+        Changed { op, version, previous, note: None }
+    }
+}
+
+/// The rules every head keeps (each change keeps them; a hand-edited head may not): what is
+/// wrong, naming the alias, version or list at fault.
+fn check_head(head: &Head) -> Result<(), String> {
+    let status = |v: u32| head.versions.get(&v).map(|s| s.status);
+    if let Some(max) = head.versions.keys().next_back()
+        && head.next_version <= *max
+    {
+        return Err(format!("next_version is {}, but version {max} is registered", head.next_version));
+    }
+    for alias in Alias::ALL {
+        let Some(v) = head.aliases.get(alias) else { continue };
+        let ok: &[Status] = match alias {
+            Alias::Control | Alias::Latest => &[Status::Control],
+            Alias::Challenger => &[Status::Candidate, Status::Canary],
+        };
+        match status(v) {
+            None => return Err(format!("the {alias} alias names version {v}, which is not registered")),
+            Some(s) if !ok.contains(&s) => {
+                return Err(format!("the {alias} alias names version {v}, whose status is {s}"));
+            }
+            Some(_) => {}
+        }
+    }
+    // `latest` is the version most recently made control, which is the control: promotions
+    // and rollbacks move both, and nothing else moves either.
+    if head.aliases.latest != head.aliases.control {
+        return Err(format!(
+            "the latest alias names {:?} but the control alias {:?}; they move together",
+            head.aliases.latest, head.aliases.control
+        ));
+    }
+    let controls: Vec<u32> =
+        head.versions.iter().filter(|(_, s)| s.status == Status::Control).map(|(v, _)| *v).collect();
+    if controls.len() > 1 || controls.first().copied() != head.aliases.control {
+        return Err(format!(
+            "versions {controls:?} have the status control, but the control alias names {:?}",
+            head.aliases.control
+        ));
+    }
+    for v in &head.previous_controls {
+        match status(*v) {
+            None => return Err(format!("the rollback stack names version {v}, which is not registered")),
+            Some(Status::Rejected) => {
+                return Err(format!("the rollback stack names version {v}, which was rejected"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A model's state as read, with what a later change must find unchanged to apply:
@@ -620,6 +737,56 @@ fn hex(bytes: &[u8]) -> String {
 
 fn sha256(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// How many times [`Registry::register`] tries to commit before it gives up with the
+/// conflict.
+pub const REGISTER_ATTEMPTS: u32 = 10;
+
+/// The buffer artifacts are copied and hashed through, in bytes.
+pub const COPY_BUFFER: usize = 256 * 1024;
+
+/// Copies `from` into `to` (if any) through a [`COPY_BUFFER`]-sized buffer, hashing it:
+/// its SHA-256 and size, or the error with whether it came from reading.
+fn copy_hashing(
+    from: &mut impl std::io::Read,
+    mut to: Option<&mut dyn std::io::Write>,
+) -> Result<(String, u64), (bool, std::io::Error)> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((true, e)),
+        };
+        ctx.update(&buf[..n]);
+        if let Some(to) = to.as_mut() {
+            to.write_all(&buf[..n]).map_err(|e| (false, e))?;
+        }
+        total += n as u64;
+    }
+    Ok((hex(ctx.finish().as_ref()), total))
+}
+
+/// Refuses a metric that is not a finite number: JSON has no NaN, so it would be written as
+/// `null` and the version could no longer be read. A trainer leaves a figure it could not
+/// compute out of the map.
+fn check_metrics(metrics: &Metrics) -> Result<(), RegistryError> {
+    let segments = metrics.segments.iter().flat_map(|(seg, m)| m.iter().map(move |(k, v)| (Some(seg), k, v)));
+    for (segment, name, value) in metrics.overall.iter().map(|(k, v)| (None, k, v)).chain(segments) {
+        if !value.is_finite() {
+            let at = segment.map_or_else(|| "overall".to_string(), |s| format!("segment {}", quote(s)));
+            return Err(names::invalid(
+                "metric",
+                name,
+                format!("{at} is {value}; leave a figure that could not be computed out of the map"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn listing_sha256(files: &[ArtifactFile]) -> String {
@@ -730,6 +897,9 @@ impl Registry {
                 ),
             });
         }
+        if let Err(problem) = check_head(&head) {
+            return Err(RegistryError::Corrupt { path: self.location(&rel), problem });
+        }
         Ok(Some(ModelState { head, etag }))
     }
 
@@ -756,6 +926,19 @@ impl Registry {
             path: self.location(&rel),
             problem: format!("missing, though the head of model {model:?} lists version {version}"),
         })?;
+        if !vs.meta_sha256.is_empty() && sha256(&bytes) != vs.meta_sha256 {
+            return Err(RegistryError::Tampered {
+                model: model.to_string(),
+                version,
+                file: "version.json".into(),
+                problem: format!(
+                    "was changed after registration: its SHA-256 is {}, the head registered {} ({})",
+                    sha256(&bytes),
+                    vs.meta_sha256,
+                    self.location(&rel).display()
+                ),
+            });
+        }
         let meta: VersionMeta = self.parse(&rel, &bytes)?;
         if meta.artifact.sha256 != vs.sha256 {
             return Err(RegistryError::Tampered {
@@ -779,12 +962,40 @@ impl Registry {
                 ),
             });
         }
-        Ok(VersionInfo {
-            meta,
-            status: vs.status,
-            gate_report: vs.gate_report.clone(),
-            aliases: state.head.aliases.of(version),
-        })
+        let gate_report = match &vs.gate_doc {
+            None => vs.gate_report.clone(),
+            Some(doc) => Some(self.read_doc(model, version, &vs.dir, doc)?),
+        };
+        Ok(VersionInfo { meta, status: vs.status, gate_report, aliases: state.head.aliases.of(version) })
+    }
+
+    /// Reads a version's document the head names, checked against its checksum.
+    fn read_doc(
+        &self,
+        model: &str,
+        version: u32,
+        dir: &str,
+        doc: &DocRef,
+    ) -> Result<serde_json::Value, RegistryError> {
+        let rel = format!("{}/{}", version_rel(model, dir), doc.file);
+        let bytes = self.objects.get(&rel)?.ok_or_else(|| RegistryError::Corrupt {
+            path: self.location(&rel),
+            problem: format!("missing, though the head of model {model:?} names it for version {version}"),
+        })?;
+        if sha256(&bytes) != doc.sha256 {
+            return Err(RegistryError::Tampered {
+                model: model.to_string(),
+                version,
+                file: doc.file.clone(),
+                problem: format!(
+                    "was changed after it was recorded: SHA-256 {}, the head registered {} ({})",
+                    sha256(&bytes),
+                    doc.sha256,
+                    self.location(&rel).display()
+                ),
+            });
+        }
+        self.parse(&rel, &bytes)
     }
 
     /// One version of a model.
@@ -803,40 +1014,59 @@ impl Registry {
         self.info(&state, v)
     }
 
-    /// Every version of a model, oldest first.
+    /// Every version of a model, oldest first; the first unreadable one fails it all (see
+    /// [`versions_each`](Registry::versions_each) to see past it).
     pub fn versions(&self, model: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+        self.versions_each(model)?.into_iter().collect()
+    }
+
+    /// Every version of a model, oldest first, each read on its own: one whose documents are
+    /// missing, do not parse or were changed is its error (naming the document), and the
+    /// others are still read. Fails only when the head itself cannot be read.
+    pub fn versions_each(
+        &self,
+        model: &str,
+    ) -> Result<Vec<Result<VersionInfo, RegistryError>>, RegistryError> {
         let state = self.state(model)?;
-        state.head.versions.keys().map(|v| self.info(&state, *v)).collect()
+        Ok(state.head.versions.keys().map(|v| self.info(&state, *v)).collect())
     }
 
     /// A model's audit log, oldest first: every `log/` file before the head's count, then
     /// the head's newest entry (whose file may not be written yet).
     pub fn log(&self, model: &str) -> Result<Vec<AuditEntry>, RegistryError> {
+        self.log_each(model)?.into_iter().collect()
+    }
+
+    /// A model's audit log like [`log`](Registry::log), each entry read on its own: a
+    /// missing or unreadable entry file is its error (naming the file), and the others are
+    /// still read. Fails only when the head itself cannot be read.
+    pub fn log_each(&self, model: &str) -> Result<Vec<Result<AuditEntry, RegistryError>>, RegistryError> {
         let state = self.state(model)?;
         let mut out = Vec::with_capacity(state.head.seq as usize);
         for seq in 1..state.head.seq {
-            let rel = entry_rel(model, seq);
-            let bytes = self.objects.get(&rel)?.ok_or_else(|| RegistryError::Corrupt {
+            out.push(self.read_entry(model, seq, state.head.seq));
+        }
+        out.push(Ok(state.head.last.clone()));
+        Ok(out)
+    }
+
+    fn read_entry(&self, model: &str, seq: u64, count: u64) -> Result<AuditEntry, RegistryError> {
+        let rel = entry_rel(model, seq);
+        let bytes = self.objects.get(&rel)?.ok_or_else(|| RegistryError::Corrupt {
+            path: self.location(&rel),
+            problem: format!("audit entry {seq} of model {model:?} is missing (the head counts {count})"),
+        })?;
+        let entry: AuditEntry = self.parse(&rel, &bytes)?;
+        if entry.seq != seq || entry.model != model {
+            return Err(RegistryError::Corrupt {
                 path: self.location(&rel),
                 problem: format!(
-                    "audit entry {seq} of model {model:?} is missing (the head counts {})",
-                    state.head.seq
+                    "holds entry {} of {:?}, not entry {seq} of {model:?}",
+                    entry.seq, entry.model
                 ),
-            })?;
-            let entry: AuditEntry = self.parse(&rel, &bytes)?;
-            if entry.seq != seq || entry.model != model {
-                return Err(RegistryError::Corrupt {
-                    path: self.location(&rel),
-                    problem: format!(
-                        "holds entry {} of {:?}, not entry {seq} of {model:?}",
-                        entry.seq, entry.model
-                    ),
-                });
-            }
-            out.push(entry);
+            });
         }
-        out.push(state.head.last.clone());
-        Ok(out)
+        Ok(entry)
     }
 
     /// Writes an audit entry's file unless it is there: its content is fixed once its head
@@ -875,7 +1105,21 @@ impl Registry {
 
     /// Replaces the head read as `seen` (`None`: the model is new) by `head`, only if
     /// nobody replaced it since; then writes the new entry's file.
-    fn commit(&self, seen: Option<&ModelState>, head: &Head, alias: &str) -> Result<(), RegistryError> {
+    fn commit(&self, seen: Option<&ModelState>, head: &mut Head, alias: &str) -> Result<(), RegistryError> {
+        let _lock = self.lock(&head.model)?;
+        self.commit_locked(seen, head, alias)
+    }
+
+    /// [`commit`](Registry::commit) with the model's lock already taken by the caller
+    /// (locally; a bucket has none).
+    fn commit_locked(
+        &self,
+        seen: Option<&ModelState>,
+        head: &mut Head,
+        alias: &str,
+    ) -> Result<(), RegistryError> {
+        head.write_id = nonce();
+        let head = &*head;
         let model = head.model.as_str();
         let conflict = || RegistryError::Conflict {
             model: model.to_string(),
@@ -883,7 +1127,6 @@ impl Registry {
             seq: seen.map_or(0, |s| s.head.seq),
         };
         let rel = head_rel(model);
-        let _lock = self.lock(model)?;
         if self.local.is_some() {
             // The compare of the compare-and-swap: under the lock nobody moves it now.
             let now = self.read_head(model)?;
@@ -897,14 +1140,25 @@ impl Registry {
             self.write_entry(&s.head.last)?;
         }
         let etag = seen.and_then(|s| s.etag.as_deref());
-        if self.local.is_some() {
-            self.objects.put(&rel, &to_json(head))?;
+        let put = if self.local.is_some() {
+            self.objects.put(&rel, &to_json(head))
         } else {
-            match self.objects.put_versioned(&rel, &to_json(head), etag) {
-                Ok(_) => {}
-                Err(StoreError::Conflict { .. }) => return Err(conflict()),
-                Err(e) => return Err(e.into()),
+            self.objects.put_versioned(&rel, &to_json(head), etag).map(|_| ())
+        };
+        if let Err(e) = put {
+            // The write may have happened though its answer was lost: a dropped response whose
+            // retry then failed its own precondition (412) looks like another writer's change.
+            // The head says whose change it holds.
+            let ours = matches!(self.read_head(model), Ok(Some(s)) if s.head.write_id == head.write_id);
+            if !ours {
+                return Err(match e {
+                    StoreError::Conflict { .. } => conflict(),
+                    e => e.into(),
+                });
             }
+            tracing::info!(
+                "model {model}: the head write answered {e}, but the head holds this change: committed"
+            );
         }
         // Committed: a failure from here on is repaired by the next change, never an error
         // that would make the caller believe nothing happened.
@@ -920,15 +1174,15 @@ impl Registry {
         seen: &ModelState,
         action: &Action,
         alias: &str,
-        change: impl FnOnce(&mut Head) -> Result<(Op, u32, Option<u32>), RegistryError>,
+        change: impl FnOnce(&mut Head) -> Result<Changed, RegistryError>,
     ) -> Result<AuditEntry, RegistryError> {
         action.check()?;
         let mut head = seen.head.clone();
-        let (op, version, previous) = change(&mut head)?;
+        let Changed { op, version, previous, note } = change(&mut head)?;
         head.seq += 1;
         head.last = AuditEntry {
             seq: head.seq,
-            at_ms: self.now_ms(),
+            at_ms: self.now_after(&seen.head),
             model: head.model.clone(),
             op,
             version: Some(version),
@@ -938,13 +1192,24 @@ impl Registry {
             reason: action.reason.clone(),
             event_id: action.event_id.clone(),
             output: None,
+            note,
         };
-        self.commit(Some(seen), &head, alias)?;
+        self.commit(Some(seen), &mut head, alias)?;
         Ok(head.last)
     }
 
-    /// Registers a version: copies its artifact files in, checksums them, and records it as
-    /// a `candidate` numbered after the model's newest version.
+    /// The time of a change after `head`'s newest entry: the clock's, but never before that
+    /// entry's (a clock set back must not make the log or the versions go back in time).
+    fn now_after(&self, head: &Head) -> i64 {
+        self.now_ms().max(head.last.at_ms)
+    }
+
+    /// Registers a version: copies its artifact files in (streaming, in bounded memory
+    /// locally), checksums them, and records it as a `candidate` numbered after the model's
+    /// newest version. Locally the number is taken under the model's lock, so concurrent
+    /// registrations never conflict; on a bucket a conflict is retried here (up to
+    /// [`REGISTER_ATTEMPTS`] times, reading the head again): nothing the caller decided
+    /// depends on the head, and the files are copied only once.
     pub fn register(&self, new: NewVersion) -> Result<VersionInfo, RegistryError> {
         let model = new.model.as_str();
         check_model(model)?;
@@ -952,60 +1217,35 @@ impl Registry {
         Action { actor: new.actor.clone(), reason: new.reason.clone(), event_id: new.event_id.clone() }
             .check()?;
         if let Some(f) = new.features.iter().find(|f| f.is_empty() || f.chars().any(char::is_control)) {
-            return Err(RegistryError::Invalid {
-                what: "feature name",
-                value: f.clone(),
-                problem: "empty or holds a control character".into(),
-            });
+            return Err(names::invalid("feature name", f, "empty or holds a control character"));
         }
+        check_metrics(&new.metrics)?;
         if new.training_window.from_ms > new.training_window.to_ms {
-            return Err(RegistryError::Invalid {
-                what: "training window",
-                value: format!("{}..{}", new.training_window.from_ms, new.training_window.to_ms),
-                problem: "ends before it starts".into(),
-            });
+            return Err(names::invalid(
+                "training window",
+                &format!("{}..{}", new.training_window.from_ms, new.training_window.to_ms),
+                "ends before it starts",
+            ));
         }
         let files = walk(&new.artifact_dir)?;
-        let seen = self.read_head(model)?;
-        let version = seen.as_ref().map_or(1, |s| s.head.next_version);
+        let mut seen = self.read_head(model)?;
+        let first = seen.as_ref().map_or(1, |s| s.head.next_version);
         if let Some(p) = new.parent
             && !seen.as_ref().is_some_and(|s| s.head.versions.contains_key(&p))
         {
             return Err(RegistryError::UnknownVersion { model: model.to_string(), version: p });
         }
-        let dir = format!("{version}-{}", nonce());
+        // Named after the number first tried: a retried registration keeps its directory
+        // (the head names each version's directory, so the number in it is only a hint).
+        let dir = format!("{first}-{}", nonce());
         let base = version_rel(model, &dir);
         let mut listed = Vec::with_capacity(files.len());
         for (rel, path) in &files {
-            let bytes = std::fs::read(path).map_err(io(path))?;
-            self.objects.put(&format!("{base}/artifact/{rel}"), &bytes)?;
-            listed.push(ArtifactFile {
-                path: rel.clone(),
-                sha256: sha256(&bytes),
-                bytes: bytes.len() as u64,
-            });
+            let (sha256, bytes) = self.copy_in(path, &format!("{base}/artifact/{rel}"))?;
+            listed.push(ArtifactFile { path: rel.clone(), sha256, bytes });
         }
-        let now = self.now_ms();
-        let meta = VersionMeta {
-            model: model.to_string(),
-            version,
-            created_at_ms: now,
-            trainer_kind: new.trainer_kind.clone(),
-            training_window: new.training_window,
-            rows: new.rows,
-            features: new.features.clone(),
-            metrics: new.metrics.clone(),
-            feature_importance: new.feature_importance.clone(),
-            split: new.split.clone(),
-            artifact: Artifact {
-                path: format!("{base}/artifact"),
-                sha256: listing_sha256(&listed),
-                files: listed,
-            },
-            parent: new.parent,
-            event_id: new.event_id.clone(),
-        };
-        self.objects.put(&format!("{base}/version.json"), &to_json(&meta))?;
+        let artifact =
+            Artifact { path: format!("{base}/artifact"), sha256: listing_sha256(&listed), files: listed };
         let output = new.trainer_output.as_ref().map(|o| {
             let mut start = o.len().saturating_sub(MAX_OUTPUT);
             while !o.is_char_boundary(start) {
@@ -1013,41 +1253,124 @@ impl Registry {
             }
             o[start..].to_string()
         });
-        let seq = seen.as_ref().map_or(0, |s| s.head.seq) + 1;
-        let entry = AuditEntry {
-            seq,
-            at_ms: now,
-            model: model.to_string(),
-            op: Op::Register,
-            version: Some(version),
-            previous: None,
-            status: Some(Status::Candidate),
-            actor: new.actor.clone(),
-            reason: new.reason.clone(),
-            event_id: new.event_id.clone(),
-            output,
-        };
-        let mut head = match &seen {
-            Some(s) => s.head.clone(),
-            None => Head {
-                format: HEAD_FORMAT,
+        let mut attempt = 1;
+        loop {
+            // Locally the number is taken under the model's lock, held through the commit, so
+            // local registrations never conflict; a bucket has no lock, so there a conflict
+            // is retried from a fresh read.
+            let lock = self.lock(model)?;
+            if lock.is_some() || attempt > 1 {
+                seen = self.read_head(model)?;
+            }
+            let version = seen.as_ref().map_or(1, |s| s.head.next_version);
+            let now = seen.as_ref().map_or_else(|| self.now_ms(), |s| self.now_after(&s.head));
+            let meta = VersionMeta {
                 model: model.to_string(),
-                seq: 0,
-                next_version: 1,
-                aliases: Aliases::default(),
-                previous_controls: Vec::new(),
-                versions: BTreeMap::new(),
-                last: entry.clone(),
-            },
-        };
-        head.seq = seq;
-        head.next_version = version + 1;
-        let sha256 = meta.artifact.sha256.clone();
-        head.versions
-            .insert(version, VersionState { dir, sha256, status: Status::Candidate, gate_report: None });
-        head.last = entry;
-        self.commit(seen.as_ref(), &head, "versions")?;
-        Ok(VersionInfo { meta, status: Status::Candidate, gate_report: None, aliases: Vec::new() })
+                version,
+                created_at_ms: now,
+                trainer_kind: new.trainer_kind.clone(),
+                training_window: new.training_window,
+                rows: new.rows,
+                features: new.features.clone(),
+                metrics: new.metrics.clone(),
+                feature_importance: new.feature_importance.clone(),
+                split: new.split.clone(),
+                artifact: artifact.clone(),
+                parent: new.parent,
+                event_id: new.event_id.clone(),
+            };
+            let meta_bytes = to_json(&meta);
+            self.objects.put(&format!("{base}/version.json"), &meta_bytes)?;
+            let seq = seen.as_ref().map_or(0, |s| s.head.seq) + 1;
+            let entry = AuditEntry {
+                seq,
+                at_ms: now,
+                model: model.to_string(),
+                op: Op::Register,
+                version: Some(version),
+                previous: None,
+                status: Some(Status::Candidate),
+                actor: new.actor.clone(),
+                reason: new.reason.clone(),
+                event_id: new.event_id.clone(),
+                output: output.clone(),
+                note: (attempt > 1).then(|| format!("registered at attempt {attempt}, after conflicts")),
+            };
+            let mut head = match &seen {
+                Some(s) => s.head.clone(),
+                None => Head {
+                    format: HEAD_FORMAT,
+                    model: model.to_string(),
+                    seq: 0,
+                    next_version: 1,
+                    aliases: Aliases::default(),
+                    previous_controls: Vec::new(),
+                    versions: BTreeMap::new(),
+                    last: entry.clone(),
+                    write_id: String::new(),
+                },
+            };
+            head.seq = seq;
+            head.next_version = version + 1;
+            head.versions.insert(
+                version,
+                VersionState {
+                    dir: dir.clone(),
+                    sha256: meta.artifact.sha256.clone(),
+                    meta_sha256: sha256(&meta_bytes),
+                    status: Status::Candidate,
+                    gate_report: None,
+                    gate_doc: None,
+                },
+            );
+            head.last = entry;
+            match self.commit_locked(seen.as_ref(), &mut head, "registering a version") {
+                Ok(()) => {
+                    return Ok(VersionInfo {
+                        meta,
+                        status: Status::Candidate,
+                        gate_report: None,
+                        aliases: Vec::new(),
+                    });
+                }
+                Err(RegistryError::Conflict { .. }) if attempt < REGISTER_ATTEMPTS => {
+                    drop(lock);
+                    // A jittered pause, so that writers racing on a bucket do not collide again
+                    // in lockstep.
+                    let jitter = u64::from_str_radix(&nonce()[..4], 16).unwrap_or(0) % 50;
+                    std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt) * 10 + jitter));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Copies the file at `path` to `rel`, hashing it on the way: locally through a
+    /// [`COPY_BUFFER`]-sized buffer (a 500 MB model must not take 500 MB of memory), made
+    /// durable before the head that names it can commit. Its SHA-256 and size.
+    fn copy_in(&self, path: &Path, rel: &str) -> Result<(String, u64), RegistryError> {
+        if self.local.is_none() {
+            // A bucket takes the object in one PUT (see the decision record: multipart
+            // uploads for big artifacts are not done yet).
+            let bytes = std::fs::read(path).map_err(io(path))?;
+            self.objects.put(rel, &bytes)?;
+            return Ok((sha256(&bytes), bytes.len() as u64));
+        }
+        let dest = self.location(rel);
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        // Each directory it makes is synced into its parent: the head will name them.
+        RealFs.create_dir_all(dir).map_err(io(dir))?;
+        let mut from = std::fs::File::open(path).map_err(io(path))?;
+        let mut to = std::fs::File::create(&dest).map_err(io(&dest))?;
+        let digest = copy_hashing(&mut from, Some(&mut to)).map_err(|(on_read, e)| RegistryError::Io {
+            path: if on_read { path.to_path_buf() } else { dest.clone() },
+            error: e,
+        })?;
+        to.sync_all().map_err(io(&dest))?;
+        // The directory entry too, so that the file survives a crash once the head names it.
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        Ok(digest)
     }
 
     fn status_of(head: &Head, version: u32) -> Result<Status, RegistryError> {
@@ -1080,10 +1403,10 @@ impl Registry {
         version: u32,
         action: &Action,
     ) -> Result<AuditEntry, RegistryError> {
-        self.change(seen, action, "control", |head| {
+        self.change(seen, action, "moving the control alias", |head| {
             match Self::status_of(head, version)? {
                 Status::Control => {
-                    return Err(Self::refuse(head, format!("version {version} is already the control")));
+                    return Err(RegistryError::AlreadyControl { model: head.model.clone(), version });
                 }
                 Status::Rejected => {
                     return Err(Self::refuse(
@@ -1104,18 +1427,37 @@ impl Registry {
             if head.aliases.challenger == Some(version) {
                 head.aliases.challenger = None;
             }
-            Ok((Op::Promote, version, previous))
+            Ok(Changed::new(Op::Promote, version, previous))
         })
     }
 
     /// Makes the previous control the control (and `latest`) again, retiring the one it
-    /// replaces.
+    /// replaces. Only a former control that can serve is gone back to: the control itself
+    /// (promoted again since) is skipped, and the entry's `note` says so. A rejected one
+    /// never is: a rejection takes it off the stack, and a head whose stack still names one
+    /// is refused as corrupt when read (the skip here is a second guard).
     pub fn rollback(&self, model: &str, action: &Action) -> Result<AuditEntry, RegistryError> {
         let seen = self.state(model)?;
-        self.change(&seen, action, "control", |head| {
+        self.change(&seen, action, "moving the control alias", |head| {
             let current = head.aliases.control;
-            let Some(back) = head.previous_controls.pop() else {
-                return Err(Self::refuse(head, "there is no previous control to roll back to".into()));
+            let mut skipped = Vec::new();
+            let back = loop {
+                let Some(back) = head.previous_controls.pop() else {
+                    let also = if skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (former controls {} cannot serve)", skipped.join(", "))
+                    };
+                    return Err(Self::refuse(
+                        head,
+                        format!("there is no previous control to roll back to{also}"),
+                    ));
+                };
+                match Self::status_of(head, back)? {
+                    Status::Rejected => skipped.push(format!("{back} (rejected)")),
+                    _ if Some(back) == current => skipped.push(format!("{back} (the control)")),
+                    _ => break back,
+                }
             };
             if let Some(c) = current {
                 Self::set(head, c, Status::Retired);
@@ -1126,7 +1468,11 @@ impl Registry {
             if head.aliases.challenger == Some(back) {
                 head.aliases.challenger = None;
             }
-            Ok((Op::Rollback, back, current))
+            let mut changed = Changed::new(Op::Rollback, back, current);
+            if !skipped.is_empty() {
+                changed.note = Some(format!("skipped former controls {}", skipped.join(", ")));
+            }
+            Ok(changed)
         })
     }
 
@@ -1134,7 +1480,7 @@ impl Registry {
     /// the challenger.
     pub fn reject(&self, model: &str, version: u32, action: &Action) -> Result<AuditEntry, RegistryError> {
         let seen = self.state(model)?;
-        self.change(&seen, action, "challenger", |head| {
+        self.change(&seen, action, "rejecting a version", |head| {
             match Self::status_of(head, version)? {
                 Status::Control => {
                     return Err(Self::refuse(
@@ -1151,7 +1497,14 @@ impl Registry {
             if head.aliases.challenger == Some(version) {
                 head.aliases.challenger = None;
             }
-            Ok((Op::Reject, version, None))
+            // A rejected version must never serve again, not even through a rollback.
+            let stacked = head.previous_controls.len();
+            head.previous_controls.retain(|v| *v != version);
+            let mut changed = Changed::new(Op::Reject, version, None);
+            if head.previous_controls.len() != stacked {
+                changed.note = Some(format!("version {version} taken off the rollback stack"));
+            }
+            Ok(changed)
         })
     }
 
@@ -1163,7 +1516,7 @@ impl Registry {
         action: &Action,
     ) -> Result<AuditEntry, RegistryError> {
         let seen = self.state(model)?;
-        self.change(&seen, action, "challenger", |head| {
+        self.change(&seen, action, "moving the challenger alias", |head| {
             let status = Self::status_of(head, version)?;
             if !matches!(status, Status::Candidate | Status::Canary) {
                 return Err(Self::refuse(
@@ -1175,7 +1528,7 @@ impl Registry {
             }
             let previous = head.aliases.challenger;
             head.aliases.challenger = Some(version);
-            Ok((Op::Challenger, version, previous))
+            Ok(Changed::new(Op::Challenger, version, previous))
         })
     }
 
@@ -1190,7 +1543,7 @@ impl Registry {
         action: &Action,
     ) -> Result<AuditEntry, RegistryError> {
         let seen = self.state(model)?;
-        self.change(&seen, action, "status", |head| {
+        self.change(&seen, action, "changing a status", |head| {
             let now = Self::status_of(head, version)?;
             if matches!(status, Status::Control | Status::Rejected) || now == Status::Control {
                 return Err(Self::refuse(
@@ -1202,11 +1555,13 @@ impl Registry {
             if status == Status::Retired && head.aliases.challenger == Some(version) {
                 head.aliases.challenger = None;
             }
-            Ok((Op::Status, version, None))
+            Ok(Changed::new(Op::Status, version, None))
         })
     }
 
-    /// Records the gate's report on `version` (replacing an earlier one).
+    /// Records the gate's report on `version` (replacing an earlier one). The report is a
+    /// document of its own next to the version (`gate-report-<nonce>.json`), the head keeps
+    /// its name and checksum: the head, rewritten on every change, stays small.
     pub fn set_gate_report(
         &self,
         model: &str,
@@ -1215,20 +1570,50 @@ impl Registry {
         action: &Action,
     ) -> Result<AuditEntry, RegistryError> {
         let seen = self.state(model)?;
-        self.change(&seen, action, "gate report", |head| {
+        action.check()?;
+        let dir = seen
+            .head
+            .versions
+            .get(&version)
+            .map(|v| v.dir.clone())
+            .ok_or_else(|| RegistryError::UnknownVersion { model: model.to_string(), version })?;
+        let bytes = to_json(&report);
+        let doc = DocRef {
+            file: format!("gate-report-{}.json", nonce()),
+            sha256: sha256(&bytes),
+            bytes: bytes.len() as u64,
+        };
+        // Written before the head that names it; if the change then fails, nobody names it.
+        self.objects.put(&format!("{}/{}", version_rel(model, &dir), doc.file), &bytes)?;
+        self.change(&seen, action, "recording a gate report", |head| {
             Self::status_of(head, version)?;
             if let Some(v) = head.versions.get_mut(&version) {
-                v.gate_report = Some(report);
+                v.gate_report = None;
+                v.gate_doc = Some(doc);
             }
-            Ok((Op::GateReport, version, None))
+            Ok(Changed::new(Op::GateReport, version, None))
         })
     }
 
-    /// Reads every file of a version's artifact and checks it against the checksums taken
-    /// at registration: the files, path first, or a [`RegistryError::Tampered`] naming the
-    /// missing or changed file.
-    pub fn read_artifact(&self, model: &str, version: u32) -> Result<Vec<(String, Vec<u8>)>, RegistryError> {
+    /// Checks every file of a version's artifact against the checksums taken at
+    /// registration without keeping it: locally each file is read through a
+    /// [`COPY_BUFFER`]-sized buffer. The version, or a [`RegistryError::Tampered`] naming
+    /// the missing or changed file.
+    pub fn verify_artifact(&self, model: &str, version: u32) -> Result<VersionInfo, RegistryError> {
         let info = self.get(model, version)?;
+        self.each_artifact_file(&info, |_, _| Ok(()))?;
+        Ok(info)
+    }
+
+    /// Reads each artifact file of `info` (streaming locally, whole from a bucket), checks
+    /// it, and hands it to `sink` (the file's listing entry, and its bytes on a bucket or
+    /// its local path) once it matched.
+    fn each_artifact_file(
+        &self,
+        info: &VersionInfo,
+        mut sink: impl FnMut(&ArtifactFile, ArtifactSource) -> Result<(), RegistryError>,
+    ) -> Result<(), RegistryError> {
+        let (model, version) = (info.meta.model.as_str(), info.meta.version);
         let art = &info.meta.artifact;
         let tampered = |file: &str, problem: String| RegistryError::Tampered {
             model: model.to_string(),
@@ -1242,13 +1627,23 @@ impl Registry {
                 "lists files whose checksum is not the one recorded".into(),
             ));
         }
-        let mut out = Vec::with_capacity(art.files.len());
         for f in &art.files {
             let rel = format!("{}/{}", art.path, f.path);
-            let bytes = self.objects.get(&rel)?.ok_or_else(|| {
-                tampered(&f.path, format!("is missing (expected at {})", self.location(&rel).display()))
-            })?;
-            let found = sha256(&bytes);
+            let missing =
+                || tampered(&f.path, format!("is missing (expected at {})", self.location(&rel).display()));
+            let (found, source) = if self.local.is_some() {
+                let path = self.location(&rel);
+                let mut file = match std::fs::File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                    Err(e) => return Err(io(&path)(e)),
+                };
+                let (sha, _) = copy_hashing(&mut file, None).map_err(|(_, e)| io(&path)(e))?;
+                (sha, ArtifactSource::Path(path))
+            } else {
+                let bytes = self.objects.get(&rel)?.ok_or_else(missing)?;
+                (sha256(&bytes), ArtifactSource::Bytes(bytes))
+            };
             if found != f.sha256 {
                 return Err(tampered(
                     &f.path,
@@ -1259,30 +1654,138 @@ impl Registry {
                     ),
                 ));
             }
-            out.push((f.path.clone(), bytes));
+            sink(f, source)?;
         }
+        Ok(())
+    }
+
+    /// Reads every file of a version's artifact and checks it against the checksums taken
+    /// at registration: the files, path first, or a [`RegistryError::Tampered`] naming the
+    /// missing or changed file. This holds the whole artifact in memory: for a big one use
+    /// [`fetch_artifact`](Registry::fetch_artifact) or
+    /// [`verify_artifact`](Registry::verify_artifact).
+    pub fn read_artifact(&self, model: &str, version: u32) -> Result<Vec<(String, Vec<u8>)>, RegistryError> {
+        let info = self.get(model, version)?;
+        let mut out = Vec::with_capacity(info.meta.artifact.files.len());
+        self.each_artifact_file(&info, |f, source| {
+            let bytes = match source {
+                ArtifactSource::Bytes(b) => b,
+                ArtifactSource::Path(p) => std::fs::read(&p).map_err(io(&p))?,
+            };
+            // Read again after the check: compare, so a file changed in between is not
+            // handed out as the registered one.
+            if sha256(&bytes) != f.sha256 {
+                return Err(RegistryError::Tampered {
+                    model: model.to_string(),
+                    version,
+                    file: f.path.clone(),
+                    problem: "changed while it was being read".into(),
+                });
+            }
+            out.push((f.path.clone(), bytes));
+            Ok(())
+        })?;
         Ok(out)
     }
 
     /// Copies a version's artifact into `dest` (created if missing) after checking every
-    /// file (see [`read_artifact`](Registry::read_artifact)); nothing is written if one is
-    /// missing or changed.
+    /// file (see [`verify_artifact`](Registry::verify_artifact)), streaming locally; nothing
+    /// is written if one is missing or changed.
     pub fn fetch_artifact(
         &self,
         model: &str,
         version: u32,
         dest: &Path,
     ) -> Result<VersionInfo, RegistryError> {
-        let files = self.read_artifact(model, version)?;
-        for (rel, bytes) in files {
-            let path = dest.join(&rel);
+        let info = self.verify_artifact(model, version)?;
+        self.each_artifact_file(&info, |f, source| {
+            let path = dest.join(&f.path);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io(dir))?;
             }
-            std::fs::write(&path, bytes).map_err(io(&path))?;
-        }
-        self.get(model, version)
+            match source {
+                ArtifactSource::Bytes(b) => std::fs::write(&path, b).map_err(io(&path)),
+                ArtifactSource::Path(p) => std::fs::copy(&p, &path).map(|_| ()).map_err(io(&path)),
+            }
+        })?;
+        Ok(info)
     }
+
+    /// The directories under a model's `versions/` that its head does not name: left by a
+    /// registration that crashed (or lost its last retry) before its head committed. A
+    /// registration still copying its files has one too, so only those older than `min_age`
+    /// (by the directory's modification time and the registry's clock) are listed; on a
+    /// bucket, where directories have no time, all of them are.
+    pub fn orphans(&self, model: &str, min_age: std::time::Duration) -> Result<Vec<Orphan>, RegistryError> {
+        let state = self.state(model)?;
+        let named: std::collections::BTreeSet<&str> =
+            state.head.versions.values().map(|v| v.dir.as_str()).collect();
+        let prefix = format!("{REGISTRY_DIR}/{model}/versions");
+        let now = self.now_ms();
+        let mut out = Vec::new();
+        for dir in self.objects.list_dirs(&prefix)? {
+            if named.contains(dir.as_str()) {
+                continue;
+            }
+            let rel = version_rel(model, &dir);
+            let location = self.location(&rel);
+            let age_ms = if self.local.is_some() {
+                let modified =
+                    std::fs::metadata(&location).and_then(|m| m.modified()).map_err(io(&location))?;
+                let at =
+                    modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+                let age = now - at;
+                if age < min_age.as_millis() as i64 {
+                    continue;
+                }
+                Some(age)
+            } else {
+                None
+            };
+            out.push(Orphan { dir, location, age_ms });
+        }
+        Ok(out)
+    }
+
+    /// Deletes an orphaned version directory (see [`orphans`](Registry::orphans)); local
+    /// registries only. Refused for a directory the head names.
+    pub fn remove_orphan(&self, model: &str, orphan: &Orphan) -> Result<(), RegistryError> {
+        let state = self.state(model)?;
+        names::check_file_name(&orphan.dir)?;
+        if state.head.versions.values().any(|v| v.dir == orphan.dir) {
+            return Err(Self::refuse(
+                &state.head,
+                format!("{} is a registered version's directory", orphan.dir),
+            ));
+        }
+        if self.local.is_none() {
+            return Err(Self::refuse(
+                &state.head,
+                format!("{} is in a bucket: delete it with the bucket's tools", orphan.location.display()),
+            ));
+        }
+        let path = self.location(&version_rel(model, &orphan.dir));
+        std::fs::remove_dir_all(&path).map_err(io(&path))
+    }
+}
+
+/// Where a checked artifact file's bytes are.
+enum ArtifactSource {
+    /// Read whole (from a bucket).
+    Bytes(Vec<u8>),
+    /// A local file.
+    Path(PathBuf),
+}
+
+/// A version directory no head names (see [`Registry::orphans`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    /// Its name under `versions/`.
+    pub dir: String,
+    /// Where it is.
+    pub location: PathBuf,
+    /// How old it is, ms (locally; `None` on a bucket).
+    pub age_ms: Option<i64>,
 }
 
 #[cfg(test)]

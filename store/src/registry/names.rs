@@ -11,8 +11,21 @@ pub const MAX_LABEL: usize = 200;
 /// The longest reason, in bytes.
 pub const MAX_REASON: usize = 4_000;
 
-fn invalid(what: &'static str, value: &str, problem: impl Into<String>) -> RegistryError {
-    RegistryError::Invalid { what, value: value.to_string(), problem: problem.into() }
+/// How many characters of a refused value an error quotes: a 10 KB name must not become a
+/// 10 KB message.
+pub const QUOTED_CHARS: usize = 80;
+
+/// `value` as an error quotes it: in full when short, else its first [`QUOTED_CHARS`]
+/// characters and its length.
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+pub(super) fn invalid(what: &'static str, value: &str, problem: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid { what, value: quote(value), problem: problem.into() }
 }
 
 /// Checks a model name: 1 to [`MAX_MODEL_NAME`] ASCII letters, digits, `.`, `_` or `-`,
@@ -68,9 +81,12 @@ pub fn check_label(what: &'static str, value: &str) -> Result<(), RegistryError>
     Ok(())
 }
 
-/// Checks a reason: at most [`MAX_REASON`] bytes; line breaks and tabs are kept, other
+/// Checks a reason: not blank, at most [`MAX_REASON`] bytes; line breaks and tabs are kept, other
 /// control characters (which would garble a terminal showing the log) refused.
 pub fn check_reason(value: &str) -> Result<(), RegistryError> {
+    if value.trim().is_empty() {
+        return Err(invalid("reason", value, "empty: say why, for the audit log"));
+    }
     if value.len() > MAX_REASON {
         return Err(invalid("reason", value, format!("{} bytes long, at most {MAX_REASON}", value.len())));
     }
@@ -119,6 +135,17 @@ mod tests {
     }
 
     #[test]
+    fn a_long_refused_value_is_quoted_cut_with_its_length() {
+        let huge = "n".repeat(10_000);
+        let e = check_model(&huge).unwrap_err().to_string();
+        assert!(e.len() < 400, "{} bytes: {e}", e.len());
+        assert!(e.contains(&format!("{:?}… (10000 bytes)", "n".repeat(QUOTED_CHARS))), "{e}");
+        let e = check_reason(&"r\u{7}".repeat(50_000)).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("100000 bytes"), "{e}");
+        assert_eq!(quote("short"), "\"short\"");
+    }
+
+    #[test]
     fn versions_parse_with_or_without_v_and_never_zero() {
         assert_eq!(parse_version("3").unwrap(), 3);
         assert_eq!(parse_version("v12").unwrap(), 12);
@@ -133,6 +160,9 @@ mod tests {
         assert!(check_label("actor", "a\u{1b}[31m").unwrap_err().to_string().contains("control"));
         assert!(check_label("actor", " ").is_err());
         check_reason("line one\nline two\tok").unwrap();
+        for blank in ["", "   ", "\n\t"] {
+            assert!(check_reason(blank).unwrap_err().to_string().contains("invalid reason"), "{blank:?}");
+        }
         assert!(check_reason("bell\u{7}").unwrap_err().to_string().contains("control"));
         assert!(check_reason(&"r".repeat(MAX_REASON + 1)).is_err());
         assert!(check_file_name("..").is_err() && check_file_name("a\u{0}").is_err());

@@ -200,3 +200,48 @@ fn bad_names_and_artifact_directories_are_refused_before_anything_is_written() {
     assert!(f.reg.models().unwrap().is_empty());
     assert!(matches!(f.reg.state("pii"), Err(RegistryError::UnknownModel { .. })));
 }
+
+#[test]
+fn gate_reports_live_in_their_own_checksummed_documents_so_the_head_stays_small() {
+    let f = fixture();
+    let big: Vec<String> = (0..5_000).map(|i| format!("row {i}: precision held on segment {i}")).collect();
+    for _ in 0..5 {
+        let v = f.register();
+        let report = serde_json::json!({"verdict": "pass", "version": v, "rows": big});
+        assert!(serde_json::to_vec(&report).unwrap().len() > 150_000);
+        f.reg.set_gate_report("pii", v, report, &Action::new("auto", "gate")).unwrap();
+    }
+    let head = std::fs::metadata(f.dir.path().join("registry/pii/head.json")).unwrap().len();
+    assert!(head < 8 * 1024, "five 150 KB reports made a {head} B head");
+    let got = f.reg.get("pii", 3).unwrap().gate_report.unwrap();
+    assert_eq!((got["version"].as_u64(), got["rows"].as_array().unwrap().len()), (Some(3), 5_000));
+    // Its document is tied to the head like the version's own.
+    let vdir =
+        f.dir.path().join(&f.reg.get("pii", 3).unwrap().meta.artifact.path).parent().unwrap().to_path_buf();
+    let doc = std::fs::read_dir(&vdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("gate-report-"))
+        .unwrap();
+    let text = std::fs::read_to_string(&doc).unwrap();
+    std::fs::write(&doc, text.replace("\"pass\"", "\"fail\"")).unwrap();
+    let msg = f.reg.get("pii", 3).unwrap_err().to_string();
+    assert!(msg.contains("gate-report-") && msg.contains("was changed after it was recorded"), "{msg}");
+    f.reg.get("pii", 2).unwrap();
+}
+
+#[test]
+fn every_head_carries_the_unique_id_of_the_write_that_made_it() {
+    // What a writer whose reply was lost looks for (on S3 through a proxy that loses the
+    // reply: tests/registry.rs).
+    let f = fixture();
+    f.register();
+    let seen = f.reg.state("pii").unwrap();
+    let mut head = seen.head.clone();
+    head.seq += 1;
+    head.last.seq = head.seq;
+    f.reg.commit(Some(&seen), &mut head, "testing").unwrap();
+    let id = head.write_id.clone();
+    assert_eq!(f.reg.state("pii").unwrap().head.write_id, id, "the head carries its writer's ID");
+    assert_ne!(nonce(), id, "IDs are unique");
+}
