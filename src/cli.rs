@@ -273,8 +273,8 @@ pub struct DemoArgs {
     /// The scenario played (`modelwatch::demo::scenario::ALL`).
     #[arg(long, default_value = "pii")]
     pub scenario: String,
-    /// Delete the data directory first if it holds anything (the demo refuses to mix its
-    /// simulated history into existing data).
+    /// Delete the data directory first if it holds anything, its model registry included
+    /// (the demo refuses to mix its simulated history into existing data).
     #[arg(long)]
     pub replace: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -66,7 +66,8 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// The demo writes into an empty (or new) directory only: simulated history mixed into a
 /// scorer's data, or written twice, would be worse than no demo. `--replace` deletes the
-/// directory first, unless a trigger engine holds it.
+/// directory first (its registry too), unless a trigger engine, a store writer or a
+/// registry change holds it.
 fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data.data;
     let used = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
@@ -97,6 +98,21 @@ fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
         let who = w.holder.as_ref().map_or_else(|| "a live process".to_string(), |h| h.to_string());
         anyhow::bail!("{}: writer slot {} is held by {who}; not deleting", dir.display(), w.id);
     }
+    // Nor a registry some process is changing; the registry goes with the rest (the demo
+    // registers its own model there). Its locks are held through the delete, so a change
+    // either finished before it or starts after it on an empty registry.
+    let mut held = Vec::new();
+    if let Ok(models) = std::fs::read_dir(dir.join("registry")) {
+        for m in models.flatten() {
+            let lock = m.path().join(".lock");
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&lock) {
+                if f.try_lock().is_err() {
+                    anyhow::bail!("{}: a registry change is in progress; not deleting", lock.display());
+                }
+                held.push(f);
+            }
+        }
+    }
     std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))
 }
 
@@ -105,6 +121,13 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
     println!(
         "simulated {} days of the {} scenario ({} predictions, model {}) into {data}",
         s.days, s.scenario, r.predictions, s.model
+    );
+    println!(
+        "the scorer serves {} version {} from the registry (control and latest): logistic regression on {} labelled documents{}",
+        s.model,
+        r.model_version,
+        r.model_rows,
+        r.model_auc.map_or(String::new(), |a| format!(", hold-out AUC {a:.3}"))
     );
     println!("a drift starts at {}: {}", rfc3339(r.drift_ms), s.drift_note);
     println!("\n{:<40} {:>14} {:>14}", "", "before drift", "after drift");
@@ -189,6 +212,7 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
     println!("  modelwatch quality {} --by segment --data {data}", window(&days));
     println!("  modelwatch triggers history --data {data}");
     println!("  modelwatch store inspect --data {data}");
+    println!("  modelwatch models list pii-confidence --data {data}");
     println!("\nor serve it to Grafana and Prometheus (README, \"modelwatch serve\"):");
     println!("  modelwatch serve --data {data}   # http://127.0.0.1:9464/grafana and /metrics");
 }

@@ -56,4 +56,7 @@ pub enum DemoError {
     /// The triggers failed.
     #[error(transparent)]
     Triggers(#[from] crate::triggers::TriggerError),
+    /// The demo's model could not be trained, registered or loaded.
+    #[error("the demo's model: {0}")]
+    Model(String),
 }

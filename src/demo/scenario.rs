@@ -18,13 +18,17 @@ pub struct Scenario {
     pub variants: &'static [Variant],
     /// Numeric features, in schema order.
     pub numeric: &'static [Numeric],
+    /// How documents that are not what their segment looks for (label false) differ:
+    /// (feature, segment or every segment, their values). The model learns the difference
+    /// from labelled examples; every other feature is drawn alike for both labels.
+    pub negatives: &'static [(&'static str, Option<&'static str>, Gen)],
     /// Categorical features, after the numeric ones in the schema.
     pub categorical: &'static [Categorical],
     /// Predictions per minute.
     pub traffic: Traffic,
     /// Share of requests that fail, and the error kind they record.
     pub errors: (f64, &'static str),
-    /// Share of predictions users label (positive with the model's confidence as probability).
+    /// Share of predictions users label (with the document's true label).
     pub feedback: f64,
     /// Mean delay, minutes, before a user's label comes back (exponentially distributed):
     /// `(confirmations, rejections)`. Labels still due at the end of the run never arrive.
@@ -39,15 +43,16 @@ pub struct Scenario {
     pub watch: &'static str,
 }
 
-/// A segment: its name, its latency (ms, median) and its mean confidence.
+/// A segment: its name, its latency (ms, median) and how often its candidates are real.
 #[derive(Clone, Debug)]
 pub struct Segment {
     /// Its name.
     pub name: &'static str,
     /// Median latency, ms (lognormal with σ = `Traffic::latency_sigma`).
     pub latency_ms: f64,
-    /// Mean confidence (normal with sd `Traffic::confidence_sd`, clamped to [0, 1]).
-    pub confidence: f64,
+    /// The share of its candidates that really are what it looks for: the probability of a
+    /// true label. The world does not change at the drift; only how documents look.
+    pub positives: f64,
 }
 
 /// A model variant.
@@ -76,8 +81,6 @@ pub struct Traffic {
     pub noise: f64,
     /// σ of log latency.
     pub latency_sigma: f64,
-    /// Sd of confidence around the segment's mean.
-    pub confidence_sd: f64,
 }
 
 /// A numeric feature: a generator, per-segment overrides, and a missing rate.
@@ -135,8 +138,6 @@ pub struct DriftEvent {
     pub note: &'static str,
     /// Features whose generator changes: (feature, segment or every segment, new values).
     pub features: &'static [(&'static str, Option<&'static str>, Gen)],
-    /// Confidence shifts by segment: (segment, change of the mean).
-    pub confidence: &'static [(&'static str, f64)],
 }
 
 const fn normal(mean: f64, sd: f64, min: f64, max: f64) -> Gen {
@@ -169,19 +170,19 @@ impl Gen {
 /// The PII-detection scorer of the planning document: six PII categories, 14 numeric and
 /// 2 categorical features, a 10 % canary 15 % slower, 5 % of predictions labelled (a
 /// confirmation about 30 min later, a rejection about 6 h later), and two
-/// thirds in a new phone-number format (fewer digits, lower confidence) and documents twice
-/// as long.
+/// thirds in a new phone-number format (fewer digits, and the regex stops matching, so the
+/// model trained before it misses real phone numbers) and documents twice as long.
 pub const PII: Scenario = Scenario {
     name: "pii",
     about: "a PII-detection scorer with a 10 % canary; phone numbers change format two thirds in",
     model: "pii-confidence",
     segments: &[
-        Segment { name: "email", latency_ms: 3.5, confidence: 0.86 },
-        Segment { name: "phone", latency_ms: 4.0, confidence: 0.82 },
-        Segment { name: "ssn", latency_ms: 3.0, confidence: 0.90 },
-        Segment { name: "credit_card", latency_ms: 5.0, confidence: 0.88 },
-        Segment { name: "name", latency_ms: 4.5, confidence: 0.70 },
-        Segment { name: "address", latency_ms: 6.0, confidence: 0.74 },
+        Segment { name: "email", latency_ms: 3.5, positives: 0.86 },
+        Segment { name: "phone", latency_ms: 4.0, positives: 0.82 },
+        Segment { name: "ssn", latency_ms: 3.0, positives: 0.90 },
+        Segment { name: "credit_card", latency_ms: 5.0, positives: 0.88 },
+        Segment { name: "name", latency_ms: 4.5, positives: 0.70 },
+        Segment { name: "address", latency_ms: 6.0, positives: 0.74 },
     ],
     variants: &[
         Variant { name: "control", version: "1.4.0", share: 0.9, latency_factor: 1.0 },
@@ -252,6 +253,15 @@ pub const PII: Scenario = Scenario {
         Numeric { name: "doc_length", values: count(1200.0, 360.0, 50.0), by_segment: &[], missing: 0.0 },
         Numeric { name: "prev_token_is_label", values: Gen::Bernoulli(0.3), by_segment: &[], missing: 0.0 },
     ],
+    // A candidate that is not PII (a date that looks like a phone number, a name that is a
+    // product): the regex matches less, the context says less, a card number fails its
+    // checksum, and the token before it is rarely a label.
+    negatives: &[
+        ("regex_match", None, Gen::Bernoulli(0.1)),
+        ("context_score", None, ratio(0.5, 0.15)),
+        ("checksum_valid", Some("credit_card"), Gen::Bernoulli(0.1)),
+        ("prev_token_is_label", None, Gen::Bernoulli(0.1)),
+    ],
     categorical: &[
         Categorical { name: "language", categories: &[("en", 1.0), ("de", 1.0), ("fr", 1.0), ("es", 1.0)] },
         Categorical { name: "script", categories: &[("latin", 0.9), ("cyrillic", 0.1), ("cjk", 0.0)] },
@@ -262,7 +272,6 @@ pub const PII: Scenario = Scenario {
         peak_hour: 14.0,
         noise: 2.0,
         latency_sigma: 0.35,
-        confidence_sd: 0.08,
     },
     errors: (0.002, "timeout"),
     feedback: 0.05,
@@ -276,8 +285,9 @@ pub const PII: Scenario = Scenario {
             ("digit_ratio", Some("phone"), ratio(0.45, 0.08)),
             ("alpha_ratio", Some("phone"), ratio(0.55, 0.08)),
             ("doc_length", None, count(2400.0, 720.0, 50.0)),
+            // The regex does not know the new format: real phone numbers stop matching it.
+            ("regex_match", Some("phone"), Gen::Bernoulli(0.1)),
         ],
-        confidence: &[("phone", -0.18)],
     },
     summary: &[
         ("p95 latency, ms (control)", r#"p95(latency{variant="control"})"#),
@@ -299,30 +309,69 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 }
 
 impl Scenario {
-    /// The generator of a numeric feature in a segment, before or after the drift.
-    pub fn generator(&self, feature: usize, segment: &str, drifted: bool) -> Gen {
+    /// The generator of a numeric feature in a segment, before or after the drift, for a
+    /// document with the given true label: the drift's values first, then the negatives',
+    /// then the segment's, then the feature's.
+    pub fn generator(&self, feature: usize, segment: &str, drifted: bool, label: bool) -> Gen {
         let f = &self.numeric[feature];
+        let applies = |name: &str, seg: &Option<&str>| name == f.name && seg.is_none_or(|s| s == segment);
         let drift = drifted
-            .then(|| {
-                self.drift
-                    .features
-                    .iter()
-                    .find(|(name, seg, _)| *name == f.name && seg.is_none_or(|s| s == segment))
-                    .map(|d| d.2)
-            })
+            .then(|| self.drift.features.iter().find(|(name, seg, _)| applies(name, seg)).map(|d| d.2))
             .flatten();
-        drift.or_else(|| f.by_segment.iter().find(|(s, _)| *s == segment).map(|o| o.1)).unwrap_or(f.values)
+        let negative =
+            (!label).then(|| self.negatives.iter().find(|(name, seg, _)| applies(name, seg)).map(|n| n.2));
+        drift
+            .or(negative.flatten())
+            .or_else(|| f.by_segment.iter().find(|(s, _)| *s == segment).map(|o| o.1))
+            .unwrap_or(f.values)
     }
 
-    /// The mean confidence of a segment, before or after the drift.
-    pub fn confidence(&self, segment: usize, drifted: bool) -> f64 {
-        let s = &self.segments[segment];
-        let shift: f64 = if drifted {
-            self.drift.confidence.iter().filter(|(n, _)| *n == s.name).map(|c| c.1).sum()
-        } else {
-            0.0
-        };
-        s.confidence + shift
+    /// Draws a document's numeric features into `x` (NaN where a value is missing).
+    pub fn draw_features(&self, segment: &str, drifted: bool, label: bool, rng: &mut Rng, x: &mut [f64]) {
+        for (i, f) in self.numeric.iter().enumerate() {
+            let value = self.generator(i, segment, drifted, label).draw(rng);
+            x[i] = if f.missing > 0.0 && rng.u() < f.missing { f64::NAN } else { value };
+        }
+    }
+
+    /// `n` labelled documents from before the drift, predicted evenly over `[from_ms, to_ms)`
+    /// and labelled an hour later: the history the demo's first model is trained on. The
+    /// features are the agent's schema (numeric, then each categorical feature's category
+    /// index); the confidence given is NaN (no model scored them).
+    pub fn history(
+        &self,
+        n: usize,
+        from_ms: i64,
+        to_ms: i64,
+        seed: u64,
+    ) -> modelwatch_store::examples::ExampleSet {
+        use modelwatch_store::examples::{Example, ExampleSet};
+        let mut rng = Rng::seeded(seed);
+        // The agent's schema: the numeric features, then the categorical ones by index.
+        let names = self.numeric.iter().map(|f| f.name).chain(self.categorical.iter().map(|c| c.name));
+        let mut set = ExampleSet::new(names.map(str::to_string).collect());
+        let step = (to_ms - from_ms).max(1) as f64 / n.max(1) as f64;
+        for i in 0..n {
+            let seg = rng.below(self.segments.len());
+            let label = rng.u() < self.segments[seg].positives;
+            let mut x = vec![0.0; self.numeric.len() + self.categorical.len()];
+            self.draw_features(self.segments[seg].name, false, label, &mut rng, &mut x);
+            for (j, c) in self.categorical.iter().enumerate() {
+                x[self.numeric.len() + j] =
+                    super::simulate::pick(&mut rng, c.categories.iter().map(|c| c.1)) as f64;
+            }
+            let predicted_ms = from_ms + (i as f64 * step) as i64;
+            set.rows.push(Example {
+                prediction_id: format!("history-{i}"),
+                predicted_ms,
+                label_ms: predicted_ms + 3_600_000,
+                segment: self.segments[seg].name.to_string(),
+                features: x,
+                confidence: f64::NAN,
+                label,
+            });
+        }
+        set
     }
 
     /// Checks that every name the scenario refers to exists.
@@ -342,8 +391,13 @@ impl Scenario {
                 ));
             }
         }
-        if let Some((s, _)) = self.drift.confidence.iter().find(|(s, _)| !seg(s)) {
-            return Err(format!("scenario {}: the drift names unknown segment {s}", self.name));
+        for (f, s, _) in self.negatives {
+            if !feature(f) || s.is_some_and(|s| !seg(s)) {
+                return Err(format!(
+                    "scenario {}: the negatives name unknown feature {f} or segment {s:?}",
+                    self.name
+                ));
+            }
         }
         let share: f64 = self.variants.iter().map(|v| v.share).sum();
         if (share - 1.0).abs() > 1e-9 {
@@ -369,11 +423,16 @@ mod tests {
     #[test]
     fn the_drift_changes_only_what_it_names() {
         let phone_digits = PII.numeric.iter().position(|f| f.name == "digit_ratio").unwrap();
-        assert_eq!(PII.generator(phone_digits, "phone", false), ratio(0.75, 0.08));
-        assert_eq!(PII.generator(phone_digits, "phone", true), ratio(0.45, 0.08));
-        assert_eq!(PII.generator(phone_digits, "email", true), ratio(0.05, 0.08));
+        assert_eq!(PII.generator(phone_digits, "phone", false, true), ratio(0.75, 0.08));
+        assert_eq!(PII.generator(phone_digits, "phone", true, true), ratio(0.45, 0.08));
+        assert_eq!(PII.generator(phone_digits, "email", true, false), ratio(0.05, 0.08));
         let doc = PII.numeric.iter().position(|f| f.name == "doc_length").unwrap();
-        assert_eq!(PII.generator(doc, "ssn", true), count(2400.0, 720.0, 50.0));
-        assert!((PII.confidence(1, true) - 0.64).abs() < 1e-12 && PII.confidence(0, true) == 0.86);
+        assert_eq!(PII.generator(doc, "ssn", true, false), count(2400.0, 720.0, 50.0));
+        // The regex tells real from not before the drift, and not for phones after it.
+        let regex = PII.numeric.iter().position(|f| f.name == "regex_match").unwrap();
+        assert_eq!(PII.generator(regex, "phone", false, true), Gen::Bernoulli(0.85));
+        assert_eq!(PII.generator(regex, "phone", false, false), Gen::Bernoulli(0.1));
+        assert_eq!(PII.generator(regex, "phone", true, true), Gen::Bernoulli(0.1));
+        assert_eq!(PII.generator(regex, "email", true, true), Gen::Bernoulli(0.85));
     }
 }

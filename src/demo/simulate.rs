@@ -2,7 +2,11 @@
 //! clock: the same code path a real scorer takes, only faster than real time.
 
 use super::{DemoError, Rng, Scenario};
+use crate::retrain::{LogisticTrainer, Model, ModelLoader, Registration, load_alias, train_and_register};
 use crate::{Agent, Feature, ManualClock, Prediction, Timestamp};
+use modelwatch_agent::LabelledPrediction;
+use modelwatch_store::examples::SplitSpec;
+use modelwatch_store::registry::{Action, Alias, Registry, RegistryConfig, VersionInfo};
 use modelwatch_store::{EventRow, Rows, Store};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +35,17 @@ pub struct Simulated {
     pub drift_ms: i64,
     /// Predictions recorded.
     pub predictions: u64,
+    /// The registered version that scored them (control and latest).
+    pub model_version: u32,
+    /// Its hold-out AUC (on the newest quarter of the history it was trained on).
+    pub model_auc: Option<f64>,
+    /// How many labelled examples it was trained on.
+    pub model_rows: u64,
 }
+
+/// Labelled history the first model is trained on: documents from the week before the run.
+const HISTORY: usize = 4_000;
+const DAY_MS: i64 = 86_400_000;
 
 impl Run {
     fn minutes(&self) -> i64 {
@@ -61,6 +75,7 @@ impl Run {
                 s.categorical.iter().map(|c| Feature::categorical(c.name, c.categories.iter().map(|c| c.0))),
             )
             .collect();
+        let (model, version) = self.first_model(store, &clock, start)?;
         let agents: Vec<Agent> = s
             .variants
             .iter()
@@ -102,6 +117,9 @@ impl Run {
         store.append(Rows { events, ..Rows::default() })?;
         for a in &agents {
             a.handle().model_loaded();
+            // The registered version's age, from its registration (the agent's own gauges
+            // count from this load).
+            crate::registry::ModelGauges::new(a.handle(), clock.clone()).loaded(&version);
         }
 
         let handles: Vec<_> = agents.iter().map(|a| a.handle()).collect();
@@ -117,6 +135,9 @@ impl Run {
         let mut due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
             std::collections::BinaryHeap::new();
         let mut x = vec![f64::NAN; s.numeric.len() + s.categorical.len()];
+        // What the model sees and a labelled example keeps: the numeric values, then each
+        // categorical feature's category index.
+        let mut seen = vec![f64::NAN; s.numeric.len() + s.categorical.len()];
         let mut cats: Vec<Option<&str>> = Vec::with_capacity(s.categorical.len());
         let mut predictions = 0u64;
         let minutes = self.minutes();
@@ -129,7 +150,15 @@ impl Run {
                 due.pop();
                 let l = &labels[i];
                 let at = Timestamp::from_millis(l.predicted_ms as u64);
-                handles[l.variant].feedback_for(at, segs[l.variant][l.segment], l.confidence, l.label);
+                let h = &handles[l.variant];
+                h.feedback_for(at, segs[l.variant][l.segment], l.confidence, l.label);
+                h.example(&LabelledPrediction::new(
+                    segs[l.variant][l.segment],
+                    at,
+                    &l.features,
+                    l.confidence,
+                    l.label,
+                ));
             }
             let drifted = now >= drift_ms;
             let hour = (now.div_euclid(3_600_000) % 24) as f64;
@@ -147,20 +176,19 @@ impl Run {
                     continue;
                 }
                 let segment = s.segments[seg].name;
-                for (i, f) in s.numeric.iter().enumerate() {
-                    let value = s.generator(i, segment, drifted).draw(&mut rng);
-                    x[i] = if f.missing > 0.0 && rng.u() < f.missing { f64::NAN } else { value };
-                }
+                let truth = rng.u() < s.segments[seg].positives;
+                s.draw_features(segment, drifted, truth, &mut rng, &mut x);
                 cats.clear();
-                cats.extend(
-                    s.categorical
-                        .iter()
-                        .map(|c| Some(c.categories[pick(&mut rng, c.categories.iter().map(|c| c.1))].0)),
-                );
+                seen[..s.numeric.len()].copy_from_slice(&x[..s.numeric.len()]);
+                for (j, c) in s.categorical.iter().enumerate() {
+                    let k = pick(&mut rng, c.categories.iter().map(|c| c.1));
+                    seen[s.numeric.len() + j] = k as f64;
+                    cats.push(Some(c.categories[k].0));
+                }
                 let latency_ms = s.segments[seg].latency_ms
                     * s.variants[v].latency_factor
                     * (t.latency_sigma * rng.normal()).exp();
-                let conf = (s.confidence(seg, drifted) + rng.normal() * t.confidence_sd).clamp(0.0, 1.0);
+                let conf = model.score(&seen);
                 handles[v].record(
                     &Prediction::new(segs[v][seg], Duration::from_secs_f64(latency_ms / 1e3), conf)
                         .features(&x)
@@ -169,14 +197,14 @@ impl Run {
                 );
                 predictions += 1;
                 if rng.u() < s.feedback {
-                    // Users confirm or reject: positive with the model's (calibrated) probability,
-                    // and tell us later.
-                    let label = rng.u() < conf;
+                    // Users confirm or reject, and tell us later.
+                    let label = truth;
                     let mean = if label { s.label_delay_min.0 } else { s.label_delay_min.1 };
                     let delay = -mean * 60_000.0 * (1.0 - delays.u()).ln();
                     let predicted_ms = now + k * 60_000 / n;
                     due.push(std::cmp::Reverse((predicted_ms + delay as i64, labels.len())));
                     labels.push(PendingLabel {
+                        features: seen.clone(),
                         variant: v,
                         segment: seg,
                         confidence: conf,
@@ -194,12 +222,55 @@ impl Run {
         for a in agents {
             a.shutdown()?;
         }
-        Ok(Simulated { start_ms: start, end_ms: end, drift_ms, predictions })
+        Ok(Simulated {
+            start_ms: start,
+            end_ms: end,
+            drift_ms,
+            predictions,
+            model_version: version.meta.version,
+            model_auc: version.meta.metrics.overall.get("auc").copied(),
+            model_rows: version.meta.rows,
+        })
+    }
+
+    /// The model the scorer serves: trained on a week of labelled history before the run
+    /// (kept in the store's examples), registered in the store's registry and promoted to
+    /// control (and so latest), then loaded back from the registry like a scorer would.
+    fn first_model(
+        &self,
+        store: &Arc<Store>,
+        clock: &Arc<ManualClock>,
+        start: i64,
+    ) -> Result<(Box<dyn Model>, VersionInfo), DemoError> {
+        let s = self.scenario;
+        let err = |e: &dyn std::fmt::Display| DemoError::Model(e.to_string());
+        // Its own stream, so the traffic is the same whatever the history.
+        let history = s.history(HISTORY, start - 7 * DAY_MS, start, self.seed ^ 0x000b_5e55_ed0f_1157);
+        store.append_examples(s.model, history.clone())?;
+        let split = history.split(&SplitSpec::time(0.25)).map_err(|e| err(&e))?;
+        let data = crate::retrain::TrainingData::new(split.train, split.holdout).map_err(|e| err(&e))?;
+        let registry =
+            Registry::open(RegistryConfig::new(store.dir(), clock.clone())).map_err(|e| err(&e))?;
+        let mut r =
+            Registration::new(s.model, "the demo's first model, trained on a week of labelled history");
+        r.split = serde_json::to_value(&split.record).unwrap_or_default();
+        r.threshold = s.threshold;
+        let loader = ModelLoader::new();
+        let v = train_and_register(&registry, &LogisticTrainer::default(), &loader, &data, &r)
+            .map_err(|e| err(&e))?;
+        registry
+            .promote(s.model, v.meta.version, &Action::new("auto", "the demo's first model"))
+            .map_err(|e| err(&e))?;
+        let dir = tempfile::tempdir().map_err(|e| err(&e))?;
+        let (info, model) =
+            load_alias(&registry, &loader, s.model, Alias::Control, dir.path()).map_err(|e| err(&e))?;
+        Ok((model, info))
     }
 }
 
 /// A user's label on its way back.
 struct PendingLabel {
+    features: Vec<f64>,
     variant: usize,
     segment: usize,
     confidence: f64,
@@ -208,7 +279,7 @@ struct PendingLabel {
 }
 
 /// An index drawn with the given weights.
-fn pick(rng: &mut Rng, weights: impl Iterator<Item = f64> + Clone) -> usize {
+pub(super) fn pick(rng: &mut Rng, weights: impl Iterator<Item = f64> + Clone) -> usize {
     let total: f64 = weights.clone().sum();
     let mut u = rng.u() * total;
     let mut last = 0;

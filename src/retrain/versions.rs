@@ -15,7 +15,7 @@ use std::path::Path;
 pub enum RetrainError {
     /// Training failed or its model does not load; nothing was registered.
     #[error("{0}; nothing was registered")]
-    Train(#[from] TrainError),
+    Train(Box<TrainError>),
     /// The registry refused or failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -32,8 +32,14 @@ pub enum RetrainError {
         /// Its trainer kind.
         kind: String,
         /// Why.
-        source: TrainError,
+        source: Box<TrainError>,
     },
+}
+
+impl From<TrainError> for RetrainError {
+    fn from(e: TrainError) -> Self {
+        RetrainError::Train(Box::new(e))
+    }
 }
 
 /// What the registry records about why and for whom a version is trained.
@@ -121,7 +127,7 @@ pub fn load_version(
         model: model.to_string(),
         version,
         kind: info.meta.trainer_kind.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok((info, loaded))
 }
