@@ -287,6 +287,51 @@ fn import_with_label_time_stores_examples_that_come_back_with_it() {
     assert_eq!(store.examples_labelled_after("pii", T0 + 3 * HOUR).unwrap().len(), 2);
 }
 
+/// A labelled file whose feature is named like an examples column still imports (its
+/// metrics and labels), says why it has no training examples, and a categorical feature's
+/// per-file codes never reach a training set (two files would mix their categories).
+#[test]
+fn an_import_keeps_rows_whose_features_no_example_can_hold_and_never_stores_per_file_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let header = "timestamp,model,version,variant,segment,latency_ms,confidence,label,label_time";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "{header},f.label\n2025-11-26T00:00:00Z,pii,v1,control,email,3.5,0.9,1,2025-11-26T01:00:00Z,2\n"
+        ),
+    )
+    .unwrap();
+    let o = modelwatch(&["import", bad.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("without training examples") && stderr(&o).contains("\"label\""),
+        "{}",
+        stderr(&o)
+    );
+    let store = Store::open_read_only(config(&data)).unwrap();
+    assert_eq!(store.examples("pii", 0, i64::MAX).unwrap().len(), 0);
+    drop(store);
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    let row = |hour: u32, colour: &str| {
+        format!(
+            "2025-11-26T0{hour}:00:00Z,fraud,v1,control,web,3.5,0.9,1,2025-11-26T0{}:30:00Z,{colour}\n",
+            hour + 1
+        )
+    };
+    std::fs::write(&a, format!("{header},f.colour\n{}{}", row(0, "red"), row(1, "blue"))).unwrap();
+    std::fs::write(&b, format!("{header},f.colour\n{}{}", row(2, "blue"), row(3, "green"))).unwrap();
+    for f in [&a, &b] {
+        let o = modelwatch(&["import", f.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let store = Store::open_read_only(config(&data)).unwrap();
+    let got = store.examples("fraud", 0, i64::MAX).unwrap();
+    assert_eq!(got.len(), 4);
+    assert!(got.rows.iter().all(|e| e.features[0].is_nan()), "{:?}", got.rows);
+}
+
 #[test]
 fn pyarrow_and_duckdb_read_the_examples_dataset() {
     let python = std::env::var("MODELWATCH_PYTHON").expect(

@@ -361,7 +361,46 @@ fn a_failing_trainer_registers_nothing_and_says_why() {
             .unwrap_err()
             .to_string();
     assert!(e.contains("model.json") && e.contains("nothing was registered"), "{e}");
+    // Nor is a model without a hold-out set to judge it on.
+    let mut no_holdout = data.clone();
+    no_holdout.holdout.rows.clear();
+    let e = train_and_register(&reg, &LogisticTrainer::default(), &ModelLoader::new(), &no_holdout, &r)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no hold-out examples") && e.contains("nothing was registered"), "{e}");
+    // Python writes NaN into JSON unless told not to; the error says so.
+    let code = "import sys, json, os; d = sys.argv[3]; \
+                json.dump({'kind': 'linear', 'features': ['f0'], 'coef': [float('nan')], 'intercept': 0}, open(os.path.join(d, 'model.json'), 'w')); \
+                json.dump({}, open(os.path.join(d, 'metadata.json'), 'w'))";
+    let e =
+        train_and_register(&reg, &python_c(code, Duration::from_secs(120)), &ModelLoader::new(), &data, &r)
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("NaN or Infinity"), "{e}");
     assert_eq!(reg.models().unwrap(), Vec::<String>::new(), "no model was registered");
+}
+
+/// A subprocess a training program forgot (in its process group) is killed when the
+/// program exits, so it cannot change the artifact after it is checked.
+#[test]
+fn what_a_training_command_leaves_running_in_its_group_is_killed_when_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let code = format!(
+        "import subprocess, sys; p = subprocess.Popen(['sleep', '77']); open({:?}, 'w').write(str(p.pid)); sys.exit(4)",
+        pid_file.to_str().unwrap()
+    );
+    let e = python_c(&code, Duration::from_secs(120))
+        .train(&simulated(2, 40), &dir.path().join("v"))
+        .unwrap_err();
+    assert!(e.to_string().contains("exited with status 4"), "{e}");
+    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // The kill is sent before train returns; the kernel may take a moment to reap it.
+    let gone_soon = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        gone(pid)
+    });
+    assert!(gone_soon, "the forgotten subprocess {pid} outlived its training command");
 }
 
 /// The hold-out figures the registry records, against scikit-learn's metrics on the same

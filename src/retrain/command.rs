@@ -11,12 +11,14 @@
 //!   then one `Float64` column per feature, named as the feature); they are removed when
 //!   the command ends.
 //! - Its stdin is empty; it runs in a process group of its own, killed whole when the
-//!   timeout passes; the last [`CommandTrainer::OUTPUT_LIMIT`] bytes of its stdout and of
+//!   timeout passes and when it exits (a subprocess it left behind cannot change the
+//!   artifact after it is checked; one that left the group with `setsid` is out of reach); the last [`CommandTrainer::OUTPUT_LIMIT`] bytes of its stdout and of
 //!   its stderr are kept for the audit log.
 //! - It exits 0 having written into the output directory `model.json`, a linear model
 //!   ([`LinearModel`]'s format, with the data's features in the data's order), and
 //!   `metadata.json`, a JSON object of whatever it wants recorded. Anything else it writes
-//!   there is kept with the version.
+//!   there is kept with the version, as regular files and directories only: the registry
+//!   refuses symbolic links and other special files.
 
 use super::linear::LinearModel;
 use super::{CommandOutput, METADATA_FILE, MODEL_FILE, TrainError, Trained, Trainer, TrainingData};
@@ -90,6 +92,7 @@ impl CommandTrainer {
             cmd.spawn().map_err(|source| TrainError::Spawn { program: program.clone(), source })?;
         let stdout = Tail::spawn(child.stdout.take());
         let stderr = Tail::spawn(child.stderr.take());
+        let group = rustix::process::Pid::from_child(&child);
         let started = Instant::now();
         let status = loop {
             match child.try_wait() {
@@ -104,6 +107,11 @@ impl CommandTrainer {
         };
         if status.is_err() {
             kill_group(&mut child);
+        } else {
+            // Whatever it left running in its group (a forgotten subprocess) could still
+            // write into the output directory after it is checked: it goes too. (The child
+            // is reaped, but the group lives on while a member does.)
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         let deadline = Instant::now() + Self::DRAIN;
         let output = CommandOutput { stdout: stdout.finish(deadline), stderr: stderr.finish(deadline) };

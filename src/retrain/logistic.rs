@@ -130,6 +130,18 @@ impl Trainer for LogisticTrainer {
     fn train(&self, data: &TrainingData, out_dir: &Path) -> Result<Trained, TrainError> {
         let model = self.fit(data)?;
         let gradient = self.gradient_norm(&model, data);
+        // A finite but enormous value (1e300) overflows the loss: linfa then returns its
+        // starting point (all zeros, scoring 0.5 everywhere) as if it had converged, and the
+        // gradient there is not finite. scikit-learn only warns; a model that learned
+        // nothing must not reach the registry.
+        if !gradient.is_finite() {
+            return Err(TrainError::Fit {
+                kind: Self::KIND.into(),
+                what: "the fit did not converge: the loss overflows at the solution (a feature value too large to \
+                       use, e.g. 1e300? scale or clip the features)"
+                    .into(),
+            });
+        }
         super::prepare_out_dir(out_dir)?;
         let named = |values: &[f64]| -> serde_json::Map<String, serde_json::Value> {
             model.features.iter().cloned().zip(values.iter().map(|&v| serde_json::json!(v))).collect()
@@ -187,6 +199,17 @@ mod tests {
         let train = set(rows);
         let holdout = ExampleSet::new(train.features.clone());
         TrainingData { train, holdout }
+    }
+
+    #[test]
+    fn a_fit_the_loss_overflows_at_is_an_error_not_a_model_of_zeros() {
+        // One finite but enormous value: linfa returns its zero start as if converged.
+        let rows: Vec<(Vec<f64>, bool)> =
+            (0..100).map(|i| (vec![i as f64 / 10.0, if i == 3 { 1e300 } else { 1.0 }], i % 3 == 0)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            LogisticTrainer::default().train(&data(&rows), &dir.path().join("m")).unwrap_err().to_string();
+        assert!(e.contains("did not converge") && e.contains("1e300"), "{e}");
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //!
 //! Exact, from the scores themselves (the store's quality metrics work from confidence
 //! bins instead): AUC as the Mann–Whitney statistic with ties counted half, as
-//! scikit-learn's `roc_auc_score`; precision, recall and F1 at the threshold, where a score
-//! at the threshold is positive (scikit-learn's `predict` of `predict_proba >= 0.5` for
-//! two classes); the mean log loss with probabilities clipped to `[1e-15, 1 - 1e-15]`.
+//! scikit-learn's `roc_auc_score`; precision, recall and F1 of the predictions
+//! `score >= threshold` (the agent's rule for a positive prediction; scikit-learn's
+//! `predict` puts a score of exactly 0.5 in the negative class, so pass those predictions
+//! to its `precision_score` to compare); the mean log loss with probabilities clipped to
+//! `[ε, 1 - ε]`, ε the machine epsilon, as scikit-learn's `log_loss` since 1.5.
 //! A figure that is undefined on the rows (AUC with one class, precision with no positive
-//! prediction) is left out rather than given a made-up value, so a reader sees it is absent.
+//! prediction, F1 without both) is left out, where scikit-learn answers 0 with a warning:
+//! an absent figure cannot be mistaken for a measured zero.
 
 use super::Model;
 use modelwatch_store::examples::ExampleSet;
@@ -50,7 +53,8 @@ pub fn figures(scored: &[(f64, bool)], threshold: f64) -> BTreeMap<String, f64> 
         tp += usize::from(predicted && y);
         fp += usize::from(predicted && !y);
         fn_ += usize::from(!predicted && y);
-        let q = if s.is_nan() { if y { 0.0 } else { 1.0 } } else { s }.clamp(1e-15, 1.0 - 1e-15);
+        let q =
+            if s.is_nan() { if y { 0.0 } else { 1.0 } } else { s }.clamp(f64::EPSILON, 1.0 - f64::EPSILON);
         log_loss -= if y { q.ln() } else { (1.0 - q).ln() };
     }
     m.insert("log_loss".to_string(), log_loss / scored.len() as f64);
@@ -108,6 +112,16 @@ mod tests {
         assert_eq!(auc(&[(0.8, true), (0.4, true), (0.4, false), (0.2, false)]), Some(0.875));
         assert_eq!(auc(&[(0.8, true)]), None);
         assert_eq!(auc(&[]), None);
+    }
+
+    #[test]
+    fn a_confident_miss_costs_what_scikit_learn_charges() {
+        // sklearn.metrics.log_loss([1, 0, 1, 0, 0], expit([1, -1, 0, 0, 40])) (1.9.1; it
+        // clips to the machine epsilon): 7.6112942250546975.
+        let s = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let m =
+            figures(&[(s(1.0), true), (s(-1.0), false), (0.5, true), (0.5, false), (s(40.0), false)], 0.5);
+        assert!((m["log_loss"] - 7.6112942250546975).abs() < 1e-12, "{}", m["log_loss"]);
     }
 
     #[test]

@@ -358,9 +358,19 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) ->
         }
         Err(source) => return Err(TrainError::Io { path: path.to_path_buf(), source }),
     };
-    serde_json::from_slice(&bytes).map_err(|e| TrainError::Malformed {
-        path: path.to_path_buf(),
-        what: format!("not a valid {what} JSON: {e}"),
+    serde_json::from_slice(&bytes).map_err(|e| {
+        // Python's json.dump writes NaN and Infinity, which JSON does not have.
+        let text = String::from_utf8_lossy(&bytes);
+        let hint = if text.contains("NaN") || text.contains("Infinity") {
+            " (it has NaN or Infinity, which JSON does not allow: a fit that did not converge? \
+             Python's json.dump(..., allow_nan=False) refuses to write them)"
+        } else {
+            ""
+        };
+        TrainError::Malformed {
+            path: path.to_path_buf(),
+            what: format!("not a valid {what} JSON: {e}{hint}"),
+        }
     })
 }
 

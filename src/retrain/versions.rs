@@ -87,6 +87,12 @@ pub fn train_and_register(
     data: &TrainingData,
     r: &Registration,
 ) -> Result<VersionInfo, RetrainError> {
+    if data.holdout.is_empty() {
+        return Err(TrainError::Data(
+            "no hold-out examples: a version is registered with its hold-out figures, and there would be none".into(),
+        )
+        .into());
+    }
     let work = tempfile::tempdir()?;
     let out = work.path().join("model");
     let trained = trainer.train(data, &out)?;

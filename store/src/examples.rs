@@ -77,9 +77,11 @@ pub enum ExamplesError {
         /// How many names the set has.
         want: usize,
     },
-    /// A feature name is empty, repeated, has a control character or is a fixed column's.
-    #[error("feature name {0:?} is empty, repeated, has a control character or is a fixed column's name")]
-    FeatureName(String),
+    /// A feature name no examples file can hold as a column: empty, repeated, with a
+    /// control character, a fixed column's name (in any case: DuckDB matches names without
+    /// case) or a partition key's (`model`, `date`).
+    #[error("feature name {0:?} {1}")]
+    FeatureName(String, &'static str),
     /// A model name that cannot name a model's examples (empty, or with a control
     /// character).
     #[error("model name {0:?} is empty or has a control character")]
@@ -142,12 +144,22 @@ impl ExampleSet {
     pub fn validate(&self) -> Result<(), ExamplesError> {
         let mut seen = std::collections::HashSet::new();
         for f in &self.features {
-            if f.is_empty()
-                || f.chars().any(char::is_control)
-                || FIXED.contains(&f.as_str())
-                || !seen.insert(f.as_str())
-            {
-                return Err(ExamplesError::FeatureName(f.clone()));
+            let lower = f.to_lowercase();
+            let why = if f.is_empty() {
+                Some("is empty")
+            } else if f.chars().any(char::is_control) {
+                Some("has a control character")
+            } else if FIXED.contains(&lower.as_str()) {
+                Some("is (in some case) the name of a fixed column of the examples layout")
+            } else if ["model", "date"].contains(&lower.as_str()) {
+                Some("is (in some case) a partition key of the examples dataset (model=, date=)")
+            } else if !seen.insert(lower) {
+                Some("is repeated (names are compared without case)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ExamplesError::FeatureName(f.clone(), why));
             }
         }
         for (index, e) in self.rows.iter().enumerate() {
@@ -163,7 +175,9 @@ impl ExampleSet {
         Ok(())
     }
 
-    /// The Arrow schema of the wide layout for these features.
+    /// The Arrow schema of the wide layout for these features, with the feature names in
+    /// its metadata too (`modelwatch.features`): pyarrow shows a file's Arrow schema
+    /// metadata, not the Parquet footer's key-value list.
     pub fn schema(&self) -> Arc<Schema> {
         let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
         let mut fields = vec![
@@ -175,7 +189,10 @@ impl ExampleSet {
             Field::new("label", DataType::Boolean, false),
         ];
         fields.extend(self.features.iter().map(|f| Field::new(f.as_str(), DataType::Float64, false)));
-        Arc::new(Schema::new(fields))
+        let names = serde_json::to_string(&self.features).expect("a list of strings serialises");
+        let metadata: std::collections::HashMap<String, String> =
+            [("modelwatch.features".to_string(), names)].into();
+        Arc::new(Schema::new_with_metadata(fields, metadata))
     }
 
     /// The set as one Arrow batch in the wide layout.
@@ -416,7 +433,7 @@ mod tests {
         s.rows[4].features.pop();
         let e = s.to_parquet().unwrap_err().to_string();
         assert!(e.contains("example 4") && e.contains("\"p4\"") && e.contains("1 feature values"), "{e}");
-        for bad in ["len", "label", ""] {
+        for bad in ["len", "label", "", "Label", "date", "MODEL", "LEN"] {
             let mut s = set();
             s.features[1] = bad.into();
             let e = s.to_parquet().unwrap_err().to_string();

@@ -204,9 +204,24 @@ impl Batch {
     /// the label is known by, which "labelled since" reads cut on), with its feature values
     /// (categorical ones by code), by model. A row labelled without a `label_time` feeds
     /// the quality metrics only: when its label became known is not in the input.
+    ///
+    /// Two things keep a file's labelled rows out of the examples, said once on stderr: a
+    /// feature named like a column of the examples layout (`label`, `date`, ...: the rows
+    /// are imported, the metrics and labels stored, but no training example could hold
+    /// that feature), and, for categorical features, the value is NaN: a file's category
+    /// codes are its own (the first seen is 0), so codes from two files would mix
+    /// categories in one training set.
     fn examples(&self, schema: &Schema) -> Vec<ModelExamples> {
+        static SAID: std::sync::Once = std::sync::Once::new();
         let width = schema.features.len();
         let names: Vec<String> = schema.features.iter().map(|f| f.name.to_string()).collect();
+        if let Err(e) = ExampleSet::new(names.clone()).validate() {
+            SAID.call_once(|| {
+                eprintln!("modelwatch: labelled rows are imported without training examples: {e}");
+            });
+            return Vec::new();
+        }
+        let categorical: Vec<bool> = schema.codes.iter().map(Option::is_some).collect();
         let mut by_model: BTreeMap<&str, ExampleSet> = BTreeMap::new();
         for (i, r) in self.rows.iter().enumerate() {
             let (Some(label), Some(label_ms), None) = (r.label, r.label_time_ms, r.error) else { continue };
@@ -221,7 +236,11 @@ impl Batch {
                     predicted_ms: r.ts_ms,
                     label_ms,
                     segment,
-                    features: self.values[i * width..(i + 1) * width].to_vec(),
+                    features: self.values[i * width..(i + 1) * width]
+                        .iter()
+                        .zip(&categorical)
+                        .map(|(&v, &c)| if c { f64::NAN } else { v })
+                        .collect(),
                     confidence: r.confidence,
                     label,
                 },

@@ -33,7 +33,7 @@ pub(super) struct Schema {
     /// The agents' features, in column order.
     pub(super) features: Vec<Feature>,
     /// Per feature: `None` when numeric, else the code of each category.
-    codes: Vec<Option<HashMap<Box<str>, u32>>>,
+    pub(super) codes: Vec<Option<HashMap<Box<str>, u32>>>,
     pub(super) models: Vec<ModelVariant>,
     model_index: HashMap<String, u32>,
 }
