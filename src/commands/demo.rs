@@ -153,7 +153,13 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
         ),
         None => println!("CUSUM on {} per 10 min: no alarm", s.watch),
     }
-    if let Some(q) = &s.quality {
+    if let Some(q) = s.quality.as_ref().filter(|q| q.labels == 0.0) {
+        // A short run: no prediction after the drift is old enough for its labels to count.
+        println!(
+            "quality after the drift: no labels yet on predictions at least {:.0} h old ({:.0} labels in so far on newer ones)",
+            q.matured_hours, q.all_labels
+        );
+    } else if let Some(q) = &s.quality {
         let e = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
         println!(
             "quality after the drift, predictions at least {:.0} h old: precision {:.3} realised ({:.0} labels, {:.1} % \
