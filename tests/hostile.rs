@@ -124,9 +124,18 @@ fn requests_of_1500_targets_or_too_many_points_together_are_refused_and_leave_no
     for (i, (status, v)) in answers.iter().enumerate() {
         assert_eq!(*status, 422, "request {i}: {}", short(v));
         let m = v["message"].as_str().unwrap();
-        let expected =
-            if i < 3 { "1500 targets, at most 100" } else { "targets together need more than its limits" };
-        assert!(m.contains(expected), "request {i}: {m}");
+        // The dense requests are refused either by the estimate before evaluation ("need more
+        // than its limits") or, when the estimate fits, by the points summed as the targets
+        // return ("return N points together, at most 50000"): which one depends on what the
+        // server's series cache holds when the request arrives (seen in CI); both refuse the
+        // request whole by its summed points.
+        let ok = if i < 3 {
+            m.contains("1500 targets, at most 100")
+        } else {
+            m.contains("targets together need more than its limits")
+                || (m.contains("points together") && m.contains("at most 50000"))
+        };
+        assert!(ok, "request {i}: {m}");
     }
     assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?} while the requests ran");
     let growth = server.rss().saturating_sub(before);
