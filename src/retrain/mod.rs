@@ -30,6 +30,7 @@
 
 mod closure;
 mod command;
+pub mod importance;
 mod linear;
 mod logistic;
 mod metrics;
@@ -66,6 +67,12 @@ pub trait Model: Send + Sync {
     /// The probability of the positive class for these feature values (one per name of
     /// [`features`](Model::features), in that order).
     fn score(&self, features: &[f64]) -> f64;
+
+    /// The model as a [`LinearModel`], where it is one: feature importance then also has
+    /// exact SHAP values in closed form ([`importance::linear_shap`]).
+    fn as_linear(&self) -> Option<&LinearModel> {
+        None
+    }
 }
 
 /// What a trainer learns from: labelled examples for fitting and a hold-out set for the
