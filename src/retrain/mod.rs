@@ -30,6 +30,7 @@
 
 mod closure;
 mod command;
+pub mod gate;
 pub mod importance;
 mod linear;
 mod logistic;
