@@ -8,6 +8,7 @@ mod detect;
 mod drift;
 mod examples;
 mod fleet;
+mod gate;
 mod hostile;
 mod import;
 mod interop;
