@@ -46,7 +46,12 @@ fn trials() -> usize {
 /// Wilson 95 % interval of k in n, for the printed rates.
 fn rate(k: usize, n: usize) -> String {
     let (lo, hi) = modelwatch::query::stats::wilson(k as f64, n as f64);
-    format!("{k} of {n} ({:.1} %, 95 % interval {:.1}-{:.1} %)", 100.0 * k as f64 / n as f64, 100.0 * lo, 100.0 * hi)
+    format!(
+        "{k} of {n} ({:.1} %, 95 % interval {:.1}-{:.1} %)",
+        100.0 * k as f64 / n as f64,
+        100.0 * lo,
+        100.0 * hi
+    )
 }
 
 #[test]

@@ -17,6 +17,7 @@ mod prometheus;
 mod quality;
 mod query_cli;
 mod registry;
+mod retrain;
 mod serve;
 mod store_cli;
 mod stress;

@@ -34,15 +34,19 @@ pub mod gate;
 pub mod importance;
 mod linear;
 mod logistic;
+mod manager;
 mod metrics;
 mod versions;
+mod worker;
 
 pub use closure::{BoxError, ClosureTrainer};
 pub use command::CommandTrainer;
 pub use linear::LinearModel;
 pub use logistic::LogisticTrainer;
+pub use manager::{Acknowledge, ManagerError, Outcome, RetrainConfig, RetrainManager, RunRecord, Step};
 pub use metrics::{auc, figures, holdout_metrics};
 pub use versions::{Registration, RetrainError, load_alias, load_version, train_and_register};
+pub use worker::RetrainWorker;
 
 use modelwatch_store::examples::{ExampleSet, ExamplesError};
 use std::collections::HashMap;

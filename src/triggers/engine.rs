@@ -271,6 +271,7 @@ impl TriggerEngine {
             planned: self.outbox.has_sinks(),
             deliveries: self.outbox.plan(now),
             acked_at_ms: None,
+            outcome: None,
         });
         forget_settled(&mut next.history);
         self.commit(next)?;
@@ -279,6 +280,11 @@ impl TriggerEngine {
 
     /// Acknowledges an event: the retraining side has it; the label count starts again.
     pub fn ack(&mut self, id: &str) -> Result<(), TriggerError> {
+        self.ack_with(id, None)
+    }
+
+    /// Acknowledges an event with what retraining made of it (shown by `triggers history`).
+    pub fn ack_with(&mut self, id: &str, outcome: Option<&str>) -> Result<(), TriggerError> {
         let now = self.now();
         let mut next = self.state.clone();
         let Some(rec) = next.history.iter_mut().find(|r| r.event.id == id) else {
@@ -288,6 +294,7 @@ impl TriggerEngine {
             return Err(TriggerError::AlreadyAcknowledged(id.to_string()));
         }
         rec.acked_at_ms = Some(now);
+        rec.outcome = outcome.map(str::to_string);
         let event = rec.event.clone();
         next.counting_since_ms = now;
         self.commit(next)?;

@@ -1,0 +1,96 @@
+//! `modelwatch retrain --event ID | --force`: one retraining run, to its end or resumed.
+
+use super::{Env, UsageError, open_read_only, print_json};
+use crate::cli::{Format, RetrainArgs};
+use modelwatch::retrain::gate::{self, FixedLatency, InterleavedProbe, LatencyProbe};
+use modelwatch::retrain::{Outcome, RetrainManager, RunRecord};
+use modelwatch::triggers::{ConfigFile, TriggerEngine, TriggerError};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn probe(arg: Option<&str>) -> anyhow::Result<Box<dyn LatencyProbe>> {
+    let Some(text) = arg else {
+        return Ok(Box::new(InterleavedProbe::default()));
+    };
+    let bad = || {
+        UsageError(format!(
+            "--simulated-latency {text:?}: expected CONTROL_MS,CHALLENGER_MS, two non-negative numbers"
+        ))
+    };
+    let (a, b) = text.split_once(',').ok_or_else(bad)?;
+    let ms = |s: &str| -> anyhow::Result<Duration> {
+        let v: f64 = s.trim().parse().map_err(|_| bad())?;
+        if !(v.is_finite() && (0.0..=3.6e6).contains(&v)) {
+            return Err(bad().into());
+        }
+        Ok(Duration::from_secs_f64(v / 1000.0))
+    };
+    Ok(Box::new(FixedLatency { control: ms(a)?, challenger: ms(b)? }))
+}
+
+pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
+    let probe = probe(args.simulated_latency.as_deref())?;
+    let config = match &args.config {
+        Some(p) => ConfigFile::load(p)?,
+        None => ConfigFile::default(),
+    };
+    let store = Arc::new(open_read_only(&args.data)?);
+    let mut engine = TriggerEngine::open(config.triggers.clone(), store.clone(), &args.data.data, env.clock.clone(), Vec::new())
+        .map_err(|e| match e {
+            TriggerError::Locked(dir) => anyhow::anyhow!(
+                "{}: the trigger engine of this data directory is running elsewhere (`modelwatch serve --triggers`?): \
+                 its events are retrained there with --retrain, or stop it to run this one here",
+                dir.display()
+            ),
+            e => e.into(),
+        })?;
+    let event = if args.force {
+        engine.fire(&args.reason, true)?
+    } else {
+        let id = args.event.as_deref().unwrap_or_default();
+        engine.state().history.iter().find(|r| r.event.id == id).map(|r| r.event.clone()).ok_or_else(
+            || {
+                UsageError(format!(
+                    "--event {id:?}: no such event in the trigger state (see `modelwatch triggers history`)"
+                ))
+            },
+        )?
+    };
+    let mut retrain = config.retrain.clone();
+    if retrain.model.is_empty() {
+        retrain.model = config.triggers.model.clone();
+    }
+    let registry = super::models::open(env, &args.data)?;
+    let manager = RetrainManager::new(
+        retrain,
+        config.gate.clone(),
+        store,
+        registry,
+        &args.data.data,
+        env.clock.clone(),
+        probe,
+    )?;
+    let rec = manager.run(&event, &mut engine)?;
+    match args.format {
+        Format::Json => print_json(&rec)?,
+        Format::Table => print_table(&rec),
+    }
+    Ok(match rec.outcome {
+        Some(Outcome::Failed { .. }) | None => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn print_table(rec: &RunRecord) {
+    let resumed =
+        if rec.attempts > 1 { format!(" (resumed: {} attempts)", rec.attempts) } else { String::new() };
+    println!("event {} ({}){resumed}", rec.event_id, rec.model);
+    if let Some(r) = &rec.report {
+        print!("{}", gate::table(r));
+    }
+    match &rec.outcome {
+        Some(o) => println!("outcome: {o}"),
+        None => println!("outcome: none"),
+    }
+}

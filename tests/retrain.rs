@@ -1,0 +1,299 @@
+//! The retraining manager through `modelwatch retrain`, as a user runs it: a store with
+//! labelled examples and a control in the registry, a retraining event from
+//! `modelwatch triggers fire`, then the run, its gate report and its outcome; runs again,
+//! at once, and killed with SIGKILL at random moments.
+
+use crate::support::Rng;
+use modelwatch::ManualClock;
+use modelwatch::agent::Timestamp;
+use modelwatch::retrain::{LinearModel, RunRecord, Step};
+use modelwatch::store::examples::{Example, ExampleSet};
+use modelwatch::store::registry::{Action, NewVersion, Op, Registry, RegistryConfig, Status};
+use modelwatch::store::{Store, StoreConfig};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// 2026-11-29T00:00:00Z: every run is "now" this, whatever the hour.
+const NOW_MS: i64 = 1_764_374_400_000;
+const NOW: &str = "2026-11-29T00:00:00Z";
+const TRUTH: [f64; 4] = [1.2, -1.0, 0.8, 0.0];
+
+fn modelwatch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(args)
+        .args(["--data", dir.to_str().unwrap(), "--now", NOW])
+        .output()
+        .expect("run modelwatch")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn registry(dir: &Path) -> Registry {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NOW_MS as u64)));
+    Registry::open(RegistryConfig::new(dir, clock)).unwrap()
+}
+
+/// `rows` labelled examples of `pii` over the 10 days before NOW (labels from a logistic
+/// model of 4 features, two segments), and a control: a linear model with `control`'s
+/// coefficients, promoted.
+fn setup(dir: &Path, rows: usize, control: [f64; 4]) {
+    let mut rng = Rng::seeded(42);
+    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let mut set = ExampleSet::new(names.clone());
+    for i in 0..rows {
+        let x: Vec<f64> = (0..4).map(|_| rng.normal()).collect();
+        let z: f64 = -0.8 + x.iter().zip(TRUTH).map(|(x, w)| x * w).sum::<f64>();
+        let t = NOW_MS - 10 * 86_400_000 + (i as i64) * (10 * 86_400_000 / rows as i64);
+        set.rows.push(Example {
+            prediction_id: format!("p{i}"),
+            predicted_ms: t,
+            label_ms: t + 3_600_000,
+            segment: ["email", "phone"][i % 2].into(),
+            features: x,
+            confidence: 0.5,
+            label: rng.u() < 1.0 / (1.0 + (-z).exp()),
+        });
+    }
+    // Labels arriving after the event are not the run's: one that would change everything.
+    let mut late = set.rows[rows - 1].clone();
+    late.prediction_id = "late".into();
+    late.label_ms = NOW_MS + 1;
+    set.rows.push(late);
+    let store = Store::open(StoreConfig::new(dir)).unwrap();
+    store.append_examples("pii", set).unwrap();
+    drop(store);
+    let artifact = tempfile::tempdir().unwrap();
+    let m = LinearModel::new(names, control.to_vec(), -0.8, vec![]).unwrap();
+    std::fs::write(artifact.path().join("model.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::write(artifact.path().join("metadata.json"), b"{}").unwrap();
+    let reg = registry(dir);
+    let v = reg.register(NewVersion::new("pii", "logistic", artifact.path())).unwrap();
+    reg.promote("pii", v.meta.version, &Action::new("test", "the control")).unwrap();
+}
+
+fn config(dir: &Path, extra: &str) -> String {
+    let path = dir.join("modelwatch.toml");
+    std::fs::write(&path, format!("[triggers]\nmodel = \"pii\"\n[retrain]\nmin_examples = 100\n{extra}"))
+        .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn fire(dir: &Path, cfg: &str) -> String {
+    let o = modelwatch(
+        dir,
+        &["triggers", "fire", "--reason", "test", "--force", "--config", cfg, "--format", "json"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["id"].as_str().unwrap().to_string()
+}
+
+fn retrain(dir: &Path, cfg: &str, event: &str) -> Output {
+    modelwatch(
+        dir,
+        &["retrain", "--event", event, "--config", cfg, "--simulated-latency", "2,2", "--format", "json"],
+    )
+}
+
+/// What the registry and the trigger state hold for `event`: the versions registered for
+/// it, its outcome entries (challenger or reject), its gate report entries, and the
+/// acknowledgement's outcome.
+fn recorded(dir: &Path, event: &str) -> (Vec<u32>, usize, usize, Option<String>) {
+    let reg = registry(dir);
+    let versions: Vec<u32> = reg
+        .versions("pii")
+        .unwrap()
+        .iter()
+        .filter(|v| v.meta.event_id.as_deref() == Some(event))
+        .map(|v| v.meta.version)
+        .collect();
+    let log = reg.log("pii").unwrap();
+    let mine =
+        |op: &[Op]| log.iter().filter(|e| e.event_id.as_deref() == Some(event) && op.contains(&e.op)).count();
+    let state = modelwatch::triggers::read_state(dir).unwrap();
+    let rec = state.history.iter().find(|r| r.event.id == event).unwrap();
+    let acked = rec.acked_at_ms.map(|_| rec.outcome.clone().unwrap_or_default());
+    (versions, mine(&[Op::Challenger, Op::Reject]), mine(&[Op::GateReport]), acked)
+}
+
+#[test]
+fn a_better_challenger_is_registered_as_the_challenger_with_its_gate_report() {
+    let dir = tempfile::tempdir().unwrap();
+    // The control misses feature c: the retrained model gains far more than 0.02 AUC. The
+    // importance shift is allowed here (the control put nothing on c), as a user would
+    // who expects the new feature to matter.
+    setup(dir.path(), 6_000, [1.2, -1.0, 0.0, 0.0]);
+    let cfg = config(dir.path(), "[gate]\nmax_importance_shift = 0.5\n");
+    let id = fire(dir.path(), &cfg);
+    let o = retrain(dir.path(), &cfg, &id);
+    assert!(o.status.success(), "{}", text(&o));
+    let rec: RunRecord = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rec.step, Step::Acknowledged);
+    let report = rec.report.as_ref().unwrap();
+    assert!(report.passed, "{report:?}");
+    assert_eq!(report.criteria.len(), 4);
+    let auc = &report.criteria[0];
+    assert!(auc.figures["lower_bound"].as_f64().unwrap() >= 0.02, "{auc:?}");
+    let version = rec.version.unwrap();
+    let reg = registry(dir.path());
+    assert_eq!(reg.alias("pii", modelwatch::store::registry::Alias::Challenger).unwrap(), Some(version));
+    let info = reg.get("pii", version).unwrap();
+    assert_eq!(info.meta.event_id.as_deref(), Some(id.as_str()));
+    assert_eq!(info.gate_report.as_ref().unwrap()["passed"], true);
+    // Importance stored with the version: permutation (every feature) and exact SHAP.
+    let imp = &info.meta.feature_importance;
+    assert_eq!(imp["permutation"]["overall"]["features"].as_array().unwrap().len(), 4, "{imp}");
+    assert!(imp["shap"]["overall"]["c"].as_f64().unwrap() > 0.0, "{imp}");
+    // The late label was left out: the hold-out and training rows add up to the 6,000.
+    assert_eq!(
+        info.meta.split["train_rows"].as_u64().unwrap() + info.meta.split["holdout_rows"].as_u64().unwrap(),
+        6_000
+    );
+    let (versions, outcomes, reports, acked) = recorded(dir.path(), &id);
+    assert_eq!((versions, outcomes, reports), (vec![version], 1, 1));
+    assert!(acked.unwrap().starts_with(&format!("challenger: version {version}")));
+    // The table a person reads names every criterion.
+    let o = modelwatch(dir.path(), &["retrain", "--event", &id, "--config", &cfg]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for c in ["auc_gain", "latency", "importance_shift", "segment_quality", "PASSED", "outcome: challenger"] {
+        assert!(out.contains(c), "{c} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn a_challenger_no_better_than_the_control_is_rejected_with_the_reason_and_a_rerun_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 4_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let id = fire(dir.path(), &cfg);
+    let first = retrain(dir.path(), &cfg, &id);
+    assert!(first.status.success(), "{}", text(&first));
+    let rec: RunRecord = serde_json::from_slice(&first.stdout).unwrap();
+    let version = rec.version.unwrap();
+    let report = rec.report.as_ref().unwrap();
+    assert!(!report.passed);
+    assert!(report.reasons().iter().any(|r| r.starts_with("auc_gain:")), "{:?}", report.reasons());
+    assert_eq!(registry(dir.path()).get("pii", version).unwrap().status, Status::Rejected);
+    let log_len = registry(dir.path()).log("pii").unwrap().len();
+    let again = retrain(dir.path(), &cfg, &id);
+    assert!(again.status.success(), "{}", text(&again));
+    let rec2: RunRecord = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(rec2, rec, "a finished run is returned as it was");
+    assert_eq!(registry(dir.path()).log("pii").unwrap().len(), log_len);
+    let (versions, outcomes, reports, acked) = recorded(dir.path(), &id);
+    assert_eq!((versions, outcomes, reports), (vec![version], 1, 1));
+    assert!(acked.unwrap().starts_with(&format!("rejected: version {version}: auc_gain")));
+}
+
+#[test]
+fn too_few_examples_end_in_a_failed_outcome_that_is_acknowledged_and_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 150, TRUTH);
+    // The default retrain.min_examples, 200.
+    let cfg = dir.path().join("modelwatch.toml");
+    std::fs::write(&cfg, "[triggers]\nmodel = \"pii\"\n").unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let id = fire(dir.path(), &cfg);
+    let o = retrain(dir.path(), &cfg, &id);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let rec: RunRecord = serde_json::from_slice(&o.stdout).unwrap();
+    let failed = serde_json::to_string(&rec.outcome).unwrap();
+    assert!(failed.contains("150 labelled examples") && failed.contains("min_examples = 200"), "{failed}");
+    let (versions, outcomes, _, acked) = recorded(dir.path(), &id);
+    assert_eq!((versions.len(), outcomes), (0, 0));
+    assert!(acked.unwrap().starts_with("failed: 150 labelled examples"));
+    let o = modelwatch(dir.path(), &["retrain", "--event", "pii-nope", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such event"), "{}", text(&o));
+}
+
+#[test]
+fn two_runs_of_one_event_at_once_record_one_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 4_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let id = fire(dir.path(), &cfg);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["retrain", "--event", &id, "--config", &cfg, "--simulated-latency", "2,2"])
+            .args(["--data", dir.path().to_str().unwrap(), "--now", NOW])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    // Whichever came second waited for nothing: it either found the run over, or was told
+    // another holds the data directory.
+    for o in [&a, &b] {
+        assert!(
+            o.status.success()
+                || String::from_utf8_lossy(&o.stderr).contains("running elsewhere")
+                || String::from_utf8_lossy(&o.stderr).contains("another retraining run"),
+            "{}",
+            text(o)
+        );
+    }
+    assert!(a.status.success() || b.status.success(), "{}\n{}", text(&a), text(&b));
+    let (versions, outcomes, reports, acked) = recorded(dir.path(), &id);
+    assert_eq!((versions.len(), outcomes, reports), (1, 1, 1));
+    assert!(acked.is_some());
+}
+
+/// The crash test: 20 SIGKILLs at random moments of runs of 4 events (5 each),
+/// each event then run to its end: each leads to exactly one version and one outcome,
+/// recorded once, and is acknowledged. The kills must have landed at different steps (no
+/// journal yet, and at least two of the journal's steps), or the test proves nothing.
+#[test]
+fn runs_killed_at_random_moments_each_lead_to_exactly_one_outcome_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 4_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    // How long a whole run takes here: the kills are spread over 1.2 times that.
+    let warm = fire(dir.path(), &cfg);
+    let start = Instant::now();
+    assert!(retrain(dir.path(), &cfg, &warm).status.success());
+    let whole = start.elapsed();
+    let mut rng = Rng::seeded(2026);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let id = fire(dir.path(), &cfg);
+        for _ in 0..5 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+                .args(["retrain", "--event", &id, "--config", &cfg, "--simulated-latency", "2,2"])
+                .args(["--data", dir.path().to_str().unwrap(), "--now", NOW])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(whole.mul_f64(1.2 * rng.u()));
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            let journal = dir.path().join("retrain/runs").join(format!("{id}.json"));
+            let step = std::fs::read(&journal)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok())
+                .map_or("none".to_string(), |r| format!("{:?}", r.step));
+            seen.insert(step);
+        }
+        let o = retrain(dir.path(), &cfg, &id);
+        assert!(o.status.success(), "{}", text(&o));
+        let (versions, outcomes, reports, acked) = recorded(dir.path(), &id);
+        assert_eq!((versions.len(), outcomes, reports), (1, 1, 1), "event {id}");
+        assert!(acked.is_some(), "event {id} not acknowledged");
+    }
+    eprintln!("journal steps seen after the kills: {seen:?} (a whole run: {whole:?})");
+    assert!(seen.len() >= 3, "the kills all landed at the same steps: {seen:?}");
+    // Nothing is left half-written: the registry reads whole.
+    let o = modelwatch(dir.path(), &["models", "list", "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
