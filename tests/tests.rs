@@ -10,6 +10,7 @@ mod examples;
 mod fleet;
 mod hostile;
 mod import;
+mod importance;
 mod interop;
 mod layout;
 mod prometheus;
