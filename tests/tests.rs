@@ -11,6 +11,7 @@ mod fleet;
 mod gate;
 mod hostile;
 mod import;
+mod importance;
 mod interop;
 mod layout;
 mod prometheus;

@@ -2,10 +2,15 @@
 //! criterion: permutation importance for any [`Model`], and exact SHAP values in closed form
 //! for linear models.
 //!
-//! SCAFFOLD: the types are the contract between the gate and the implementation; the
-//! functions are filled in on this branch before it reaches main.
+//! Permutation importance is scikit-learn's `sklearn.inspection.permutation_importance`:
+//! the fall of the score when one column is shuffled, mean and standard deviation over the
+//! repeats; `scripts/golden_importance.py` makes the goldens `tests/importance.rs` checks
+//! against it, on scikit-learn's own permutations and on ours. Each table scores the
+//! unpermuted rows once, then shuffles one column at a time of its own copy of the rows,
+//! features spread over the cores; the figures do not depend on the number of threads.
 
 use super::{LinearModel, Model};
+use crate::demo::Rng;
 use modelwatch_store::examples::ExampleSet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -103,18 +108,398 @@ pub struct ImportanceReport {
     pub shap: Option<LinearShap>,
 }
 
-/// Permutation importance of `model` on `set`.
+/// Permutation importance of `model` on `set`: overall, and for each segment on that
+/// segment's rows only, permuted among themselves.
+///
+/// `config.repeats` permutations of the rows are drawn from `config.seed` with
+/// [`Rng`] and every feature's column is shuffled by each of them in
+/// turn (scikit-learn, too, shuffles every column with the same `n_repeats` permutations);
+/// each segment draws its own from the seed and the segment's name. A `repeats` of 0 is
+/// taken as 1: a mean over no permutation would be no figure at all.
+///
+/// Where the metric is undefined on a set of rows (AUC with one class, any metric on no
+/// rows) that table has `baseline: None` and no features. NaN or infinite feature values
+/// are passed to the model as they are (each model says what it makes of them); a NaN
+/// score ranks lowest for AUC, predicts negative for accuracy and costs the clipped
+/// maximum for log loss, as in [`figures`](super::figures).
 pub fn permutation_importance(
-    _model: &dyn Model,
-    _set: &ExampleSet,
-    _config: &ImportanceConfig,
+    model: &dyn Model,
+    set: &ExampleSet,
+    config: &ImportanceConfig,
 ) -> PermutationImportance {
-    unimplemented!("scaffold")
+    let repeats = config.repeats.max(1);
+    let all: Vec<usize> = (0..set.rows.len()).collect();
+    let overall = {
+        let perms = permutations(all.len(), repeats, config.seed);
+        measure(model, set, &all, config.metric, config.threshold, &perms)
+    };
+    let mut by_segment: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, row) in set.rows.iter().enumerate() {
+        by_segment.entry(row.segment.as_str()).or_default().push(i);
+    }
+    let segments = by_segment
+        .into_iter()
+        .map(|(segment, rows)| {
+            let perms = permutations(rows.len(), repeats, config.seed ^ fnv1a(segment));
+            (segment.to_string(), measure(model, set, &rows, config.metric, config.threshold, &perms))
+        })
+        .collect();
+    PermutationImportance { metric: config.metric, repeats, seed: config.seed, overall, segments }
 }
 
-/// Exact SHAP summaries of a linear model on `set`.
-pub fn linear_shap(_model: &LinearModel, _set: &ExampleSet) -> LinearShap {
-    unimplemented!("scaffold")
+/// The overall table of permutation importance with the permutations given: for each
+/// feature and each permutation `p`, the feature's value on row `i` becomes its value on
+/// row `p[i]` (the other columns untouched), and the importance is the baseline score less
+/// the score on those rows; mean and standard deviation (ddof 0) over the permutations.
+///
+/// This is the core [`permutation_importance`] runs on its seeded permutations; given
+/// scikit-learn's own (see `scripts/golden_importance.py`) it answers scikit-learn's
+/// figures. An error names the permutation that is not one of the set's rows, or says
+/// there is none.
+pub fn permutation_importance_with(
+    model: &dyn Model,
+    set: &ExampleSet,
+    metric: ImportanceMetric,
+    threshold: f64,
+    perms: &[Vec<usize>],
+) -> Result<ImportanceTable, String> {
+    let n = set.rows.len();
+    if perms.is_empty() {
+        return Err("no permutations: at least one is needed for a mean".into());
+    }
+    for (k, p) in perms.iter().enumerate() {
+        if p.len() != n {
+            return Err(format!("permutation {k} has {} indices for the set's {n} rows", p.len()));
+        }
+        let mut seen = vec![false; n];
+        for &i in p {
+            if i >= n || std::mem::replace(&mut seen[i], true) {
+                return Err(format!(
+                    "permutation {k} is not a permutation of the set's {n} rows: index {i} is {}",
+                    if i >= n { "out of range" } else { "repeated" }
+                ));
+            }
+        }
+    }
+    let all: Vec<usize> = (0..n).collect();
+    Ok(measure(model, set, &all, metric, threshold, perms))
+}
+
+/// `repeats` independent uniform permutations of `0..n` (Fisher–Yates over
+/// [`Rng`]), from `seed`: those [`permutation_importance`] applies to
+/// the overall table (a segment's are drawn from `seed ^` a hash of its name).
+pub fn permutations(n: usize, repeats: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = Rng::seeded(seed);
+    (0..repeats)
+        .map(|_| {
+            let mut p: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                p.swap(i, rng.below(i + 1));
+            }
+            p
+        })
+        .collect()
+}
+
+/// FNV-1a: a stable hash of a segment's name (the standard library's hasher may change
+/// between releases, and the same seed must give the same figures on every build).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The rows' values, row-major, one column per feature of the model in the model's order.
+///
+/// Columns are found by name where the set's names differ from the model's (a model
+/// feature the set lacks is all NaN, i.e. missing); a short row's absent values are NaN.
+fn matrix(model: &[String], set: &ExampleSet, rows: &[usize]) -> Vec<f64> {
+    let source: Vec<Option<usize>> = if set.features.as_slice() == model {
+        (0..model.len()).map(Some).collect()
+    } else {
+        model.iter().map(|f| set.features.iter().position(|g| g == f)).collect()
+    };
+    let mut data = Vec::with_capacity(rows.len() * model.len());
+    for &r in rows {
+        let values = &set.rows[r].features;
+        data.extend(source.iter().map(|s| s.and_then(|s| values.get(s).copied()).unwrap_or(f64::NAN)));
+    }
+    data
+}
+
+/// Below this many model calls a table is measured on the calling thread: spawning costs
+/// more than it saves.
+const PARALLEL_FROM: usize = 200_000;
+
+/// One table: the rows `rows` of `set`, each permutation indexing into `rows`.
+fn measure(
+    model: &dyn Model,
+    set: &ExampleSet,
+    rows: &[usize],
+    metric: ImportanceMetric,
+    threshold: f64,
+    perms: &[Vec<usize>],
+) -> ImportanceTable {
+    let names = model.features();
+    let (n, d) = (rows.len(), names.len());
+    let data = matrix(names, set, rows);
+    let labels: Vec<bool> = rows.iter().map(|&r| set.rows[r].label).collect();
+    let mut scorer = Scorer::new(metric, threshold, &labels);
+    let scores: Vec<f64> = (0..n).map(|i| model.score(&data[i * d..(i + 1) * d])).collect();
+    let Some(baseline) = scorer.score(&scores) else {
+        return ImportanceTable { rows: n, baseline: None, features: Vec::new() };
+    };
+    let work = Work { model, data: &data, d, labels: &labels, metric, threshold, perms, baseline };
+    let threads = if n * d * perms.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |t| t.get()).min(d)
+    };
+    let mut falls: Vec<Vec<f64>> = vec![Vec::new(); d];
+    if threads <= 1 {
+        let mut w = work.worker();
+        for (j, f) in falls.iter_mut().enumerate() {
+            *f = w.feature(j);
+        }
+    } else {
+        // Features are handed out one at a time, so a thread that finishes early takes the
+        // next; each result lands in its feature's place, whichever thread computed it.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<Vec<(usize, Vec<f64>)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut w = work.worker();
+                        let mut out = Vec::new();
+                        loop {
+                            let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if j >= d {
+                                return out;
+                            }
+                            out.push((j, w.feature(j)));
+                        }
+                    })
+                })
+                .collect();
+            // A panicking model is the model's bug; its thread's features stay empty (NaN
+            // figures) rather than bringing the caller down.
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        for (j, f) in done.into_iter().flatten() {
+            falls[j] = f;
+        }
+    }
+    let features = names
+        .iter()
+        .zip(falls)
+        .map(|(name, f)| {
+            let k = f.len() as f64;
+            let mean = f.iter().sum::<f64>() / k;
+            let std = (f.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / k).sqrt();
+            FeatureScore { feature: name.clone(), mean, std }
+        })
+        .collect();
+    ImportanceTable { rows: n, baseline: Some(baseline), features }
+}
+
+/// What every thread of one table shares.
+struct Work<'a> {
+    model: &'a dyn Model,
+    data: &'a [f64],
+    d: usize,
+    labels: &'a [bool],
+    metric: ImportanceMetric,
+    threshold: f64,
+    perms: &'a [Vec<usize>],
+    baseline: f64,
+}
+
+impl<'a> Work<'a> {
+    fn worker(&self) -> Worker<'_, 'a> {
+        Worker {
+            work: self,
+            data: self.data.to_vec(),
+            scores: vec![0.0; self.labels.len()],
+            column: Vec::with_capacity(self.labels.len()),
+            scorer: Scorer::new(self.metric, self.threshold, self.labels),
+        }
+    }
+}
+
+/// One thread's own copy of the rows, whose columns it shuffles in place (as scikit-learn
+/// shuffles a copy of `X`), and its buffers.
+struct Worker<'w, 'a> {
+    work: &'w Work<'a>,
+    data: Vec<f64>,
+    scores: Vec<f64>,
+    column: Vec<f64>,
+    scorer: Scorer<'a>,
+}
+
+impl Worker<'_, '_> {
+    /// Feature `j`'s fall of the score under each permutation.
+    fn feature(&mut self, j: usize) -> Vec<f64> {
+        let Work { model, d, perms, baseline, .. } = *self.work;
+        let n = self.scores.len();
+        self.column.clear();
+        self.column.extend((0..n).map(|i| self.data[i * d + j]));
+        let mut falls = Vec::with_capacity(perms.len());
+        for p in perms {
+            for (i, &from) in p.iter().enumerate() {
+                self.data[i * d + j] = self.column[from];
+            }
+            for (i, s) in self.scores.iter_mut().enumerate() {
+                *s = model.score(&self.data[i * d..(i + 1) * d]);
+            }
+            // The labels are the baseline's, so a metric defined there is defined here.
+            falls.push(baseline - self.scorer.score(&self.scores).unwrap_or(f64::NAN));
+        }
+        for i in 0..n {
+            self.data[i * d + j] = self.column[i];
+        }
+        falls
+    }
+}
+
+/// A metric over scores against fixed labels, with its sorting buffer kept between calls.
+struct Scorer<'a> {
+    metric: ImportanceMetric,
+    threshold: f64,
+    labels: &'a [bool],
+    positives: usize,
+    sorted: Vec<(f64, bool)>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(metric: ImportanceMetric, threshold: f64, labels: &'a [bool]) -> Scorer<'a> {
+        let positives = labels.iter().filter(|&&y| y).count();
+        Scorer { metric, threshold, labels, positives, sorted: Vec::new() }
+    }
+
+    /// The metric (higher is better), `None` where undefined.
+    fn score(&mut self, scores: &[f64]) -> Option<f64> {
+        let n = self.labels.len();
+        if n == 0 {
+            return None;
+        }
+        match self.metric {
+            ImportanceMetric::Auc => self.auc(scores),
+            ImportanceMetric::NegLogLoss => {
+                // `figures`' log loss, term for term, so the two agree to the bit.
+                let mut loss = 0.0;
+                for (&s, &y) in scores.iter().zip(self.labels) {
+                    let q = if s.is_nan() { if y { 0.0 } else { 1.0 } } else { s }
+                        .clamp(f64::EPSILON, 1.0 - f64::EPSILON);
+                    loss -= if y { q.ln() } else { (1.0 - q).ln() };
+                }
+                Some(-(loss / n as f64))
+            }
+            ImportanceMetric::Accuracy => {
+                let right =
+                    scores.iter().zip(self.labels).filter(|&(&s, &y)| (s >= self.threshold) == y).count();
+                Some(right as f64 / n as f64)
+            }
+        }
+    }
+
+    /// [`auc`](super::auc)'s statistic, computed the same way (so the same to the bit) with
+    /// an unstable sort into a kept buffer: ties are grouped whatever their order.
+    fn auc(&mut self, scores: &[f64]) -> Option<f64> {
+        let pos = self.positives;
+        let neg = self.labels.len() - pos;
+        if pos == 0 || neg == 0 {
+            return None;
+        }
+        self.sorted.clear();
+        self.sorted.extend(
+            scores
+                .iter()
+                .zip(self.labels)
+                .map(|(&s, &y)| (if s.is_nan() { f64::NEG_INFINITY } else { s }, y)),
+        );
+        self.sorted.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let sorted = &self.sorted;
+        let mut rank_sum = 0.0;
+        let mut i = 0;
+        while i < sorted.len() {
+            let mut j = i;
+            let mut hits = 0usize;
+            while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+                hits += usize::from(sorted[j].1);
+                j += 1;
+            }
+            rank_sum += (i + 1 + j) as f64 / 2.0 * hits as f64;
+            i = j;
+        }
+        let (p, n) = (pos as f64, neg as f64);
+        Some((rank_sum - p * (p + 1.0) / 2.0) / (p * n))
+    }
+}
+
+/// Exact SHAP values of a linear model on each row of a set, in log-odds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapValues {
+    /// The background mean of each feature (its imputed values' mean over the set).
+    pub means: Vec<f64>,
+    /// The expected decision, `intercept + Σ coef_i · means_i`: what the values of a row
+    /// add up from to its decision.
+    pub expected: f64,
+    /// Per row of the set, one value per feature of the model, in the model's order.
+    pub values: Vec<Vec<f64>>,
+}
+
+/// The exact (interventional) SHAP values of `model` on every row of `set`, in log-odds:
+/// `φ_i(x) = coef_i · (x_i − mean_i)`, the background being the set itself (as shap's
+/// `LinearExplainer` with `maskers.Independent(X)` on the same `X`). A NaN or infinite
+/// value takes the model's impute value first, as [`LinearModel::decision`] does, both in
+/// the row and in the means. For every row `expected + Σ φ_i = decision(x)` up to
+/// rounding. `None` for an empty set: there is no background to explain against.
+pub fn linear_shap_values(model: &LinearModel, set: &ExampleSet) -> Option<ShapValues> {
+    let n = set.rows.len();
+    if n == 0 {
+        return None;
+    }
+    let d = model.features.len();
+    let all: Vec<usize> = (0..n).collect();
+    let mut data = matrix(&model.features, set, &all);
+    for (k, x) in data.iter_mut().enumerate() {
+        if !x.is_finite() {
+            *x = model.impute.get(k % d).copied().unwrap_or(0.0);
+        }
+    }
+    let means: Vec<f64> = (0..d).map(|j| (0..n).map(|i| data[i * d + j]).sum::<f64>() / n as f64).collect();
+    let expected = model.intercept + model.coef.iter().zip(&means).map(|(w, m)| w * m).sum::<f64>();
+    let values =
+        (0..n).map(|i| (0..d).map(|j| model.coef[j] * (data[i * d + j] - means[j])).collect()).collect();
+    Some(ShapValues { means, expected, values })
+}
+
+/// Exact SHAP summaries of a linear model on `set`: each feature's mean |φ_i| (see
+/// [`linear_shap_values`]) over every row, and over each segment's rows. The background
+/// is the whole set for the segments too, so a segment's figure says how far its rows
+/// sit from the population on that feature, in log-odds. Empty maps for an empty set.
+pub fn linear_shap(model: &LinearModel, set: &ExampleSet) -> LinearShap {
+    let Some(shap) = linear_shap_values(model, set) else {
+        return LinearShap::default();
+    };
+    let summary = |rows: &[usize]| -> BTreeMap<String, f64> {
+        model
+            .features
+            .iter()
+            .enumerate()
+            .map(|(j, f)| {
+                let total: f64 = rows.iter().map(|&i| shap.values[i][j].abs()).sum();
+                (f.clone(), total / rows.len() as f64)
+            })
+            .collect()
+    };
+    let mut by_segment: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, row) in set.rows.iter().enumerate() {
+        by_segment.entry(row.segment.as_str()).or_default().push(i);
+    }
+    let all: Vec<usize> = (0..set.rows.len()).collect();
+    LinearShap {
+        overall: summary(&all),
+        segments: by_segment.into_iter().map(|(s, rows)| (s.to_string(), summary(&rows))).collect(),
+    }
 }
 
 /// Both, as stored with a version.
