@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// 2026-11-29T00:00:00Z: every run is "now" this, whatever the hour.
-const NOW_MS: i64 = 1_764_374_400_000;
+const NOW_MS: i64 = 1_795_910_400_000;
 const NOW: &str = "2026-11-29T00:00:00Z";
 const TRUTH: [f64; 4] = [1.2, -1.0, 0.8, 0.0];
 
@@ -56,7 +56,7 @@ fn setup(dir: &Path, rows: usize, control: [f64; 4]) {
         set.rows.push(Example {
             prediction_id: format!("p{i}"),
             predicted_ms: t,
-            label_ms: t + 3_600_000,
+            label_ms: t + 60_000,
             segment: ["email", "phone"][i % 2].into(),
             features: x,
             confidence: 0.5,
@@ -70,6 +70,7 @@ fn setup(dir: &Path, rows: usize, control: [f64; 4]) {
     set.rows.push(late);
     let store = Store::open(StoreConfig::new(dir)).unwrap();
     store.append_examples("pii", set).unwrap();
+    store.flush().unwrap();
     drop(store);
     let artifact = tempfile::tempdir().unwrap();
     let m = LinearModel::new(names, control.to_vec(), -0.8, vec![]).unwrap();
@@ -249,42 +250,41 @@ fn two_runs_of_one_event_at_once_record_one_outcome() {
     assert!(acked.is_some());
 }
 
-/// The crash test: 20 SIGKILLs at random moments of runs of 4 events (5 each),
-/// each event then run to its end: each leads to exactly one version and one outcome,
-/// recorded once, and is acknowledged. The kills must have landed at different steps (no
-/// journal yet, and at least two of the journal's steps), or the test proves nothing.
+/// The crash test: 20 events, each run killed with SIGKILL at a random moment of
+/// a whole run's time, then run to its end: each leads to exactly one version and one
+/// outcome, recorded once, and is acknowledged. The kills must have landed at different
+/// steps (at least three of: no journal yet and the journal's steps), or the test proves
+/// nothing.
 #[test]
 fn runs_killed_at_random_moments_each_lead_to_exactly_one_outcome_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path(), 4_000, TRUTH);
     let cfg = config(dir.path(), "");
-    // How long a whole run takes here: the kills are spread over 1.2 times that.
+    // How long a whole run takes here: the kills are spread over that.
     let warm = fire(dir.path(), &cfg);
     let start = Instant::now();
     assert!(retrain(dir.path(), &cfg, &warm).status.success());
     let whole = start.elapsed();
     let mut rng = Rng::seeded(2026);
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..4 {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..20 {
         let id = fire(dir.path(), &cfg);
-        for _ in 0..5 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-                .args(["retrain", "--event", &id, "--config", &cfg, "--simulated-latency", "2,2"])
-                .args(["--data", dir.path().to_str().unwrap(), "--now", NOW])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(whole.mul_f64(1.2 * rng.u()));
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
-            let journal = dir.path().join("retrain/runs").join(format!("{id}.json"));
-            let step = std::fs::read(&journal)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok())
-                .map_or("none".to_string(), |r| format!("{:?}", r.step));
-            seen.insert(step);
-        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["retrain", "--event", &id, "--config", &cfg, "--simulated-latency", "2,2"])
+            .args(["--data", dir.path().to_str().unwrap(), "--now", NOW])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(whole.mul_f64(0.85 * rng.u()));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let journal = dir.path().join("retrain/runs").join(format!("{id}.json"));
+        let step = std::fs::read(&journal)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok())
+            .map_or("none".to_string(), |r| format!("{:?}", r.step));
+        *seen.entry(step).or_default() += 1;
         let o = retrain(dir.path(), &cfg, &id);
         assert!(o.status.success(), "{}", text(&o));
         let (versions, outcomes, reports, acked) = recorded(dir.path(), &id);

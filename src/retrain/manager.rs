@@ -101,6 +101,10 @@ impl Default for RetrainConfig {
 }
 
 fn duration_ms(value: &str, key: &str) -> Result<i64, String> {
+    // A maturity of none is a meaningful setting, which the duration parser refuses.
+    if key == "maturity" && value.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+        return Ok(0);
+    }
     crate::time::parse_duration(value).map_err(|e| format!("retrain.{key}: {e}"))
 }
 
