@@ -549,16 +549,8 @@ impl RetrainManager {
         };
         let mut gate = self.gate.clone();
         gate.threshold = self.config.threshold;
-        Ok(Ok(gate::judge(
-            &gate,
-            model,
-            &data.holdout,
-            &ch,
-            co.as_ref(),
-            &*self.probe,
-            Some(&event.id),
-            self.now(),
-        )))
+        let case = gate::Case { model, event_id: Some(&event.id), now_ms: self.now() };
+        Ok(Ok(gate::judge(&gate, case, &data.holdout, &ch, co.as_ref(), &*self.probe)))
     }
 
     /// Step 3: the report and the outcome into the registry, each unless the audit log

@@ -257,17 +257,27 @@ pub struct Side<'a> {
     pub importance: &'a ImportanceReport,
 }
 
+/// What a judgement is for: the model, the event and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Case<'a> {
+    /// The model.
+    pub model: &'a str,
+    /// The retraining event.
+    pub event_id: Option<&'a str>,
+    /// Now (ms since the epoch).
+    pub now_ms: i64,
+}
+
 /// Judges `challenger` against `control` (none: a first version) on `holdout`.
 pub fn judge(
     config: &GateConfig,
-    model: &str,
+    case: Case<'_>,
     holdout: &ExampleSet,
     challenger: &Side<'_>,
     control: Option<&Side<'_>>,
     probe: &dyn LatencyProbe,
-    event_id: Option<&str>,
-    now_ms: i64,
 ) -> GateReport {
+    let Case { model, event_id, now_ms } = case;
     let names = ["auc_gain", "latency", "importance_shift", "segment_quality"];
     let criteria = match control {
         None => names
