@@ -297,3 +297,73 @@ fn runs_killed_at_random_moments_each_lead_to_exactly_one_outcome_recorded_once(
     let o = modelwatch(dir.path(), &["models", "list", "--format", "json"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// `serve --triggers CFG --retrain`: an event left unacknowledged while no server ran is
+/// retrained when it starts, and one fired over HTTP is retrained on the manager's thread
+/// while the server answers; each is acknowledged with its outcome.
+#[test]
+fn serve_with_retrain_runs_the_events_the_triggers_fire_and_those_left_from_before() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 4_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let before = fire(dir.path(), &cfg);
+    let port = crate::support::free_port();
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["serve", "--data", dir.path().to_str().unwrap(), "--now", NOW])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--triggers",
+                &cfg,
+                "--retrain",
+                "--check-every",
+                "1h",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let acked = |id: &str| {
+        modelwatch::triggers::read_state(dir.path())
+            .ok()
+            .and_then(|s| s.history.iter().find(|r| r.event.id == id).and_then(|r| r.outcome.clone()))
+    };
+    let wait = |id: &str| {
+        let start = Instant::now();
+        loop {
+            if let Some(o) = acked(id) {
+                return o;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(180), "{id} was not retrained");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    assert!(wait(&before).starts_with("rejected: version 2"), "{:?}", acked(&before));
+    let (status, body) = crate::support::http(
+        port,
+        "POST",
+        "/api/v1/triggers/fire",
+        "",
+        r#"{"reason": "new labels from the audit", "force": true}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    // The server answers while the manager trains.
+    let (status, _) = crate::support::http(port, "GET", "/healthz", "", "").unwrap();
+    assert_eq!(status, 200);
+    assert!(wait(&id).starts_with("rejected: version 3"), "{:?}", acked(&id));
+    for e in [&before, &id] {
+        let (versions, outcomes, reports, _) = recorded(dir.path(), e);
+        assert_eq!((versions.len(), outcomes, reports), (1, 1, 1), "event {e}");
+    }
+}
