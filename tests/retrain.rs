@@ -13,7 +13,7 @@ use modelwatch::store::{Store, StoreConfig};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// 2026-11-29T00:00:00Z: every run is "now" this, whatever the hour.
 const NOW_MS: i64 = 1_795_910_400_000;
@@ -366,4 +366,81 @@ fn serve_with_retrain_runs_the_events_the_triggers_fire_and_those_left_from_befo
         let (versions, outcomes, reports, _) = recorded(dir.path(), e);
         assert_eq!((versions.len(), outcomes, reports), (1, 1, 1), "event {e}");
     }
+}
+
+/// Examples labelled before the event but written after its training began (an agent's
+/// late flush, a late import of older rows) must not reach the hold-out the version is
+/// judged on: it would differ from the one its figures were taken on, and could overlap
+/// what it was trained on. The run keeps its hold-out from training to judging.
+#[test]
+fn a_run_is_judged_on_the_hold_out_it_was_trained_with_whatever_arrives_meanwhile() {
+    use modelwatch::retrain::gate::{FixedLatency, GateConfig};
+    use modelwatch::retrain::{
+        Acknowledge, LogisticTrainer, ModelLoader, RetrainConfig, RetrainManager, TrainError, Trained,
+        Trainer, TrainingData,
+    };
+    use modelwatch::triggers::RetrainEvent;
+
+    /// Trains as the logistic trainer does, and meanwhile appends newer labelled examples.
+    struct Appending(Arc<Store>, ExampleSet);
+    impl Trainer for Appending {
+        fn kind(&self) -> String {
+            LogisticTrainer::default().kind()
+        }
+        fn train(&self, data: &TrainingData, out: &Path) -> Result<Trained, TrainError> {
+            self.0.append_examples("pii", self.1.clone()).unwrap();
+            LogisticTrainer::default().train(data, out)
+        }
+    }
+    struct Acks(Vec<String>);
+    impl Acknowledge for Acks {
+        fn acknowledge(&mut self, id: &str, outcome: &str) -> Result<(), String> {
+            self.0.push(format!("{id}: {outcome}"));
+            Ok(())
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 2_000, TRUTH);
+    let store = Arc::new(Store::open(StoreConfig::new(dir.path())).unwrap());
+    let mut late = ExampleSet::new(["a", "b", "c", "d"].map(String::from).to_vec());
+    for i in 0..500 {
+        late.rows.push(Example {
+            prediction_id: format!("late{i}"),
+            predicted_ms: NOW_MS - 1_000 + i,
+            label_ms: NOW_MS - 500,
+            segment: "email".into(),
+            features: vec![0.0; 4],
+            confidence: 0.5,
+            label: i % 2 == 0,
+        });
+    }
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NOW_MS as u64)));
+    let config = RetrainConfig { model: "pii".into(), min_examples: 100, ..RetrainConfig::default() };
+    let probe =
+        Box::new(FixedLatency { control: Duration::from_millis(2), challenger: Duration::from_millis(2) });
+    let manager = RetrainManager::new(
+        config,
+        GateConfig::default(),
+        store.clone(),
+        registry(dir.path()),
+        dir.path(),
+        clock,
+        probe,
+    )
+    .unwrap()
+    .with_trainer(Box::new(Appending(store.clone(), late)), ModelLoader::new());
+    let event =
+        RetrainEvent { id: "pii-test-1".into(), model: "pii".into(), fired_at_ms: NOW_MS, reasons: vec![] };
+    let mut acks = Acks(Vec::new());
+    let rec = manager.run(&event, &mut acks).unwrap();
+    let info = registry(dir.path()).get("pii", rec.version.unwrap()).unwrap();
+    let held = info.meta.split["holdout_rows"].as_u64().unwrap() as usize;
+    assert_eq!(held, 400, "a fifth of the 2,000 examples the event saw");
+    assert_eq!(rec.report.unwrap().holdout_rows, held, "judged on the hold-out it was trained with");
+    assert_eq!(acks.0.len(), 1);
+    // Nothing is left behind once the run is over.
+    let runs: Vec<_> =
+        std::fs::read_dir(dir.path().join("retrain/runs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(runs, [std::ffi::OsString::from("pii-test-1.json")]);
 }

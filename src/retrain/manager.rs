@@ -37,7 +37,7 @@ use super::{
 };
 use crate::triggers::{RetrainEvent, TriggerEngine, TriggerError};
 use modelwatch_agent::Clock;
-use modelwatch_store::examples::SplitSpec;
+use modelwatch_store::examples::{ExampleSet, SplitSpec};
 use modelwatch_store::registry::{Action, Alias, MAX_REASON, Op, Registry, RegistryError, Status};
 use modelwatch_store::{RealFs, Store, publish};
 use serde::{Deserialize, Serialize};
@@ -352,6 +352,40 @@ impl RetrainManager {
         self.dir().join("runs").join(format!("{safe}.json"))
     }
 
+    /// The hold-out set of an event's run, kept from training to judging.
+    fn holdout_path(&self, event_id: &str) -> PathBuf {
+        self.journal_path(event_id).with_extension("holdout.parquet")
+    }
+
+    /// The run's hold-out set: as kept at training; or, where the file is gone (it is
+    /// written before the registration, so only a file removed by hand), the store's
+    /// again, used only if it is the one the version records (the split's checksum).
+    fn holdout(
+        &self,
+        event: &RetrainEvent,
+        model: &str,
+        version: u32,
+    ) -> Result<Result<ExampleSet, String>, ManagerError> {
+        let path = self.holdout_path(&event.id);
+        if path.exists() {
+            return ExampleSet::read_parquet(&path)
+                .map(Ok)
+                .map_err(|e| ManagerError::Retrain(TrainError::from(e).into()));
+        }
+        let (data, split) = match self.data(event, model)? {
+            Ok(d) => d,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let recorded = self.registry.get(model, version)?.meta.split["holdout_checksum"].clone();
+        if recorded.is_string() && recorded == split["holdout_checksum"] {
+            return Ok(Ok(data.holdout));
+        }
+        Ok(Err(format!(
+            "the hold-out set of version {version} is gone ({} is missing) and the store's examples no longer give the same one",
+            path.display()
+        )))
+    }
+
     /// The journal of an event's run, if it has one.
     pub fn journal(&self, event_id: &str) -> Result<Option<RunRecord>, ManagerError> {
         let path = self.journal_path(event_id);
@@ -440,6 +474,8 @@ impl RetrainManager {
         rec.step = Step::Acknowledged;
         rec.finished_ms = Some(self.now());
         self.save(&rec)?;
+        // Judged and recorded: the version keeps the split's record; the rows can go.
+        let _ = std::fs::remove_file(self.holdout_path(&event.id));
         Ok(rec)
     }
 
@@ -489,6 +525,14 @@ impl RetrainManager {
             Ok(d) => d,
             Err(reason) => return Ok(Err(reason)),
         };
+        // The hold-out the version is judged on, kept before anything is registered: a
+        // resumed run reads it back rather than reading the store again, which examples
+        // written since (a late import of older labelled rows) would change, and which
+        // could then overlap the challenger's training set.
+        let path = self.holdout_path(&event.id);
+        let bytes =
+            data.holdout.to_parquet().map_err(|e| ManagerError::Retrain(TrainError::from(e).into()))?;
+        publish(&RealFs, &path, &bytes).map_err(|source| ManagerError::Io { path, source })?;
         let mut r = Registration::new(
             model,
             &bounded(&format!("retraining event {}: {}", event.id, event.triggers())),
@@ -523,8 +567,8 @@ impl RetrainManager {
         model: &str,
         version: u32,
     ) -> Result<Result<GateReport, String>, ManagerError> {
-        let (data, _) = match self.data(event, model)? {
-            Ok(d) => d,
+        let holdout = match self.holdout(event, model, version)? {
+            Ok(h) => h,
             Err(reason) => return Ok(Err(reason)),
         };
         let work =
@@ -533,7 +577,7 @@ impl RetrainManager {
             load_version(&self.registry, &self.loader, model, version, &work.path().join("challenger"))?;
         let mut icfg = self.config.importance.clone();
         icfg.threshold = self.config.threshold;
-        let challenger_importance = importance(&*challenger, &data.holdout, &icfg);
+        let challenger_importance = importance(&*challenger, &holdout, &icfg);
         let control_version = self.registry.alias(model, Alias::Control)?.filter(|c| *c != version);
         let control = match control_version {
             Some(c) => {
@@ -541,7 +585,7 @@ impl RetrainManager {
             }
             None => None,
         };
-        let control_importance = control.as_ref().map(|(_, m)| importance(&**m, &data.holdout, &icfg));
+        let control_importance = control.as_ref().map(|(_, m)| importance(&**m, &holdout, &icfg));
         let ch = Side { version, model: &*challenger, importance: &challenger_importance };
         let co = match (&control, &control_importance, control_version) {
             (Some((_, m)), Some(imp), Some(v)) => Some(Side { version: v, model: &**m, importance: imp }),
@@ -550,7 +594,7 @@ impl RetrainManager {
         let mut gate = self.gate.clone();
         gate.threshold = self.config.threshold;
         let case = gate::Case { model, event_id: Some(&event.id), now_ms: self.now() };
-        Ok(Ok(gate::judge(&gate, case, &data.holdout, &ch, co.as_ref(), &*self.probe)))
+        Ok(Ok(gate::judge(&gate, case, &holdout, &ch, co.as_ref(), &*self.probe)))
     }
 
     /// Step 3: the report and the outcome into the registry, each unless the audit log
