@@ -84,3 +84,91 @@ fn a_clear_gain_passes_nineteen_times_in_twenty() {
     eprintln!("true gain +0.05: {}", rate(k, n));
     assert!(k * 100 >= n * 95, "{}", rate(k, n));
 }
+
+/// A hold-out of 6,000 rows in two segments (`phone` flagged by the feature `is_phone`),
+/// labels from a logistic model that uses `a`, `b` and `c` alike.
+fn world() -> modelwatch::store::examples::ExampleSet {
+    use modelwatch::store::examples::{Example, ExampleSet};
+    let mut rng = Rng::seeded(17);
+    let mut set = ExampleSet::new(["a", "b", "c", "is_phone"].map(String::from).to_vec());
+    for i in 0..6_000 {
+        let phone = i % 2 == 1;
+        let x = [rng.normal(), rng.normal(), rng.normal(), f64::from(u8::from(phone))];
+        let z = -0.8 + x[0] + x[1] + x[2];
+        set.rows.push(Example {
+            prediction_id: format!("p{i}"),
+            predicted_ms: i,
+            label_ms: i,
+            segment: if phone { "phone" } else { "email" }.into(),
+            features: x.to_vec(),
+            confidence: 0.5,
+            label: rng.u() < 1.0 / (1.0 + (-z).exp()),
+        });
+    }
+    set
+}
+
+/// Judges `challenger`'s coefficients against `control`'s on `world()`, importance and all.
+fn judge(control: [f64; 4], challenger: [f64; 4]) -> gate::GateReport {
+    use modelwatch::retrain::LinearModel;
+    use modelwatch::retrain::gate::{Case, FixedLatency, Side};
+    use modelwatch::retrain::importance::{ImportanceConfig, importance};
+    let holdout = world();
+    let model = |w: [f64; 4]| LinearModel::new(holdout.features.clone(), w.to_vec(), -0.8, vec![]).unwrap();
+    let (c, h) = (model(control), model(challenger));
+    let (ci, hi) = (
+        importance(&c, &holdout, &ImportanceConfig::default()),
+        importance(&h, &holdout, &ImportanceConfig::default()),
+    );
+    let ms = std::time::Duration::from_millis(2);
+    gate::judge(
+        &GateConfig::default(),
+        Case { model: "pii", event_id: None, now_ms: 0 },
+        &holdout,
+        &Side { version: 2, model: &h, importance: &hi },
+        Some(&Side { version: 1, model: &c, importance: &ci }),
+        &FixedLatency { control: ms, challenger: ms },
+    )
+}
+
+#[test]
+fn a_challenger_whose_importance_concentrates_on_one_feature_is_rejected_naming_it() {
+    // The control ignores c; the challenger leans on a alone, doubling its weight.
+    let r = judge([0.4, 1.0, 1.0, 0.0], [3.0, 0.3, 0.3, 0.0]);
+    let shift = r.criteria.iter().find(|c| c.name == "importance_shift").unwrap();
+    assert_eq!(shift.verdict, Verdict::Fail, "{shift:?}");
+    let named: Vec<&str> = shift.findings.iter().filter(|f| f.fails).map(|f| f.subject.as_str()).collect();
+    assert!(named.contains(&"feature a"), "{named:?}");
+    assert!(!r.passed);
+    assert!(
+        r.reasons().iter().any(|x| x.starts_with("importance_shift") && x.contains("feature a")),
+        "{:?}",
+        r.reasons()
+    );
+}
+
+#[test]
+fn a_challenger_whose_precision_falls_in_one_segment_is_rejected_naming_it() {
+    // The same model, except that it calls many more phone numbers positive.
+    let r = judge([1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.5]);
+    let seg = r.criteria.iter().find(|c| c.name == "segment_quality").unwrap();
+    assert_eq!(seg.verdict, Verdict::Fail, "{seg:?}");
+    let named: Vec<&str> = seg.findings.iter().filter(|f| f.fails).map(|f| f.subject.as_str()).collect();
+    assert_eq!(named, ["segment phone precision"], "{:?}", seg.findings);
+    assert!(!r.passed);
+}
+
+#[test]
+fn the_same_model_passes_every_criterion_but_the_gain() {
+    let r = judge([1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]);
+    let verdicts: Vec<(&str, Verdict)> = r.criteria.iter().map(|c| (c.name.as_str(), c.verdict)).collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("auc_gain", Verdict::Fail),
+            ("latency", Verdict::Pass),
+            ("importance_shift", Verdict::Pass),
+            ("segment_quality", Verdict::Pass)
+        ]
+    );
+}

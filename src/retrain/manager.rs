@@ -28,6 +28,45 @@
 //! the outcome `failed` and is acknowledged too: the next trigger fires a new event. A
 //! run stopped by an I/O or registry error is not acknowledged; running it again resumes.
 //! One run at a time per data directory (`<data>/retrain/lock`).
+//!
+//! # Embedded
+//!
+//! ```
+//! use modelwatch::retrain::gate::{FixedLatency, GateConfig};
+//! use modelwatch::retrain::{Outcome, RetrainConfig, RetrainManager};
+//! use modelwatch::store::examples::{Example, ExampleSet};
+//! use modelwatch::store::registry::{Registry, RegistryConfig};
+//! use modelwatch::triggers::{TriggerConfig, TriggerEngine};
+//! use modelwatch::{ManualClock, Timestamp};
+//! use modelwatch_store::{Store, StoreConfig};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let now = 1_764_115_200_000;
+//! let clock = Arc::new(ManualClock::new(Timestamp::from_millis(now as u64)));
+//! let store = Arc::new(Store::open(StoreConfig::new(dir.path()))?);
+//! // Labelled examples, as the agent's `handle.example` or `modelwatch import` writes them.
+//! let mut set = ExampleSet::new(vec!["len".into()]);
+//! for i in 0..400i64 {
+//!     let t = now - 86_400_000 + i * 60_000;
+//!     let len = (i % 40) as f64;
+//!     set.rows.push(Example { prediction_id: format!("p{i}"), predicted_ms: t, label_ms: t + 1,
+//!         segment: "email".into(), features: vec![len], confidence: 0.5, label: len > 15.0 + (i % 7) as f64 });
+//! }
+//! store.append_examples("pii", set)?;
+//!
+//! let mut triggers = TriggerEngine::open(TriggerConfig::default(), store.clone(), dir.path(), clock.clone(), vec![])?;
+//! let event = triggers.fire("first model", true)?; // or from the triggers, as they fire
+//! let registry = Registry::open(RegistryConfig::new(dir.path(), clock.clone()))?;
+//! let config = RetrainConfig { model: "pii".into(), ..RetrainConfig::default() };
+//! let probe = Box::new(FixedLatency { control: Duration::from_millis(1), challenger: Duration::from_millis(1) });
+//! let manager = RetrainManager::new(config, GateConfig::default(), store, registry, dir.path(), clock, probe)?;
+//! let run = manager.run(&event, &mut triggers)?; // the engine is told the outcome
+//! // No control yet: nothing to compare with, so the first version becomes the challenger.
+//! assert_eq!(run.outcome, Some(Outcome::Challenger { version: 1 }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use super::gate::{self, GateConfig, GateReport, LatencyProbe, Side};
 use super::importance::{ImportanceConfig, importance};
