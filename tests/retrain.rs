@@ -297,3 +297,46 @@ fn runs_killed_at_random_moments_each_lead_to_exactly_one_outcome_recorded_once(
     let o = modelwatch(dir.path(), &["models", "list", "--format", "json"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// Promotes, in place of `setup`'s control, a linear model over `names` with `weights`
+/// (the feature list the control was trained on, which need not be the data's).
+fn promote_control(dir: &Path, names: &[&str], weights: &[f64]) {
+    let artifact = tempfile::tempdir().unwrap();
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let m = LinearModel::new(names, weights.to_vec(), -0.8, vec![]).unwrap();
+    std::fs::write(artifact.path().join("model.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::write(artifact.path().join("metadata.json"), b"{}").unwrap();
+    let reg = registry(dir);
+    let v = reg.register(NewVersion::new("pii", "logistic", artifact.path())).unwrap();
+    reg.promote("pii", v.meta.version, &Action::new("test", "a control of other features")).unwrap();
+}
+
+/// The control is the true model, trained when the features came in another order (and,
+/// in the second case, before feature d existed, whose true weight is 0): scored by name
+/// it is as good as any retrained model, so the challenger is rejected on `auc_gain`.
+/// Scored by position, the control's columns are misaligned (or the wrong length, which
+/// scores NaN) and the challenger passes against a control that only looks bad.
+#[test]
+fn a_control_trained_on_another_feature_list_is_scored_by_feature_name() {
+    for (names, weights) in [
+        (vec!["d", "c", "b", "a"], vec![TRUTH[3], TRUTH[2], TRUTH[1], TRUTH[0]]),
+        (vec!["a", "b", "c"], vec![TRUTH[0], TRUTH[1], TRUTH[2]]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path(), 4_000, [0.0; 4]);
+        promote_control(dir.path(), &names, &weights);
+        let cfg = config(dir.path(), "");
+        let id = fire(dir.path(), &cfg);
+        let o = retrain(dir.path(), &cfg, &id);
+        assert!(o.status.success(), "{}", text(&o));
+        let rec: RunRecord = serde_json::from_slice(&o.stdout).unwrap();
+        let report = rec.report.as_ref().unwrap();
+        let auc = &report.criteria[0];
+        assert!(
+            auc.figures["control_auc"].as_f64().unwrap() > 0.75,
+            "control over {names:?} scored as if it knew nothing: {auc:?}"
+        );
+        assert!(!report.passed, "control over {names:?}: {:?}", report.reasons());
+        assert!(report.reasons().iter().any(|r| r.starts_with("auc_gain:")), "{:?}", report.reasons());
+    }
+}
