@@ -340,3 +340,37 @@ fn a_control_trained_on_another_feature_list_is_scored_by_feature_name() {
         assert!(report.reasons().iter().any(|r| r.starts_with("auc_gain:")), "{:?}", report.reasons());
     }
 }
+
+/// An operator promotes the version a run registered (`models promote`) before the run
+/// records its verdict: the run must not try to make the control the challenger (the
+/// registry refuses, and every rerun failed the same way, the event never acknowledged);
+/// it ends, acknowledged, saying the version was settled by hand, and leaves it control.
+/// (The version registered for the event is found by its event ID, as after a crash, so
+/// the promotion lands deterministically between the run's train and record steps.)
+#[test]
+fn a_version_promoted_by_hand_during_its_run_ends_the_run_acknowledged_and_stays_control() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 4_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let id = fire(dir.path(), &cfg);
+    let artifact = tempfile::tempdir().unwrap();
+    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let m = LinearModel::new(names, TRUTH.to_vec(), -0.8, vec![]).unwrap();
+    std::fs::write(artifact.path().join("model.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::write(artifact.path().join("metadata.json"), b"{}").unwrap();
+    let mut new = NewVersion::new("pii", "logistic", artifact.path());
+    new.event_id = Some(id.clone());
+    let reg = registry(dir.path());
+    let v = reg.register(new).unwrap().meta.version;
+    let o = modelwatch(dir.path(), &["models", "promote", "pii", &v.to_string(), "--reason", "by hand"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = retrain(dir.path(), &cfg, &id);
+    assert!(o.status.success(), "{}", text(&o));
+    let rec: RunRecord = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((rec.step, rec.version), (Step::Acknowledged, Some(v)));
+    assert_eq!(registry(dir.path()).get("pii", v).unwrap().status, Status::Control);
+    let (versions, outcomes, _, acked) = recorded(dir.path(), &id);
+    assert_eq!((versions, outcomes), (vec![v], 0));
+    let acked = acked.expect("the event is acknowledged");
+    assert!(acked.contains(&format!("version {v}")) && acked.contains("control"), "{acked}");
+}

@@ -12,7 +12,8 @@
 //! 2. **judge**: challenger and control scored on the same hold-out set, the
 //!    [`gate`](super::gate) applied;
 //! 3. **record**: the gate report stored with the version, then the version made the
-//!    `challenger` or rejected with the reasons;
+//!    `challenger` or rejected with the reasons (unless an operator settled it meanwhile:
+//!    [`Outcome::Settled`]);
 //! 4. **acknowledge**: the trigger event acknowledged with the outcome.
 //!
 //! A run that finds its journal finished returns it and does nothing; one that finds it
@@ -174,6 +175,17 @@ pub enum Outcome {
         /// Each failed criterion, with what it names.
         reasons: Vec<String>,
     },
+    /// The version was settled by hand while the run judged it (promoted, say): the gate
+    /// report is stored with it, its verdict not applied, because the gate only moves a
+    /// version still waiting for judgement (a candidate or canary).
+    Settled {
+        /// The version.
+        version: u32,
+        /// Its status when the run came to record the verdict.
+        status: String,
+        /// The gate's verdict, for the record.
+        passed: bool,
+    },
     /// Nothing could be trained; nothing was registered.
     Failed {
         /// Why.
@@ -188,6 +200,11 @@ impl std::fmt::Display for Outcome {
             Outcome::Rejected { version, reasons } => {
                 write!(f, "rejected: version {version}: {}", reasons.join("; "))
             }
+            Outcome::Settled { version, status, passed } => write!(
+                f,
+                "settled by hand: version {version} became {status} during the run; the gate ({}) was not applied",
+                if *passed { "passed" } else { "rejected" }
+            ),
             Outcome::Failed { reason } => write!(f, "failed: {reason}"),
         }
     }
@@ -581,9 +598,23 @@ impl RetrainManager {
         }
         let done = mine.iter().any(|e| matches!(e.op, Op::Challenger | Op::Reject));
         if !done {
+            // An operator may have promoted (or retired, or rejected) the version since it
+            // was registered: the registry would refuse the gate's move on every rerun, and
+            // the event would never be acknowledged. Their decision stands.
+            let status = self.registry.get(model, version)?.status;
+            // (A version rejected by hand that the gate rejects too is simply rejected.)
+            let gate_decides = matches!(status, Status::Candidate | Status::Canary)
+                || (status == Status::Rejected && !report.passed);
+            if !gate_decides {
+                return Ok(Outcome::Settled {
+                    version,
+                    status: status.as_str().into(),
+                    passed: report.passed,
+                });
+            }
             if report.passed {
                 self.registry.set_challenger(model, version, &action)?;
-            } else if self.registry.get(model, version)?.status != Status::Rejected {
+            } else if status != Status::Rejected {
                 self.registry.reject(model, version, &action)?;
             }
         }
