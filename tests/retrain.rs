@@ -374,3 +374,52 @@ fn a_version_promoted_by_hand_during_its_run_ends_the_run_acknowledged_and_stays
     let acked = acked.expect("the event is acknowledged");
     assert!(acked.contains(&format!("version {v}")) && acked.contains("control"), "{acked}");
 }
+
+/// Records what it is told to acknowledge.
+#[derive(Default)]
+struct Acks(Vec<String>);
+
+impl modelwatch::retrain::Acknowledge for Acks {
+    fn acknowledge(&mut self, event_id: &str, _outcome: &str) -> Result<(), String> {
+        self.0.push(event_id.to_string());
+        Ok(())
+    }
+}
+
+/// Embedded, an event ID is whatever the caller passes: `x/y` and `x_y` (which a
+/// file-name-safe spelling alone maps to one journal: the second run found the first's
+/// finished journal, returned it and acknowledged nothing), `..`, and 10 KB (a file name
+/// too long for the file system: the run stopped on an I/O error every time). Each gets a
+/// run and an acknowledgement of its own.
+#[test]
+fn hostile_event_ids_each_get_a_journal_and_an_acknowledgement_of_their_own() {
+    use modelwatch::retrain::gate::{FixedLatency, GateConfig};
+    use modelwatch::retrain::{Outcome, RetrainConfig, RetrainManager};
+    use modelwatch::triggers::RetrainEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NOW_MS as u64)));
+    let store = Arc::new(Store::open(StoreConfig::new(dir.path())).unwrap());
+    let probe = Box::new(FixedLatency { control: Default::default(), challenger: Default::default() });
+    let manager = RetrainManager::new(
+        RetrainConfig { model: "pii".into(), ..RetrainConfig::default() },
+        GateConfig::default(),
+        store,
+        registry(dir.path()),
+        dir.path(),
+        clock,
+        probe,
+    )
+    .unwrap();
+    let long = "z".repeat(10_000);
+    let mut acks = Acks::default();
+    for id in ["x/y", "x_y", "..", long.as_str()] {
+        let event = RetrainEvent { id: id.into(), model: "pii".into(), fired_at_ms: NOW_MS, reasons: vec![] };
+        let rec = manager.run(&event, &mut acks).unwrap_or_else(|e| panic!("event {:.40}: {e}", id));
+        assert_eq!(rec.event_id, id);
+        // No examples at all: each run fails to train, and says so.
+        assert!(matches!(rec.outcome, Some(Outcome::Failed { .. })), "{:?}", rec.outcome);
+        let path = manager.journal_path(id);
+        assert!(path.starts_with(dir.path().join("retrain/runs")), "{}", path.display());
+    }
+    assert_eq!(acks.0, ["x/y", "x_y", "..", long.as_str()]);
+}

@@ -360,13 +360,26 @@ impl RetrainManager {
         self.data.join("retrain")
     }
 
-    /// The journal of an event's run.
+    /// The journal of an event's run: `<event>.json` for the trigger engine's IDs; any
+    /// other ID (an embedder's `x/y`, `..`, 10 KB) gets a safe prefix and a hash of the
+    /// whole ID, because a safe spelling alone maps `x/y` and `x_y` to one file (the
+    /// second run would return the first's journal) and a long one past the file
+    /// system's limit on a name.
     pub fn journal_path(&self, event_id: &str) -> PathBuf {
-        let safe: String = event_id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
-            .collect();
-        self.dir().join("runs").join(format!("{safe}.json"))
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        let name = if !event_id.is_empty()
+            && event_id.len() <= 128
+            && !event_id.starts_with('.')
+            && event_id.chars().all(plain)
+        {
+            event_id.to_string()
+        } else {
+            let safe: String = event_id.chars().take(64).map(|c| if plain(c) { c } else { '_' }).collect();
+            let digest = ring::digest::digest(&ring::digest::SHA256, event_id.as_bytes());
+            let hash: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("_{safe}-{hash}")
+        };
+        self.dir().join("runs").join(format!("{name}.json"))
     }
 
     /// The journal of an event's run, if it has one.
@@ -408,6 +421,13 @@ impl RetrainManager {
 
         let model = self.model_of(event);
         let mut rec = match self.journal(&event.id)? {
+            // Only a name crafted to equal another ID's hashed name gets here.
+            Some(r) if r.event_id != event.id => {
+                return Err(ManagerError::Journal {
+                    path: self.journal_path(&event.id),
+                    what: format!("it is the journal of event {:?}", bounded(&r.event_id)),
+                });
+            }
             Some(r) if r.step == Step::Acknowledged => return Ok(r),
             Some(r) => r,
             None => RunRecord {
