@@ -444,3 +444,129 @@ fn a_run_is_judged_on_the_hold_out_it_was_trained_with_whatever_arrives_meanwhil
         std::fs::read_dir(dir.path().join("retrain/runs")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(runs, [std::ffi::OsString::from("pii-test-1.json")]);
 }
+
+/// Promotes, in place of `setup`'s control, a linear model over `names` with `weights`
+/// (the feature list the control was trained on, which need not be the data's).
+fn promote_control(dir: &Path, names: &[&str], weights: &[f64]) {
+    let artifact = tempfile::tempdir().unwrap();
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let m = LinearModel::new(names, weights.to_vec(), -0.8, vec![]).unwrap();
+    std::fs::write(artifact.path().join("model.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::write(artifact.path().join("metadata.json"), b"{}").unwrap();
+    let reg = registry(dir);
+    let v = reg.register(NewVersion::new("pii", "logistic", artifact.path())).unwrap();
+    reg.promote("pii", v.meta.version, &Action::new("test", "a control of other features")).unwrap();
+}
+
+/// The control is the true model, trained when the features came in another order (and,
+/// in the second case, before feature d existed, whose true weight is 0): scored by name
+/// it is as good as any retrained model, so the challenger is rejected on `auc_gain`.
+/// Scored by position, the control's columns are misaligned (or the wrong length, which
+/// scores NaN) and the challenger passes against a control that only looks bad.
+#[test]
+fn a_control_trained_on_another_feature_list_is_scored_by_feature_name() {
+    for (names, weights) in [
+        (vec!["d", "c", "b", "a"], vec![TRUTH[3], TRUTH[2], TRUTH[1], TRUTH[0]]),
+        (vec!["a", "b", "c"], vec![TRUTH[0], TRUTH[1], TRUTH[2]]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        setup(dir.path(), 4_000, [0.0; 4]);
+        promote_control(dir.path(), &names, &weights);
+        let cfg = config(dir.path(), "");
+        let id = fire(dir.path(), &cfg);
+        let o = retrain(dir.path(), &cfg, &id);
+        assert!(o.status.success(), "{}", text(&o));
+        let rec: RunRecord = serde_json::from_slice(&o.stdout).unwrap();
+        let report = rec.report.as_ref().unwrap();
+        let auc = &report.criteria[0];
+        assert!(
+            auc.figures["control_auc"].as_f64().unwrap() > 0.75,
+            "control over {names:?} scored as if it knew nothing: {auc:?}"
+        );
+        assert!(!report.passed, "control over {names:?}: {:?}", report.reasons());
+        assert!(report.reasons().iter().any(|r| r.starts_with("auc_gain:")), "{:?}", report.reasons());
+    }
+}
+
+/// An operator promotes the version a run registered (`models promote`) before the run
+/// records its verdict: the run must not try to make the control the challenger (the
+/// registry refuses, and every rerun failed the same way, the event never acknowledged);
+/// it ends, acknowledged, saying the version was settled by hand, and leaves it control.
+/// (The version registered for the event is found by its event ID, as after a crash, so
+/// the promotion lands deterministically between the run's train and record steps.)
+#[test]
+fn a_version_promoted_by_hand_during_its_run_ends_the_run_acknowledged_and_stays_control() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 4_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let id = fire(dir.path(), &cfg);
+    let artifact = tempfile::tempdir().unwrap();
+    let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+    let m = LinearModel::new(names, TRUTH.to_vec(), -0.8, vec![]).unwrap();
+    std::fs::write(artifact.path().join("model.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::write(artifact.path().join("metadata.json"), b"{}").unwrap();
+    let mut new = NewVersion::new("pii", "logistic", artifact.path());
+    new.event_id = Some(id.clone());
+    let reg = registry(dir.path());
+    let v = reg.register(new).unwrap().meta.version;
+    let o = modelwatch(dir.path(), &["models", "promote", "pii", &v.to_string(), "--reason", "by hand"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = retrain(dir.path(), &cfg, &id);
+    assert!(o.status.success(), "{}", text(&o));
+    let rec: RunRecord = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((rec.step, rec.version), (Step::Acknowledged, Some(v)));
+    assert_eq!(registry(dir.path()).get("pii", v).unwrap().status, Status::Control);
+    let (versions, outcomes, _, acked) = recorded(dir.path(), &id);
+    assert_eq!((versions, outcomes), (vec![v], 0));
+    let acked = acked.expect("the event is acknowledged");
+    assert!(acked.contains(&format!("version {v}")) && acked.contains("control"), "{acked}");
+}
+
+/// Records what it is told to acknowledge.
+#[derive(Default)]
+struct Acks(Vec<String>);
+
+impl modelwatch::retrain::Acknowledge for Acks {
+    fn acknowledge(&mut self, event_id: &str, _outcome: &str) -> Result<(), String> {
+        self.0.push(event_id.to_string());
+        Ok(())
+    }
+}
+
+/// Embedded, an event ID is whatever the caller passes: `x/y` and `x_y` (which a
+/// file-name-safe spelling alone maps to one journal: the second run found the first's
+/// finished journal, returned it and acknowledged nothing), `..`, and 10 KB (a file name
+/// too long for the file system: the run stopped on an I/O error every time). Each gets a
+/// run and an acknowledgement of its own.
+#[test]
+fn hostile_event_ids_each_get_a_journal_and_an_acknowledgement_of_their_own() {
+    use modelwatch::retrain::gate::{FixedLatency, GateConfig};
+    use modelwatch::retrain::{Outcome, RetrainConfig, RetrainManager};
+    use modelwatch::triggers::RetrainEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NOW_MS as u64)));
+    let store = Arc::new(Store::open(StoreConfig::new(dir.path())).unwrap());
+    let probe = Box::new(FixedLatency { control: Default::default(), challenger: Default::default() });
+    let manager = RetrainManager::new(
+        RetrainConfig { model: "pii".into(), ..RetrainConfig::default() },
+        GateConfig::default(),
+        store,
+        registry(dir.path()),
+        dir.path(),
+        clock,
+        probe,
+    )
+    .unwrap();
+    let long = "z".repeat(10_000);
+    let mut acks = Acks::default();
+    for id in ["x/y", "x_y", "..", long.as_str()] {
+        let event = RetrainEvent { id: id.into(), model: "pii".into(), fired_at_ms: NOW_MS, reasons: vec![] };
+        let rec = manager.run(&event, &mut acks).unwrap_or_else(|e| panic!("event {:.40}: {e}", id));
+        assert_eq!(rec.event_id, id);
+        // No examples at all: each run fails to train, and says so.
+        assert!(matches!(rec.outcome, Some(Outcome::Failed { .. })), "{:?}", rec.outcome);
+        let path = manager.journal_path(id);
+        assert!(path.starts_with(dir.path().join("retrain/runs")), "{}", path.display());
+    }
+    assert_eq!(acks.0, ["x/y", "x_y", "..", long.as_str()]);
+}

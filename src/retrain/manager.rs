@@ -12,7 +12,8 @@
 //! 2. **judge**: challenger and control scored on the same hold-out set, the
 //!    [`gate`](super::gate) applied;
 //! 3. **record**: the gate report stored with the version, then the version made the
-//!    `challenger` or rejected with the reasons;
+//!    `challenger` or rejected with the reasons (unless an operator settled it meanwhile:
+//!    [`Outcome::Settled`]);
 //! 4. **acknowledge**: the trigger event acknowledged with the outcome.
 //!
 //! A run that finds its journal finished returns it and does nothing; one that finds it
@@ -213,6 +214,17 @@ pub enum Outcome {
         /// Each failed criterion, with what it names.
         reasons: Vec<String>,
     },
+    /// The version was settled by hand while the run judged it (promoted, say): the gate
+    /// report is stored with it, its verdict not applied, because the gate only moves a
+    /// version still waiting for judgement (a candidate or canary).
+    Settled {
+        /// The version.
+        version: u32,
+        /// Its status when the run came to record the verdict.
+        status: String,
+        /// The gate's verdict, for the record.
+        passed: bool,
+    },
     /// Nothing could be trained; nothing was registered.
     Failed {
         /// Why.
@@ -227,6 +239,11 @@ impl std::fmt::Display for Outcome {
             Outcome::Rejected { version, reasons } => {
                 write!(f, "rejected: version {version}: {}", reasons.join("; "))
             }
+            Outcome::Settled { version, status, passed } => write!(
+                f,
+                "settled by hand: version {version} became {status} during the run; the gate ({}) was not applied",
+                if *passed { "passed" } else { "rejected" }
+            ),
             Outcome::Failed { reason } => write!(f, "failed: {reason}"),
         }
     }
@@ -382,13 +399,26 @@ impl RetrainManager {
         self.data.join("retrain")
     }
 
-    /// The journal of an event's run.
+    /// The journal of an event's run: `<event>.json` for the trigger engine's IDs; any
+    /// other ID (an embedder's `x/y`, `..`, 10 KB) gets a safe prefix and a hash of the
+    /// whole ID, because a safe spelling alone maps `x/y` and `x_y` to one file (the
+    /// second run would return the first's journal) and a long one past the file
+    /// system's limit on a name.
     pub fn journal_path(&self, event_id: &str) -> PathBuf {
-        let safe: String = event_id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
-            .collect();
-        self.dir().join("runs").join(format!("{safe}.json"))
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        let name = if !event_id.is_empty()
+            && event_id.len() <= 128
+            && !event_id.starts_with('.')
+            && event_id.chars().all(plain)
+        {
+            event_id.to_string()
+        } else {
+            let safe: String = event_id.chars().take(64).map(|c| if plain(c) { c } else { '_' }).collect();
+            let digest = ring::digest::digest(&ring::digest::SHA256, event_id.as_bytes());
+            let hash: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("_{safe}-{hash}")
+        };
+        self.dir().join("runs").join(format!("{name}.json"))
     }
 
     /// The hold-out set of an event's run, kept from training to judging.
@@ -464,6 +494,13 @@ impl RetrainManager {
 
         let model = self.model_of(event);
         let mut rec = match self.journal(&event.id)? {
+            // Only a name crafted to equal another ID's hashed name gets here.
+            Some(r) if r.event_id != event.id => {
+                return Err(ManagerError::Journal {
+                    path: self.journal_path(&event.id),
+                    what: format!("it is the journal of event {:?}", bounded(&r.event_id)),
+                });
+            }
             Some(r) if r.step == Step::Acknowledged => return Ok(r),
             Some(r) => r,
             None => RunRecord {
@@ -664,9 +701,23 @@ impl RetrainManager {
         }
         let done = mine.iter().any(|e| matches!(e.op, Op::Challenger | Op::Reject));
         if !done {
+            // An operator may have promoted (or retired, or rejected) the version since it
+            // was registered: the registry would refuse the gate's move on every rerun, and
+            // the event would never be acknowledged. Their decision stands.
+            let status = self.registry.get(model, version)?.status;
+            // (A version rejected by hand that the gate rejects too is simply rejected.)
+            let gate_decides = matches!(status, Status::Candidate | Status::Canary)
+                || (status == Status::Rejected && !report.passed);
+            if !gate_decides {
+                return Ok(Outcome::Settled {
+                    version,
+                    status: status.as_str().into(),
+                    passed: report.passed,
+                });
+            }
             if report.passed {
                 self.registry.set_challenger(model, version, &action)?;
-            } else if self.registry.get(model, version)?.status != Status::Rejected {
+            } else if status != Status::Rejected {
                 self.registry.reject(model, version, &action)?;
             }
         }

@@ -72,10 +72,12 @@ impl LatencyProbe for InterleavedProbe {
         let mut sink = 0.0;
         let mut timed = [Vec::with_capacity(self.samples), Vec::with_capacity(self.samples)];
         let models = [control, challenger];
+        // Laid out before the clock starts: each model times its own scoring only.
+        let inputs = [super::laid_out(control, rows), super::laid_out(challenger, rows)];
         for i in 0..self.warmup + self.samples {
-            let x = &rows.rows[i % rows.len()].features;
             // Alternate which goes first, so neither always finds the other's warm cache.
             for k in [i % 2, 1 - i % 2] {
+                let x: &[f64] = &inputs[k][i % rows.len()];
                 let start = Instant::now();
                 sink += std::hint::black_box(models[k].score(std::hint::black_box(x)));
                 let ns = start.elapsed().as_nanos() as f64;

@@ -320,16 +320,42 @@ pub struct Scored {
 }
 
 impl Scored {
-    /// Scores every row of `holdout` with both models.
+    /// Scores every row of `holdout` with both models, each given the values of its own
+    /// features by name (see [`laid_out`]).
     pub fn new(holdout: &ExampleSet, control: &dyn Model, challenger: &dyn Model) -> Scored {
         let rows = &holdout.rows;
+        let scores =
+            |m: &dyn Model| -> Vec<f64> { laid_out(m, holdout).iter().map(|x| m.score(x)).collect() };
         Scored {
-            control: rows.iter().map(|e| control.score(&e.features)).collect(),
-            challenger: rows.iter().map(|e| challenger.score(&e.features)).collect(),
+            control: scores(control),
+            challenger: scores(challenger),
             labels: rows.iter().map(|e| e.label).collect(),
             segments: rows.iter().map(|e| e.segment.clone()).collect(),
         }
     }
+}
+
+/// Each row of `set` as `model` takes it: the values of the model's features, by name, in
+/// the model's order. The hold-out's columns are the union of the features seen in the
+/// window, while a control was trained on the features of its day (fewer, more, or in
+/// another order); scored by position it would read one feature's values as another's,
+/// or score NaN on a row of the wrong length, and look worse than it is. A feature the
+/// set lacks is NaN (missing: the model imputes it). Borrowed where the names agree.
+pub fn laid_out<'a>(model: &dyn Model, set: &'a ExampleSet) -> Vec<std::borrow::Cow<'a, [f64]>> {
+    use std::borrow::Cow;
+    if set.features.as_slice() == model.features() {
+        return set.rows.iter().map(|e| Cow::Borrowed(e.features.as_slice())).collect();
+    }
+    let at: Vec<Option<usize>> =
+        model.features().iter().map(|f| set.features.iter().position(|g| g == f)).collect();
+    set.rows
+        .iter()
+        .map(|e| {
+            Cow::Owned(
+                at.iter().map(|j| j.and_then(|j| e.features.get(j).copied()).unwrap_or(f64::NAN)).collect(),
+            )
+        })
+        .collect()
 }
 
 /// The gate report as a table: one row per criterion, then what each names.
