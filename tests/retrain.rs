@@ -570,3 +570,32 @@ fn hostile_event_ids_each_get_a_journal_and_an_acknowledgement_of_their_own() {
     }
     assert_eq!(acks.0, ["x/y", "x_y", "..", long.as_str()]);
 }
+
+/// A control whose artifact was changed after registration fails the same way on every
+/// retry: the run ends, acknowledged with that reason, instead of stopping to be retried
+/// forever (the serve worker every 5 minutes); the challenger stays a candidate.
+#[test]
+fn a_tampered_control_ends_the_run_acknowledged_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 2_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let versions = dir.path().join("registry/pii/versions");
+    let v1 = std::fs::read_dir(&versions)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("1-"));
+    let model = v1.unwrap().join("artifact/model.json");
+    let json = std::fs::read_to_string(&model).unwrap();
+    std::fs::write(&model, json.replace("-0.8", "-0.7")).unwrap();
+    let id = fire(dir.path(), &cfg);
+    let o = retrain(dir.path(), &cfg, &id);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let (versions, outcomes, _, acked) = recorded(dir.path(), &id);
+    let acked = acked.unwrap_or_else(|| panic!("not acknowledged: {}", text(&o)));
+    assert!(
+        acked.starts_with("failed: control version 1 cannot be judged") && acked.contains("model.json"),
+        "{acked}"
+    );
+    assert_eq!((versions.len(), outcomes), (1, 0));
+    assert_eq!(registry(dir.path()).get("pii", versions[0]).unwrap().status, Status::Candidate);
+}

@@ -427,8 +427,9 @@ impl RetrainManager {
     }
 
     /// The run's hold-out set: as kept at training; or, where the file is gone (it is
-    /// written before the registration, so only a file removed by hand), the store's
-    /// again, used only if it is the one the version records (the split's checksum).
+    /// written before the registration, so only a file removed by hand, or a version
+    /// registered for the event by hand), the store's again, used only if it is the one
+    /// the version records (the split's checksum), or the version records none.
     fn holdout(
         &self,
         event: &RetrainEvent,
@@ -446,7 +447,9 @@ impl RetrainManager {
             Err(reason) => return Ok(Err(reason)),
         };
         let recorded = self.registry.get(model, version)?.meta.split["holdout_checksum"].clone();
-        if recorded.is_string() && recorded == split["holdout_checksum"] {
+        // A version registered for the event by other means (by hand, with no split
+        // record) has nothing to check against: it is judged on the store's hold-out.
+        if recorded.is_null() || recorded == split["holdout_checksum"] {
             return Ok(Ok(data.holdout));
         }
         Ok(Err(format!(
@@ -649,22 +652,42 @@ impl RetrainManager {
         };
         let work =
             tempfile::tempdir().map_err(|source| ManagerError::Io { path: std::env::temp_dir(), source })?;
-        let (_, challenger) =
-            load_version(&self.registry, &self.loader, model, version, &work.path().join("challenger"))?;
+        // Both loaded before anything is computed. A version whose artifact fails its
+        // checksums or its loader fails the same way on every retry: that ends the run (the
+        // event acknowledged, saying so) rather than stopping it to be retried forever; a
+        // bucket that does not answer stops it, to be resumed.
+        let load = |v: u32, dir: &str| match load_version(
+            &self.registry,
+            &self.loader,
+            model,
+            v,
+            &work.path().join(dir),
+        ) {
+            Ok((_, m)) => Ok(Ok(m)),
+            Err(e @ (RetrainError::Load { .. } | RetrainError::Registry(RegistryError::Tampered { .. }))) => {
+                Ok(Err(format!("{dir} version {v} cannot be judged: {e}")))
+            }
+            Err(e) => Err(ManagerError::from(e)),
+        };
+        let challenger = match load(version, "challenger")? {
+            Ok(m) => m,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let control_version = self.registry.alias(model, Alias::Control)?.filter(|c| *c != version);
+        let control = match control_version {
+            Some(c) => match load(c, "control")? {
+                Ok(m) => Some(m),
+                Err(reason) => return Ok(Err(reason)),
+            },
+            None => None,
+        };
         let mut icfg = self.config.importance.clone();
         icfg.threshold = self.config.threshold;
         let challenger_importance = importance(&*challenger, &holdout, &icfg);
-        let control_version = self.registry.alias(model, Alias::Control)?.filter(|c| *c != version);
-        let control = match control_version {
-            Some(c) => {
-                Some(load_version(&self.registry, &self.loader, model, c, &work.path().join("control"))?)
-            }
-            None => None,
-        };
-        let control_importance = control.as_ref().map(|(_, m)| importance(&**m, &holdout, &icfg));
+        let control_importance = control.as_ref().map(|m| importance(&**m, &holdout, &icfg));
         let ch = Side { version, model: &*challenger, importance: &challenger_importance };
         let co = match (&control, &control_importance, control_version) {
-            (Some((_, m)), Some(imp), Some(v)) => Some(Side { version: v, model: &**m, importance: imp }),
+            (Some(m), Some(imp), Some(v)) => Some(Side { version: v, model: &**m, importance: imp }),
             _ => None,
         };
         let mut gate = self.gate.clone();
