@@ -599,3 +599,36 @@ fn a_tampered_control_ends_the_run_acknowledged_with_the_reason() {
     assert_eq!((versions.len(), outcomes), (1, 0));
     assert_eq!(registry(dir.path()).get("pii", versions[0]).unwrap().status, Status::Candidate);
 }
+
+/// A run holds the trigger engine only to find its event and to acknowledge it: during a
+/// long training (here a command that takes 3 s and fails), `triggers fire` works.
+#[test]
+fn a_long_run_leaves_the_trigger_engine_free_while_it_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 1_000, TRUTH);
+    let cfg = config(
+        dir.path(),
+        "trainer = \"command\"\ncommand = [\"sh\", \"-c\", \"sleep 3; echo no model >&2; exit 3\"]\n",
+    );
+    let id = fire(dir.path(), &cfg);
+    let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["retrain", "--event", &id, "--config", &cfg, "--simulated-latency", "2,2"])
+        .args(["--data", dir.path().to_str().unwrap(), "--now", NOW])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = dir.path().join("retrain/runs").join(format!("{id}.json"));
+    let start = Instant::now();
+    while !journal.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = fire(dir.path(), &cfg);
+    assert_ne!(second, id);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let (_, _, _, acked) = recorded(dir.path(), &id);
+    let acked = acked.unwrap();
+    assert!(acked.starts_with("failed:") && acked.contains("no model"), "{acked}");
+}

@@ -3,11 +3,12 @@
 use super::{Env, UsageError, open_read_only, print_json};
 use crate::cli::{Format, RetrainArgs};
 use modelwatch::retrain::gate::{self, FixedLatency, InterleavedProbe, LatencyProbe};
-use modelwatch::retrain::{Outcome, RetrainManager, RunRecord};
-use modelwatch::triggers::{ConfigFile, TriggerEngine, TriggerError};
+use modelwatch::retrain::{Acknowledge, Outcome, RetrainManager, RunRecord};
+use modelwatch::triggers::{ConfigFile, TriggerConfig, TriggerEngine, TriggerError};
+use modelwatch_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn probe(arg: Option<&str>) -> anyhow::Result<Box<dyn LatencyProbe>> {
     let Some(text) = arg else {
@@ -36,26 +37,20 @@ pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
         None => ConfigFile::default(),
     };
     let store = Arc::new(open_read_only(&args.data)?);
-    let mut engine = TriggerEngine::open(config.triggers.clone(), store.clone(), &args.data.data, env.clock.clone(), Vec::new())
-        .map_err(|e| match e {
-            TriggerError::Locked(dir) => anyhow::anyhow!(
-                "{}: the trigger engine of this data directory is running elsewhere (`modelwatch serve --triggers`?): \
-                 its events are retrained there with --retrain, or stop it to run this one here",
-                dir.display()
-            ),
-            e => e.into(),
-        })?;
-    let event = if args.force {
-        engine.fire(&args.reason, true)?
-    } else {
-        let id = args.event.as_deref().unwrap_or_default();
-        engine.state().history.iter().find(|r| r.event.id == id).map(|r| r.event.clone()).ok_or_else(
-            || {
-                UsageError(format!(
-                    "--event {id:?}: no such event in the trigger state (see `modelwatch triggers history`)"
-                ))
-            },
-        )?
+    let open = || open_engine(&config.triggers, &store, args, env);
+    // The engine (and its lock) only for finding or firing the event, and again for the
+    // acknowledgement: a run takes minutes to hours, during which `serve --triggers` or
+    // `triggers check` may want it.
+    let event = {
+        let mut engine = open()?;
+        if args.force {
+            engine.fire(&args.reason, true)?
+        } else {
+            let id = args.event.as_deref().unwrap_or_default();
+            engine.state().history.iter().find(|r| r.event.id == id).map(|r| r.event.clone()).ok_or_else(|| {
+                UsageError(format!("--event {id:?}: no such event in the trigger state (see `modelwatch triggers history`)"))
+            })?
+        }
     };
     let mut retrain = config.retrain.clone();
     if retrain.model.is_empty() {
@@ -65,13 +60,13 @@ pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
     let manager = RetrainManager::new(
         retrain,
         config.gate.clone(),
-        store,
+        store.clone(),
         registry,
         &args.data.data,
         env.clock.clone(),
         probe,
     )?;
-    let rec = manager.run(&event, &mut engine)?;
+    let rec = manager.run(&event, &mut EngineAck(&open))?;
     match args.format {
         Format::Json => print_json(&rec)?,
         Format::Table => print_table(&rec),
@@ -80,6 +75,50 @@ pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
         Some(Outcome::Failed { .. }) | None => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// The trigger engine of the data directory, waiting up to 10 s for its lock (another
+/// `modelwatch retrain` or `triggers` command holds it a moment); a server holding it for
+/// good is named.
+fn open_engine(
+    config: &TriggerConfig,
+    store: &Arc<Store>,
+    args: &RetrainArgs,
+    env: &Env,
+) -> anyhow::Result<TriggerEngine> {
+    let start = Instant::now();
+    loop {
+        match TriggerEngine::open(
+            config.clone(),
+            store.clone(),
+            &args.data.data,
+            env.clock.clone(),
+            Vec::new(),
+        ) {
+            Ok(e) => return Ok(e),
+            Err(TriggerError::Locked(_)) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(TriggerError::Locked(dir)) => {
+                return Err(anyhow::anyhow!(
+                    "{}: the trigger engine of this data directory has been held for 10 s by another process \
+                     (`modelwatch serve --triggers`? Its events are retrained there with --retrain; or stop it)",
+                    dir.display()
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Acknowledges through the engine, opened for that moment only.
+struct EngineAck<'a, F: Fn() -> anyhow::Result<TriggerEngine>>(&'a F);
+
+impl<F: Fn() -> anyhow::Result<TriggerEngine>> Acknowledge for EngineAck<'_, F> {
+    fn acknowledge(&mut self, event_id: &str, outcome: &str) -> Result<(), String> {
+        let mut engine = (self.0)().map_err(|e| e.to_string())?;
+        engine.acknowledge(event_id, outcome)
+    }
 }
 
 fn print_table(rec: &RunRecord) {
