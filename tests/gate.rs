@@ -172,3 +172,32 @@ fn the_same_model_passes_every_criterion_but_the_gain() {
         ]
     );
 }
+
+#[test]
+fn a_first_version_passes_without_a_control_only_where_its_auc_is_defined() {
+    use modelwatch::retrain::LinearModel;
+    use modelwatch::retrain::gate::{Case, FixedLatency, Side};
+    use modelwatch::retrain::importance::{ImportanceConfig, importance};
+    let mut holdout = world();
+    let m = LinearModel::new(holdout.features.clone(), vec![1.0, 1.0, 1.0, 0.0], -0.8, vec![]).unwrap();
+    let ms = std::time::Duration::from_millis(2);
+    let run = |h: &modelwatch::store::examples::ExampleSet| {
+        let imp = importance(&m, h, &ImportanceConfig::default());
+        gate::judge(
+            &GateConfig::default(),
+            Case { model: "pii", event_id: None, now_ms: 0 },
+            h,
+            &Side { version: 1, model: &m, importance: &imp },
+            None,
+            &FixedLatency { control: ms, challenger: ms },
+        )
+    };
+    let r = run(&holdout);
+    assert!(r.passed, "{:?}", r.criteria);
+    assert!(r.criteria[0].summary.contains("first version"), "{}", r.criteria[0].summary);
+    assert!(r.criteria[1..].iter().all(|c| c.verdict == Verdict::NotApplicable));
+    holdout.rows.retain(|e| e.label);
+    let r = run(&holdout);
+    assert!(!r.passed);
+    assert!(r.reasons()[0].contains("undefined on the hold-out"), "{:?}", r.reasons());
+}

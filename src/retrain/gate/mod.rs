@@ -20,8 +20,9 @@
 //! small segment fails rather than passes. A segment with fewer than `min_segment_rows`
 //! hold-out rows cannot show either, and is listed as not judged.
 //!
-//! Without a control (the first version) there is nothing to compare: every criterion is
-//! `not_applicable` and the gate passes. The [`GateReport`] holds every criterion, its
+//! Without a control (the first version) there is nothing to compare: the comparisons are
+//! `not_applicable`, and `auc_gain` asks only that the version's AUC on the hold-out set
+//! be defined (both classes there): a first version must show that it ranks at all. The [`GateReport`] holds every criterion, its
 //! figures and verdict, and the configuration that judged it; the registry stores it with
 //! the version.
 
@@ -280,10 +281,35 @@ pub fn judge(
     let Case { model, event_id, now_ms } = case;
     let names = ["auc_gain", "latency", "importance_shift", "segment_quality"];
     let criteria = match control {
-        None => names
-            .iter()
-            .map(|n| Criterion::not_applicable(n, "no control to compare with: the first version"))
-            .collect(),
+        None => {
+            // Nothing to compare with; but a first version must still show it ranks at all.
+            let s = Scored::new(holdout, challenger.model, challenger.model);
+            let pairs: Vec<(f64, bool)> =
+                s.challenger.iter().copied().zip(s.labels.iter().copied()).collect();
+            let first = match crate::retrain::auc(&pairs) {
+                Some(auc) => Criterion {
+                    name: names[0].into(),
+                    verdict: Verdict::Pass,
+                    summary: format!("no control to compare with (the first version); AUC {auc:.4} on the hold-out set"),
+                    figures: serde_json::json!({ "challenger_auc": auc }),
+                    findings: Vec::new(),
+                },
+                None => Criterion {
+                    name: names[0].into(),
+                    verdict: Verdict::Fail,
+                    summary: "no control to compare with, and the AUC is undefined on the hold-out set (it needs both positive and negative labels): a first version must show that it ranks".into(),
+                    figures: serde_json::json!({ "rows": pairs.len() }),
+                    findings: Vec::new(),
+                },
+            };
+            std::iter::once(first)
+                .chain(
+                    names[1..].iter().map(|n| {
+                        Criterion::not_applicable(n, "no control to compare with: the first version")
+                    }),
+                )
+                .collect()
+        }
         Some(control) => {
             let scored = Scored::new(holdout, control.model, challenger.model);
             vec![
