@@ -384,10 +384,10 @@ impl Model for Wild {
 fn nan_infinity_and_degenerate_sets_give_figures_or_none_never_a_panic() {
     let names = vec!["a".to_string(), "b".to_string()];
     let linear = LinearModel::new(names.clone(), vec![1.0, -1.0], 0.0, vec![0.5, 0.0]).unwrap();
-    let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, 1.0, 2.0, -3.0, 1e300];
+    let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, 1.0, 2.0, -3.0, 1e300];
     let mut wild = ExampleSet::new(names.clone());
-    for i in 0..64 {
-        wild.rows.push(example(["s", "t"][i % 2], vec![odd[i % 8], odd[(i / 8) % 8]], i % 3 == 0));
+    for i in 0..81 {
+        wild.rows.push(example(["s", "t"][i % 2], vec![odd[i % 9], odd[(i / 9) % 9]], i % 3 == 0));
     }
     let one_class = ExampleSet {
         rows: wild
@@ -414,6 +414,11 @@ fn nan_infinity_and_degenerate_sets_give_figures_or_none_never_a_panic() {
                 "{name}: {r:?}"
             );
             assert_eq!(r.segments.len(), 2);
+            // NaN, infinite and signed-zero scores rank as `retrain::auc` ranks them (NaN
+            // lowest, −0 tied with +0), and cost what `figures` charges.
+            let perms = permutations(wild.rows.len(), 5, 3);
+            let fast = permutation_importance_with(model, &wild, metric, 0.5, &perms).unwrap();
+            assert_eq!(fast, naive(model, &wild, metric, &perms), "{name}");
             let e = permutation_importance(model, &empty, &config);
             assert_eq!(
                 (e.overall.rows, e.overall.baseline, e.overall.features.len()),
@@ -452,7 +457,7 @@ fn nan_infinity_and_degenerate_sets_give_figures_or_none_never_a_panic() {
     let e =
         permutation_importance_with(&linear, &wild, ImportanceMetric::Auc, 0.5, &[(0..n).collect(), vec![1]])
             .unwrap_err();
-    assert!(e.contains("permutation 1 has 1 indices for the set's 64 rows"), "{e}");
+    assert!(e.contains("permutation 1 has 1 indices for the set's 81 rows"), "{e}");
 }
 
 #[test]
