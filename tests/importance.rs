@@ -217,18 +217,39 @@ fn simulated(seed: u64, n: usize, d: usize) -> (LinearModel, ExampleSet) {
     (LinearModel::new(names, coef, -0.7, impute).unwrap(), set)
 }
 
+/// A linear model hidden behind the trait: permutation importance takes the general path
+/// (every permuted row scored afresh), not the linear shortcut.
+struct Opaque(LinearModel);
+
+impl Model for Opaque {
+    fn features(&self) -> &[String] {
+        self.0.features()
+    }
+
+    fn score(&self, x: &[f64]) -> f64 {
+        self.0.score(x)
+    }
+}
+
 #[test]
-fn the_threaded_core_agrees_with_the_naive_computation_to_the_bit() {
+fn the_threaded_core_agrees_with_the_naive_computation() {
     // 20,000 rows × 6 features × 5 repeats: large enough for the threaded path.
     let (model, set) = simulated(3, 20_000, 6);
     let perms = permutations(set.rows.len(), 5, 9);
     for (metric, name) in METRICS {
-        let fast = permutation_importance_with(&model, &set, metric, 0.5, &perms).unwrap();
         let slow = naive(&model, &set, metric, &perms);
-        // The same formulas in the same order, so the same bits; a non-zero figure shows
-        // the comparison is not of two empty tables.
-        assert_eq!(fast, slow, "{name}");
-        assert!(fast.features[0].mean > 0.01, "{name}: {:?}", fast.features[0]);
+        // Any model: the same formulas in the same order, so the same bits; a non-zero
+        // figure shows the comparison is not of two empty tables.
+        let general = permutation_importance_with(&Opaque(model.clone()), &set, metric, 0.5, &perms).unwrap();
+        assert_eq!(general, slow, "{name}");
+        assert!(general.features[0].mean > 0.01, "{name}: {:?}", general.features[0]);
+        // A linear model's shortcut moves the decision by coef · change instead of summing
+        // it afresh: the last bit of a score may differ, not the figures beyond 1e-12.
+        let linear = permutation_importance_with(&model, &set, metric, 0.5, &perms).unwrap();
+        assert_eq!(linear.baseline, slow.baseline, "{name}");
+        for (f, g) in linear.features.iter().zip(&slow.features) {
+            assert!(close(f.mean, g.mean, 1e-12) && close(f.std, g.std, 1e-12), "{name}: {f:?} vs {g:?}");
+        }
     }
     // A step model's scores tie in two runs: ties count half, as `retrain::auc` counts them.
     let (_, _, set) = golden();
@@ -255,13 +276,21 @@ fn the_seeded_figures_are_the_core_on_the_seeded_permutations() {
 fn a_feature_the_model_ignores_has_importance_exactly_zero() {
     let (_, model, set) = golden();
     assert_eq!(model.coef[5], 0.0, "x5 is the ignored feature");
-    for (metric, name) in METRICS {
-        let config = ImportanceConfig { metric, seed: 5, ..ImportanceConfig::default() };
-        let r = permutation_importance(&model, &set, &config);
-        for table in std::iter::once(&r.overall).chain(r.segments.values()) {
-            let x5 = &table.features[5];
-            assert_eq!((x5.mean, x5.std), (0.0, 0.0), "{name}: {x5:?}");
-            assert!(table.features[0].mean > 0.0, "{name}: {:?}", table.features[0]);
+    let opaque = Opaque(model.clone());
+    // The linear shortcut, the general path on the same model, and a step of x3 alone.
+    let cases: [(&dyn Model, &[usize], usize); 3] =
+        [(&model, &[5], 0), (&opaque, &[5], 0), (&Step, &[0, 1, 2, 4, 5], 3)];
+    for (model, ignored, used) in cases {
+        for (metric, name) in METRICS {
+            let config = ImportanceConfig { metric, seed: 5, ..ImportanceConfig::default() };
+            let r = permutation_importance(model, &set, &config);
+            for table in std::iter::once(&r.overall).chain(r.segments.values()) {
+                for &j in ignored {
+                    let f = &table.features[j];
+                    assert_eq!((f.mean, f.std), (0.0, 0.0), "{name}: {f:?}");
+                }
+                assert!(table.features[used].mean > 0.0, "{name}: {:?}", table.features[used]);
+            }
         }
     }
 }
@@ -355,10 +384,10 @@ impl Model for Wild {
 fn nan_infinity_and_degenerate_sets_give_figures_or_none_never_a_panic() {
     let names = vec!["a".to_string(), "b".to_string()];
     let linear = LinearModel::new(names.clone(), vec![1.0, -1.0], 0.0, vec![0.5, 0.0]).unwrap();
-    let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, 1.0, 2.0, -3.0, 1e300];
+    let odd = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0, 1.0, 2.0, -3.0, 1e300];
     let mut wild = ExampleSet::new(names.clone());
-    for i in 0..64 {
-        wild.rows.push(example(["s", "t"][i % 2], vec![odd[i % 8], odd[(i / 8) % 8]], i % 3 == 0));
+    for i in 0..81 {
+        wild.rows.push(example(["s", "t"][i % 2], vec![odd[i % 9], odd[(i / 9) % 9]], i % 3 == 0));
     }
     let one_class = ExampleSet {
         rows: wild
@@ -385,6 +414,11 @@ fn nan_infinity_and_degenerate_sets_give_figures_or_none_never_a_panic() {
                 "{name}: {r:?}"
             );
             assert_eq!(r.segments.len(), 2);
+            // NaN, infinite and signed-zero scores rank as `retrain::auc` ranks them (NaN
+            // lowest, −0 tied with +0), and cost what `figures` charges.
+            let perms = permutations(wild.rows.len(), 5, 3);
+            let fast = permutation_importance_with(model, &wild, metric, 0.5, &perms).unwrap();
+            assert_eq!(fast, naive(model, &wild, metric, &perms), "{name}");
             let e = permutation_importance(model, &empty, &config);
             assert_eq!(
                 (e.overall.rows, e.overall.baseline, e.overall.features.len()),
@@ -423,7 +457,7 @@ fn nan_infinity_and_degenerate_sets_give_figures_or_none_never_a_panic() {
     let e =
         permutation_importance_with(&linear, &wild, ImportanceMetric::Auc, 0.5, &[(0..n).collect(), vec![1]])
             .unwrap_err();
-    assert!(e.contains("permutation 1 has 1 indices for the set's 64 rows"), "{e}");
+    assert!(e.contains("permutation 1 has 1 indices for the set's 81 rows"), "{e}");
 }
 
 #[test]
