@@ -70,7 +70,7 @@
 //! ```
 
 use super::gate::{self, GateConfig, GateReport, LatencyProbe, Side};
-use super::importance::{ImportanceConfig, importance};
+use super::importance::{ImportanceConfig, ImportanceReport, importance};
 use super::{
     CommandTrainer, LogisticTrainer, ModelLoader, Registration, RetrainError, TrainError, Trainer,
     TrainingData, load_version, train_and_register,
@@ -683,7 +683,21 @@ impl RetrainManager {
         };
         let mut icfg = self.config.importance.clone();
         icfg.threshold = self.config.threshold;
-        let challenger_importance = importance(&*challenger, &holdout, &icfg);
+        // Registration measured the challenger's importance on this same hold-out with these
+        // settings; measured again only where it did not (a version registered by hand).
+        let stored: Option<ImportanceReport> =
+            serde_json::from_value(self.registry.get(model, version)?.meta.feature_importance).ok();
+        let challenger_importance = match stored {
+            Some(r)
+                if r.permutation.repeats == icfg.repeats
+                    && r.permutation.seed == icfg.seed
+                    && r.permutation.metric == icfg.metric
+                    && r.permutation.overall.rows == holdout.len() =>
+            {
+                r
+            }
+            _ => importance(&*challenger, &holdout, &icfg),
+        };
         let control_importance = control.as_ref().map(|m| importance(&**m, &holdout, &icfg));
         let ch = Side { version, model: &*challenger, importance: &challenger_importance };
         let co = match (&control, &control_importance, control_version) {
