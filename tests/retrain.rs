@@ -308,14 +308,7 @@ fn serve_with_retrain_runs_the_events_the_triggers_fire_and_those_left_from_befo
     let cfg = config(dir.path(), "");
     let before = fire(dir.path(), &cfg);
     let port = crate::support::free_port();
-    struct Server(std::process::Child);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Server(
+    let _server = crate::support::Killed(
         Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["serve", "--data", dir.path().to_str().unwrap(), "--now", NOW])
             .args([

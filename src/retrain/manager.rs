@@ -487,13 +487,9 @@ impl RetrainManager {
         std::fs::create_dir_all(dir.join("runs"))
             .map_err(|source| ManagerError::Io { path: dir.clone(), source })?;
         let lock_path = dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| ManagerError::Io { path: lock_path.clone(), source })?;
-        lock.try_lock().map_err(|_| ManagerError::Busy(lock_path))?;
+        let _lock = crate::lockfile::try_lock(&lock_path)
+            .map_err(|source| ManagerError::Io { path: lock_path.clone(), source })?
+            .ok_or(ManagerError::Busy(lock_path))?;
 
         let model = self.model_of(event);
         let mut rec = match self.journal(&event.id)? {

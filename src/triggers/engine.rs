@@ -113,13 +113,9 @@ impl TriggerEngine {
         let dir = trigger_dir(data);
         std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
         let lock_path = dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| file_error(&lock_path, e))?;
-        lock.try_lock().map_err(|_| TriggerError::Locked(dir.clone()))?;
+        let lock = crate::lockfile::try_lock(&lock_path)
+            .map_err(|e| file_error(&lock_path, e))?
+            .ok_or_else(|| TriggerError::Locked(dir.clone()))?;
         let budget = config.delivery.budget("delivery", &Default::default()).map_err(TriggerError::Config)?;
         let mut routes: Vec<_> = sinks.into_iter().map(|s| (s, budget)).collect();
         for s in &config.sinks {
