@@ -307,6 +307,11 @@ fn serve_with_retrain_runs_the_events_the_triggers_fire_and_those_left_from_befo
     setup(dir.path(), 4_000, TRUTH);
     let cfg = config(dir.path(), "");
     let before = fire(dir.path(), &cfg);
+    // Fired and acknowledged by hand before the server starts: its channel delivery is
+    // still due, and must not be retrained.
+    let taken = fire(dir.path(), &cfg);
+    let o = modelwatch(dir.path(), &["triggers", "ack", &taken, "--config", &cfg]);
+    assert!(o.status.success(), "{}", text(&o));
     let port = crate::support::free_port();
     let _server = crate::support::Killed(
         Command::new(env!("CARGO_BIN_EXE_modelwatch"))
@@ -359,6 +364,9 @@ fn serve_with_retrain_runs_the_events_the_triggers_fire_and_those_left_from_befo
         let (versions, outcomes, reports, _) = recorded(dir.path(), e);
         assert_eq!((versions.len(), outcomes, reports), (1, 1, 1), "event {e}");
     }
+    let (versions, outcomes, _, acked) = recorded(dir.path(), &taken);
+    assert_eq!((versions.len(), outcomes), (0, 0), "an event acknowledged by hand was retrained");
+    assert_eq!(acked.as_deref(), Some(""), "its acknowledgement is the hand's, without an outcome");
 }
 
 /// Examples labelled before the event but written after its training began (an agent's
@@ -624,4 +632,40 @@ fn a_long_run_leaves_the_trigger_engine_free_while_it_trains() {
     let (_, _, _, acked) = recorded(dir.path(), &id);
     let acked = acked.unwrap();
     assert!(acked.starts_with("failed:") && acked.contains("no model"), "{acked}");
+}
+
+/// An event acknowledged by hand (`triggers ack`) has been taken: `retrain --event` says so
+/// and registers nothing. A `retrain --force` that finds another run holding the lock
+/// fires no event (one would be left behind for nobody to run).
+#[test]
+fn an_acknowledged_event_is_not_retrained_and_a_force_that_cannot_run_fires_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 1_000, TRUTH);
+    let cfg = config(dir.path(), "");
+    let id = fire(dir.path(), &cfg);
+    let o = modelwatch(dir.path(), &["triggers", "ack", &id, "--config", &cfg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = retrain(dir.path(), &cfg, &id);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("without a retraining run here"), "{}", text(&o));
+    assert_eq!(recorded(dir.path(), &id).0.len(), 0);
+
+    std::fs::create_dir_all(dir.path().join("retrain/runs")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("retrain/lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let events = || modelwatch::triggers::read_state(dir.path()).unwrap().history.len();
+    let before = events();
+    let o = modelwatch(dir.path(), &["retrain", "--force", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another retraining run holds"), "{}", text(&o));
+    assert_eq!(events(), before, "a forced event was fired that nobody runs");
+    drop(lock);
+    let o = modelwatch(dir.path(), &["retrain", "--force", "--config", &cfg, "--simulated-latency", "1,1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(events(), before + 1);
 }

@@ -4,7 +4,7 @@ use super::{Env, UsageError, open_read_only, print_json};
 use crate::cli::{Format, RetrainArgs};
 use modelwatch::retrain::gate::{self, FixedLatency, InterleavedProbe, LatencyProbe};
 use modelwatch::retrain::{Acknowledge, Outcome, RetrainManager, RunRecord};
-use modelwatch::triggers::{ConfigFile, TriggerConfig, TriggerEngine, TriggerError};
+use modelwatch::triggers::{ConfigFile, TriggerConfig, TriggerEngine, TriggerError, read_state};
 use modelwatch_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,20 +38,6 @@ pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
     };
     let store = Arc::new(open_read_only(&args.data)?);
     let open = || open_engine(&config.triggers, &store, args, env);
-    // The engine (and its lock) only for finding or firing the event, and again for the
-    // acknowledgement: a run takes minutes to hours, during which `serve --triggers` or
-    // `triggers check` may want it.
-    let event = {
-        let mut engine = open()?;
-        if args.force {
-            engine.fire(&args.reason, true)?
-        } else {
-            let id = args.event.as_deref().unwrap_or_default();
-            engine.state().history.iter().find(|r| r.event.id == id).map(|r| r.event.clone()).ok_or_else(|| {
-                UsageError(format!("--event {id:?}: no such event in the trigger state (see `modelwatch triggers history`)"))
-            })?
-        }
-    };
     let mut retrain = config.retrain.clone();
     if retrain.model.is_empty() {
         retrain.model = config.triggers.model.clone();
@@ -66,7 +52,28 @@ pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
         env.clock.clone(),
         probe,
     )?;
-    let rec = manager.run(&event, &mut EngineAck(&open))?;
+    // The runs' lock first: a --force that lost the race to another run must not leave
+    // an event behind that nobody runs.
+    let lock = manager.lock()?;
+    // The trigger engine (and its lock) only to fire the event and, at the end, to
+    // acknowledge it: a run takes minutes to hours, during which `serve --triggers` or
+    // `triggers check` may want it. An event to run is read from the state without it.
+    let event = if args.force {
+        open()?.fire(&args.reason, true)?
+    } else {
+        let id = args.event.as_deref().unwrap_or_default();
+        read_state(&args.data.data)?
+            .history
+            .into_iter()
+            .find(|r| r.event.id == id)
+            .map(|r| r.event)
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "--event {id:?}: no such event in the trigger state (see `modelwatch triggers history`)"
+                ))
+            })?
+    };
+    let rec = manager.run_locked(&lock, &event, &mut EngineAck(&open))?;
     match args.format {
         Format::Json => print_json(&rec)?,
         Format::Table => print_table(&rec),

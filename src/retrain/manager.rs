@@ -288,9 +288,24 @@ pub struct RunRecord {
     pub finished_ms: Option<i64>,
 }
 
+/// The lock of a data directory's runs, held while it lives.
+#[derive(Debug)]
+pub struct RunLock(#[allow(dead_code)] std::fs::File);
+
 /// Why a run stopped before its end; running it again resumes.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
+    /// The event was acknowledged without a run here: someone else took it.
+    #[error(
+        "event {id} was acknowledged at {} without a retraining run here (by `triggers ack` or another retrainer): nothing to do; `modelwatch retrain --force` fires a new event",
+        crate::time::rfc3339(*at_ms)
+    )]
+    Acknowledged {
+        /// The event.
+        id: String,
+        /// When it was acknowledged (ms).
+        at_ms: i64,
+    },
     /// Another run holds the lock of this data directory.
     #[error("another retraining run holds {0} (one at a time per data directory); try again when it ends")]
     Busy(PathBuf),
@@ -421,6 +436,12 @@ impl RetrainManager {
         self.dir().join("runs").join(format!("{name}.json"))
     }
 
+    /// When the trigger state says `event_id` was acknowledged, if it was.
+    fn acknowledged_at(&self, event_id: &str) -> Option<i64> {
+        let state = crate::triggers::read_state(&self.data).ok()?;
+        state.history.iter().find(|r| r.event.id == event_id)?.acked_at_ms
+    }
+
     /// The hold-out set of an event's run, kept from training to judging.
     fn holdout_path(&self, event_id: &str) -> PathBuf {
         self.journal_path(event_id).with_extension("holdout.parquet")
@@ -483,14 +504,33 @@ impl RetrainManager {
     /// Runs `event` to its end (or resumes it), acknowledging it through `ack`; returns
     /// the journal. A run already over returns its journal unchanged.
     pub fn run(&self, event: &RetrainEvent, ack: &mut dyn Acknowledge) -> Result<RunRecord, ManagerError> {
+        let lock = self.lock()?;
+        self.run_locked(&lock, event, ack)
+    }
+
+    /// Takes the lock of this data directory's runs (one at a time), without waiting: for
+    /// a caller that must hold it before it fires the event it will run (`retrain
+    /// --force`), so that losing the race leaves no event behind.
+    pub fn lock(&self) -> Result<RunLock, ManagerError> {
         let dir = self.dir();
         std::fs::create_dir_all(dir.join("runs"))
             .map_err(|source| ManagerError::Io { path: dir.clone(), source })?;
         let lock_path = dir.join("lock");
-        let _lock = crate::lockfile::try_lock(&lock_path)
+        let file = crate::lockfile::try_lock(&lock_path)
             .map_err(|source| ManagerError::Io { path: lock_path.clone(), source })?
             .ok_or(ManagerError::Busy(lock_path))?;
+        Ok(RunLock(file))
+    }
 
+    /// [`run`](RetrainManager::run) under a lock taken with [`lock`](RetrainManager::lock).
+    /// An event acknowledged without a run here (by `triggers ack`, or another retrainer)
+    /// is not run: [`ManagerError::Acknowledged`].
+    pub fn run_locked(
+        &self,
+        _lock: &RunLock,
+        event: &RetrainEvent,
+        ack: &mut dyn Acknowledge,
+    ) -> Result<RunRecord, ManagerError> {
         let model = self.model_of(event);
         let mut rec = match self.journal(&event.id)? {
             // Only a name crafted to equal another ID's hashed name gets here.
@@ -502,6 +542,9 @@ impl RetrainManager {
             }
             Some(r) if r.step == Step::Acknowledged => return Ok(r),
             Some(r) => r,
+            None if let Some(at_ms) = self.acknowledged_at(&event.id) => {
+                return Err(ManagerError::Acknowledged { id: event.id.clone(), at_ms });
+            }
             None => RunRecord {
                 event_id: event.id.clone(),
                 model: model.clone(),

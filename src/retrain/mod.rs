@@ -43,7 +43,9 @@ pub use closure::{BoxError, ClosureTrainer};
 pub use command::CommandTrainer;
 pub use linear::LinearModel;
 pub use logistic::LogisticTrainer;
-pub use manager::{Acknowledge, ManagerError, Outcome, RetrainConfig, RetrainManager, RunRecord, Step};
+pub use manager::{
+    Acknowledge, ManagerError, Outcome, RetrainConfig, RetrainManager, RunLock, RunRecord, Step,
+};
 pub use metrics::{auc, figures, holdout_metrics};
 pub use versions::{Registration, RetrainError, load_alias, load_version, train_and_register};
 pub use worker::RetrainWorker;

@@ -63,7 +63,12 @@ impl RetrainWorker {
                 match manager.run(&event, &mut ack) {
                     Ok(rec) => {
                         let outcome = rec.outcome.map(|o| o.to_string()).unwrap_or_default();
-                        tracing::warn!(event = %event.id, %outcome, "retraining run over");
+                        tracing::info!(event = %event.id, %outcome, "retraining run over");
+                    }
+                    // Taken by someone else (`triggers ack`); a channel delivery can bring an
+                    // event acknowledged before this server started.
+                    Err(e @ super::ManagerError::Acknowledged { .. }) => {
+                        tracing::info!(event = %event.id, reason = %e, "not retrained");
                     }
                     Err(e) => {
                         tracing::error!(event = %event.id, error = %e, "retraining run stopped; resuming in 5 minutes");

@@ -132,12 +132,12 @@ pub fn auc_gain(config: &GateConfig, control: &[f64], challenger: &[f64], labels
         GainKind::Relative => config.min_auc_gain * p.control,
     };
     let verdict = if lower >= required { Verdict::Pass } else { Verdict::Fail };
-    let pct = (config.confidence * 100.0).round();
+    let pct = config.percent();
     Criterion {
         name,
         verdict,
         summary: format!(
-            "AUC {:.4} vs control {:.4}: gain {:+.4}, {pct:.0} % lower bound {:+.4} {} required {:+.4} (DeLong se {:.4})",
+            "AUC {:.4} vs control {:.4}: gain {:+.4}, {pct} % lower bound {:+.4} {} required {:+.4} (DeLong se {:.4})",
             p.challenger,
             p.control,
             p.diff,
@@ -244,5 +244,14 @@ mod tests {
         let c = auc_gain(&rel, &control, &better, &labels);
         let required = c.figures["required_gain"].as_f64().unwrap();
         assert!((required - 0.02 * c.figures["control_auc"].as_f64().unwrap()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_confidence_is_printed_to_a_tenth() {
+        let s = [0.1, 0.4, 0.35, 0.8];
+        let y = [false, false, true, true];
+        let c = GateConfig { confidence: 0.999, ..GateConfig::default() };
+        assert!(auc_gain(&c, &s, &s, &y).summary.contains("99.9 % lower bound"));
+        assert!(auc_gain(&GateConfig::default(), &s, &s, &y).summary.contains(" 95 % lower bound"));
     }
 }

@@ -168,7 +168,7 @@ pub fn segment_quality(config: &GateConfig, scored: &Scored) -> Criterion {
                 serde_json::json!({ "control": a, "challenger": b, "fall": fall, "upper_bound": upper }),
             );
             let max = config.max_segment_drop;
-            let pct = (config.confidence * 100.0).round();
+            let pct = config.percent();
             if fall > max {
                 findings.push(Finding {
                     subject,
@@ -178,7 +178,7 @@ pub fn segment_quality(config: &GateConfig, scored: &Scored) -> Criterion {
             } else if let Some(u) = upper.filter(|u| *u > max) {
                 findings.push(Finding {
                     subject,
-                    what: format!("{metric} {a:.3} -> {b:.3}: the fall {fall:+.3} could be as large as {u:.3} ({pct:.0} % bound), more than {max:.2}"),
+                    what: format!("{metric} {a:.3} -> {b:.3}: the fall {fall:+.3} could be as large as {u:.3} ({pct} % bound), more than {max:.2}"),
                     fails: true,
                 });
             } else if upper.is_none() {

@@ -125,6 +125,12 @@ impl GateConfig {
         Ok(())
     }
 
+    /// The confidence in percent for reports, to a tenth: `95`, `99.9` (rounded whole it
+    /// read "100 %" at 0.999).
+    pub fn percent(&self) -> String {
+        format!("{}", (self.confidence * 1000.0).round() / 10.0)
+    }
+
     /// The standard normal quantile of `confidence` (1.645 at 0.95).
     pub fn z(&self) -> f64 {
         modelwatch_query::stats::normal_quantile(self.confidence)
