@@ -55,6 +55,15 @@ pub enum Command {
     /// Retraining triggers: status, history, check (evaluate now), fire, ack.
     #[command(subcommand)]
     Triggers(TriggersCommand),
+    /// Retrain on a retraining event: train a challenger on the labelled examples, judge it
+    /// against the control with the validation gate, register it as the challenger or
+    /// reject it, and acknowledge the event with the outcome. Idempotent per event; a run
+    /// cut short resumes where it stopped.
+    #[command(
+        after_help = "Examples:\n  modelwatch retrain --event pii-20261129T041000Z-3 --config deploy/modelwatch.toml\n  \
+                            modelwatch retrain --force --reason \"new labels from the audit\" --format json"
+    )]
+    Retrain(RetrainArgs),
     /// Serve the store over HTTP: the Grafana JSON datasource (/grafana), REST (/api/v1),
     /// Prometheus exposition (/metrics), /healthz and /readyz.
     #[command(
@@ -341,6 +350,10 @@ pub struct ServeArgs {
     /// How often the triggers are evaluated.
     #[arg(long, default_value = "1m")]
     pub check_every: String,
+    /// Retrain on every event the triggers fire (the configuration's `[retrain]` and
+    /// `[gate]`), on a thread of its own, acknowledging each with its outcome.
+    #[arg(long, requires = "triggers")]
+    pub retrain: bool,
     /// Longest a client may take to send a request's head (request line and headers), from
     /// the connection's start or the first byte of a later request; slower clients are
     /// disconnected. A request's body has as long again after its head (408 past it).
@@ -542,6 +555,30 @@ pub enum BaselineCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RetrainArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The configuration file (TOML: `[triggers]`, `[retrain]`, `[gate]`); defaults without one.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The retraining event to run (its ID, from `modelwatch triggers history`).
+    #[arg(long, required_unless_present = "force", conflicts_with = "force")]
+    pub event: Option<String>,
+    /// Fire a manual retraining event now (past the cool-down) and run it.
+    #[arg(long)]
+    pub force: bool,
+    /// Why, for the forced event.
+    #[arg(long, default_value = "modelwatch retrain --force", requires = "force")]
+    pub reason: String,
+    /// Judge latency from these p95s instead of timing the models (for demos and tests):
+    /// `CONTROL_MS,CHALLENGER_MS`.
+    #[arg(long, value_name = "CONTROL_MS,CHALLENGER_MS")]
+    pub simulated_latency: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug, Clone)]

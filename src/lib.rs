@@ -74,6 +74,7 @@ pub use modelwatch_store as store;
 
 pub mod baseline;
 pub mod demo;
+mod lockfile;
 pub mod registry;
 pub mod retrain;
 pub mod serve;

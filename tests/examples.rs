@@ -325,6 +325,13 @@ fn an_import_keeps_rows_whose_features_no_example_can_hold_and_never_stores_per_
     for f in [&a, &b] {
         let o = modelwatch(&["import", f.to_str().unwrap(), "--data", data.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
+        // Said, not silent: a user training on these examples must know the column is empty.
+        assert!(
+            stderr(&o).contains("categorical features are NaN in the training examples")
+                && stderr(&o).contains("colour"),
+            "{}",
+            stderr(&o)
+        );
     }
     let store = Store::open_read_only(config(&data)).unwrap();
     let got = store.examples("fraud", 0, i64::MAX).unwrap();

@@ -424,6 +424,15 @@ fn the_documented_configuration_file_is_the_defaults() {
     )))
     .unwrap();
     assert_eq!(c.triggers, TriggerConfig::default(), "deploy/modelwatch.toml documents every default");
+    assert_eq!(c.retrain, modelwatch::retrain::RetrainConfig::default(), "deploy/modelwatch.toml: [retrain]");
+    assert_eq!(c.gate, modelwatch::retrain::gate::GateConfig::default(), "deploy/modelwatch.toml: [gate]");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/modelwatch.toml")).unwrap();
+    for key in
+        ["min_auc_gain", "max_latency_ratio", "max_importance_shift", "max_segment_drop", "window", "repeats"]
+    {
+        assert!(text.contains(&format!("\n{key} = ")), "deploy/modelwatch.toml does not document {key}");
+    }
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[triggers.degradation]\nmetric = \"accuracy\"\n").unwrap();

@@ -122,6 +122,35 @@ pub fn erfc(x: f64) -> f64 {
     if x >= 0.0 { q } else { 2.0 - q }
 }
 
+/// The standard normal quantile: the `z` with `P(Z ≤ z) = p`, by bisection on
+/// [`erfc`] (to the last bits; it is called a few times per gate, never on a hot path).
+/// ±∞ at 0 and 1, NaN outside.
+pub fn normal_quantile(p: f64) -> f64 {
+    if !(0.0..=1.0).contains(&p) || p.is_nan() {
+        return f64::NAN;
+    }
+    if p == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p == 1.0 {
+        return f64::INFINITY;
+    }
+    let cdf = |z: f64| 0.5 * erfc(-z / std::f64::consts::SQRT_2);
+    let (mut lo, mut hi) = (-40.0_f64, 40.0_f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= f64::EPSILON * mid.abs().max(1e-300) {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// The one-sided p-value that the proportion `k1 / n1` is **less** than `k0 / n0`: the
 /// pooled two-proportion z-test, `P(Z ≥ (p0 − p1) / se)` with
 /// `se = √(p(1 − p)(1/n0 + 1/n1))` and `p` the pooled proportion. A rise is never
@@ -327,6 +356,12 @@ mod tests {
         assert!(two_proportion_p_less(700.0, 1_000.0, 800.0, 1_000.0) > 0.99);
         // Equal proportions: p = 0.5.
         assert!((two_proportion_p_less(50.0, 100.0, 50.0, 100.0) - 0.5).abs() < 1e-12);
+        // scipy.stats.norm.ppf: 0.95 → 1.6448536269514722, 0.975 → 1.959963984540054,
+        // 0.001 → -3.090232306167813.
+        assert!((normal_quantile(0.95) - 1.644_853_626_951_472_2).abs() < 1e-9);
+        assert!((normal_quantile(0.975) - 1.959_963_984_540_054).abs() < 1e-9);
+        assert!((normal_quantile(0.001) + 3.090_232_306_167_813).abs() < 1e-9);
+        assert!(normal_quantile(1.5).is_nan() && normal_quantile(0.0) == f64::NEG_INFINITY);
         // z = 1.6449 ↔ p = 0.05: erfc by the gamma function.
         assert!((0.5 * erfc(1.644_853_626_951_472 / std::f64::consts::SQRT_2) - 0.05).abs() < 1e-9);
     }

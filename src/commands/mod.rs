@@ -18,6 +18,7 @@ mod import;
 mod models;
 mod quality;
 mod query;
+mod retrain;
 mod serve;
 mod store;
 mod triggers;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         Command::Models(cmd) => models::run(&env, cmd),
         Command::Query(args) => query::run(&env, &args),
         Command::Demo(args) => demo::run(&env, &args),
+        Command::Retrain(args) => retrain::run(&env, &args),
         Command::Serve(args) => serve::run(&env, &args),
         Command::Drift(args) => drift::run(&env, &args),
         Command::Quality(args) => quality::run(&env, &args),

@@ -35,20 +35,52 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig { max_concurrent, ..config };
     // Read-only: the scorer (or the demo) owns the WAL; the server follows it by refreshing.
     let store = Arc::new(open_read_only(&args.data)?);
+    let mut retrain = None;
     let triggers = match &args.triggers {
         Some(path) => {
             let c = modelwatch::triggers::ConfigFile::load(path)?;
+            let mut sinks: Vec<Box<dyn modelwatch::triggers::EventSink>> = Vec::new();
+            let events = if args.retrain {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                sinks.push(Box::new(modelwatch::triggers::ChannelSink(tx)));
+                Some(rx)
+            } else {
+                None
+            };
             let engine = modelwatch::triggers::TriggerEngine::open(
-                c.triggers,
+                c.triggers.clone(),
                 store.clone(),
                 &args.data.data,
                 env.clock.clone(),
-                Vec::new(),
+                sinks,
             )?;
+            if let Some(rx) = events {
+                let pending: Vec<_> = engine
+                    .state()
+                    .history
+                    .iter()
+                    .filter(|r| r.acked_at_ms.is_none())
+                    .map(|r| r.event.clone())
+                    .collect();
+                let mut rc = c.retrain.clone();
+                if rc.model.is_empty() {
+                    rc.model = c.triggers.model.clone();
+                }
+                let manager = modelwatch::retrain::RetrainManager::new(
+                    rc,
+                    c.gate.clone(),
+                    store.clone(),
+                    super::models::open(env, &args.data)?,
+                    &args.data.data,
+                    env.clock.clone(),
+                    Box::new(modelwatch::retrain::gate::InterleavedProbe::default()),
+                )?;
+                retrain = Some((manager, rx, pending));
+            }
             Some((engine, to_std(ms(&args.check_every, "check-every")?)))
         }
         None => None,
     };
-    modelwatch::serve::run_with(store, config, env.clock.clone(), triggers)?;
+    modelwatch::serve::run_with(store, config, env.clock.clone(), triggers, retrain)?;
     Ok(ExitCode::SUCCESS)
 }

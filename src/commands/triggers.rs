@@ -31,6 +31,9 @@ fn print_event(r: &EventRecord) -> anyhow::Result<()> {
         rfc3339(e.fired_at_ms),
         r.acked_at_ms.map(|t| format!(", acknowledged {}", rfc3339(t))).unwrap_or_default()
     );
+    if let Some(o) = &r.outcome {
+        println!("  outcome: {o}");
+    }
     for reason in &e.reasons {
         println!("  {}: {}", reason.trigger(), reason.summary);
         println!("    evidence: {}", reason.evidence.figures());

@@ -136,6 +136,10 @@ impl Model for LinearModel {
     fn score(&self, features: &[f64]) -> f64 {
         sigmoid(self.decision(features))
     }
+
+    fn as_linear(&self) -> Option<&LinearModel> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

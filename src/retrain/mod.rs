@@ -30,17 +30,25 @@
 
 mod closure;
 mod command;
+pub mod gate;
+pub mod importance;
 mod linear;
 mod logistic;
+mod manager;
 mod metrics;
 mod versions;
+mod worker;
 
 pub use closure::{BoxError, ClosureTrainer};
 pub use command::CommandTrainer;
 pub use linear::LinearModel;
 pub use logistic::LogisticTrainer;
+pub use manager::{
+    Acknowledge, ManagerError, Outcome, RetrainConfig, RetrainManager, RunLock, RunRecord, Step,
+};
 pub use metrics::{auc, figures, holdout_metrics};
 pub use versions::{Registration, RetrainError, load_alias, load_version, train_and_register};
+pub use worker::RetrainWorker;
 
 use modelwatch_store::examples::{ExampleSet, ExamplesError};
 use std::collections::HashMap;
@@ -66,6 +74,12 @@ pub trait Model: Send + Sync {
     /// The probability of the positive class for these feature values (one per name of
     /// [`features`](Model::features), in that order).
     fn score(&self, features: &[f64]) -> f64;
+
+    /// The model as a [`LinearModel`], where it is one: feature importance then also has
+    /// exact SHAP values in closed form ([`importance::linear_shap`]).
+    fn as_linear(&self) -> Option<&LinearModel> {
+        None
+    }
 }
 
 /// What a trainer learns from: labelled examples for fitting and a hold-out set for the
@@ -410,28 +424,22 @@ fn list_files(dir: &Path) -> Result<Vec<String>, TrainError> {
 }
 
 /// A model's figures on a labelled set, for a trainer's metadata: rows, positives, mean
-/// log loss, accuracy at 0.5 and the Brier score (`rows` alone for an empty set).
+/// log loss (clipped as [`figures`] clips it), accuracy at 0.5 and the Brier score (`rows`
+/// alone for an empty set). One scoring pass; the log loss is [`figures`]' own.
 pub fn holdout_summary(model: &dyn Model, set: &ExampleSet) -> serde_json::Value {
     if set.is_empty() {
         return serde_json::json!({ "rows": 0 });
     }
-    let (mut log_loss, mut correct, mut brier, mut positives) = (0.0, 0usize, 0.0, 0usize);
-    for e in &set.rows {
-        let p = model.score(&e.features);
-        let y = if e.label { 1.0 } else { 0.0 };
-        // Clipped as scikit-learn's log_loss does, so one confident miss is large, not infinite.
-        let q = p.clamp(1e-15, 1.0 - 1e-15);
-        log_loss -= y * q.ln() + (1.0 - y) * (1.0 - q).ln();
-        brier += (p - y) * (p - y);
-        correct += usize::from((p >= 0.5) == e.label);
-        positives += usize::from(e.label);
-    }
-    let n = set.len() as f64;
+    let scored: Vec<(f64, bool)> = set.rows.iter().map(|e| (model.score(&e.features), e.label)).collect();
+    let n = scored.len() as f64;
+    let correct = scored.iter().filter(|(p, y)| (*p >= 0.5) == *y).count();
+    let brier = scored.iter().map(|(p, y)| (p - f64::from(u8::from(*y))).powi(2)).sum::<f64>() / n;
+    let f = figures(&scored, 0.5);
     serde_json::json!({
         "rows": set.len(),
-        "positives": positives,
-        "log_loss": log_loss / n,
+        "positives": f["positives"] as u64,
+        "log_loss": f["log_loss"],
         "accuracy": correct as f64 / n,
-        "brier": brier / n,
+        "brier": brier,
     })
 }

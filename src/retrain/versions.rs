@@ -6,6 +6,7 @@
 //! Nothing is registered unless every step before it succeeded: a trainer that fails,
 //! writes no artifact or writes one its kind cannot load leaves the registry as it was.
 
+use super::importance::ImportanceConfig;
 use super::{Model, ModelLoader, TrainError, Trainer, TrainingData, metrics::holdout_metrics};
 use modelwatch_store::registry::{Alias, NewVersion, Registry, RegistryError, TrainingWindow, VersionInfo};
 use std::path::Path;
@@ -59,6 +60,9 @@ pub struct Registration {
     pub split: serde_json::Value,
     /// The score from which a prediction is positive, for the hold-out precision and recall.
     pub threshold: f64,
+    /// How to measure the feature importance stored with the version, on the hold-out set
+    /// (`None`: only what the trainer reports).
+    pub importance: Option<ImportanceConfig>,
 }
 
 impl Registration {
@@ -72,6 +76,7 @@ impl Registration {
             reason: reason.to_string(),
             split: serde_json::Value::Null,
             threshold: 0.5,
+            importance: Some(ImportanceConfig::default()),
         }
     }
 }
@@ -108,7 +113,21 @@ pub fn train_and_register(
     new.rows = data.train.len() as u64;
     new.features = data.features().to_vec();
     new.metrics = metrics;
-    new.feature_importance = trained.metadata.get("feature_importance").cloned().unwrap_or_default();
+    // Ours on the hold-out (permutation, and exact SHAP for linear models), beside what the
+    // trainer reported (under `trainer`).
+    let reported = trained.metadata.get("feature_importance").cloned();
+    let mut importance = match &r.importance {
+        Some(c) => {
+            let c = ImportanceConfig { threshold: r.threshold, ..c.clone() };
+            serde_json::to_value(super::importance::importance(&*model, &data.holdout, &c))
+                .unwrap_or_default()
+        }
+        None => serde_json::json!({}),
+    };
+    if let (Some(reported), Some(map)) = (reported, importance.as_object_mut()) {
+        map.insert("trainer".into(), reported);
+    }
+    new.feature_importance = importance;
     new.split = r.split.clone();
     new.parent = r.parent;
     new.event_id = r.event_id.clone();

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ApiError;
-pub use run::{ServeError, run, run_with, spawn_refresher};
+pub use run::{RetrainSetup, ServeError, run, run_with, spawn_refresher};
 pub use state::AppState;
 
 /// How the server runs.

@@ -358,6 +358,6 @@ async fn fire(
 
 async fn ack(State(state): State<Arc<AppState>>, id: PathParam) -> Answer {
     let id = path(id)?;
-    command(&state, |reply| TriggerCommand::Ack { id: id.clone(), reply }).await?;
+    command(&state, |reply| TriggerCommand::Ack { id: id.clone(), outcome: None, reply }).await?;
     Ok(axum::Json(json!({ "acknowledged": id })))
 }

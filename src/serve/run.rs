@@ -45,20 +45,38 @@ pub enum ServeError {
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(store: Store, config: ServeConfig, clock: Arc<dyn Clock>) -> Result<(), ServeError> {
-    run_with(Arc::new(store), config, clock, None)
+    run_with(Arc::new(store), config, clock, None, None)
 }
 
+/// The retraining manager to run beside the trigger engine in `serve`: the manager, the
+/// events the engine's channel sink sends, and the events found unacknowledged at start.
+pub type RetrainSetup = (
+    crate::retrain::RetrainManager,
+    crossbeam_channel::Receiver<crate::triggers::RetrainEvent>,
+    Vec<crate::triggers::RetrainEvent>,
+);
+
 /// Runs the server, and the trigger engine beside it when given (evaluated every
-/// `every`, on its own thread), until Ctrl-C or SIGTERM.
+/// `every`, on its own thread) with the retraining manager on the events it fires (on a
+/// thread of its own too), until Ctrl-C or SIGTERM.
 pub fn run_with(
     store: Arc<Store>,
     config: ServeConfig,
     clock: Arc<dyn Clock>,
     triggers: Option<(crate::triggers::TriggerEngine, Duration)>,
+    retrain: Option<RetrainSetup>,
 ) -> Result<(), ServeError> {
     let worker = triggers
         .map(|(engine, every)| crate::triggers::TriggerWorker::spawn(engine, store.clone(), every))
         .transpose()?;
+    // Dropped (stopped after its run in progress) before the trigger worker it acknowledges
+    // through: locals drop in reverse order.
+    let _retrain = match (retrain, &worker) {
+        (Some((manager, events, pending)), Some(w)) => {
+            Some(crate::retrain::RetrainWorker::spawn(manager, events, pending, w.commands())?)
+        }
+        _ => None,
+    };
     // The worker stops (and is joined) when dropped, after the server returns.
     serve_until_signal(store, config, clock, worker.as_ref().map(|w| w.commands()))
 }

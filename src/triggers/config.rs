@@ -71,12 +71,16 @@ impl TriggerConfig {
     }
 }
 
-/// The configuration file: `[triggers]` (and, later, the loop's sections).
+/// The configuration file: `[triggers]`, `[retrain]` and `[gate]`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
     /// The triggers.
     pub triggers: TriggerConfig,
+    /// The retraining manager: data, trainer, importance.
+    pub retrain: crate::retrain::RetrainConfig,
+    /// The validation gate's thresholds.
+    pub gate: crate::retrain::gate::GateConfig,
 }
 
 impl ConfigFile {
@@ -85,6 +89,8 @@ impl ConfigFile {
         let text = std::fs::read_to_string(path).map_err(|e| file_error(path, e))?;
         let c: ConfigFile = toml::from_str(&text).map_err(|e| file_error(path, e))?;
         c.triggers.validate().map_err(|e| file_error(path, e))?;
+        c.retrain.validate().map_err(|e| file_error(path, e))?;
+        c.gate.validate().map_err(|e| file_error(path, e))?;
         Ok(c)
     }
 }

@@ -113,13 +113,9 @@ impl TriggerEngine {
         let dir = trigger_dir(data);
         std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
         let lock_path = dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| file_error(&lock_path, e))?;
-        lock.try_lock().map_err(|_| TriggerError::Locked(dir.clone()))?;
+        let lock = crate::lockfile::try_lock(&lock_path)
+            .map_err(|e| file_error(&lock_path, e))?
+            .ok_or_else(|| TriggerError::Locked(dir.clone()))?;
         let budget = config.delivery.budget("delivery", &Default::default()).map_err(TriggerError::Config)?;
         let mut routes: Vec<_> = sinks.into_iter().map(|s| (s, budget)).collect();
         for s in &config.sinks {
@@ -271,6 +267,7 @@ impl TriggerEngine {
             planned: self.outbox.has_sinks(),
             deliveries: self.outbox.plan(now),
             acked_at_ms: None,
+            outcome: None,
         });
         forget_settled(&mut next.history);
         self.commit(next)?;
@@ -279,6 +276,11 @@ impl TriggerEngine {
 
     /// Acknowledges an event: the retraining side has it; the label count starts again.
     pub fn ack(&mut self, id: &str) -> Result<(), TriggerError> {
+        self.ack_with(id, None)
+    }
+
+    /// Acknowledges an event with what retraining made of it (shown by `triggers history`).
+    pub fn ack_with(&mut self, id: &str, outcome: Option<&str>) -> Result<(), TriggerError> {
         let now = self.now();
         let mut next = self.state.clone();
         let Some(rec) = next.history.iter_mut().find(|r| r.event.id == id) else {
@@ -288,6 +290,7 @@ impl TriggerEngine {
             return Err(TriggerError::AlreadyAcknowledged(id.to_string()));
         }
         rec.acked_at_ms = Some(now);
+        rec.outcome = outcome.map(str::to_string);
         let event = rec.event.clone();
         next.counting_since_ms = now;
         self.commit(next)?;

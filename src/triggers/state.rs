@@ -52,6 +52,10 @@ pub struct EventRecord {
     pub deliveries: Vec<Delivery>,
     /// When it was acknowledged (ms).
     pub acked_at_ms: Option<i64>,
+    /// What retraining made of it, as the acknowledgement said (`challenger: version 4`,
+    /// `rejected: version 4: auc_gain: ...`, `failed: ...`); absent for a bare `ack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 impl EventRecord {
@@ -153,6 +157,7 @@ mod v1 {
                         planned: r.delivered,
                         deliveries,
                         acked_at_ms: r.acked_at_ms,
+                        outcome: None,
                     }
                 })
                 .collect();

@@ -25,6 +25,8 @@ pub enum TriggerCommand {
     Ack {
         /// Its ID.
         id: String,
+        /// What retraining made of it, if the acknowledger says.
+        outcome: Option<String>,
         /// Done, or why not.
         reply: Sender<Result<(), TriggerError>>,
     },
@@ -87,8 +89,8 @@ fn answer(engine: &mut TriggerEngine, requests: &Receiver<TriggerCommand>, wait:
         Ok(TriggerCommand::Fire { reason, force, reply }) => {
             let _ = reply.send(engine.fire(&reason, force));
         }
-        Ok(TriggerCommand::Ack { id, reply }) => {
-            let _ = reply.send(engine.ack(&id));
+        Ok(TriggerCommand::Ack { id, outcome, reply }) => {
+            let _ = reply.send(engine.ack_with(&id, outcome.as_deref()));
         }
         Err(_) => {}
     }

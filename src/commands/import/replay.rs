@@ -246,6 +246,17 @@ impl Batch {
                 },
             );
         }
+        let nan: Vec<&str> =
+            names.iter().zip(&categorical).filter(|(_, c)| **c).map(|(n, _)| n.as_str()).collect();
+        if !nan.is_empty() && !by_model.is_empty() {
+            static CATEGORICAL: std::sync::Once = std::sync::Once::new();
+            CATEGORICAL.call_once(|| {
+                eprintln!(
+                    "modelwatch: categorical features are NaN in the training examples (category codes are per file): {}",
+                    nan.join(", ")
+                );
+            });
+        }
         by_model.into_iter().map(|(model, set)| ModelExamples { model: model.into(), set }).collect()
     }
 }
