@@ -167,6 +167,19 @@ fn a_better_challenger_is_registered_as_the_challenger_with_its_gate_report() {
     for c in ["auc_gain", "latency", "importance_shift", "segment_quality", "PASSED", "outcome: challenger"] {
         assert!(out.contains(c), "{c} missing from:\n{out}");
     }
+    // `models show` reads the report and the importance as a person would.
+    let o = modelwatch(dir.path(), &["models", "show", "pii", &version.to_string()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    for c in [
+        "gate auc_gain",
+        "gate segment_quality",
+        "passed against control version 1",
+        "importance (permutation, auc, 5 repeats)",
+        "importance (SHAP",
+    ] {
+        assert!(out.contains(c), "{c} missing from:\n{out}");
+    }
+    assert!(!out.contains("positives=") || !out.contains(".0000 "), "counts print as counts:\n{out}");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 use super::{Env, UsageError, num, print_json, table};
 use crate::cli::{AuditArgs, DataArg, Format, ModelsCommand};
+use modelwatch::retrain::gate::GateReport;
+use modelwatch::retrain::importance::ImportanceReport;
 use modelwatch::time::rfc3339;
 use modelwatch_store::registry::{
     Action, Alias, AuditEntry, Registry, RegistryConfig, RegistryError, VersionInfo, parse_version,
@@ -278,18 +280,59 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
     );
     row("rows", m.rows.to_string());
     row("features", m.features.join(", "));
+    // Counts read as counts, not as 1295.0000.
+    let figure = |k: &str, v: f64| {
+        if matches!(k, "rows" | "positives") && v.fract() == 0.0 { format!("{v:.0}") } else { num(v) }
+    };
     for (name, value) in &m.metrics.overall {
-        row(&format!("hold-out {name}"), num(*value));
+        row(&format!("hold-out {name}"), figure(name, *value));
     }
     for (segment, metrics) in &m.metrics.segments {
-        let figures: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={}", num(*v))).collect();
+        let figures: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={}", figure(k, *v))).collect();
         row(&format!("hold-out [{segment}]"), figures.join(" "));
     }
-    row("feature importance", compact(&m.feature_importance));
+    match serde_json::from_value::<ImportanceReport>(m.feature_importance.clone()) {
+        Ok(r) if !r.permutation.overall.features.is_empty() => {
+            let p = &r.permutation;
+            let mut f: Vec<_> = p.overall.features.iter().collect();
+            f.sort_by(|a, b| b.mean.total_cmp(&a.mean));
+            let top: Vec<String> =
+                f.iter().take(TOP).map(|x| format!("{} {}±{}", x.feature, num(x.mean), num(x.std))).collect();
+            row(
+                &format!("importance (permutation, {:?}, {} repeats)", p.metric, p.repeats).to_lowercase(),
+                top.join(", "),
+            );
+            if let Some(shap) = &r.shap {
+                let mut f: Vec<_> = shap.overall.iter().collect();
+                f.sort_by(|a, b| b.1.total_cmp(a.1));
+                let top: Vec<String> = f.iter().take(TOP).map(|(k, v)| format!("{k} {}", num(**v))).collect();
+                row("importance (SHAP, mean |log-odds|)", top.join(", "));
+            }
+        }
+        _ => row("feature importance", compact(&m.feature_importance)),
+    }
     row("split", compact(&m.split));
     row("parent", opt(m.parent));
     row("event", m.event_id.clone().unwrap_or_else(|| "-".into()));
-    row("gate report", info.gate_report.as_ref().map_or_else(|| "-".into(), compact));
+    match info.gate_report.as_ref().map(|g| serde_json::from_value::<GateReport>(g.clone())) {
+        None => row("gate report", "-".into()),
+        Some(Ok(g)) => {
+            row(
+                "gate",
+                format!(
+                    "{} against {} on {} hold-out rows{}",
+                    if g.passed { "passed" } else { "REJECTED" },
+                    g.control.map_or("no control".to_string(), |c| format!("control version {c}")),
+                    g.holdout_rows,
+                    g.event_id.map(|e| format!(", event {e}")).unwrap_or_default()
+                ),
+            );
+            for c in &g.criteria {
+                row(&format!("gate {}", c.name), format!("{}  {}", c.verdict.word(), c.summary));
+            }
+        }
+        Some(Err(_)) => row("gate report", info.gate_report.as_ref().map_or_else(|| "-".into(), compact)),
+    }
     row("artifact", reg.location(&m.artifact.path).display().to_string());
     row("artifact sha256", m.artifact.sha256.clone());
     row(
@@ -300,6 +343,9 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
     println!("{t}");
     Ok(code)
 }
+
+/// The features shown of a version's importance, most important first.
+const TOP: usize = 5;
 
 fn print_entries(entries: &[AuditEntry], format: Format) -> anyhow::Result<ExitCode> {
     if format == Format::Json {

@@ -84,7 +84,10 @@ impl Outbox {
     ) -> Result<(), TriggerError> {
         let now = || clock.now().as_millis() as i64;
         let mut attempts = 0;
-        let started = std::time::Instant::now();
+        // The pass's time budget counts from its first attempt: storing the events before
+        // it (an fsync each, slow on a loaded disk) must not use up the sinks' time, or a
+        // fire would store its event and attempt none of its deliveries.
+        let mut started: Option<std::time::Instant> = None;
         for i in 0..state.history.len() {
             if !state.history[i].stored {
                 let e = &state.history[i].event;
@@ -132,12 +135,13 @@ impl Outbox {
                 if !state.history[i].deliveries[j].is_due(at) {
                     continue;
                 }
-                if attempts >= MAX_ATTEMPTS_PER_PASS || started.elapsed() > MAX_PASS_TIME {
+                if attempts >= MAX_ATTEMPTS_PER_PASS || started.is_some_and(|t| t.elapsed() > MAX_PASS_TIME) {
                     // The rest wait for the next pass, so that a backlog to a slow sink does
                     // not hold the engine (and a daemon's HTTP fire) for hours.
                     continue;
                 }
                 attempts += 1;
+                started.get_or_insert_with(std::time::Instant::now);
                 // Counted before it is made: a crash during it spends the budget and waits
                 // the backoff rather than starting the command again at once.
                 state.history[i].deliveries[j].begin(at, fired, &route.budget);
