@@ -690,3 +690,28 @@ fn an_acknowledged_event_is_not_retrained_and_a_force_that_cannot_run_fires_noth
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(events(), before + 1);
 }
+
+/// `demo --replace` deletes a data directory only when no retraining run holds it: a run
+/// holds only its own lock while it trains, and deleting under it left a version trained
+/// on vanished data and a journal that could never finish (the final review).
+#[test]
+fn demo_replace_refuses_a_directory_a_retraining_run_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), 200, TRUTH);
+    std::fs::create_dir_all(dir.path().join("retrain/runs")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("retrain/lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let o = modelwatch(dir.path(), &["demo", "--replace", "--days", "1"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("a retraining run holds it; not deleting"),
+        "{}",
+        text(&o)
+    );
+    assert!(dir.path().join("registry").exists(), "nothing was deleted");
+}

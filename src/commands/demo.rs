@@ -89,6 +89,17 @@ fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    // Nor a retraining run (`modelwatch retrain`, `serve --retrain`), which holds only its
+    // own lock while it trains: deleting under it left a version of vanished data and a
+    // journal that could never finish. Held through the delete, as the registry's below.
+    let mut held = Vec::new();
+    let runs = dir.join("retrain").join("lock");
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&runs) {
+        if f.try_lock().is_err() {
+            anyhow::bail!("{}: a retraining run holds it; not deleting", runs.display());
+        }
+        held.push(f);
+    }
     // Nor a store a live process writes (a scorer, an import).
     let config = args.data.store_config();
     let writers = modelwatch_store::writer_slots(&config).with_context(|| {
@@ -101,7 +112,6 @@ fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
     // Nor a registry some process is changing; the registry goes with the rest (the demo
     // registers its own model there). Its locks are held through the delete, so a change
     // either finished before it or starts after it on an empty registry.
-    let mut held = Vec::new();
     if let Ok(models) = std::fs::read_dir(dir.join("registry")) {
         for m in models.flatten() {
             let lock = m.path().join(".lock");

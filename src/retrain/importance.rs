@@ -222,11 +222,7 @@ fn fnv1a(s: &str) -> u64 {
 /// Columns are found by name where the set's names differ from the model's (a model
 /// feature the set lacks is all NaN, i.e. missing); a short row's absent values are NaN.
 fn matrix(model: &[String], set: &ExampleSet, rows: &[usize]) -> Vec<f64> {
-    let source: Vec<Option<usize>> = if set.features.as_slice() == model {
-        (0..model.len()).map(Some).collect()
-    } else {
-        model.iter().map(|f| set.features.iter().position(|g| g == f)).collect()
-    };
+    let source = super::columns_by_name(model, set).unwrap_or_else(|| (0..model.len()).map(Some).collect());
     let mut data = Vec::with_capacity(rows.len() * model.len());
     for &r in rows {
         let values = &set.rows[r].features;

@@ -343,6 +343,15 @@ pub fn load_model(kind: &str, artifact_dir: &Path) -> Result<Box<dyn Model>, Tra
     ModelLoader::new().load(kind, artifact_dir)
 }
 
+/// Where each of a model's features is among a set's columns, by name (`None` for a
+/// feature the set lacks), or `None` when the set's columns are the model's, in order. A
+/// model is scored on its own features whatever the set holds: the hold-out's columns are
+/// the union of the window's features, and a control was trained on the features of its day.
+pub(crate) fn columns_by_name(model: &[String], set: &ExampleSet) -> Option<Vec<Option<usize>>> {
+    (set.features.as_slice() != model)
+        .then(|| model.iter().map(|f| set.features.iter().position(|g| g == f)).collect())
+}
+
 /// Creates `out_dir` if absent and refuses one with anything in it.
 fn prepare_out_dir(out_dir: &Path) -> Result<(), TrainError> {
     let io = |source| TrainError::Io { path: out_dir.to_path_buf(), source };

@@ -289,9 +289,11 @@ pub fn judge(
     let criteria = match control {
         None => {
             // Nothing to compare with; but a first version must still show it ranks at all.
-            let s = Scored::new(holdout, challenger.model, challenger.model);
-            let pairs: Vec<(f64, bool)> =
-                s.challenger.iter().copied().zip(s.labels.iter().copied()).collect();
+            let pairs: Vec<(f64, bool)> = laid_out(challenger.model, holdout)
+                .iter()
+                .zip(&holdout.rows)
+                .map(|(x, e)| (challenger.model.score(x), e.label))
+                .collect();
             let first = match crate::retrain::auc(&pairs) {
                 Some(auc) => Criterion {
                     name: names[0].into(),
@@ -375,11 +377,9 @@ impl Scored {
 /// set lacks is NaN (missing: the model imputes it). Borrowed where the names agree.
 pub fn laid_out<'a>(model: &dyn Model, set: &'a ExampleSet) -> Vec<std::borrow::Cow<'a, [f64]>> {
     use std::borrow::Cow;
-    if set.features.as_slice() == model.features() {
+    let Some(at) = crate::retrain::columns_by_name(model.features(), set) else {
         return set.rows.iter().map(|e| Cow::Borrowed(e.features.as_slice())).collect();
-    }
-    let at: Vec<Option<usize>> =
-        model.features().iter().map(|f| set.features.iter().position(|g| g == f)).collect();
+    };
     set.rows
         .iter()
         .map(|e| {
