@@ -268,9 +268,11 @@ pub fn compact(
             "compacted_files": total(|r| r.compacted_files),
             "rolled_up_rows": total(|r| r.rolled_up_rows),
             "dropped_files": total(|r| r.dropped_files),
+            "rewritten_files": total(|r| r.rewritten_files),
             "writers": done.iter().map(|(id, r)| serde_json::json!({
                 "id": id, "compacted_files": r.compacted_files,
                 "rolled_up_rows": r.rolled_up_rows, "dropped_files": r.dropped_files,
+                "rewritten_files": r.rewritten_files,
             })).collect::<Vec<_>>(),
             "skipped": skipped.iter().map(|(id, why)| serde_json::json!({"id": id, "reason": why})).collect::<Vec<_>>(),
         }))?,
@@ -279,10 +281,11 @@ pub fn compact(
                 println!("skipped writer slot {id}: {why}");
             }
             println!(
-                "compacted {} files, wrote {} roll-up rows, dropped {} files past retention (as of {}) in {} writer slot{}",
+                "compacted {} files, wrote {} roll-up rows, dropped {} files past retention, rewrote {} files of an older format (as of {}) in {} writer slot{}",
                 total(|r| r.compacted_files),
                 total(|r| r.rolled_up_rows),
                 total(|r| r.dropped_files),
+                total(|r| r.rewritten_files),
                 rfc3339(now),
                 done.len(),
                 if done.len() == 1 { "" } else { "s" }

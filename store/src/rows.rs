@@ -301,7 +301,7 @@ impl Rows {
                 d.sum = Some(g.latency_sum_nanos as f64);
                 d.min = Some(g.latency.min() as f64);
                 d.max = Some(g.latency.max() as f64);
-                d.mean = Some(g.latency_sum_nanos as f64 / g.latency.len() as f64);
+                d.mean = DistributionRow::latency_mean(d.sum, d.count);
                 d.invalid = g.invalid.latency;
                 rows.distributions.push(d);
             }
@@ -623,9 +623,15 @@ impl DistributionRow {
             if keep_moments && self.count > 0 { (Some(mean), Some(m2)) } else { (None, None) };
         if self.scheme == Scheme::LatencyHdr {
             // Latency rows carry an exact sum but no M2: the mean comes from the sum.
-            self.mean = self.sum.map(|s| s / self.count.max(1) as f64);
+            self.mean = Self::latency_mean(self.sum, self.count);
             self.m2 = None;
         }
+    }
+
+    /// A latency row's mean: its exact sum over its count, by definition (format 2 stores
+    /// no latency mean; its decoders put this back).
+    pub fn latency_mean(sum: Option<f64>, count: u64) -> Option<f64> {
+        sum.map(|s| s / count.max(1) as f64)
     }
 
     /// The mean from the buckets' midpoints, for rows without exact moments (confidence:

@@ -1,9 +1,16 @@
 //! Rows ↔ Arrow record batches ↔ Parquet bytes, for the three tables.
 //!
-//! Column by column the layout is documented in `docs/storage-format.md`; the summary
-//! columns (count, sum, min, max, p50...p99) sit beside the lossless `buckets` list so that
-//! DuckDB, pyarrow or Spark users need neither our code nor the bucket math for common
-//! questions.
+//! Column by column the layout is documented in `docs/storage-format.md`; the exact
+//! summary columns (count, sum, min, max, the moments) sit beside the lossless `buckets`
+//! list, so DuckDB, pyarrow or Spark users need none of our code for counts, sums and
+//! means, and the documented bucket math (an SQL macro in the docs) for quantiles.
+//!
+//! Format 2 (`docs/decisions/0009-storage-format-2.md`) stores nothing another column
+//! already says: a bucket is `(key_delta, count)`, the key's difference to the previous
+//! key of its list (bounds follow from key and scheme); there are no per-row quantile
+//! columns; a latency row's `mean` is null (it is `sum / count`). Files of format 1 (with
+//! `key`, `lower`, `upper`, `p50`...`p99`) read as before: the decoders tell the two apart
+//! by the bucket struct's fields.
 
 use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 use arrow_array::builder::{
@@ -14,6 +21,7 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecond
 use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt64Array,
 };
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -21,8 +29,12 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use std::sync::{Arc, LazyLock};
 
-/// The store's on-disk format version, in every file's footer metadata.
-pub const FORMAT_VERSION: &str = "1";
+/// The store's on-disk format version, in every file's footer metadata (the files of
+/// format 1 read as before; see the module's documentation).
+pub const FORMAT_VERSION: &str = "2";
+
+/// [`FORMAT_VERSION`] as a number, as manifests list it per file.
+pub const FORMAT: u32 = 2;
 
 /// A table of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -72,9 +84,7 @@ fn series_fields() -> Vec<Field> {
 
 fn bucket_fields() -> Fields {
     Fields::from(vec![
-        Field::new("key", DataType::Int64, false),
-        Field::new("lower", DataType::Float64, false),
-        Field::new("upper", DataType::Float64, false),
+        Field::new("key_delta", DataType::Int64, false),
         Field::new("count", DataType::UInt64, false),
     ])
 }
@@ -90,7 +100,7 @@ static DISTRIBUTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     for c in ["count", "missing", "invalid"] {
         f.push(Field::new(c, DataType::UInt64, false));
     }
-    for c in ["sum", "min", "max", "mean", "m2", "p50", "p90", "p95", "p99"] {
+    for c in ["sum", "min", "max", "mean", "m2"] {
         f.push(Field::new(c, DataType::Float64, true));
     }
     f.push(Field::new("buckets", DataType::List(bucket_item()), false));
@@ -157,44 +167,35 @@ pub fn distributions_batch(rows: &[DistributionRow]) -> RecordBatch {
     let mut series = SeriesColumns::new();
     let (mut count, mut missing, mut invalid) =
         (UInt64Builder::new(), UInt64Builder::new(), UInt64Builder::new());
-    let mut floats: [Float64Builder; 9] = std::array::from_fn(|_| Float64Builder::new());
-    let (mut keys, mut lowers, mut uppers, mut counts, mut lengths) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let mut floats: [Float64Builder; 5] = std::array::from_fn(|_| Float64Builder::new());
+    let (mut deltas, mut counts, mut lengths) = (vec![], vec![], vec![]);
     for r in rows {
         series.push(&r.series);
         count.append_value(r.count);
         missing.append_value(r.missing);
         invalid.append_value(r.invalid);
-        let q = |p| r.quantile(p);
-        let vals = [r.sum, r.min, r.max, r.mean, r.m2, q(0.5), q(0.9), q(0.95), q(0.99)];
-        for (b, v) in floats.iter_mut().zip(vals) {
+        // A latency row's mean is its sum over its count (what the decoder puts back).
+        let mean = if r.scheme == Scheme::LatencyHdr { None } else { r.mean };
+        for (b, v) in floats.iter_mut().zip([r.sum, r.min, r.max, mean, r.m2]) {
             b.append_option(v);
         }
         lengths.push(r.buckets.len());
+        // Keys of a list increase, mostly by one or a few buckets: small deltas that repeat
+        // compress to a third of the keys' bytes (BENCHMARKS.md, "Bytes per prediction").
+        let mut previous = 0i64;
         for &(k, c) in &r.buckets {
-            let (lo, hi) = r.scheme.bounds(k);
-            keys.push(k);
-            lowers.push(lo);
-            uppers.push(hi);
+            deltas.push(k.wrapping_sub(previous));
+            previous = k;
             counts.push(c);
         }
     }
     let structs = StructArray::new(
         bucket_fields(),
-        vec![
-            Arc::new(Int64Array::from(keys)),
-            Arc::new(Float64Array::from(lowers)),
-            Arc::new(Float64Array::from(uppers)),
-            Arc::new(UInt64Array::from(counts)),
-        ],
+        vec![Arc::new(Int64Array::from(deltas)), Arc::new(UInt64Array::from(counts))],
         None,
     );
-    let buckets = ListArray::new(
-        bucket_item(),
-        arrow_buffer::OffsetBuffer::<i32>::from_lengths(lengths),
-        Arc::new(structs),
-        None,
-    );
+    let buckets =
+        ListArray::new(bucket_item(), OffsetBuffer::<i32>::from_lengths(lengths), Arc::new(structs), None);
     let mut cols: Vec<ArrayRef> =
         vec![timestamps(rows.iter().map(|r| r.start_ms)), timestamps(rows.iter().map(|r| r.end_ms))];
     cols.extend(series.finish());
@@ -325,24 +326,17 @@ pub fn distributions_from(
         })
         .collect::<Result<_, _>>()?;
     let (count, missing, invalid) = (u64s(b, "count")?, u64s(b, "missing")?, u64s(b, "invalid")?);
-    let (sum, min, max, mean, m2) =
-        (f64s(b, "sum")?, f64s(b, "min")?, f64s(b, "max")?, f64s(b, "mean")?, f64s(b, "m2")?);
-    let list = col(b, "buckets")?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| DecodeError { column: "buckets".into(), problem: "expected a list".into() })?;
-    let items = list
-        .values()
-        .as_struct_opt()
-        .ok_or_else(|| DecodeError { column: "buckets".into(), problem: "expected structs".into() })?;
-    let keys = items
-        .column_by_name("key")
-        .and_then(|k| k.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| DecodeError { column: "buckets.key".into(), problem: "expected int64".into() })?;
-    let counts = items
-        .column_by_name("count")
-        .and_then(|k| k.as_primitive_opt::<UInt64Type>())
-        .ok_or_else(|| DecodeError { column: "buckets.count".into(), problem: "expected uint64".into() })?;
-    let offsets = list.value_offsets();
+    let (sum, min, max, m2) = (f64s(b, "sum")?, f64s(b, "min")?, f64s(b, "max")?, f64s(b, "m2")?);
+    let lists = bucket_lists(b)?;
+    let mut mean = f64s(b, "mean")?;
+    if lists.derived_means {
+        for (i, m) in mean.iter_mut().enumerate() {
+            if m.is_none() && schemes[i] == Scheme::LatencyHdr {
+                *m = DistributionRow::latency_mean(sum[i], count[i]);
+            }
+        }
+    }
+    let (keys, counts, offsets) = (&lists.keys, &lists.counts, &lists.offsets);
     Ok((0..b.num_rows())
         .map(|i| {
             let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
@@ -360,10 +354,55 @@ pub fn distributions_from(
                 max: max[i],
                 mean: mean[i],
                 m2: m2[i],
-                buckets: (lo..hi).map(|j| (keys.value(j), counts.value(j))).collect(),
+                buckets: (lo..hi).map(|j| (keys[j], counts[j])).collect(),
             }
         })
         .collect())
+}
+
+/// The bucket lists of a distributions batch of either format, with absolute keys.
+pub(crate) struct BucketLists {
+    /// Every row's keys, one list after the other.
+    pub keys: ScalarBuffer<i64>,
+    /// The counts, aligned with `keys`.
+    pub counts: ScalarBuffer<u64>,
+    /// Where each row's list starts and ends.
+    pub offsets: OffsetBuffer<i32>,
+    /// Whether the batch is of format 2, whose null latency means are `sum / count`.
+    pub derived_means: bool,
+}
+
+/// Reads `buckets` as format 2 (`key_delta`, summed along each list) or format 1 (`key`).
+pub(crate) fn bucket_lists(b: &RecordBatch) -> Result<BucketLists, DecodeError> {
+    let bad = |column: &str, problem: &str| DecodeError { column: column.into(), problem: problem.into() };
+    let list = col(b, "buckets")?.as_list_opt::<i32>().ok_or_else(|| bad("buckets", "expected a list"))?;
+    let items = list.values().as_struct_opt().ok_or_else(|| bad("buckets", "expected structs"))?;
+    let int64 = |name: &str| items.column_by_name(name).map(|k| k.as_primitive_opt::<Int64Type>());
+    let counts = items
+        .column_by_name("count")
+        .and_then(|k| k.as_primitive_opt::<UInt64Type>())
+        .ok_or_else(|| bad("buckets.count", "expected uint64"))?;
+    let offsets = list.offsets().clone();
+    let (keys, derived_means) = match (int64("key_delta"), int64("key")) {
+        (Some(Some(deltas)), _) => {
+            let deltas = deltas.values();
+            let mut keys = Vec::with_capacity(deltas.len());
+            for w in offsets.windows(2) {
+                let mut previous = 0i64;
+                for &d in &deltas[w[0] as usize..w[1] as usize] {
+                    // The writer's wrapping difference, undone: any i64 keys round-trip.
+                    previous = previous.wrapping_add(d);
+                    keys.push(previous);
+                }
+            }
+            (ScalarBuffer::from(keys), true)
+        }
+        (Some(None), _) => return Err(bad("buckets.key_delta", "expected int64")),
+        (None, Some(Some(keys))) => (keys.values().clone(), false),
+        (None, Some(None)) => return Err(bad("buckets.key", "expected int64")),
+        (None, None) => return Err(bad("buckets.key_delta", "missing (and no format-1 `key`)")),
+    };
+    Ok(BucketLists { keys, counts: counts.values().clone(), offsets, derived_means })
 }
 
 /// Decodes a scalars batch back into rows (resolution as for distributions).
@@ -632,10 +671,17 @@ mod tests {
             assert!(c.dictionary_page_offset().is_none() && has(&c, Encoding::PLAIN), "{name}");
             assert!(c.statistics().is_none() && c.column_index_offset().is_none(), "{name} has statistics");
         }
-        for name in ["buckets.list.item.key", "buckets.list.item.lower", "p95"] {
+        for name in ["buckets.list.item.key_delta", "buckets.list.item.count"] {
             let c = chunk(name);
             assert!(c.dictionary_page_offset().is_some(), "{name} lost its dictionary");
             assert!(c.statistics().is_none(), "{name} has statistics");
+        }
+        let names: Vec<String> =
+            meta.row_group(0).columns().iter().map(|c| c.column_path().string()).collect();
+        for gone in
+            ["buckets.list.item.key", "buckets.list.item.lower", "buckets.list.item.upper", "p50", "p95"]
+        {
+            assert!(!names.iter().any(|n| n == gone), "format 2 has no {gone}: {names:?}");
         }
         for name in ["metric", "segment", "variant", "scheme"] {
             let c = chunk(name);
@@ -649,5 +695,95 @@ mod tests {
         let filter = [("metric".to_string(), "latency_ns".to_string())];
         let some = read_parquet(bytes, i64::MIN, i64::MAX, &filter).unwrap();
         assert_eq!(some.iter().map(RecordBatch::num_rows).sum::<usize>(), 10_000 - 4_096);
+    }
+
+    fn odd(scheme: Scheme, metric: &str, i: i64) -> DistributionRow {
+        let mut r = row(metric, "email", i);
+        r.scheme = scheme;
+        r
+    }
+
+    /// Rows of every scheme with the values production brings: moments a sketch keeps that
+    /// are not `sum / count`, none at all (confidence), an empty row, NaN and infinite
+    /// moments, negative keys and keys at the ends of `i64`.
+    fn odd_rows() -> Vec<DistributionRow> {
+        let mut rows = vec![];
+        let mut sketch = odd(Scheme::Sketch, "feature", 1);
+        (sketch.sum, sketch.mean, sketch.m2) = (Some(0.30000000000000004), Some(0.1), Some(f64::INFINITY));
+        sketch.buckets = vec![(-2049, 1), (-17, 4), (0, 2), (2049, 1)];
+        rows.push(sketch);
+        let mut extreme = odd(Scheme::Sketch, "feature", 2);
+        (extreme.sum, extreme.min, extreme.max, extreme.mean) =
+            (Some(f64::NAN), Some(-1e300), Some(1e300), None);
+        extreme.buckets = vec![(i64::MIN, 1), (-1, 1), (i64::MAX, 3)];
+        rows.push(extreme);
+        let mut confidence = odd(Scheme::Confidence, "confidence", 3);
+        (confidence.sum, confidence.min, confidence.max, confidence.mean, confidence.m2) =
+            (None, None, None, None, None);
+        confidence.buckets = vec![(0, 1), (999, 2)];
+        rows.push(confidence);
+        let mut empty = DistributionRow::empty(
+            5,
+            6,
+            Resolution::Raw,
+            row("latency_ns", "phone", 4).series,
+            Scheme::LatencyHdr,
+        );
+        empty.missing = 3;
+        rows.push(empty);
+        let mut one = odd(Scheme::LatencyHdr, "latency_ns", 5);
+        (one.count, one.sum, one.min, one.max, one.m2) =
+            (1, Some(123_456.0), Some(123_456.0), Some(123_456.0), None);
+        one.mean = DistributionRow::latency_mean(one.sum, one.count);
+        one.buckets = vec![(1_000, 1)];
+        rows.push(one);
+        rows.extend((0..300).map(|i| row("latency_ns", "phone", i)));
+        rows
+    }
+
+    fn debug(rows: &[DistributionRow]) -> Vec<String> {
+        // Debug prints every f64 exactly (NaN included, which == would not match).
+        rows.iter().map(|r| format!("{r:?}")).collect()
+    }
+
+    #[test]
+    fn format_2_round_trips_every_scheme_losslessly_through_both_decoders() {
+        let mut rows = Rows { distributions: odd_rows(), ..Default::default() };
+        let bytes = bytes::Bytes::from(to_parquet(Table::Distributions, &mut rows).unwrap());
+        let meta = SerializedFileReader::new(bytes.clone()).unwrap().metadata().file_metadata().clone();
+        let version =
+            meta.key_value_metadata().unwrap().iter().find(|kv| kv.key == "modelwatch.format_version");
+        assert_eq!(version.and_then(|kv| kv.value.as_deref()), Some("2"));
+        let batches = read_parquet(bytes.clone(), i64::MIN, i64::MAX, &[]).unwrap();
+        let decoded = rows_from(Table::Distributions, Resolution::Raw, &batches).unwrap().distributions;
+        assert_eq!(debug(&decoded), debug(&rows.distributions));
+        // The latency rows' means were not stored, and came back.
+        let mean = batches[0].column_by_name("mean").unwrap();
+        assert_eq!(mean.null_count(), 300 + 2 + 1 + 1, "latency means (and the confidence row's) are null");
+        assert!(
+            decoded
+                .iter()
+                .filter(|r| r.scheme == Scheme::LatencyHdr && r.count > 0)
+                .all(|r| r.mean.is_some())
+        );
+
+        let cols = crate::columns::columns_from_parquet(
+            bytes,
+            Table::Distributions,
+            Resolution::Raw,
+            (i64::MIN, i64::MAX),
+            &[],
+            false,
+        )
+        .unwrap();
+        let Some(crate::columns::Columns::Distributions(c)) = cols else { panic!("distribution columns") };
+        let from_columns: Vec<DistributionRow> = (0..c.common.len())
+            .map(|i| {
+                let mut r = c.row_without_buckets(i, c.common.series(i));
+                r.buckets = c.buckets(i).map(|j| (c.bucket_keys[j], c.bucket_counts[j])).collect();
+                r
+            })
+            .collect();
+        assert_eq!(debug(&from_columns), debug(&rows.distributions));
     }
 }

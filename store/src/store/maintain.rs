@@ -20,7 +20,13 @@ pub struct MaintenanceReport {
     pub rolled_up_rows: usize,
     /// Files dropped by retention.
     pub dropped_files: usize,
+    /// Distribution files of an older format written again as the current one.
+    pub rewritten_files: usize,
 }
+
+/// At most this many files of an older format are written again per maintenance pass, so
+/// that an upgraded store's first passes stay short; the rest follow in later passes.
+const REWRITES_PER_PASS: usize = 32;
 
 impl Store {
     /// Compacts, rolls up and applies retention, as of `now_ms`.
@@ -170,6 +176,29 @@ impl Shared {
             report.compacted_files += files.len();
             compacted.push((files.into_iter().cloned().collect(), rows, flag));
         }
+        // Distribution files of format 1 (bucket bounds and quantiles stored: 2 to 3 times
+        // the bytes) written again as the current format, each alone, unless this pass
+        // rewrites them anyway (roll-ups of a changed day, compaction).
+        let taken: HashSet<&str> = replace
+            .iter()
+            .flat_map(|r| &r.0)
+            .chain(compacted.iter().flat_map(|c| &c.0))
+            .map(|f| f.path.as_str())
+            .collect();
+        let mut rewritten: Vec<(FileEntry, Rows)> = Vec::new();
+        for f in manifest
+            .files
+            .iter()
+            .filter(|f| {
+                f.table == Table::Distributions
+                    && f.format < crate::table::FORMAT
+                    && !taken.contains(f.path.as_str())
+            })
+            .take(REWRITES_PER_PASS)
+        {
+            rewritten.push((f.clone(), read_all(&[f])?));
+        }
+        report.rewritten_files = rewritten.len();
         // Retention: whole partitions past their resolution's age, roll-ups written in this
         // pass included.
         let is_expired = |f: &FileEntry| {
@@ -193,6 +222,14 @@ impl Shared {
             written.iter_mut().for_each(|f| f.rolled_up = flag);
             added.extend(written);
             removed.extend(old);
+        }
+        for (old, rows) in rewritten.into_iter().filter(|(f, _)| !is_expired(f)) {
+            let mut written = self.write_files(rows)?;
+            for f in &mut written {
+                (f.rolled_up, f.source_rows) = (old.rolled_up, old.source_rows);
+            }
+            added.extend(written);
+            removed.push(old);
         }
         // Replaced and expired files stay readable for the grace period (a reader may
         // still hold the previous manifest); then they are deleted.
