@@ -15,7 +15,7 @@ use arrow_array::types::{Float64Type, Int32Type, TimestampMillisecondType, UInt6
 use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -554,7 +554,7 @@ pub fn columns_from_parquet(
     if table == Table::Events {
         return Ok(None);
     }
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+    let builder = crate::table::reader(bytes).map_err(parquet)?;
     let groups = crate::table::row_groups(builder.metadata(), builder.schema(), from_ms, to_ms, tags);
     let rows: usize = groups
         .iter()
