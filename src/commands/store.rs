@@ -242,7 +242,20 @@ pub fn compact(
             Store::open(StoreConfig { writer: Some(id.clone()), wait_for_writer: wait, ..config.clone() });
         match opened {
             Ok(store) => {
-                let report = store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                let mut report =
+                    store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                // A pass rewrites at most 32 files of an older format (short passes in a
+                // scorer's background); this command converts the slot whole.
+                let mut last = report.rewritten_files;
+                while last > 0 {
+                    let more =
+                        store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                    last = more.rewritten_files;
+                    report.rewritten_files += last;
+                    report.compacted_files += more.compacted_files;
+                    report.rolled_up_rows += more.rolled_up_rows;
+                    report.dropped_files += more.dropped_files;
+                }
                 done.push((id, report));
             }
             Err(StoreError::WriterHeld { holder, .. }) => {

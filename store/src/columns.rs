@@ -488,11 +488,12 @@ fn distributions_from(b: &RecordBatch, resolution: Resolution) -> Result<Distrib
         .iter()
         .map(|s| Scheme::parse(s).ok_or_else(|| bad("scheme", format!("unknown scheme {s:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let lists = crate::table::bucket_lists(b)?;
+    let scheme_of = |i: usize| schemes[scheme.keys[i] as usize];
+    let lists = crate::table::bucket_lists(b, scheme_of)?;
     let (count, sum) = (u64s_of(b, "count")?, f64s_of(b, "sum")?);
     let mut mean = f64s_of(b, "mean")?;
     // Format 2 leaves a latency row's mean out: it is the sum over the count.
-    let is_latency = |i: usize| schemes.get(scheme.keys[i] as usize) == Some(&Scheme::LatencyHdr);
+    let is_latency = |i: usize| scheme_of(i) == Scheme::LatencyHdr;
     if lists.derived_means && (0..mean.len()).any(|i| mean.is_null(i) && is_latency(i)) {
         mean = (0..mean.len())
             .map(|i| match opt(&mean, i) {

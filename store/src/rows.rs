@@ -75,6 +75,18 @@ impl Scheme {
         [Scheme::LatencyHdr, Scheme::Confidence, Scheme::Sketch].into_iter().find(|x| x.as_str() == s)
     }
 
+    /// The keys a bucket of this scheme can have (what a decoder accepts).
+    pub fn keys(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            Scheme::LatencyHdr => 0..=latency_index(modelwatch_agent::layout::LATENCY_MAX) as i64,
+            Scheme::Confidence => 0..=CONFIDENCE_BINS as i64 - 1,
+            Scheme::Sketch => {
+                let max = i64::from(modelwatch_agent::layout::SKETCH_MAX_KEY);
+                -max..=max
+            }
+        }
+    }
+
     /// The `[lower, upper)` value range of a bucket key.
     pub fn bounds(self, key: i64) -> (f64, f64) {
         match self {

@@ -330,7 +330,7 @@ pub fn distributions_from(
         .collect::<Result<_, _>>()?;
     let (count, missing, invalid) = (u64s(b, "count")?, u64s(b, "missing")?, u64s(b, "invalid")?);
     let (sum, min, max, m2) = (f64s(b, "sum")?, f64s(b, "min")?, f64s(b, "max")?, f64s(b, "m2")?);
-    let lists = bucket_lists(b)?;
+    let lists = bucket_lists(b, |i| schemes[i])?;
     let mut mean = f64s(b, "mean")?;
     if lists.derived_means {
         for (i, m) in mean.iter_mut().enumerate() {
@@ -376,7 +376,12 @@ pub(crate) struct BucketLists {
 }
 
 /// Reads `buckets` as format 2 (`key_delta`, summed along each list) or format 1 (`key`).
-pub(crate) fn bucket_lists(b: &RecordBatch) -> Result<BucketLists, DecodeError> {
+/// Every list's keys must increase within its row's scheme ([`Scheme::keys`]): the engine's
+/// merges rely on both, and a file that breaks them is named, not read.
+pub(crate) fn bucket_lists(
+    b: &RecordBatch,
+    scheme_of: impl Fn(usize) -> Scheme,
+) -> Result<BucketLists, DecodeError> {
     let bad = |column: &str, problem: &str| DecodeError { column: column.into(), problem: problem.into() };
     let list = col(b, "buckets")?.as_list_opt::<i32>().ok_or_else(|| bad("buckets", "expected a list"))?;
     let items = list.values().as_struct_opt().ok_or_else(|| bad("buckets", "expected structs"))?;
@@ -393,7 +398,8 @@ pub(crate) fn bucket_lists(b: &RecordBatch) -> Result<BucketLists, DecodeError> 
             for w in offsets.windows(2) {
                 let mut previous = 0i64;
                 for &d in &deltas[w[0] as usize..w[1] as usize] {
-                    // The writer's wrapping difference, undone: any i64 keys round-trip.
+                    // The writer's wrapping difference, undone (a wrapped key is then refused
+                    // below as out of its scheme's range).
                     previous = previous.wrapping_add(d);
                     keys.push(previous);
                 }
@@ -405,6 +411,24 @@ pub(crate) fn bucket_lists(b: &RecordBatch) -> Result<BucketLists, DecodeError> 
         (None, Some(None)) => return Err(bad("buckets.key", "expected int64")),
         (None, None) => return Err(bad("buckets.key_delta", "missing (and no format-1 `key`)")),
     };
+    let field = if derived_means { "buckets.key_delta" } else { "buckets.key" };
+    for (row, w) in offsets.windows(2).enumerate() {
+        let list = &keys[w[0] as usize..w[1] as usize];
+        let range = scheme_of(row).keys();
+        let increasing = list.windows(2).all(|k| k[0] < k[1]);
+        let inside =
+            list.first().is_none_or(|k| range.contains(k)) && list.last().is_none_or(|k| range.contains(k));
+        if !increasing || !inside {
+            let problem = format!(
+                "row {row}: keys must increase within {}..={} (scheme {}), found {:?}",
+                range.start(),
+                range.end(),
+                scheme_of(row).as_str(),
+                &list[..list.len().min(8)]
+            );
+            return Err(DecodeError { column: field.into(), problem });
+        }
+    }
     Ok(BucketLists { keys, counts: counts.values().clone(), offsets, derived_means })
 }
 
@@ -744,7 +768,7 @@ mod tests {
 
     /// Rows of every scheme with the values production brings: moments a sketch keeps that
     /// are not `sum / count`, none at all (confidence), an empty row, NaN and infinite
-    /// moments, negative keys and keys at the ends of `i64`.
+    /// moments, negative keys and keys at the ends of their schemes' ranges.
     fn odd_rows() -> Vec<DistributionRow> {
         let mut rows = vec![];
         let mut sketch = odd(Scheme::Sketch, "feature", 1);
@@ -754,12 +778,15 @@ mod tests {
         let mut extreme = odd(Scheme::Sketch, "feature", 2);
         (extreme.sum, extreme.min, extreme.max, extreme.mean) =
             (Some(f64::NAN), Some(-1e300), Some(1e300), None);
-        extreme.buckets = vec![(i64::MIN, 1), (-1, 1), (i64::MAX, 3)];
+        extreme.buckets = vec![(-2049, 1), (-1, 1), (2049, 3)];
         rows.push(extreme);
         let mut confidence = odd(Scheme::Confidence, "confidence", 3);
         (confidence.sum, confidence.min, confidence.max, confidence.mean, confidence.m2) =
             (None, None, None, None, None);
         confidence.buckets = vec![(0, 1), (999, 2)];
+        let mut widest = odd(Scheme::LatencyHdr, "latency_ns", 6);
+        widest.buckets = vec![(0, 1), (*Scheme::LatencyHdr.keys().end(), 2)];
+        rows.push(widest);
         rows.push(confidence);
         let mut empty = DistributionRow::empty(
             5,
@@ -798,7 +825,7 @@ mod tests {
         assert_eq!(debug(&decoded), debug(&rows.distributions));
         // The latency rows' means were not stored, and came back.
         let mean = batches[0].column_by_name("mean").unwrap();
-        assert_eq!(mean.null_count(), 300 + 2 + 1 + 1, "latency means (and the confidence row's) are null");
+        assert_eq!(mean.null_count(), 300 + 3 + 1 + 1, "latency means (and the confidence row's) are null");
         assert!(
             decoded
                 .iter()
@@ -824,5 +851,38 @@ mod tests {
             })
             .collect();
         assert_eq!(debug(&from_columns), debug(&rows.distributions));
+    }
+
+    #[test]
+    fn bucket_lists_that_do_not_increase_within_their_scheme_are_refused_by_name() {
+        let mut cases: Vec<(&str, Vec<(i64, u64)>)> = vec![
+            ("a key past the scheme's range", vec![(5, 1), (1_000_000_000_000_000, 1)]),
+            ("a negative latency key", vec![(-3, 1), (7, 1)]),
+            ("a repeated key", vec![(7, 1), (7, 2)]),
+            ("keys out of order", vec![(9, 1), (7, 2)]),
+        ];
+        // Deltas whose running sum wraps round i64 back into the range.
+        cases.push(("a wrapped sum", vec![(5, 1), (i64::MAX, 1), (i64::MIN + 6, 1)]));
+        for (what, buckets) in cases {
+            let mut r = row("latency_ns", "email", 1);
+            r.buckets = buckets;
+            let bytes =
+                to_parquet(Table::Distributions, &mut Rows { distributions: vec![r], ..Default::default() });
+            let bytes = bytes::Bytes::from(bytes.unwrap());
+            let batches = read_parquet(bytes.clone(), i64::MIN, i64::MAX, &[]).unwrap();
+            let e = rows_from(Table::Distributions, Resolution::Raw, &batches).unwrap_err();
+            assert_eq!(e.column, "buckets.key_delta", "{what}: {e}");
+            assert!(e.problem.contains("keys must increase within 0..="), "{what}: {e}");
+            let e = crate::columns::columns_from_parquet(
+                bytes,
+                Table::Distributions,
+                Resolution::Raw,
+                (i64::MIN, i64::MAX),
+                &[],
+                false,
+            )
+            .unwrap_err();
+            assert_eq!(e.column, "buckets.key_delta", "{what}: {e}");
+        }
     }
 }

@@ -198,3 +198,89 @@ fn a_format_1_store_reads_as_it_did_beside_format_2_and_maintenance_rewrites_it(
     assert_eq!(sorted(dump(&store, before_new)), sorted(expected), "the rewrite changed no row");
     assert!(store.verify().is_empty(), "{:?}", store.verify());
 }
+
+/// The fixture copied into a fresh directory, its manifest passed through `edit`.
+fn fixture_copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture().join("format-v1"), dir.path());
+    let manifest = dir.path().join("writers/w0/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, edit(text)).unwrap();
+    dir
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(StoreConfig {
+        buffer_rows: 1_000_000,
+        background: false,
+        maintenance_every: None,
+        ..StoreConfig::new(dir)
+    })
+    .unwrap()
+}
+
+/// Latency values counted by a read at `resolution` with the raw rows its roll-ups do not
+/// hold (what the query engine reads).
+fn latency_count(store: &Store, resolution: Resolution) -> u64 {
+    let mut req = ReadRequest::new(Table::Distributions, 0, i64::MAX, resolution).tag("metric", "latency_ns");
+    req.unrolled = resolution != Resolution::Raw;
+    store.read(&req).unwrap().distributions.iter().map(|r| r.count).sum()
+}
+
+#[test]
+fn rewritten_raw_files_stay_rolled_up_so_nothing_counts_twice() {
+    // A manifest from before raw files carried `rolled_up`: its raw files count as rolled
+    // up because the roll-ups' `source_rows` equal theirs (this pass decides so), and their
+    // rewrites must say so, or every read and the next pass add them again.
+    let dir = fixture_copy(|m| {
+        m.replace("\"source_rows\": 0,\n      \"rolled_up\": true", "\"source_rows\": 0")
+            .replace("\"rolled_up_flags\": true", "\"rolled_up_flags\": false")
+    });
+    let store = open(dir.path());
+    let raw = latency_count(&store, Resolution::Raw);
+    assert!(raw > 200, "{raw}");
+    for pass in 0..2 {
+        let report = store.maintain((T0 as i64 + 3 * 3_600) * 1000).unwrap();
+        assert_eq!(report.rewritten_files, if pass == 0 { 6 } else { 0 }, "{report:?}");
+        for res in RESOLUTIONS {
+            assert_eq!(latency_count(&store, res), raw, "pass {pass}, {res:?}");
+        }
+    }
+    assert!(store.manifest().files.iter().filter(|f| f.resolution == Resolution::Raw).all(|f| f.rolled_up));
+}
+
+#[test]
+fn a_rewrite_keeps_each_file_in_its_place_and_an_unreadable_file_stops_nothing() {
+    let dir = fixture_copy(|m| m);
+    let store = open(dir.path());
+    let place = |s: &Store| -> Vec<(Table, Resolution, i64, u64)> {
+        s.manifest().files.iter().map(|f| (f.table, f.resolution, f.min_ms, f.rows)).collect()
+    };
+    let before = place(&store);
+    // One roll-up file of format 1 is damaged: its rewrite is skipped (named in the log),
+    // the others are rewritten, and the rest of maintenance goes on.
+    let damaged = store
+        .manifest()
+        .files
+        .iter()
+        .find(|f| f.table == Table::Distributions && f.resolution == Resolution::Hour)
+        .unwrap()
+        .path
+        .clone();
+    let bytes = std::fs::read(dir.path().join(&damaged)).unwrap();
+    std::fs::write(dir.path().join(&damaged), &bytes[..bytes.len() / 2]).unwrap();
+    let report = store.maintain((T0 as i64 + 3 * 3_600) * 1000).unwrap();
+    assert_eq!(report.rewritten_files, 5, "{report:?}");
+    // Readers merge files in list order: a rewritten file keeps its place (and every bit of
+    // a float sum with it).
+    assert_eq!(place(&store), before);
+    let files = store.manifest().files;
+    for f in files.iter().filter(|f| f.table == Table::Distributions) {
+        assert_eq!(f.format == 1, f.path == damaged, "{f:?}");
+    }
+    drop(store);
+    std::fs::write(dir.path().join(&damaged), &bytes).unwrap();
+    let store = open(dir.path());
+    assert_eq!(sorted(dump(&store, |_, _| true)), sorted(golden()), "no row changed");
+    assert_eq!(store.maintain((T0 as i64 + 3 * 3_600) * 1000).unwrap().rewritten_files, 1);
+}
