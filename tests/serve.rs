@@ -344,6 +344,42 @@ fn panels_get_exact_quantiles_counts_and_rates_cut_to_max_data_points() {
     });
 }
 
+/// Targets of one selector with different functions (a panel's p50, p95 and p99, here with
+/// a count, a mean and a table among them, and a target of another selector between them)
+/// are evaluated together; each target's frames are what the target alone gets, value for
+/// value, with the answer cache off and on.
+#[test]
+fn targets_of_one_selector_are_answered_together_as_each_alone() {
+    let f = fixture();
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    let targets = [
+        target("A", "latency", json!({"statistic": "p50", "by": "variant"})),
+        target("B", "latency", json!({"statistic": "count", "by": "segment"})),
+        target("C", "latency", json!({"statistic": "p95", "by": "variant"})),
+        json!({ "refId": "D", "editorMode": "code", "target": "p99(latency) by (variant)", "payload": {} }),
+        target("E", "latency", json!({"statistic": "mean", "by": "variant", "format": "table"})),
+        target("F", "latency", json!({"statistic": "count", "by": "variant"})),
+    ];
+    for cache_answers in [false, true] {
+        let app = app(&f, ServeConfig { cache_answers, ..ServeConfig::default() });
+        rt().block_on(async {
+            let (s, all) = panel_query(&app, from, to, json!(targets), json!({})).await;
+            assert_eq!(s, StatusCode::OK, "{all}");
+            let all = all.as_array().unwrap();
+            assert_eq!(all.len(), 2 + 2 + 2 + 2 + 2 + 2, "two series per target: {all:?}");
+            for t in &targets {
+                let r = t["refId"].as_str().unwrap();
+                let (s, alone) = panel_query(&app, from, to, json!([t]), json!({})).await;
+                assert_eq!(s, StatusCode::OK, "{alone}");
+                let together: Vec<&Value> = all.iter().filter(|fr| fr["refId"] == r).collect();
+                let alone: Vec<&Value> = alone.as_array().unwrap().iter().collect();
+                assert_eq!(together, alone, "target {r}, cache {cache_answers}");
+                assert!(field(alone[0], "Value").iter().any(|v| v.as_f64().unwrap() > 0.0), "{r}");
+            }
+        });
+    }
+}
+
 #[test]
 fn heatmaps_tables_annotations_filters_and_error_ratios() {
     let f = fixture();
