@@ -241,9 +241,11 @@ fn mirrored_properties(
     use parquet::basic::{Compression, Encoding, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     let rg = meta.row_group(0);
-    let mut b = WriterProperties::builder().set_max_row_group_row_count(Some(
-        meta.row_groups().iter().map(|g| g.num_rows() as usize).max().unwrap_or(1),
-    ));
+    let mut b = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(
+            meta.row_groups().iter().map(|g| g.num_rows() as usize).max().unwrap_or(1),
+        ))
+        .set_offset_index_disabled(rg.columns().iter().all(|c| c.offset_index_offset().is_none()));
     for c in rg.columns() {
         let path = c.column_path().clone();
         let dictionary = c.dictionary_page_offset().is_some();
@@ -348,7 +350,11 @@ fn rewritten_bytes(store: &Store, resolution: Resolution, changes: &[Change]) ->
             batches = batches.iter().flat_map(without_singles).collect();
         }
         let mut out = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+        // As the store writes them: without the `ARROW:schema` footer entry.
+        let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(true);
+        let mut w = ArrowWriter::try_new_with_options(&mut out, schema, options).unwrap();
         batches.iter().for_each(|b| w.write(b).unwrap());
         w.close().unwrap();
         total += out.len() as u64;
