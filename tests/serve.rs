@@ -381,6 +381,40 @@ fn targets_of_one_selector_are_answered_together_as_each_alone() {
 }
 
 #[test]
+fn a_shared_target_is_refused_by_its_windows_as_it_would_be_alone() {
+    // Six hours at a minute step: 361 windows, data in the first hour only (60 points a
+    // target). Under 400 points, A spends 60 and leaves 340: B's 361 windows are refused
+    // alone, though its 60 points would fit. Shared with A, B must be refused the same.
+    let f = fixture();
+    let (from, to) = (f.t0, f.t0 + 6 * 3_600_000);
+    let code = |r: &str, e: &str| json!({ "refId": r, "editorMode": "code", "target": e, "payload": {} });
+    let limits = modelwatch_query::Limits { max_series: 1_000, max_points: 400 };
+    let app = app(&f, ServeConfig { limits, cache_answers: false, ..ServeConfig::default() });
+    rt().block_on(async {
+        let ask = |targets: Value| {
+            call(
+                &app,
+                "POST",
+                "/grafana/query",
+                Some(grafana_query(from, to, 60_000, 10_000, targets, json!({}))),
+            )
+        };
+        let (s, alone) =
+            ask(json!([code("A", "p50(latency)"), code("B", "p99(latency{model!=\"zz\"})")])).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{alone}");
+        assert!(alone["message"].as_str().unwrap().contains("361 windows, at most 340"), "{alone}");
+        let (s, shared) = ask(json!([code("A", "p50(latency)"), code("B", "p99(latency)")])).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{shared}");
+        // The same refusal, naming the target as it was written.
+        let alone = alone["message"].as_str().unwrap().replace("{model!=\"zz\"}", "");
+        assert_eq!(shared["message"].as_str().unwrap(), alone);
+        // Each alone fits.
+        let (s, v) = ask(json!([code("B", "p99(latency)")])).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    });
+}
+
+#[test]
 fn heatmaps_tables_annotations_filters_and_error_ratios() {
     let f = fixture();
     let app = app(&f, ServeConfig::default());

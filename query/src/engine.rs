@@ -407,7 +407,7 @@ fn group_key<'a>(q: &Query, s: &'a modelwatch_store::SeriesKey) -> Vec<&'a str> 
 }
 
 /// A range a query can be evaluated over, within the limits.
-pub(crate) fn check_range(range: Range, limits: Limits) -> Result<(), QueryError> {
+pub fn check_range(range: Range, limits: Limits) -> Result<(), QueryError> {
     if range.step_ms <= 0 {
         return Err(QueryError::BadRange(format!("step must be positive, got {} ms", range.step_ms)));
     }

@@ -323,7 +323,11 @@ fn frames(
             Arc::new(targets::error_ratio(state, q, range, budget.left()).map_err(|e| at(budget.refused(e)))?)
         } else if let Some(answer) = shared[k].take() {
             let series = answer.map_err(|e| at(budget.refused(e)))?;
-            modelwatch_query::check_limits(&series, budget.left())
+            // The refusals of an evaluation alone, in its order: its windows under what the
+            // earlier targets left (empty windows cost no point, so the points check alone
+            // could pass what the windows check refuses), then its series and points.
+            modelwatch_query::check_range(range, budget.left())
+                .and_then(|()| modelwatch_query::check_limits(&series, budget.left()))
                 .map_err(|e| at(budget.refused(e.into())))?;
             series
         } else {
