@@ -41,9 +41,9 @@
 //! imported with the release binary (`import`, then `store compact`) as a check of both.
 //!
 //! **Part 3: where the bytes are**: compressed bytes per Parquet column of the raw
-//! distributions of each store above, from the files' metadata; and what schema changes
-//! would save, measured by writing the same files again with each file's own settings
-//! (read back from its metadata) after the change.
+//! distributions of each store above, from the files' metadata; and what the layout
+//! changes format 2 did not take would save, measured by writing the same files again with
+//! each file's own settings (read back from its metadata) after the change.
 //!
 //! Run: `cargo bench --bench prom_compare` (about 8 minutes on 2 cores, 2 GB of
 //! temporary files at most; needs Debian's
@@ -241,9 +241,11 @@ fn mirrored_properties(
     use parquet::basic::{Compression, Encoding, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     let rg = meta.row_group(0);
-    let mut b = WriterProperties::builder().set_max_row_group_row_count(Some(
-        meta.row_groups().iter().map(|g| g.num_rows() as usize).max().unwrap_or(1),
-    ));
+    let mut b = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(
+            meta.row_groups().iter().map(|g| g.num_rows() as usize).max().unwrap_or(1),
+        ))
+        .set_offset_index_disabled(rg.columns().iter().all(|c| c.offset_index_offset().is_none()));
     for c in rg.columns() {
         let path = c.column_path().clone();
         let dictionary = c.dictionary_page_offset().is_some();
@@ -273,17 +275,12 @@ fn mirrored_properties(
     b.build()
 }
 
-/// A schema change to measure, applied to a distributions batch.
+/// A schema change to measure, applied to a distributions batch (format 2 already leaves
+/// out the bucket bounds, stores key deltas and no quantiles; these are the changes measured
+/// and not taken, `docs/decisions/0009-storage-format-2.md`).
 #[derive(Clone, Copy, PartialEq)]
 enum Change {
-    /// Without `buckets.lower` and `buckets.upper` (functions of `key` and `scheme`).
-    DropBounds,
-    /// `buckets.key` as the difference to the previous key of the list (the first one to the
-    /// previous row's first key).
-    DeltaKeys,
-    /// Without `mean` (= sum / count) and `p50`…`p99` (from the buckets).
-    DropDerived,
-    /// `min`, `max`, `mean`, `m2` and the quantiles null where `count` is 1 (all equal `sum`).
+    /// `min`, `max`, `mean`, `m2` null where `count` is 1 (all equal `sum`).
     NullSingles,
     /// Without the rows of one value (a roll-up layout that leaves them to the raw rows).
     SkipSingles,
@@ -291,18 +288,14 @@ enum Change {
 
 fn changed(b: &arrow_array::RecordBatch, changes: &[Change]) -> arrow_array::RecordBatch {
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, UInt64Type};
-    use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, ListArray, StructArray};
-    use arrow_schema::{DataType, Field};
+    use arrow_array::types::{Float64Type, UInt64Type};
+    use arrow_array::{Array, ArrayRef, Float64Array};
+    use arrow_schema::Field;
     let count = b.column_by_name("count").unwrap().as_primitive::<UInt64Type>().clone();
     let (mut fields, mut cols): (Vec<Arc<Field>>, Vec<ArrayRef>) = (Vec::new(), Vec::new());
     for (f, c) in b.schema().fields().iter().zip(b.columns()) {
         let name = f.name().as_str();
-        let derived = ["mean", "p50", "p90", "p95", "p99"].contains(&name);
-        if changes.contains(&Change::DropDerived) && derived {
-            continue;
-        }
-        if changes.contains(&Change::NullSingles) && (derived || ["min", "max", "m2"].contains(&name)) {
+        if changes.contains(&Change::NullSingles) && ["mean", "min", "max", "m2"].contains(&name) {
             let a = c.as_primitive::<Float64Type>();
             let v: Float64Array =
                 (0..a.len()).map(|i| (count.value(i) != 1 && a.is_valid(i)).then(|| a.value(i))).collect();
@@ -310,44 +303,8 @@ fn changed(b: &arrow_array::RecordBatch, changes: &[Change]) -> arrow_array::Rec
             cols.push(Arc::new(v));
             continue;
         }
-        if name != "buckets" {
-            fields.push(f.clone());
-            cols.push(c.clone());
-            continue;
-        }
-        let list = c.as_list::<i32>();
-        let items = list.values().as_struct();
-        let (mut item_fields, mut item_cols): (Vec<Arc<Field>>, Vec<ArrayRef>) = (Vec::new(), Vec::new());
-        for (g, col) in items.fields().iter().zip(items.columns()) {
-            let is_bound = g.name() == "lower" || g.name() == "upper";
-            if changes.contains(&Change::DropBounds) && is_bound {
-                continue;
-            }
-            let mut col = col.clone();
-            if changes.contains(&Change::DeltaKeys) && g.name() == "key" {
-                let keys = col.as_primitive::<Int64Type>();
-                let offsets = list.value_offsets();
-                let (mut out, mut first) = (Vec::with_capacity(keys.len()), 0);
-                for r in 0..list.len() {
-                    for j in offsets[r] as usize..offsets[r + 1] as usize {
-                        out.push(if j == offsets[r] as usize {
-                            let d = keys.value(j) - first;
-                            first = keys.value(j);
-                            d
-                        } else {
-                            keys.value(j) - keys.value(j - 1)
-                        });
-                    }
-                }
-                col = Arc::new(Int64Array::from(out));
-            }
-            item_fields.push(g.clone());
-            item_cols.push(col);
-        }
-        let item = Arc::new(Field::new("item", DataType::Struct(item_fields.clone().into()), false));
-        let values = StructArray::new(item_fields.into(), item_cols, None);
-        fields.push(Arc::new(Field::new("buckets", DataType::List(item.clone()), false)));
-        cols.push(Arc::new(ListArray::new(item, list.offsets().clone(), Arc::new(values), None)));
+        fields.push(f.clone());
+        cols.push(c.clone());
     }
     arrow_array::RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap()
 }
@@ -393,7 +350,11 @@ fn rewritten_bytes(store: &Store, resolution: Resolution, changes: &[Change]) ->
             batches = batches.iter().flat_map(without_singles).collect();
         }
         let mut out = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+        // As the store writes them: without the `ARROW:schema` footer entry.
+        let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(true);
+        let mut w = ArrowWriter::try_new_with_options(&mut out, schema, options).unwrap();
         batches.iter().for_each(|b| w.write(b).unwrap());
         w.close().unwrap();
         total += out.len() as u64;
@@ -1044,17 +1005,11 @@ fn prom_compare(days: usize, runs: usize, work: &Path) {
     println!("\n## Part 3: where the bytes are\n");
     let lat_store = Store::open_read_only(StoreConfig::new(&lat_dir)).unwrap();
     print_columns("Latency rows of part 1", &lat_store);
-    use Change::*;
     print_schema_changes(
         &lat_store,
         "label set and interval (latency)",
         label_intervals,
-        &[
-            ("written again with the settings read back from the files (a check)", &[]),
-            ("without `buckets.lower`, `buckets.upper`", &[DropBounds]),
-            ("… and `buckets.key` as deltas within the list", &[DropBounds, DeltaKeys]),
-            ("… and without `mean`, `p50`…`p99`", &[DropBounds, DeltaKeys, DropDerived]),
-        ],
+        &[("written again with the settings read back from the files (a check)", &[])],
     );
 }
 
@@ -1227,12 +1182,8 @@ fn rates(days: usize, work: &Path) {
         predictions,
         &[
             ("written again with the settings read back from the files (a check)", &[]),
-            ("without `buckets.lower`, `buckets.upper`, `mean`, `p50`…`p99`", &[DropBounds, DropDerived]),
-            ("… and `min`, `max`, `m2` null in one-value rows", &[DropBounds, DropDerived, NullSingles]),
-            (
-                "… and no roll-up rows of one value (the raw row answers)",
-                &[DropBounds, DropDerived, NullSingles, SkipSingles],
-            ),
+            ("`min`, `max`, `mean`, `m2` null in one-value rows", &[NullSingles]),
+            ("… and no roll-up rows of one value (the raw row answers)", &[NullSingles, SkipSingles]),
         ],
     );
 }

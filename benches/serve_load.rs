@@ -11,7 +11,10 @@
 //!
 //! Client and server share this machine's cores. Prints a Markdown table for BENCHMARKS.md.
 //!
-//! Run: `cargo bench --bench serve_load`.
+//! Run: `cargo bench --bench serve_load` (`MODELWATCH_LOAD_ONLY=uncached`, `=dashboard` or
+//! `=engine` for one part; `MODELWATCH_LOAD_SERVER=path/to/modelwatch` runs the uncached
+//! scenario against that binary's `serve --cache-size 0` instead, to compare two builds
+//! with the same clients).
 #![allow(missing_docs)]
 
 use hdrhistogram::Histogram;
@@ -112,14 +115,59 @@ async fn client(
     (h, ok, errors)
 }
 
+/// A `modelwatch serve` process of another build (`MODELWATCH_LOAD_SERVER`, e.g. `main`'s
+/// binary for a before-and-after pair), with its caches off (`--cache-size 0`), killed
+/// when dropped.
+struct External(std::process::Child);
+
+impl Drop for External {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn external(binary: &str, data: &std::path::Path) -> (External, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(binary)
+        .args(["serve", "--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--now", &NOW.to_string(), "--cache-size", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = External(child);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{binary} serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
 fn scenario(name: &str, data: &std::path::Path, cache: bool, distinct: bool, secs: u64) -> String {
-    let store = Arc::new(Store::open_read_only(StoreConfig::new(data)).unwrap());
-    let clock = Arc::new(modelwatch::ManualClock::new(modelwatch::Timestamp::from_millis(NOW as u64)));
-    let state = AppState::new(store, ServeConfig { cache_answers: cache, ..ServeConfig::default() }, clock);
-    let server = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    server.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    // Named threads: `perf report --sort comm` then tells the server's CPU from the clients'.
+    let server =
+        tokio::runtime::Builder::new_multi_thread().thread_name("serve").enable_all().build().unwrap();
+    let mut _process = None;
+    let port = match std::env::var("MODELWATCH_LOAD_SERVER") {
+        Ok(binary) if !cache => {
+            let (p, port) = external(&binary, data);
+            _process = Some(p);
+            port
+        }
+        _ => {
+            let store = Arc::new(Store::open_read_only(StoreConfig::new(data)).unwrap());
+            let clock =
+                Arc::new(modelwatch::ManualClock::new(modelwatch::Timestamp::from_millis(NOW as u64)));
+            let config = ServeConfig { cache_answers: cache, ..ServeConfig::default() };
+            let state = AppState::new(store, config, clock);
+            let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            server.spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+            port
+        }
+    };
 
     let requests: Requests = if distinct {
         // A step (2 min) further back per request, cycling over a day: each range its own.
@@ -131,7 +179,12 @@ fn scenario(name: &str, data: &std::path::Path, cache: bool, distinct: bool, sec
         let same = Arc::new(request(NOW));
         Arc::new(move || same.clone())
     };
-    let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("load-client")
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let warm_until = started + Duration::from_secs(2);
     let until = warm_until + Duration::from_secs(secs);
@@ -163,6 +216,40 @@ fn scenario(name: &str, data: &std::path::Path, cache: bool, distinct: bool, sec
     )
 }
 
+/// The engine alone, on this thread: the uncached scenario's 720 distinct panels (p50,
+/// p95, p99 of latency by variant over 24 h at a 2 min step), each evaluated as three runs
+/// and as one shared evaluation ([`modelwatch::query::run_each`]). Prints the time per panel.
+fn in_process(data: &std::path::Path) {
+    use modelwatch::query::{Func, Limits, Range, parse, run, run_each};
+    let store = Store::open_read_only(StoreConfig::new(data)).unwrap();
+    let q = parse(r#"latency{model="pii-confidence",variant=~"(control|canary)"} by (variant)"#).unwrap();
+    let funcs = [Func::Quantile(0.5), Func::Quantile(0.95), Func::Quantile(0.99)];
+    let range = |k: i64| {
+        let to = NOW - k * 120_000;
+        Range { from_ms: to - 86_400_000, to_ms: to, step_ms: 120_000 }
+    };
+    // Warm: every file decoded once.
+    for k in 0..720 {
+        run_each(&store, &q, &funcs, range(k), Limits::default()).unwrap();
+    }
+    let started = Instant::now();
+    for k in 0..720 {
+        for f in &funcs {
+            let q = modelwatch::query::Query { func: f.clone(), ..q.clone() };
+            std::hint::black_box(run(&store, &q, range(k), Limits::default()).unwrap());
+        }
+    }
+    let separate = started.elapsed().as_secs_f64() * 1e3 / 720.0;
+    let started = Instant::now();
+    for k in 0..720 {
+        std::hint::black_box(run_each(&store, &q, &funcs, range(k), Limits::default()).unwrap());
+    }
+    let shared = started.elapsed().as_secs_f64() * 1e3 / 720.0;
+    println!(
+        "in-process, one thread, per panel of 3 targets: {separate:.3} ms as 3 runs, {shared:.3} ms shared"
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs bench binaries without.
     if !std::env::args().any(|a| a == "--bench") {
@@ -181,6 +268,15 @@ fn main() {
         "| scenario | clients | p50 ms | p90 ms | p99 ms | max ms | requests/s | evaluations/s | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    println!("{}", scenario("dashboard (answers cached)", &data, true, false, secs));
-    println!("{}", scenario("uncached (cache off, every request distinct)", &data, false, true, secs));
+    // `MODELWATCH_LOAD_ONLY=uncached` (or `dashboard`) runs one scenario, e.g. under perf.
+    let only = std::env::var("MODELWATCH_LOAD_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "engine" {
+        in_process(&data);
+    }
+    if only.is_empty() || only == "dashboard" {
+        println!("{}", scenario("dashboard (answers cached)", &data, true, false, secs));
+    }
+    if only.is_empty() || only == "uncached" {
+        println!("{}", scenario("uncached (cache off, every request distinct)", &data, false, true, secs));
+    }
 }

@@ -64,7 +64,9 @@ fn pyarrow_and_duckdb_read_every_table_and_agree_with_the_read_api() {
     store.maintain(1_764_115_200_000).unwrap();
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/read_tables.py");
-    let o = std::process::Command::new(python()).args([script, data.to_str().unwrap()]).output().unwrap();
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/storage-format.md");
+    let o =
+        std::process::Command::new(python()).args([script, data.to_str().unwrap(), docs]).output().unwrap();
     assert!(o.status.success(), "python failed: {}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
 
@@ -105,6 +107,45 @@ fn pyarrow_and_duckdb_read_every_table_and_agree_with_the_read_api() {
         .sum();
     assert_eq!(v["duckdb"]["latency_count_raw"].as_f64().unwrap() as u64, latency);
     assert_eq!(v["duckdb"]["bucket_mismatches"], 0);
+
+    // The documented SQL gives modelwatch's own answers: the p95 from the buckets of every
+    // row added key by key (format 2 stores key deltas and no quantile columns), and means
+    // from sums and counts (format 2 stores no latency mean).
+    let latency: Vec<_> = all(Table::Distributions)
+        .distributions
+        .into_iter()
+        .filter(|r| &*r.series.metric == "latency_ns")
+        .collect();
+    let variants: std::collections::BTreeSet<String> =
+        latency.iter().map(|r| r.series.variant.to_string()).collect();
+    assert!(!variants.is_empty());
+    for variant in &variants {
+        let rows: Vec<_> = latency.iter().filter(|r| &*r.series.variant == variant).collect();
+        let merged = modelwatch_store::DistributionRow::merge_all(&rows).unwrap();
+        let ours = merged.quantile(0.95).unwrap() / 1e6;
+        assert_eq!(
+            v["duckdb"]["p95_ms_by_variant"][variant].as_f64(),
+            Some(ours),
+            "{variant}: {}",
+            v["duckdb"]
+        );
+    }
+    let hours = v["duckdb"]["mean_ms_by_variant_hour"].as_array().unwrap();
+    assert_eq!(hours.len(), 2 * variants.len(), "two hours across midnight");
+    for h in hours {
+        let (variant, hour) = (h[0].as_str().unwrap(), h[1].as_i64().unwrap());
+        let rows: Vec<_> = latency
+            .iter()
+            .filter(|r| &*r.series.variant == variant && (hour..hour + 3_600_000).contains(&r.start_ms))
+            .collect();
+        let merged = modelwatch_store::DistributionRow::merge_all(&rows).unwrap();
+        let ours = merged.mean.unwrap() / 1e6;
+        let theirs = h[2].as_f64().unwrap();
+        assert!(
+            (theirs - ours).abs() <= 1e-12 * ours,
+            "{variant} {hour}: DuckDB {theirs}, modelwatch {ours}"
+        );
+    }
     assert_eq!(v["duckdb"]["dates"], serde_json::json!(["2025-11-25", "2025-11-26"]));
     assert_eq!(v["duckdb"]["events"], 1);
 }

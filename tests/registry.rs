@@ -278,11 +278,12 @@ fn two_versions(data: &Path) -> Registry {
     std::fs::write(art.path().join("weights.bin"), [1u8, 2, 3]).unwrap();
     let reg = Registry::open(RegistryConfig::new(data, clock())).unwrap();
     let mut new = NewVersion::new("pii", "logistic", art.path());
-    new.rows = 5_000;
-    new.features = vec!["length".into(), "digits".into()];
-    new.metrics.overall.insert("auc".into(), 0.875);
+    new.training.rows = 5_000;
+    new.training.features = vec!["length".into(), "digits".into()];
+    new.training.metrics.overall.insert("auc".into(), 0.875);
     reg.register(new.clone()).unwrap();
-    reg.register(NewVersion { parent: Some(1), ..new }).unwrap();
+    new.training.parent = Some(1);
+    reg.register(new).unwrap();
     reg.promote("pii", 1, &Action::new("auto", "first model")).unwrap();
     reg.promote("pii", 2, &Action::new("auto", "gate passed").event("pii-20261129T041000Z-1")).unwrap();
     reg
@@ -292,7 +293,7 @@ fn two_versions(data: &Path) -> Registry {
 fn a_tampered_artifact_is_named_when_it_is_fetched_and_shown() {
     let dir = tempfile::tempdir().unwrap();
     let reg = two_versions(dir.path());
-    let stored = dir.path().join(reg.get("pii", 2).unwrap().meta.artifact.path);
+    let stored = dir.path().join(reg.get("pii", 2).unwrap().meta.training.artifact.path);
     std::fs::write(stored.join("weights.bin"), [1u8, 2, 4]).unwrap();
     let out = tempfile::tempdir().unwrap();
     let err = reg.fetch_artifact("pii", 2, out.path()).unwrap_err();
@@ -463,14 +464,14 @@ fn a_non_finite_metric_is_refused_at_registration_naming_it() {
     let art = artifact();
     let reg = Registry::open(RegistryConfig::new(dir.path(), clock())).unwrap();
     let mut nan = NewVersion::new("nanm", "logistic", art.path());
-    nan.metrics.overall.insert("precision".into(), 0.9);
-    nan.metrics.overall.insert("auc".into(), f64::NAN);
+    nan.training.metrics.overall.insert("precision".into(), 0.9);
+    nan.training.metrics.overall.insert("auc".into(), f64::NAN);
     let err = reg.register(nan).unwrap_err();
     assert!(matches!(err, RegistryError::Invalid { what: "metric", .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("\"auc\"") && msg.contains("NaN") && msg.contains("overall"), "{msg}");
     let mut inf = NewVersion::new("nanm", "logistic", art.path());
-    inf.metrics.segments.insert("email".into(), [("recall".to_string(), f64::INFINITY)].into());
+    inf.training.metrics.segments.insert("email".into(), [("recall".to_string(), f64::INFINITY)].into());
     let msg = reg.register(inf).unwrap_err().to_string();
     assert!(msg.contains("\"recall\"") && msg.contains("segment \"email\"") && msg.contains("inf"), "{msg}");
     assert!(reg.models().unwrap().is_empty(), "nothing was registered");
@@ -502,7 +503,7 @@ fn one_unreadable_document_does_not_blind_a_listing_it_is_named_and_the_command_
 
     // One version's metadata unreadable: the others are listed.
     let v2 = reg.get("ccc", 2).unwrap();
-    let meta = dir.path().join(&v2.meta.artifact.path).parent().unwrap().join("version.json");
+    let meta = dir.path().join(&v2.meta.training.artifact.path).parent().unwrap().join("version.json");
     std::fs::write(&meta, b"").unwrap();
     let o = modelwatch(&["models", "list", "ccc", "--data", d, "--format", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -529,7 +530,7 @@ fn an_edited_version_document_or_head_is_named_not_trusted() {
     let reg = two_versions(dir.path());
     let d = dir.path().to_str().unwrap();
     let v1 = reg.get("pii", 1).unwrap();
-    let meta = dir.path().join(&v1.meta.artifact.path).parent().unwrap().join("version.json");
+    let meta = dir.path().join(&v1.meta.training.artifact.path).parent().unwrap().join("version.json");
     let original = std::fs::read_to_string(&meta).unwrap();
     std::fs::write(&meta, original.replace("\"rows\": 5000", "\"rows\": 9000000")).unwrap();
     let err = reg.get("pii", 1).unwrap_err();
@@ -649,6 +650,47 @@ fn orphaned_version_directories_are_listed_and_removed_by_models_gc() {
         let shown = json(&["models", "show", "pii", v, "--data", d, "--format", "json"]);
         assert_eq!(shown["artifact_check"], "verified");
     }
+}
+
+/// A version's keys as the store wrote and the CLI printed them before its trained fields
+/// became one struct flattened into it, in that order (`docs/storage-format.md`'s), then
+/// the ones [`VersionInfo`](modelwatch::store::registry::VersionInfo) adds.
+const VERSION_KEYS: [&str; 16] = [
+    "model",
+    "version",
+    "created_at_ms",
+    "trainer_kind",
+    "training_window",
+    "rows",
+    "features",
+    "metrics",
+    "feature_importance",
+    "split",
+    "artifact",
+    "parent",
+    "event_id",
+    "status",
+    "gate_report",
+    "aliases",
+];
+
+#[test]
+fn models_show_and_list_print_a_versions_json_keys_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    two_versions(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let show = json(&["models", "show", "pii", "2", "--data", d, "--format", "json"]);
+    let mut expected: Vec<&str> = VERSION_KEYS.into_iter().chain(["artifact_check"]).collect();
+    expected.sort_unstable();
+    assert_eq!(show.as_object().unwrap().keys().map(String::as_str).collect::<Vec<_>>(), expected);
+    // `models list MODEL` prints the versions in field order, where order shows: pretty, a
+    // version's own keys are the lines indented four spaces.
+    let o = modelwatch(&["models", "list", "pii", "--data", d, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let keys: Vec<&str> =
+        text.lines().filter_map(|l| l.strip_prefix("    \"")?.split_once("\":")).map(|(k, _)| k).collect();
+    assert_eq!(keys, [VERSION_KEYS, VERSION_KEYS].concat(), "{text}");
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn recorded(dir: &Path, event: &str) -> (Vec<u32>, usize, usize, Option<String>)
         .versions("pii")
         .unwrap()
         .iter()
-        .filter(|v| v.meta.event_id.as_deref() == Some(event))
+        .filter(|v| v.meta.training.event_id.as_deref() == Some(event))
         .map(|v| v.meta.version)
         .collect();
     let log = reg.log("pii").unwrap();
@@ -147,15 +147,16 @@ fn a_better_challenger_is_registered_as_the_challenger_with_its_gate_report() {
     let reg = registry(dir.path());
     assert_eq!(reg.alias("pii", modelwatch::store::registry::Alias::Challenger).unwrap(), Some(version));
     let info = reg.get("pii", version).unwrap();
-    assert_eq!(info.meta.event_id.as_deref(), Some(id.as_str()));
+    assert_eq!(info.meta.training.event_id.as_deref(), Some(id.as_str()));
     assert_eq!(info.gate_report.as_ref().unwrap()["passed"], true);
     // Importance stored with the version: permutation (every feature) and exact SHAP.
-    let imp = &info.meta.feature_importance;
+    let imp = &info.meta.training.feature_importance;
     assert_eq!(imp["permutation"]["overall"]["features"].as_array().unwrap().len(), 4, "{imp}");
     assert!(imp["shap"]["overall"]["c"].as_f64().unwrap() > 0.0, "{imp}");
     // The late label was left out: the hold-out and training rows add up to the 6,000.
     assert_eq!(
-        info.meta.split["train_rows"].as_u64().unwrap() + info.meta.split["holdout_rows"].as_u64().unwrap(),
+        info.meta.training.split["train_rows"].as_u64().unwrap()
+            + info.meta.training.split["holdout_rows"].as_u64().unwrap(),
         6_000
     );
     let (versions, outcomes, reports, acked) = recorded(dir.path(), &id);
@@ -457,7 +458,7 @@ fn a_run_is_judged_on_the_hold_out_it_was_trained_with_whatever_arrives_meanwhil
     let mut acks = Acks(Vec::new());
     let rec = manager.run(&event, &mut acks).unwrap();
     let info = registry(dir.path()).get("pii", rec.version.unwrap()).unwrap();
-    let held = info.meta.split["holdout_rows"].as_u64().unwrap() as usize;
+    let held = info.meta.training.split["holdout_rows"].as_u64().unwrap() as usize;
     assert_eq!(held, 400, "a fifth of the 2,000 examples the event saw");
     assert_eq!(rec.report.unwrap().holdout_rows, held, "judged on the hold-out it was trained with");
     assert_eq!(acks.0.len(), 1);
@@ -528,7 +529,7 @@ fn a_version_promoted_by_hand_during_its_run_ends_the_run_acknowledged_and_stays
     std::fs::write(artifact.path().join("model.json"), serde_json::to_vec(&m).unwrap()).unwrap();
     std::fs::write(artifact.path().join("metadata.json"), b"{}").unwrap();
     let mut new = NewVersion::new("pii", "logistic", artifact.path());
-    new.event_id = Some(id.clone());
+    new.training.event_id = Some(id.clone());
     let reg = registry(dir.path());
     let v = reg.register(new).unwrap().meta.version;
     let o = modelwatch(dir.path(), &["models", "promote", "pii", &v.to_string(), "--reason", "by hand"]);

@@ -344,6 +344,76 @@ fn panels_get_exact_quantiles_counts_and_rates_cut_to_max_data_points() {
     });
 }
 
+/// Targets of one selector with different functions (a panel's p50, p95 and p99, here with
+/// a count, a mean and a table among them, and a target of another selector between them)
+/// are evaluated together; each target's frames are what the target alone gets, value for
+/// value, with the answer cache off and on.
+#[test]
+fn targets_of_one_selector_are_answered_together_as_each_alone() {
+    let f = fixture();
+    let (from, to) = (f.t0, f.t0 + 3_600_000);
+    let targets = [
+        target("A", "latency", json!({"statistic": "p50", "by": "variant"})),
+        target("B", "latency", json!({"statistic": "count", "by": "segment"})),
+        target("C", "latency", json!({"statistic": "p95", "by": "variant"})),
+        json!({ "refId": "D", "editorMode": "code", "target": "p99(latency) by (variant)", "payload": {} }),
+        target("E", "latency", json!({"statistic": "mean", "by": "variant", "format": "table"})),
+        target("F", "latency", json!({"statistic": "count", "by": "variant"})),
+    ];
+    for cache_answers in [false, true] {
+        let app = app(&f, ServeConfig { cache_answers, ..ServeConfig::default() });
+        rt().block_on(async {
+            let (s, all) = panel_query(&app, from, to, json!(targets), json!({})).await;
+            assert_eq!(s, StatusCode::OK, "{all}");
+            let all = all.as_array().unwrap();
+            assert_eq!(all.len(), 2 + 2 + 2 + 2 + 2 + 2, "two series per target: {all:?}");
+            for t in &targets {
+                let r = t["refId"].as_str().unwrap();
+                let (s, alone) = panel_query(&app, from, to, json!([t]), json!({})).await;
+                assert_eq!(s, StatusCode::OK, "{alone}");
+                let together: Vec<&Value> = all.iter().filter(|fr| fr["refId"] == r).collect();
+                let alone: Vec<&Value> = alone.as_array().unwrap().iter().collect();
+                assert_eq!(together, alone, "target {r}, cache {cache_answers}");
+                assert!(field(alone[0], "Value").iter().any(|v| v.as_f64().unwrap() > 0.0), "{r}");
+            }
+        });
+    }
+}
+
+#[test]
+fn a_shared_target_is_refused_by_its_windows_as_it_would_be_alone() {
+    // Six hours at a minute step: 361 windows, data in the first hour only (60 points a
+    // target). Under 400 points, A spends 60 and leaves 340: B's 361 windows are refused
+    // alone, though its 60 points would fit. Shared with A, B must be refused the same.
+    let f = fixture();
+    let (from, to) = (f.t0, f.t0 + 6 * 3_600_000);
+    let code = |r: &str, e: &str| json!({ "refId": r, "editorMode": "code", "target": e, "payload": {} });
+    let limits = modelwatch_query::Limits { max_series: 1_000, max_points: 400 };
+    let app = app(&f, ServeConfig { limits, cache_answers: false, ..ServeConfig::default() });
+    rt().block_on(async {
+        let ask = |targets: Value| {
+            call(
+                &app,
+                "POST",
+                "/grafana/query",
+                Some(grafana_query(from, to, 60_000, 10_000, targets, json!({}))),
+            )
+        };
+        let (s, alone) =
+            ask(json!([code("A", "p50(latency)"), code("B", "p99(latency{model!=\"zz\"})")])).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{alone}");
+        assert!(alone["message"].as_str().unwrap().contains("361 windows, at most 340"), "{alone}");
+        let (s, shared) = ask(json!([code("A", "p50(latency)"), code("B", "p99(latency)")])).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{shared}");
+        // The same refusal, naming the target as it was written.
+        let alone = alone["message"].as_str().unwrap().replace("{model!=\"zz\"}", "");
+        assert_eq!(shared["message"].as_str().unwrap(), alone);
+        // Each alone fits.
+        let (s, v) = ask(json!([code("B", "p99(latency)")])).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    });
+}
+
 #[test]
 fn heatmaps_tables_annotations_filters_and_error_ratios() {
     let f = fixture();

@@ -416,10 +416,13 @@ fn a_registered_version_loads_back_scoring_alike_with_scikit_learns_hold_out_fig
     let mut r = Registration::new("pii", "first model");
     r.split = serde_json::json!({"kind": "time", "holdout": 0.25});
     let v = train_and_register(&reg, &LogisticTrainer::default(), &ModelLoader::new(), &data, &r).unwrap();
-    assert_eq!((v.meta.version, v.meta.rows, v.meta.trainer_kind.as_str()), (1, 2250, "logistic"));
-    assert_eq!(v.meta.training_window.from_ms, 1_700_000_000_000);
-    assert_eq!(v.meta.training_window.to_ms, 1_700_000_000_000 + 2249 * 1000 + 1);
-    assert_eq!(v.meta.split["holdout"], 0.25);
+    assert_eq!(
+        (v.meta.version, v.meta.training.rows, v.meta.training.trainer_kind.as_str()),
+        (1, 2250, "logistic")
+    );
+    assert_eq!(v.meta.training.training_window.from_ms, 1_700_000_000_000);
+    assert_eq!(v.meta.training.training_window.to_ms, 1_700_000_000_000 + 2249 * 1000 + 1);
+    assert_eq!(v.meta.training.split["holdout"], 0.25);
     reg.promote("pii", 1, &Action::new("test", "first")).unwrap();
     let (info, model) =
         load_alias(&reg, &ModelLoader::new(), "pii", Alias::Latest, &dir.path().join("load")).unwrap();
@@ -462,10 +465,14 @@ print(json.dumps(out))
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{what} {k}: ours {a} vs scikit-learn {b}");
         }
     };
-    check(&info.meta.metrics.overall, &sk["overall"], "overall");
-    assert_eq!(info.meta.metrics.segments.len(), 2);
-    for (seg, m) in &info.meta.metrics.segments {
+    check(&info.meta.training.metrics.overall, &sk["overall"], "overall");
+    assert_eq!(info.meta.training.metrics.segments.len(), 2);
+    for (seg, m) in &info.meta.training.metrics.segments {
         check(m, &sk[seg], seg);
     }
-    assert!(info.meta.metrics.overall["auc"] > 0.7, "the model learned something: {:?}", info.meta.metrics);
+    assert!(
+        info.meta.training.metrics.overall["auc"] > 0.7,
+        "the model learned something: {:?}",
+        info.meta.training.metrics
+    );
 }

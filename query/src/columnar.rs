@@ -35,16 +35,18 @@ fn read(store: &Store, q: &Query, table: Table, range: Range) -> Result<(Parts, 
         }
         // How far this roll-up reaches: the end of its last row in the request's span.
         let (lo, hi) = (r.from_ms.max(range.from_ms), r.to_ms.min(range.to_ms));
-        let mut until: Option<i64> = None;
+        // Only a row ending past the furthest so far can move it: that compare first, as
+        // most rows (every series after the first) fail it.
+        let mut until = i64::MIN;
         for part in &parts {
             let c = part.common();
             for (i, (&start, &end)) in c.start.iter().zip(c.end.iter()).enumerate() {
-                if start >= lo && start < hi && c.resolution(i) == r.resolution {
-                    until = Some(until.map_or(end, |u| u.max(end)));
+                if end > until && start >= lo && start < hi && c.resolution(i) == r.resolution {
+                    until = end;
                 }
             }
         }
-        Ok((parts, until))
+        Ok((parts, (until != i64::MIN).then_some(until)))
     })
 }
 
@@ -183,24 +185,25 @@ fn numbered(parts: &Parts) -> Vec<&Columns> {
 }
 
 /// Adds up the buckets of a merge's rows: into one dense array over the keys the query
-/// meets (reused from merge to merge, only the keys touched are read back and cleared),
-/// or by sorting where keys span more than [`DENSE_SPAN`]. Gives what
+/// meets (reused from merge to merge; a bit per key says which were touched, so they are
+/// read back in ascending order a word of 64 keys at a time, and cleared, without
+/// sorting), or by sorting where keys span more than [`DENSE_SPAN`]. Gives what
 /// [`DistributionRow::merge_all`] gives: every key seen, ascending, its counts summed.
 #[derive(Default)]
 struct Adder {
     base: i64,
     counts: Vec<u64>,
-    /// Which merge last touched a key (a key's count is cleared when read back).
-    stamp: Vec<u32>,
-    touched: Vec<i64>,
-    merge: u32,
+    /// Bit `j` of the array: key `base + j` was added in this merge (even with a count of 0,
+    /// which a stored bucket can have and the merged list then keeps).
+    touched: Vec<u64>,
 }
 
 /// The widest key range added densely.
 const DENSE_SPAN: i64 = 1 << 16;
 
-/// Buckets added by sorting rather than densely, at most.
-const SMALL_MERGE: usize = 64;
+/// Buckets added by sorting rather than densely, at most (the dense array's read-back is a
+/// walk of its touched bits, so it is cheaper than a sort of more than a few).
+const SMALL_MERGE: usize = 16;
 
 impl Adder {
     /// The buckets of `rows` (part number, row) of `parts`, added up into `out`.
@@ -239,28 +242,22 @@ impl Adder {
             return;
         }
         self.cover(lo, hi);
-        self.merge = self.merge.wrapping_add(1);
-        if self.merge == 0 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.merge = 1;
-        }
-        self.touched.clear();
         for (keys, counts) in slices {
             for (&k, &n) in keys.iter().zip(counts) {
                 let j = (k - self.base) as usize;
-                if self.stamp[j] != self.merge {
-                    self.stamp[j] = self.merge;
-                    self.touched.push(k);
-                }
+                self.touched[j >> 6] |= 1 << (j & 63);
                 self.counts[j] += n;
             }
         }
-        self.touched.sort_unstable();
-        let base = self.base;
-        out.extend(self.touched.iter().map(|&k| {
-            let j = (k - base) as usize;
-            (k, std::mem::take(&mut self.counts[j]))
-        }));
+        let (first, last) = ((lo - self.base) as usize >> 6, (hi - self.base) as usize >> 6);
+        for w in first..=last {
+            let mut word = std::mem::take(&mut self.touched[w]);
+            while word != 0 {
+                let j = w * 64 + word.trailing_zeros() as usize;
+                out.push((self.base + j as i64, std::mem::take(&mut self.counts[j])));
+                word &= word - 1;
+            }
+        }
     }
 
     /// Makes the dense array span `[lo, hi]` (growing it, with room, when it does not).
@@ -269,9 +266,9 @@ impl Adder {
         if !self.counts.is_empty() && lo >= self.base && hi < end {
             return;
         }
-        // Between merges every count is zero (each is taken when read back) and no stamp is
-        // current, so a new array needs nothing of the old one: the union of both ranges,
-        // or these keys alone where the union would be too wide.
+        // Between merges every count is zero and every bit clear (each is taken when read
+        // back), so a new array needs nothing of the old one: the union of both ranges, or
+        // these keys alone where the union would be too wide.
         let (mut new_lo, mut new_hi) =
             if self.counts.is_empty() { (lo, hi) } else { (lo.min(self.base), hi.max(end - 1)) };
         if new_hi - new_lo >= 2 * DENSE_SPAN {
@@ -279,7 +276,7 @@ impl Adder {
         }
         let pad = (new_hi - new_lo + 1).min(DENSE_SPAN);
         let len = (new_hi - new_lo + 1 + pad) as usize;
-        (self.base, self.counts, self.stamp) = (new_lo - pad / 2, vec![0; len], vec![0; len]);
+        (self.base, self.counts, self.touched) = (new_lo - pad / 2, vec![0; len], vec![0; len.div_ceil(64)]);
     }
 }
 
@@ -367,16 +364,18 @@ impl Slot {
     }
 }
 
-/// The series of [`run`] from its windows: per group (ordered by its `by` values), per
-/// window in time order, the function of the merged distribution.
+/// The series of [`run_each`] from its windows: per function, per group (ordered by its
+/// `by` values), per window in time order, the function of the merged distribution. Each
+/// window is merged once whatever the number of functions taken from it.
 fn windows_to_series(
     q: &Query,
+    funcs: &[Func],
     range: Range,
     parts: &Parts,
     groups: Groups,
     slots: Vec<Slot>,
     rows: Vec<(u32, u32, u32)>,
-) -> Result<Vec<Series>, QueryError> {
+) -> Result<Vec<Vec<Series>>, QueryError> {
     // The rows of each slot, together (a counting sort by slot).
     let mut starts = vec![0usize; slots.len() + 1];
     for &(m, ..) in &rows {
@@ -401,29 +400,51 @@ fn windows_to_series(
     let mut adder = Adder::default();
     let mut row = scratch();
     let mut slots: Vec<Option<Slot>> = slots.into_iter().map(Some).collect();
-    let mut out = Vec::with_capacity(order.len());
+    let mut out: Vec<Vec<Series>> = funcs.iter().map(|_| Vec::with_capacity(order.len())).collect();
     for g in order {
         crate::cancel::check()?;
         let mine = &mut per_group[g];
         mine.sort_by_key(|&m| slots[m as usize].as_ref().map_or(0, |s| s.w));
-        let mut series =
-            Series { tags: tags_of(q, &groups.keys[g]), points: Vec::new(), buckets: Vec::new() };
+        let tags = tags_of(q, &groups.keys[g]);
+        let mut series: Vec<Series> = funcs
+            .iter()
+            .map(|_| Series {
+                tags: tags.clone(),
+                points: Vec::with_capacity(mine.len()),
+                buckets: Vec::new(),
+            })
+            .collect();
         for &m in mine.iter() {
             let Some(slot) = slots[m as usize].take() else { continue };
             let rows = &by_slot[starts[m as usize]..starts[m as usize + 1]];
+            // Every slot of an evaluation holds the same kind of moments, so nothing of
+            // one window's row is left in the next.
             match slot.moments {
-                Moments::Full(mut full) => {
-                    adder.add_up(&numbered, rows, &mut full.buckets);
-                    push_window(q, range, &mut series, slot.w, &full);
+                Moments::Full(full) => {
+                    let buckets = std::mem::take(&mut row.buckets);
+                    row = DistributionRow { buckets, ..*full };
                 }
                 Moments::Light { scheme, count, min, max } => {
                     (row.scheme, row.count, row.min, row.max) = (scheme, count, min, max);
-                    adder.add_up(&numbered, rows, &mut row.buckets);
-                    push_window(q, range, &mut series, slot.w, &row);
                 }
             }
+            // A mean reads the buckets only where the window has no exact moments.
+            let buckets = funcs.iter().any(|f| match f {
+                Func::Mean => row.mean.is_none() && row.sum.is_none(),
+                f => needs_buckets(f),
+            });
+            if buckets {
+                adder.add_up(&numbered, rows, &mut row.buckets);
+            } else {
+                row.buckets.clear();
+            }
+            for (func, s) in funcs.iter().zip(series.iter_mut()) {
+                push_window(func, range, s, slot.w, &row);
+            }
         }
-        out.push(series);
+        for (o, s) in out.iter_mut().zip(series) {
+            o.push(s);
+        }
     }
     Ok(out)
 }
@@ -475,16 +496,56 @@ pub(crate) fn has_distributions(store: &Store, q: &Query, range: Range) -> Resul
 /// labels and merged per window exactly (a quantile is the quantile of the merged
 /// distribution), then the function.
 pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+    run_each(store, q, std::slice::from_ref(&q.func), range, limits)?.remove(0)
+}
+
+/// [`run`] of `q` with each of `funcs` in its place (`q.func` is ignored), the store read
+/// and every window merged once for all of them: a panel's p50, p95 and p99 of one
+/// selector cost one evaluation and three walks of the merged buckets. Answer `k` is what
+/// [`run`] answers for `funcs[k]`, bit for bit, each checked against `limits` on its own.
+/// The outer error is one that [`run`] would give for every function (a bad range, a
+/// store failure, the deadline); the inner ones are a function's own (a quantile of a
+/// counter, an answer past the limits).
+pub fn run_each(
+    store: &Store,
+    q: &Query,
+    funcs: &[Func],
+    range: Range,
+    limits: Limits,
+) -> Result<Vec<Result<Vec<Series>, QueryError>>, QueryError> {
+    Ok(match distributions_each(store, q, funcs, range, limits)? {
+        Some(answers) => answers.into_iter().map(|a| check_answer(a, limits)).collect(),
+        // No distribution rows: the metric is a counter or a gauge (or absent), read
+        // per function (a quantile of it is refused, a sum is not).
+        None => funcs
+            .iter()
+            .map(|f| scalars(store, &Query { func: f.clone(), ..q.clone() }, range, limits))
+            .collect(),
+    })
+}
+
+/// The distribution answers of [`run_each`], `None` when the range holds no distribution
+/// row of the query's series.
+fn distributions_each(
+    store: &Store,
+    q: &Query,
+    funcs: &[Func],
+    range: Range,
+    limits: Limits,
+) -> Result<Option<Vec<Vec<Series>>>, QueryError> {
     check_range(range, limits)?;
     let parts = read(store, q, Table::Distributions, range)?;
     let mut groups = Groups::default();
-    let with_buckets = needs_buckets(&q.func);
+    let with_buckets = funcs.iter().any(needs_buckets);
     // Sum and mean read the merged moments; the other functions only the count, the
     // extremes and the buckets, which merge the same in any order.
-    let full = matches!(q.func, Func::Sum | Func::Mean);
-    let mut index: HashMap<(u32, i64), u32, BuildFx> = HashMap::default();
+    let full = funcs.iter().any(|f| matches!(f, Func::Sum | Func::Mean));
+    // Sized for a group's windows, as most answers have a few groups: fewer rehashes.
+    let windows = ((range.to_ms - range.from_ms) / range.step_ms + 1).clamp(0, 1 << 16) as usize;
+    let mut index: HashMap<(u32, i64), u32, BuildFx> =
+        HashMap::with_capacity_and_hasher(windows, BuildFx::default());
     let mut last: Option<((u32, i64), u32)> = None;
-    let mut slots: Vec<Slot> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::with_capacity(windows);
     // (slot, part number, row) of every row merged, for the buckets.
     let mut merged_rows: Vec<(u32, u32, u32)> = Vec::new();
     let mut tmp = scratch();
@@ -514,29 +575,34 @@ pub fn run(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec
             merged_rows.push((m, pid, i as u32));
         }
     })?;
-    let out = if !slots.is_empty() {
-        windows_to_series(q, range, &parts.0, groups, slots, merged_rows)?
-    } else {
-        let parts = read(store, q, Table::Scalars, range)?;
-        let mut groups = Groups::default();
-        let mut first = None;
-        let mut windows: Vec<BTreeMap<i64, Acc>> = Vec::new();
-        scan_planned(&parts, q, range, &mut groups, |part, _, i, g| {
-            let Columns::Scalars(s) = part else { return };
-            first.get_or_insert(s.kind(i));
-            if windows.len() <= g as usize {
-                windows.resize_with(g as usize + 1, BTreeMap::new);
-            }
-            let w = window_of(s.common.start[i], range);
-            windows[g as usize].entry(w).or_insert(Acc::EMPTY).add(s.value[i]);
-        })?;
-        refuse_quantiles(q, first)?;
-        let mut by_key: Vec<(Vec<String>, BTreeMap<i64, Acc>)> =
-            groups.keys.into_iter().zip(windows).collect();
-        by_key.sort_by(|a, b| a.0.cmp(&b.0));
-        by_key.into_iter().map(|(key, w)| scalar_series(q, range, tags_of(q, &key), w)).collect()
-    };
-    check_answer(out, limits)
+    if slots.is_empty() {
+        return Ok(None);
+    }
+    windows_to_series(q, funcs, range, &parts.0, groups, slots, merged_rows).map(Some)
+}
+
+/// A counter's or a gauge's answer (the query's metric has no distribution rows).
+fn scalars(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+    let parts = read(store, q, Table::Scalars, range)?;
+    let mut groups = Groups::default();
+    let mut first = None;
+    let mut windows: Vec<BTreeMap<i64, Acc>> = Vec::new();
+    scan_planned(&parts, q, range, &mut groups, |part, _, i, g| {
+        let Columns::Scalars(s) = part else { return };
+        first.get_or_insert(s.kind(i));
+        if windows.len() <= g as usize {
+            windows.resize_with(g as usize + 1, BTreeMap::new);
+        }
+        let w = window_of(s.common.start[i], range);
+        windows[g as usize].entry(w).or_insert(Acc::EMPTY).add(s.value[i]);
+    })?;
+    refuse_quantiles(q, first)?;
+    let mut by_key: Vec<(Vec<String>, BTreeMap<i64, Acc>)> = groups.keys.into_iter().zip(windows).collect();
+    by_key.sort_by(|a, b| a.0.cmp(&b.0));
+    check_answer(
+        by_key.into_iter().map(|(key, w)| scalar_series(q, range, tags_of(q, &key), w)).collect(),
+        limits,
+    )
 }
 
 /// Every group's distribution merged over the whole of `[from_ms, to_ms)` (one window; the
@@ -620,6 +686,7 @@ mod tests {
             modelwatch_store::sum_buckets(&mut want);
             assert_eq!(out, want, "merge of {m:?}");
             assert!(adder.counts.len() as i64 <= 4 * DENSE_SPAN, "dense array of {}", adder.counts.len());
+            assert!(adder.counts.iter().all(|&c| c == 0) && adder.touched.iter().all(|&w| w == 0));
         }
     }
 }

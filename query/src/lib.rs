@@ -79,7 +79,8 @@ mod unit;
 
 pub use catalog::{MetricKind, catalog};
 pub use engine::{
-    Bucket, Limits, Merged, QueryError, Range, Series, merged, merged_rows, resolution_for, run, run_rows,
+    Bucket, Limits, Merged, QueryError, Range, Series, check_limits, check_range, merged, merged_rows,
+    resolution_for, run, run_each, run_rows,
 };
 pub use error_ratio::error_ratio;
 pub use names::UnknownName;

@@ -1,5 +1,6 @@
 //! The columnar engine against the row engine on random stores: the same answers, bit for
-//! bit, for every query function, grouping and filter, and for `merged`.
+//! bit, for every query function, grouping and filter, and for `merged`; and several
+//! functions evaluated together ([`run_each`]) as each alone.
 //!
 //! Each case builds a store from a seed: series of several schemes (HdrHistogram latency,
 //! 1,000-bin confidence, sketch features, a distribution metric with free tags), counters
@@ -21,7 +22,7 @@
 
 mod support;
 
-use modelwatch_query::{Limits, Range, merged, merged_rows, parse, run, run_rows};
+use modelwatch_query::{Func, Limits, Query, Range, merged, merged_rows, parse, run, run_each, run_rows};
 use modelwatch_store::{Rows, ScalarKind, Scheme, Store};
 use support::{DAY, HOUR, MINUTE, Rng, T0, dist, key, scalar};
 
@@ -249,6 +250,7 @@ fn case(seed: u64) -> usize {
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
             _ => panic!("{what}: rows {rows:?}, columns {cols:?}"),
         }
+        shared_equals_separate(&store, &q, range, &mut rng, &what);
         let (from, to) = (range.from_ms, range.to_ms);
         let a = merged_rows(&store, &q, from, to).map(|m| format!("{m:?}"));
         let b = merged(&store, &q, from, to).map(|m| format!("{m:?}"));
@@ -259,6 +261,41 @@ fn case(seed: u64) -> usize {
         }
     }
     answered
+}
+
+/// [`run_each`] of the query's selector with one to four random functions (repeats
+/// allowed, the query's own among them or not) answers for each function what [`run`] of
+/// that function alone answers, bit for bit, errors included; also under limits that only
+/// some of the answers fit.
+fn shared_equals_separate(store: &Store, q: &Query, range: Range, rng: &mut Rng, what: &str) {
+    let n = 1 + rng.below(4) as usize;
+    let funcs: Vec<Func> =
+        (0..n).map(|_| parse(&format!("{}(m)", pick(rng, &FUNCS))).unwrap().func).collect();
+    let limits = if rng.below(3) == 0 {
+        Limits { max_series: 1 + rng.below(3) as usize, max_points: 1 + rng.below(400) as usize }
+    } else {
+        Limits::default()
+    };
+    let alone = |f: &Func| run(store, &Query { func: f.clone(), ..q.clone() }, range, limits);
+    let what = format!("shared {funcs:?} under {limits:?}, {what}");
+    match run_each(store, q, &funcs, range, limits) {
+        Ok(each) => {
+            assert_eq!(each.len(), funcs.len(), "{what}");
+            for (f, shared) in funcs.iter().zip(&each) {
+                match (shared, alone(f)) {
+                    (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{f:?}, {what}"),
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{f:?}, {what}"),
+                    (a, b) => panic!("{f:?}, {what}: shared {a:?}, alone {b:?}"),
+                }
+            }
+        }
+        Err(e) => {
+            for f in &funcs {
+                let b = alone(f).expect_err(&what);
+                assert_eq!(e.to_string(), b.to_string(), "{f:?}, {what}");
+            }
+        }
+    }
 }
 
 #[test]

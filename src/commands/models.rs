@@ -225,16 +225,16 @@ fn list_versions(versions: &[VersionInfo], format: Format) -> anyhow::Result<Exi
     }
     let mut t = table(["version", "status", "aliases", "created", "trainer", "rows", "auc", "parent"]);
     for v in versions {
-        let m = &v.meta;
+        let (m, training) = (&v.meta, &v.meta.training);
         t.add_row([
             m.version.to_string(),
             v.status.to_string(),
             aliases(v),
             rfc3339(m.created_at_ms),
-            m.trainer_kind.clone(),
-            m.rows.to_string(),
-            m.metrics.overall.get("auc").map_or_else(|| "-".into(), |a| num(*a)),
-            opt(m.parent),
+            training.trainer_kind.clone(),
+            training.rows.to_string(),
+            training.metrics.overall.get("auc").map_or_else(|| "-".into(), |a| num(*a)),
+            opt(training.parent),
         ]);
     }
     println!("{t}");
@@ -262,7 +262,7 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
         print_json(&v)?;
         return Ok(code);
     }
-    let m = &info.meta;
+    let (m, training) = (&info.meta, &info.meta.training);
     let compact = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
     let mut t = table(["field", "value"]);
     let mut row = |k: &str, v: String| {
@@ -273,25 +273,29 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
     row("status", info.status.to_string());
     row("aliases", aliases(&info));
     row("created", rfc3339(m.created_at_ms));
-    row("trainer", m.trainer_kind.clone());
+    row("trainer", training.trainer_kind.clone());
     row(
         "training window",
-        format!("{} .. {}", rfc3339(m.training_window.from_ms), rfc3339(m.training_window.to_ms)),
+        format!(
+            "{} .. {}",
+            rfc3339(training.training_window.from_ms),
+            rfc3339(training.training_window.to_ms)
+        ),
     );
-    row("rows", m.rows.to_string());
-    row("features", m.features.join(", "));
+    row("rows", training.rows.to_string());
+    row("features", training.features.join(", "));
     // Counts read as counts, not as 1295.0000.
     let figure = |k: &str, v: f64| {
         if matches!(k, "rows" | "positives") && v.fract() == 0.0 { format!("{v:.0}") } else { num(v) }
     };
-    for (name, value) in &m.metrics.overall {
+    for (name, value) in &training.metrics.overall {
         row(&format!("hold-out {name}"), figure(name, *value));
     }
-    for (segment, metrics) in &m.metrics.segments {
+    for (segment, metrics) in &training.metrics.segments {
         let figures: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={}", figure(k, *v))).collect();
         row(&format!("hold-out [{segment}]"), figures.join(" "));
     }
-    match serde_json::from_value::<ImportanceReport>(m.feature_importance.clone()) {
+    match serde_json::from_value::<ImportanceReport>(training.feature_importance.clone()) {
         Ok(r) if !r.permutation.overall.features.is_empty() => {
             let p = &r.permutation;
             let mut f: Vec<_> = p.overall.features.iter().collect();
@@ -309,11 +313,11 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
                 row("importance (SHAP, mean |log-odds|)", top.join(", "));
             }
         }
-        _ => row("feature importance", compact(&m.feature_importance)),
+        _ => row("feature importance", compact(&training.feature_importance)),
     }
-    row("split", compact(&m.split));
-    row("parent", opt(m.parent));
-    row("event", m.event_id.clone().unwrap_or_else(|| "-".into()));
+    row("split", compact(&training.split));
+    row("parent", opt(training.parent));
+    row("event", training.event_id.clone().unwrap_or_else(|| "-".into()));
     match info.gate_report.as_ref().map(|g| serde_json::from_value::<GateReport>(g.clone())) {
         None => row("gate report", "-".into()),
         Some(Ok(g)) => {
@@ -333,11 +337,17 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
         }
         Some(Err(_)) => row("gate report", info.gate_report.as_ref().map_or_else(|| "-".into(), compact)),
     }
-    row("artifact", reg.location(&m.artifact.path).display().to_string());
-    row("artifact sha256", m.artifact.sha256.clone());
+    row("artifact", reg.location(&training.artifact.path).display().to_string());
+    row("artifact sha256", training.artifact.sha256.clone());
     row(
         "artifact files",
-        m.artifact.files.iter().map(|f| format!("{} ({} B)", f.path, f.bytes)).collect::<Vec<_>>().join(", "),
+        training
+            .artifact
+            .files
+            .iter()
+            .map(|f| format!("{} ({} B)", f.path, f.bytes))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     row("artifact check", check);
     println!("{t}");

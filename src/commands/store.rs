@@ -242,7 +242,20 @@ pub fn compact(
             Store::open(StoreConfig { writer: Some(id.clone()), wait_for_writer: wait, ..config.clone() });
         match opened {
             Ok(store) => {
-                let report = store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                let mut report =
+                    store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                // A pass rewrites at most 32 files of an older format (short passes in a
+                // scorer's background); this command converts the slot whole.
+                let mut last = report.rewritten_files;
+                while last > 0 {
+                    let more =
+                        store.maintain(now).with_context(|| format!("maintaining writer slot {id}"))?;
+                    last = more.rewritten_files;
+                    report.rewritten_files += last;
+                    report.compacted_files += more.compacted_files;
+                    report.rolled_up_rows += more.rolled_up_rows;
+                    report.dropped_files += more.dropped_files;
+                }
                 done.push((id, report));
             }
             Err(StoreError::WriterHeld { holder, .. }) => {
@@ -268,9 +281,11 @@ pub fn compact(
             "compacted_files": total(|r| r.compacted_files),
             "rolled_up_rows": total(|r| r.rolled_up_rows),
             "dropped_files": total(|r| r.dropped_files),
+            "rewritten_files": total(|r| r.rewritten_files),
             "writers": done.iter().map(|(id, r)| serde_json::json!({
                 "id": id, "compacted_files": r.compacted_files,
                 "rolled_up_rows": r.rolled_up_rows, "dropped_files": r.dropped_files,
+                "rewritten_files": r.rewritten_files,
             })).collect::<Vec<_>>(),
             "skipped": skipped.iter().map(|(id, why)| serde_json::json!({"id": id, "reason": why})).collect::<Vec<_>>(),
         }))?,
@@ -279,10 +294,11 @@ pub fn compact(
                 println!("skipped writer slot {id}: {why}");
             }
             println!(
-                "compacted {} files, wrote {} roll-up rows, dropped {} files past retention (as of {}) in {} writer slot{}",
+                "compacted {} files, wrote {} roll-up rows, dropped {} files past retention, rewrote {} files of an older format (as of {}) in {} writer slot{}",
                 total(|r| r.compacted_files),
                 total(|r| r.rolled_up_rows),
                 total(|r| r.dropped_files),
+                total(|r| r.rewritten_files),
                 rfc3339(now),
                 done.len(),
                 if done.len() == 1 { "" } else { "s" }

@@ -228,8 +228,8 @@ impl Run {
             drift_ms,
             predictions,
             model_version: version.meta.version,
-            model_auc: version.meta.metrics.overall.get("auc").copied(),
-            model_rows: version.meta.rows,
+            model_auc: version.meta.training.metrics.overall.get("auc").copied(),
+            model_rows: version.meta.training.rows,
         })
     }
 

@@ -467,7 +467,7 @@ impl RetrainManager {
             Ok(d) => d,
             Err(reason) => return Ok(Err(reason)),
         };
-        let recorded = self.registry.get(model, version)?.meta.split["holdout_checksum"].clone();
+        let recorded = self.registry.get(model, version)?.meta.training.split["holdout_checksum"].clone();
         // A version registered for the event by other means (by hand, with no split
         // record) has nothing to check against: it is judged on the store's hold-out.
         if recorded.is_null() || recorded == split["holdout_checksum"] {
@@ -675,7 +675,10 @@ impl RetrainManager {
             Err(RegistryError::UnknownModel { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Ok(versions.iter().find(|v| v.meta.event_id.as_deref() == Some(event_id)).map(|v| v.meta.version))
+        Ok(versions
+            .iter()
+            .find(|v| v.meta.training.event_id.as_deref() == Some(event_id))
+            .map(|v| v.meta.version))
     }
 
     /// Step 2: the gate's report on `version` against the control, on the run's hold-out.
@@ -725,7 +728,7 @@ impl RetrainManager {
         // Registration measured the challenger's importance on this same hold-out with these
         // settings; measured again only where it did not (a version registered by hand).
         let stored: Option<ImportanceReport> =
-            serde_json::from_value(self.registry.get(model, version)?.meta.feature_importance).ok();
+            serde_json::from_value(self.registry.get(model, version)?.meta.training.feature_importance).ok();
         let challenger_importance = match stored {
             Some(r)
                 if r.permutation.repeats == icfg.repeats

@@ -109,10 +109,10 @@ pub fn train_and_register(
         _ => TrainingWindow::default(),
     };
     let mut new = NewVersion::new(&r.model, &trained.kind, &trained.artifact_dir);
-    new.training_window = window;
-    new.rows = data.train.len() as u64;
-    new.features = data.features().to_vec();
-    new.metrics = metrics;
+    new.training.training_window = window;
+    new.training.rows = data.train.len() as u64;
+    new.training.features = data.features().to_vec();
+    new.training.metrics = metrics;
     // Ours on the hold-out (permutation, and exact SHAP for linear models), beside what the
     // trainer reported (under `trainer`).
     let reported = trained.metadata.get("feature_importance").cloned();
@@ -127,10 +127,10 @@ pub fn train_and_register(
     if let (Some(reported), Some(map)) = (reported, importance.as_object_mut()) {
         map.insert("trainer".into(), reported);
     }
-    new.feature_importance = importance;
-    new.split = r.split.clone();
-    new.parent = r.parent;
-    new.event_id = r.event_id.clone();
+    new.training.feature_importance = importance;
+    new.training.split = r.split.clone();
+    new.training.parent = r.parent;
+    new.training.event_id = r.event_id.clone();
     new.actor = r.actor.clone();
     new.reason = r.reason.clone();
     let (o, e) = (&trained.output.stdout, &trained.output.stderr);
@@ -148,10 +148,10 @@ pub fn load_version(
     dir: &Path,
 ) -> Result<(VersionInfo, Box<dyn Model>), RetrainError> {
     let info = registry.fetch_artifact(model, version, dir)?;
-    let loaded = loader.load(&info.meta.trainer_kind, dir).map_err(|source| RetrainError::Load {
+    let loaded = loader.load(&info.meta.training.trainer_kind, dir).map_err(|source| RetrainError::Load {
         model: model.to_string(),
         version,
-        kind: info.meta.trainer_kind.clone(),
+        kind: info.meta.training.trainer_kind.clone(),
         source: Box::new(source),
     })?;
     Ok((info, loaded))

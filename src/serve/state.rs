@@ -47,6 +47,10 @@ impl Cache {
     }
 }
 
+/// One target's answer among several evaluated together ([`AppState::query_each`]), or
+/// its own error.
+pub(super) type TargetAnswer = Result<Arc<Vec<Series>>, ApiError>;
+
 /// The heap an answer holds, roughly: what the cache weighs it as.
 pub(super) fn answer_bytes(series: &[Series]) -> usize {
     series
@@ -250,6 +254,46 @@ impl AppState {
             cache.answers.insert(key, answer.clone(), bytes);
         }
         Ok(answer)
+    }
+
+    /// [`Self::query_now`] of several queries that differ only in their function (a panel's
+    /// p50, p95 and p99 of one selector), evaluated together: the store is read and each
+    /// window merged once for all of them ([`modelwatch_query::run_each`]). Each answer is
+    /// checked against `limits` on its own (the caller spends them in order) and cached as
+    /// `query_now` caches it. The outer error is the first query's, which evaluating them
+    /// one after the other would have met first.
+    pub(super) fn query_each(
+        self: &Arc<Self>,
+        qs: &[Query],
+        range: Range,
+        limits: modelwatch_query::Limits,
+    ) -> Result<Vec<TargetAnswer>, ApiError> {
+        self.check_range("the range", range.from_ms, range.to_ms)?;
+        let keys: Vec<AnswerKey> = qs.iter().map(|q| AnswerKey::new(q, range)).collect();
+        let hits: Vec<Option<Arc<Vec<Series>>>> = {
+            let cache = self.cache();
+            keys.iter().map(|k| cache.answers.get(k).cloned()).collect()
+        };
+        if hits.iter().all(Option::is_some) {
+            return Ok(hits.into_iter().flatten().map(Ok).collect());
+        }
+        let generation = self.store.generation();
+        let funcs: Vec<modelwatch_query::Func> = qs.iter().map(|q| q.func.clone()).collect();
+        let answers = modelwatch_query::run_each(&self.store, &qs[0], &funcs, range, limits)?;
+        let mut cache = self.cache();
+        let keep = cache.generation == generation && self.config.cache_answers;
+        Ok(answers
+            .into_iter()
+            .zip(keys)
+            .map(|(a, key)| {
+                let answer = Arc::new(a?);
+                if keep {
+                    let bytes = answer_bytes(&answer) + key.bytes();
+                    cache.answers.insert(key, answer.clone(), bytes);
+                }
+                Ok(answer)
+            })
+            .collect())
     }
 
     /// Every series with rows in the range, with its kind (cached per store generation).

@@ -11,11 +11,11 @@
 use crate::rows::{DistributionRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 use crate::table::{DecodeError, Table};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecondType, UInt64Type};
+use arrow_array::types::{Float64Type, Int32Type, TimestampMillisecondType, UInt64Type};
 use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -488,31 +488,35 @@ fn distributions_from(b: &RecordBatch, resolution: Resolution) -> Result<Distrib
         .iter()
         .map(|s| Scheme::parse(s).ok_or_else(|| bad("scheme", format!("unknown scheme {s:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let list = col(b, "buckets")?.as_list_opt::<i32>().ok_or_else(|| bad("buckets", "expected a list"))?;
-    let items = list.values().as_struct_opt().ok_or_else(|| bad("buckets", "expected structs"))?;
-    let keys = items
-        .column_by_name("key")
-        .and_then(|k| k.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| bad("buckets.key", "expected int64"))?;
-    let counts = items
-        .column_by_name("count")
-        .and_then(|k| k.as_primitive_opt::<UInt64Type>())
-        .ok_or_else(|| bad("buckets.count", "expected uint64"))?;
+    let scheme_of = |i: usize| schemes[scheme.keys[i] as usize];
+    let lists = crate::table::bucket_lists(b, scheme_of)?;
+    let (count, sum) = (u64s_of(b, "count")?, f64s_of(b, "sum")?);
+    let mut mean = f64s_of(b, "mean")?;
+    // Format 2 leaves a latency row's mean out: it is the sum over the count.
+    let is_latency = |i: usize| scheme_of(i) == Scheme::LatencyHdr;
+    if lists.derived_means && (0..mean.len()).any(|i| mean.is_null(i) && is_latency(i)) {
+        mean = (0..mean.len())
+            .map(|i| match opt(&mean, i) {
+                None if is_latency(i) => DistributionRow::latency_mean(opt(&sum, i), count[i]),
+                m => m,
+            })
+            .collect();
+    }
     Ok(DistributionColumns {
         common: common_from(b, resolution)?,
         scheme_keys: scheme.keys,
         schemes,
-        count: u64s_of(b, "count")?,
+        count,
         missing: u64s_of(b, "missing")?,
         invalid: u64s_of(b, "invalid")?,
-        sum: f64s_of(b, "sum")?,
+        sum,
         min: f64s_of(b, "min")?,
         max: f64s_of(b, "max")?,
-        mean: f64s_of(b, "mean")?,
+        mean,
         m2: f64s_of(b, "m2")?,
-        offsets: list.offsets().clone(),
-        bucket_keys: keys.values().clone(),
-        bucket_counts: counts.values().clone(),
+        offsets: lists.offsets,
+        bucket_keys: lists.keys,
+        bucket_counts: lists.counts,
     })
 }
 
@@ -551,13 +555,13 @@ pub fn columns_from_parquet(
     if table == Table::Events {
         return Ok(None);
     }
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
+    let builder = crate::table::reader(bytes).map_err(parquet)?;
     let groups = crate::table::row_groups(builder.metadata(), builder.schema(), from_ms, to_ms, tags);
     let rows: usize = groups
         .iter()
         .map(|&g| usize::try_from(builder.metadata().row_group(g).num_rows()).unwrap_or(0))
         .sum();
-    // The buckets' bounds and the quantile summaries are for other readers.
+    // Format 1's bucket bounds and quantile summaries are for other readers.
     let skipped = |path: &[String]| match path {
         [root, ..] if ["p50", "p90", "p95", "p99"].contains(&root.as_str()) => true,
         [root, .., last] if root == "buckets" => last == "lower" || last == "upper",

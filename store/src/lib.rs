@@ -82,7 +82,7 @@ pub use store::{
 pub use rows::{
     DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey, sum_buckets,
 };
-pub use table::{FORMAT_VERSION, Table};
+pub use table::{FORMAT, FORMAT_VERSION, Table};
 // What columnar reads (`Store::read_columns`) return.
 pub use columns::{
     Columns, Common, DistributionColumns, ScalarColumns, TAG_COLUMNS, TagColumn, free_tag, tag_column,

@@ -31,6 +31,14 @@ pub struct FileEntry {
     /// For raw files: whether their rows are in the day's roll-ups already.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolled_up: bool,
+    /// The file's format ([`crate::table::FORMAT`] when written; files listed before the
+    /// field are format 1). Maintenance rewrites older distribution files, a few per pass.
+    #[serde(default = "format_1")]
+    pub format: u32,
+}
+
+fn format_1() -> u32 {
+    1
 }
 
 /// A file no longer listed (replaced by compaction, or past retention), deleted once readers

@@ -75,6 +75,18 @@ impl Scheme {
         [Scheme::LatencyHdr, Scheme::Confidence, Scheme::Sketch].into_iter().find(|x| x.as_str() == s)
     }
 
+    /// The keys a bucket of this scheme can have (what a decoder accepts).
+    pub fn keys(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            Scheme::LatencyHdr => 0..=latency_index(modelwatch_agent::layout::LATENCY_MAX) as i64,
+            Scheme::Confidence => 0..=CONFIDENCE_BINS as i64 - 1,
+            Scheme::Sketch => {
+                let max = i64::from(modelwatch_agent::layout::SKETCH_MAX_KEY);
+                -max..=max
+            }
+        }
+    }
+
     /// The `[lower, upper)` value range of a bucket key.
     pub fn bounds(self, key: i64) -> (f64, f64) {
         match self {
@@ -301,7 +313,7 @@ impl Rows {
                 d.sum = Some(g.latency_sum_nanos as f64);
                 d.min = Some(g.latency.min() as f64);
                 d.max = Some(g.latency.max() as f64);
-                d.mean = Some(g.latency_sum_nanos as f64 / g.latency.len() as f64);
+                d.mean = DistributionRow::latency_mean(d.sum, d.count);
                 d.invalid = g.invalid.latency;
                 rows.distributions.push(d);
             }
@@ -623,9 +635,15 @@ impl DistributionRow {
             if keep_moments && self.count > 0 { (Some(mean), Some(m2)) } else { (None, None) };
         if self.scheme == Scheme::LatencyHdr {
             // Latency rows carry an exact sum but no M2: the mean comes from the sum.
-            self.mean = self.sum.map(|s| s / self.count.max(1) as f64);
+            self.mean = Self::latency_mean(self.sum, self.count);
             self.m2 = None;
         }
+    }
+
+    /// A latency row's mean: its exact sum over its count, by definition (format 2 stores
+    /// no latency mean; its decoders put this back).
+    pub fn latency_mean(sum: Option<f64>, count: u64) -> Option<f64> {
+        sum.map(|s| s / count.max(1) as f64)
     }
 
     /// The mean from the buckets' midpoints, for rows without exact moments (confidence:

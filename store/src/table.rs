@@ -1,9 +1,16 @@
 //! Rows ↔ Arrow record batches ↔ Parquet bytes, for the three tables.
 //!
-//! Column by column the layout is documented in `docs/storage-format.md`; the summary
-//! columns (count, sum, min, max, p50...p99) sit beside the lossless `buckets` list so that
-//! DuckDB, pyarrow or Spark users need neither our code nor the bucket math for common
-//! questions.
+//! Column by column the layout is documented in `docs/storage-format.md`; the exact
+//! summary columns (count, sum, min, max, the moments) sit beside the lossless `buckets`
+//! list, so DuckDB, pyarrow or Spark users need none of our code for counts, sums and
+//! means, and the documented bucket math (an SQL macro in the docs) for quantiles.
+//!
+//! Format 2 (`docs/decisions/0009-storage-format-2.md`) stores nothing another column
+//! already says: a bucket is `(key_delta, count)`, the key's difference to the previous
+//! key of its list (bounds follow from key and scheme); there are no per-row quantile
+//! columns; a latency row's `mean` is null (it is `sum / count`). Files of format 1 (with
+//! `key`, `lower`, `upper`, `p50`...`p99`) read as before: the decoders tell the two apart
+//! by the bucket struct's fields.
 
 use crate::rows::{DistributionRow, EventRow, Resolution, Rows, ScalarKind, ScalarRow, Scheme, SeriesKey};
 use arrow_array::builder::{
@@ -14,15 +21,23 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMillisecond
 use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray, UInt64Array,
 };
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use std::sync::{Arc, LazyLock};
 
-/// The store's on-disk format version, in every file's footer metadata.
-pub const FORMAT_VERSION: &str = "1";
+/// The store's on-disk format version, in every file's footer metadata (the files of
+/// format 1 read as before; see the module's documentation).
+pub const FORMAT_VERSION: &str = "2";
+
+/// [`FORMAT_VERSION`] as a number, as manifests list it per file.
+pub const FORMAT: u32 = 2;
 
 /// A table of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -72,9 +87,7 @@ fn series_fields() -> Vec<Field> {
 
 fn bucket_fields() -> Fields {
     Fields::from(vec![
-        Field::new("key", DataType::Int64, false),
-        Field::new("lower", DataType::Float64, false),
-        Field::new("upper", DataType::Float64, false),
+        Field::new("key_delta", DataType::Int64, false),
         Field::new("count", DataType::UInt64, false),
     ])
 }
@@ -90,7 +103,7 @@ static DISTRIBUTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     for c in ["count", "missing", "invalid"] {
         f.push(Field::new(c, DataType::UInt64, false));
     }
-    for c in ["sum", "min", "max", "mean", "m2", "p50", "p90", "p95", "p99"] {
+    for c in ["sum", "min", "max", "mean", "m2"] {
         f.push(Field::new(c, DataType::Float64, true));
     }
     f.push(Field::new("buckets", DataType::List(bucket_item()), false));
@@ -157,44 +170,35 @@ pub fn distributions_batch(rows: &[DistributionRow]) -> RecordBatch {
     let mut series = SeriesColumns::new();
     let (mut count, mut missing, mut invalid) =
         (UInt64Builder::new(), UInt64Builder::new(), UInt64Builder::new());
-    let mut floats: [Float64Builder; 9] = std::array::from_fn(|_| Float64Builder::new());
-    let (mut keys, mut lowers, mut uppers, mut counts, mut lengths) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let mut floats: [Float64Builder; 5] = std::array::from_fn(|_| Float64Builder::new());
+    let (mut deltas, mut counts, mut lengths) = (vec![], vec![], vec![]);
     for r in rows {
         series.push(&r.series);
         count.append_value(r.count);
         missing.append_value(r.missing);
         invalid.append_value(r.invalid);
-        let q = |p| r.quantile(p);
-        let vals = [r.sum, r.min, r.max, r.mean, r.m2, q(0.5), q(0.9), q(0.95), q(0.99)];
-        for (b, v) in floats.iter_mut().zip(vals) {
+        // A latency row's mean is its sum over its count (what the decoder puts back).
+        let mean = if r.scheme == Scheme::LatencyHdr { None } else { r.mean };
+        for (b, v) in floats.iter_mut().zip([r.sum, r.min, r.max, mean, r.m2]) {
             b.append_option(v);
         }
         lengths.push(r.buckets.len());
+        // Keys of a list increase, mostly by one or a few buckets: small deltas that repeat
+        // compress to a third of the keys' bytes (BENCHMARKS.md, "Bytes per prediction").
+        let mut previous = 0i64;
         for &(k, c) in &r.buckets {
-            let (lo, hi) = r.scheme.bounds(k);
-            keys.push(k);
-            lowers.push(lo);
-            uppers.push(hi);
+            deltas.push(k.wrapping_sub(previous));
+            previous = k;
             counts.push(c);
         }
     }
     let structs = StructArray::new(
         bucket_fields(),
-        vec![
-            Arc::new(Int64Array::from(keys)),
-            Arc::new(Float64Array::from(lowers)),
-            Arc::new(Float64Array::from(uppers)),
-            Arc::new(UInt64Array::from(counts)),
-        ],
+        vec![Arc::new(Int64Array::from(deltas)), Arc::new(UInt64Array::from(counts))],
         None,
     );
-    let buckets = ListArray::new(
-        bucket_item(),
-        arrow_buffer::OffsetBuffer::<i32>::from_lengths(lengths),
-        Arc::new(structs),
-        None,
-    );
+    let buckets =
+        ListArray::new(bucket_item(), OffsetBuffer::<i32>::from_lengths(lengths), Arc::new(structs), None);
     let mut cols: Vec<ArrayRef> =
         vec![timestamps(rows.iter().map(|r| r.start_ms)), timestamps(rows.iter().map(|r| r.end_ms))];
     cols.extend(series.finish());
@@ -325,24 +329,17 @@ pub fn distributions_from(
         })
         .collect::<Result<_, _>>()?;
     let (count, missing, invalid) = (u64s(b, "count")?, u64s(b, "missing")?, u64s(b, "invalid")?);
-    let (sum, min, max, mean, m2) =
-        (f64s(b, "sum")?, f64s(b, "min")?, f64s(b, "max")?, f64s(b, "mean")?, f64s(b, "m2")?);
-    let list = col(b, "buckets")?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| DecodeError { column: "buckets".into(), problem: "expected a list".into() })?;
-    let items = list
-        .values()
-        .as_struct_opt()
-        .ok_or_else(|| DecodeError { column: "buckets".into(), problem: "expected structs".into() })?;
-    let keys = items
-        .column_by_name("key")
-        .and_then(|k| k.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| DecodeError { column: "buckets.key".into(), problem: "expected int64".into() })?;
-    let counts = items
-        .column_by_name("count")
-        .and_then(|k| k.as_primitive_opt::<UInt64Type>())
-        .ok_or_else(|| DecodeError { column: "buckets.count".into(), problem: "expected uint64".into() })?;
-    let offsets = list.value_offsets();
+    let (sum, min, max, m2) = (f64s(b, "sum")?, f64s(b, "min")?, f64s(b, "max")?, f64s(b, "m2")?);
+    let lists = bucket_lists(b, |i| schemes[i])?;
+    let mut mean = f64s(b, "mean")?;
+    if lists.derived_means {
+        for (i, m) in mean.iter_mut().enumerate() {
+            if m.is_none() && schemes[i] == Scheme::LatencyHdr {
+                *m = DistributionRow::latency_mean(sum[i], count[i]);
+            }
+        }
+    }
+    let (keys, counts, offsets) = (&lists.keys, &lists.counts, &lists.offsets);
     Ok((0..b.num_rows())
         .map(|i| {
             let (lo, hi) = (offsets[i] as usize, offsets[i + 1] as usize);
@@ -360,10 +357,79 @@ pub fn distributions_from(
                 max: max[i],
                 mean: mean[i],
                 m2: m2[i],
-                buckets: (lo..hi).map(|j| (keys.value(j), counts.value(j))).collect(),
+                buckets: (lo..hi).map(|j| (keys[j], counts[j])).collect(),
             }
         })
         .collect())
+}
+
+/// The bucket lists of a distributions batch of either format, with absolute keys.
+pub(crate) struct BucketLists {
+    /// Every row's keys, one list after the other.
+    pub keys: ScalarBuffer<i64>,
+    /// The counts, aligned with `keys`.
+    pub counts: ScalarBuffer<u64>,
+    /// Where each row's list starts and ends.
+    pub offsets: OffsetBuffer<i32>,
+    /// Whether the batch is of format 2, whose null latency means are `sum / count`.
+    pub derived_means: bool,
+}
+
+/// Reads `buckets` as format 2 (`key_delta`, summed along each list) or format 1 (`key`).
+/// Every list's keys must increase within its row's scheme ([`Scheme::keys`]): the engine's
+/// merges rely on both, and a file that breaks them is named, not read.
+pub(crate) fn bucket_lists(
+    b: &RecordBatch,
+    scheme_of: impl Fn(usize) -> Scheme,
+) -> Result<BucketLists, DecodeError> {
+    let bad = |column: &str, problem: &str| DecodeError { column: column.into(), problem: problem.into() };
+    let list = col(b, "buckets")?.as_list_opt::<i32>().ok_or_else(|| bad("buckets", "expected a list"))?;
+    let items = list.values().as_struct_opt().ok_or_else(|| bad("buckets", "expected structs"))?;
+    let int64 = |name: &str| items.column_by_name(name).map(|k| k.as_primitive_opt::<Int64Type>());
+    let counts = items
+        .column_by_name("count")
+        .and_then(|k| k.as_primitive_opt::<UInt64Type>())
+        .ok_or_else(|| bad("buckets.count", "expected uint64"))?;
+    let offsets = list.offsets().clone();
+    let (keys, derived_means) = match (int64("key_delta"), int64("key")) {
+        (Some(Some(deltas)), _) => {
+            let deltas = deltas.values();
+            let mut keys = Vec::with_capacity(deltas.len());
+            for w in offsets.windows(2) {
+                let mut previous = 0i64;
+                for &d in &deltas[w[0] as usize..w[1] as usize] {
+                    // The writer's wrapping difference, undone (a wrapped key is then refused
+                    // below as out of its scheme's range).
+                    previous = previous.wrapping_add(d);
+                    keys.push(previous);
+                }
+            }
+            (ScalarBuffer::from(keys), true)
+        }
+        (Some(None), _) => return Err(bad("buckets.key_delta", "expected int64")),
+        (None, Some(Some(keys))) => (keys.values().clone(), false),
+        (None, Some(None)) => return Err(bad("buckets.key", "expected int64")),
+        (None, None) => return Err(bad("buckets.key_delta", "missing (and no format-1 `key`)")),
+    };
+    let field = if derived_means { "buckets.key_delta" } else { "buckets.key" };
+    for (row, w) in offsets.windows(2).enumerate() {
+        let list = &keys[w[0] as usize..w[1] as usize];
+        let range = scheme_of(row).keys();
+        let increasing = list.windows(2).all(|k| k[0] < k[1]);
+        let inside =
+            list.first().is_none_or(|k| range.contains(k)) && list.last().is_none_or(|k| range.contains(k));
+        if !increasing || !inside {
+            let problem = format!(
+                "row {row}: keys must increase within {}..={} (scheme {}), found {:?}",
+                range.start(),
+                range.end(),
+                scheme_of(row).as_str(),
+                &list[..list.len().min(8)]
+            );
+            return Err(DecodeError { column: field.into(), problem });
+        }
+    }
+    Ok(BucketLists { keys, counts: counts.values().clone(), offsets, derived_means })
 }
 
 /// Decodes a scalars batch back into rows (resolution as for distributions).
@@ -446,7 +512,11 @@ pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::err
         }
     };
     let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(writer_properties(table)?))?;
+    // No `ARROW:schema` in the footer (2 KB a file, 5 % of an hour's raw latency rows): the
+    // readers supply the table's schema ([`reader`]), and other tools map the Parquet types.
+    let options =
+        ArrowWriterOptions::new().with_properties(writer_properties(table)?).with_skip_arrow_metadata(true);
+    let mut w = ArrowWriter::try_new_with_options(&mut out, batch.schema(), options)?;
     w.write(&batch)?;
     w.close()?;
     Ok(out)
@@ -468,8 +538,10 @@ pub fn to_parquet(table: Table, rows: &mut Rows) -> Result<Vec<u8>, parquet::err
 /// - The exact moments (`sum`, `min`, `max`, `mean`, `m2`) plain: they rarely repeat, so a
 ///   dictionary only adds its index to every value (3.8 to 4.4 bytes a value down to 2.8
 ///   to 3.2 where one value makes a row).
-/// - Statistics (chunk and page) only on the columns reads prune by: the time and tag
-///   columns. Min and max of a bucket list or a moment prune nothing.
+/// - Statistics only on the columns reads prune by: `start` (`time`) and the tags, per
+///   column chunk (row group), which is what [`row_groups`] reads. No page index: a row
+///   group's chunk is one page, so it would repeat the chunk's statistics (0.2 bytes a
+///   row). Min and max of a bucket list or a moment prune nothing.
 fn writer_properties(table: Table) -> Result<WriterProperties, parquet::errors::ParquetError> {
     use parquet::basic::Encoding;
     use parquet::schema::types::ColumnPath;
@@ -478,6 +550,7 @@ fn writer_properties(table: Table) -> Result<WriterProperties, parquet::errors::
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(4 * 1024))
         .set_statistics_enabled(EnabledStatistics::None)
+        .set_offset_index_disabled(true)
         .set_key_value_metadata(Some(vec![
             parquet::file::metadata::KeyValue::new(
                 "modelwatch.format_version".into(),
@@ -490,13 +563,15 @@ fn writer_properties(table: Table) -> Result<WriterProperties, parquet::errors::
         let name = field.name().as_str();
         match field.data_type() {
             DataType::Timestamp(..) => {
+                let pruned_by =
+                    if name == "end" { EnabledStatistics::None } else { EnabledStatistics::Chunk };
                 b = b
-                    .set_column_statistics_enabled(column(name), EnabledStatistics::Page)
+                    .set_column_statistics_enabled(column(name), pruned_by)
                     .set_column_dictionary_enabled(column(name), false)
                     .set_column_encoding(column(name), Encoding::DELTA_BINARY_PACKED);
             }
             DataType::Dictionary(..) => {
-                b = b.set_column_statistics_enabled(column(name), EnabledStatistics::Page);
+                b = b.set_column_statistics_enabled(column(name), EnabledStatistics::Chunk);
             }
             _ if ["sum", "min", "max", "mean", "m2"].contains(&name) => {
                 b = b
@@ -547,6 +622,29 @@ pub(crate) fn row_groups(
         .collect()
 }
 
+/// A reader of a store file. Files written since format 2 carry no Arrow schema: the
+/// table's (from `modelwatch.table` in the footer) is supplied, so tags read as the
+/// dictionaries they were written as and times keep their `UTC`; older files read with the
+/// schema they carry. A file with neither reads as Parquet's types map (and the decoders
+/// then name the column whose type is not the table's).
+pub(crate) fn reader(
+    bytes: bytes::Bytes,
+) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, parquet::errors::ParquetError> {
+    let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())?;
+    let kv = meta.metadata().file_metadata().key_value_metadata();
+    let value =
+        |key: &str| kv.and_then(|kv| kv.iter().find(|e| e.key == key)).and_then(|e| e.value.as_deref());
+    let table = Table::ALL.into_iter().find(|t| value("modelwatch.table") == Some(t.as_str()));
+    Ok(match table {
+        Some(t) if value("ARROW:schema").is_none() => {
+            let options = ArrowReaderOptions::new().with_schema(t.schema());
+            let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)?;
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta)
+        }
+        _ => ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta),
+    })
+}
+
 /// Reads a Parquet file's batches, skipping the row groups [`row_groups`] rules out.
 pub fn read_parquet(
     bytes: bytes::Bytes,
@@ -554,7 +652,7 @@ pub fn read_parquet(
     to_ms: i64,
     tags: &[(String, String)],
 ) -> Result<Vec<RecordBatch>, parquet::errors::ParquetError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let builder = reader(bytes)?;
     let groups = row_groups(builder.metadata(), builder.schema(), from_ms, to_ms, tags);
     builder.with_row_groups(groups).build()?.collect::<Result<Vec<_>, _>>().map_err(Into::into)
 }
@@ -600,7 +698,7 @@ mod tests {
     }
 
     #[test]
-    fn times_are_deltas_moments_plain_and_statistics_only_on_the_columns_reads_prune_by() {
+    fn times_are_deltas_moments_plain_and_chunk_statistics_only_on_the_columns_reads_prune_by() {
         // Two metrics of 5,000 rows each: three row groups of 4,096 rows, one of them mixed.
         let mut rows = Rows::default();
         for (metric, segment) in [("latency_ns", "email"), ("confidence", "phone")] {
@@ -622,20 +720,31 @@ mod tests {
                 c.encodings().collect::<Vec<_>>()
             );
             assert!(c.dictionary_page_offset().is_none(), "{name} has a dictionary");
-            assert!(
-                c.statistics().is_some() && c.column_index_offset().is_some(),
-                "{name} lost its statistics"
-            );
+            // Row groups are pruned by `start`'s chunk statistics; `end` prunes nothing.
+            assert_eq!(c.statistics().is_some(), name == "start", "{name}'s statistics");
         }
+        // No page index and no Arrow schema anywhere (the readers supply the schema).
+        for c in meta.row_groups().iter().flat_map(|g| g.columns()) {
+            assert!(c.column_index_offset().is_none() && c.offset_index_offset().is_none(), "{c:?}");
+        }
+        let kv = meta.file_metadata().key_value_metadata().unwrap();
+        assert!(!kv.iter().any(|e| e.key == "ARROW:schema"), "{kv:?}");
         for name in ["sum", "min", "max", "mean", "m2"] {
             let c = chunk(name);
             assert!(c.dictionary_page_offset().is_none() && has(&c, Encoding::PLAIN), "{name}");
-            assert!(c.statistics().is_none() && c.column_index_offset().is_none(), "{name} has statistics");
+            assert!(c.statistics().is_none(), "{name} has statistics");
         }
-        for name in ["buckets.list.item.key", "buckets.list.item.lower", "p95"] {
+        for name in ["buckets.list.item.key_delta", "buckets.list.item.count"] {
             let c = chunk(name);
             assert!(c.dictionary_page_offset().is_some(), "{name} lost its dictionary");
             assert!(c.statistics().is_none(), "{name} has statistics");
+        }
+        let names: Vec<String> =
+            meta.row_group(0).columns().iter().map(|c| c.column_path().string()).collect();
+        for gone in
+            ["buckets.list.item.key", "buckets.list.item.lower", "buckets.list.item.upper", "p50", "p95"]
+        {
+            assert!(!names.iter().any(|n| n == gone), "format 2 has no {gone}: {names:?}");
         }
         for name in ["metric", "segment", "variant", "scheme"] {
             let c = chunk(name);
@@ -649,5 +758,131 @@ mod tests {
         let filter = [("metric".to_string(), "latency_ns".to_string())];
         let some = read_parquet(bytes, i64::MIN, i64::MAX, &filter).unwrap();
         assert_eq!(some.iter().map(RecordBatch::num_rows).sum::<usize>(), 10_000 - 4_096);
+    }
+
+    fn odd(scheme: Scheme, metric: &str, i: i64) -> DistributionRow {
+        let mut r = row(metric, "email", i);
+        r.scheme = scheme;
+        r
+    }
+
+    /// Rows of every scheme with the values production brings: moments a sketch keeps that
+    /// are not `sum / count`, none at all (confidence), an empty row, NaN and infinite
+    /// moments, negative keys and keys at the ends of their schemes' ranges.
+    fn odd_rows() -> Vec<DistributionRow> {
+        let mut rows = vec![];
+        let mut sketch = odd(Scheme::Sketch, "feature", 1);
+        (sketch.sum, sketch.mean, sketch.m2) = (Some(0.30000000000000004), Some(0.1), Some(f64::INFINITY));
+        sketch.buckets = vec![(-2049, 1), (-17, 4), (0, 2), (2049, 1)];
+        rows.push(sketch);
+        let mut extreme = odd(Scheme::Sketch, "feature", 2);
+        (extreme.sum, extreme.min, extreme.max, extreme.mean) =
+            (Some(f64::NAN), Some(-1e300), Some(1e300), None);
+        extreme.buckets = vec![(-2049, 1), (-1, 1), (2049, 3)];
+        rows.push(extreme);
+        let mut confidence = odd(Scheme::Confidence, "confidence", 3);
+        (confidence.sum, confidence.min, confidence.max, confidence.mean, confidence.m2) =
+            (None, None, None, None, None);
+        confidence.buckets = vec![(0, 1), (999, 2)];
+        let mut widest = odd(Scheme::LatencyHdr, "latency_ns", 6);
+        widest.buckets = vec![(0, 1), (*Scheme::LatencyHdr.keys().end(), 2)];
+        rows.push(widest);
+        rows.push(confidence);
+        let mut empty = DistributionRow::empty(
+            5,
+            6,
+            Resolution::Raw,
+            row("latency_ns", "phone", 4).series,
+            Scheme::LatencyHdr,
+        );
+        empty.missing = 3;
+        rows.push(empty);
+        let mut one = odd(Scheme::LatencyHdr, "latency_ns", 5);
+        (one.count, one.sum, one.min, one.max, one.m2) =
+            (1, Some(123_456.0), Some(123_456.0), Some(123_456.0), None);
+        one.mean = DistributionRow::latency_mean(one.sum, one.count);
+        one.buckets = vec![(1_000, 1)];
+        rows.push(one);
+        rows.extend((0..300).map(|i| row("latency_ns", "phone", i)));
+        rows
+    }
+
+    fn debug(rows: &[DistributionRow]) -> Vec<String> {
+        // Debug prints every f64 exactly (NaN included, which == would not match).
+        rows.iter().map(|r| format!("{r:?}")).collect()
+    }
+
+    #[test]
+    fn format_2_round_trips_every_scheme_losslessly_through_both_decoders() {
+        let mut rows = Rows { distributions: odd_rows(), ..Default::default() };
+        let bytes = bytes::Bytes::from(to_parquet(Table::Distributions, &mut rows).unwrap());
+        let meta = SerializedFileReader::new(bytes.clone()).unwrap().metadata().file_metadata().clone();
+        let version =
+            meta.key_value_metadata().unwrap().iter().find(|kv| kv.key == "modelwatch.format_version");
+        assert_eq!(version.and_then(|kv| kv.value.as_deref()), Some("2"));
+        let batches = read_parquet(bytes.clone(), i64::MIN, i64::MAX, &[]).unwrap();
+        let decoded = rows_from(Table::Distributions, Resolution::Raw, &batches).unwrap().distributions;
+        assert_eq!(debug(&decoded), debug(&rows.distributions));
+        // The latency rows' means were not stored, and came back.
+        let mean = batches[0].column_by_name("mean").unwrap();
+        assert_eq!(mean.null_count(), 300 + 3 + 1 + 1, "latency means (and the confidence row's) are null");
+        assert!(
+            decoded
+                .iter()
+                .filter(|r| r.scheme == Scheme::LatencyHdr && r.count > 0)
+                .all(|r| r.mean.is_some())
+        );
+
+        let cols = crate::columns::columns_from_parquet(
+            bytes,
+            Table::Distributions,
+            Resolution::Raw,
+            (i64::MIN, i64::MAX),
+            &[],
+            false,
+        )
+        .unwrap();
+        let Some(crate::columns::Columns::Distributions(c)) = cols else { panic!("distribution columns") };
+        let from_columns: Vec<DistributionRow> = (0..c.common.len())
+            .map(|i| {
+                let mut r = c.row_without_buckets(i, c.common.series(i));
+                r.buckets = c.buckets(i).map(|j| (c.bucket_keys[j], c.bucket_counts[j])).collect();
+                r
+            })
+            .collect();
+        assert_eq!(debug(&from_columns), debug(&rows.distributions));
+    }
+
+    #[test]
+    fn bucket_lists_that_do_not_increase_within_their_scheme_are_refused_by_name() {
+        let mut cases: Vec<(&str, Vec<(i64, u64)>)> = vec![
+            ("a key past the scheme's range", vec![(5, 1), (1_000_000_000_000_000, 1)]),
+            ("a negative latency key", vec![(-3, 1), (7, 1)]),
+            ("a repeated key", vec![(7, 1), (7, 2)]),
+            ("keys out of order", vec![(9, 1), (7, 2)]),
+        ];
+        // Deltas whose running sum wraps round i64 back into the range.
+        cases.push(("a wrapped sum", vec![(5, 1), (i64::MAX, 1), (i64::MIN + 6, 1)]));
+        for (what, buckets) in cases {
+            let mut r = row("latency_ns", "email", 1);
+            r.buckets = buckets;
+            let bytes =
+                to_parquet(Table::Distributions, &mut Rows { distributions: vec![r], ..Default::default() });
+            let bytes = bytes::Bytes::from(bytes.unwrap());
+            let batches = read_parquet(bytes.clone(), i64::MIN, i64::MAX, &[]).unwrap();
+            let e = rows_from(Table::Distributions, Resolution::Raw, &batches).unwrap_err();
+            assert_eq!(e.column, "buckets.key_delta", "{what}: {e}");
+            assert!(e.problem.contains("keys must increase within 0..="), "{what}: {e}");
+            let e = crate::columns::columns_from_parquet(
+                bytes,
+                Table::Distributions,
+                Resolution::Raw,
+                (i64::MIN, i64::MAX),
+                &[],
+                false,
+            )
+            .unwrap_err();
+            assert_eq!(e.column, "buckets.key_delta", "{what}: {e}");
+        }
     }
 }

@@ -1,18 +1,30 @@
 """Reads a modelwatch data directory with pyarrow and DuckDB, without modelwatch's code.
 
-Usage: python read_tables.py DATA_DIR
+Usage: python read_tables.py DATA_DIR STORAGE_FORMAT_MD
 Prints one JSON object: per table the rows pyarrow reads (the files every writer slot's
 manifest lists: the authoritative way), and DuckDB's answers to a few SQL questions over
-the Hive partitions of every slot (the glob).
+the Hive partitions of every slot (the glob), two of them the SQL examples of
+docs/storage-format.md as printed there.
 """
 import glob as globbing
 import json
 import sys
 
+import re
+
 import duckdb
 import pyarrow.dataset as ds
 
 data = sys.argv[1]
+docs = open(sys.argv[2]).read()
+
+
+def documented(first_line):
+    """The SQL block of the docs that starts with `first_line`, on this data directory."""
+    blocks = re.findall(r"```sql\n(.*?)```", docs, re.S)
+    [block] = [b for b in blocks if b.startswith(first_line)]
+    return block.replace("'modelwatch-data/", f"'{data}/")
+
 out = {"pyarrow": {}, "duckdb": {}}
 
 manifests = [json.load(open(m)) for m in sorted(globbing.glob(f"{data}/writers/*/manifest.json"))]
@@ -37,6 +49,13 @@ out["duckdb"]["predictions_by_segment"] = dict(
 out["duckdb"]["latency_count_raw"] = con.execute(
     f"SELECT sum(count) FROM {glob('distributions')} WHERE metric = 'latency_ns' AND resolution = 'raw'"
 ).fetchone()[0]
+out["duckdb"]["p95_ms_by_variant"] = dict(
+    con.execute(documented("-- p95 latency per variant over the raw rows")).fetchall()
+)
+out["duckdb"]["mean_ms_by_variant_hour"] = [
+    # Epoch milliseconds: independent of the session's time zone.
+    [v, round(t.timestamp() * 1000), m] for v, t, m in con.execute(documented("-- Mean latency per variant and hour")).fetchall()
+]
 # The lossless buckets: their counts add up to the count column, row by row.
 out["duckdb"]["bucket_mismatches"] = con.execute(
     f"SELECT count(*) FROM (SELECT count, list_sum(list_transform(buckets, lambda b: b.count)) AS s "

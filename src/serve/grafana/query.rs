@@ -2,7 +2,7 @@
 //! hoc filters and the group-by keys), evaluated through the engine, and cut into frames.
 //! Whole responses are cached per store generation.
 
-use super::frames::{display, heatmap_frame, report_frame, series_frame, table_frame};
+use super::frames::{Frame, display, heatmap_frame, report_frame, series_frame, table_frame};
 use super::payload::{
     AdhocFilter, MAX_GROUP_LABELS, TimeRange, check_filters, labels_of, option_str, payload_filters,
     payload_str, text, unescape,
@@ -252,7 +252,7 @@ fn frames(
     from: i64,
     to: i64,
     range: Range,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<Frame>, ApiError> {
     // Each filter may be a regex to compile: stop at the deadline between them.
     let adhoc = req
         .filters
@@ -262,16 +262,26 @@ fn frames(
         .map(|f| modelwatch_query::cancel::check().map_err(ApiError::from).and_then(|_| f.matcher()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut budget = Budget { limits: state.config.limits, series: 0, points: 0 };
+    let visible: Vec<&Target> = req.targets.iter().filter(|t| !t.hide).collect();
+    // Every query target built first (its regexes compiled, between deadline checks), so
+    // that targets of one selector can be evaluated together; a target's error is still
+    // told when its turn comes, after the targets before it.
+    let mut built: Vec<Option<Result<(Query, Options), ApiError>>> = Vec::with_capacity(visible.len());
+    for t in &visible {
+        modelwatch_query::cancel::check()?;
+        built.push(query_target(t).map(|target| build_query(target, &t.payload, &adhoc, &req.group_by_keys)));
+    }
+    // Answers evaluated with an earlier target of the same selector, by target index.
+    let mut shared: Vec<Option<crate::serve::state::TargetAnswer>> = visible.iter().map(|_| None).collect();
     let mut frames = Vec::new();
-    for t in req.targets.iter().filter(|t| !t.hide) {
+    for (k, t) in visible.iter().enumerate() {
         modelwatch_query::cancel::check()?;
         let Some(target) = t.target.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { continue };
         let at = |e: ApiError| e.context(format_args!("target {} ({target})", t.ref_id));
         if t.is_annotation() {
             state.check_range("the events range", from, to).map_err(at)?;
-            let frame = targets::annotations(state, t, from, to).map_err(at)?;
-            let events = frame["fields"][0]["values"].as_array().map_or(0, Vec::len);
-            budget.points += events;
+            let frame = Frame::Value(targets::annotations(state, t, from, to).map_err(at)?);
+            budget.points += frame.values();
             budget.spend(&[], 1).map_err(at)?;
             frames.push(frame);
             continue;
@@ -287,11 +297,22 @@ fn frames(
             let unit = if target == "quality" { Some("percentunit") } else { None };
             let alias = payload_str(&t.payload, "alias").map(str::to_string);
             for s in &series {
-                frames.push(report_frame(&display(&alias, s, target, &t.ref_id), &t.ref_id, s, unit));
+                frames.push(Frame::Value(report_frame(
+                    &display(&alias, s, target, &t.ref_id),
+                    &t.ref_id,
+                    s,
+                    unit,
+                )));
             }
             continue;
         }
-        let (q, options) = build_query(target, &t.payload, &adhoc, &req.group_by_keys).map_err(at)?;
+        let Some(Ok((q, options))) = &built[k] else {
+            let e = match built[k].take() {
+                Some(Err(e)) => e,
+                _ => ApiError::internal("a query target was not built"),
+            };
+            return Err(at(e));
+        };
         let heatmap = q.func == Func::Buckets || options.format == "heatmap";
         if heatmap && q.func != Func::Buckets {
             return Err(at(ApiError::bad_request(
@@ -299,27 +320,75 @@ fn frames(
             )));
         }
         let series = if q.metric == "error_ratio" {
-            Arc::new(
-                targets::error_ratio(state, &q, range, budget.left()).map_err(|e| at(budget.refused(e)))?,
-            )
+            Arc::new(targets::error_ratio(state, q, range, budget.left()).map_err(|e| at(budget.refused(e)))?)
+        } else if let Some(answer) = shared[k].take() {
+            let series = answer.map_err(|e| at(budget.refused(e)))?;
+            // The refusals of an evaluation alone, in its order: its windows under what the
+            // earlier targets left (empty windows cost no point, so the points check alone
+            // could pass what the windows check refuses), then its series and points.
+            modelwatch_query::check_range(range, budget.left())
+                .and_then(|()| modelwatch_query::check_limits(&series, budget.left()))
+                .map_err(|e| at(budget.refused(e.into())))?;
+            series
         } else {
-            state.query_now(&q, range, budget.left()).map_err(|e| at(budget.refused(e)))?
+            // The later targets that ask the same selector with another function.
+            let same: Vec<usize> = (k + 1..visible.len())
+                .filter(|&j| match &built[j] {
+                    Some(Ok((other, _))) => shared[j].is_none() && same_selector(q, other),
+                    _ => false,
+                })
+                .collect();
+            if same.is_empty() {
+                state.query_now(q, range, budget.left()).map_err(|e| at(budget.refused(e)))?
+            } else {
+                let qs: Vec<Query> = std::iter::once(q.clone())
+                    .chain(same.iter().filter_map(|&j| built[j].as_ref()?.as_ref().ok().map(|b| b.0.clone())))
+                    .collect();
+                let mut answers = state
+                    .query_each(&qs, range, budget.left())
+                    .map_err(|e| at(budget.refused(e)))?
+                    .into_iter();
+                let mine = answers.next().expect("an answer per query");
+                for (&j, answer) in same.iter().zip(answers) {
+                    shared[j] = Some(answer);
+                }
+                mine.map_err(|e| at(budget.refused(e)))?
+            }
         };
         // A heatmap sends a cell per bin and window.
         budget.spend(&series, if heatmap { options.bins } else { 1 }).map_err(at)?;
-        for s in series.iter() {
+        for (index, s) in series.iter().enumerate() {
             let name = display(&options.alias, s, target, &t.ref_id);
             let frame = if heatmap {
-                heatmap_frame(&name, &t.ref_id, s, &q, options.bins)
+                Frame::Value(heatmap_frame(&name, &t.ref_id, s, q, options.bins))
             } else if options.format == "table" {
-                table_frame(&name, &t.ref_id, s, &q)
+                Frame::Value(table_frame(&name, &t.ref_id, s, q))
             } else {
-                series_frame(&name, &t.ref_id, s, &q)
+                series_frame(name, &t.ref_id, &series, index, q)
             };
             frames.push(frame);
         }
     }
-    Ok(Value::Array(frames))
+    Ok(frames)
+}
+
+/// A target's query text, when it is a query (not empty, events, drift or quality).
+fn query_target(t: &Target) -> Option<&str> {
+    let target = t.target.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+    (!t.is_annotation() && target != "drift" && target != "quality").then_some(target)
+}
+
+/// Whether two queries read the same series the same way (metric, filters, grouping),
+/// whatever their functions: then one evaluation answers both.
+fn same_selector(a: &Query, b: &Query) -> bool {
+    a.metric == b.metric
+        && a.metric != "error_ratio"
+        && a.by == b.by
+        && a.matchers.len() == b.matchers.len()
+        && a.matchers
+            .iter()
+            .zip(&b.matchers)
+            .all(|(x, y)| x.label == y.label && x.op == y.op && x.value == y.value)
 }
 
 #[derive(Debug)]

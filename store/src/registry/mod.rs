@@ -322,16 +322,16 @@ pub struct Artifact {
     pub files: Vec<ArtifactFile>,
 }
 
-/// A version's metadata, fixed at registration (`version.json`).
+/// What a trainer knows about a version it made, the fields a [`NewVersion`] hands in and
+/// its [`VersionMeta`] keeps: one struct in both, so a field added for one is not forgotten
+/// in the other. `A` is the artifact: in a [`NewVersion`] the directory of files to copy
+/// in, in a [`VersionMeta`] the files copied in with their checksums. The artifact is one
+/// of these fields (and the model's name is not) so that, flattened into `version.json`,
+/// they keep the key order registries on disk have and `docs/storage-format.md` gives.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VersionMeta {
-    /// The model.
-    pub model: String,
-    /// Its number, from 1.
-    pub version: u32,
-    /// When it was registered (the registry's clock), ms since the epoch.
-    pub created_at_ms: i64,
-    /// Who trained it and how to load it (`logistic`, `command`, `closure:<name>`, ...).
+pub struct Training<A = Artifact> {
+    /// Who trained it and how to load it (`logistic`, `command`, `closure:<name>`, ...): the
+    /// registry only stores it.
     pub trainer_kind: String,
     /// The examples it was trained on.
     pub training_window: TrainingWindow,
@@ -341,16 +341,53 @@ pub struct VersionMeta {
     pub features: Vec<String>,
     /// Hold-out metrics, overall and per segment.
     pub metrics: Metrics,
-    /// Feature importance as the trainer or the gate computed it (opaque to the registry).
+    /// Feature importance as the trainer or the gate computed it (opaque JSON; `null` if
+    /// none).
     pub feature_importance: serde_json::Value,
-    /// The record of the training/hold-out split (opaque to the registry).
+    /// The record of the training/hold-out split from the training-data code (opaque JSON;
+    /// `null` if none).
     pub split: serde_json::Value,
-    /// The artifact files and their checksums.
-    pub artifact: Artifact,
-    /// The version it was trained to replace, if any.
+    /// The artifact: a directory of files to register (nested directories allowed, symbolic
+    /// links not), then the files copied in and their checksums.
+    pub artifact: A,
+    /// The version it was trained to replace, if any; it must exist when registered.
     pub parent: Option<u32>,
     /// The event (a retraining trigger's) that caused it, if any.
     pub event_id: Option<String>,
+}
+
+impl<A> Training<A> {
+    /// The same fields with `artifact` for the artifact. The literal names every field (a
+    /// changed type parameter allows no `..self`), so a field added to [`Training`] is a
+    /// compile error here rather than a value dropped at registration.
+    fn with_artifact<B>(self, artifact: B) -> Training<B> {
+        Training {
+            trainer_kind: self.trainer_kind,
+            training_window: self.training_window,
+            rows: self.rows,
+            features: self.features,
+            metrics: self.metrics,
+            feature_importance: self.feature_importance,
+            split: self.split,
+            artifact,
+            parent: self.parent,
+            event_id: self.event_id,
+        }
+    }
+}
+
+/// A version's metadata, fixed at registration (`version.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionMeta {
+    /// The model.
+    pub model: String,
+    /// Its number, from 1.
+    pub version: u32,
+    /// When it was registered (the registry's clock), ms since the epoch.
+    pub created_at_ms: i64,
+    /// What its trainer made and reported, as registered, with the artifact's files.
+    #[serde(flatten)]
+    pub training: Training,
 }
 
 /// A version as the registry knows it now: its fixed metadata, its status, its gate
@@ -369,34 +406,15 @@ pub struct VersionInfo {
 }
 
 /// A version to register: everything a trainer knows about what it made. Build it with
-/// [`NewVersion::new`] and set the fields it has; [`Registry::register`] copies the
-/// artifact directory's files in, checksums them, numbers the version and records it as a
-/// `candidate` with a `register` audit entry.
+/// [`NewVersion::new`] and set the fields of [`training`](NewVersion::training) it has;
+/// [`Registry::register`] copies the artifact directory's files in, checksums them, numbers
+/// the version and records it as a `candidate` with a `register` audit entry.
 #[derive(Clone, Debug)]
 pub struct NewVersion {
     /// The model's name (see [`check_model`]).
     pub model: String,
-    /// Who trained it and how to load it (`logistic`, `command`, `closure:<name>`, ...): the
-    /// registry only stores it.
-    pub trainer_kind: String,
-    /// A directory of artifact files (nested directories allowed, symbolic links not).
-    pub artifact_dir: PathBuf,
-    /// The examples it was trained on.
-    pub training_window: TrainingWindow,
-    /// How many examples it was trained on.
-    pub rows: u64,
-    /// Its feature schema.
-    pub features: Vec<String>,
-    /// Hold-out metrics.
-    pub metrics: Metrics,
-    /// Feature importance (opaque JSON; `null` if none).
-    pub feature_importance: serde_json::Value,
-    /// The split record from the training-data code (opaque JSON; `null` if none).
-    pub split: serde_json::Value,
-    /// The version it was trained to replace; must exist.
-    pub parent: Option<u32>,
-    /// The event that caused it.
-    pub event_id: Option<String>,
+    /// What the trainer made and reported; its artifact is the directory to copy in.
+    pub training: Training<PathBuf>,
     /// Who registers it: `auto`, `cli` or a user.
     pub actor: String,
     /// Why, for the audit log.
@@ -414,16 +432,18 @@ impl NewVersion {
     pub fn new(model: &str, trainer_kind: &str, artifact_dir: impl Into<PathBuf>) -> NewVersion {
         NewVersion {
             model: model.to_string(),
-            trainer_kind: trainer_kind.to_string(),
-            artifact_dir: artifact_dir.into(),
-            training_window: TrainingWindow::default(),
-            rows: 0,
-            features: Vec::new(),
-            metrics: Metrics::default(),
-            feature_importance: serde_json::Value::Null,
-            split: serde_json::Value::Null,
-            parent: None,
-            event_id: None,
+            training: Training {
+                trainer_kind: trainer_kind.to_string(),
+                training_window: TrainingWindow::default(),
+                rows: 0,
+                features: Vec::new(),
+                metrics: Metrics::default(),
+                feature_importance: serde_json::Value::Null,
+                split: serde_json::Value::Null,
+                artifact: artifact_dir.into(),
+                parent: None,
+                event_id: None,
+            },
             actor: "auto".to_string(),
             reason: "registered".to_string(),
             trainer_output: None,
@@ -940,14 +960,14 @@ impl Registry {
             });
         }
         let meta: VersionMeta = self.parse(&rel, &bytes)?;
-        if meta.artifact.sha256 != vs.sha256 {
+        if meta.training.artifact.sha256 != vs.sha256 {
             return Err(RegistryError::Tampered {
                 model: model.to_string(),
                 version,
                 file: "version.json".into(),
                 problem: format!(
                     "was changed after registration: it lists an artifact with SHA-256 {}, the head registered {} ({})",
-                    meta.artifact.sha256,
+                    meta.training.artifact.sha256,
                     vs.sha256,
                     self.location(&rel).display()
                 ),
@@ -1212,25 +1232,26 @@ impl Registry {
     /// depends on the head, and the files are copied only once.
     pub fn register(&self, new: NewVersion) -> Result<VersionInfo, RegistryError> {
         let model = new.model.as_str();
+        let t = &new.training;
         check_model(model)?;
-        names::check_label("trainer kind", &new.trainer_kind)?;
-        Action { actor: new.actor.clone(), reason: new.reason.clone(), event_id: new.event_id.clone() }
+        names::check_label("trainer kind", &t.trainer_kind)?;
+        Action { actor: new.actor.clone(), reason: new.reason.clone(), event_id: t.event_id.clone() }
             .check()?;
-        if let Some(f) = new.features.iter().find(|f| f.is_empty() || f.chars().any(char::is_control)) {
+        if let Some(f) = t.features.iter().find(|f| f.is_empty() || f.chars().any(char::is_control)) {
             return Err(names::invalid("feature name", f, "empty or holds a control character"));
         }
-        check_metrics(&new.metrics)?;
-        if new.training_window.from_ms > new.training_window.to_ms {
+        check_metrics(&t.metrics)?;
+        if t.training_window.from_ms > t.training_window.to_ms {
             return Err(names::invalid(
                 "training window",
-                &format!("{}..{}", new.training_window.from_ms, new.training_window.to_ms),
+                &format!("{}..{}", t.training_window.from_ms, t.training_window.to_ms),
                 "ends before it starts",
             ));
         }
-        let files = walk(&new.artifact_dir)?;
+        let files = walk(&t.artifact)?;
         let mut seen = self.read_head(model)?;
         let first = seen.as_ref().map_or(1, |s| s.head.next_version);
-        if let Some(p) = new.parent
+        if let Some(p) = t.parent
             && !seen.as_ref().is_some_and(|s| s.head.versions.contains_key(&p))
         {
             return Err(RegistryError::UnknownVersion { model: model.to_string(), version: p });
@@ -1246,6 +1267,7 @@ impl Registry {
         }
         let artifact =
             Artifact { path: format!("{base}/artifact"), sha256: listing_sha256(&listed), files: listed };
+        let training = t.clone().with_artifact(artifact);
         let output = new.trainer_output.as_ref().map(|o| {
             let mut start = o.len().saturating_sub(MAX_OUTPUT);
             while !o.is_char_boundary(start) {
@@ -1268,16 +1290,7 @@ impl Registry {
                 model: model.to_string(),
                 version,
                 created_at_ms: now,
-                trainer_kind: new.trainer_kind.clone(),
-                training_window: new.training_window,
-                rows: new.rows,
-                features: new.features.clone(),
-                metrics: new.metrics.clone(),
-                feature_importance: new.feature_importance.clone(),
-                split: new.split.clone(),
-                artifact: artifact.clone(),
-                parent: new.parent,
-                event_id: new.event_id.clone(),
+                training: training.clone(),
             };
             let meta_bytes = to_json(&meta);
             self.objects.put(&format!("{base}/version.json"), &meta_bytes)?;
@@ -1292,7 +1305,7 @@ impl Registry {
                 status: Some(Status::Candidate),
                 actor: new.actor.clone(),
                 reason: new.reason.clone(),
-                event_id: new.event_id.clone(),
+                event_id: t.event_id.clone(),
                 output: output.clone(),
                 note: (attempt > 1).then(|| format!("registered at attempt {attempt}, after conflicts")),
             };
@@ -1316,7 +1329,7 @@ impl Registry {
                 version,
                 VersionState {
                     dir: dir.clone(),
-                    sha256: meta.artifact.sha256.clone(),
+                    sha256: meta.training.artifact.sha256.clone(),
                     meta_sha256: sha256(&meta_bytes),
                     status: Status::Candidate,
                     gate_report: None,
@@ -1614,7 +1627,7 @@ impl Registry {
         mut sink: impl FnMut(&ArtifactFile, ArtifactSource) -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
         let (model, version) = (info.meta.model.as_str(), info.meta.version);
-        let art = &info.meta.artifact;
+        let art = &info.meta.training.artifact;
         let tampered = |file: &str, problem: String| RegistryError::Tampered {
             model: model.to_string(),
             version,
@@ -1666,7 +1679,7 @@ impl Registry {
     /// [`verify_artifact`](Registry::verify_artifact).
     pub fn read_artifact(&self, model: &str, version: u32) -> Result<Vec<(String, Vec<u8>)>, RegistryError> {
         let info = self.get(model, version)?;
-        let mut out = Vec::with_capacity(info.meta.artifact.files.len());
+        let mut out = Vec::with_capacity(info.meta.training.artifact.files.len());
         self.each_artifact_file(&info, |f, source| {
             let bytes = match source {
                 ArtifactSource::Bytes(b) => b,

@@ -72,28 +72,29 @@ fn promotions_move_control_and_latest_retire_the_old_control_and_are_logged() {
 fn version_metadata_is_kept_as_registered() {
     let f = fixture();
     let mut new = NewVersion::new("pii", "command", f.art.path());
-    new.training_window = TrainingWindow { from_ms: 10, to_ms: 20 };
-    new.rows = 5_000;
-    new.features = vec!["len".into(), "digits".into()];
-    new.metrics.overall.insert("auc".into(), 0.91);
-    new.metrics.segments.insert("email".into(), [("auc".to_string(), 0.88)].into());
-    new.feature_importance = serde_json::json!({"len": 0.7});
-    new.split = serde_json::json!({"seed": 7});
-    new.event_id = Some("evt-1".into());
+    new.training.training_window = TrainingWindow { from_ms: 10, to_ms: 20 };
+    new.training.rows = 5_000;
+    new.training.features = vec!["len".into(), "digits".into()];
+    new.training.metrics.overall.insert("auc".into(), 0.91);
+    new.training.metrics.segments.insert("email".into(), [("auc".to_string(), 0.88)].into());
+    new.training.feature_importance = serde_json::json!({"len": 0.7});
+    new.training.split = serde_json::json!({"seed": 7});
+    new.training.event_id = Some("evt-1".into());
     new.trainer_output = Some("x".repeat(MAX_OUTPUT + 10));
     let v = f.reg.register(new).unwrap();
     let got = f.reg.get("pii", 1).unwrap();
     assert_eq!(got, v);
     assert_eq!(got.meta.created_at_ms, (T0 * 1000) as i64);
     assert_eq!(
-        got.meta.artifact.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        got.meta.training.artifact.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
         ["extra/vocab.txt", "model.json"]
     );
-    assert_eq!(got.meta.metrics.segments["email"]["auc"], 0.88);
+    assert_eq!(got.meta.training.metrics.segments["email"]["auc"], 0.88);
     let log = f.reg.log("pii").unwrap();
     assert_eq!(log[0].output.as_ref().map(String::len), Some(MAX_OUTPUT));
-    let err =
-        f.reg.register(NewVersion { parent: Some(9), ..NewVersion::new("pii", "command", f.art.path()) });
+    let mut orphan = NewVersion::new("pii", "command", f.art.path());
+    orphan.training.parent = Some(9);
+    let err = f.reg.register(orphan);
     assert!(matches!(err, Err(RegistryError::UnknownVersion { version: 9, .. })), "{err:?}");
 }
 
@@ -161,7 +162,7 @@ fn a_changed_or_missing_artifact_file_is_named() {
     f.reg.fetch_artifact("pii", v, out.path()).unwrap();
     assert_eq!(std::fs::read(out.path().join("extra/vocab.txt")).unwrap(), b"a\nb\n");
     let info = f.reg.get("pii", v).unwrap();
-    let stored = f.dir.path().join(&info.meta.artifact.path);
+    let stored = f.dir.path().join(&info.meta.training.artifact.path);
     std::fs::write(stored.join("extra/vocab.txt"), b"a\nc\n").unwrap();
     let msg = f.reg.read_artifact("pii", v).unwrap_err().to_string();
     assert!(msg.contains("\"extra/vocab.txt\"") && msg.contains("changed after registration"), "{msg}");
@@ -169,8 +170,8 @@ fn a_changed_or_missing_artifact_file_is_named() {
     let meta_path = stored.parent().unwrap().join("version.json");
     let original = std::fs::read(&meta_path).unwrap();
     let mut meta: VersionMeta = serde_json::from_slice(&original).unwrap();
-    meta.artifact.files[0].sha256 = sha256(b"a\nc\n");
-    meta.artifact.sha256 = listing_sha256(&meta.artifact.files);
+    meta.training.artifact.files[0].sha256 = sha256(b"a\nc\n");
+    meta.training.artifact.sha256 = listing_sha256(&meta.training.artifact.files);
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
     let msg = f.reg.read_artifact("pii", v).unwrap_err().to_string();
     assert!(msg.contains("\"version.json\" was changed after registration"), "{msg}");
@@ -189,10 +190,8 @@ fn bad_names_and_artifact_directories_are_refused_before_anything_is_written() {
         let msg = f.reg.register(NewVersion::new(bad, "logistic", f.art.path())).unwrap_err().to_string();
         assert!(msg.contains("invalid model name"), "{msg}");
     }
-    let backwards = NewVersion {
-        training_window: TrainingWindow { from_ms: 20, to_ms: 10 },
-        ..NewVersion::new("pii", "logistic", f.art.path())
-    };
+    let mut backwards = NewVersion::new("pii", "logistic", f.art.path());
+    backwards.training.training_window = TrainingWindow { from_ms: 20, to_ms: 10 };
     assert!(f.reg.register(backwards).unwrap_err().to_string().contains("ends before it starts"));
     let empty = tempfile::tempdir().unwrap();
     let msg = f.reg.register(NewVersion::new("pii", "logistic", empty.path())).unwrap_err().to_string();
@@ -216,8 +215,13 @@ fn gate_reports_live_in_their_own_checksummed_documents_so_the_head_stays_small(
     let got = f.reg.get("pii", 3).unwrap().gate_report.unwrap();
     assert_eq!((got["version"].as_u64(), got["rows"].as_array().unwrap().len()), (Some(3), 5_000));
     // Its document is tied to the head like the version's own.
-    let vdir =
-        f.dir.path().join(&f.reg.get("pii", 3).unwrap().meta.artifact.path).parent().unwrap().to_path_buf();
+    let vdir = f
+        .dir
+        .path()
+        .join(&f.reg.get("pii", 3).unwrap().meta.training.artifact.path)
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let doc = std::fs::read_dir(&vdir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -244,4 +248,73 @@ fn every_head_carries_the_unique_id_of_the_write_that_made_it() {
     let id = head.write_id.clone();
     assert_eq!(f.reg.state("pii").unwrap().head.write_id, id, "the head carries its writer's ID");
     assert_ne!(nonce(), id, "IDs are unique");
+}
+
+/// `version.json` as commit 65414e8 wrote it, before a version's trained fields were one
+/// struct ([`Training`]) shared by [`NewVersion`] and [`VersionMeta`]: the version
+/// [`register_every_field`] makes. Registries on disk hold files like it, and
+/// `docs/storage-format.md` documents its keys in this order.
+const GOLDEN_META: &str = include_str!("testdata/version.json");
+/// That version as [`VersionInfo`] serialised then (what `models list MODEL --format json`
+/// prints for each version, pretty, in field order).
+const GOLDEN_INFO: &str = include_str!("testdata/version-info.json");
+
+/// Version 2 of `pii` with every trained field set (version 1 its parent), made the
+/// challenger: what the golden files hold.
+fn register_every_field(f: &Fixture) -> VersionInfo {
+    let v1 = f.register();
+    f.clock.advance(std::time::Duration::from_secs(60));
+    let mut new = NewVersion::new("pii", "command", f.art.path());
+    let t = &mut new.training;
+    t.training_window = TrainingWindow { from_ms: 1_764_028_800_000, to_ms: 1_764_115_200_000 };
+    t.rows = 5_000;
+    t.features = vec!["len".into(), "digits".into()];
+    t.metrics.overall.insert("auc".into(), 0.91);
+    t.metrics.overall.insert("precision".into(), 0.8125);
+    t.metrics.segments.insert("email".into(), [("auc".to_string(), 0.88)].into());
+    t.feature_importance = serde_json::json!({"len": 0.7, "digits": {"mean": 0.1, "std": 0.02}});
+    t.split = serde_json::json!({"seed": 7, "holdout": 0.25, "holdout_checksum": "abc"});
+    t.parent = Some(v1);
+    t.event_id = Some("pii-20261129T041000Z-1".into());
+    new.actor = "cli".into();
+    new.reason = "golden".into();
+    let v = f.reg.register(new).unwrap();
+    f.reg.set_challenger("pii", v.meta.version, &cli("try it")).unwrap();
+    f.reg.get("pii", v.meta.version).unwrap()
+}
+
+#[test]
+fn a_version_json_written_before_the_fields_were_shared_reads_and_writes_back_byte_for_byte() {
+    let meta: VersionMeta = serde_json::from_str(GOLDEN_META).unwrap();
+    assert_eq!(String::from_utf8(to_json(&meta)).unwrap(), GOLDEN_META, "same keys, same order, same values");
+    let t = &meta.training;
+    assert_eq!((meta.version, t.trainer_kind.as_str(), t.rows, t.parent), (2, "command", 5_000, Some(1)));
+    assert_eq!(t.training_window, TrainingWindow { from_ms: 1_764_028_800_000, to_ms: 1_764_115_200_000 });
+    assert_eq!((t.metrics.overall["precision"], t.metrics.segments["email"]["auc"]), (0.8125, 0.88));
+    assert_eq!((t.split["seed"].as_u64(), t.event_id.as_deref()), (Some(7), Some("pii-20261129T041000Z-1")));
+    assert_eq!(
+        t.artifact.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["extra/vocab.txt", "model.json"]
+    );
+    let info: VersionInfo = serde_json::from_str(GOLDEN_INFO).unwrap();
+    assert_eq!(info.meta, meta);
+    assert_eq!(serde_json::to_string_pretty(&info).unwrap() + "\n", GOLDEN_INFO);
+}
+
+#[test]
+fn a_version_registered_now_is_written_and_listed_as_before_and_an_old_file_reads_through_the_registry() {
+    let f = fixture();
+    let info = register_every_field(&f);
+    // The version's directory name is random; everything else is as the golden files have it.
+    let golden: VersionMeta = serde_json::from_str(GOLDEN_META).unwrap();
+    let (ours, theirs) = (info.meta.training.artifact.path.as_str(), golden.training.artifact.path.as_str());
+    assert_ne!(ours, theirs);
+    let path = f.dir.path().join(ours).parent().unwrap().join("version.json");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.replace(ours, theirs), GOLDEN_META);
+    let listed = serde_json::to_string_pretty(&info).unwrap() + "\n";
+    assert_eq!(listed.replace(ours, theirs), GOLDEN_INFO);
+    // The old bytes, in this registry's directory, are what the registry reads back.
+    std::fs::write(&path, GOLDEN_META.replace(theirs, ours)).unwrap();
+    assert_eq!(f.reg.verify_artifact("pii", 2).unwrap(), info);
 }

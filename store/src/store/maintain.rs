@@ -20,7 +20,13 @@ pub struct MaintenanceReport {
     pub rolled_up_rows: usize,
     /// Files dropped by retention.
     pub dropped_files: usize,
+    /// Distribution files of an older format written again as the current one.
+    pub rewritten_files: usize,
 }
+
+/// At most this many files of an older format are written again per maintenance pass, so
+/// that an upgraded store's first passes stay short; the rest follow in later passes.
+const REWRITES_PER_PASS: usize = 32;
 
 impl Store {
     /// Compacts, rolls up and applies retention, as of `now_ms`.
@@ -170,6 +176,24 @@ impl Shared {
             report.compacted_files += files.len();
             compacted.push((files.into_iter().cloned().collect(), rows, flag));
         }
+        // Distribution files of format 1 (bucket bounds and quantiles stored: 2 to 3 times
+        // the bytes) written again as the current format, each alone, unless this pass
+        // rewrites them anyway (roll-ups of a changed day, compaction).
+        let taken: HashSet<&str> = replace
+            .iter()
+            .flat_map(|r| &r.0)
+            .chain(compacted.iter().flat_map(|c| &c.0))
+            .map(|f| f.path.as_str())
+            .collect();
+        let to_rewrite: Vec<&FileEntry> = manifest
+            .files
+            .iter()
+            .filter(|f| {
+                f.table == Table::Distributions
+                    && f.format < crate::table::FORMAT
+                    && !taken.contains(f.path.as_str())
+            })
+            .collect();
         // Retention: whole partitions past their resolution's age, roll-ups written in this
         // pass included.
         let is_expired = |f: &FileEntry| {
@@ -194,6 +218,31 @@ impl Shared {
             added.extend(written);
             removed.extend(old);
         }
+        // One file at a time (decoded rows of one file in memory, not of 32). A file that
+        // cannot be read is named and left as it is: reads of it fail as they did, and the
+        // rest of maintenance goes on.
+        let mut rewrites: Vec<(FileEntry, Vec<FileEntry>)> = Vec::new();
+        for old in to_rewrite.into_iter().filter(|f| !is_expired(f)) {
+            if rewrites.len() == REWRITES_PER_PASS {
+                break;
+            }
+            let rows = match read_all(&[old]) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %old.path, "could not read a file of an older format to rewrite it");
+                    continue;
+                }
+            };
+            let mut written = self.write_files(rows)?;
+            for f in &mut written {
+                // As it stands after this pass: a raw file it just rolled up is rolled up.
+                f.rolled_up = old.rolled_up || rolled.contains(&old.path);
+                f.source_rows = old.source_rows;
+            }
+            rewrites.push((old.clone(), written));
+        }
+        report.rewritten_files = rewrites.len();
+        removed.extend(rewrites.iter().map(|(old, _)| old.clone()));
         // Replaced and expired files stay readable for the grace period (a reader may
         // still hold the previous manifest); then they are deleted.
         let clock_ms = self.config.clock.now().as_millis() as i64;
@@ -202,6 +251,13 @@ impl Shared {
         {
             let mut m = self.lock().manifest.clone();
             m.next_file = self.next_file.load(Ordering::Relaxed);
+            // A rewritten file takes its old place in the list: readers merge files in list
+            // order, and the same order keeps every float bit.
+            for (old, new) in &rewrites {
+                if let Some(i) = m.files.iter().position(|f| f.path == old.path) {
+                    m.files.splice(i..=i, new.iter().cloned());
+                }
+            }
             m.files.retain(|f| !removed.iter().any(|r| r.path == f.path));
             for f in m.files.iter_mut().filter(|f| rolled.contains(&f.path)) {
                 f.rolled_up = true;

@@ -285,6 +285,7 @@ impl Shared {
                 max_ms,
                 source_rows: 0,
                 rolled_up: false,
+                format: crate::table::FORMAT,
             });
         }
         Ok(out)
