@@ -387,7 +387,7 @@ fn ambiguous_quantile(name: &str) -> Option<String> {
     if digits.len() == 1 {
         return Some(format!(
             "{name:?} is ambiguous: pNN reads its digits as a fraction ({name} would be the 0.{digits} quantile); \
-             write p{digits}0 for it, or p0{digits} for the {digits}th percentile"
+             write p{digits}0 for it, or p0{digits} for the 0.0{digits} quantile"
         ));
     }
     (digits.starts_with("100") && digits[1..].chars().all(|c| c == '0')).then(|| {
@@ -501,7 +501,7 @@ mod tests {
         // One digit reads as tenths (p5 = 0.5) and p100 as 0.100, not what a user counting
         // in percent means: refused, in a query and as a payload's statistic.
         for (name, hint) in [
-            ("p5", "p05 for the 5th percentile"),
+            ("p5", "p05 for the 0.05 quantile"),
             ("p1", "p10 for it"),
             ("p100", "max(...)"),
             ("p1000", "quantile(1, ...)"),
