@@ -96,7 +96,7 @@ fn requests_of_1500_targets_or_too_many_points_together_are_refused_and_leave_no
                 .map(|i| {
                     target(
                         &format!("T{i}"),
-                        &format!("p{}(latency{{segment=\"s{r}-{i}\"}})", 1 + i % 99),
+                        &format!("p{:02}(latency{{segment=\"s{r}-{i}\"}})", 1 + i % 99),
                         json!({}),
                     )
                 })
@@ -112,7 +112,7 @@ fn requests_of_1500_targets_or_too_many_points_together_are_refused_and_leave_no
                 .map(|i| {
                     target(
                         &format!("D{i}"),
-                        &format!("p{}(latency) by (variant, segment)", 1 + (i + r) % 99),
+                        &format!("p{:02}(latency) by (variant, segment)", 1 + (i + r) % 99),
                         json!({}),
                     )
                 })

@@ -378,7 +378,30 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Why a `pNN` name is refused although its digits parse: `pNN` reads them as a fraction
+/// (`p95` = 0.95, `p999` = 0.999), so one digit (`p5` = 0.5) and `p100` (0.100) say
+/// something else than a user who counts in percent means; they are refused, naming what
+/// to write.
+fn ambiguous_quantile(name: &str) -> Option<String> {
+    let digits = name.strip_prefix('p').filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))?;
+    if digits.len() == 1 {
+        return Some(format!(
+            "{name:?} is ambiguous: pNN reads its digits as a fraction ({name} would be the 0.{digits} quantile); \
+             write p{digits}0 for it, or p0{digits} for the 0.0{digits} quantile"
+        ));
+    }
+    (digits.starts_with("100") && digits[1..].chars().all(|c| c == '0')).then(|| {
+        format!(
+            "{name:?} is ambiguous: pNN reads its digits as a fraction ({name} would be the 0.{digits} quantile, \
+             the 10th percentile); write max(...) or quantile(1, ...) for the largest value, or p10"
+        )
+    })
+}
+
 fn func_named(name: &str) -> Option<Func> {
+    if ambiguous_quantile(name).is_some() {
+        return None;
+    }
     Some(match name {
         "count" => Func::Count,
         "rate" => Func::Rate,
@@ -413,6 +436,9 @@ pub fn parse(src: &str) -> Result<Query, ParseError> {
                 None => {
                     p.pos = save;
                     p.skip_ws();
+                    if let Some(why) = ambiguous_quantile(head) {
+                        return p.err(why);
+                    }
                     return p.err(format!(
                         "unknown function {head:?} ({}, quantile(q, ...))",
                         Func::names().join(", ")
@@ -464,6 +490,30 @@ mod tests {
         let q = parse("rate(predictions{segment!=\"ssn\"}) by (variant, segment)").unwrap();
         assert_eq!(q.func, Func::Rate);
         assert_eq!(q.by.len(), 2);
+    }
+
+    #[test]
+    fn quantile_names_that_say_two_things_are_refused_naming_what_to_write() {
+        // pNN's digits are a fraction: p95 = 0.95, p999 = 0.999, p05 = 0.05, p10 = 0.1.
+        for (name, q) in [("p95", 0.95), ("p999", 0.999), ("p05", 0.05), ("p10", 0.1), ("p00", 0.0)] {
+            assert_eq!(parse(&format!("{name}(latency)")).unwrap().func, Func::Quantile(q), "{name}");
+        }
+        // One digit reads as tenths (p5 = 0.5) and p100 as 0.100, not what a user counting
+        // in percent means: refused, in a query and as a payload's statistic.
+        for (name, hint) in [
+            ("p5", "p05 for the 0.05 quantile"),
+            ("p1", "p10 for it"),
+            ("p100", "max(...)"),
+            ("p1000", "quantile(1, ...)"),
+        ] {
+            let e = parse(&format!("{name}(latency)")).unwrap_err();
+            assert!(e.message.contains("is ambiguous") && e.message.contains(hint), "{name}: {e}");
+            assert!(name.parse::<Func>().is_err(), "{name}");
+        }
+        // Names the engine writes parse back: it never writes one digit or p100.
+        for q in [0.1, 0.5, 0.05, 0.999, 0.0] {
+            assert_eq!(Func::Quantile(q).name().parse::<Func>().unwrap(), Func::Quantile(q), "{q}");
+        }
     }
 
     #[test]
