@@ -607,24 +607,27 @@ impl Columns {
     fn concat(table: Table, parts: Vec<Columns>) -> Option<Columns> {
         // Rare (a file the reader returns in several batches): through rows is simplest.
         let mut rows = Rows::default();
-        for p in &parts {
-            match p {
-                Columns::Distributions(d) => rows.distributions.extend((0..d.common.len()).map(|i| {
-                    let mut r = d.row_without_buckets(i, d.common.series(i));
-                    r.buckets = d.buckets(i).map(|j| (d.bucket_keys[j], d.bucket_counts[j])).collect();
-                    r
-                })),
-                Columns::Scalars(s) => rows.scalars.extend((0..s.common.len()).map(|i| ScalarRow {
-                    start_ms: s.common.start[i],
-                    end_ms: s.common.end[i],
-                    resolution: s.common.resolution(i),
-                    series: s.common.series(i),
-                    kind: s.kind(i),
-                    value: s.value[i],
-                })),
-            }
-        }
+        parts.iter().for_each(|p| p.append_rows(&mut rows));
         Columns::from_rows(table, &rows)
+    }
+
+    /// Appends this part's rows to `rows`, as the row decoder would have read them.
+    pub fn append_rows(&self, rows: &mut Rows) {
+        match self {
+            Columns::Distributions(d) => rows.distributions.extend((0..d.common.len()).map(|i| {
+                let mut r = d.row_without_buckets(i, d.common.series(i));
+                r.buckets = d.buckets(i).map(|j| (d.bucket_keys[j], d.bucket_counts[j])).collect();
+                r
+            })),
+            Columns::Scalars(s) => rows.scalars.extend((0..s.common.len()).map(|i| ScalarRow {
+                start_ms: s.common.start[i],
+                end_ms: s.common.end[i],
+                resolution: s.common.resolution(i),
+                series: s.common.series(i),
+                kind: s.kind(i),
+                value: s.value[i],
+            })),
+        }
     }
 }
 

@@ -807,6 +807,12 @@ mod tests {
         rows
     }
 
+    /// A whole distributions file through the columnar decoder.
+    fn all_columns(bytes: bytes::Bytes) -> Result<Option<crate::columns::Columns>, DecodeError> {
+        let all = (i64::MIN, i64::MAX);
+        crate::columns::columns_from_parquet(bytes, Table::Distributions, Resolution::Raw, all, &[], false)
+    }
+
     fn debug(rows: &[DistributionRow]) -> Vec<String> {
         // Debug prints every f64 exactly (NaN included, which == would not match).
         rows.iter().map(|r| format!("{r:?}")).collect()
@@ -833,24 +839,10 @@ mod tests {
                 .all(|r| r.mean.is_some())
         );
 
-        let cols = crate::columns::columns_from_parquet(
-            bytes,
-            Table::Distributions,
-            Resolution::Raw,
-            (i64::MIN, i64::MAX),
-            &[],
-            false,
-        )
-        .unwrap();
-        let Some(crate::columns::Columns::Distributions(c)) = cols else { panic!("distribution columns") };
-        let from_columns: Vec<DistributionRow> = (0..c.common.len())
-            .map(|i| {
-                let mut r = c.row_without_buckets(i, c.common.series(i));
-                r.buckets = c.buckets(i).map(|j| (c.bucket_keys[j], c.bucket_counts[j])).collect();
-                r
-            })
-            .collect();
-        assert_eq!(debug(&from_columns), debug(&rows.distributions));
+        let cols = all_columns(bytes).unwrap();
+        let mut from_columns = Rows::default();
+        cols.expect("distribution columns").append_rows(&mut from_columns);
+        assert_eq!(debug(&from_columns.distributions), debug(&rows.distributions));
     }
 
     #[test]
@@ -873,15 +865,7 @@ mod tests {
             let e = rows_from(Table::Distributions, Resolution::Raw, &batches).unwrap_err();
             assert_eq!(e.column, "buckets.key_delta", "{what}: {e}");
             assert!(e.problem.contains("keys must increase within 0..="), "{what}: {e}");
-            let e = crate::columns::columns_from_parquet(
-                bytes,
-                Table::Distributions,
-                Resolution::Raw,
-                (i64::MIN, i64::MAX),
-                &[],
-                false,
-            )
-            .unwrap_err();
+            let e = all_columns(bytes).unwrap_err();
             assert_eq!(e.column, "buckets.key_delta", "{what}: {e}");
         }
     }

@@ -63,27 +63,12 @@ fn dump_columns(store: &Store) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for table in [Table::Distributions, Table::Scalars] {
         for res in RESOLUTIONS {
-            let mut lines = vec![];
+            let mut rows = Rows::default();
             for part in store.read_columns(&ReadRequest::new(table, 0, i64::MAX, res)).unwrap() {
-                match &*part {
-                    Columns::Distributions(c) => lines.extend((0..c.common.len()).map(|i| {
-                        let mut r = c.row_without_buckets(i, c.common.series(i));
-                        r.buckets = c.buckets(i).map(|j| (c.bucket_keys[j], c.bucket_counts[j])).collect();
-                        format!("{r:?}")
-                    })),
-                    Columns::Scalars(c) => lines.extend((0..c.common.len()).map(|i| {
-                        let r = ScalarRow {
-                            start_ms: c.common.start[i],
-                            end_ms: c.common.end[i],
-                            resolution: c.common.resolution(i),
-                            series: c.common.series(i),
-                            kind: c.kind(i),
-                            value: c.value[i],
-                        };
-                        format!("{r:?}")
-                    })),
-                }
+                part.append_rows(&mut rows);
             }
+            let mut lines: Vec<String> = rows.distributions.iter().map(|r| format!("{r:?}")).collect();
+            lines.extend(rows.scalars.iter().map(|r| format!("{r:?}")));
             lines.sort();
             if !lines.is_empty() {
                 out.insert(format!("{} {}", table.as_str(), res.as_str()), lines);
