@@ -151,6 +151,7 @@ mod latency;
 pub mod layout;
 mod metrics;
 mod registry;
+pub mod router;
 mod schema;
 mod shard;
 mod sink;
