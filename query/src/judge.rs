@@ -214,7 +214,7 @@ pub enum Decision {
 /// One guardrail's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub enum GuardrailStatus {
     /// The upper bound of the degradation is below the margin.
     Pass,
     /// The lower bound of the degradation is above the margin.
@@ -238,7 +238,7 @@ pub struct GuardrailResult {
     /// The margin on the same scale.
     pub margin: f64,
     /// Pass, fail or inconclusive.
-    pub status: Status,
+    pub status: GuardrailStatus,
     /// The challenger's sample behind it: counted windows, requests, labels or predictions.
     pub samples: u64,
     /// Whether this is the label-free precision estimate.
@@ -286,11 +286,11 @@ fn bounded(name: &str, estimate: f64, variance: f64, margin: f64, cfg: &JudgeCon
     let half = mixture_half_width(variance, margin * cfg.mixture_scale, cfg.alpha);
     let (lower, upper) = (estimate - half, estimate + half);
     let status = if upper < margin {
-        Status::Pass
+        GuardrailStatus::Pass
     } else if lower > margin {
-        Status::Fail
+        GuardrailStatus::Fail
     } else {
-        Status::Inconclusive
+        GuardrailStatus::Inconclusive
     };
     GuardrailResult {
         name: name.to_string(),
@@ -313,7 +313,7 @@ fn no_test(name: &str, margin: f64, note: String) -> GuardrailResult {
         lower: None,
         upper: None,
         margin,
-        status: Status::Inconclusive,
+        status: GuardrailStatus::Inconclusive,
         samples: 0,
         estimated: false,
         note,
@@ -366,7 +366,7 @@ fn latency(cfg: &JudgeConfig, windows: &[MatchedWindow]) -> GuardrailResult {
     g.margin = margin;
     g.samples = logs.len() as u64;
     if logs.len() < cfg.min_windows {
-        g.status = Status::Inconclusive;
+        g.status = GuardrailStatus::Inconclusive;
         note += &format!("; {} needed to conclude", cfg.min_windows);
     }
     g.note = note;
@@ -425,8 +425,8 @@ fn precision(cfg: &JudgeConfig, control: &ArmQuality, challenger: &ArmQuality) -
     g.samples = nx as u64;
     g.estimated = true;
     g.note = format!("label-free estimate while {waiting}");
-    if g.status == Status::Pass && !cfg.promote_on_estimate {
-        g.status = Status::Inconclusive;
+    if g.status == GuardrailStatus::Pass && !cfg.promote_on_estimate {
+        g.status = GuardrailStatus::Inconclusive;
         g.note += "; the estimate is within the margin, a promotion waits for realised labels";
     }
     g
@@ -468,8 +468,8 @@ pub fn judge(config: &JudgeConfig, evidence: &Evidence) -> Verdict {
         errors(config, &evidence.windows),
         precision(config, &evidence.control, &evidence.challenger),
     ];
-    let of = |s: Status| guardrails.iter().filter(|g| g.status == s).map(brief).collect::<Vec<_>>();
-    let (failed, open) = (of(Status::Fail), of(Status::Inconclusive));
+    let of = |s: GuardrailStatus| guardrails.iter().filter(|g| g.status == s).map(brief).collect::<Vec<_>>();
+    let (failed, open) = (of(GuardrailStatus::Fail), of(GuardrailStatus::Inconclusive));
     let enough = evidence.windows.len() >= config.min_windows;
     let (decision, reason) = if !failed.is_empty() {
         (Decision::Rollback, format!("rollback: beyond the margin: {}", failed.join("; ")))

@@ -49,7 +49,7 @@ fn evidence(windows: Vec<MatchedWindow>, control: f64, challenger: f64) -> Evide
     }
 }
 
-fn status(v: &Verdict, name: &str) -> Status {
+fn status(v: &Verdict, name: &str) -> GuardrailStatus {
     v.guardrails.iter().find(|g| g.name == name).unwrap().status
 }
 
@@ -105,7 +105,7 @@ fn validate_names_the_bad_field() {
 fn no_difference_with_enough_data_promotes() {
     let v = judge(&JudgeConfig::default(), &evidence(windows(12, 1.0), 0.9, 0.9));
     assert_eq!(v.decision, Decision::Promote, "{}", v.reason);
-    assert!(v.guardrails.iter().all(|g| g.status == Status::Pass && !g.estimated));
+    assert!(v.guardrails.iter().all(|g| g.status == GuardrailStatus::Pass && !g.estimated));
     let lat = &v.guardrails[0];
     assert!(lat.upper.unwrap() < 1.10 && lat.lower.unwrap() < 1.0 && lat.samples == 12, "{lat:?}");
     assert_eq!((v.windows, v.confidence_drift), (12, Some(0.01)));
@@ -118,7 +118,7 @@ fn each_guardrail_beyond_its_margin_rolls_back() {
     let v = judge(&cfg, &evidence(windows(12, 1.4), 0.9, 0.9));
     assert_eq!(
         (v.decision, status(&v, "latency_p95_ratio")),
-        (Decision::Rollback, Status::Fail),
+        (Decision::Rollback, GuardrailStatus::Fail),
         "{}",
         v.reason
     );
@@ -127,10 +127,20 @@ fn each_guardrail_beyond_its_margin_rolls_back() {
     let mut w = windows(12, 1.0);
     w.iter_mut().for_each(|w| w.challenger.errors = 18);
     let v = judge(&cfg, &evidence(w, 0.9, 0.9));
-    assert_eq!((v.decision, status(&v, "error_rate")), (Decision::Rollback, Status::Fail), "{}", v.reason);
+    assert_eq!(
+        (v.decision, status(&v, "error_rate")),
+        (Decision::Rollback, GuardrailStatus::Fail),
+        "{}",
+        v.reason
+    );
     // Precision 0.80 against 0.90 on realised labels.
     let v = judge(&cfg, &evidence(windows(12, 1.0), 0.9, 0.8));
-    assert_eq!((v.decision, status(&v, "precision")), (Decision::Rollback, Status::Fail), "{}", v.reason);
+    assert_eq!(
+        (v.decision, status(&v, "precision")),
+        (Decision::Rollback, GuardrailStatus::Fail),
+        "{}",
+        v.reason
+    );
     // A failure rolls back at once: before min_windows, and however the others stand.
     let mut w = windows(3, 1.0);
     w.iter_mut().for_each(|w| w.challenger.errors = 60);
@@ -148,14 +158,14 @@ fn too_little_data_is_never_a_pass() {
         let v = judge(&cfg, &e);
         assert_eq!(v.decision, Decision::Inconclusive, "{n}: {}", v.reason);
         assert!(v.reason.starts_with("keep watching"), "{}", v.reason);
-        assert_eq!(status(&v, "latency_p95_ratio"), Status::Inconclusive);
-        assert_eq!(status(&v, "precision"), Status::Inconclusive);
+        assert_eq!(status(&v, "latency_p95_ratio"), GuardrailStatus::Inconclusive);
+        assert_eq!(status(&v, "precision"), GuardrailStatus::Inconclusive);
         assert!(note(&v, "precision").contains("no label-free estimate"), "{}", note(&v, "precision"));
     }
     // No requests at all: the error rates still have a variance, and conclude nothing.
     let v = judge(&cfg, &Evidence::default());
     let err = &v.guardrails[1];
-    assert_eq!((err.status, err.estimate), (Status::Inconclusive, Some(0.0)));
+    assert_eq!((err.status, err.estimate), (GuardrailStatus::Inconclusive, Some(0.0)));
     assert!(err.upper.unwrap() > cfg.error_margin);
 }
 
@@ -167,17 +177,17 @@ fn identical_windows_have_a_floored_spread() {
     // Two identical windows conclude nothing.
     let v = judge(&cfg, &evidence(same(2), 0.9, 0.9));
     let lat = &v.guardrails[0];
-    assert_eq!(lat.status, Status::Inconclusive);
+    assert_eq!(lat.status, GuardrailStatus::Inconclusive);
     assert!(lat.lower.unwrap() < 1.0 && lat.upper.unwrap() > 1.0, "{lat:?}");
     // Ten of them pass, with bounds the floor (2 % a window) sets, not zero-width ones.
     let v = judge(&cfg, &evidence(same(10), 0.9, 0.9));
     let lat = &v.guardrails[0];
-    assert_eq!(lat.status, Status::Pass);
+    assert_eq!(lat.status, GuardrailStatus::Pass);
     let half = mixture_half_width(0.02 * 0.02 / 10.0, 1.1f64.ln(), 0.05);
     assert!((lat.upper.unwrap().ln() - half).abs() < 1e-12, "{lat:?}");
     // Zero errors on both arms: a variance from the +1/+2 adjustment, and a pass.
     let err = &v.guardrails[1];
-    assert!(err.lower.unwrap() < 0.0 && err.status == Status::Pass, "{err:?}");
+    assert!(err.lower.unwrap() < 0.0 && err.status == GuardrailStatus::Pass, "{err:?}");
 }
 
 #[test]
@@ -236,7 +246,10 @@ fn impossible_counts_are_clamped_and_huge_ones_do_not_overflow() {
         estimated_precision: Some(2.0),
     };
     let v = judge(&cfg, &e);
-    assert_eq!((v.decision, status(&v, "precision")), (Decision::Inconclusive, Status::Inconclusive));
+    assert_eq!(
+        (v.decision, status(&v, "precision")),
+        (Decision::Inconclusive, GuardrailStatus::Inconclusive)
+    );
     assert_eq!(v.recall_challenger, None);
 }
 
@@ -249,7 +262,7 @@ fn the_label_free_estimate_can_fail_but_not_promote_by_default() {
     (e.control, e.challenger) = (few(0.9, 0.9), few(0.9, 0.9));
     let v = judge(&cfg, &e);
     let p = &v.guardrails[2];
-    assert!(p.estimated && p.status == Status::Inconclusive && p.upper.unwrap() < 0.02, "{p:?}");
+    assert!(p.estimated && p.status == GuardrailStatus::Inconclusive && p.upper.unwrap() < 0.02, "{p:?}");
     assert!(p.note.contains("waits for realised labels"), "{}", p.note);
     assert_eq!(v.decision, Decision::Inconclusive);
     // Allowed to pass: promoted on the estimate.
@@ -260,13 +273,13 @@ fn the_label_free_estimate_can_fail_but_not_promote_by_default() {
     let v = judge(&cfg, &e);
     assert_eq!(
         (v.decision, v.guardrails[2].status, v.guardrails[2].estimated),
-        (Decision::Rollback, Status::Fail, true)
+        (Decision::Rollback, GuardrailStatus::Fail, true)
     );
     // Realised labels win once both arms have min_labels.
     (e.control, e.challenger) =
         (quality(5_000.0, 0.9, 1.0, Some(0.5)), quality(5_000.0, 0.9, 1.0, Some(0.9)));
     let v = judge(&cfg, &e);
-    assert_eq!((v.guardrails[2].status, v.guardrails[2].estimated), (Status::Pass, false));
+    assert_eq!((v.guardrails[2].status, v.guardrails[2].estimated), (GuardrailStatus::Pass, false));
 }
 
 #[test]
