@@ -28,6 +28,8 @@
 //!   delivery to sinks.
 //! - [`registry`]: model gauges (`models_loaded`, `model_age_seconds`) from the registry's
 //!   versions (the registry itself is [`store::registry`]).
+//! - [`canary`]: the canary: [`canary::ModelWatcher`] makes a scorer follow the registry's
+//!   aliases, loading versions and building one agent per (variant, version).
 //! - [`demo`]: simulated scenarios played through the hook, and the shared seeded RNG.
 //! - [`retrain`]: the trainers — a closure, an external command, an in-process logistic
 //!   regression — and the `Model` they make, from the store's labelled examples to the
@@ -73,6 +75,7 @@ pub use modelwatch_query as query;
 pub use modelwatch_store as store;
 
 pub mod baseline;
+pub mod canary;
 pub mod demo;
 mod lockfile;
 pub mod registry;
