@@ -86,6 +86,10 @@ pub enum Command {
     /// (crash tests of the registry).
     #[command(hide = true)]
     CrashRegistry(CrashRegistryArgs),
+    /// A test scorer following the registry's aliases, printing what each refresh served
+    /// (tests of the registry watcher).
+    #[command(hide = true)]
+    CanaryScorer(CanaryScorerArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -790,4 +794,25 @@ pub struct CrashRegistryArgs {
     /// The model the loop registers and promotes.
     #[arg(long, default_value = "crash")]
     pub model: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CanaryScorerArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The model whose aliases the scorer follows.
+    #[arg(long)]
+    pub model: String,
+    /// Milliseconds between refreshes.
+    #[arg(long, default_value_t = 100)]
+    pub refresh_ms: u64,
+    /// Keys (`key-0`, `key-1`, ...) routed after each refresh.
+    #[arg(long, default_value_t = 1_000)]
+    pub requests: usize,
+    /// The challenger's share of the keys.
+    #[arg(long, default_value_t = modelwatch::canary::DEFAULT_FRACTION)]
+    pub fraction: f64,
+    /// Stop after this many refreshes (0: run until killed).
+    #[arg(long, default_value_t = 0)]
+    pub refreshes: u64,
 }

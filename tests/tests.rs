@@ -26,3 +26,4 @@ mod stress;
 mod support;
 mod trainers;
 mod triggers;
+mod watcher;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 mod baseline;
 mod canary;
+mod canary_scorer;
 mod crash_registry;
 mod crash_writer;
 mod demo;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         }
         Command::CrashWriter(args) => crash_writer::run(&args),
         Command::CrashRegistry(args) => crash_registry::run(&args),
+        Command::CanaryScorer(args) => canary_scorer::run(&env, &args),
         Command::Models(cmd) => models::run(&env, cmd),
         Command::Canary(cmd) => canary::run(&env, cmd),
         Command::Query(args) => query::run(&env, &args),
