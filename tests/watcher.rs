@@ -155,7 +155,7 @@ fn aliases_stay_intact_through_sigkills_during_promotions_and_the_scorer_beside_
     let reg = registry(&data);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let (mut kills, mut promotions) = (0, 0);
-    while kills < 8 || promotions < 5 {
+    while kills < 12 || promotions < 5 {
         assert!(kills < 200, "the crash loop makes no progress ({promotions} promotions)");
         let mut child = Killed(
             Command::new(env!("CARGO_BIN_EXE_modelwatch"))

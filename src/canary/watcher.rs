@@ -123,7 +123,7 @@ pub enum WatchError {
         /// The model.
         model: String,
         /// What the registry said.
-        error: RegistryError,
+        error: Box<RegistryError>,
     },
     /// An agent's last interval did not reach its sink at shutdown.
     #[error("the {variant} agent of model {model:?} version {version}: {error}")]
@@ -337,7 +337,7 @@ impl<M: Send + Sync + 'static> ModelWatcher<M> {
             return Err(WatchError::Fraction { model: config.model.clone(), value: config.fraction });
         }
         check_model(&config.model)
-            .map_err(|error| WatchError::Registry { model: config.model.clone(), error })?;
+            .map_err(|error| WatchError::Registry { model: config.model.clone(), error: Box::new(error) })?;
         let published = Arc::new(Published {
             generation: AtomicU64::new(0),
             serving: Mutex::new(Arc::new(Serving::empty(config.fraction))),
@@ -392,7 +392,9 @@ impl<M: Send + Sync + 'static> ModelWatcher<M> {
         let (seq, want_control, want_challenger) = match self.registry.state(model) {
             Ok(s) => (s.seq(), s.aliases().control, s.aliases().challenger),
             Err(RegistryError::UnknownModel { .. }) => (0, None, None),
-            Err(error) => return Err(WatchError::Registry { model: model.to_string(), error }),
+            Err(error) => {
+                return Err(WatchError::Registry { model: model.to_string(), error: Box::new(error) });
+            }
         };
         let old = self.published.current();
         let mut failed = Vec::new();
@@ -516,10 +518,10 @@ impl<M: Send + Sync + 'static> ModelWatcher<M> {
     /// the ones that stopped.
     fn gauge_versions(&self, old: &Serving<M>, new: &Serving<M>) {
         for v in new.agents() {
-            if !old.agents().any(|o| o.version == v.version) {
-                if let Some(g) = &self.gauges {
-                    g.loaded(&v.info);
-                }
+            if !old.agents().any(|o| o.version == v.version)
+                && let Some(g) = &self.gauges
+            {
+                g.loaded(&v.info);
             }
         }
         for v in old.agents() {

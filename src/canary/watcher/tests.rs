@@ -206,7 +206,7 @@ fn a_promotion_swaps_the_agents_and_every_count_of_the_old_ones_is_delivered() {
 #[test]
 fn a_retired_agent_held_by_an_idle_reader_is_shut_down_after_the_grace() {
     let f = Fixture::new();
-    let (w, v1) = f.serving_one();
+    let (w, _) = f.serving_one();
     let mut idle = w.reader();
     record(idle.pick(b"k").unwrap());
     let v2 = f.register("two");
