@@ -5,7 +5,7 @@
 
 use modelwatch::canary::{Canary, CanaryConfig, Step};
 use modelwatch::query::judge::{Decision, JudgeConfig};
-use modelwatch::{Agent, ManualClock, Prediction, Timestamp};
+use modelwatch::{Agent, Clock, ManualClock, Prediction, Timestamp};
 use modelwatch_store::registry::{Action, Alias, NewVersion, Op, Registry, RegistryConfig, Status};
 use modelwatch_store::{Store, StoreConfig};
 use std::process::Command;
@@ -144,17 +144,17 @@ fn an_equal_challenger_is_promoted_with_its_evidence_in_the_log_and_the_events_t
     );
     assert!(last.reason.contains("canary passed"), "{}", last.reason);
     // The annotation, with every guardrail's figures, through the real binary's query path.
-    let events = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+    let log = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
         .args(["models", "log", "pii", "--data"])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&events.stdout).contains("canary passed"));
+    assert!(String::from_utf8_lossy(&log.stdout).contains("canary passed"));
     let store = Store::open_read_only(StoreConfig::new(dir.path())).unwrap();
     let rows = events(&store);
     let row = rows.iter().find(|e| &*e.kind == "canary_promoted").expect("a canary_promoted event");
     assert_eq!(&*row.version, "2");
-    for g in ["latency", "errors", "precision"] {
+    for g in ["latency_p95_ratio", "error_rate", "precision"] {
         assert!(row.message.contains(g), "the annotation names guardrail {g}: {}", row.message);
     }
 }

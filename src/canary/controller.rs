@@ -36,6 +36,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// One arm's values by window start.
+type Points = BTreeMap<i64, f64>;
+
 /// The audit log's actor for what the controller does.
 pub const ACTOR: &str = "canary";
 
@@ -348,7 +351,7 @@ impl<'a> Canary<'a> {
             ))
             .map_err(|e| CanaryError::Config(e.to_string()))?;
             let errors = modelwatch_query::run(self.store, &errors_q, range, Limits::default())?;
-            let by_version = |series: &[modelwatch_query::Series], v: u32| -> BTreeMap<i64, f64> {
+            let by_version = |series: &[modelwatch_query::Series], v: u32| -> Points {
                 let v = v.to_string();
                 series
                     .iter()
@@ -360,7 +363,7 @@ impl<'a> Canary<'a> {
             let (c, h) = (arm(control), arm(challenger));
             let mut t = from;
             while t < to {
-                let side = |(p, n, e): &(BTreeMap<i64, f64>, BTreeMap<i64, f64>, BTreeMap<i64, f64>)| {
+                let side = |(p, n, e): &(Points, Points, Points)| {
                     let count = n.get(&t).copied().filter(|x| x.is_finite()).unwrap_or(0.0).max(0.0) as u64;
                     let errs = e.get(&t).copied().filter(|x| x.is_finite()).unwrap_or(0.0).max(0.0) as u64;
                     ArmWindow {
@@ -438,9 +441,12 @@ impl<'a> Canary<'a> {
         verdict: &Verdict,
         control: u32,
     ) -> Result<(), CanaryError> {
+        // The reason names the guardrails it rests on; the others are added, so the
+        // annotation carries every guardrail's figures once.
         let figures: Vec<String> = verdict
             .guardrails
             .iter()
+            .filter(|g| !verdict.reason.contains(&g.name))
             .map(|g| {
                 let v = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
                 format!(
@@ -455,11 +461,11 @@ impl<'a> Canary<'a> {
                 )
             })
             .collect();
-        let message = format!(
-            "version {version} against control {control}: {}; {}",
-            verdict.reason,
-            figures.join("; ")
-        );
+        let mut message = format!("version {version} against control {control}: {}", verdict.reason);
+        for f in figures {
+            message.push_str("; ");
+            message.push_str(&f);
+        }
         let row = EventRow {
             time_ms: now,
             model: model.into(),

@@ -377,12 +377,28 @@ pub fn close_loop(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) -
         .map_err(|e| err(&e))
     };
     let fast = FixedLatency { control: Duration::from_millis(20), challenger: Duration::from_millis(20) };
-    // The demo's gate asks a fix to be better at all (the default asks 0.02 AUC more), and
-    // lets a feature's share of importance move by 0.15 (the default 0.10): the drift broke
-    // `regex_match`, and a version that leans on it less is the fix, not a bias.
-    let gate = GateConfig { min_auc_gain: 0.0, max_importance_shift: 0.15, ..GateConfig::default() };
+    // The demo's gate asks a fix to be better at all (the default asks 0.02 AUC more), lets
+    // a feature's share of importance move by 0.15 (the default 0.10) and a segment's
+    // precision or recall fall by 0.08 (0.05): the drift broke `regex_match` on phone
+    // numbers, and the fix leans on it less, winning their recall back for a little of
+    // their precision. Said in the timeline.
+    let gate = GateConfig {
+        min_auc_gain: 0.0,
+        max_importance_shift: 0.15,
+        max_segment_drop: 0.08,
+        ..GateConfig::default()
+    };
     let mut rounds = Vec::new();
 
+    lp.note(format!(
+        "the demo's gate: AUC gain >= {}, importance shift <= {}, segment precision/recall fall <= {} (defaults {}, {}, {})",
+        gate.min_auc_gain,
+        gate.max_importance_shift,
+        gate.max_segment_drop,
+        GateConfig::default().min_auc_gain,
+        GateConfig::default().max_importance_shift,
+        GateConfig::default().max_segment_drop
+    ));
     // Round 1: the triggers' event, retrained, judged live, promoted.
     let outcome = retrain(&mut lp, &manager(gate.clone(), fast)?, engine, &first)?;
     let ended = match &outcome {
