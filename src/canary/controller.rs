@@ -1,5 +1,5 @@
 //! The canary controller: reads both arms of a running canary from the store, asks the
-//! [judge](modelwatch_query::judge) and acts on its verdict in the registry.
+//! [`judge`] and acts on its verdict in the registry.
 //!
 //! A canary runs while the model's `challenger` alias names a version: it starts at the
 //! audit entry that moved the alias there, so the controller keeps no state of its own and
