@@ -96,7 +96,7 @@ pub enum Command {
 pub enum CanaryCommand {
     /// The running canary's verdict as of now, every guardrail with its estimate, interval
     /// and margin; acts on nothing. Exit 0.
-    #[command(after_help = "Example:\n  modelwatch canary status pii-confidence --window 5m")]
+    #[command(after_help = "Example:\n  modelwatch canary status pii-confidence --window 10m")]
     Status(CanaryArgs),
     /// Judge the running canary and act on the verdict: promote the challenger (control and
     /// latest), roll it back (rejected), or keep watching. Run it every interval (cron, a
@@ -113,11 +113,12 @@ pub struct CanaryArgs {
     pub model: String,
     #[command(flatten)]
     pub data: DataArg,
-    /// Length of the matched windows both arms are compared over.
-    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    /// Length of the matched windows both arms are compared over (each needs 100 requests
+    /// per arm to count).
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub window: String,
-    /// How old a prediction must be for its label to count in precision.
-    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    /// How old a prediction must be for its label to count in precision (0s: every label).
+    #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub maturity: String,
     /// The longest a canary runs: still inconclusive then, it is rolled back.
     #[arg(long, value_name = "DURATION")]

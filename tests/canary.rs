@@ -71,7 +71,10 @@ fn play(seed: u64, slow: f64, errors: f64) -> (tempfile::TempDir, Step, i64) {
     let kind = handles[0].error_kind("timeout");
     let judge = JudgeConfig { max_duration_ms: 12 * 60 * MIN, ..JudgeConfig::default() };
     let config = CanaryConfig { judge, window_ms: 5 * MIN, maturity_ms: 20 * MIN, threshold: 0.5 };
-    let canary = Canary::new(&store, &reg, clock.clone(), config).unwrap();
+    // The controller's store is another writer slot of the same directory, as in `serve`
+    // beside a scorer: it sees the scorer's data only by refreshing.
+    let own = Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap();
+    let canary = Canary::new(&own, &reg, clock.clone(), config).unwrap();
     let mut rng = Rng::seeded(seed);
     let start = clock.now().as_millis() as i64;
     let mut labels: Vec<(i64, usize, i64, f64, bool)> = Vec::new();
@@ -114,6 +117,8 @@ fn play(seed: u64, slow: f64, errors: f64) -> (tempfile::TempDir, Step, i64) {
                 for a in agents {
                     a.shutdown().unwrap();
                 }
+                drop(canary);
+                drop(own);
                 return (dir, step, minute);
             }
         }
@@ -204,15 +209,29 @@ fn no_challenger_no_control_and_a_canary_without_traffic_are_said_as_such() {
     let other = tempfile::tempdir().unwrap();
     let reg = registry(other.path(), clock.clone());
     let canary = Canary::new(&store, &reg, clock.clone(), CanaryConfig::default()).unwrap();
-    // No traffic at all for a day: never a promotion; rolled back at max_duration (24 h).
-    for hour in 0..30 {
+    // Moving the alias away and back does not restart the canary: its max_duration counts
+    // from the first time version 2 became the challenger.
+    let art = tempfile::tempdir().unwrap();
+    std::fs::write(art.path().join("model.json"), b"{}").unwrap();
+    reg.register(NewVersion::new("pii", "logistic", art.path())).unwrap();
+    clock.advance(Duration::from_secs(3_600));
+    reg.set_challenger("pii", 3, &Action::new("cli", "another")).unwrap();
+    clock.advance(Duration::from_secs(3_600));
+    reg.set_challenger("pii", 2, &Action::new("cli", "back")).unwrap();
+    // No traffic at all for a day: never a promotion; rolled back at max_duration (24 h
+    // from the first move, 2 h ago).
+    for hour in 2..30 {
         clock.advance(Duration::from_secs(3_600));
         match canary.check("pii").unwrap() {
             Step::Watching { verdict, .. } => {
                 assert_eq!(verdict.decision, Decision::Inconclusive, "hour {hour}")
             }
             Step::RolledBack { verdict, .. } => {
-                assert!(hour >= 23, "rolled back before max_duration: hour {hour}: {}", verdict.reason);
+                assert_eq!(
+                    hour, 23,
+                    "rolled back at hour {hour}, not at 24 h from the first move: {}",
+                    verdict.reason
+                );
                 return;
             }
             other => panic!("hour {hour}: {other:?}"),
@@ -301,4 +320,80 @@ fn the_demo_closes_the_loop_promoted_rejected_at_the_gate_rolled_back() {
         .unwrap();
     let history = String::from_utf8_lossy(&history.stdout);
     assert!(history.contains("promote version") && history.contains("by canary: canary passed"), "{history}");
+}
+
+/// The registry set up for the command-line checks: control 1, challenger 2 since `T0`, no
+/// traffic, so a check after 24 h rolls it back.
+fn decided_canary() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    drop(registry(dir.path(), clock));
+    drop(Store::open(StoreConfig::new(dir.path())).unwrap());
+    dir
+}
+
+fn canary_rows(
+    dir: &std::path::Path,
+) -> (Vec<modelwatch_store::registry::AuditEntry>, Vec<modelwatch_store::EventRow>) {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    let reg = Registry::open(RegistryConfig::new(dir, clock)).unwrap();
+    let log = reg.log("pii").unwrap().into_iter().filter(|e| e.actor == "canary").collect();
+    let store = Store::open_read_only(StoreConfig::new(dir)).unwrap();
+    (log, events(&store).into_iter().filter(|e| e.kind.starts_with("canary_")).collect())
+}
+
+#[test]
+fn two_checks_at_once_decide_once_and_neither_fails() {
+    let dir = decided_canary();
+    let now = "2025-11-27T01:00:00Z"; // 25 h after the challenger moved
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["canary", "check", "pii", "--now", now, "--data"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (log, events) = canary_rows(dir.path());
+    assert_eq!(log.len(), 1, "one decision: {log:?}");
+    assert_eq!((log[0].op, log[0].version), (Op::Reject, Some(2)));
+    assert_eq!(events.len(), 1, "one annotation: {events:?}");
+    assert_eq!(events[0].time_ms, log[0].at_ms);
+}
+
+#[test]
+fn a_decision_whose_annotation_was_lost_is_annotated_by_the_next_check_once() {
+    let dir = decided_canary();
+    // What a check killed between its registry change and its annotation leaves behind.
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0 + 25 * 3_600_000)));
+    let reg = Registry::open(RegistryConfig::new(dir.path(), clock.clone())).unwrap();
+    let entry = reg
+        .reject("pii", 2, &Action::new("canary", "canary rolled back: inconclusive at max_duration"))
+        .unwrap();
+    assert!(canary_rows(dir.path()).1.is_empty());
+    // A check in progress annotates within moments; a later check a minute on fills the gap.
+    clock.advance(Duration::from_secs(120));
+    let store = Store::open(StoreConfig { background: false, ..StoreConfig::new(dir.path()) }).unwrap();
+    let canary = Canary::new(&store, &reg, clock.clone(), CanaryConfig::default()).unwrap();
+    assert!(matches!(canary.check("pii").unwrap(), Step::Idle));
+    assert!(matches!(canary.check("pii").unwrap(), Step::Idle));
+    drop(canary);
+    drop(store);
+    let (_, events) = canary_rows(dir.path());
+    assert_eq!(events.len(), 1, "written once: {events:?}");
+    assert_eq!(
+        (events[0].time_ms, &*events[0].kind, &*events[0].version),
+        (entry.at_ms, "canary_rolled_back", "2")
+    );
+    assert!(events[0].message.contains("inconclusive at max_duration"), "{}", events[0].message);
 }

@@ -43,7 +43,7 @@
 //! # Decision
 //!
 //! Any failed guardrail: [`Decision::Rollback`]. All three passed (the precision on
-//! realised labels unless `promote_on_estimate`) and at least `min_windows` windows:
+//! realised labels unless `decide_on_estimate`) and at least `min_windows` windows:
 //! [`Decision::Promote`]. At `max_duration_ms` without a promotion: rollback,
 //! "inconclusive at max_duration". Otherwise [`Decision::Inconclusive`], keep watching.
 //! Too little data is never a pass. Odd inputs (non-finite, negative or absurd p95s, more
@@ -131,9 +131,10 @@ pub struct JudgeConfig {
     pub max_latency_ms: f64,
     /// τ of the mixture as a multiple of each guardrail's margin (1).
     pub mixture_scale: f64,
-    /// Whether a label-free precision estimate may pass for a promotion (false: it can
-    /// fail, but a promotion waits for realised labels).
-    pub promote_on_estimate: bool,
+    /// Whether a label-free precision estimate may decide, pass or fail (false: it is shown,
+    /// marked `estimated`, and a decision waits for realised labels; it measures the arms'
+    /// calibration, not their precision).
+    pub decide_on_estimate: bool,
 }
 
 impl Default for JudgeConfig {
@@ -150,7 +151,7 @@ impl Default for JudgeConfig {
             latency_sd_floor: 0.02,
             max_latency_ms: 3_600_000.0,
             mixture_scale: 1.0,
-            promote_on_estimate: false,
+            decide_on_estimate: false,
         }
     }
 }
@@ -425,9 +426,13 @@ fn precision(cfg: &JudgeConfig, control: &ArmQuality, challenger: &ArmQuality) -
     g.samples = nx as u64;
     g.estimated = true;
     g.note = format!("label-free estimate while {waiting}");
-    if g.status == GuardrailStatus::Pass && !cfg.promote_on_estimate {
+    // The estimate is the arms' mean confidence over their predicted positives: their
+    // calibration, not their precision. A better model that is less sure of itself would
+    // fail on it, so by default it is shown and decides nothing.
+    if g.status != GuardrailStatus::Inconclusive && !cfg.decide_on_estimate {
+        let said = if g.status == GuardrailStatus::Pass { "within" } else { "beyond" };
         g.status = GuardrailStatus::Inconclusive;
-        g.note += "; the estimate is within the margin, a promotion waits for realised labels";
+        g.note += &format!("; the estimate is {said} the margin, a decision waits for realised labels");
     }
     g
 }

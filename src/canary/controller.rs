@@ -30,14 +30,17 @@ use modelwatch_query::judge::{
 };
 use modelwatch_query::quality::{QualityOptions, quality};
 use modelwatch_query::{Func, Limits, Matcher, Op as MatchOp, QueryError, Range, merged, parse, run_each};
-use modelwatch_store::registry::{Action, Op, Registry, RegistryError};
-use modelwatch_store::{DistributionRow, EventRow, Rows, Store, StoreError};
+use modelwatch_store::registry::{Action, AuditEntry, Op, Registry, RegistryError};
+use modelwatch_store::{DistributionRow, EventRow, ReadRequest, Resolution, Rows, Store, StoreError, Table};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One arm's values by window start.
 type Points = BTreeMap<i64, f64>;
+
+/// The most windows a canary may span (`max_duration / window`).
+pub const MAX_WINDOWS: i64 = 100_000;
 
 /// The audit log's actor for what the controller does.
 pub const ACTOR: &str = "canary";
@@ -47,9 +50,11 @@ pub const ACTOR: &str = "canary";
 pub struct CanaryConfig {
     /// The judge's margins, error rate and limits (`max_duration_ms` among them).
     pub judge: JudgeConfig,
-    /// Length of a matched window, ms (default one minute).
+    /// Length of a matched window, ms (default ten minutes: at a 10 % canary, a window needs
+    /// `min_requests` = 100 challenger requests to count, 10 requests a second in all).
     pub window_ms: i64,
-    /// How old a prediction must be for its label to count, ms (default one hour).
+    /// How old a prediction must be for its label to count, ms (default two hours; set it
+    /// from the label delay: cohorts younger than their labels are biased to the fast ones).
     pub maturity_ms: i64,
     /// Confidence from which a prediction is positive (default 0.5).
     pub threshold: f64,
@@ -75,6 +80,15 @@ impl CanaryConfig {
         }
         if self.maturity_ms < 0 {
             return Err(format!("maturity_ms {}: must not be negative", self.maturity_ms));
+        }
+        // Every check reads every window of the canary: past the query's limits a check
+        // would fail, and the canary would never reach its max_duration.
+        let windows = self.judge.max_duration_ms / self.window_ms;
+        if windows > MAX_WINDOWS {
+            return Err(format!(
+                "window_ms {} over max_duration_ms {} is {windows} windows, more than {MAX_WINDOWS}: widen the window",
+                self.window_ms, self.judge.max_duration_ms
+            ));
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(format!("threshold {}: must be in [0, 1]", self.threshold));
@@ -114,8 +128,8 @@ pub struct CanarySettings {
     pub min_requests: u64,
     /// Labelled positive predictions per arm before realised precision is used.
     pub min_labels: u64,
-    /// Whether the label-free precision estimate may pass for a promotion.
-    pub promote_on_estimate: bool,
+    /// Whether the label-free precision estimate may pass or fail a canary.
+    pub decide_on_estimate: bool,
 }
 
 impl Default for CanarySettings {
@@ -124,8 +138,8 @@ impl Default for CanarySettings {
         CanarySettings {
             enabled: true,
             model: String::new(),
-            window: "1m".into(),
-            maturity: "1h".into(),
+            window: "10m".into(),
+            maturity: "2h".into(),
             max_duration: "24h".into(),
             threshold: 0.5,
             alpha: j.alpha,
@@ -135,7 +149,7 @@ impl Default for CanarySettings {
             min_windows: j.min_windows,
             min_requests: j.min_requests,
             min_labels: j.min_labels,
-            promote_on_estimate: j.promote_on_estimate,
+            decide_on_estimate: j.decide_on_estimate,
         }
     }
 }
@@ -159,7 +173,7 @@ impl CanarySettings {
             min_requests: self.min_requests,
             min_labels: self.min_labels,
             max_duration_ms: ms(&self.max_duration, "max_duration")?,
-            promote_on_estimate: self.promote_on_estimate,
+            decide_on_estimate: self.decide_on_estimate,
             ..JudgeConfig::default()
         };
         let c = CanaryConfig {
@@ -224,6 +238,14 @@ pub enum Step {
         /// The verdict.
         verdict: Verdict,
     },
+    /// The registry changed while this check judged (another check decided, an operator
+    /// moved an alias): nothing done; the next check judges what is there then.
+    Superseded {
+        /// The challenger judged.
+        challenger: u32,
+        /// What the registry said.
+        detail: String,
+    },
     /// The challenger was rolled back (rejected).
     RolledBack {
         /// The control, still serving.
@@ -270,15 +292,21 @@ impl<'a> Canary<'a> {
     }
 
     fn step(&self, model: &str, act: bool) -> Result<Step, CanaryError> {
+        // What other writer slots (the scorer's) published since the last check.
+        self.store.refresh()?;
         let seen = self.registry.state(model)?;
+        if act {
+            self.annotate_missed(model, seen.newest())?;
+        }
         let aliases = seen.aliases().clone();
         let Some(challenger) = aliases.challenger else { return Ok(Step::Idle) };
         let Some(control) = aliases.control else { return Ok(Step::NoControl { challenger }) };
         let now = self.clock.now().as_millis() as i64;
-        let started_ms = self.started(model, challenger)?.unwrap_or(now);
+        let info = self.registry.get(model, challenger)?;
+        let started_ms = self.started(model, challenger)?.unwrap_or(info.meta.created_at_ms);
         let evidence = self.evidence(model, control, challenger, started_ms, now)?;
         let verdict = judge::judge(&self.config.judge, &evidence);
-        let event_id = self.registry.get(model, challenger)?.meta.training.event_id.clone();
+        let event_id = info.meta.training.event_id.clone();
         let action = |what: &str| {
             let reason = format!("{what}: {}", verdict.reason);
             let a = Action::new(ACTOR, &clip(&reason, 900));
@@ -287,29 +315,37 @@ impl<'a> Canary<'a> {
                 None => a,
             }
         };
-        match verdict.decision {
-            _ if !act => Ok(Step::Watching { control, challenger, started_ms, verdict }),
-            Decision::Inconclusive => Ok(Step::Watching { control, challenger, started_ms, verdict }),
-            Decision::Promote => {
-                self.registry.promote_from(&seen, challenger, &action("canary passed"))?;
-                self.annotate(model, challenger, "challenger", "canary_promoted", now, &verdict, control)?;
-                Ok(Step::Promoted { control, challenger, started_ms, verdict })
+        // Both moves are made from the state the evidence was read under: a change that
+        // came in since (an operator's, another check's) wins, and this check does nothing.
+        let moved = match verdict.decision {
+            _ if !act => return Ok(Step::Watching { control, challenger, started_ms, verdict }),
+            Decision::Inconclusive => return Ok(Step::Watching { control, challenger, started_ms, verdict }),
+            Decision::Promote => self.registry.promote_from(&seen, challenger, &action("canary passed")),
+            Decision::Rollback => self.registry.reject_from(&seen, challenger, &action("canary rolled back")),
+        };
+        let entry = match moved {
+            Ok(entry) => entry,
+            Err(e @ (RegistryError::Conflict { .. } | RegistryError::AlreadyControl { .. })) => {
+                return Ok(Step::Superseded { challenger, detail: e.to_string() });
             }
-            Decision::Rollback => {
-                self.registry.reject(model, challenger, &action("canary rolled back"))?;
-                self.annotate(model, challenger, "challenger", "canary_rolled_back", now, &verdict, control)?;
-                Ok(Step::RolledBack { control, challenger, started_ms, verdict })
-            }
-        }
+            Err(e) => return Err(e.into()),
+        };
+        self.annotate(model, &entry, &verdict, control)?;
+        Ok(match verdict.decision {
+            Decision::Promote => Step::Promoted { control, challenger, started_ms, verdict },
+            _ => Step::RolledBack { control, challenger, started_ms, verdict },
+        })
     }
 
-    /// When `challenger`'s canary started: the newest audit entry that made it the
-    /// challenger.
+    /// When `challenger`'s canary started: the first audit entry that made it the
+    /// challenger (moving the alias away and back does not restart the canary, nor its
+    /// `max_duration`). Unreadable entries are skipped; none found: `None`, and the caller
+    /// counts from the version's registration, which is earlier.
     fn started(&self, model: &str, challenger: u32) -> Result<Option<i64>, CanaryError> {
-        let log = self.registry.log(model)?;
+        let log = self.registry.log_each(model)?;
         Ok(log
-            .iter()
-            .rev()
+            .into_iter()
+            .flatten()
             .find(|e| e.op == Op::Challenger && e.version == Some(challenger))
             .map(|e| e.at_ms))
     }
@@ -428,16 +464,12 @@ impl<'a> Canary<'a> {
         Ok((q, conf))
     }
 
-    /// Appends the decision to the store's events table (Grafana's annotations), tagged
-    /// with the challenger's version.
-    #[allow(clippy::too_many_arguments)]
+    /// Appends the decision `entry` records to the store's events table (Grafana's
+    /// annotations), at the entry's time, tagged with the challenger's version.
     fn annotate(
         &self,
         model: &str,
-        version: u32,
-        variant: &str,
-        kind: &str,
-        now: i64,
+        entry: &AuditEntry,
         verdict: &Verdict,
         control: u32,
     ) -> Result<(), CanaryError> {
@@ -461,17 +493,49 @@ impl<'a> Canary<'a> {
                 )
             })
             .collect();
+        let version = entry.version.unwrap_or(0);
         let mut message = format!("version {version} against control {control}: {}", verdict.reason);
         for f in figures {
             message.push_str("; ");
             message.push_str(&f);
         }
+        self.write_event(model, entry, message)
+    }
+
+    /// A check stopped between its registry change and its annotation (killed, the store
+    /// down) leaves the canary's entry newest in the head without its event: written by the
+    /// next check a minute or more later, from the entry's reason. Nothing when the event is
+    /// there, or when another change came after the entry (its annotation is then lost;
+    /// the audit log keeps the decision).
+    fn annotate_missed(&self, model: &str, newest: &AuditEntry) -> Result<(), CanaryError> {
+        if newest.actor != ACTOR || !matches!(newest.op, Op::Promote | Op::Reject) {
+            return Ok(());
+        }
+        // A check that has just decided writes its own annotation within moments: leave it
+        // a minute, or two checks at once would both write it.
+        if self.clock.now().as_millis() as i64 - newest.at_ms < 60_000 {
+            return Ok(());
+        }
+        let (kind, version) = (event_kind(newest.op), newest.version.unwrap_or(0).to_string());
+        let req = ReadRequest::new(Table::Events, newest.at_ms, newest.at_ms + 1, Resolution::Raw);
+        let there = self.store.read(&req)?.events.iter().any(|e| &*e.kind == kind && *e.version == *version);
+        if there {
+            return Ok(());
+        }
+        let message = format!(
+            "version {version}: {} (audit entry {}; written by a later check: the one that decided stopped before its annotation)",
+            newest.reason, newest.seq
+        );
+        self.write_event(model, newest, message)
+    }
+
+    fn write_event(&self, model: &str, entry: &AuditEntry, message: String) -> Result<(), CanaryError> {
         let row = EventRow {
-            time_ms: now,
+            time_ms: entry.at_ms,
             model: model.into(),
-            version: version.to_string().into(),
-            variant: variant.into(),
-            kind: kind.into(),
+            version: entry.version.unwrap_or(0).to_string().into(),
+            variant: "challenger".into(),
+            kind: event_kind(entry.op).into(),
             message,
         };
         self.store.append(Rows { events: vec![row], ..Rows::default() })?;
@@ -479,6 +543,11 @@ impl<'a> Canary<'a> {
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// The events-table kind of a canary's audit entry.
+fn event_kind(op: Op) -> &'static str {
+    if op == Op::Promote { "canary_promoted" } else { "canary_rolled_back" }
 }
 
 /// The predicted positives of a confidence distribution (1,000 bins of 0.001) and the sum of

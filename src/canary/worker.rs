@@ -48,6 +48,9 @@ impl CanaryWorker {
                     Ok(Step::RolledBack { challenger, control, verdict, .. }) => {
                         tracing::warn!(model, challenger, control, reason = %verdict.reason, "canary: rolled back")
                     }
+                    Ok(Step::Superseded { challenger, detail }) => {
+                        tracing::info!(model, challenger, detail, "canary: the registry changed meanwhile")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(model, error = %e, "canary check failed; trying again next window"),
                 }

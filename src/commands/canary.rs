@@ -31,7 +31,12 @@ fn config(env: &Env, a: &CanaryArgs) -> anyhow::Result<CanaryConfig> {
     let c = CanaryConfig {
         judge,
         window_ms: env.duration(&a.window, "window")?,
-        maturity_ms: env.duration(&a.maturity, "maturity")?,
+        // No maturity at all is a meaningful setting, which the duration parser refuses.
+        maturity_ms: if a.maturity.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+            0
+        } else {
+            env.duration(&a.maturity, "maturity")?
+        },
         threshold: a.threshold,
     };
     c.validate().map_err(UsageError)?;
@@ -91,6 +96,11 @@ fn print(model: &str, step: &Step) {
             );
             println!("verdict: {}", verdict.reason);
             guardrails(verdict);
+        }
+        Step::Superseded { challenger, detail } => {
+            println!(
+                "{model}: the registry changed while version {challenger} was judged; nothing done: {detail}"
+            )
         }
         Step::RolledBack { control, challenger, verdict, .. } => {
             println!("{model}: version {challenger} rolled back (rejected); version {control} serves alone");

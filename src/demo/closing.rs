@@ -273,7 +273,9 @@ impl Loop<'_> {
                     self.refresh()?;
                     return Ok("rolled back".into());
                 }
-                Step::Idle | Step::NoControl { .. } => return Ok("ended by hand".into()),
+                Step::Idle | Step::NoControl { .. } | Step::Superseded { .. } => {
+                    return Ok("ended by hand".into());
+                }
             }
         }
     }

@@ -254,7 +254,7 @@ fn impossible_counts_are_clamped_and_huge_ones_do_not_overflow() {
 }
 
 #[test]
-fn the_label_free_estimate_can_fail_but_not_promote_by_default() {
+fn the_label_free_estimate_decides_nothing_by_default() {
     let cfg = JudgeConfig::default();
     // 150 labels a side (under min_labels, 200): the estimate, marked as such.
     let few = |p: f64, est: f64| quality(150.0, p, 50_000.0, Some(est));
@@ -265,16 +265,20 @@ fn the_label_free_estimate_can_fail_but_not_promote_by_default() {
     assert!(p.estimated && p.status == GuardrailStatus::Inconclusive && p.upper.unwrap() < 0.02, "{p:?}");
     assert!(p.note.contains("waits for realised labels"), "{}", p.note);
     assert_eq!(v.decision, Decision::Inconclusive);
-    // Allowed to pass: promoted on the estimate.
-    let lenient = JudgeConfig { promote_on_estimate: true, ..JudgeConfig::default() };
+    // Allowed to decide: promoted on the estimate.
+    let lenient = JudgeConfig { decide_on_estimate: true, ..JudgeConfig::default() };
     assert_eq!(judge(&lenient, &e).decision, Decision::Promote);
-    // An estimate far below the control's fails.
+    // An estimate far below the control's (a less confident challenger, say) fails only
+    // when allowed to decide; by default it waits for labels.
     (e.control, e.challenger) = (few(0.9, 0.9), few(0.9, 0.8));
     let v = judge(&cfg, &e);
     assert_eq!(
         (v.decision, v.guardrails[2].status, v.guardrails[2].estimated),
-        (Decision::Rollback, GuardrailStatus::Fail, true)
+        (Decision::Inconclusive, GuardrailStatus::Inconclusive, true)
     );
+    assert!(v.guardrails[2].note.contains("beyond the margin"), "{}", v.guardrails[2].note);
+    let v = judge(&lenient, &e);
+    assert_eq!((v.decision, v.guardrails[2].status), (Decision::Rollback, GuardrailStatus::Fail));
     // Realised labels win once both arms have min_labels.
     (e.control, e.challenger) =
         (quality(5_000.0, 0.9, 1.0, Some(0.5)), quality(5_000.0, 0.9, 1.0, Some(0.9)));
