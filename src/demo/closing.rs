@@ -354,7 +354,9 @@ pub fn close_loop(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) -
         first.reasons.iter().map(|r| format!("{}: {}", r.trigger(), r.summary)).collect();
     lp.note(format!("trigger: retraining event {} ({})", first.id, reasons.join("; ")));
     let judge = JudgeConfig { max_duration_ms: MAX_CANARY_H * 3_600_000, ..JudgeConfig::default() };
-    let canary_config = CanaryConfig { judge, window_ms: CHECK_MIN * 60_000, ..CanaryConfig::default() };
+    // Labels come back within about 20 minutes after the history: cohorts count from 1 h.
+    let canary_config =
+        CanaryConfig { judge, window_ms: CHECK_MIN * 60_000, maturity_ms: 3_600_000, ..CanaryConfig::default() };
     let controller_registry = registry()?;
     let canary =
         Canary::new(store, &controller_registry, clock.clone(), canary_config).map_err(|e| err(&e))?;
