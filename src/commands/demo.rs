@@ -21,7 +21,10 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("modelwatch: --scenario {:?}: one of {}", args.scenario, names.join(", "));
         return Ok(ExitCode::from(2));
     };
-    let run = Run { scenario, days: args.days, end_ms, seed: args.seed };
+    // The loop plays after the history and ends by --end (about 11 simulated hours of its
+    // `LOOP_HOURS`), so a dashboard's "last 3 days" up to now shows all of it.
+    let history_end = if args.no_loop { end_ms } else { end_ms - modelwatch::demo::LOOP_HOURS * 3_600_000 };
+    let run = Run { scenario, days: args.days, end_ms: history_end, seed: args.seed };
     if run.times().0 < modelwatch::time::EARLIEST {
         let e = format!("--end {}: {} days before it is before 1970", rfc3339(end_ms), args.days);
         return Err(super::UsageError(e).into());

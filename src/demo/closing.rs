@@ -36,6 +36,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The hours the demo leaves for the loop after the history (it takes about 11).
+pub const LOOP_HOURS: i64 = 16;
 /// Documents a minute after the history.
 const PER_MINUTE: usize = 1_200;
 /// The share of them an annotation team labels, and the mean minutes it takes (for both
@@ -355,8 +357,12 @@ pub fn close_loop(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) -
     lp.note(format!("trigger: retraining event {} ({})", first.id, reasons.join("; ")));
     let judge = JudgeConfig { max_duration_ms: MAX_CANARY_H * 3_600_000, ..JudgeConfig::default() };
     // Labels come back within about 20 minutes after the history: cohorts count from 1 h.
-    let canary_config =
-        CanaryConfig { judge, window_ms: CHECK_MIN * 60_000, maturity_ms: 3_600_000, ..CanaryConfig::default() };
+    let canary_config = CanaryConfig {
+        judge,
+        window_ms: CHECK_MIN * 60_000,
+        maturity_ms: 3_600_000,
+        ..CanaryConfig::default()
+    };
     let controller_registry = registry()?;
     let canary =
         Canary::new(store, &controller_registry, clock.clone(), canary_config).map_err(|e| err(&e))?;

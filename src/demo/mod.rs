@@ -30,7 +30,7 @@ pub mod scenario;
 mod simulate;
 mod summary;
 
-pub use closing::{Closing, Moment, Round, SegmentPrecision, TRUTH_DOCS, close_loop};
+pub use closing::{Closing, LOOP_HOURS, Moment, Round, SegmentPrecision, TRUTH_DOCS, close_loop};
 pub use rng::Rng;
 pub use scenario::Scenario;
 pub use simulate::{Run, Simulated};
