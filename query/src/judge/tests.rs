@@ -315,3 +315,21 @@ fn recall_is_evidence_and_the_verdict_serialises() {
     let back: Verdict = serde_json::from_value(json).unwrap();
     assert_eq!(back, v);
 }
+
+#[test]
+fn errors_in_one_burst_widen_the_bounds() {
+    let cfg = JudgeConfig::default();
+    // The same 72 challenger errors in 12 windows: 6 in each, or all 72 in one.
+    let even = judge(&cfg, &evidence(windows(12, 1.0), 0.9, 0.9));
+    let mut w = windows(12, 1.0);
+    w.iter_mut().enumerate().for_each(|(i, w)| w.challenger.errors = if i == 3 { 72 } else { 0 });
+    let burst = judge(&cfg, &evidence(w, 0.9, 0.9));
+    let (e, b) = (&even.guardrails[1], &burst.guardrails[1]);
+    assert_eq!(e.estimate, b.estimate);
+    assert!(!e.note.contains("vary between windows"), "{}", e.note);
+    assert!(b.note.contains("vary between windows"), "{}", b.note);
+    assert!(
+        b.upper.unwrap() - b.estimate.unwrap() > 2.0 * (e.upper.unwrap() - e.estimate.unwrap()),
+        "{b:?} {e:?}"
+    );
+}
