@@ -16,7 +16,8 @@
 //!   the ratio scale (estimate and bounds exponentiated, margin 1.10).
 //! - `error_rate`: challenger error rate − control error rate over all requests so far, each
 //!   rate Agresti–Caffo adjusted ((errors + 1) / (requests + 2)), so zero errors on both
-//!   sides still has a variance.
+//!   sides still has a variance; each arm's variance is the larger of the binomial one and
+//!   the windows' (errors that come in bursts are not independent requests).
 //! - `precision`: control − challenger realised precision tp / (tp + fp) over matured label
 //!   cohorts (adjusted the same way) once both arms have `min_labels` labelled positive
 //!   predictions; before that the label-free estimate, marked `estimated`, with the
@@ -374,24 +375,56 @@ fn latency(cfg: &JudgeConfig, windows: &[MatchedWindow]) -> GuardrailResult {
     g
 }
 
-/// The error guardrail: the difference of the Agresti–Caffo adjusted error rates.
+/// The error guardrail: the difference of the Agresti–Caffo adjusted error rates. Each
+/// arm's variance is the larger of the binomial one and the between-window one (the
+/// cluster-robust variance of a ratio estimate, windows as clusters): errors that come in
+/// bursts, a failing replica for a few minutes, are not independent requests.
 fn errors(cfg: &JudgeConfig, windows: &[MatchedWindow]) -> GuardrailResult {
     let (mut n, mut x, mut clamped) = ([0.0f64; 2], [0.0f64; 2], 0);
+    let arms = |w: &MatchedWindow| {
+        [w.control, w.challenger].map(|a| (a.requests as f64, a.errors.min(a.requests) as f64))
+    };
     for w in windows {
-        for (i, arm) in [w.control, w.challenger].iter().enumerate() {
-            clamped += usize::from(arm.errors > arm.requests);
-            n[i] += arm.requests as f64;
-            x[i] += arm.errors.min(arm.requests) as f64;
+        for (i, (requests, errors)) in arms(w).into_iter().enumerate() {
+            n[i] += requests;
+            x[i] += errors;
+        }
+        clamped += usize::from(w.control.errors > w.control.requests);
+        clamped += usize::from(w.challenger.errors > w.challenger.requests);
+    }
+    // An arm without a request yet has no error rate: nothing to test (the Agresti–Caffo
+    // 1/2 of an empty arm would give an interval of ±100 points, and a rollback at
+    // max_duration should say the arm never served).
+    for (i, arm) in ["control", "challenger"].iter().enumerate() {
+        if n[i] <= 0.0 {
+            let mut g = no_test("error_rate", cfg.error_margin, format!("no request on the {arm} yet"));
+            g.samples = n[1] as u64;
+            return g;
         }
     }
+    let t = windows.len() as f64;
+    let between = |i: usize| {
+        if t < 2.0 || n[i] <= 0.0 {
+            return 0.0;
+        }
+        let rate = x[i] / n[i];
+        let squares: f64 = windows.iter().map(|w| arms(w)[i]).map(|(nt, xt)| (xt - rate * nt).powi(2)).sum();
+        squares / (n[i] * n[i]) * t / (t - 1.0)
+    };
     let p = [(x[0] + 1.0) / (n[0] + 2.0), (x[1] + 1.0) / (n[1] + 2.0)];
-    let variance = p[0] * (1.0 - p[0]) / (n[0] + 2.0) + p[1] * (1.0 - p[1]) / (n[1] + 2.0);
+    let binomial = [p[0] * (1.0 - p[0]) / (n[0] + 2.0), p[1] * (1.0 - p[1]) / (n[1] + 2.0)];
+    let spread = [between(0), between(1)];
+    let variance = binomial[0].max(spread[0]) + binomial[1].max(spread[1]);
     let mut g = bounded("error_rate", p[1] - p[0], variance, cfg.error_margin, cfg);
     g.samples = n[1] as u64;
     g.note = format!(
         "control {} of {} requests failed, challenger {} of {}",
         x[0] as u64, n[0] as u64, x[1] as u64, n[1] as u64
     );
+    if spread[0] > binomial[0] || spread[1] > binomial[1] {
+        g.note +=
+            "; errors vary between windows more than independent requests would (variance from the windows)";
+    }
     if clamped > 0 {
         g.note += &format!("; {clamped} arm-windows had more errors than requests (counted as all failed)");
     }

@@ -162,11 +162,11 @@ fn too_little_data_is_never_a_pass() {
         assert_eq!(status(&v, "precision"), GuardrailStatus::Inconclusive);
         assert!(note(&v, "precision").contains("no label-free estimate"), "{}", note(&v, "precision"));
     }
-    // No requests at all: the error rates still have a variance, and conclude nothing.
+    // No requests at all: no error rate to test, and nothing concluded.
     let v = judge(&cfg, &Evidence::default());
     let err = &v.guardrails[1];
-    assert_eq!((err.status, err.estimate), (GuardrailStatus::Inconclusive, Some(0.0)));
-    assert!(err.upper.unwrap() > cfg.error_margin);
+    assert_eq!((err.status, err.estimate), (GuardrailStatus::Inconclusive, None));
+    assert!(err.note.contains("no request on the control"), "{}", err.note);
 }
 
 #[test]
@@ -318,4 +318,39 @@ fn recall_is_evidence_and_the_verdict_serialises() {
     assert_eq!(json["guardrails"][2]["name"], "precision");
     let back: Verdict = serde_json::from_value(json).unwrap();
     assert_eq!(back, v);
+}
+
+#[test]
+fn errors_in_one_burst_widen_the_bounds() {
+    let cfg = JudgeConfig::default();
+    // The same 72 challenger errors in 12 windows: 6 in each, or all 72 in one.
+    let even = judge(&cfg, &evidence(windows(12, 1.0), 0.9, 0.9));
+    let mut w = windows(12, 1.0);
+    w.iter_mut().enumerate().for_each(|(i, w)| w.challenger.errors = if i == 3 { 72 } else { 0 });
+    let burst = judge(&cfg, &evidence(w, 0.9, 0.9));
+    let (e, b) = (&even.guardrails[1], &burst.guardrails[1]);
+    assert_eq!(e.estimate, b.estimate);
+    assert!(!e.note.contains("vary between windows"), "{}", e.note);
+    assert!(b.note.contains("vary between windows"), "{}", b.note);
+    assert!(
+        b.upper.unwrap() - b.estimate.unwrap() > 2.0 * (e.upper.unwrap() - e.estimate.unwrap()),
+        "{b:?} {e:?}"
+    );
+}
+
+#[test]
+fn a_challenger_that_never_served_has_no_error_rate_and_is_rolled_back_saying_so() {
+    let cfg = JudgeConfig::default();
+    let silent: Vec<MatchedWindow> =
+        (0..12).map(|i| window(i, (5_400, 54, Some(100.0)), (0, 0, None))).collect();
+    let mut e = evidence(silent, 0.9, 0.9);
+    let v = judge(&cfg, &e);
+    let g = v.guardrails.iter().find(|g| g.name == "error_rate").unwrap();
+    assert_eq!((g.status, g.lower, g.upper), (GuardrailStatus::Inconclusive, None, None), "{g:?}");
+    assert!(g.note.contains("no request on the challenger"), "{}", g.note);
+    assert_eq!(v.decision, Decision::Inconclusive);
+    e.elapsed_ms = cfg.max_duration_ms;
+    let v = judge(&cfg, &e);
+    assert_eq!(v.decision, Decision::Rollback);
+    assert!(v.reason.contains("no request on the challenger"), "{}", v.reason);
 }
