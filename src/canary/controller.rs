@@ -50,8 +50,8 @@ pub const ACTOR: &str = "canary";
 pub struct CanaryConfig {
     /// The judge's margins, error rate and limits (`max_duration_ms` among them).
     pub judge: JudgeConfig,
-    /// Length of a matched window, ms (default ten minutes: at a 10 % canary, a window needs
-    /// `min_requests` = 100 challenger requests to count, 10 requests a second in all).
+    /// Length of a matched window, ms (default ten minutes: at a 10 % canary a window needs
+    /// `min_requests` = 100 challenger requests to count, 1.7 requests a second in all).
     pub window_ms: i64,
     /// How old a prediction must be for its label to count, ms (default two hours; set it
     /// from the label delay: cohorts younger than their labels are biased to the fast ones).
@@ -159,7 +159,7 @@ impl CanarySettings {
     pub fn config(&self) -> Result<CanaryConfig, String> {
         let ms = |v: &str, key: &str| {
             // No maturity at all is a meaningful setting, which the duration parser refuses.
-            if key == "maturity" && v.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+            if key == "maturity" && matches!(v.trim(), "0" | "0s" | "0m" | "0h" | "0d") {
                 return Ok(0);
             }
             crate::time::parse_duration(v).map_err(|e| format!("canary.{key}: {e}"))
@@ -304,7 +304,12 @@ impl<'a> Canary<'a> {
         let now = self.clock.now().as_millis() as i64;
         let info = self.registry.get(model, challenger)?;
         let started_ms = self.started(model, challenger)?.unwrap_or(info.meta.created_at_ms);
-        let evidence = self.evidence(model, control, challenger, started_ms, now)?;
+        // The evidence stops at max_duration: a check after it judges what the canary had
+        // by then (the judge rolls back what it had not proved), and the query never grows
+        // past `MAX_WINDOWS` however late the check comes.
+        let until = now.min(started_ms.saturating_add(self.config.judge.max_duration_ms));
+        let mut evidence = self.evidence(model, control, challenger, started_ms, until)?;
+        evidence.elapsed_ms = (now - started_ms).max(0);
         let verdict = judge::judge(&self.config.judge, &evidence);
         let event_id = info.meta.training.event_id.clone();
         let action = |what: &str| {

@@ -32,7 +32,7 @@ fn config(env: &Env, a: &CanaryArgs) -> anyhow::Result<CanaryConfig> {
         judge,
         window_ms: env.duration(&a.window, "window")?,
         // No maturity at all is a meaningful setting, which the duration parser refuses.
-        maturity_ms: if a.maturity.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+        maturity_ms: if matches!(a.maturity.trim(), "0" | "0s" | "0m" | "0h" | "0d") {
             0
         } else {
             env.duration(&a.maturity, "maturity")?
