@@ -71,6 +71,10 @@
 //! peer whose drain works per value (`metrics`) also pays for it in the 2-thread rows, as it
 //! would in a scorer.
 //!
+//! - `router/*`: the canary router's decision for a 12- and a 36-byte key, and std's SipHash
+//!   over the same keys (see `bench_router`). Run beside the latency record with
+//!   `cargo bench --bench hot_path -- 'router|latency/1_threads/modelwatch$'`.
+//!
 //! Run: `cargo bench --bench hot_path`; figures go to BENCHMARKS.md.
 #![allow(missing_docs)]
 
@@ -525,9 +529,62 @@ fn bench_flush(c: &mut Criterion) {
     g.finish();
 }
 
+/// The canary router's decision (`modelwatch_agent::router`), beside the record it comes
+/// with: 1,024 keys made before timing (`doc-00000042`, 12 bytes; a UUID string, 36 bytes),
+/// cycled through. The peer is what a scorer would otherwise write: std's `DefaultHasher`
+/// (SipHash-1-3, fixed keys so it is sticky across processes) modulo 2^31 against the same
+/// threshold.
+fn bench_router(c: &mut Criterion) {
+    use modelwatch::agent::router::{Arm, Router, threshold};
+    use std::hash::Hasher;
+    let short: Vec<[u8; 12]> =
+        (0..1024).map(|i| format!("doc-{i:08}").into_bytes().try_into().unwrap()).collect();
+    let uuid: Vec<[u8; 36]> = (0..1024u64)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                h >> 32,
+                h & 0xffff,
+                i & 0xfff,
+                (h >> 20) & 0xfff,
+                h >> 16
+            )
+            .into_bytes()
+            .try_into()
+            .unwrap()
+        })
+        .collect();
+    let router = Router::new(0x5eed, 0.10);
+    let limit = threshold(0.10);
+    let mut g = c.benchmark_group("router");
+    g.throughput(Throughput::Elements(1));
+    fn run<const N: usize>(b: &mut criterion::Bencher, keys: &[[u8; N]], f: impl Fn(&[u8]) -> bool) {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            let mut hits = 0u64;
+            for i in 0..iters {
+                hits += u64::from(f(black_box(&keys[(i & 1023) as usize])));
+            }
+            black_box(hits);
+            t.elapsed()
+        })
+    }
+    let std_hash = |k: &[u8]| {
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(k);
+        ((h.finish() >> 33) as u32) < limit
+    };
+    g.bench_function("modelwatch/12_byte_key", |b| run(b, &short, |k| router.route(k) == Arm::Challenger));
+    g.bench_function("modelwatch/36_byte_key", |b| run(b, &uuid, |k| router.route(k) == Arm::Challenger));
+    g.bench_function("std_siphash/12_byte_key", |b| run(b, &short, std_hash));
+    g.bench_function("std_siphash/36_byte_key", |b| run(b, &uuid, std_hash));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
-    targets = bench_latency, bench_prediction, bench_flush
+    targets = bench_latency, bench_router, bench_prediction, bench_flush
 }
 criterion_main!(benches);

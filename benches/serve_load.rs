@@ -260,7 +260,16 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let demo = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(["demo", "--days", "3", "--end", &NOW.to_string(), "--data", data.to_str().unwrap()])
+        .args([
+            "demo",
+            "--no-loop",
+            "--days",
+            "3",
+            "--end",
+            &NOW.to_string(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));

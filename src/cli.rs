@@ -75,6 +75,10 @@ pub enum Command {
     /// rollbacks and the audit log.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The canary: judge the running challenger against the control from the store, and
+    /// promote it or roll it back (`check`), or only say where it stands (`status`).
+    #[command(subcommand)]
+    Canary(CanaryCommand),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
@@ -82,6 +86,60 @@ pub enum Command {
     /// (crash tests of the registry).
     #[command(hide = true)]
     CrashRegistry(CrashRegistryArgs),
+    /// A test scorer following the registry's aliases, printing what each refresh served
+    /// (tests of the registry watcher).
+    #[command(hide = true)]
+    CanaryScorer(CanaryScorerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CanaryCommand {
+    /// The running canary's verdict as of now, every guardrail with its estimate, interval
+    /// and margin; acts on nothing. Exit 0.
+    #[command(after_help = "Example:\n  modelwatch canary status pii-confidence --window 10m")]
+    Status(CanaryArgs),
+    /// Judge the running canary and act on the verdict: promote the challenger (control and
+    /// latest), roll it back (rejected), or keep watching. Run it every interval (cron, a
+    /// timer); every check reads the whole canary again, so a missed one loses nothing.
+    #[command(
+        after_help = "Example:\n  modelwatch canary check pii-confidence --window 5m --max-duration 12h"
+    )]
+    Check(CanaryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CanaryArgs {
+    /// The model.
+    pub model: String,
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Length of the matched windows both arms are compared over (each needs 100 requests
+    /// per arm to count).
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub window: String,
+    /// How old a prediction must be for its label to count in precision (0s: every label).
+    #[arg(long, default_value = "2h", value_name = "DURATION")]
+    pub maturity: String,
+    /// The longest a canary runs: still inconclusive then, it is rolled back.
+    #[arg(long, value_name = "DURATION")]
+    pub max_duration: Option<String>,
+    /// The challenger's p95 latency may be at most this times the control's.
+    #[arg(long)]
+    pub latency_margin: Option<f64>,
+    /// Its error rate may be at most this above the control's (0.005 = half a point).
+    #[arg(long)]
+    pub error_margin: Option<f64>,
+    /// Its precision may be at most this below the control's.
+    #[arg(long)]
+    pub precision_margin: Option<f64>,
+    /// The error rate of each guardrail's confidence sequence.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Confidence from which a prediction is positive.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -276,8 +334,10 @@ pub struct DemoArgs {
     /// When the simulation ends (default: now, to the minute).
     #[arg(long, value_name = "TIME")]
     pub end: Option<String>,
-    /// Seed of the simulation.
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the simulation. With the default, the loop's three rounds end as the README
+    /// shows; another seed draws other traffic and labels, and the gate and the canary judge
+    /// decide on what it draws (a round can end otherwise).
+    #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// The scenario played (`modelwatch::demo::scenario::ALL`).
     #[arg(long, default_value = "pii")]
@@ -286,6 +346,9 @@ pub struct DemoArgs {
     /// (the demo refuses to mix its simulated history into existing data).
     #[arg(long)]
     pub replace: bool,
+    /// Stop after the history: do not close the loop (retrain, gate, canary, promotion).
+    #[arg(long)]
+    pub no_loop: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -734,4 +797,25 @@ pub struct CrashRegistryArgs {
     /// The model the loop registers and promotes.
     #[arg(long, default_value = "crash")]
     pub model: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CanaryScorerArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The model whose aliases the scorer follows.
+    #[arg(long)]
+    pub model: String,
+    /// Milliseconds between refreshes.
+    #[arg(long, default_value_t = 100)]
+    pub refresh_ms: u64,
+    /// Keys (`key-0`, `key-1`, ...) routed after each refresh.
+    #[arg(long, default_value_t = 1_000)]
+    pub requests: usize,
+    /// The challenger's share of the keys.
+    #[arg(long, default_value_t = modelwatch::canary::DEFAULT_FRACTION)]
+    pub fraction: f64,
+    /// Stop after this many refreshes (0: run until killed).
+    #[arg(long, default_value_t = 0)]
+    pub refreshes: u64,
 }

@@ -29,6 +29,9 @@
 //! - [`registry`]: model gauges (`models_loaded`, `model_age_seconds`) from the registry's
 //!   versions (the registry itself is [`store::registry`]).
 //! - [`demo`]: simulated scenarios played through the hook, and the shared seeded RNG.
+//! - [`canary`]: scorers that follow the registry (`ModelWatcher`: a sticky share of the
+//!   requests to the challenger, an agent per arm and version) and the controller that
+//!   judges a canary from the store and promotes or rolls back (`Canary`).
 //! - [`retrain`]: the trainers — a closure, an external command, an in-process logistic
 //!   regression — and the `Model` they make, from the store's labelled examples to the
 //!   model registry.
@@ -73,6 +76,7 @@ pub use modelwatch_query as query;
 pub use modelwatch_store as store;
 
 pub mod baseline;
+pub mod canary;
 pub mod demo;
 mod lockfile;
 pub mod registry;

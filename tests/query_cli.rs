@@ -21,7 +21,7 @@ fn demo(data: &str, days: &str, end: &str) -> String {
 }
 
 fn demo_with(data: &str, days: &str, end: &str, extra: &[&str]) -> String {
-    let mut args = vec!["demo", "--days", days, "--end", end, "--seed", "7", "--data", data];
+    let mut args = vec!["demo", "--no-loop", "--days", days, "--end", end, "--seed", "7", "--data", data];
     args.extend_from_slice(extra);
     let o = modelwatch(&args);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -707,7 +707,7 @@ fn demo_replace_refuses_a_directory_a_retraining_run_holds() {
         .open(dir.path().join("retrain/lock"))
         .unwrap();
     lock.try_lock().unwrap();
-    let o = modelwatch(dir.path(), &["demo", "--replace", "--days", "1"]);
+    let o = modelwatch(dir.path(), &["demo", "--no-loop", "--replace", "--days", "1"]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("a retraining run holds it; not deleting"),

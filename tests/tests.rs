@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole system, one module per concern (one test binary, as
 //! ripgrep does, so the workspace links it once).
 
+mod canary;
 mod cli;
 mod connections;
 mod crash;
@@ -25,3 +26,4 @@ mod stress;
 mod support;
 mod trainers;
 mod triggers;
+mod watcher;

@@ -426,6 +426,7 @@ fn the_documented_configuration_file_is_the_defaults() {
     assert_eq!(c.triggers, TriggerConfig::default(), "deploy/modelwatch.toml documents every default");
     assert_eq!(c.retrain, modelwatch::retrain::RetrainConfig::default(), "deploy/modelwatch.toml: [retrain]");
     assert_eq!(c.gate, modelwatch::retrain::gate::GateConfig::default(), "deploy/modelwatch.toml: [gate]");
+    assert_eq!(c.canary, modelwatch::canary::CanarySettings::default(), "deploy/modelwatch.toml: [canary]");
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/modelwatch.toml")).unwrap();
     for key in

@@ -77,6 +77,14 @@
 //! over six decades get 4 exclusive shards and the shared one (measured by
 //! `tests/footprint.rs` and `examples/footprint.rs`).
 //!
+//! # Canary routing
+//!
+//! [`router::Router`] decides which model answers a request during a canary: a request key
+//! hashed with the experiment's salt, the challenger taking a fixed share of the hash space.
+//! Sticky per key and reproducible in every process, monotone when the share changes, one
+//! relaxed atomic load and a multiply per 16 key bytes (the facade's `ModelWatcher` uses
+//! it).
+//!
 //! # Labels
 //!
 //! A label usually arrives after its prediction, and quality is judged over the predictions
@@ -151,6 +159,7 @@ mod latency;
 pub mod layout;
 mod metrics;
 mod registry;
+pub mod router;
 mod schema;
 mod shard;
 mod sink;

@@ -26,6 +26,8 @@
 //! 5. [`detect`] runs online change detectors (CUSUM, Page–Hinkley) over a series' values,
 //!    one per interval; [`stats`] holds the distribution functions and tests that the
 //!    reports and the triggers share.
+//! 6. [`judge`] decides a canary (promote, roll back, keep watching) from per-variant
+//!    matched windows and matured label cohorts, valid however often it is asked.
 //!
 //! # Example
 //!
@@ -58,7 +60,7 @@
 //! (a deadline the engine checks),
 //! `error_ratio`, `time` (window steps, RFC 3339), `names` (closed sets of names), `unit`
 //! (the unit of an answer, and its JSON form), and
-//! public [`drift`], [`quality`], [`detect`], [`stats`].
+//! public [`drift`], [`quality`], [`detect`], [`stats`], [`judge`].
 #![forbid(unsafe_code)]
 
 pub mod cancel;
@@ -68,6 +70,7 @@ pub mod detect;
 pub mod drift;
 mod engine;
 mod error_ratio;
+pub mod judge;
 mod names;
 mod parse;
 pub mod quality;

@@ -4,7 +4,7 @@
 use super::{Env, print_json};
 use crate::cli::{DemoArgs, Format};
 use anyhow::Context;
-use modelwatch::demo::{Run, Summary, scenario, summarise};
+use modelwatch::demo::{Closing, Run, Summary, close_loop, scenario, summarise};
 use modelwatch::time::rfc3339;
 use modelwatch_store::{Durability, Store, StoreConfig};
 use std::process::ExitCode;
@@ -21,7 +21,10 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("modelwatch: --scenario {:?}: one of {}", args.scenario, names.join(", "));
         return Ok(ExitCode::from(2));
     };
-    let run = Run { scenario, days: args.days, end_ms, seed: args.seed };
+    // The loop plays after the history and ends by --end (about 11 simulated hours of its
+    // `LOOP_HOURS`), so a dashboard's "last 3 days" up to now shows all of it.
+    let history_end = if args.no_loop { end_ms } else { end_ms - modelwatch::demo::LOOP_HOURS * 3_600_000 };
+    let run = Run { scenario, days: args.days, end_ms: history_end, seed: args.seed };
     if run.times().0 < modelwatch::time::EARLIEST {
         let e = format!("--end {}: {} days before it is before 1970", rfc3339(end_ms), args.days);
         return Err(super::UsageError(e).into());
@@ -57,11 +60,64 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     store.maintain(written.end_ms)?;
     spinner.finish_and_clear();
     let summary = summarise(&run, &written, &store, &args.data.data)?;
+    let closing = if args.no_loop {
+        None
+    } else {
+        let spinner = indicatif::ProgressBar::new_spinner()
+            .with_message("closing the loop: retrain, gate, canary, promotion (three rounds)");
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        let closing = close_loop(&run, &written, &store, &args.data.data)?;
+        store.flush()?;
+        spinner.finish_and_clear();
+        Some(closing)
+    };
     match args.format {
-        Format::Json => print_json(&summary)?,
-        Format::Table => print(&summary, &args.data.data.display().to_string(), args.end.is_none()),
+        Format::Json => print_json(&serde_json::json!({ "history": summary, "loop": closing }))?,
+        Format::Table => {
+            print(&summary, &args.data.data.display().to_string(), args.end.is_none());
+            if let Some(c) = &closing {
+                print_loop(c, summary.model, &args.data.data.display().to_string());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_loop(c: &Closing, model: &str, data: &str) {
+    println!(
+        "\nclosing the loop: after the history the scorer follows the registry ({} documents, 10 % of them \
+         to a challenger while a canary runs):",
+        c.predictions
+    );
+    for m in &c.timeline {
+        println!("  {}  {}", rfc3339(m.at_ms), m.what);
+    }
+    println!("\nrounds:");
+    for (i, r) in c.rounds.iter().enumerate() {
+        let v = r.version.map_or("no version".to_string(), |v| format!("version {v}"));
+        println!("  {}. {}: {v} {}", i + 1, r.name, r.ended);
+    }
+    let (before, after) = c.versions;
+    println!(
+        "\nprecision and recall per segment on {} fresh drifted documents each (the simulation knows their truth):",
+        modelwatch::demo::TRUTH_DOCS
+    );
+    let (b, a) = (format!("version {before}"), format!("version {after}"));
+    println!("  {:<12} {:>22} {:>22}", "", "precision", "recall");
+    println!("  {:<12} {b:>10} {a:>11} {b:>10} {a:>11}", "segment");
+    for p in &c.precision {
+        println!(
+            "  {:<12} {:>10.3} {:>11.3} {:>10.3} {:>11.3}",
+            p.segment, p.before, p.after, p.recall_before, p.recall_after
+        );
+    }
+    println!("\nlook at it:");
+    println!(
+        "  modelwatch models log {model} --data {data}     # every registration, promotion and rejection, with its reason"
+    );
+    println!(
+        "  modelwatch triggers history --data {data}       # each retraining event and what became of it"
+    );
 }
 
 /// The demo writes into an empty (or new) directory only: simulated history mixed into a

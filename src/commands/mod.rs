@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod baseline;
+mod canary;
+mod canary_scorer;
 mod crash_registry;
 mod crash_writer;
 mod demo;
@@ -36,7 +38,9 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         }
         Command::CrashWriter(args) => crash_writer::run(&args),
         Command::CrashRegistry(args) => crash_registry::run(&args),
+        Command::CanaryScorer(args) => canary_scorer::run(&env, &args),
         Command::Models(cmd) => models::run(&env, cmd),
+        Command::Canary(cmd) => canary::run(&env, cmd),
         Command::Query(args) => query::run(&env, &args),
         Command::Demo(args) => demo::run(&env, &args),
         Command::Retrain(args) => retrain::run(&env, &args),

@@ -36,6 +36,7 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     // Read-only: the scorer (or the demo) owns the WAL; the server follows it by refreshing.
     let store = Arc::new(open_read_only(&args.data)?);
     let mut retrain = None;
+    let mut canary = None;
     let triggers = match &args.triggers {
         Some(path) => {
             let c = modelwatch::triggers::ConfigFile::load(path)?;
@@ -76,11 +77,37 @@ pub fn run(env: &Env, args: &ServeArgs) -> anyhow::Result<ExitCode> {
                     Box::new(modelwatch::retrain::gate::InterleavedProbe::default()),
                 )?;
                 retrain = Some((manager, rx, pending));
+                if c.canary.enabled {
+                    let model = [&c.canary.model, &c.retrain.model, &c.triggers.model]
+                        .into_iter()
+                        .find(|m| !m.is_empty())
+                        .cloned()
+                        .unwrap_or_default();
+                    if model.is_empty() {
+                        eprintln!(
+                            "modelwatch: {}: no canary controller: it needs a model (canary.model, retrain.model or triggers.model)",
+                            path.display()
+                        );
+                    } else {
+                        let config = c.canary.config().map_err(anyhow::Error::msg)?;
+                        // Its decisions go into the events table (Grafana's annotations) through a
+                        // writer slot of its own; the server's store stays read-only.
+                        let writer = Arc::new(modelwatch_store::Store::open(args.data.store_config())?);
+                        canary = Some(modelwatch::canary::CanaryWorker::spawn(
+                            writer,
+                            super::models::open(env, &args.data)?,
+                            env.clock.clone(),
+                            config,
+                            model,
+                        )?);
+                    }
+                }
             }
             Some((engine, to_std(ms(&args.check_every, "check-every")?)))
         }
         None => None,
     };
     modelwatch::serve::run_with(store, config, env.clock.clone(), triggers, retrain)?;
+    drop(canary);
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use modelwatch::triggers::{
     ConfigFile, Delivery, DeliveryState, EventRecord, TriggerConfig, TriggerEngine, TriggerError,
     TriggerState, read_state,
 };
+use modelwatch_store::registry::{AuditEntry, Registry, RegistryConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -23,7 +24,36 @@ fn engine(env: &Env, args: &TriggerArgs) -> anyhow::Result<TriggerEngine> {
     Ok(TriggerEngine::open(config(args)?, Arc::new(store), &args.data.data, env.clock.clone(), Vec::new())?)
 }
 
-fn print_event(r: &EventRecord) -> anyhow::Result<()> {
+/// The registry's audit entries each event caused (registration, gate verdict, challenger,
+/// the canary's promotion or rollback), read from the data directory's registry; none where
+/// there is no registry or the model has no log.
+fn caused(env: &Env, args: &TriggerArgs, history: &[EventRecord]) -> Vec<Vec<AuditEntry>> {
+    let c = args.data.store_config();
+    let reg =
+        Registry::open(RegistryConfig { dir: c.dir, objects: c.objects, clock: env.clock.clone() }).ok();
+    let mut logs: std::collections::BTreeMap<String, Vec<AuditEntry>> = Default::default();
+    history
+        .iter()
+        .map(|r| {
+            let e = &r.event;
+            let log = logs
+                .entry(e.model.clone())
+                .or_insert_with(|| reg.as_ref().and_then(|g| g.log(&e.model).ok()).unwrap_or_default());
+            log.iter().filter(|x| x.event_id.as_deref() == Some(e.id.as_str())).cloned().collect()
+        })
+        .collect()
+}
+
+/// An event as `history --format json` prints it: the record, and what the registry did
+/// because of it.
+#[derive(serde::Serialize)]
+struct HistoryRow<'a> {
+    #[serde(flatten)]
+    record: &'a EventRecord,
+    registry: &'a [AuditEntry],
+}
+
+fn print_event(r: &EventRecord, caused: &[AuditEntry]) -> anyhow::Result<()> {
     let e = &r.event;
     println!(
         "{}  fired {}{}",
@@ -33,6 +63,10 @@ fn print_event(r: &EventRecord) -> anyhow::Result<()> {
     );
     if let Some(o) = &r.outcome {
         println!("  outcome: {o}");
+    }
+    for a in caused {
+        let v = a.version.map_or(String::new(), |v| format!(" version {v}"));
+        println!("  registry {}: {}{v} by {}: {}", rfc3339(a.at_ms), a.op.as_str(), a.actor, a.reason);
     }
     for reason in &e.reasons {
         println!("  {}: {}", reason.trigger(), reason.summary);
@@ -87,10 +121,20 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
         }
         TriggersCommand::History(args) => {
             let state = read_state(&args.data.data)?;
+            let caused = caused(env, &args, &state.history);
             match args.format {
-                Format::Json => print_json(&state.history)?,
+                Format::Json => print_json(
+                    &state
+                        .history
+                        .iter()
+                        .zip(&caused)
+                        .map(|(record, registry)| HistoryRow { record, registry })
+                        .collect::<Vec<_>>(),
+                )?,
                 Format::Table if state.history.is_empty() => println!("no trigger event yet"),
-                Format::Table => state.history.iter().try_for_each(print_event)?,
+                Format::Table => {
+                    state.history.iter().zip(&caused).try_for_each(|(r, c)| print_event(r, c))?
+                }
             }
         }
         TriggersCommand::Check(args) => {
@@ -108,7 +152,7 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
                     (Some(ev), _) => {
                         println!("fired:");
                         if let Some(r) = e.state().history.iter().find(|r| r.event.id == ev.id) {
-                            print_event(r)?;
+                            print_event(r, &[])?;
                         }
                     }
                     (None, false) => {

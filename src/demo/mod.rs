@@ -5,6 +5,8 @@
 //! - `scenario`: scenarios as data (traffic, segments, features, the drift injected).
 //! - `simulate`: a [`Run`] of a scenario written minute by minute on a manual clock.
 //! - `summary`: the figures read back through the query engine, and the triggers' events.
+//! - `closing`: after the history, the loop closed through the registry: retrain, gate,
+//!   canary, promotion; a candidate rejected at the gate; a canary rolled back.
 //! - `rng`: the seeded generator.
 //!
 //! ```
@@ -22,15 +24,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod closing;
 mod rng;
 pub mod scenario;
 mod simulate;
 mod summary;
 
+pub use closing::{Closing, LOOP_HOURS, Moment, Round, SegmentPrecision, TRUTH_DOCS, close_loop};
 pub use rng::Rng;
 pub use scenario::Scenario;
 pub use simulate::{Run, Simulated};
-pub use summary::{Alarm, Drifting, Event, Figure, QualityAfter, Summary, summarise};
+pub use summary::{Alarm, Drifting, Event, Figure, QualityAfter, Summary, summarise, trigger_config};
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]

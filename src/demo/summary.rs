@@ -234,20 +234,7 @@ fn triggers(
     store: &Arc<Store>,
     data: &Path,
 ) -> Result<(Vec<Event>, u64), DemoError> {
-    let config = TriggerConfig {
-        model: run.scenario.model.into(),
-        cooldown: "24h".into(),
-        labels: LabelsTrigger { enabled: false, ..Default::default() },
-        schedule: ScheduleTrigger { enabled: false, ..Default::default() },
-        drift: DriftTrigger {
-            reference: format!("{}..{}", sim.start_ms, sim.start_ms + DAY),
-            window: "6h".into(),
-            share: 0.2,
-            detector: run.scenario.watch.into(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let config = trigger_config(run, sim);
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis((sim.start_ms + DAY) as u64)));
     let mut engine = TriggerEngine::open(config, store.clone(), data, clock.clone(), Vec::new())?;
     let mut events = Vec::new();
@@ -265,4 +252,23 @@ fn triggers(
         t += 3_600_000;
     }
     Ok((events, engine.state().suppressed))
+}
+
+/// The demo's triggers: drift against the history's first day over the last 6 h (a fifth of
+/// the features), CUSUM on the watched query, quality degradation; a 24 h cool-down.
+pub fn trigger_config(run: &Run, sim: &Simulated) -> TriggerConfig {
+    TriggerConfig {
+        model: run.scenario.model.into(),
+        cooldown: "24h".into(),
+        labels: LabelsTrigger { enabled: false, ..Default::default() },
+        schedule: ScheduleTrigger { enabled: false, ..Default::default() },
+        drift: DriftTrigger {
+            reference: format!("{}..{}", sim.start_ms, sim.start_ms + DAY),
+            window: "6h".into(),
+            share: 0.2,
+            detector: run.scenario.watch.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }

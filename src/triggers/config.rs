@@ -71,7 +71,7 @@ impl TriggerConfig {
     }
 }
 
-/// The configuration file: `[triggers]`, `[retrain]` and `[gate]`.
+/// The configuration file: `[triggers]`, `[retrain]`, `[gate]` and `[canary]`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
@@ -81,6 +81,8 @@ pub struct ConfigFile {
     pub retrain: crate::retrain::RetrainConfig,
     /// The validation gate's thresholds.
     pub gate: crate::retrain::gate::GateConfig,
+    /// The canary controller `serve --retrain` runs.
+    pub canary: crate::canary::CanarySettings,
 }
 
 impl ConfigFile {
@@ -91,6 +93,7 @@ impl ConfigFile {
         c.triggers.validate().map_err(|e| file_error(path, e))?;
         c.retrain.validate().map_err(|e| file_error(path, e))?;
         c.gate.validate().map_err(|e| file_error(path, e))?;
+        c.canary.config().map_err(|e| file_error(path, e))?;
         Ok(c)
     }
 }

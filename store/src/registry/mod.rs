@@ -698,6 +698,11 @@ impl ModelState {
         &self.head.aliases
     }
 
+    /// The newest audit entry (the head holds it whole, even before its log file exists).
+    pub fn newest(&self) -> &AuditEntry {
+        &self.head.last
+    }
+
     /// Every version with its status, in order.
     pub fn statuses(&self) -> Vec<(u32, Status)> {
         self.head.versions.iter().map(|(v, s)| (*v, s.status)).collect()
@@ -1492,8 +1497,18 @@ impl Registry {
     /// Rejects `version` (not the control): it can no longer be promoted, and stops being
     /// the challenger.
     pub fn reject(&self, model: &str, version: u32, action: &Action) -> Result<AuditEntry, RegistryError> {
-        let seen = self.state(model)?;
-        self.change(&seen, action, "rejecting a version", |head| {
+        self.reject_from(&self.state(model)?, version, action)
+    }
+
+    /// [`reject`](Registry::reject) from the state read as `seen`: if any change came in
+    /// since, it fails with [`RegistryError::Conflict`] and changes nothing.
+    pub fn reject_from(
+        &self,
+        seen: &ModelState,
+        version: u32,
+        action: &Action,
+    ) -> Result<AuditEntry, RegistryError> {
+        self.change(seen, action, "rejecting a version", |head| {
             match Self::status_of(head, version)? {
                 Status::Control => {
                     return Err(Self::refuse(
