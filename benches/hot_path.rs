@@ -71,8 +71,9 @@
 //! peer whose drain works per value (`metrics`) also pays for it in the 2-thread rows, as it
 //! would in a scorer.
 //!
-//! - `router/*`: the canary router's decision for a 12- and a 36-byte key, and std's SipHash
-//!   over the same keys (see `bench_router`). Run beside the latency record with
+//! - `router/*`: the canary router's decision for a 12- and a 36-byte key, the same through
+//!   a `ModelWatcher`'s `Reader::pick`, and std's SipHash over the same keys (see
+//!   `bench_router`). Run beside the latency record with
 //!   `cargo bench --bench hot_path -- 'router|latency/1_threads/modelwatch$'`.
 //!
 //! Run: `cargo bench --bench hot_path`; figures go to BENCHMARKS.md.
@@ -577,6 +578,44 @@ fn bench_router(c: &mut Criterion) {
     };
     g.bench_function("modelwatch/12_byte_key", |b| run(b, &short, |k| router.route(k) == Arm::Challenger));
     g.bench_function("modelwatch/36_byte_key", |b| run(b, &uuid, |k| router.route(k) == Arm::Challenger));
+    // What a scorer that embeds the `ModelWatcher` pays: `Reader::pick`, the serving's
+    // generation (an acquire load) and the router's decision, over a control and a
+    // challenger loaded from a registry.
+    let dir = tempfile::tempdir().unwrap();
+    let clock =
+        std::sync::Arc::new(modelwatch::ManualClock::new(modelwatch::Timestamp::from_secs(1_764_115_200)));
+    let open = || {
+        modelwatch::store::registry::Registry::open(modelwatch::store::registry::RegistryConfig::new(
+            dir.path(),
+            clock.clone(),
+        ))
+        .unwrap()
+    };
+    let art = tempfile::tempdir().unwrap();
+    std::fs::write(art.path().join("model.txt"), "1").unwrap();
+    let reg = open();
+    let auto = modelwatch::store::registry::Action::new("bench", "bench");
+    for _ in 0..2 {
+        reg.register(modelwatch::store::registry::NewVersion::new("pii", "text", art.path())).unwrap();
+    }
+    reg.promote("pii", 1, &auto).unwrap();
+    reg.set_challenger("pii", 2, &auto).unwrap();
+    let agents: modelwatch::canary::AgentFactory = Box::new(|arm, version| {
+        Agent::builder("pii")
+            .variant(modelwatch::canary::variant_tag(arm))
+            .version(&version.to_string())
+            .background_flush(false)
+            .build(NullSink)
+    });
+    let config = modelwatch::canary::WatcherConfig::new("pii", dir.path().join("scratch"));
+    let watcher =
+        modelwatch::canary::ModelWatcher::new(open(), config, agents, Box::new(|_: &_, _: &_| Ok(())))
+            .unwrap();
+    watcher.refresh().unwrap();
+    let reader = std::cell::RefCell::new(watcher.reader());
+    g.bench_function("watcher_pick/12_byte_key", |b| {
+        run(b, &short, |k| reader.borrow_mut().pick(k).is_some_and(|v| v.arm == Arm::Challenger))
+    });
     g.bench_function("std_siphash/12_byte_key", |b| run(b, &short, std_hash));
     g.bench_function("std_siphash/36_byte_key", |b| run(b, &uuid, std_hash));
     g.finish();
