@@ -84,6 +84,12 @@ impl CanaryConfig {
         // Every check reads every window of the canary: past the query's limits a check
         // would fail, and the canary would never reach its max_duration.
         let windows = self.judge.max_duration_ms / self.window_ms;
+        if windows < self.judge.min_windows as i64 {
+            return Err(format!(
+                "window_ms {} over max_duration_ms {} is {windows} windows, fewer than min_windows {}: the canary could never be promoted; narrow the window",
+                self.window_ms, self.judge.max_duration_ms, self.judge.min_windows
+            ));
+        }
         if windows > MAX_WINDOWS {
             return Err(format!(
                 "window_ms {} over max_duration_ms {} is {windows} windows, more than {MAX_WINDOWS}: widen the window",
