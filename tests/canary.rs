@@ -256,6 +256,14 @@ fn a_bad_configuration_is_refused_naming_the_setting() {
             },
             "alpha",
         ),
+        (
+            CanaryConfig {
+                judge: JudgeConfig { latency_ratio_margin: 1e300, ..JudgeConfig::default() },
+                ..CanaryConfig::default()
+            },
+            "latency_ratio_margin",
+        ),
+        (CanaryConfig { window_ms: 2 * 86_400_000, ..CanaryConfig::default() }, "min_windows"),
     ] {
         let e = Canary::new(&store, &reg, clock.clone(), c).err().expect("refused").to_string();
         assert!(e.contains(name), "{e}");

@@ -170,8 +170,12 @@ impl JudgeConfig {
         if !open(self.alpha, 0.0, 1.0) {
             return bad("alpha", self.alpha, "in (0, 1)");
         }
-        if !open(self.latency_ratio_margin, 1.0, f64::MAX) {
-            return bad("latency_ratio_margin", self.latency_ratio_margin, "finite and above 1");
+        // Up to 10: a margin past it lets any regression through without a word.
+        if !(self.latency_ratio_margin.is_finite()
+            && self.latency_ratio_margin > 1.0
+            && self.latency_ratio_margin <= 10.0)
+        {
+            return bad("latency_ratio_margin", self.latency_ratio_margin, "above 1 and at most 10");
         }
         if !open(self.error_margin, 0.0, 1.0) {
             return bad("error_margin", self.error_margin, "in (0, 1)");

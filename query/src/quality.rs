@@ -96,7 +96,7 @@ fn bins(row: Option<&DistributionRow>) -> Vec<f64> {
 }
 
 /// The first bin counted as predicted positive.
-fn threshold_bin(threshold: f64) -> usize {
+pub fn threshold_bin(threshold: f64) -> usize {
     ((threshold * CONFIDENCE_BINS as f64) - 1e-9).ceil().clamp(0.0, CONFIDENCE_BINS as f64) as usize
 }
 

@@ -29,7 +29,7 @@ use modelwatch_query::judge::{
     self, ArmQuality, ArmWindow, Decision, Evidence, JudgeConfig, MatchedWindow, Verdict,
 };
 use modelwatch_query::quality::{QualityOptions, quality};
-use modelwatch_query::{Func, Limits, Matcher, Op as MatchOp, QueryError, Range, merged, parse, run_each};
+use modelwatch_query::{Func, Limits, QueryError, Range, merged, parse, run_each};
 use modelwatch_store::registry::{Action, AuditEntry, Op, Registry, RegistryError};
 use modelwatch_store::{DistributionRow, EventRow, ReadRequest, Resolution, Rows, Store, StoreError, Table};
 use serde::Serialize;
@@ -84,6 +84,12 @@ impl CanaryConfig {
         // Every check reads every window of the canary: past the query's limits a check
         // would fail, and the canary would never reach its max_duration.
         let windows = self.judge.max_duration_ms / self.window_ms;
+        if windows < self.judge.min_windows as i64 {
+            return Err(format!(
+                "window_ms {} over max_duration_ms {} is {windows} windows, fewer than min_windows {}: the canary could never be promoted; narrow the window",
+                self.window_ms, self.judge.max_duration_ms, self.judge.min_windows
+            ));
+        }
         if windows > MAX_WINDOWS {
             return Err(format!(
                 "window_ms {} over max_duration_ms {} is {windows} windows, more than {MAX_WINDOWS}: widen the window",
@@ -422,8 +428,8 @@ impl<'a> Canary<'a> {
                 t += w;
             }
         }
-        let (control_q, control_conf) = self.arm_quality(model, control, started_ms, now_ms)?;
-        let (challenger_q, challenger_conf) = self.arm_quality(model, challenger, started_ms, now_ms)?;
+        let ([control_q, challenger_q], [control_conf, challenger_conf]) =
+            self.arms_quality(model, [control, challenger], started_ms, now_ms)?;
         Ok(Evidence {
             windows,
             control: control_q,
@@ -433,38 +439,50 @@ impl<'a> Canary<'a> {
         })
     }
 
-    /// One arm's quality since the start: realised over the matured cohorts, the label-free
-    /// precision over every prediction; and its confidence distribution.
-    fn arm_quality(
+    /// Both arms' quality since the start, read once for the two versions: realised over
+    /// the matured cohorts, the label-free precision over every prediction; and their
+    /// confidence distributions.
+    fn arms_quality(
         &self,
         model: &str,
-        version: u32,
+        versions: [u32; 2],
         started_ms: i64,
         now_ms: i64,
-    ) -> Result<(ArmQuality, Option<DistributionRow>), CanaryError> {
-        let matchers = vec![matcher("model", model), matcher("version", &version.to_string())];
+    ) -> Result<([ArmQuality; 2], [Option<DistributionRow>; 2]), CanaryError> {
+        let sel = format!(
+            "confidence{{model={},version=~\"{}|{}\"}} by (version)",
+            quoted(model),
+            versions[0],
+            versions[1]
+        );
+        let query = parse(&sel).map_err(|e| CanaryError::Config(e.to_string()))?;
+        let of = |tags: &BTreeMap<String, String>| {
+            versions.iter().position(|v| tags.get("version") == Some(&v.to_string()))
+        };
+        let mut q = [ArmQuality::default(); 2];
         let cut = now_ms.saturating_sub(self.config.maturity_ms);
-        let mut q =
-            ArmQuality { tp: 0.0, fp: 0.0, fn_: 0.0, predicted_positive: 0.0, estimated_precision: None };
         if cut > started_ms {
             let opts = QualityOptions { threshold: self.config.threshold, ..QualityOptions::default() };
-            if let Some(row) = quality(self.store, &matchers, &[], started_ms, cut, &opts)?.into_iter().next()
-            {
-                q.tp = row.realised.tp;
-                q.fp = row.realised.fp;
-                q.fn_ = row.realised.fn_;
+            for row in quality(self.store, &query.matchers, &query.by, started_ms, cut, &opts)? {
+                if let Some(i) = of(&row.tags) {
+                    (q[i].tp, q[i].fp, q[i].fn_) = (row.realised.tp, row.realised.fp, row.realised.fn_);
+                }
             }
         }
-        let mut conf = None;
+        let mut conf = [None, None];
         if now_ms > started_ms {
-            let sel = format!("confidence{{model={},version=\"{version}\"}}", quoted(model));
-            let query = parse(&sel).map_err(|e| CanaryError::Config(e.to_string()))?;
-            conf = merged(self.store, &query, started_ms, now_ms)?.into_iter().next().map(|(_, d)| d);
+            for (tags, d) in merged(self.store, &query, started_ms, now_ms)? {
+                if let Some(i) = of(&tags) {
+                    conf[i] = Some(d);
+                }
+            }
         }
-        if let Some(d) = &conf {
-            let (n, sum) = positives(d, self.config.threshold);
-            q.predicted_positive = n;
-            q.estimated_precision = (n > 0.0).then(|| sum / n);
+        for (q, d) in q.iter_mut().zip(&conf) {
+            if let Some(d) = d {
+                let (n, sum) = positives(d, self.config.threshold);
+                q.predicted_positive = n;
+                q.estimated_precision = (n > 0.0).then(|| sum / n);
+            }
         }
         Ok((q, conf))
     }
@@ -558,7 +576,7 @@ fn event_kind(op: Op) -> &'static str {
 /// The predicted positives of a confidence distribution (1,000 bins of 0.001) and the sum of
 /// their confidences (bin middles).
 fn positives(d: &DistributionRow, threshold: f64) -> (f64, f64) {
-    let first = ((threshold * 1000.0) - 1e-9).ceil().clamp(0.0, 1000.0) as i64;
+    let first = modelwatch_query::quality::threshold_bin(threshold) as i64;
     let mut n = 0.0;
     let mut sum = 0.0;
     for &(k, c) in &d.buckets {
@@ -584,10 +602,6 @@ fn confidence_psi(a: Option<&DistributionRow>, b: Option<&DistributionRow>) -> O
     };
     let (p, q) = (shares(a?)?, shares(b?)?);
     Some(p.iter().zip(&q).map(|(&p, &q)| (q - p) * (q / p).ln()).sum())
-}
-
-fn matcher(label: &str, value: &str) -> Matcher {
-    Matcher { label: label.into(), op: MatchOp::Eq, value: value.into(), regex: None }
 }
 
 /// A label value as a query string literal.

@@ -15,17 +15,17 @@
 //! documents a minute, `FEEDBACK` of them labelled) so that each canary decides within
 //! hours of simulated time.
 
-use super::simulate::pick;
+use super::simulate::{agent, document};
 use super::summary::trigger_config;
 use super::{DemoError, Rng, Run, Simulated};
-use crate::canary::{Canary, CanaryConfig, ModelWatcher, Step, WatcherConfig};
+use crate::canary::{Canary, CanaryConfig, ModelWatcher, Step, WatcherConfig, variant_tag};
 use crate::retrain::gate::{FixedLatency, GateConfig};
 use crate::retrain::{
     LogisticTrainer, Model, ModelLoader, Outcome, RetrainConfig, RetrainManager, TrainError, Trained,
     Trainer, TrainingData,
 };
 use crate::triggers::{DriftTrigger, LabelsTrigger, RetrainEvent, TriggerConfig, TriggerEngine};
-use crate::{Agent, Clock, Feature, ManualClock, Prediction, Timestamp};
+use crate::{Clock, ManualClock, Prediction, Timestamp};
 use modelwatch_agent::LabelledPrediction;
 use modelwatch_agent::router::Arm;
 use modelwatch_query::judge::JudgeConfig;
@@ -201,14 +201,7 @@ impl Loop<'_> {
             let rng = &mut self.rng;
             let seg = rng.below(s.segments.len());
             let truth = rng.u() < s.segments[seg].positives;
-            s.draw_features(s.segments[seg].name, true, truth, rng, &mut x);
-            cats.clear();
-            seen[..s.numeric.len()].copy_from_slice(&x[..s.numeric.len()]);
-            for (j, c) in s.categorical.iter().enumerate() {
-                let i = pick(rng, c.categories.iter().map(|c| c.1));
-                seen[s.numeric.len() + j] = i as f64;
-                cats.push(Some(c.categories[i].0));
-            }
+            document(s, seg, true, truth, rng, &mut x, &mut seen, &mut cats);
             let slow = if v.arm == Arm::Challenger { self.slow_challenger } else { 1.0 };
             let latency_ms =
                 s.segments[seg].latency_ms * slow * (s.traffic.latency_sigma * rng.normal()).exp();
@@ -305,25 +298,9 @@ pub fn close_loop(run: &Run, sim: &Simulated, store: &Arc<Store>, data: &Path) -
     };
     let mut engine = TriggerEngine::open(config, store.clone(), data, clock.clone(), Vec::new())?;
     let engine = &mut engine;
-    let schema: Vec<Feature> = s
-        .numeric
-        .iter()
-        .map(|f| Feature::numeric(f.name))
-        .chain(s.categorical.iter().map(|c| Feature::categorical(c.name, c.categories.iter().map(|c| c.0))))
-        .collect();
-    let agent_clock = clock.clone();
-    let agent_store = store.clone();
+    let (agent_clock, agent_store) = (clock.clone(), store.clone());
     let agents = Box::new(move |arm: Arm, version: u32| {
-        Agent::builder(s.model)
-            .version(&version.to_string())
-            .variant(if arm == Arm::Control { "control" } else { "challenger" })
-            .instance("demo")
-            .segments(s.segments.iter().map(|s| s.name))
-            .features(schema.clone())
-            .interval(Duration::from_secs(60))
-            .clock(agent_clock.clone())
-            .background_flush(false)
-            .build(agent_store.clone())
+        agent(s, &version.to_string(), variant_tag(arm), &agent_clock, &agent_store)
     });
     let loader = ModelLoader::new();
     let load = Box::new(move |info: &modelwatch_store::registry::VersionInfo, dir: &Path| {
@@ -534,17 +511,15 @@ fn truth_precision(
     let (b, a) = (load(before)?, load(after)?);
     let mut rng = Rng::seeded(run.seed ^ 0x7e57_da7a);
     let mut x = vec![f64::NAN; s.numeric.len() + s.categorical.len()];
+    let (mut seen, mut cats) = (x.clone(), Vec::new());
     let mut out = Vec::new();
-    for seg in s.segments {
+    for (g, seg) in s.segments.iter().enumerate() {
         let (mut tp, mut fp, mut fn_) = ([0.0; 2], [0.0; 2], [0.0; 2]);
         for _ in 0..TRUTH_DOCS {
             let truth = rng.u() < seg.positives;
-            s.draw_features(seg.name, true, truth, &mut rng, &mut x);
-            for (j, c) in s.categorical.iter().enumerate() {
-                x[s.numeric.len() + j] = pick(&mut rng, c.categories.iter().map(|c| c.1)) as f64;
-            }
+            document(s, g, true, truth, &mut rng, &mut x, &mut seen, &mut cats);
             for (i, m) in [&b, &a].into_iter().enumerate() {
-                match (m.score(&x) >= s.threshold, truth) {
+                match (m.score(&seen) >= s.threshold, truth) {
                     (true, true) => tp[i] += 1.0,
                     (true, false) => fp[i] += 1.0,
                     (false, true) => fn_[i] += 1.0,

@@ -67,30 +67,11 @@ impl Run {
         s.validate().map_err(DemoError::Scenario)?;
         let (start, drift_ms, end) = self.times();
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(start as u64)));
-        let schema: Vec<Feature> = s
-            .numeric
-            .iter()
-            .map(|f| Feature::numeric(f.name))
-            .chain(
-                s.categorical.iter().map(|c| Feature::categorical(c.name, c.categories.iter().map(|c| c.0))),
-            )
-            .collect();
         let (model, version) = self.first_model(store, &clock, start)?;
         let agents: Vec<Agent> = s
             .variants
             .iter()
-            .map(|v| {
-                Agent::builder(s.model)
-                    .version(v.version)
-                    .variant(v.name)
-                    .instance("demo")
-                    .segments(s.segments.iter().map(|s| s.name))
-                    .features(schema.clone())
-                    .interval(Duration::from_secs(60))
-                    .clock(clock.clone())
-                    .background_flush(false)
-                    .build(store.clone())
-            })
+            .map(|v| agent(s, v.version, v.name, &clock, store))
             .collect::<Result<_, _>>()?;
         // Events for the dashboards' annotations: the deployments, and where the drift is
         // injected (ground truth the detectors should find on their own).
@@ -175,16 +156,8 @@ impl Run {
                     handles[v].error(segs[v][seg], error_kind);
                     continue;
                 }
-                let segment = s.segments[seg].name;
                 let truth = rng.u() < s.segments[seg].positives;
-                s.draw_features(segment, drifted, truth, &mut rng, &mut x);
-                cats.clear();
-                seen[..s.numeric.len()].copy_from_slice(&x[..s.numeric.len()]);
-                for (j, c) in s.categorical.iter().enumerate() {
-                    let k = pick(&mut rng, c.categories.iter().map(|c| c.1));
-                    seen[s.numeric.len() + j] = k as f64;
-                    cats.push(Some(c.categories[k].0));
-                }
+                document(s, seg, drifted, truth, &mut rng, &mut x, &mut seen, &mut cats);
                 let latency_ms = s.segments[seg].latency_ms
                     * s.variants[v].latency_factor
                     * (t.latency_sigma * rng.normal()).exp();
@@ -265,6 +238,55 @@ impl Run {
         let (info, model) =
             load_alias(&registry, &loader, s.model, Alias::Control, dir.path()).map_err(|e| err(&e))?;
         Ok((model, info))
+    }
+}
+
+/// The agent of one variant of the demo's scorer: the scenario's segments and features,
+/// one-minute intervals on the simulation's clock, flushed by the simulation.
+pub(super) fn agent(
+    s: &Scenario,
+    version: &str,
+    variant: &str,
+    clock: &Arc<ManualClock>,
+    store: &Arc<Store>,
+) -> Result<Agent, modelwatch_agent::BuildError> {
+    let schema =
+        s.numeric.iter().map(|f| Feature::numeric(f.name)).chain(
+            s.categorical.iter().map(|c| Feature::categorical(c.name, c.categories.iter().map(|c| c.0))),
+        );
+    Agent::builder(s.model)
+        .version(version)
+        .variant(variant)
+        .instance("demo")
+        .segments(s.segments.iter().map(|s| s.name))
+        .features(schema)
+        .interval(Duration::from_secs(60))
+        .clock(clock.clone())
+        .background_flush(false)
+        .build(store.clone())
+}
+
+/// One document of segment `seg`: its numeric features into `x` (as the agent records
+/// them), and into `seen` with each categorical feature's drawn category index (what the
+/// model scores); the categories' names into `cats`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn document<'s>(
+    s: &'s Scenario,
+    seg: usize,
+    drifted: bool,
+    truth: bool,
+    rng: &mut Rng,
+    x: &mut [f64],
+    seen: &mut [f64],
+    cats: &mut Vec<Option<&'s str>>,
+) {
+    s.draw_features(s.segments[seg].name, drifted, truth, rng, x);
+    cats.clear();
+    seen[..s.numeric.len()].copy_from_slice(&x[..s.numeric.len()]);
+    for (j, c) in s.categorical.iter().enumerate() {
+        let k = pick(rng, c.categories.iter().map(|c| c.1));
+        seen[s.numeric.len() + j] = k as f64;
+        cats.push(Some(c.categories[k].0));
     }
 }
 
