@@ -15,6 +15,7 @@ mod import;
 mod importance;
 mod interop;
 mod layout;
+mod orchestrator;
 mod prometheus;
 mod quality;
 mod query_cli;
