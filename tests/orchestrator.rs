@@ -7,7 +7,8 @@
 //! its acknowledgement — and refuse, running nothing, a changed body, a stale or future
 //! timestamp, a wrong key or no signature at all.
 
-use crate::retrain::{NOW, NOW_MS, config, modelwatch, recorded, registry, setup, text};
+use crate::cli::text;
+use crate::retrain::{NOW, NOW_MS, config, modelwatch, recorded, registry, setup};
 use crate::support::{Killed, http};
 use modelwatch::store::registry::Alias;
 use modelwatch::triggers::{DeliveryState, RetrainEvent, WebhookSink, read_state};

@@ -3,6 +3,7 @@
 //! `modelwatch triggers fire`, then the run, its gate report and its outcome; runs again,
 //! at once, and killed with SIGKILL at random moments.
 
+use crate::cli::text;
 use crate::support::Rng;
 use modelwatch::ManualClock;
 use modelwatch::agent::Timestamp;
@@ -21,20 +22,7 @@ pub(crate) const NOW: &str = "2026-11-29T00:00:00Z";
 const TRUTH: [f64; 4] = [1.2, -1.0, 0.8, 0.0];
 
 pub(crate) fn modelwatch(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(args)
-        .args(["--data", dir.to_str().unwrap(), "--now", NOW])
-        .output()
-        .expect("run modelwatch")
-}
-
-pub(crate) fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    crate::cli::modelwatch_at(dir, NOW, args)
 }
 
 pub(crate) fn registry(dir: &Path) -> Registry {

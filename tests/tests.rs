@@ -8,6 +8,7 @@ mod crash;
 mod detect;
 mod drift;
 mod examples;
+mod features;
 mod fleet;
 mod gate;
 mod hostile;

@@ -16,6 +16,7 @@ mod crash_registry;
 mod crash_writer;
 mod demo;
 mod drift;
+mod features;
 mod import;
 mod models;
 mod quality;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         Command::CanaryScorer(args) => canary_scorer::run(&env, &args),
         Command::Models(cmd) => models::run(&env, cmd),
         Command::Canary(cmd) => canary::run(&env, cmd),
+        Command::Features(cmd) => features::run(&env, cmd),
         Command::Query(args) => query::run(&env, &args),
         Command::Demo(args) => demo::run(&env, &args),
         Command::Retrain(args) => retrain::run(&env, &args),
