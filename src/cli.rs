@@ -83,6 +83,12 @@ pub enum Command {
     /// (`report`, the quarterly review).
     #[command(subcommand)]
     Features(FeaturesCommand),
+    /// The ML System Health report as one self-contained HTML file: the Grafana dashboard's
+    /// panels (latency, errors, throughput, confidence, quality, drift, model age, loaded
+    /// models) and the trigger, retraining, gate, canary and promotion timeline.
+    #[command(after_help = "Examples:\n  modelwatch report --output health.html\n  \
+                            modelwatch report --model pii-confidence --since 7d --reference before-release")]
+    Report(ReportArgs),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
@@ -408,6 +414,26 @@ pub struct DemoArgs {
     pub no_loop: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The file to write (`-`: standard output).
+    #[arg(long, short, default_value = "modelwatch-report.html")]
+    pub output: PathBuf,
+    /// The range (default: the last 24 hours, as the dashboard opens).
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Only this model (default: every model in the store).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The drift reference: a saved baseline's name or a range FROM..TO (default: the seven
+    /// days before the range, which for the default range is the dashboard's
+    /// now-8d..now-1d).
+    #[arg(long)]
+    pub reference: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -37,6 +37,8 @@
 //! - [`retrain`]: the trainers — a closure, an external command, an in-process logistic
 //!   regression — and the `Model` they make, from the store's labelled examples to the
 //!   model registry.
+//! - [`report`]: self-contained HTML reports with server-drawn SVG charts: the ML System
+//!   Health report and the feature review.
 //! - [`serve`]: the HTTP server (Grafana JSON datasource, REST, Prometheus exposition); a
 //!   leaf: nothing else in this crate depends on it.
 //!
@@ -83,6 +85,7 @@ pub mod demo;
 pub mod features;
 mod lockfile;
 pub mod registry;
+pub mod report;
 pub mod retrain;
 pub mod serve;
 pub mod time;

@@ -21,6 +21,7 @@ mod prometheus;
 mod quality;
 mod query_cli;
 mod registry;
+mod report;
 mod retrain;
 mod serve;
 mod store_cli;

@@ -21,6 +21,7 @@ mod import;
 mod models;
 mod quality;
 mod query;
+mod report;
 mod retrain;
 mod serve;
 mod store;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         Command::Quality(args) => quality::run(&env, &args),
         Command::Baseline(cmd) => baseline::run(&env, cmd),
         Command::Triggers(cmd) => triggers::run(&env, cmd),
+        Command::Report(args) => report::run(&env, &args),
     }
 }
 
