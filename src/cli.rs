@@ -144,8 +144,13 @@ pub struct FeaturesReportArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArg,
+    /// `table` and `json` print; `html` writes the quarterly review's document (one
+    /// self-contained file) to --output.
     #[arg(long, value_enum, default_value_t = FeaturesFormat::Table)]
     pub format: FeaturesFormat,
+    /// Where `--format html` writes the page (`-`: standard output).
+    #[arg(long, short, default_value = "modelwatch-features.html", value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 /// What `features report` prints.
@@ -153,6 +158,7 @@ pub struct FeaturesReportArgs {
 pub enum FeaturesFormat {
     Table,
     Json,
+    Html,
 }
 
 #[derive(Subcommand, Debug)]

@@ -43,6 +43,10 @@ fn report(env: &Env, args: &FeaturesReportArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         FeaturesFormat::Json => print_json(&doc)?,
         FeaturesFormat::Table => print_table(&doc)?,
+        FeaturesFormat::Html => {
+            let page = modelwatch::report::features_html(&serde_json::to_value(&doc)?)?;
+            super::report::write_page(&args.output, &page)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,14 +26,20 @@ pub fn run(env: &Env, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let doc = health_data(&store, &args.data.data, registry.as_ref(), &opts)?;
     let page = health_html(&doc)?;
-    if args.output.as_os_str() == "-" {
-        std::io::stdout().lock().write_all(page.as_bytes())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    write_atomically(&args.output, page.as_bytes())
-        .with_context(|| format!("writing the report to {}", args.output.display()))?;
-    eprintln!("modelwatch: wrote {} ({} bytes)", args.output.display(), page.len());
+    write_page(&args.output, &page)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes an HTML page to `output` (`-`: standard output) and says where on standard error.
+pub fn write_page(output: &std::path::Path, page: &str) -> anyhow::Result<()> {
+    if output.as_os_str() == "-" {
+        std::io::stdout().lock().write_all(page.as_bytes())?;
+        return Ok(());
+    }
+    write_atomically(output, page.as_bytes())
+        .with_context(|| format!("writing the report to {}", output.display()))?;
+    eprintln!("modelwatch: wrote {} ({} bytes)", output.display(), page.len());
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it (with the usual permissions
