@@ -378,6 +378,30 @@ fn the_noise_and_the_near_duplicate_are_candidates_the_segment_feature_is_kept()
 }
 
 #[test]
+fn the_html_review_draws_the_json_report_in_chromium() {
+    let out = tempfile::tempdir().unwrap();
+    let page = out.path().join("review.html");
+    let o = modelwatch(
+        shared(),
+        &[
+            "features",
+            "report",
+            "--min-share",
+            MIN_SHARE,
+            "--format",
+            "html",
+            "--output",
+            page.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let doc = report_json(shared(), &[]);
+    crate::report::check_features_page(&doc, &page);
+    let candidates = doc["candidates"].as_array().unwrap();
+    assert!(!candidates.is_empty(), "the shared registry has candidates to show");
+}
+
+#[test]
 fn versions_are_chosen_and_evidence_stops_at_the_period_and_the_refused() {
     let dir = copy_of_shared();
     // Version 2 asked for: its features and matrix; the versions before the period's end

@@ -549,8 +549,15 @@ fn the_features_page_draws_its_document() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("features.html");
     std::fs::write(&path, features_html(&doc).unwrap()).unwrap();
-    let page = Page::open(&path);
-    assert_eq!(page.data, doc, "the page embeds the document as given");
+    check_features_page(&doc, &path);
+}
+
+/// Loads a features page in Chromium and checks it draws `doc` chart by chart: a bar per
+/// feature, a line point per version with a share, a cell per pair of each matrix, a drift
+/// bar per feature and a point per window with a value.
+pub(crate) fn check_features_page(doc: &Value, path: &Path) {
+    let page = Page::open(path);
+    assert_eq!(&page.data, doc, "the page embeds the document as given");
     let features: Vec<&str> =
         doc["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
     // A bar per feature, at the report version's share (null: a bar of no data).
