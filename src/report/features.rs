@@ -233,8 +233,9 @@ fn correlation(doc: &Value, features: &[String], share: &[f64]) -> Result<String
         html.push_str(&para(
             "note",
             &format!(
-                "{} pairs at |correlation| ≥ {}{}:",
+                "{} pair{} at |correlation| ≥ {}{}:",
                 pairs.len(),
+                if pairs.len() == 1 { "" } else { "s" },
                 chart::short(limit),
                 if pairs.len() > PAIRS_SHOWN { format!(", the first {PAIRS_SHOWN}") } else { String::new() }
             ),

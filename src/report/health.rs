@@ -447,7 +447,8 @@ fn confidence(panel: &Value) -> String {
     html
 }
 
-/// The confidence bin (of [`BINS`]) a stored bucket `[lo, hi)` counts in.
+/// The confidence bin (of 20, each 0.05 wide) a stored bucket `[lo, hi)` counts in: the one
+/// holding its midpoint.
 pub fn bin_of(lo: f64, hi: f64) -> usize {
     let mid = if hi.is_finite() { (lo + hi) / 2.0 } else { lo };
     let i = (mid * BINS as f64).floor();
