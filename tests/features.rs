@@ -419,6 +419,13 @@ fn versions_are_chosen_and_evidence_stops_at_the_period_and_the_refused() {
     let doc = report_json(dir.path(), &["--version", "2", "--to", &to, "--versions", "2"]);
     let evidence = &named(&doc["candidates"], "noise").unwrap()["evidence"];
     assert_eq!(evidence.as_array().unwrap().len(), 2);
+    // Without --version, a past period is reviewed on the control of its end: version 2
+    // at the 15 days before now, version 1 at 35 (version 3 came later; its training window
+    // is no reference for a quarter before it).
+    assert_eq!(report_json(dir.path(), &["--to", &to])["version"], 2);
+    let earlier = modelwatch::time::rfc3339(NOW_MS - 35 * DAY);
+    assert_eq!(report_json(dir.path(), &["--to", &earlier])["version"], 1);
+    assert_eq!(report_json(dir.path(), &[])["version"], 3);
     // A version the gate refused is no evidence: version 2 rejected, the noise stands on
     // versions 1 and 3 only, and a rule over three versions finds none.
     let reg = registry_at(dir.path(), NOW_MS);

@@ -697,6 +697,23 @@ fn hostile_names_stay_text_in_the_report_and_the_features_page() {
     ]);
     let page = Page::open(&out);
     assert_eq!(page.data["model"], HOSTILE_MODEL, "the data block reads back the name as it is");
+    // A model that is not there is an error naming those that are, not a page of "no data".
+    let typo = modelwatch(&[
+        "report",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "nope",
+        "--from",
+        "2026-11-28T01:00:00Z",
+        "--to",
+        "2026-11-28T03:00:00Z",
+        "--output",
+        dir.path().join("typo.html").to_str().unwrap(),
+    ]);
+    assert_eq!(typo.status.code(), Some(2), "{}", stderr(&typo));
+    assert!(stderr(&typo).contains("\"nope\"") && stderr(&typo).contains(HOSTILE_MODEL), "{}", stderr(&typo));
+    assert!(!dir.path().join("typo.html").exists());
     // No element came from a name: no <b>, no <img>, the only script the data block.
     assert!(!page.elements.iter().any(|e| e.tag == "b" || e.tag == "img"));
     let segments: Vec<String> =

@@ -88,5 +88,5 @@ pub use engine::{
 pub use error_ratio::{ERROR_RATIO, answer, error_ratio};
 pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
-pub use time::{NICE_STEPS, duration_words, report_windows, rfc3339};
+pub use time::{NICE_STEPS, duration_words, report_windows, rfc3339, rfc3339_exact};
 pub use unit::{SeriesJson, Unit};

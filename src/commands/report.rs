@@ -24,6 +24,22 @@ pub fn run(env: &Env, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         now_ms: env.now_ms(),
         reference: args.reference.clone(),
     };
+    if let Some(model) = &args.model {
+        // A misspelt model would otherwise draw a page of empty panels, every one "no data".
+        let mut known: std::collections::BTreeSet<String> =
+            registry.as_ref().and_then(|r| r.models().ok()).unwrap_or_default().into_iter().collect();
+        known.extend(
+            modelwatch_query::catalog(&store, from_ms, to_ms)?.into_iter().map(|(k, _)| k.model.to_string()),
+        );
+        if !known.contains(model) {
+            let seen: Vec<String> = known.into_iter().collect();
+            let seen = if seen.is_empty() { "none".to_string() } else { seen.join(", ") };
+            return Err(super::UsageError(format!(
+                "--model {model:?}: no such model in the registry or in the store over the range (models: {seen})"
+            ))
+            .into());
+        }
+    }
     let doc = health_data(&store, &args.data.data, registry.as_ref(), &opts)?;
     let page = health_html(&doc)?;
     write_page(&args.output, &page)?;

@@ -251,8 +251,13 @@ pub fn pruning(
             ));
         }
         if let Some(c) = &correlated {
-            let mut partners: Vec<&str> = c.iter().map(|(_, g, _)| g.as_str()).collect();
-            partners.dedup();
+            // Each partner once, in the order the versions first name them.
+            let mut partners: Vec<&str> = Vec::new();
+            for (_, g, _) in c {
+                if !partners.contains(&g.as_str()) {
+                    partners.push(g.as_str());
+                }
+            }
             reasons.push(format!(
                 "|correlation| ≥ {} with a more important feature ({}) in each of the last {n} versions",
                 settings.max_correlation,

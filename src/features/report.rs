@@ -25,11 +25,11 @@ use super::correlation::{Correlation, Method};
 use super::pruning::{Candidate, Kept, PruningSettings, VersionEvidence, is_evidence, pruning};
 use crate::baseline::{BaselineError, range_profile};
 use crate::retrain::gate::GateConfig;
-use crate::time::rfc3339;
+use crate::time::rfc3339_exact as rfc3339;
 use modelwatch_query::drift::{DriftConfig, FeatureVerdict, Profile, compare, eq, profile};
 use modelwatch_query::{Range, report_windows};
 use modelwatch_store::Store;
-use modelwatch_store::registry::{Alias, Registry, RegistryError, VersionInfo, parse_version};
+use modelwatch_store::registry::{Alias, Op, Registry, RegistryError, VersionInfo, parse_version};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -305,6 +305,29 @@ fn pick_version<'a>(
     }
 }
 
+/// The control at `at_ms` from the audit log (the version of the last promotion or
+/// rollback before it), else the newest version registered before it; `None` when no
+/// version was registered yet then.
+fn control_at<'a>(
+    registry: &Registry,
+    model: &str,
+    versions: &'a [VersionInfo],
+    at_ms: i64,
+) -> Result<Option<&'a VersionInfo>, ReportError> {
+    let moved = registry
+        .log(model)?
+        .into_iter()
+        .filter(|e| e.at_ms < at_ms && matches!(e.op, Op::Promote | Op::Rollback))
+        .filter_map(|e| e.version)
+        .next_back();
+    let registered =
+        || versions.iter().filter(|v| v.meta.created_at_ms < at_ms).max_by_key(|v| v.meta.version);
+    Ok(match moved {
+        Some(n) => versions.iter().find(|v| v.meta.version == n).or_else(registered),
+        None => registered(),
+    })
+}
+
 /// The report.
 pub fn features_report(
     registry: &Registry,
@@ -316,8 +339,17 @@ pub fn features_report(
     req.gate.validate().map_err(ReportError::Settings)?;
     let model = pick_model(registry, req.model.as_deref())?;
     let history = registry.versions(&model)?;
-    let chosen = pick_version(&model, &history, req.version.as_deref())?;
     let (from, to) = req.period;
+    // A past period's review is of the version that was the control then, not of one
+    // registered after it.
+    let then = match req.version {
+        None if to < req.now_ms => control_at(registry, &model, &history, to)?,
+        _ => None,
+    };
+    let chosen = match then {
+        Some(v) => v,
+        None => pick_version(&model, &history, req.version.as_deref())?,
+    };
     let features = chosen.meta.training.features.clone();
     // The evidence: the report's version, those before it, and those registered before the
     // period's end (a review of a past quarter does not see what came after it).

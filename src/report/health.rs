@@ -16,7 +16,7 @@ use super::chart::{self, Bar, BarChart, Event, Heatmap, Histogram, Line, LineCha
 use super::html::{Page, escape, para, table};
 use super::{ReportError, num, text};
 use crate::baseline::{self, BaselineError};
-use crate::time::rfc3339;
+use crate::time::{rfc3339, rfc3339_exact as instant};
 use crate::triggers::{EventRecord, with_registry};
 use modelwatch_query::drift::{DriftConfig, DriftSeries};
 use modelwatch_query::quality::{self, QualityOptions, QualitySeries};
@@ -67,17 +67,6 @@ const QUERIES: [QueryPanel; 7] = [
     ("model_age", "Model age", &[("", "max(model_age_seconds) by (variant, version)")]),
     ("loaded_models", "Loaded models", &[("", "max(model_loaded) by (variant, version)")]),
 ];
-
-/// An instant for a command line: RFC 3339, with milliseconds when it has some.
-fn instant(ms: i64) -> String {
-    if ms.rem_euclid(1_000) == 0 {
-        rfc3339(ms)
-    } else {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default()
-    }
-}
 
 /// The report's document: every panel's data, the command that prints the same, and the
 /// timeline's sources.

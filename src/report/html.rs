@@ -151,5 +151,5 @@ figure{margin:0}figcaption{font-size:12px;color:#57606a;margin:4px 0}svg{display
 svg text{font:11px system-ui,sans-serif;fill:#57606a}svg .title{font-size:12px;fill:#1f2328}\
 .legend{display:flex;flex-wrap:wrap;gap:4px 12px;font-size:12px;margin:4px 0}.legend span i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}\
 table{border-collapse:collapse;font-size:12px;width:100%;margin:6px 0}th,td{border-bottom:1px solid #eaeef2;padding:3px 6px;text-align:left;vertical-align:top}\
-th{background:#f6f8fa}td{word-break:break-word}.note{font-size:12px;color:#57606a}.nodata{color:#8c959f;font-style:italic}\
+th{background:#f6f8fa}td{overflow-wrap:break-word}.note{font-size:12px;color:#57606a}.nodata{color:#8c959f;font-style:italic}\
 code{font-size:12px;background:#f6f8fa;padding:1px 3px;border-radius:3px;word-break:break-all}";
