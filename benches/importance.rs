@@ -18,9 +18,17 @@
 //!
 //! Run: `cargo bench --bench importance` (about a minute); scikit-learn runs in
 //! `MODELWATCH_PYTHON` (the test venv, with numpy and scikit-learn).
+//!
+//! `cargo bench --bench importance -- correlation` measures instead the other figure
+//! stored with every version: the Pearson and Spearman matrices of 20,000 training rows
+//! × 16, 100 and 1,000 features (a quarter of the columns with 1 % missing values), every
+//! row and as registered (the row sample of `features::correlation`), beside pandas'
+//! `DataFrame.corr` (both methods, one run, in `MODELWATCH_PYTHON`, which needs pandas);
+//! and the stored record's size.
 #![allow(missing_docs)]
 
 use modelwatch::demo::Rng;
+use modelwatch::features::correlation::{Method, correlation, matrix, sample_size};
 use modelwatch::retrain::LinearModel;
 use modelwatch::retrain::importance::{
     ImportanceConfig, ImportanceMetric, importance, permutation_importance, permutation_importance_with,
@@ -143,6 +151,9 @@ fn main() {
     let python = std::env::var("MODELWATCH_PYTHON").expect(
         "MODELWATCH_PYTHON (a Python with numpy and scikit-learn; /tmp/env.sh or scripts/test sets it)",
     );
+    if std::env::args().any(|a| a == "correlation") {
+        return correlation_bench(&python);
+    }
     let (model, set) = data();
     let positives = set.rows.iter().filter(|e| e.label).count();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -211,4 +222,98 @@ fn main() {
     }
     println!("| scikit-learn, n_jobs=1 (one run) | {sk1:.3} s | | | |");
     println!("| scikit-learn, n_jobs=2 (one run) | {sk2:.3} s | | | |");
+}
+
+/// pandas' side: both methods on the same matrix, timed around `corr` only.
+const PANDAS: &str = r#"
+import json, sys, time
+import numpy as np, pandas as pd
+df = pd.DataFrame(np.load(sys.argv[1]))
+out = {}
+for method in ("pearson", "spearman"):
+    t = time.perf_counter(); df.corr(method=method); out[method] = time.perf_counter() - t
+print(json.dumps(out))
+"#;
+
+/// 20,000 seeded rows of `d` features: each a mix of four shared factors and its own
+/// noise (so pairs correlate at every strength), every fourth column missing 1 % of its
+/// values.
+fn correlated(d: usize) -> ExampleSet {
+    const N: usize = 20_000;
+    let mut rng = Rng::seeded(SEED);
+    let weights: Vec<[f64; 4]> =
+        (0..d).map(|_| [rng.normal(), rng.normal(), rng.normal(), rng.normal()]).collect();
+    let mut set = ExampleSet::new((0..d).map(|i| format!("f{i:04}")).collect());
+    for _ in 0..N {
+        let factors = [rng.normal(), rng.normal(), rng.normal(), rng.normal()];
+        let features = (0..d)
+            .map(|j| {
+                if j % 4 == 0 && rng.u() < 0.01 {
+                    return f64::NAN;
+                }
+                weights[j].iter().zip(factors).map(|(w, f)| w * f).sum::<f64>() + rng.normal()
+            })
+            .collect();
+        set.rows.push(Example {
+            prediction_id: String::new(),
+            predicted_ms: 0,
+            label_ms: 0,
+            segment: "a".into(),
+            features,
+            confidence: f64::NAN,
+            label: false,
+        });
+    }
+    set
+}
+
+fn correlation_bench(python: &str) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("correlation, 20,000 rows; {cores} cores; load average {}", load());
+    println!(
+        "| features | every row, both methods | as registered (rows) | CPU per run | pandas pearson + spearman, every row | stored JSON |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for d in [16, 100, 1_000] {
+        let set = correlated(d);
+        let columns: Vec<Vec<f64>> =
+            (0..d).map(|j| set.rows.iter().map(|e| e.features[j]).collect()).collect();
+        let both = || {
+            std::hint::black_box(matrix(&columns, Method::Pearson));
+            std::hint::black_box(matrix(&columns, Method::Spearman));
+        };
+        // Every row of 1,000 features is the cost the sample avoids: timed once.
+        let every = if d >= 1_000 {
+            let t = Instant::now();
+            both();
+            t.elapsed()
+        } else {
+            median(both).0
+        };
+        let mut stored = None;
+        let (registered, cpu) = median(|| stored = Some(correlation(&set)));
+        let json = serde_json::to_vec(&stored.unwrap()).unwrap().len();
+        let dir = tempfile::tempdir().unwrap();
+        let x: Vec<u8> =
+            set.rows.iter().flat_map(|e| e.features.iter().flat_map(|v| v.to_le_bytes())).collect();
+        let npy = dir.path().join("X.npy");
+        write_npy(&npy, "<f8", &format!("({}, {d})", set.rows.len()), &x);
+        let out = Command::new(python)
+            .arg("-c")
+            .arg(PANDAS)
+            .arg(&npy)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+        assert!(out.status.success(), "pandas: {}", String::from_utf8_lossy(&out.stderr));
+        let pd: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let pandas = pd["pearson"].as_f64().unwrap() + pd["spearman"].as_f64().unwrap();
+        println!(
+            "| {d} | {:.3} s | {:.3} s ({}) | {cpu:.2} s | {pandas:.2} s | {:.1} KiB |",
+            every.as_secs_f64(),
+            registered.as_secs_f64(),
+            sample_size(set.rows.len(), d),
+            json as f64 / 1024.0
+        );
+    }
+    println!("load average after the runs: {}", load());
 }

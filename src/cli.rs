@@ -79,6 +79,16 @@ pub enum Command {
     /// promote it or roll it back (`check`), or only say where it stands (`status`).
     #[command(subcommand)]
     Canary(CanaryCommand),
+    /// Feature management: importance per version, correlation, pruning candidates and drift
+    /// (`report`, the quarterly review).
+    #[command(subcommand)]
+    Features(FeaturesCommand),
+    /// The ML System Health report as one self-contained HTML file: the Grafana dashboard's
+    /// panels (latency, errors, throughput, confidence, quality, drift, model age, loaded
+    /// models) and the trigger, retraining, gate, canary and promotion timeline.
+    #[command(after_help = "Examples:\n  modelwatch report --output health.html\n  \
+                            modelwatch report --model pii-confidence --since 7d --reference before-release")]
+    Report(ReportArgs),
     /// Writes snapshots forever, printing each acknowledged sequence number (crash tests).
     #[command(hide = true)]
     CrashWriter(CrashWriterArgs),
@@ -90,6 +100,65 @@ pub enum Command {
     /// (tests of the registry watcher).
     #[command(hide = true)]
     CanaryScorer(CanaryScorerArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeaturesCommand {
+    /// The quarterly review of a model's features: importance per version as a trend, the
+    /// correlation matrix of the report's version, the pruning candidates with their
+    /// evidence (and those kept because the gate would flag their removal), and the drift of
+    /// each feature over the period against the version's training window.
+    #[command(
+        disable_version_flag = true,
+        after_help = "Examples:\n  modelwatch features report\n  \
+                      modelwatch features report --model pii-confidence --version 4 --since 90d --format json"
+    )]
+    Report(FeaturesReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FeaturesReportArgs {
+    /// The model (default: the only one in the registry).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The version the matrix and the candidates are for: 3, v3 or an alias (control,
+    /// challenger, latest). Default: the control, else the latest.
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// A feature is a candidate when its share of the total importance is below this in
+    /// each of the last --versions versions (0.00001 = 0.001 %, the seed's figure).
+    #[arg(long, default_value_t = 0.00001, value_name = "SHARE")]
+    pub min_share: f64,
+    /// ... or when it correlates with a more important feature at least this much
+    /// (|Pearson| or |Spearman|), in each of them.
+    #[arg(long, default_value_t = 0.95, value_name = "R")]
+    pub max_correlation: f64,
+    /// The versions (with the evidence) a rule must hold in.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub versions: usize,
+    /// The configuration file whose `[gate]` judges which candidates must be kept (the
+    /// gate's bias check would flag their removal); the gate's defaults without one.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArg,
+    /// `table` and `json` print; `html` writes the quarterly review's document (one
+    /// self-contained file) to --output.
+    #[arg(long, value_enum, default_value_t = FeaturesFormat::Table)]
+    pub format: FeaturesFormat,
+    /// Where `--format html` writes the page (`-`: standard output).
+    #[arg(long, short, default_value = "modelwatch-features.html", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// What `features report` prints.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeaturesFormat {
+    Table,
+    Json,
+    Html,
 }
 
 #[derive(Subcommand, Debug)]
@@ -351,6 +420,26 @@ pub struct DemoArgs {
     pub no_loop: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArg,
+    /// The file to write (`-`: standard output).
+    #[arg(long, short, default_value = "modelwatch-report.html")]
+    pub output: PathBuf,
+    /// The range (default: the last 24 hours, as the dashboard opens).
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Only this model (default: every model in the store).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The drift reference: a saved baseline's name or a range FROM..TO (default: the seven
+    /// days before the range, which for the default range is the dashboard's
+    /// now-8d..now-1d).
+    #[arg(long)]
+    pub reference: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -32,9 +32,13 @@
 //! - [`canary`]: scorers that follow the registry (`ModelWatcher`: a sticky share of the
 //!   requests to the challenger, an agent per arm and version) and the controller that
 //!   judges a canary from the store and promotes or rolls back (`Canary`).
+//! - [`features`]: correlation between a version's features, pruning candidates and the
+//!   quarterly review's document (`modelwatch features report`).
 //! - [`retrain`]: the trainers — a closure, an external command, an in-process logistic
 //!   regression — and the `Model` they make, from the store's labelled examples to the
 //!   model registry.
+//! - [`report`]: self-contained HTML reports with server-drawn SVG charts: the ML System
+//!   Health report and the feature review.
 //! - [`serve`]: the HTTP server (Grafana JSON datasource, REST, Prometheus exposition); a
 //!   leaf: nothing else in this crate depends on it.
 //!
@@ -78,8 +82,10 @@ pub use modelwatch_store as store;
 pub mod baseline;
 pub mod canary;
 pub mod demo;
+pub mod features;
 mod lockfile;
 pub mod registry;
+pub mod report;
 pub mod retrain;
 pub mod serve;
 pub mod time;

@@ -149,7 +149,7 @@ pub fn is_range(s: &str) -> bool {
 
 /// A time as RFC 3339 in UTC with whole seconds (`2026-11-29T04:10:00Z`), for people: the
 /// query crate's, so every surface prints times alike.
-pub use modelwatch_query::rfc3339;
+pub use modelwatch_query::{rfc3339, rfc3339_exact};
 
 /// A time as a compact UTC stamp for IDs (`20261129T041000Z`).
 pub fn compact_stamp(ms: Millis) -> String {

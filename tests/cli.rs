@@ -14,6 +14,18 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `modelwatch ARGS --data DIR --now NOW`: a verb on a store as of a fixed time.
+pub fn modelwatch_at(dir: &std::path::Path, now: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--data", dir.to_str().unwrap(), "--now", now]);
+    modelwatch(&all)
+}
+
+/// Everything a run said, for an assertion's message.
+pub fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o))
+}
+
 #[test]
 fn version_and_help_succeed() {
     let v = modelwatch(&["--version"]);

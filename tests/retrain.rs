@@ -3,6 +3,7 @@
 //! `modelwatch triggers fire`, then the run, its gate report and its outcome; runs again,
 //! at once, and killed with SIGKILL at random moments.
 
+use crate::cli::text;
 use crate::support::Rng;
 use modelwatch::ManualClock;
 use modelwatch::agent::Timestamp;
@@ -16,28 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// 2026-11-29T00:00:00Z: every run is "now" this, whatever the hour.
-const NOW_MS: i64 = 1_795_910_400_000;
-const NOW: &str = "2026-11-29T00:00:00Z";
+pub(crate) const NOW_MS: i64 = 1_795_910_400_000;
+pub(crate) const NOW: &str = "2026-11-29T00:00:00Z";
 const TRUTH: [f64; 4] = [1.2, -1.0, 0.8, 0.0];
 
-fn modelwatch(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(args)
-        .args(["--data", dir.to_str().unwrap(), "--now", NOW])
-        .output()
-        .expect("run modelwatch")
+pub(crate) fn modelwatch(dir: &Path, args: &[&str]) -> Output {
+    crate::cli::modelwatch_at(dir, NOW, args)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn registry(dir: &Path) -> Registry {
+pub(crate) fn registry(dir: &Path) -> Registry {
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NOW_MS as u64)));
     Registry::open(RegistryConfig::new(dir, clock)).unwrap()
 }
@@ -45,7 +33,7 @@ fn registry(dir: &Path) -> Registry {
 /// `rows` labelled examples of `pii` over the 10 days before NOW (labels from a logistic
 /// model of 4 features, two segments), and a control: a linear model with `control`'s
 /// coefficients, promoted.
-fn setup(dir: &Path, rows: usize, control: [f64; 4]) {
+pub(crate) fn setup(dir: &Path, rows: usize, control: [f64; 4]) {
     let mut rng = Rng::seeded(42);
     let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
     let mut set = ExampleSet::new(names.clone());
@@ -81,7 +69,7 @@ fn setup(dir: &Path, rows: usize, control: [f64; 4]) {
     reg.promote("pii", v.meta.version, &Action::new("test", "the control")).unwrap();
 }
 
-fn config(dir: &Path, extra: &str) -> String {
+pub(crate) fn config(dir: &Path, extra: &str) -> String {
     let path = dir.join("modelwatch.toml");
     std::fs::write(&path, format!("[triggers]\nmodel = \"pii\"\n[retrain]\nmin_examples = 100\n{extra}"))
         .unwrap();
@@ -107,7 +95,7 @@ fn retrain(dir: &Path, cfg: &str, event: &str) -> Output {
 /// What the registry and the trigger state hold for `event`: the versions registered for
 /// it, its outcome entries (challenger or reject), its gate report entries, and the
 /// acknowledgement's outcome.
-fn recorded(dir: &Path, event: &str) -> (Vec<u32>, usize, usize, Option<String>) {
+pub(crate) fn recorded(dir: &Path, event: &str) -> (Vec<u32>, usize, usize, Option<String>) {
     let reg = registry(dir);
     let versions: Vec<u32> = reg
         .versions("pii")

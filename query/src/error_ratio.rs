@@ -44,6 +44,15 @@ pub fn error_ratio(
     Ok(out)
 }
 
+/// The name of the derived metric [`error_ratio`] answers.
+pub const ERROR_RATIO: &str = "error_ratio";
+
+/// `q`'s answer: [`error_ratio`] when it names that metric (`error_ratio{model="pii"} by
+/// (variant)`), else [`run`]. What the CLI and the reports evaluate.
+pub fn answer(store: &Store, q: &Query, range: Range, limits: Limits) -> Result<Vec<Series>, QueryError> {
+    if q.metric == ERROR_RATIO { error_ratio(store, q, range, limits) } else { run(store, q, range, limits) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

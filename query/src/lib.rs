@@ -14,7 +14,7 @@
 //!    exactly (a quantile is the quantile of the merged distribution, never an average of
 //!    quantiles), and applies the function. [`run_rows`] answers the same from decoded rows
 //!    (kept while a property test compares the two).
-//!    [`error_ratio`] combines two such answers.
+//!    [`error_ratio`] combines two such answers; [`answer`] evaluates either.
 //! 3. [`drift`] reads a window's [`drift::Profile`] (every feature's distribution merged over
 //!    the window, through the same engine), compares it with a reference profile (a range
 //!    or a saved baseline) statistic by statistic, and gives each feature the verdict of
@@ -85,8 +85,8 @@ pub use engine::{
     Bucket, Limits, Merged, QueryError, Range, Series, check_limits, check_range, merged, merged_rows,
     resolution_for, run, run_each, run_rows,
 };
-pub use error_ratio::error_ratio;
+pub use error_ratio::{ERROR_RATIO, answer, error_ratio};
 pub use names::UnknownName;
 pub use parse::{Func, Matcher, Op, ParseError, Query, parse};
-pub use time::{NICE_STEPS, duration_words, report_windows, rfc3339};
+pub use time::{NICE_STEPS, duration_words, report_windows, rfc3339, rfc3339_exact};
 pub use unit::{SeriesJson, Unit};

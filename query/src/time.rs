@@ -56,6 +56,18 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// [`rfc3339`] with milliseconds when the instant has some (`2025-11-26T00:00:00.350Z`), so
+/// a printed instant can be given back and means the same millisecond.
+pub fn rfc3339_exact(ms: i64) -> String {
+    if ms.rem_euclid(1_000) == 0 {
+        rfc3339(ms)
+    } else {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

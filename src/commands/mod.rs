@@ -16,10 +16,12 @@ mod crash_registry;
 mod crash_writer;
 mod demo;
 mod drift;
+mod features;
 mod import;
 mod models;
 mod quality;
 mod query;
+mod report;
 mod retrain;
 mod serve;
 mod store;
@@ -41,6 +43,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         Command::CanaryScorer(args) => canary_scorer::run(&env, &args),
         Command::Models(cmd) => models::run(&env, cmd),
         Command::Canary(cmd) => canary::run(&env, cmd),
+        Command::Features(cmd) => features::run(&env, cmd),
         Command::Query(args) => query::run(&env, &args),
         Command::Demo(args) => demo::run(&env, &args),
         Command::Retrain(args) => retrain::run(&env, &args),
@@ -49,6 +52,7 @@ pub fn run(cli: Cli, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
         Command::Quality(args) => quality::run(&env, &args),
         Command::Baseline(cmd) => baseline::run(&env, cmd),
         Command::Triggers(cmd) => triggers::run(&env, cmd),
+        Command::Report(args) => report::run(&env, &args),
     }
 }
 

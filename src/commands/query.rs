@@ -7,7 +7,7 @@
 use super::{Env, open_read_only};
 use crate::cli::{OutputFormat, QueryArgs};
 use modelwatch::time::rfc3339;
-use modelwatch_query::{Limits, QueryError, Range, Series, parse, run as run_query};
+use modelwatch_query::{Limits, QueryError, Range, Series, answer, parse};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -38,7 +38,7 @@ pub fn run(env: &Env, args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let from = from.div_euclid(step) * step;
     let store = open_read_only(&args.data)?;
     let series =
-        match run_query(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {
+        match answer(&store, &q, Range { from_ms: from, to_ms: to, step_ms: step }, Limits::default()) {
             Ok(s) => s,
             Err(
                 e @ (QueryError::NotADistribution { .. }

@@ -4,8 +4,8 @@ use super::{Env, open_read_only, print_json};
 use crate::cli::{Format, TriggerArgs, TriggersCommand};
 use modelwatch::time::rfc3339;
 use modelwatch::triggers::{
-    ConfigFile, Delivery, DeliveryState, EventRecord, TriggerConfig, TriggerEngine, TriggerError,
-    TriggerState, read_state,
+    ConfigFile, Delivery, DeliveryState, EventRecord, HistoryRow, TriggerConfig, TriggerEngine, TriggerError,
+    TriggerState, read_state, with_registry,
 };
 use modelwatch_store::registry::{AuditEntry, Registry, RegistryConfig};
 use std::process::ExitCode;
@@ -24,33 +24,13 @@ fn engine(env: &Env, args: &TriggerArgs) -> anyhow::Result<TriggerEngine> {
     Ok(TriggerEngine::open(config(args)?, Arc::new(store), &args.data.data, env.clock.clone(), Vec::new())?)
 }
 
-/// The registry's audit entries each event caused (registration, gate verdict, challenger,
-/// the canary's promotion or rollback), read from the data directory's registry; none where
-/// there is no registry or the model has no log.
-fn caused(env: &Env, args: &TriggerArgs, history: &[EventRecord]) -> Vec<Vec<AuditEntry>> {
+/// The history with the registry's audit entries each event caused, read from the data
+/// directory's registry (none where there is no registry).
+fn history(env: &Env, args: &TriggerArgs, records: &[EventRecord]) -> Vec<HistoryRow> {
     let c = args.data.store_config();
     let reg =
         Registry::open(RegistryConfig { dir: c.dir, objects: c.objects, clock: env.clock.clone() }).ok();
-    let mut logs: std::collections::BTreeMap<String, Vec<AuditEntry>> = Default::default();
-    history
-        .iter()
-        .map(|r| {
-            let e = &r.event;
-            let log = logs
-                .entry(e.model.clone())
-                .or_insert_with(|| reg.as_ref().and_then(|g| g.log(&e.model).ok()).unwrap_or_default());
-            log.iter().filter(|x| x.event_id.as_deref() == Some(e.id.as_str())).cloned().collect()
-        })
-        .collect()
-}
-
-/// An event as `history --format json` prints it: the record, and what the registry did
-/// because of it.
-#[derive(serde::Serialize)]
-struct HistoryRow<'a> {
-    #[serde(flatten)]
-    record: &'a EventRecord,
-    registry: &'a [AuditEntry],
+    with_registry(records, reg.as_ref())
 }
 
 fn print_event(r: &EventRecord, caused: &[AuditEntry]) -> anyhow::Result<()> {
@@ -121,20 +101,11 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
         }
         TriggersCommand::History(args) => {
             let state = read_state(&args.data.data)?;
-            let caused = caused(env, &args, &state.history);
+            let rows = history(env, &args, &state.history);
             match args.format {
-                Format::Json => print_json(
-                    &state
-                        .history
-                        .iter()
-                        .zip(&caused)
-                        .map(|(record, registry)| HistoryRow { record, registry })
-                        .collect::<Vec<_>>(),
-                )?,
-                Format::Table if state.history.is_empty() => println!("no trigger event yet"),
-                Format::Table => {
-                    state.history.iter().zip(&caused).try_for_each(|(r, c)| print_event(r, c))?
-                }
+                Format::Json => print_json(&rows)?,
+                Format::Table if rows.is_empty() => println!("no trigger event yet"),
+                Format::Table => rows.iter().try_for_each(|r| print_event(&r.record, &r.registry))?,
             }
         }
         TriggersCommand::Check(args) => {

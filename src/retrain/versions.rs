@@ -83,8 +83,10 @@ impl Registration {
 
 /// Trains `trainer` on `data`, loads its model through `loader` (so a version that cannot
 /// be served is never registered), scores it on the hold-out set overall and per segment,
-/// and registers it as a candidate with the trainer's metadata, captured output and the
-/// training window (the prediction times of the training examples).
+/// and registers it as a candidate with the trainer's metadata, captured output, the
+/// training window (the prediction times of the training examples), the feature importance
+/// on the hold-out set and the correlation between the features on the training rows
+/// ([`crate::features::correlation`]).
 pub fn train_and_register(
     registry: &Registry,
     trainer: &dyn Trainer,
@@ -128,6 +130,9 @@ pub fn train_and_register(
         map.insert("trainer".into(), reported);
     }
     new.training.feature_importance = importance;
+    // Between the features on the rows trained on, for the pruning report.
+    new.training.correlation =
+        serde_json::to_value(crate::features::correlation::correlation(&data.train)).unwrap_or_default();
     new.training.split = r.split.clone();
     new.training.parent = r.parent;
     new.training.event_id = r.event_id.clone();

@@ -195,6 +195,19 @@ impl Outbox {
     }
 }
 
+/// Every event in `[from_ms, to_ms)`: the store's events table (deployments, the canary's
+/// decisions, imports) and the trigger event store's (fired, acknowledged), as Grafana's
+/// annotations and the health report show them.
+pub fn all_events(
+    store: &Store,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<EventRow>, modelwatch_store::StoreError> {
+    let mut rows = store.read(&ReadRequest::new(Table::Events, from_ms, to_ms, Resolution::Raw))?.events;
+    rows.extend(events(store.dir(), from_ms, to_ms));
+    Ok(rows)
+}
+
 /// The trigger events (fired, acknowledged) from the trigger event store, for annotations.
 pub fn events(data: &Path, from_ms: i64, to_ms: i64) -> Vec<EventRow> {
     let dir = trigger_dir(data).join("events");

@@ -103,7 +103,8 @@
 //!   `schedule`, `drift` and `manual`: one file per kind, with its configuration section
 //!   and its typed evidence.
 //! - `config`: the `[triggers]` section and the configuration file; `event`: the event,
-//!   its reasons and their [`Evidence`]; `state`: the versioned state file.
+//!   its reasons and their [`Evidence`]; `state`: the versioned state file; `history`: the
+//!   events with the registry's entries each caused.
 //! - `engine`: evaluation, cool-down, firing and acknowledging; `delivery`: the outbox,
 //!   storing and delivering events exactly as far as a crash let them get, retrying what
 //!   failed; `retry`: the retry budget and a [`Delivery`]'s life; `sinks`: one file per
@@ -116,6 +117,7 @@ mod drift;
 mod engine;
 mod error;
 mod event;
+mod history;
 mod kind;
 mod labels;
 mod manual;
@@ -127,11 +129,12 @@ mod worker;
 
 pub use config::{ConfigFile, TriggerConfig};
 pub use degradation::{DegradationTrigger, GroupFigures};
-pub use delivery::events;
+pub use delivery::{all_events, events};
 pub use drift::{DetectorAlarm, DriftEvidence, DriftTrigger, DriftingFeature, ShareFigures};
 pub use engine::{Evaluation, Failure, Status, TriggerEngine};
 pub use error::TriggerError;
 pub use event::{Evidence, Reason, RetrainEvent};
+pub use history::{HistoryRow, with_registry};
 pub use kind::{Check, Context, Trigger};
 pub use labels::{LabelsFigures, LabelsTrigger};
 pub use manual::ManualEvidence;

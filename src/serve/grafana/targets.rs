@@ -5,7 +5,7 @@ use super::payload::payload_filters;
 use super::query::Target;
 use crate::serve::{ApiError, AppState};
 use modelwatch_query::{Limits, Query, Range, Series};
-use modelwatch_store::{EventRow, ReadRequest, Resolution, Store, Table};
+use modelwatch_store::{EventRow, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -22,10 +22,8 @@ pub(super) fn error_ratio(
 
 /// Events in `[from, to)`: the store's and the trigger engine's.
 pub(super) fn events_now(store: &Store, from: i64, to: i64) -> Result<Vec<EventRow>, ApiError> {
-    let mut rows = store.read(&ReadRequest::new(Table::Events, from, to, Resolution::Raw))?.events;
     // Retraining events live in the trigger engine's own event store.
-    rows.extend(crate::triggers::events(store.dir(), from, to));
-    Ok(rows)
+    Ok(crate::triggers::all_events(store, from, to)?)
 }
 
 pub(super) async fn event_rows(state: &Arc<AppState>, from: i64, to: i64) -> Result<Vec<EventRow>, ApiError> {

@@ -344,6 +344,12 @@ pub struct Training<A = Artifact> {
     /// Feature importance as the trainer or the gate computed it (opaque JSON; `null` if
     /// none).
     pub feature_importance: serde_json::Value,
+    /// Correlation between the features on the training rows (opaque JSON, written by
+    /// `modelwatch::features::correlation`); `null` if none, as in every version registered
+    /// before it was computed: the key is then left out of `version.json`, so those files
+    /// read and write back byte for byte.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub correlation: serde_json::Value,
     /// The record of the training/hold-out split from the training-data code (opaque JSON;
     /// `null` if none).
     pub split: serde_json::Value,
@@ -368,6 +374,7 @@ impl<A> Training<A> {
             features: self.features,
             metrics: self.metrics,
             feature_importance: self.feature_importance,
+            correlation: self.correlation,
             split: self.split,
             artifact,
             parent: self.parent,
@@ -439,6 +446,7 @@ impl NewVersion {
                 features: Vec::new(),
                 metrics: Metrics::default(),
                 feature_importance: serde_json::Value::Null,
+                correlation: serde_json::Value::Null,
                 split: serde_json::Value::Null,
                 artifact: artifact_dir.into(),
                 parent: None,

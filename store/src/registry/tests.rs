@@ -299,6 +299,24 @@ fn a_version_json_written_before_the_fields_were_shared_reads_and_writes_back_by
     let info: VersionInfo = serde_json::from_str(GOLDEN_INFO).unwrap();
     assert_eq!(info.meta, meta);
     assert_eq!(serde_json::to_string_pretty(&info).unwrap() + "\n", GOLDEN_INFO);
+    // Written before versions had a correlation: none, and none written back.
+    assert!(!GOLDEN_META.contains("correlation") && t.correlation.is_null());
+}
+
+#[test]
+fn a_versions_correlation_is_stored_after_its_importance_and_read_back() {
+    let f = fixture();
+    let mut new = NewVersion::new("pii", "command", f.art.path());
+    new.training.features = vec!["len".into(), "digits".into()];
+    let correlation =
+        serde_json::json!({"features": ["len", "digits"], "pearson": [0.25], "spearman": [null]});
+    new.training.correlation = correlation.clone();
+    let v = f.reg.register(new).unwrap();
+    assert_eq!(f.reg.get("pii", v.meta.version).unwrap().meta.training.correlation, correlation);
+    let path = f.dir.path().join(&v.meta.training.artifact.path).parent().unwrap().join("version.json");
+    let written = std::fs::read_to_string(path).unwrap();
+    let at = |k: &str| written.find(&format!("\"{k}\"")).unwrap();
+    assert!(at("feature_importance") < at("correlation") && at("correlation") < at("split"), "{written}");
 }
 
 #[test]
