@@ -1,0 +1,25 @@
+"""modelwatch: watch machine-learning models in production, from Python.
+
+The hook a scorer calls on every prediction is the Rust agent's, behind ``Agent``::
+
+    import modelwatch
+
+    agent = modelwatch.Agent("pii-confidence", version="1.4.0", segments=["email", "phone"],
+                             features=["token_count", "digit_ratio"], data="./modelwatch-data")
+    agent.record("email", latency_s=0.00085, confidence=0.93, features=[12.0, 0.0])
+    with agent.timer("phone") as t:
+        t.confidence = 0.71          # model.score(...)
+    agent.close()                    # flushes the last interval into the store
+
+``modelwatch query 'p99(latency) by (segment)'`` (the CLI) then reads the same store.
+"""
+
+import os as _os
+
+from ._modelwatch import Agent, Timer, after_fork_in_child as _after_fork_in_child
+
+# A pre-forked server (gunicorn, uwsgi) forks after the application made its agents; the
+# child rebuilds each agent on its next call, with its own writer slot in the store.
+_os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = ["Agent", "Timer"]

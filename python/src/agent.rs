@@ -1,0 +1,542 @@
+//! `modelwatch.Agent` and its `timer`: the Rust agent behind a Python class.
+//!
+//! Every recording method takes `&self` on a frozen class and reaches the Rust [`Handle`]
+//! through one lock-free load ([`ArcSwap`]), so Python threads never wait for one another
+//! here; the hook itself is the Rust one, lock-free per thread. `record` keeps the GIL: a
+//! 16-feature record costs about as much as releasing and re-taking it (BENCHMARKS.md,
+//! "Python hook"), and Python threads cannot run Python code in between anyway.
+
+use crate::FORK_GENERATION;
+use crate::convert::{Shape, feature_row, timestamp_of};
+use arc_swap::ArcSwap;
+#[allow(clippy::disallowed_types)] // a Python scorer's agent runs on the wall clock
+use modelwatch_agent::SystemClock;
+use modelwatch_agent::{
+    Agent as RustAgent, AgentBuilder, Feature, Handle, Latency, Prediction, Sink, SinkError, Snapshot,
+    Timestamp,
+};
+use modelwatch_store::{Store, StoreConfig};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// What an agent was built from: enough to build it again in a forked child.
+struct Spec {
+    model: String,
+    version: Option<String>,
+    variant: Option<String>,
+    instance: Option<String>,
+    segments: Vec<String>,
+    error_kinds: Vec<String>,
+    features: Vec<Feature>,
+    interval: Duration,
+    memory_budget: Option<usize>,
+    target: Target,
+}
+
+/// Where snapshots go.
+enum Target {
+    /// A store in this data directory (`./modelwatch-data` by default), durable once a
+    /// flush returns.
+    Store(PathBuf),
+    /// A Python callable, given one dict per interval.
+    Python(Py<PyAny>),
+}
+
+/// The agent of one process: rebuilt once in each forked child.
+struct Live {
+    generation: u64,
+    agent: Mutex<Option<RustAgent>>,
+    handle: Handle,
+}
+
+/// The in-process recorder of one model variant (see the module `modelwatch`'s docs).
+#[pyclass(frozen, module = "modelwatch._modelwatch")]
+pub struct Agent {
+    spec: Spec,
+    shape: Shape,
+    live: ArcSwap<Live>,
+    /// Serialises rebuilds after a fork and `close`.
+    rebuild: Mutex<()>,
+    closed: AtomicBool,
+    /// Calls made after `close`: not recorded, counted.
+    after_close: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Spec {
+    fn builder(&self) -> AgentBuilder {
+        let mut b = RustAgent::builder(&self.model)
+            .segments(&self.segments)
+            .error_kinds(&self.error_kinds)
+            .features(self.features.iter().cloned())
+            .interval(self.interval)
+            .clock(SystemClock);
+        if let Some(v) = &self.version {
+            b = b.version(v);
+        }
+        if let Some(v) = &self.variant {
+            b = b.variant(v);
+        }
+        if let Some(v) = &self.instance {
+            b = b.instance(v);
+        }
+        if let Some(m) = self.memory_budget {
+            b = b.memory_budget(m);
+        }
+        b
+    }
+
+    fn build(&self, py: Python<'_>) -> PyResult<Live> {
+        let builder = self.builder();
+        let agent = match &self.target {
+            Target::Store(dir) => {
+                let dir = dir.clone();
+                // Opening a store replays a dead writer's WAL: not work to do holding the GIL.
+                let store = py.detach(|| -> Result<Store, String> {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    Store::open(StoreConfig::new(&dir))
+                        .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
+                });
+                let store = Arc::new(store.map_err(PyRuntimeError::new_err)?);
+                builder.build(store)
+            }
+            Target::Python(callable) => builder.build(PySink { callable: callable.clone_ref(py) }),
+        }
+        .map_err(|e| PyValueError::new_err(format!("agent {:?}: {e}", self.model)))?;
+        let handle = agent.handle();
+        Ok(Live {
+            generation: FORK_GENERATION.load(Ordering::SeqCst),
+            agent: Mutex::new(Some(agent)),
+            handle,
+        })
+    }
+}
+
+impl Agent {
+    /// The agent of this process, rebuilt first when the process forked since it was built.
+    #[inline]
+    fn live(&self, py: Python<'_>) -> PyResult<arc_swap::Guard<Arc<Live>>> {
+        let live = self.live.load();
+        if live.generation == FORK_GENERATION.load(Ordering::Relaxed) {
+            return Ok(live);
+        }
+        drop(live);
+        self.after_fork(py)?;
+        Ok(self.live.load())
+    }
+
+    #[cold]
+    fn after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        let _one = lock(&self.rebuild);
+        if self.live.load().generation == FORK_GENERATION.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let fresh = Arc::new(self.spec.build(py)?);
+        if self.closed.load(Ordering::SeqCst) {
+            // Closed in the parent before the fork: the child's agent stays closed too.
+            if let Some(a) = lock(&fresh.agent).take() {
+                std::mem::forget(a);
+            }
+        }
+        let parents = self.live.swap(fresh);
+        // The parent's agent, store and threads as they were copied at the fork: never
+        // dropped (see the crate docs).
+        std::mem::forget(parents);
+        Ok(())
+    }
+
+    fn is_closed(&self) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            self.after_close.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Records one prediction; every odd value is counted by the Rust agent, never raised.
+    #[allow(clippy::too_many_arguments)]
+    fn record_row(
+        &self,
+        py: Python<'_>,
+        segment: &str,
+        latency: Latency,
+        confidence: f64,
+        features: Option<&Bound<'_, PyAny>>,
+        predicted: Option<bool>,
+    ) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let live = self.live(py)?;
+        feature_row(&self.shape, features, |values: &[f64]| {
+            let mut p = Prediction::new(segment, latency, confidence).features(values);
+            if let Some(positive) = predicted {
+                p = p.predicted(positive);
+            }
+            live.handle.record(&p);
+        });
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Agent {
+    #[new]
+    #[pyo3(signature = (
+        model, *, version=None, variant=None, instance=None, segments=None, features=None,
+        error_kinds=None, interval=10.0, data=None, sink=None, memory_budget=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        model: String,
+        version: Option<String>,
+        variant: Option<String>,
+        instance: Option<String>,
+        segments: Option<Vec<String>>,
+        features: Option<&Bound<'_, PyAny>>,
+        error_kinds: Option<Vec<String>>,
+        interval: f64,
+        data: Option<PathBuf>,
+        sink: Option<Py<PyAny>>,
+        memory_budget: Option<usize>,
+    ) -> PyResult<Agent> {
+        if !(interval.is_finite() && interval > 0.0 && interval <= 86_400.0) {
+            return Err(PyValueError::new_err(format!(
+                "interval={interval}: give the flush interval in seconds, more than 0 and at most 86400 (e.g. 10.0)"
+            )));
+        }
+        let target = match (data, sink) {
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "give data= (a store directory) or sink= (a callable), not both",
+                ));
+            }
+            (None, Some(sink)) => {
+                if !sink.bind(py).is_callable() {
+                    return Err(PyValueError::new_err(
+                        "sink= must be callable: it is called with one dict per interval",
+                    ));
+                }
+                Target::Python(sink)
+            }
+            (data, None) => Target::Store(data.unwrap_or_else(|| PathBuf::from("./modelwatch-data"))),
+        };
+        let features = match features {
+            None => Vec::new(),
+            Some(f) => crate::convert::schema(f)?,
+        };
+        let spec = Spec {
+            model,
+            version,
+            variant,
+            instance,
+            segments: segments.unwrap_or_default(),
+            error_kinds: error_kinds.unwrap_or_default(),
+            features,
+            interval: Duration::from_secs_f64(interval),
+            memory_budget,
+            target,
+        };
+        let shape = Shape::new(&spec.features);
+        let live = spec.build(py)?;
+        Ok(Agent {
+            spec,
+            shape,
+            live: ArcSwap::from_pointee(live),
+            rebuild: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            after_close: AtomicU64::new(0),
+        })
+    }
+
+    /// Records one prediction: its segment, latency in seconds, confidence in [0, 1], the
+    /// features (list, tuple, dict by name, or a float64 buffer such as a NumPy array) and
+    /// the predicted label. Odd values are counted, never raised.
+    #[pyo3(signature = (segment, latency_s, confidence, features=None, predicted=None))]
+    fn record(
+        &self,
+        py: Python<'_>,
+        segment: &str,
+        latency_s: f64,
+        confidence: f64,
+        features: Option<&Bound<'_, PyAny>>,
+        predicted: Option<bool>,
+    ) -> PyResult<()> {
+        self.record_row(py, segment, Latency::from_secs_f64(latency_s), confidence, features, predicted)
+    }
+
+    /// A context manager that times its block and records the prediction on exit; set
+    /// `confidence` (and `features`, `predicted`) on it inside the block. An exception in
+    /// the block records an error of kind `exception` instead.
+    fn timer(slf: Py<Agent>, segment: String) -> Timer {
+        Timer { agent: slf, segment, start: None, confidence: f64::NAN, features: None, predicted: None }
+    }
+
+    /// A label for a prediction: its segment, the confidence the model gave, the true label,
+    /// and when the prediction was made (epoch seconds or a datetime; default now). The label
+    /// counts with the predictions of that time's interval, however late it arrives.
+    #[pyo3(signature = (segment, confidence, label, predicted_at=None))]
+    fn feedback(
+        &self,
+        py: Python<'_>,
+        segment: &str,
+        confidence: f64,
+        label: bool,
+        predicted_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let live = self.live(py)?;
+        match predicted_at {
+            None => live.handle.feedback(segment, confidence, label),
+            Some(t) => match timestamp_of(t) {
+                Some(at) => live.handle.feedback_for(at, segment, confidence, label),
+                // A time that is no time (NaN, before 1970, not a number): counted by the
+                // agent as a label for an unknown prediction time, like Rust's far-past one.
+                None => live.handle.feedback_for(Timestamp::from_nanos(0), segment, confidence, label),
+            },
+        }
+        Ok(())
+    }
+
+    /// Counts a scoring error of `kind` (a declared error kind; others count as `other`).
+    #[pyo3(signature = (segment, kind="other"))]
+    fn error(&self, py: Python<'_>, segment: &str, kind: &str) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let live = self.live(py)?;
+        let k = live.handle.error_kind(kind);
+        live.handle.error(segment, k);
+        Ok(())
+    }
+
+    /// Marks the model loaded (the `models_loaded` gauge).
+    fn model_loaded(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.is_closed() {
+            self.live(py)?.handle.model_loaded();
+        }
+        Ok(())
+    }
+
+    /// Marks the model unloaded.
+    fn model_unloaded(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.is_closed() {
+            self.live(py)?.handle.model_unloaded();
+        }
+        Ok(())
+    }
+
+    /// Records a value of a generic metric with tags (a dict of strings).
+    #[pyo3(signature = (name, value, tags=None))]
+    fn log_metric(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        value: f64,
+        tags: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let live = self.live(py)?;
+        let mut owned: Vec<(String, String)> = Vec::new();
+        if let Some(tags) = tags {
+            for (k, v) in tags.iter() {
+                owned.push((k.str()?.to_str()?.to_owned(), v.str()?.to_str()?.to_owned()));
+            }
+        }
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        live.handle.log_metric(name, value, &pairs);
+        Ok(())
+    }
+
+    /// Records a batch of predictions of one segment (or one segment per row): arrays (or
+    /// sequences) of latencies in seconds and confidences, an optional 2-D float64 array of
+    /// features (one row per prediction) and optional predicted labels. The GIL is released
+    /// while the rows are recorded.
+    #[pyo3(signature = (segment, latency_s, confidence, features=None, predicted=None))]
+    fn record_batch(
+        &self,
+        py: Python<'_>,
+        segment: &Bound<'_, PyAny>,
+        latency_s: &Bound<'_, PyAny>,
+        confidence: &Bound<'_, PyAny>,
+        features: Option<&Bound<'_, PyAny>>,
+        predicted: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
+        if self.is_closed() {
+            return Ok(0);
+        }
+        let live = self.live(py)?;
+        crate::convert::record_batch(
+            py,
+            &self.shape,
+            &live.handle,
+            segment,
+            latency_s,
+            confidence,
+            features,
+            predicted,
+        )
+    }
+
+    /// Delivers everything recorded so far to the store (durable when this returns) or the
+    /// sink. The GIL is released meanwhile.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let live = self.live(py)?;
+        let agent = lock(&live.agent);
+        let Some(agent) = agent.as_ref() else { return Ok(()) };
+        py.detach(|| agent.flush_now()).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    /// Flushes the last partial interval and stops the agent's threads; later calls are
+    /// counted in `stats()["after_close"]`, not recorded. Safe to call twice.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let live = self.live(py)?;
+        let _one = lock(&self.rebuild);
+        self.closed.store(true, Ordering::SeqCst);
+        let agent = lock(&live.agent).take();
+        match agent {
+            None => Ok(()),
+            Some(agent) => py.detach(|| agent.shutdown()).map_err(|e| PyRuntimeError::new_err(e.to_string())),
+        }
+    }
+
+    /// The agent's own figures: snapshots made and waiting, shards, memory, calls after close.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("after_close", self.after_close.load(Ordering::Relaxed))?;
+        d.set_item("closed", self.closed.load(Ordering::Relaxed))?;
+        let live = self.live(py)?;
+        if let Some(agent) = lock(&live.agent).as_ref() {
+            let s = agent.stats();
+            d.set_item("snapshots", s.snapshots)?;
+            d.set_item("pending", s.pending)?;
+            d.set_item("dropped_snapshots", s.dropped_snapshots)?;
+            d.set_item("shards", s.shards)?;
+            d.set_item("memory_budget", s.memory_budget)?;
+            d.set_item("memory_reserved", s.memory_reserved)?;
+        }
+        Ok(d)
+    }
+
+    /// The model's name.
+    #[getter]
+    fn model(&self) -> &str {
+        &self.spec.model
+    }
+
+    /// The declared features' names, in schema order.
+    #[getter]
+    fn features(&self) -> Vec<String> {
+        self.spec.features.iter().map(|f| f.name.to_string()).collect()
+    }
+
+    fn __enter__(slf: Py<Agent>) -> Py<Agent> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let target = match &self.spec.target {
+            Target::Store(d) => format!("data={:?}", d.display().to_string()),
+            Target::Python(_) => "sink=<callable>".to_string(),
+        };
+        format!("Agent({:?}, features={}, {target})", self.spec.model, self.spec.features.len())
+    }
+}
+
+/// `with agent.timer(segment) as t: ...; t.confidence = ...`
+#[pyclass(module = "modelwatch._modelwatch")]
+pub struct Timer {
+    agent: Py<Agent>,
+    segment: String,
+    start: Option<Instant>,
+    /// The confidence to record (NaN, counted as invalid, if never set).
+    #[pyo3(get, set)]
+    confidence: f64,
+    /// The features to record, as `record` takes them.
+    #[pyo3(get, set)]
+    features: Option<Py<PyAny>>,
+    /// The predicted label to record.
+    #[pyo3(get, set)]
+    predicted: Option<bool>,
+}
+
+#[pymethods]
+impl Timer {
+    fn __enter__(mut slf: PyRefMut<'_, Self>) -> PyRefMut<'_, Self> {
+        slf.start = Some(Instant::now());
+        slf
+    }
+
+    #[pyo3(signature = (exc_type, _exc, _tb))]
+    fn __exit__(
+        &mut self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let elapsed = self.start.map(|s| s.elapsed()).unwrap_or_default();
+        let agent = self.agent.get();
+        if exc_type.is_some() {
+            agent.error(py, &self.segment, "exception")?;
+            return Ok(false);
+        }
+        let features = self.features.as_ref().map(|f| f.bind(py).clone());
+        agent.record_row(
+            py,
+            &self.segment,
+            Latency::from(elapsed),
+            self.confidence,
+            features.as_ref(),
+            self.predicted,
+        )?;
+        Ok(false)
+    }
+
+    /// Seconds since the block started.
+    #[getter]
+    fn elapsed(&self) -> f64 {
+        self.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0)
+    }
+}
+
+/// A sink that hands each interval to a Python callable as a dict.
+struct PySink {
+    callable: Py<PyAny>,
+}
+
+impl Sink for PySink {
+    fn write(&self, snapshot: &Arc<Snapshot>) -> Result<(), SinkError> {
+        Python::attach(|py| {
+            let d = crate::convert::snapshot_dict(py, snapshot)?;
+            self.callable.call1(py, (d,))?;
+            Ok::<(), PyErr>(())
+        })
+        .map_err(|e| SinkError {
+            sink: "python sink".into(),
+            seq: snapshot.seq,
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! `modelwatch._modelwatch`: the native half of the Python package `modelwatch`.
+//!
+//! # Data flow
+//!
+//! A Python scorer thread calls `Agent.record` → [`agent::Agent::record`] turns the Python
+//! arguments into a [`modelwatch_agent::Prediction`] without allocating (features from a
+//! list, a tuple, a dict by name, or any buffer of float64 such as a NumPy array, read in
+//! place) → the Rust agent's lock-free hook, exactly as a Rust scorer's call → the agent's
+//! flusher thread → the store in the data directory (or a Python sink). The readers
+//! (`query`, `drift`, `quality`) run the CLI's own code on that store, with the GIL released.
+//!
+//! # Forks
+//!
+//! Pre-forked servers (gunicorn, uwsgi) fork after the application is loaded, so an
+//! `Agent` made in the parent is used in every child. A child has none of the parent's
+//! threads (the agent's flusher, the store's publisher), and the locks they held stay held
+//! forever. `modelwatch/__init__.py` registers [`after_fork_in_child`] with
+//! `os.register_at_fork`; it bumps [`FORK_GENERATION`], and the next call on an agent in
+//! the child sees the change and builds a fresh agent over a fresh store handle (its own
+//! writer slot). The parent's copy is leaked, never dropped: dropping it would join threads
+//! that do not exist, and flush the parent's counts a second time.
+
+mod agent;
+mod convert;
+mod readers;
+
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bumped in every child process right after a fork; an agent built in an older generation
+/// rebuilds itself before its next call.
+pub(crate) static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Called by `os.register_at_fork(after_in_child=...)`; not for users.
+#[pyfunction]
+fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+#[pymodule]
+fn _modelwatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
+    m.add_class::<agent::Agent>()?;
+    m.add_class::<agent::Timer>()?;
+    readers::register(m)?;
+    Ok(())
+}
