@@ -16,10 +16,10 @@ The hook a scorer calls on every prediction is the Rust agent's, behind ``Agent`
 
 import os as _os
 
-from ._modelwatch import Agent, Timer, after_fork_in_child as _after_fork_in_child
+from ._modelwatch import Agent, Timer, drift, quality, query, after_fork_in_child as _after_fork_in_child
 
 # A pre-forked server (gunicorn, uwsgi) forks after the application made its agents; the
 # child rebuilds each agent on its next call, with its own writer slot in the store.
 _os.register_at_fork(after_in_child=_after_fork_in_child)
 
-__all__ = ["Agent", "Timer"]
+__all__ = ["Agent", "Timer", "drift", "quality", "query"]
