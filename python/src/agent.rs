@@ -276,6 +276,32 @@ impl Agent {
         self.record_row(py, segment, Latency::from_secs_f64(latency_s), confidence, features, predicted)
     }
 
+    /// `record` releasing the GIL around the Rust call, for the benchmark that chose to
+    /// keep it (BENCHMARKS.md, "Python hook"); not part of the API.
+    #[pyo3(signature = (segment, latency_s, confidence, features=None, predicted=None))]
+    fn _record_releasing_gil(
+        &self,
+        py: Python<'_>,
+        segment: &str,
+        latency_s: f64,
+        confidence: f64,
+        features: Option<&Bound<'_, PyAny>>,
+        predicted: Option<bool>,
+    ) -> PyResult<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let live = self.live(py)?;
+        feature_row(&self.shape, features, |values: &[f64]| {
+            let mut p = Prediction::new(segment, Latency::from_secs_f64(latency_s), confidence).features(values);
+            if let Some(positive) = predicted {
+                p = p.predicted(positive);
+            }
+            py.detach(|| live.handle.record(&p));
+        });
+        Ok(())
+    }
+
     /// A context manager that times its block and records the prediction on exit; set
     /// `confidence` (and `features`, `predicted`) on it inside the block. An exception in
     /// the block records an error of kind `exception` instead.

@@ -37,9 +37,51 @@ fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
+/// The Rust hook's own cost in this build, for the benchmark's same-run comparison: `threads`
+/// Rust threads each record `per_thread` predictions of `features` numeric features into an
+/// agent with a null sink; returns nanoseconds per call as each thread sees it (the slowest
+/// thread's time / `per_thread`).
+/// Not part of the API.
+#[pyfunction]
+fn _bench_rust_record(py: Python<'_>, per_thread: u64, threads: usize, features: usize) -> PyResult<f64> {
+    use modelwatch_agent::{Agent, Feature, NullSink, Prediction};
+    let agent = Agent::builder("bench")
+        .segments(["all"])
+        .features((0..features).map(|i| Feature::numeric(format!("f{i}"))))
+        .build(NullSink)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    let handle = agent.handle();
+    let elapsed = py.detach(|| {
+        let barrier = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            let joins: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (handle, barrier) = (handle.clone(), &barrier);
+                    s.spawn(move || {
+                        let row: Vec<f64> = (0..features).map(|i| (i + t) as f64 * 0.5).collect();
+                        let seg = handle.segment("all");
+                        handle.record(&Prediction::new(seg, std::time::Duration::from_micros(1), 0.5).features(&row));
+                        barrier.wait();
+                        let start = std::time::Instant::now();
+                        for i in 0..per_thread {
+                            let latency = std::time::Duration::from_nanos(1_000 + (i & 1023));
+                            handle.record(&Prediction::new(seg, latency, 0.5).features(&row));
+                        }
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            joins.into_iter().map(|j| j.join().unwrap_or_default()).max().unwrap_or_default()
+        })
+    });
+    drop(agent);
+    Ok(elapsed.as_nanos() as f64 / per_thread.max(1) as f64)
+}
+
 #[pymodule]
 fn _modelwatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(_bench_rust_record, m)?)?;
     m.add_class::<agent::Agent>()?;
     m.add_class::<agent::Timer>()?;
     readers::register(m)?;

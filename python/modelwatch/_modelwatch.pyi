@@ -1,0 +1,139 @@
+"""Type stubs of the native module (python/src/*.rs)."""
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from os import PathLike
+from types import TracebackType
+from typing import Any, Literal, Self, overload
+
+# A row of features: positional (schema order; a categorical feature by its category string or
+# code), by name, or any float64 buffer such as a 1-D NumPy array (read in place).
+Features = Sequence[float | str | None] | Mapping[str, float | str | None] | Any
+Time = str | float | int | datetime
+
+class Agent:
+    """The in-process recorder of one model variant: the Rust agent's lock-free hook.
+
+    Snapshots go to the store in ``data`` (default ``./modelwatch-data``; durable once
+    ``flush`` returns) or to ``sink``, a callable given one dict per interval. ``features``
+    declares the schema: a name is a numeric feature, ``(name, [categories])`` a categorical
+    one. Odd values at record time (NaN, infinities, a confidence outside [0, 1], a row of
+    the wrong length, an undeclared segment) are counted, never raised. After ``os.fork``
+    the child rebuilds the agent with its own writer slot.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        version: str | None = None,
+        variant: str | None = None,
+        instance: str | None = None,
+        segments: Sequence[str] | None = None,
+        features: Sequence[str | tuple[str, Sequence[str]]] | None = None,
+        error_kinds: Sequence[str] | None = None,
+        interval: float = 10.0,
+        data: str | PathLike[str] | None = None,
+        sink: Callable[[dict[str, Any]], object] | None = None,
+        memory_budget: int | None = None,
+    ) -> None: ...
+    def record(
+        self,
+        segment: str,
+        latency_s: float,
+        confidence: float,
+        features: Features | None = None,
+        predicted: bool | None = None,
+    ) -> None:
+        """Records one prediction."""
+    def timer(self, segment: str) -> Timer:
+        """A context manager timing its block; set ``confidence`` on it inside."""
+    def feedback(self, segment: str, confidence: float, label: bool, predicted_at: Time | None = None) -> None:
+        """A label for the prediction made at ``predicted_at`` (default now)."""
+    def error(self, segment: str, kind: str = "other") -> None:
+        """Counts a scoring error of a declared kind (others count as ``other``)."""
+    def model_loaded(self) -> None: ...
+    def model_unloaded(self) -> None: ...
+    def log_metric(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None: ...
+    def record_batch(
+        self,
+        segment: str | Sequence[str],
+        latency_s: Any,
+        confidence: Any,
+        features: Any | None = None,
+        predicted: Sequence[bool] | Any | None = None,
+    ) -> int:
+        """Records a batch (1-D arrays, a 2-D float64 feature array) with the GIL released;
+        returns the number of rows."""
+    def flush(self) -> None:
+        """Delivers everything recorded so far (durable in the store when it returns)."""
+    def close(self) -> None:
+        """Flushes the last interval and stops the agent; later calls are counted."""
+    def stats(self) -> dict[str, int | bool]: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def features(self) -> list[str]: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+class Timer:
+    """``with agent.timer(segment) as t: ...; t.confidence = ...``"""
+
+    confidence: float
+    features: Features | None
+    predicted: bool | None
+    @property
+    def elapsed(self) -> float: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+@overload
+def query(
+    expr: str,
+    *,
+    since: str = "1h",
+    step: str = "1m",
+    start: Time | None = None,
+    end: Time | None = None,
+    data: str | PathLike[str] | None = None,
+    format: Literal["records"] = "records",
+) -> list[dict[str, Any]]: ...
+@overload
+def query(
+    expr: str,
+    *,
+    since: str = "1h",
+    step: str = "1m",
+    start: Time | None = None,
+    end: Time | None = None,
+    data: str | PathLike[str] | None = None,
+    format: Literal["pandas", "arrow"],
+) -> Any: ...
+def drift(
+    reference: str,
+    *,
+    since: str = "24h",
+    start: Time | None = None,
+    end: Time | None = None,
+    data: str | PathLike[str] | None = None,
+    filters: Mapping[str, str] | None = None,
+) -> dict[str, Any]: ...
+def quality(
+    *,
+    since: str = "7d",
+    start: Time | None = None,
+    end: Time | None = None,
+    data: str | PathLike[str] | None = None,
+    by: Sequence[str] | None = None,
+    reference: str | None = None,
+    threshold: float = 0.5,
+    min_label_age: str = "0s",
+    min_bin_labels: int = 5,
+    filters: Mapping[str, str] | None = None,
+) -> dict[str, Any]: ...
+def after_fork_in_child() -> None: ...
