@@ -293,7 +293,8 @@ impl Agent {
         }
         let live = self.live(py)?;
         feature_row(&self.shape, features, |values: &[f64]| {
-            let mut p = Prediction::new(segment, Latency::from_secs_f64(latency_s), confidence).features(values);
+            let mut p =
+                Prediction::new(segment, Latency::from_secs_f64(latency_s), confidence).features(values);
             if let Some(positive) = predicted {
                 p = p.predicted(positive);
             }

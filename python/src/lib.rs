@@ -60,7 +60,9 @@ fn _bench_rust_record(py: Python<'_>, per_thread: u64, threads: usize, features:
                     s.spawn(move || {
                         let row: Vec<f64> = (0..features).map(|i| (i + t) as f64 * 0.5).collect();
                         let seg = handle.segment("all");
-                        handle.record(&Prediction::new(seg, std::time::Duration::from_micros(1), 0.5).features(&row));
+                        handle.record(
+                            &Prediction::new(seg, std::time::Duration::from_micros(1), 0.5).features(&row),
+                        );
                         barrier.wait();
                         let start = std::time::Instant::now();
                         for i in 0..per_thread {
