@@ -14,12 +14,16 @@ The hook a scorer calls on every prediction is the Rust agent's, behind ``Agent`
 ``modelwatch query 'p99(latency) by (segment)'`` (the CLI) then reads the same store.
 """
 
+import atexit as _atexit
 import os as _os
 
-from ._modelwatch import Agent, Timer, drift, quality, query, after_fork_in_child as _after_fork_in_child
+from ._modelwatch import Agent, Timer, drift, quality, query
+from ._modelwatch import after_fork_in_child as _after_fork_in_child, close_all_at_exit as _close_all_at_exit
 
 # A pre-forked server (gunicorn, uwsgi) forks after the application made its agents; the
 # child rebuilds each agent on its next call, with its own writer slot in the store.
 _os.register_at_fork(after_in_child=_after_fork_in_child)
+# Agents still open at exit deliver their last interval (a scorer rarely calls close()).
+_atexit.register(_close_all_at_exit)
 
 __all__ = ["Agent", "Timer", "drift", "quality", "query"]

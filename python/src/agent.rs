@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// What an agent was built from: enough to build it again in a forked child.
@@ -59,12 +59,44 @@ struct Live {
 pub struct Agent {
     spec: Spec,
     shape: Shape,
-    live: ArcSwap<Live>,
+    live: Arc<ArcSwap<Live>>,
     /// Serialises rebuilds after a fork and `close`.
     rebuild: Mutex<()>,
     closed: AtomicBool,
     /// Calls made after `close`: not recorded, counted.
     after_close: AtomicU64,
+}
+
+/// Every agent's cell, so that the agents still open when the interpreter exits deliver their
+/// last interval (CPython does not promise to drop objects at exit).
+static OPEN: Mutex<Vec<Weak<ArcSwap<Live>>>> = Mutex::new(Vec::new());
+
+fn opened(live: Live) -> Arc<ArcSwap<Live>> {
+    let cell = Arc::new(ArcSwap::from_pointee(live));
+    let mut open = lock(&OPEN);
+    open.retain(|w| w.strong_count() > 0);
+    open.push(Arc::downgrade(&cell));
+    cell
+}
+
+/// Closes every agent of this process still open; `modelwatch/__init__.py` registers it
+/// with `atexit`. Agents copied from a parent process by a fork are left alone (their
+/// threads are the parent's).
+#[pyfunction]
+pub fn close_all_at_exit(py: Python<'_>) {
+    let cells: Vec<Arc<ArcSwap<Live>>> = lock(&OPEN).drain(..).filter_map(|w| w.upgrade()).collect();
+    for cell in cells {
+        let live = cell.load();
+        if live.generation != FORK_GENERATION.load(Ordering::SeqCst) {
+            continue;
+        }
+        let agent = lock(&live.agent).take();
+        if let Some(agent) = agent
+            && let Err(e) = py.detach(|| agent.shutdown())
+        {
+            eprintln!("modelwatch: at exit, the agent of {:?}: {e}", live.handle.model().name);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -253,7 +285,7 @@ impl Agent {
         Ok(Agent {
             spec,
             shape,
-            live: ArcSwap::from_pointee(live),
+            live: opened(live),
             rebuild: Mutex::new(()),
             closed: AtomicBool::new(false),
             after_close: AtomicU64::new(0),

@@ -84,6 +84,7 @@ fn _bench_rust_record(py: Python<'_>, per_thread: u64, threads: usize, features:
 fn _modelwatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(_bench_rust_record, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::close_all_at_exit, m)?)?;
     m.add_class::<agent::Agent>()?;
     m.add_class::<agent::Timer>()?;
     readers::register(m)?;

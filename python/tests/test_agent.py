@@ -260,3 +260,17 @@ def test_a_context_manager_agent_flushes_on_exit(data):
         agent.record("s", 0.001, 0.5)
     assert agent.stats()["closed"]
     assert total(data) == 1
+
+
+def test_an_agent_never_closed_delivers_its_last_interval_at_exit(data):
+    script = textwrap.dedent(
+        """
+        import sys, modelwatch
+        agent = modelwatch.Agent("scorer", segments=["all"], data=sys.argv[1], interval=3600.0)
+        for i in range(1234):
+            agent.record("all", 0.001, 0.5)
+        # no close(), no flush(): the interpreter exits with the agent open
+        """
+    )
+    subprocess.run([sys.executable, "-c", script, data], check=True, timeout=120)
+    assert total(data) == 1234
