@@ -265,11 +265,14 @@ def test_a_context_manager_agent_flushes_on_exit(data):
 def test_an_agent_never_closed_delivers_its_last_interval_at_exit(data):
     script = textwrap.dedent(
         """
-        import sys, modelwatch
+        import sys, threading, time, modelwatch
         agent = modelwatch.Agent("scorer", segments=["all"], data=sys.argv[1], interval=3600.0)
         for i in range(1234):
             agent.record("all", 0.001, 0.5)
-        # no close(), no flush(): the interpreter exits with the agent open
+        # No close(), no flush(), and a daemon thread (a scorer's worker) still holds the
+        # agent when the interpreter exits, so it is never dropped.
+        holder = threading.Thread(target=lambda a: time.sleep(1000), args=(agent,), daemon=True)
+        holder.start()
         """
     )
     subprocess.run([sys.executable, "-c", script, data], check=True, timeout=120)
