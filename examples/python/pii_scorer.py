@@ -6,8 +6,8 @@ two thirds in phone numbers change format. The CLI then reads the store it wrote
     python examples/python/pii_scorer.py --data ./py-demo-data
     modelwatch query 'p99(latency) by (variant)' --data ./py-demo-data --since 5m --step 1m
 
-It runs in real time (about --seconds), since the agent stamps each prediction with the
-clock; `modelwatch demo` simulates days instead.
+It runs in real time (--predictions at --per-second, six seconds by default), since the
+agent stamps each prediction with the clock; `modelwatch demo` simulates days instead.
 """
 
 import argparse
@@ -50,8 +50,8 @@ def score(row):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="./py-demo-data")
-    ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--per-second", type=int, default=4000)
+    ap.add_argument("--predictions", type=int, default=24_000)
+    ap.add_argument("--per-second", type=int, default=4000, help="traffic pace; 0: as fast as it goes")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -62,11 +62,17 @@ def main():
     canary.model_loaded()
 
     start = time.time()
-    drift_at = start + args.seconds * 2 / 3
+    drift_at = None
     made = 0
-    while (now := time.time()) < start + args.seconds:
-        drifted = now >= drift_at
-        for _ in range(args.per_second // 10):
+    while made < args.predictions:
+        if drift_at is None and made >= args.predictions * 2 // 3:
+            # The new phone format starts on a whole second, an interval boundary, so that
+            # the ranges printed below split the intervals cleanly.
+            time.sleep(math.ceil(time.time()) - time.time() + 0.01)
+            drift_at = math.floor(time.time())
+        drifted = drift_at is not None
+        tick = time.time()
+        for _ in range(100):
             segment = str(rng.choice(list(SEGMENTS)))
             agent, slower = (canary, 1.15) if rng.random() < 0.1 else (control, 1.0)
             row = features(rng, segment, drifted)
@@ -79,13 +85,16 @@ def main():
             made += 1
             if rng.random() < 0.05:  # a reviewer's label, for the prediction made just now
                 truth = rng.random() < (0.3 if drifted and segment == "phone" else 0.85)
-                agent.feedback(segment, confidence, bool(truth), predicted_at=now)
-        time.sleep(max(0.0, 0.1 - (time.time() - now)))
+                agent.feedback(segment, confidence, bool(truth), predicted_at=time.time())
+        if args.per_second > 0:
+            time.sleep(max(0.0, 100 / args.per_second - (time.time() - tick)))
+    if drift_at is None:  # fewer predictions than a drift needs
+        drift_at = math.floor(time.time())
     control.close()
     canary.close()
 
     ms = lambda t: int(t * 1000)
-    ref, cur = f"{ms(start)}..{ms(drift_at)}", f"{ms(drift_at)}..{ms(time.time()) + 1000}"
+    ref, cur = f"{ms(math.floor(start))}..{ms(drift_at)}", f"{ms(drift_at)}..{ms(math.floor(time.time()) + 1)}"
     print(f"recorded {made} predictions into {args.data}; phone numbers changed format at {ms(drift_at)}")
     print("read them with the CLI:")
     print(f"  modelwatch query 'count(predictions) by (variant)' --data {args.data} --since 5m --step 5m")

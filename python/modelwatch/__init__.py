@@ -12,18 +12,41 @@ The hook a scorer calls on every prediction is the Rust agent's, behind ``Agent`
     agent.close()                    # flushes the last interval into the store
 
 ``modelwatch query 'p99(latency) by (segment)'`` (the CLI) then reads the same store.
+
+A scorer that serves what the retraining loop promoted follows the registry with a
+``Deployment``: the control, a challenger on its sticky share of the keys, each request
+recorded by its variant's agent::
+
+    deployment = modelwatch.Deployment("pii-confidence", data="./modelwatch-data",
+                                       loader=lambda info, path: load_model(path))
+    variant = deployment.variant_for(request_id)      # None until a control is promoted
+    confidence = variant.model.score(text)
+    variant.agent.record("email", latency_s=0.0009, confidence=confidence)
 """
 
 import atexit as _atexit
 import os as _os
 
-from ._modelwatch import Agent, Timer, drift, quality, query
-from ._modelwatch import after_fork_in_child as _after_fork_in_child, close_all_at_exit as _close_all_at_exit
+from ._modelwatch import (
+    Agent,
+    Deployment,
+    Timer,
+    Variant,
+    drift,
+    quality,
+    query,
+)
+from ._modelwatch import after_fork_in_child as _after_fork_in_child
+from ._modelwatch import close_all_at_exit as _close_all_at_exit
+from ._modelwatch import close_deployments as _close_deployments
 
 # A pre-forked server (gunicorn, uwsgi) forks after the application made its agents; the
 # child rebuilds each agent on its next call, with its own writer slot in the store.
 _os.register_at_fork(after_in_child=_after_fork_in_child)
-# Agents still open at exit deliver their last interval (a scorer rarely calls close()).
+# At exit (atexit runs these last first): deployments still open stop their refresh threads
+# before the interpreter goes and their agents deliver the last interval; so do agents still
+# open (a scorer rarely calls close()).
 _atexit.register(_close_all_at_exit)
+_atexit.register(_close_deployments)
 
-__all__ = ["Agent", "Timer", "drift", "quality", "query"]
+__all__ = ["Agent", "Deployment", "Timer", "Variant", "drift", "quality", "query"]

@@ -4,13 +4,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from os import PathLike
 from types import TracebackType
-from typing import Any, Literal, Self, overload
+from typing import Any, Literal, Self, TypedDict, final, overload
 
 # A row of features: positional (schema order; a categorical feature by its category string or
 # code), by name, or any float64 buffer such as a 1-D NumPy array (read in place).
-Features = Sequence[float | str | None] | Mapping[str, float | str | None] | Any
-Time = str | float | int | datetime
+_Features = Sequence[float | str | None] | Mapping[str, float | str | None] | Any
+_Time = str | float | int | datetime
 
+@final
 class Agent:
     """The in-process recorder of one model variant: the Rust agent's lock-free hook.
 
@@ -22,8 +23,8 @@ class Agent:
     the child rebuilds the agent with its own writer slot.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         model: str,
         *,
         version: str | None = None,
@@ -36,19 +37,19 @@ class Agent:
         data: str | PathLike[str] | None = None,
         sink: Callable[[dict[str, Any]], object] | None = None,
         memory_budget: int | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def record(
         self,
         segment: str,
         latency_s: float,
         confidence: float,
-        features: Features | None = None,
+        features: _Features | None = None,
         predicted: bool | None = None,
     ) -> None:
         """Records one prediction."""
     def timer(self, segment: str) -> Timer:
         """A context manager timing its block; set ``confidence`` on it inside."""
-    def feedback(self, segment: str, confidence: float, label: bool, predicted_at: Time | None = None) -> None:
+    def feedback(self, segment: str, confidence: float, label: bool, predicted_at: _Time | None = None) -> None:
         """A label for the prediction made at ``predicted_at`` (default now)."""
     def error(self, segment: str, kind: str = "other") -> None:
         """Counts a scoring error of a declared kind (others count as ``other``)."""
@@ -79,11 +80,12 @@ class Agent:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool: ...
 
+@final
 class Timer:
     """``with agent.timer(segment) as t: ...; t.confidence = ...``"""
 
     confidence: float
-    features: Features | None
+    features: _Features | None
     predicted: bool | None
     @property
     def elapsed(self) -> float: ...
@@ -98,8 +100,8 @@ def query(
     *,
     since: str = "1h",
     step: str = "1m",
-    start: Time | None = None,
-    end: Time | None = None,
+    start: _Time | None = None,
+    end: _Time | None = None,
     data: str | PathLike[str] | None = None,
     format: Literal["records"] = "records",
 ) -> list[dict[str, Any]]: ...
@@ -109,8 +111,8 @@ def query(
     *,
     since: str = "1h",
     step: str = "1m",
-    start: Time | None = None,
-    end: Time | None = None,
+    start: _Time | None = None,
+    end: _Time | None = None,
     data: str | PathLike[str] | None = None,
     format: Literal["pandas", "arrow"],
 ) -> Any: ...
@@ -118,23 +120,101 @@ def drift(
     reference: str,
     *,
     since: str = "24h",
-    start: Time | None = None,
-    end: Time | None = None,
+    start: _Time | None = None,
+    end: _Time | None = None,
     data: str | PathLike[str] | None = None,
     filters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]: ...
 def quality(
     *,
     since: str = "7d",
-    start: Time | None = None,
-    end: Time | None = None,
+    start: _Time | None = None,
+    end: _Time | None = None,
     data: str | PathLike[str] | None = None,
     by: Sequence[str] | None = None,
     reference: str | None = None,
     threshold: float = 0.5,
     min_label_age: str = "0s",
-    min_bin_labels: int = 5,
+    min_bin_labels: int = ...,
     filters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]: ...
 def after_fork_in_child() -> None: ...
+def close_deployments() -> None: ...
 def close_all_at_exit() -> None: ...
+def _bench_rust_record(per_thread: int, threads: int, features: int) -> float: ...
+
+__all__ = [
+    "Agent",
+    "Deployment",
+    "Timer",
+    "Variant",
+    "_bench_rust_record",
+    "after_fork_in_child",
+    "close_all_at_exit",
+    "close_deployments",
+    "drift",
+    "quality",
+    "query",
+]
+
+class _ServingInfo(TypedDict):
+    control: int | None
+    challenger: int | None
+    generation: int | None
+
+class _RefreshInfo(TypedDict):
+    seq: int
+    control: int | None
+    challenger: int | None
+    changed: bool
+    failed: list[str]
+    generation: int | None
+
+@final
+class Variant:
+    """One (arm, version) serving: its loaded model and its agent."""
+    @property
+    def arm(self) -> Literal["control", "challenger"]: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def agent(self) -> Agent: ...
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+@final
+class Deployment:
+    """A scorer that serves the model the registry's aliases name: the control, and a
+    challenger on its sticky share of the keys, each recorded by its own agent."""
+    def __new__(
+        cls,
+        model: str,
+        data: str | PathLike[str] | None = None,
+        *,
+        fraction: float = 0.1,
+        segments: Sequence[str] | None = None,
+        features: Sequence[str | tuple[str, Sequence[str]]] | None = None,
+        error_kinds: Sequence[str] | None = None,
+        interval: float = 10.0,
+        loader: Callable[[dict[str, Any], str], Any] | None = None,
+        refresh: float = 5.0,
+    ) -> Self: ...
+    def variant_for(self, key: str | bytes) -> Variant | None: ...
+    def agent(self, variant: Variant | Literal["control", "challenger"]) -> Agent | None: ...
+    def on_promote(self, callback: Callable[[_ServingInfo], object]) -> Callable[[_ServingInfo], object]: ...
+    def refresh(self) -> _RefreshInfo: ...
+    def serving(self) -> _ServingInfo: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+    @property
+    def model(self) -> str: ...
+    def __enter__(self) -> Deployment: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...

@@ -5,6 +5,10 @@
 //! here; the hook itself is the Rust one, lock-free per thread. `record` keeps the GIL: a
 //! 16-feature record costs about as much as releasing and re-taking it (BENCHMARKS.md,
 //! "Python hook"), and Python threads cannot run Python code in between anyway.
+//!
+//! An agent either owns its Rust agent (built here, over a store or a Python sink) or
+//! records into one a `modelwatch.Deployment`'s registry watcher owns ([`Owner`]): the same
+//! recording methods either way; the watcher flushes and shuts its agents down.
 
 use crate::FORK_GENERATION;
 use crate::convert::{Shape, feature_row, timestamp_of};
@@ -18,14 +22,16 @@ use modelwatch_agent::{
 use modelwatch_store::{Store, StoreConfig};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyTuple};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// What an agent was built from: enough to build it again in a forked child.
-struct Spec {
+#[derive(Clone)]
+pub(crate) struct Spec {
     model: String,
     version: Option<String>,
     variant: Option<String>,
@@ -35,7 +41,6 @@ struct Spec {
     features: Vec<Feature>,
     interval: Duration,
     memory_budget: Option<usize>,
-    target: Target,
 }
 
 /// Where snapshots go.
@@ -45,10 +50,23 @@ enum Target {
     Store(PathBuf),
     /// A Python callable, given one dict per interval.
     Python(Py<PyAny>),
+    /// An agent the registry watcher of a `Deployment` owns.
+    Watched(Box<dyn Owner>),
+}
+
+/// The owner of an agent this class only records into: a `Deployment`'s watcher, which
+/// builds, flushes and shuts down its agents itself.
+pub(crate) trait Owner: Send + Sync {
+    /// The handle of this agent's (arm, version) in this process, once the owner rebuilt
+    /// itself after a fork; `None` when it no longer serves here (calls are then counted
+    /// as after close).
+    fn handle(&self, py: Python<'_>) -> PyResult<Option<Handle>>;
+    /// Delivers what its agents recorded so far.
+    fn flush(&self, py: Python<'_>) -> PyResult<()>;
 }
 
 /// The agent of one process: rebuilt once in each forked child.
-struct Live {
+pub(crate) struct Live {
     generation: u64,
     agent: Mutex<Option<RustAgent>>,
     handle: Handle,
@@ -58,6 +76,7 @@ struct Live {
 #[pyclass(frozen, module = "modelwatch._modelwatch")]
 pub struct Agent {
     spec: Spec,
+    target: Target,
     shape: Shape,
     live: Arc<ArcSwap<Live>>,
     /// Serialises rebuilds after a fork and `close`.
@@ -99,12 +118,60 @@ pub fn close_all_at_exit(py: Python<'_>) {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Locks a mutex that a thread may hold while it waits for the GIL (a rebuild or a close
+/// runs Python code or detaches): waits with the GIL released.
+pub(crate) fn lock_attached<'a, T>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+    m.lock_py_attached(py).unwrap_or_else(|p| p.into_inner())
+}
+
+/// The store in `dir` (made if missing), opened with the GIL released: opening replays a
+/// dead writer's WAL.
+pub(crate) fn open_store(py: Python<'_>, dir: &Path) -> PyResult<Arc<Store>> {
+    let store = py.detach(|| -> Result<Store, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Store::open(StoreConfig::new(dir))
+            .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
+    });
+    Ok(Arc::new(store.map_err(PyRuntimeError::new_err)?))
+}
+
 impl Spec {
-    fn builder(&self) -> AgentBuilder {
+    /// The spec of the agents of one model whose version and variant the caller sets.
+    pub(crate) fn new(
+        model: String,
+        segments: Vec<String>,
+        error_kinds: Vec<String>,
+        features: Vec<Feature>,
+        interval: Duration,
+    ) -> Spec {
+        Spec {
+            model,
+            version: None,
+            variant: None,
+            instance: None,
+            segments,
+            error_kinds,
+            features,
+            interval,
+            memory_budget: None,
+        }
+    }
+
+    /// The model's name.
+    pub(crate) fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// This spec for one version and variant.
+    pub(crate) fn of(&self, version: &str, variant: &str) -> Spec {
+        Spec { version: Some(version.to_string()), variant: Some(variant.to_string()), ..self.clone() }
+    }
+
+    pub(crate) fn builder(&self) -> AgentBuilder {
         let mut b = RustAgent::builder(&self.model)
             .segments(&self.segments)
             .error_kinds(&self.error_kinds)
@@ -126,53 +193,88 @@ impl Spec {
         b
     }
 
-    fn build(&self, py: Python<'_>) -> PyResult<Live> {
+    /// The agent of this process; `None` when the watcher that owns it no longer serves it.
+    fn build(&self, py: Python<'_>, target: &Target) -> PyResult<Option<Live>> {
         let builder = self.builder();
-        let agent = match &self.target {
-            Target::Store(dir) => {
-                let dir = dir.clone();
-                // Opening a store replays a dead writer's WAL: not work to do holding the GIL.
-                let store = py.detach(|| -> Result<Store, String> {
-                    std::fs::create_dir_all(&dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                    Store::open(StoreConfig::new(&dir))
-                        .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
-                });
-                let store = Arc::new(store.map_err(PyRuntimeError::new_err)?);
-                builder.build(store)
-            }
+        let agent = match target {
+            Target::Store(dir) => builder.build(open_store(py, dir)?),
             Target::Python(callable) => builder.build(PySink { callable: callable.clone_ref(py) }),
+            Target::Watched(owner) => return Ok(owner.handle(py)?.map(Live::watched)),
         }
         .map_err(|e| PyValueError::new_err(format!("agent {:?}: {e}", self.model)))?;
         let handle = agent.handle();
-        Ok(Live {
+        Ok(Some(Live {
             generation: FORK_GENERATION.load(Ordering::SeqCst),
             agent: Mutex::new(Some(agent)),
             handle,
-        })
+        }))
+    }
+}
+
+impl Live {
+    /// A handle whose agent someone else owns.
+    fn watched(handle: Handle) -> Live {
+        Live { generation: FORK_GENERATION.load(Ordering::SeqCst), agent: Mutex::new(None), handle }
     }
 }
 
 impl Agent {
-    /// The agent of this process, rebuilt first when the process forked since it was built.
+    /// An agent that records into `handle`, whose Rust agent `owner` owns: `flush`
+    /// delegates to the owner, `close` leaves the agent to it.
+    pub(crate) fn watched(spec: Spec, handle: Handle, owner: Box<dyn Owner>) -> Agent {
+        Agent {
+            shape: Shape::new(&spec.features),
+            spec,
+            target: Target::Watched(owner),
+            live: Arc::new(ArcSwap::from_pointee(Live::watched(handle))),
+            rebuild: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            after_close: AtomicU64::new(0),
+        }
+    }
+
+    /// The agent of this process, rebuilt first when the process forked since it was
+    /// built; `None` when a watched agent no longer serves in this process.
     #[inline]
-    fn live(&self, py: Python<'_>) -> PyResult<arc_swap::Guard<Arc<Live>>> {
+    fn live(&self, py: Python<'_>) -> PyResult<Option<arc_swap::Guard<Arc<Live>>>> {
         let live = self.live.load();
         if live.generation == FORK_GENERATION.load(Ordering::Relaxed) {
-            return Ok(live);
+            return Ok(Some(live));
         }
         drop(live);
         self.after_fork(py)?;
-        Ok(self.live.load())
+        Ok((!self.closed.load(Ordering::SeqCst)).then(|| self.live.load()))
+    }
+
+    /// The agent a recording call records into: `None`, the call counted, once closed.
+    #[inline]
+    fn recorder(&self, py: Python<'_>) -> PyResult<Option<arc_swap::Guard<Arc<Live>>>> {
+        if self.is_closed() {
+            return Ok(None);
+        }
+        let live = self.live(py)?;
+        if live.is_none() {
+            self.after_close.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(live)
     }
 
     #[cold]
     fn after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        let _one = lock(&self.rebuild);
+        let _one = lock_attached(py, &self.rebuild);
         if self.live.load().generation == FORK_GENERATION.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let fresh = Arc::new(self.spec.build(py)?);
+        let fresh = match self.spec.build(py, &self.target)? {
+            Some(live) => Arc::new(live),
+            None => {
+                // Its watcher serves another version here: the parent's handle stays in
+                // place (never used: the agent is closed) with this generation.
+                self.closed.store(true, Ordering::SeqCst);
+                let parents = self.live.load();
+                Arc::new(Live::watched(parents.handle.clone()))
+            }
+        };
         if self.closed.load(Ordering::SeqCst) {
             // Closed in the parent before the fork: the child's agent stays closed too.
             if let Some(a) = lock(&fresh.agent).take() {
@@ -206,10 +308,7 @@ impl Agent {
         features: Option<&Bound<'_, PyAny>>,
         predicted: Option<bool>,
     ) -> PyResult<()> {
-        if self.is_closed() {
-            return Ok(());
-        }
-        let live = self.live(py)?;
+        let Some(live) = self.recorder(py)? else { return Ok(()) };
         feature_row(&self.shape, features, |values: &[f64]| {
             let mut p = Prediction::new(segment, latency, confidence).features(values);
             if let Some(positive) = predicted {
@@ -278,12 +377,12 @@ impl Agent {
             features,
             interval: Duration::from_secs_f64(interval),
             memory_budget,
-            target,
         };
         let shape = Shape::new(&spec.features);
-        let live = spec.build(py)?;
+        let live = spec.build(py, &target)?.ok_or_else(|| PyRuntimeError::new_err("no agent was built"))?;
         Ok(Agent {
             spec,
+            target,
             shape,
             live: opened(live),
             rebuild: Mutex::new(()),
@@ -320,10 +419,7 @@ impl Agent {
         features: Option<&Bound<'_, PyAny>>,
         predicted: Option<bool>,
     ) -> PyResult<()> {
-        if self.is_closed() {
-            return Ok(());
-        }
-        let live = self.live(py)?;
+        let Some(live) = self.recorder(py)? else { return Ok(()) };
         feature_row(&self.shape, features, |values: &[f64]| {
             let mut p =
                 Prediction::new(segment, Latency::from_secs_f64(latency_s), confidence).features(values);
@@ -354,10 +450,7 @@ impl Agent {
         label: bool,
         predicted_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        if self.is_closed() {
-            return Ok(());
-        }
-        let live = self.live(py)?;
+        let Some(live) = self.recorder(py)? else { return Ok(()) };
         match predicted_at {
             None => live.handle.feedback(segment, confidence, label),
             Some(t) => match timestamp_of(t) {
@@ -373,10 +466,7 @@ impl Agent {
     /// Counts a scoring error of `kind` (a declared error kind; others count as `other`).
     #[pyo3(signature = (segment, kind="other"))]
     fn error(&self, py: Python<'_>, segment: &str, kind: &str) -> PyResult<()> {
-        if self.is_closed() {
-            return Ok(());
-        }
-        let live = self.live(py)?;
+        let Some(live) = self.recorder(py)? else { return Ok(()) };
         let k = live.handle.error_kind(kind);
         live.handle.error(segment, k);
         Ok(())
@@ -384,16 +474,16 @@ impl Agent {
 
     /// Marks the model loaded (the `models_loaded` gauge).
     fn model_loaded(&self, py: Python<'_>) -> PyResult<()> {
-        if !self.is_closed() {
-            self.live(py)?.handle.model_loaded();
+        if let Some(live) = self.recorder(py)? {
+            live.handle.model_loaded();
         }
         Ok(())
     }
 
     /// Marks the model unloaded.
     fn model_unloaded(&self, py: Python<'_>) -> PyResult<()> {
-        if !self.is_closed() {
-            self.live(py)?.handle.model_unloaded();
+        if let Some(live) = self.recorder(py)? {
+            live.handle.model_unloaded();
         }
         Ok(())
     }
@@ -407,10 +497,7 @@ impl Agent {
         value: f64,
         tags: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        if self.is_closed() {
-            return Ok(());
-        }
-        let live = self.live(py)?;
+        let Some(live) = self.recorder(py)? else { return Ok(()) };
         let mut owned: Vec<(String, String)> = Vec::new();
         if let Some(tags) = tags {
             for (k, v) in tags.iter() {
@@ -436,10 +523,7 @@ impl Agent {
         features: Option<&Bound<'_, PyAny>>,
         predicted: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<usize> {
-        if self.is_closed() {
-            return Ok(0);
-        }
-        let live = self.live(py)?;
+        let Some(live) = self.recorder(py)? else { return Ok(0) };
         crate::convert::record_batch(
             py,
             &self.shape,
@@ -453,19 +537,28 @@ impl Agent {
     }
 
     /// Delivers everything recorded so far to the store (durable when this returns) or the
-    /// sink. The GIL is released meanwhile.
+    /// sink; a deployment's agent flushes every agent of the deployment. The GIL is released
+    /// meanwhile.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let live = self.live(py)?;
+        if let Target::Watched(owner) = &self.target {
+            return owner.flush(py);
+        }
+        let Some(live) = self.live(py)? else { return Ok(()) };
         let agent = lock(&live.agent);
         let Some(agent) = agent.as_ref() else { return Ok(()) };
         py.detach(|| agent.flush_now()).map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
     /// Flushes the last partial interval and stops the agent's threads; later calls are
-    /// counted in `stats()["after_close"]`, not recorded. Safe to call twice.
+    /// counted in `stats()["after_close"]`, not recorded. Safe to call twice. A
+    /// deployment's agent is left to the deployment (its `close` delivers the last
+    /// interval), so this does nothing there.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let live = self.live(py)?;
-        let _one = lock(&self.rebuild);
+        if let Target::Watched(_) = &self.target {
+            return Ok(());
+        }
+        let Some(live) = self.live(py)? else { return Ok(()) };
+        let _one = lock_attached(py, &self.rebuild);
         self.closed.store(true, Ordering::SeqCst);
         let agent = lock(&live.agent).take();
         match agent {
@@ -480,8 +573,8 @@ impl Agent {
         d.set_item("after_close", self.after_close.load(Ordering::Relaxed))?;
         d.set_item("closed", self.closed.load(Ordering::Relaxed))?;
         let live = self.live(py)?;
-        if let Some(agent) = lock(&live.agent).as_ref() {
-            let s = agent.stats();
+        if let Some(agent) = live.as_ref().and_then(|l| lock(&l.agent).as_ref().map(|a| a.stats())) {
+            let s = agent;
             d.set_item("snapshots", s.snapshots)?;
             d.set_item("pending", s.pending)?;
             d.set_item("dropped_snapshots", s.dropped_snapshots)?;
@@ -515,9 +608,14 @@ impl Agent {
     }
 
     fn __repr__(&self) -> String {
-        let target = match &self.spec.target {
+        let target = match &self.target {
             Target::Store(d) => format!("data={:?}", d.display().to_string()),
             Target::Python(_) => "sink=<callable>".to_string(),
+            Target::Watched(_) => format!(
+                "version={:?}, variant={:?}, deployment",
+                self.spec.version.as_deref().unwrap_or(""),
+                self.spec.variant.as_deref().unwrap_or("")
+            ),
         };
         format!("Agent({:?}, features={}, {target})", self.spec.model, self.spec.features.len())
     }

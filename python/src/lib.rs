@@ -22,6 +22,7 @@
 
 mod agent;
 mod convert;
+mod deployment;
 mod readers;
 
 use pyo3::prelude::*;
@@ -87,6 +88,9 @@ fn _modelwatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(agent::close_all_at_exit, m)?)?;
     m.add_class::<agent::Agent>()?;
     m.add_class::<agent::Timer>()?;
+    m.add_class::<deployment::Deployment>()?;
+    m.add_class::<deployment::Variant>()?;
+    m.add_function(wrap_pyfunction!(deployment::close_deployments, m)?)?;
     readers::register(m)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "pytho
 
 def test_the_python_demo_records_what_the_cli_reads(data, cli):
     out = subprocess.run(
-        [sys.executable, EXAMPLE, "--data", data, "--seconds", "3", "--per-second", "2000"],
+        [sys.executable, EXAMPLE, "--data", data, "--predictions", "9000", "--per-second", "0"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     made = int(re.search(r"recorded (\d+) predictions", out).group(1))
