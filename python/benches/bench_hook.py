@@ -110,7 +110,9 @@ def main():
 
         prom = [("prometheus_client: one Histogram.observe", prom_one),
                 ("prometheus_client: a prediction as 18 observes (latency, confidence, 16 features)", prom_prediction)]
-        prom_version = pc.__version__ if hasattr(pc, "__version__") else "?"
+        from importlib.metadata import version
+
+        prom_version = version("prometheus_client")
     except ImportError:
         sys.exit("bench_hook: prometheus_client is not installed (scripts/bench-python installs it)")
     try:
