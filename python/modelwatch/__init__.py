@@ -26,6 +26,7 @@ recorded by its variant's agent::
 
 import atexit as _atexit
 import os as _os
+import multiprocessing.util as _mp_util
 
 from ._modelwatch import (
     Agent,
@@ -39,6 +40,28 @@ from ._modelwatch import (
 from ._modelwatch import after_fork_in_child as _after_fork_in_child
 from ._modelwatch import close_all_at_exit as _close_all_at_exit
 from ._modelwatch import close_deployments as _close_deployments
+
+
+def _close_all():
+    _close_deployments()
+    _close_all_at_exit()
+
+
+class _Anchor:
+    """What multiprocessing's after-fork registry keys our hook on (it holds a weakref)."""
+
+
+_ANCHOR = _Anchor()
+
+
+def _close_at_worker_exit(_anchor):
+    # A multiprocessing worker ends with os._exit, past atexit; its last step runs the
+    # finalizers of its registry, which it empties when it starts (hence registered from
+    # its after-fork hooks, which run next), so the agents it used deliver their last interval.
+    _mp_util.Finalize(None, _close_all, exitpriority=0)
+
+
+_mp_util.register_after_fork(_ANCHOR, _close_at_worker_exit)
 
 # A pre-forked server (gunicorn, uwsgi) forks after the application made its agents; the
 # child rebuilds each agent on its next call, with its own writer slot in the store.

@@ -44,15 +44,17 @@ class Agent:
         latency_s: float,
         confidence: float,
         features: _Features | None = None,
-        predicted: bool | None = None,
+        predicted: bool | int | None = None,
     ) -> None:
         """Records one prediction."""
     def timer(self, segment: str) -> Timer:
         """A context manager timing its block; set ``confidence`` on it inside."""
-    def feedback(self, segment: str, confidence: float, label: bool, predicted_at: _Time | None = None) -> None:
+    def feedback(
+        self, segment: str, confidence: float, label: bool | int, predicted_at: _Time | None = None
+    ) -> None:
         """A label for the prediction made at ``predicted_at`` (default now)."""
-    def error(self, segment: str, kind: str = "other") -> None:
-        """Counts a scoring error of a declared kind (others count as ``other``)."""
+    def error(self, segment: str, kind: str | None = None) -> None:
+        """Counts a scoring error of a declared kind (others, and None, count as ``other``)."""
     def model_loaded(self) -> None: ...
     def model_unloaded(self) -> None: ...
     def log_metric(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None: ...
@@ -70,7 +72,10 @@ class Agent:
         """Delivers everything recorded so far (durable in the store when it returns)."""
     def close(self) -> None:
         """Flushes the last interval and stops the agent; later calls are counted."""
-    def stats(self) -> dict[str, int | bool]: ...
+    def stats(self) -> dict[str, int | bool]:
+        """Snapshots made and waiting, shards, memory, and the calls counted, not recorded:
+        ``after_close``, ``bad_values`` (a feature, tag or metric name that was no value of
+        its kind), ``unknown_feature_names`` (dict keys that name no feature)."""
     @property
     def model(self) -> str: ...
     @property
@@ -84,9 +89,9 @@ class Agent:
 class Timer:
     """``with agent.timer(segment) as t: ...; t.confidence = ...``"""
 
-    confidence: float
+    confidence: float | None
     features: _Features | None
-    predicted: bool | None
+    predicted: bool | int | None
     @property
     def elapsed(self) -> float: ...
     def __enter__(self) -> Self: ...

@@ -11,19 +11,19 @@
 //! recording methods either way; the watcher flushes and shuts its agents down.
 
 use crate::FORK_GENERATION;
-use crate::convert::{Shape, feature_row, timestamp_of};
+use crate::convert::{Shape, feature_row, number, segment_name, timestamp_of, truth};
 use arc_swap::ArcSwap;
 #[allow(clippy::disallowed_types)] // a Python scorer's agent runs on the wall clock
 use modelwatch_agent::SystemClock;
 use modelwatch_agent::{
-    Agent as RustAgent, AgentBuilder, Feature, Handle, Latency, Prediction, Sink, SinkError, Snapshot,
+    Agent as RustAgent, AgentBuilder, Feature, Handle, Latency, OTHER, Prediction, Sink, SinkError, Snapshot,
     Timestamp,
 };
 use modelwatch_store::{Store, StoreConfig};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -63,6 +63,9 @@ pub(crate) trait Owner: Send + Sync {
     fn handle(&self, py: Python<'_>) -> PyResult<Option<Handle>>;
     /// Delivers what its agents recorded so far.
     fn flush(&self, py: Python<'_>) -> PyResult<()>;
+    /// Whether the owner was closed (its agents shut down): calls are then counted as
+    /// after close, not recorded into an agent nobody flushes.
+    fn closed(&self) -> bool;
 }
 
 /// The agent of one process: rebuilt once in each forked child.
@@ -84,6 +87,30 @@ pub struct Agent {
     closed: AtomicBool,
     /// Calls made after `close`: not recorded, counted.
     after_close: AtomicU64,
+}
+
+thread_local! {
+    /// Set while this thread runs a Python sink or an `on_promote` callback: a `flush` or
+    /// `close` from there would wait for the delivery it is part of.
+    pub(crate) static IN_CALLBACK: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Refuses a `flush`/`close` made from inside a sink or callback (it would wait for itself).
+pub(crate) fn not_in_callback(what: &str) -> PyResult<()> {
+    match IN_CALLBACK.with(|c| c.get()) {
+        Some(inside) => Err(PyRuntimeError::new_err(format!(
+            "{what} from inside {inside} would wait for the delivery it is part of; do it after the callback returns"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Runs `f` marked as inside `what` (see [`IN_CALLBACK`]).
+pub(crate) fn in_callback<T>(what: &'static str, f: impl FnOnce() -> T) -> T {
+    let before = IN_CALLBACK.with(|c| c.replace(Some(what)));
+    let out = f();
+    IN_CALLBACK.with(|c| c.set(before));
+    out
 }
 
 /// Every agent's cell, so that the agents still open when the interpreter exits deliver their
@@ -109,7 +136,8 @@ pub fn close_all_at_exit(py: Python<'_>) {
         if live.generation != FORK_GENERATION.load(Ordering::SeqCst) {
             continue;
         }
-        let agent = lock(&live.agent).take();
+        let l: &Live = &live;
+        let agent = py.detach(|| lock(&l.agent).take());
         if let Some(agent) = agent
             && let Err(e) = py.detach(|| agent.shutdown())
         {
@@ -118,6 +146,9 @@ pub fn close_all_at_exit(py: Python<'_>) {
     }
 }
 
+/// Locks a mutex. An agent's `Live::agent` mutex is only ever locked with the GIL released
+/// (inside `py.detach`): a thread that holds it may wait for the GIL (a Python sink, or
+/// taking the GIL back after a flush), so a thread holding the GIL must never wait for it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -250,6 +281,12 @@ impl Agent {
     #[inline]
     fn recorder(&self, py: Python<'_>) -> PyResult<Option<arc_swap::Guard<Arc<Live>>>> {
         if self.is_closed() {
+            return Ok(None);
+        }
+        if let Target::Watched(owner) = &self.target
+            && owner.closed()
+        {
+            self.after_close.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         let live = self.live(py)?;
@@ -398,13 +435,20 @@ impl Agent {
     fn record(
         &self,
         py: Python<'_>,
-        segment: &str,
-        latency_s: f64,
-        confidence: f64,
+        segment: &Bound<'_, PyAny>,
+        latency_s: &Bound<'_, PyAny>,
+        confidence: &Bound<'_, PyAny>,
         features: Option<&Bound<'_, PyAny>>,
-        predicted: Option<bool>,
+        predicted: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.record_row(py, segment, Latency::from_secs_f64(latency_s), confidence, features, predicted)
+        self.record_row(
+            py,
+            segment_name(segment),
+            Latency::from_secs_f64(number(latency_s)),
+            number(confidence),
+            features,
+            predicted.and_then(truth),
+        )
     }
 
     /// `record` releasing the GIL around the Rust call, for the benchmark that chose to
@@ -413,16 +457,17 @@ impl Agent {
     fn _record_releasing_gil(
         &self,
         py: Python<'_>,
-        segment: &str,
-        latency_s: f64,
-        confidence: f64,
+        segment: &Bound<'_, PyAny>,
+        latency_s: &Bound<'_, PyAny>,
+        confidence: &Bound<'_, PyAny>,
         features: Option<&Bound<'_, PyAny>>,
-        predicted: Option<bool>,
+        predicted: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let Some(live) = self.recorder(py)? else { return Ok(()) };
+        let (segment, latency) = (segment_name(segment), Latency::from_secs_f64(number(latency_s)));
+        let (confidence, predicted) = (number(confidence), predicted.and_then(truth));
         feature_row(&self.shape, features, |values: &[f64]| {
-            let mut p =
-                Prediction::new(segment, Latency::from_secs_f64(latency_s), confidence).features(values);
+            let mut p = Prediction::new(segment, latency, confidence).features(values);
             if let Some(positive) = predicted {
                 p = p.predicted(positive);
             }
@@ -433,9 +478,11 @@ impl Agent {
 
     /// A context manager that times its block and records the prediction on exit; set
     /// `confidence` (and `features`, `predicted`) on it inside the block. An exception in
-    /// the block records an error of kind `exception` instead.
-    fn timer(slf: Py<Agent>, segment: String) -> Timer {
-        Timer { agent: slf, segment, start: None, confidence: f64::NAN, features: None, predicted: None }
+    /// the block records an error instead, of kind `exception` when `error_kinds` declares
+    /// it, else `other`.
+    fn timer(slf: Py<Agent>, segment: &Bound<'_, PyAny>) -> Timer {
+        let segment = segment_name(segment).to_string();
+        Timer { agent: slf, segment, start: None, confidence: None, features: None, predicted: None }
     }
 
     /// A label for a prediction: its segment, the confidence the model gave, the true label,
@@ -445,12 +492,19 @@ impl Agent {
     fn feedback(
         &self,
         py: Python<'_>,
-        segment: &str,
-        confidence: f64,
-        label: bool,
+        segment: &Bound<'_, PyAny>,
+        confidence: &Bound<'_, PyAny>,
+        label: &Bound<'_, PyAny>,
         predicted_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let Some(live) = self.recorder(py)? else { return Ok(()) };
+        let (segment, confidence) = (segment_name(segment), number(confidence));
+        // A label that is no truth value (None, a raising __bool__) is a label of unknown
+        // confidence: the agent counts it as invalid feedback.
+        let (label, confidence) = match truth(label) {
+            Some(l) => (l, confidence),
+            None => (false, f64::NAN),
+        };
         match predicted_at {
             None => live.handle.feedback(segment, confidence, label),
             Some(t) => match timestamp_of(t) {
@@ -464,11 +518,17 @@ impl Agent {
     }
 
     /// Counts a scoring error of `kind` (a declared error kind; others count as `other`).
-    #[pyo3(signature = (segment, kind="other"))]
-    fn error(&self, py: Python<'_>, segment: &str, kind: &str) -> PyResult<()> {
+    #[pyo3(signature = (segment, kind=None))]
+    fn error(
+        &self,
+        py: Python<'_>,
+        segment: &Bound<'_, PyAny>,
+        kind: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let Some(live) = self.recorder(py)? else { return Ok(()) };
-        let k = live.handle.error_kind(kind);
-        live.handle.error(segment, k);
+        let kind = kind.and_then(|k| k.cast::<PyString>().ok()).and_then(|k| k.to_str().ok());
+        let k = live.handle.error_kind(kind.unwrap_or(OTHER));
+        live.handle.error(segment_name(segment), k);
         Ok(())
     }
 
@@ -493,17 +553,38 @@ impl Agent {
     fn log_metric(
         &self,
         py: Python<'_>,
-        name: &str,
-        value: f64,
-        tags: Option<&Bound<'_, PyDict>>,
+        name: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        tags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let Some(live) = self.recorder(py)? else { return Ok(()) };
+        let Some(name) = name.cast::<PyString>().ok().and_then(|n| n.to_str().ok()) else {
+            self.shape.bad_values.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        };
+        // Tags as strings; a tag that cannot be one (not a dict, a raising __str__) is
+        // counted in `bad_values` and left out.
         let mut owned: Vec<(String, String)> = Vec::new();
-        if let Some(tags) = tags {
-            for (k, v) in tags.iter() {
-                owned.push((k.str()?.to_str()?.to_owned(), v.str()?.to_str()?.to_owned()));
+        let text = |x: &Bound<'_, PyAny>| x.str().ok().and_then(|s| s.to_str().ok().map(str::to_owned));
+        match tags.map(|t| t.cast::<PyDict>()) {
+            None => {}
+            Some(Ok(tags)) => {
+                let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> =
+                    tags.items().iter().filter_map(|kv| kv.extract().ok()).collect();
+                for (k, v) in items {
+                    match (text(&k), text(&v)) {
+                        (Some(k), Some(v)) => owned.push((k, v)),
+                        _ => {
+                            self.shape.bad_values.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                self.shape.bad_values.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let value = number(value);
         let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         live.handle.log_metric(name, value, &pairs);
         Ok(())
@@ -541,12 +622,14 @@ impl Agent {
     /// meanwhile.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         if let Target::Watched(owner) = &self.target {
+            not_in_callback("flush()")?;
             return owner.flush(py);
         }
+        not_in_callback("flush()")?;
         let Some(live) = self.live(py)? else { return Ok(()) };
-        let agent = lock(&live.agent);
-        let Some(agent) = agent.as_ref() else { return Ok(()) };
-        py.detach(|| agent.flush_now()).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        let l: &Live = &live;
+        py.detach(|| lock(&l.agent).as_ref().map_or(Ok(()), |a| a.flush_now()))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
     /// Flushes the last partial interval and stops the agent's threads; later calls are
@@ -557,10 +640,12 @@ impl Agent {
         if let Target::Watched(_) = &self.target {
             return Ok(());
         }
+        not_in_callback("close()")?;
         let Some(live) = self.live(py)? else { return Ok(()) };
         let _one = lock_attached(py, &self.rebuild);
         self.closed.store(true, Ordering::SeqCst);
-        let agent = lock(&live.agent).take();
+        let l: &Live = &live;
+        let agent = py.detach(|| lock(&l.agent).take());
         match agent {
             None => Ok(()),
             Some(agent) => py.detach(|| agent.shutdown()).map_err(|e| PyRuntimeError::new_err(e.to_string())),
@@ -571,10 +656,16 @@ impl Agent {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("after_close", self.after_close.load(Ordering::Relaxed))?;
-        d.set_item("closed", self.closed.load(Ordering::Relaxed))?;
+        let owner_closed = matches!(&self.target, Target::Watched(o) if o.closed());
+        d.set_item("closed", self.closed.load(Ordering::Relaxed) || owner_closed)?;
         let live = self.live(py)?;
-        if let Some(agent) = live.as_ref().and_then(|l| lock(&l.agent).as_ref().map(|a| a.stats())) {
-            let s = agent;
+        let figures = live.as_ref().and_then(|l| {
+            let l: &Live = l;
+            py.detach(|| lock(&l.agent).as_ref().map(|a| a.stats()))
+        });
+        d.set_item("bad_values", self.shape.bad_values.load(Ordering::Relaxed))?;
+        d.set_item("unknown_feature_names", self.shape.unknown_names.load(Ordering::Relaxed))?;
+        if let Some(s) = figures {
             d.set_item("snapshots", s.snapshots)?;
             d.set_item("pending", s.pending)?;
             d.set_item("dropped_snapshots", s.dropped_snapshots)?;
@@ -627,15 +718,15 @@ pub struct Timer {
     agent: Py<Agent>,
     segment: String,
     start: Option<Instant>,
-    /// The confidence to record (NaN, counted as invalid, if never set).
+    /// The confidence to record (counted as invalid if never set, or not a number).
     #[pyo3(get, set)]
-    confidence: f64,
+    confidence: Option<Py<PyAny>>,
     /// The features to record, as `record` takes them.
     #[pyo3(get, set)]
     features: Option<Py<PyAny>>,
-    /// The predicted label to record.
+    /// The predicted label to record (any truth value).
     #[pyo3(get, set)]
-    predicted: Option<bool>,
+    predicted: Option<Py<PyAny>>,
 }
 
 #[pymethods]
@@ -656,17 +747,20 @@ impl Timer {
         let elapsed = self.start.map(|s| s.elapsed()).unwrap_or_default();
         let agent = self.agent.get();
         if exc_type.is_some() {
-            agent.error(py, &self.segment, "exception")?;
+            let kind = PyString::new(py, "exception");
+            agent.error(py, PyString::new(py, &self.segment).as_any(), Some(kind.as_any()))?;
             return Ok(false);
         }
         let features = self.features.as_ref().map(|f| f.bind(py).clone());
+        let confidence = self.confidence.as_ref().map_or(f64::NAN, |c| number(c.bind(py)));
+        let predicted = self.predicted.as_ref().and_then(|p| truth(p.bind(py)));
         agent.record_row(
             py,
             &self.segment,
             Latency::from(elapsed),
-            self.confidence,
+            confidence,
             features.as_ref(),
-            self.predicted,
+            predicted,
         )?;
         Ok(false)
     }
@@ -687,7 +781,7 @@ impl Sink for PySink {
     fn write(&self, snapshot: &Arc<Snapshot>) -> Result<(), SinkError> {
         Python::attach(|py| {
             let d = crate::convert::snapshot_dict(py, snapshot)?;
-            self.callable.call1(py, (d,))?;
+            in_callback("the agent's sink", || self.callable.call1(py, (d,)))?;
             Ok::<(), PyErr>(())
         })
         .map_err(|e| SinkError {

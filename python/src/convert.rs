@@ -2,12 +2,13 @@
 //! a batch of rows read in place from NumPy arrays, times, and a snapshot as a dict.
 
 use modelwatch_agent::{
-    Feature, FeatureKind, FeatureStats, Handle, Latency, Prediction, SegmentId, Snapshot, Timestamp,
+    Feature, FeatureKind, FeatureStats, Handle, Latency, OTHER_SEGMENT, Prediction, SegmentId, Snapshot,
+    Timestamp,
 };
 use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString, PyTuple};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The declared features, from `features=[...]`: a name is a numeric feature, a pair
 /// `(name, [categories])` a categorical one.
 pub fn schema(features: &Bound<'_, PyAny>) -> PyResult<Vec<Feature>> {
+    if features.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "features={}: give a list of names (numeric features) and pairs (name, [categories]), not one string",
+            features.repr()?
+        )));
+    }
     let mut out = Vec::new();
     for (i, item) in features.try_iter()?.enumerate() {
         let item = item?;
@@ -37,10 +44,44 @@ pub fn schema(features: &Bound<'_, PyAny>) -> PyResult<Vec<Feature>> {
     Ok(out)
 }
 
+/// A record-time number: a float, or anything with `__float__` (ints, NumPy scalars);
+/// anything else is NaN, which the agent counts as invalid where a number is required.
+#[inline]
+pub fn number(v: &Bound<'_, PyAny>) -> f64 {
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return f.value();
+    }
+    v.extract::<f64>().unwrap_or(f64::NAN)
+}
+
+/// A record-time truth value: `bool(v)` (so NumPy's bools and ints, `clf.predict`'s output,
+/// work); `None` for None or a value whose `__bool__` raises.
+#[inline]
+pub fn truth(v: &Bound<'_, PyAny>) -> Option<bool> {
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Some(b.is_true());
+    }
+    if v.is_none() {
+        return None;
+    }
+    v.is_truthy().ok()
+}
+
+/// A record-time segment name; anything that is not a string (None, a lone surrogate)
+/// records under `other`, as an undeclared name does.
+#[inline]
+pub fn segment_name<'a>(v: &'a Bound<'_, PyAny>) -> &'a str {
+    match v.cast::<PyString>() {
+        Ok(s) => s.to_str().unwrap_or(OTHER_SEGMENT),
+        Err(_) => OTHER_SEGMENT,
+    }
+}
+
 /// How a row of Python values maps onto the schema.
 pub struct Shape {
     width: usize,
-    positions: HashMap<String, usize>,
+    /// The features' names as Python strings (their hashes cached), looked up in a dict row.
+    keys: Vec<Py<PyString>>,
     /// Per feature: its vocabulary (code by string), for categorical features.
     vocab: Vec<Option<HashMap<String, f64>>>,
     /// Values that could not be read as their feature's kind (recorded as missing).
@@ -53,7 +94,9 @@ impl Shape {
     pub fn new(features: &[Feature]) -> Shape {
         Shape {
             width: features.len(),
-            positions: features.iter().enumerate().map(|(i, f)| (f.name.to_string(), i)).collect(),
+            keys: Python::attach(|py| {
+                features.iter().map(|f| PyString::intern(py, &f.name).unbind()).collect()
+            }),
             vocab: features
                 .iter()
                 .map(|f| match &f.kind {
@@ -126,22 +169,26 @@ pub fn feature_row(shape: &Shape, features: Option<&Bound<'_, PyAny>>, f: impl F
         );
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
+        // Looked up by the schema's names, not iterated: a value's __float__ that changes
+        // the dict cannot upset the walk, and each lookup reuses the key's cached hash.
+        let py = obj.py();
         return with_row(
             shape.width,
             |row| {
-                row.fill(f64::NAN);
-                for (k, v) in dict.iter() {
-                    let position = k
-                        .cast::<PyString>()
-                        .ok()
-                        .and_then(|k| k.to_str().ok())
-                        .and_then(|k| shape.positions.get(k));
-                    match position {
-                        Some(&i) => row[i] = shape.value(i, &v),
-                        None => {
-                            shape.unknown_names.fetch_add(1, Ordering::Relaxed);
+                let mut found = 0;
+                for (i, (slot, key)) in row.iter_mut().zip(&shape.keys).enumerate() {
+                    *slot = match dict.get_item(key.bind(py)) {
+                        Ok(Some(v)) => {
+                            found += 1;
+                            shape.value(i, &v)
                         }
-                    }
+                        Ok(None) => f64::NAN,
+                        Err(_) => shape.bad(),
+                    };
+                }
+                let extra = dict.len().saturating_sub(found);
+                if extra > 0 {
+                    shape.unknown_names.fetch_add(extra as u64, Ordering::Relaxed);
                 }
             },
             f,
@@ -216,10 +263,17 @@ enum Column<T: Element> {
 
 impl<T: Element + Copy + for<'a, 'py> FromPyObject<'a, 'py>> Column<T> {
     fn of(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Column<T>> {
-        if let Ok(buf) = PyBuffer::<T>::get(obj)
-            && buf.is_c_contiguous()
-        {
-            return Ok(Column::InPlace(buf));
+        if let Ok(buf) = PyBuffer::<T>::get(obj) {
+            if buf.dimensions() > 1 {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: a {}-D array of shape {:?}; give a 1-D one, a value per prediction",
+                    buf.dimensions(),
+                    buf.shape()
+                )));
+            }
+            if buf.is_c_contiguous() {
+                return Ok(Column::InPlace(buf));
+            }
         }
         let v: Vec<T> = obj.extract().map_err(|e| {
             PyTypeError::new_err(format!("{name}: give a 1-D NumPy array or a sequence of numbers ({e})"))
@@ -270,14 +324,30 @@ pub fn record_batch(
         names.iter().map(|s| handle.segment(s)).collect()
     };
     // Labels are few bytes a row; NumPy's bool format has no buffer element type here.
-    let predicted: Option<Vec<bool>> = predicted
-        .map(|p| {
-            p.extract()
-                .map_err(|e| PyTypeError::new_err(format!("predicted: give a sequence of booleans ({e})")))
-        })
-        .transpose()?;
+    // Labels: a NumPy array (bool, int) read as bytes through `astype` (NumPy's bool has
+    // no buffer element type here); any other sequence by the truth of each value.
+    let predicted: Option<Column<u8>> = match predicted {
+        None => None,
+        Some(p) => {
+            let bytes = p.call_method1("astype", ("u1",)).ok();
+            match bytes.as_ref().map(|b| Column::<u8>::of("predicted", b)) {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    let items: Vec<u8> = p
+                        .try_iter()
+                        .map_err(|e| {
+                            PyTypeError::new_err(format!("predicted: give a sequence of labels ({e})"))
+                        })?
+                        .map(|x| x.ok().and_then(|x| truth(&x)).map_or(2, u8::from))
+                        .collect();
+                    Some(Column::Copied(items))
+                }
+            }
+        }
+    };
     if let Some(p) = &predicted {
-        check("predicted", p.len())?;
+        check("predicted", p.values().len())?;
     }
     let features = match features {
         None => None,
@@ -287,13 +357,17 @@ pub fn record_batch(
                     "features: give a 2-D float64 NumPy array, one row per prediction ({e})"
                 ))
             })?;
-            let shape_ok = buf.dimensions() == 2 && buf.shape()[0] == n && buf.is_c_contiguous();
-            if !shape_ok {
+            if !(buf.dimensions() == 2 && buf.shape()[0] == n) {
                 return Err(PyValueError::new_err(format!(
-                    "features: shape {:?}, expected ({n}, {}) C-contiguous float64 (np.ascontiguousarray(x, dtype=np.float64))",
+                    "features: shape {:?}, expected ({n}, {}): a row per prediction",
                     buf.shape(),
                     shape.width
                 )));
+            }
+            if !buf.is_c_contiguous() {
+                return Err(PyValueError::new_err(
+                    "features: the array is not C-contiguous (a slice or Fortran order); pass np.ascontiguousarray(x, dtype=np.float64)",
+                ));
             }
             Some((buf.shape()[1], buf))
         }
@@ -303,13 +377,16 @@ pub fn record_batch(
         let lat = latency.values();
         let conf = confidence.values();
         let feats = features.as_ref().and_then(|f| contiguous(&f.1)).unwrap_or(&[]);
-        let pred = predicted.as_deref();
+        let pred = predicted.as_ref().map(|p| p.values());
         for i in 0..n {
             let segment = segments[if segments.len() == 1 { 0 } else { i }];
             let row = if width == 0 { &[][..] } else { &feats[i * width..(i + 1) * width] };
             let mut p = Prediction::new(segment, Latency::from_secs_f64(lat[i]), conf[i]).features(row);
-            if let Some(pred) = pred {
-                p = p.predicted(pred[i]);
+            // 2: a label that was no truth value, recorded without one.
+            if let Some(&label) = pred.and_then(|p| p.get(i))
+                && label != 2
+            {
+                p = p.predicted(label != 0);
             }
             handle.record(&p);
         }

@@ -26,7 +26,7 @@
 //! the loader again.
 
 use crate::FORK_GENERATION;
-use crate::agent::{Agent, Owner, Spec, lock, lock_attached, open_store};
+use crate::agent::{Agent, Owner, Spec, in_callback, lock, lock_attached, not_in_callback, open_store};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use modelwatch::canary::{AgentFactory, Loader, ModelWatcher, Refresh, Serving, WatcherConfig, variant_tag};
 #[allow(clippy::disallowed_types)] // a Python scorer's registry runs on the wall clock
@@ -144,7 +144,10 @@ fn load(py: Python<'_>, loader: Option<&Py<PyAny>>, info: &VersionInfo, dir: &Pa
     let path = PyString::new(py, &dir.to_string_lossy());
     match loader {
         None => Ok(path.into_any().unbind()),
-        Some(f) => f.call1(py, (info_dict(py, info)?, path)),
+        Some(f) => {
+            let info = info_dict(py, info)?;
+            in_callback("the deployment's loader", || f.call1(py, (info, path)))
+        }
     }
 }
 
@@ -359,6 +362,10 @@ impl Owner for Watched {
             None => Ok(()),
         }
     }
+
+    fn closed(&self) -> bool {
+        self.shared.upgrade().is_none_or(|s| s.closed.load(Ordering::Relaxed))
+    }
 }
 
 impl Shared {
@@ -411,7 +418,8 @@ impl Shared {
             Err(e) => return e.display(py),
         };
         for f in callbacks {
-            if let Err(e) = f.call1((arg.copy().unwrap_or_else(|_| arg.clone()),)) {
+            let arg = arg.copy().unwrap_or_else(|_| arg.clone());
+            if let Err(e) = in_callback("an on_promote callback", || f.call1((arg,))) {
                 self.callback_errors.fetch_add(1, Ordering::Relaxed);
                 eprintln!("modelwatch.Deployment: an on_promote callback raised (the deployment goes on):");
                 e.display(py);
@@ -653,6 +661,7 @@ impl Deployment {
     /// "generation"}`; `failed` names each version that did not fetch, check or load (its
     /// loader's exception included), tried again at the next refresh.
     fn refresh<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        not_in_callback("Deployment.refresh()")?;
         let Some(process) = self.shared.process(py)? else {
             return Err(PyRuntimeError::new_err("the deployment is closed"));
         };
@@ -680,12 +689,14 @@ impl Deployment {
     /// Delivers what every agent of the deployment recorded so far to the store (durable
     /// when this returns). The GIL is released meanwhile.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        not_in_callback("Deployment.flush()")?;
         self.shared.flush(py)
     }
 
     /// Stops the refresh thread and shuts the watcher down: every agent delivers its last
     /// interval. `variant_for` answers `None` afterwards. Safe to call twice.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        not_in_callback("Deployment.close()")?;
         self.shared.close(py)
     }
 

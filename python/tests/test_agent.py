@@ -70,7 +70,10 @@ def test_eight_threads_record_every_prediction_and_numpy_quantiles(data, cli):
 
 
 def test_labels_by_prediction_time_give_scikit_learns_precision(data):
-    agent = modelwatch.Agent("scorer", segments=["all"], data=data, interval=3600.0)
+    # One-minute intervals: a label goes to its prediction's interval, and the window below
+    # must hold every such interval whatever the hour (with hour-long ones it did not, at
+    # some minutes past the hour).
+    agent = modelwatch.Agent("scorer", segments=["all"], data=data, interval=60.0)
     rng = np.random.default_rng(11)
     n = 5_000
     # Away from the threshold's bin (0.5) so that binning cannot move a prediction across it.
@@ -83,7 +86,7 @@ def test_labels_by_prediction_time_give_scikit_learns_precision(data):
         agent.feedback("all", float(c), bool(y), predicted_at=float(t))
     agent.close()
 
-    doc = modelwatch.quality(since="1h", data=data, threshold=0.5)
+    doc = modelwatch.quality(start=now - 1800 - 120, end=time.time() + 60, data=data, threshold=0.5)
     realised = doc["groups"][0]["realised"]
     assert realised["n"] == n
     assert realised["precision"] == pytest.approx(precision_score(label, confidence >= 0.5), abs=1e-12)

@@ -323,3 +323,39 @@ def test_bad_arguments_are_refused_with_the_argument_named(tmp_path):
             dep.variant_for(42)
         with pytest.raises(TypeError):
             dep.on_promote(3)
+
+
+def test_a_deployment_agent_used_after_the_deployment_closed_counts_its_calls(data):
+    promote(data, retrain(data))
+    deployment = modelwatch.Deployment(MODEL, data=str(data), refresh=0)
+    deployment.refresh()
+    agent = deployment.variant_for("k").agent
+    agent.record("all", 0.001, 0.5)
+    deployment.close()
+    for _ in range(5):
+        agent.record("all", 0.001, 0.5)
+    assert agent.stats()["after_close"] == 5
+    assert agent.stats()["closed"] is True
+
+
+def test_closing_a_deployment_from_its_callback_is_refused_and_loses_nothing(data):
+    v1, v2 = retrain(data), retrain(data)
+    promote(data, v1)
+    said = []
+    deployment = modelwatch.Deployment(MODEL, data=str(data), refresh=0)
+
+    def close_me(serving):
+        try:
+            deployment.close()
+        except RuntimeError as e:
+            said.append(str(e))
+
+    deployment.on_promote(close_me)
+    deployment.refresh()
+    deployment.variant_for("k").agent.record("all", 0.001, 0.5)
+    promote(data, v2)
+    deployment.refresh()
+    deployment.variant_for("k").agent.record("all", 0.001, 0.5)
+    deployment.close()
+    assert said and "on_promote callback" in said[0]
+    assert served(data) == {("control", v1): 1, ("control", v2): 1}
