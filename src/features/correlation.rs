@@ -558,6 +558,8 @@ mod tests {
         assert_eq!((one.rows, one.sample_seed), (1, None));
         let none = correlation(&set(&[("x", vec![]), ("y", vec![])]));
         assert_eq!(none.get(Method::Spearman, 0, 1), None);
+        let single = correlation(&set(&[("x", vec![1.0, 2.0, 3.0])]));
+        assert_eq!((single.matrix(Method::Pearson), single.pearson.len()), (vec![vec![Some(1.0)]], 0));
     }
 
     #[test]
