@@ -320,13 +320,7 @@ fn drift(doc: &Value) -> String {
         .collect();
     let threshold = chart::shared_threshold(items.iter().map(|d| num(&d["threshold"])));
     let mut html = para("note", "Each feature's drift over the whole period, red where it drifted:");
-    html.push_str(&chart::bar_chart(&BarChart {
-        id: "drift",
-        bars: &bars,
-        divide: 1.0,
-        unit: "",
-        threshold,
-    }));
+    html.push_str(&chart::drift_bars(&bars, threshold));
     let lines: Vec<Line> = order
         .iter()
         .map(|&i| Line {
