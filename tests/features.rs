@@ -401,6 +401,120 @@ fn the_html_review_draws_the_json_report_in_chromium() {
     assert!(!candidates.is_empty(), "the shared registry has candidates to show");
 }
 
+/// Every file under `dir` but the profile cache (`cache/`), by path: what a report may not
+/// change.
+fn files_but_the_cache(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    fn walk(root: &Path, at: &Path, out: &mut std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(at).unwrap() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+            if rel == Path::new("cache") {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &e.path(), out);
+            } else {
+                out.insert(rel, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Temporary files (`*.tmp`) anywhere under `dir`.
+fn temporaries(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            found.extend(temporaries(&e.path()));
+        } else if e.file_name().to_string_lossy().ends_with(".tmp") {
+            found.push(e.path());
+        }
+    }
+    found
+}
+
+/// `features report --format html --output F` and `report --output F` SIGKILLed at moments
+/// spread over a whole run (one in each sixth of 1.1 times it, the profile cache emptied
+/// before every other run so kills land in its writes too): the store and registry are
+/// byte for byte as before, the page is the previous complete one or absent (never part of
+/// one), and the next run writes the same page as an unkilled run and leaves no temporary
+/// file: neither its own, nor the cache's, nor one a run killed between writing its
+/// temporary page and renaming it left (made here under the killed run's name, since a
+/// timed kill rarely lands in that instant); one of a live process is left to it.
+#[test]
+fn killed_reports_change_nothing_and_the_next_run_cleans_up() {
+    let dir = copy_of_shared();
+    let out = tempfile::tempdir().unwrap();
+    let before = files_but_the_cache(dir.path());
+    let mut rng = Rng::seeded(19);
+    let mut killed = 0;
+    for (name, verb) in [
+        ("review.html", &["features", "report", "--min-share", MIN_SHARE, "--format", "html"][..]),
+        ("health.html", &["report"][..]),
+    ] {
+        let page = out.path().join(name);
+        let mut args = verb.to_vec();
+        args.extend([
+            "--output",
+            page.to_str().unwrap(),
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--now",
+            NOW,
+        ]);
+        let run = || {
+            let o = crate::cli::modelwatch(&args);
+            assert!(o.status.success(), "{name}: {}", text(&o));
+            std::fs::read(&page).unwrap()
+        };
+        let start = std::time::Instant::now();
+        let whole_page = run();
+        let whole = start.elapsed();
+        for i in 0..6 {
+            let at = format!("{name}, kill {i}");
+            if i % 2 == 0 {
+                let _ = std::fs::remove_dir_all(dir.path().join("cache"));
+            }
+            let previous = i % 3 != 0;
+            if !previous {
+                std::fs::remove_file(&page).unwrap();
+            }
+            let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(whole.mul_f64(1.1 * (f64::from(i) + rng.u()) / 6.0));
+            let _ = child.kill(); // SIGKILL
+            let status = child.wait().unwrap();
+            killed += usize::from(status.code().is_none());
+            assert!(files_but_the_cache(dir.path()) == before, "{at}: the store or registry changed");
+            match std::fs::read(&page) {
+                Ok(bytes) => assert!(bytes == whole_page, "{at}: a page that is not the whole one"),
+                Err(_) => assert!(!previous, "{at}: the previous page is gone"),
+            }
+            // What a kill between the temporary page's write and its rename leaves.
+            let left = out.path().join(format!(".{name}.{}.tmp", child.id()));
+            std::fs::write(&left, &whole_page[..whole_page.len() / 3]).unwrap();
+            assert!(run() == whole_page, "{at}: the next run wrote another page");
+            let stray: Vec<_> = [temporaries(out.path()), temporaries(dir.path())].concat();
+            assert!(stray.is_empty(), "{at}: temporary files left: {stray:?}");
+        }
+        let live = out.path().join(format!(".{name}.{}.tmp", std::process::id()));
+        std::fs::write(&live, b"<!DOCTYPE html>").unwrap();
+        run();
+        assert!(live.exists(), "{name}: the temporary page of a live process was removed");
+        std::fs::remove_file(&live).unwrap();
+    }
+    assert!(killed >= 4, "only {killed} of the 12 runs were killed before they ended");
+    assert!(files_but_the_cache(dir.path()) == before);
+}
+
 #[test]
 fn versions_are_chosen_and_evidence_stops_at_the_period_and_the_refused() {
     let dir = copy_of_shared();
