@@ -749,6 +749,13 @@ fn hostile(seed: u64, n: usize) -> Vec<(&'static str, Vec<f64>)> {
 }
 
 fn reference(columns: &[(&str, Vec<f64>)]) -> Value {
+    let v = python_on(REFERENCE, columns);
+    assert_eq!(v["pandas_version"], "2.3.3", "the pinned pandas (scripts/test installs it)");
+    v
+}
+
+/// What `script` prints (JSON) given a CSV of `columns` as its first argument.
+fn python_on(script: &str, columns: &[(&str, Vec<f64>)]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("columns.csv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
@@ -762,14 +769,12 @@ fn reference(columns: &[(&str, Vec<f64>)]) -> Value {
     let python = python();
     let o = Command::new(&python)
         .arg("-c")
-        .arg(REFERENCE)
+        .arg(script)
         .arg(&csv)
         .output()
         .unwrap_or_else(|e| panic!("{python}: {e}"));
-    assert!(o.status.success(), "pandas and scipy: {}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["pandas_version"], "2.3.3", "the pinned pandas (scripts/test installs it)");
-    v
+    assert!(o.status.success(), "{python}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 fn assert_close(ours: &[Vec<Option<f64>>], theirs: &Value, tol: f64, what: &str, names: &[&str]) {
@@ -851,6 +856,112 @@ fn correlation_matches_pandas_and_scipy_on_hostile_columns() {
         let huge = names.iter().position(|x| *x == "huge").unwrap();
         assert!(theirs["pandas_pearson"][huge][huge].is_null(), "{}", theirs["pandas_pearson"][huge]);
     }
+}
+
+/// The exact Pearson r of the very values in the CSV (rational arithmetic on each f64,
+/// pairwise over the rows where both are finite), and pandas' `DataFrame.corr` on columns
+/// moved and scaled exactly (a column whose values are all within a factor of two of its
+/// first minus that value, which is exact; then times a power of two): the same values'
+/// correlation where pandas' own sums neither overflow nor lose the spread. pandas on the
+/// columns as they are is printed too, for the record: on 1e9 + 1e-6·noise it is off in
+/// the second decimal, on -1e300 + … it answers 0.
+const TINY_SPREAD: &str = r#"
+import json, math, sys
+from fractions import Fraction
+import numpy as np, pandas as pd
+names = open(sys.argv[1]).readline().strip().split(",")
+rows = [[float(v) for v in l.strip().split(",")] for l in open(sys.argv[1]).readlines()[1:]]
+df = pd.DataFrame(rows, columns=names)
+def exact(x, y):
+    ok = np.isfinite(x) & np.isfinite(y)
+    xs, ys = [Fraction(float(v)) for v in x[ok]], [Fraction(float(v)) for v in y[ok]]
+    if len(xs) < 2: return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(xs, ys))
+    sxx, syy = sum((a - mx) ** 2 for a in xs), sum((b - my) ** 2 for b in ys)
+    if sxx == 0 or syy == 0: return None
+    return math.copysign(math.sqrt(float(sxy * sxy / (sxx * syy))), 1 if sxy >= 0 else -1)
+moved = df.copy()
+for c in names:
+    x = df[c].to_numpy(); f = x[np.isfinite(x)]
+    if len(f) and np.all(f / f[0] >= 0.5) and np.all(f / f[0] <= 2): x = x - f[0]
+    top = np.nanmax(np.abs(x))
+    if top > 0: x = np.ldexp(x, -math.frexp(top)[1])
+    moved[c] = x
+def clean(m): return [[None if not np.isfinite(v) else float(v) for v in r] for r in np.asarray(m)]
+print(json.dumps({
+    "exact_pearson": [[exact(df[a].to_numpy(), df[b].to_numpy()) if a != b else None for b in names] for a in names],
+    "pandas_moved_pearson": clean(moved.corr("pearson")),
+    "pandas_spearman": clean(df.corr("spearman")),
+    "pandas_raw_pearson": clean(df.corr("pearson")),
+}))
+"#;
+
+/// Columns whose spread is tiny next to their size, against ordinary ones: 1e9 +
+/// 1e-6·noise (about eight steps of a double there), -1e300 + 1e284·noise (about one),
+/// 1e-300·noise, 1e9 with a single value one step above, and 1e9 + 1e-6·noise with missing
+/// values (the pairwise path). Our Pearson equals the exact figure of the same doubles and
+/// pandas' on exactly moved columns to 1e-12; Spearman equals pandas' (ranks do not see the
+/// size); no pair is undefined, none outside [-1, 1], and the correlation with the noise
+/// survives. Centred in one pass (the mean's rounding error as large as the spread), the
+/// -1e300 column correlated 0.01 with its noise where the exact figure is 0.91.
+#[test]
+fn a_tiny_spread_next_to_its_size_keeps_its_correlation() {
+    let n = 400;
+    let mut rng = Rng::seeded(19);
+    let noise: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let other: Vec<f64> = noise.iter().map(|z| z + 0.5 * rng.normal()).collect();
+    let unrelated: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let columns: Vec<(&str, Vec<f64>)> = vec![
+        ("big", noise.iter().map(|z| 1e9 + 1e-6 * z).collect()),
+        ("huge_negative", other.iter().map(|z| -1e300 + 1e284 * z).collect()),
+        ("tiny", noise.iter().map(|z| 1e-300 * z).collect()),
+        ("one_step", (0..n).map(|i| if i == 3 { 1e9 + 1.2e-7 } else { 1e9 }).collect()),
+        (
+            "big_missing",
+            other
+                .iter()
+                .enumerate()
+                .map(|(i, z)| if i % 9 == 4 { f64::NAN } else { 1e9 + 1e-6 * z })
+                .collect(),
+        ),
+        ("noise", noise.clone()),
+        ("other", other.clone()),
+        ("unrelated", unrelated),
+    ];
+    assert_eq!(columns[3].1[3].to_bits(), 1e9f64.to_bits() + 1, "one step of a double above 1e9");
+    let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    let values: Vec<Vec<f64>> = columns.iter().map(|c| c.1.clone()).collect();
+    let theirs = python_on(TINY_SPREAD, &columns);
+    let pearson = square(&values, Method::Pearson);
+    let spearman = square(&values, Method::Spearman);
+    for (i, row) in pearson.iter().enumerate() {
+        for (j, r) in row.iter().enumerate() {
+            let at = format!("({}, {})", names[i], names[j]);
+            let r = r.unwrap_or_else(|| panic!("{at}: no correlation"));
+            assert!((-1.0..=1.0).contains(&r), "{at}: {r}");
+            if i == j {
+                continue;
+            }
+            let exact = theirs["exact_pearson"][i][j].as_f64().unwrap();
+            assert!((r - exact).abs() <= 1e-12, "{at}: ours {r}, exact {exact}");
+            let moved = theirs["pandas_moved_pearson"][i][j].as_f64().unwrap();
+            assert!((r - moved).abs() <= 1e-12, "{at}: ours {r}, pandas on the moved columns {moved}");
+        }
+    }
+    assert_close(&spearman, &theirs["pandas_spearman"], 1e-12, "spearman", &names);
+    let at = |m: &[Vec<Option<f64>>], a: &str, b: &str| {
+        m[names.iter().position(|x| *x == a).unwrap()][names.iter().position(|x| *x == b).unwrap()].unwrap()
+    };
+    // The noise the sizes carry still shows (its own correlation is 1 and about 0.9).
+    assert!(at(&pearson, "big", "noise") > 0.999, "{}", at(&pearson, "big", "noise"));
+    assert!(at(&pearson, "tiny", "noise") > 0.999_999);
+    assert!(at(&pearson, "huge_negative", "other") > 0.85, "{}", at(&pearson, "huge_negative", "other"));
+    assert!(at(&spearman, "big", "noise") > 0.99);
+    eprintln!(
+        "pandas on the columns as they are: r(big, noise) {}, r(huge_negative, other) {}",
+        theirs["pandas_raw_pearson"][0][5], theirs["pandas_raw_pearson"][1][6]
+    );
 }
 
 /// 1,000 features: correlated on a seeded sample of the rows, recorded with the matrix.
