@@ -345,13 +345,32 @@ impl Agent {
         features: Option<&Bound<'_, PyAny>>,
         predicted: Option<bool>,
     ) -> PyResult<()> {
+        self.record_in(py, segment, latency, confidence, features, predicted, false)
+    }
+
+    /// [`Agent::record_row`], the Rust call made with the GIL released when `detach`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_in(
+        &self,
+        py: Python<'_>,
+        segment: &str,
+        latency: Latency,
+        confidence: f64,
+        features: Option<&Bound<'_, PyAny>>,
+        predicted: Option<bool>,
+        detach: bool,
+    ) -> PyResult<()> {
         let Some(live) = self.recorder(py)? else { return Ok(()) };
         feature_row(&self.shape, features, |values: &[f64]| {
             let mut p = Prediction::new(segment, latency, confidence).features(values);
             if let Some(positive) = predicted {
                 p = p.predicted(positive);
             }
-            live.handle.record(&p);
+            if detach {
+                py.detach(|| live.handle.record(&p));
+            } else {
+                live.handle.record(&p);
+            }
         });
         Ok(())
     }
@@ -463,17 +482,9 @@ impl Agent {
         features: Option<&Bound<'_, PyAny>>,
         predicted: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let Some(live) = self.recorder(py)? else { return Ok(()) };
-        let (segment, latency) = (segment_name(segment), Latency::from_secs_f64(number(latency_s)));
+        let latency = Latency::from_secs_f64(number(latency_s));
         let (confidence, predicted) = (number(confidence), predicted.and_then(truth));
-        feature_row(&self.shape, features, |values: &[f64]| {
-            let mut p = Prediction::new(segment, latency, confidence).features(values);
-            if let Some(positive) = predicted {
-                p = p.predicted(positive);
-            }
-            py.detach(|| live.handle.record(&p));
-        });
-        Ok(())
+        self.record_in(py, segment_name(segment), latency, confidence, features, predicted, true)
     }
 
     /// A context manager that times its block and records the prediction on exit; set
