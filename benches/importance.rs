@@ -21,10 +21,11 @@
 //!
 //! `cargo bench --bench importance -- correlation` measures instead the other figure
 //! stored with every version: the Pearson and Spearman matrices of 20,000 training rows
-//! × 16, 100 and 1,000 features (a quarter of the columns with 1 % missing values), every
+//! × 16, 100 and 1,000 features (a quarter of the columns with 1 % missing values; and
+//! 1,000 without any), every
 //! row and as registered (the row sample of `features::correlation`), beside pandas'
-//! `DataFrame.corr` (both methods, one run, in `MODELWATCH_PYTHON`, which needs pandas);
-//! and the stored record's size.
+//! `DataFrame.corr` on as many rows (both methods, one run, in `MODELWATCH_PYTHON`, which
+//! needs pandas); and the stored record's size.
 #![allow(missing_docs)]
 
 use modelwatch::demo::Rng;
@@ -228,7 +229,7 @@ fn main() {
 const PANDAS: &str = r#"
 import json, sys, time
 import numpy as np, pandas as pd
-df = pd.DataFrame(np.load(sys.argv[1]))
+df = pd.DataFrame(np.load(sys.argv[1])).iloc[: int(sys.argv[2])]
 out = {}
 for method in ("pearson", "spearman"):
     t = time.perf_counter(); df.corr(method=method); out[method] = time.perf_counter() - t
@@ -236,9 +237,9 @@ print(json.dumps(out))
 "#;
 
 /// 20,000 seeded rows of `d` features: each a mix of four shared factors and its own
-/// noise (so pairs correlate at every strength), every fourth column missing 1 % of its
-/// values.
-fn correlated(d: usize) -> ExampleSet {
+/// noise (so pairs correlate at every strength); with `missing`, every fourth column
+/// missing 1 % of its values.
+fn correlated(d: usize, missing: bool) -> ExampleSet {
     const N: usize = 20_000;
     let mut rng = Rng::seeded(SEED);
     let weights: Vec<[f64; 4]> =
@@ -248,7 +249,7 @@ fn correlated(d: usize) -> ExampleSet {
         let factors = [rng.normal(), rng.normal(), rng.normal(), rng.normal()];
         let features = (0..d)
             .map(|j| {
-                if j % 4 == 0 && rng.u() < 0.01 {
+                if missing && j % 4 == 0 && rng.u() < 0.01 {
                     return f64::NAN;
                 }
                 weights[j].iter().zip(factors).map(|(w, f)| w * f).sum::<f64>() + rng.normal()
@@ -271,11 +272,11 @@ fn correlation_bench(python: &str) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("correlation, 20,000 rows; {cores} cores; load average {}", load());
     println!(
-        "| features | every row, both methods | as registered (rows) | CPU per run | pandas pearson + spearman, every row | stored JSON |"
+        "| features | every row, both methods | as registered (rows) | CPU per run | pandas pearson + spearman, the same rows | stored JSON |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
-    for d in [16, 100, 1_000] {
-        let set = correlated(d);
+    for (d, missing) in [(16, true), (100, true), (1_000, true), (1_000, false)] {
+        let set = correlated(d, missing);
         let columns: Vec<Vec<f64>> =
             (0..d).map(|j| set.rows.iter().map(|e| e.features[j]).collect()).collect();
         let both = || {
@@ -298,20 +299,23 @@ fn correlation_bench(python: &str) {
             set.rows.iter().flat_map(|e| e.features.iter().flat_map(|v| v.to_le_bytes())).collect();
         let npy = dir.path().join("X.npy");
         write_npy(&npy, "<f8", &format!("({}, {d})", set.rows.len()), &x);
+        let rows = sample_size(set.rows.len(), d, if missing { d.div_ceil(4) } else { 0 });
         let out = Command::new(python)
             .arg("-c")
             .arg(PANDAS)
             .arg(&npy)
+            .arg(rows.to_string())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
         assert!(out.status.success(), "pandas: {}", String::from_utf8_lossy(&out.stderr));
         let pd: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let pandas = pd["pearson"].as_f64().unwrap() + pd["spearman"].as_f64().unwrap();
         println!(
-            "| {d} | {:.3} s | {:.3} s ({}) | {cpu:.2} s | {pandas:.2} s | {:.1} KiB |",
+            "| {d}{} | {:.3} s | {:.3} s ({}) | {cpu:.2} s | {pandas:.2} s | {:.1} KiB |",
+            if missing { "" } else { ", none missing" },
             every.as_secs_f64(),
             registered.as_secs_f64(),
-            sample_size(set.rows.len(), d),
+            rows,
             json as f64 / 1024.0
         );
     }

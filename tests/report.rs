@@ -690,6 +690,8 @@ fn hostile_names_stay_text_in_the_report_and_the_features_page() {
         "2026-11-28T01:00:00Z",
         "--to",
         "2026-11-28T03:00:00Z",
+        "--now",
+        "2026-11-29T00:00:00Z",
         "--reference",
         "2026-11-28T00:00:00Z..2026-11-28T01:00:00Z",
         "--output",
@@ -708,6 +710,8 @@ fn hostile_names_stay_text_in_the_report_and_the_features_page() {
         "2026-11-28T01:00:00Z",
         "--to",
         "2026-11-28T03:00:00Z",
+        "--now",
+        "2026-11-29T00:00:00Z",
         "--output",
         dir.path().join("typo.html").to_str().unwrap(),
     ]);
@@ -741,13 +745,29 @@ fn hostile_names_stay_text_in_the_report_and_the_features_page() {
 fn report_flags_and_missing_data_are_told() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
-    let o = modelwatch(&["report", "--data", missing.to_str().unwrap()]);
+    let o = modelwatch(&["report", "--data", missing.to_str().unwrap(), "--now", "2026-11-29T00:00:00Z"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no such data directory"), "{}", stderr(&o));
-    let o = modelwatch(&["report", "--data", missing.to_str().unwrap(), "--since", "fortnight"]);
+    let o = modelwatch(&[
+        "report",
+        "--data",
+        missing.to_str().unwrap(),
+        "--since",
+        "fortnight",
+        "--now",
+        "2026-11-29T00:00:00Z",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--since"), "{}", stderr(&o));
-    let o = modelwatch(&["report", "--data", missing.to_str().unwrap(), "--reference", "now-1d..yesterday"]);
+    let o = modelwatch(&[
+        "report",
+        "--data",
+        missing.to_str().unwrap(),
+        "--reference",
+        "now-1d..yesterday",
+        "--now",
+        "2026-11-29T00:00:00Z",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--reference"), "{}", stderr(&o));
     // An empty store still makes a page, every panel saying "no data".

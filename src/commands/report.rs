@@ -60,13 +60,47 @@ pub fn write_page(output: &std::path::Path, page: &str) -> anyhow::Result<()> {
 
 /// Writes `bytes` to `path` through a temporary file beside it (with the usual permissions
 /// of a new file), so a reader never sees half a report and a failed write leaves the
-/// previous one.
+/// previous one. The temporary file is named after this process (`.NAME.PID.tmp`), so two
+/// runs writing one page do not write into each other's; one a killed run left behind is
+/// removed by the next write of the page (see [`remove_stale_temporaries`]).
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        remove_stale_temporaries(path, &name);
     }
     written
+}
+
+/// Removes the temporary files of `path` (`.NAME.PID.tmp`) whose process is gone: a run
+/// killed between writing its temporary file and renaming it leaves one, and every such
+/// run a new one. A temporary file of a live process (another run writing the page now)
+/// is left to it. Best effort: what cannot be listed or removed stays.
+fn remove_stale_temporaries(path: &std::path::Path, name: &str) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix('.'))
+            .and_then(|f| f.strip_prefix(name))
+            .and_then(|f| f.strip_prefix('.'))
+            .and_then(|f| f.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = rustix::process::Pid::from_raw(pid)
+            .is_none_or(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
+        if gone {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }

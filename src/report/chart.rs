@@ -400,6 +400,12 @@ pub struct BarChart<'a> {
     pub threshold: Option<f64>,
 }
 
+/// The drift bars both pages draw: one bar per feature in its own units (effect size or
+/// statistic), chart `drift`, with the line of the features' common threshold if they share one.
+pub fn drift_bars(bars: &[Bar], threshold: Option<f64>) -> String {
+    bar_chart(&BarChart { id: "drift", bars, divide: 1.0, unit: "", threshold })
+}
+
 /// Draws horizontal bars (every bar a mark, one with no data marked `gap`), or "no data"
 /// when there is no bar.
 pub fn bar_chart(ch: &BarChart) -> String {

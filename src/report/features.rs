@@ -15,7 +15,7 @@
 use super::chart::{self, Bar, BarChart, Heatmap, Line, LineChart, Tone, XAxis};
 use super::html::{Page, para, table};
 use super::{ReportError, num, text};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// The most features a correlation heatmap draws.
@@ -141,7 +141,7 @@ pub fn features_html(doc: &Value) -> Result<String, ReportError> {
             table("versions", &["version", "created", "status", "aliases", "training rows"], &versions)
         },
     );
-    Ok(page.finish(doc))
+    Ok(page.finish(&embedded(doc, &features, &share)?))
 }
 
 fn importance_trend(doc: &Value, features: &[String], order: &[usize]) -> String {
@@ -183,17 +183,17 @@ fn correlation(doc: &Value, features: &[String], share: &[f64]) -> Result<String
     }
     let names: Vec<String> = array(c, "features")?.iter().map(text).collect();
     let n = names.len();
-    // The matrix's features ranked by the report version's share (unknown ones last).
-    let rank: HashMap<&str, f64> = features.iter().map(String::as_str).zip(share.iter().copied()).collect();
-    let keyed: Vec<f64> = names.iter().map(|f| rank.get(f.as_str()).copied().unwrap_or(f64::NAN)).collect();
-    let mut drawn = ranked(&keyed);
-    drawn.truncate(MATRIX_FEATURES);
-    drawn.sort_unstable();
+    let drawn = drawn_features(&names, features, share);
     let mut html = String::new();
     if n > drawn.len() {
         html.push_str(&para(
             "note",
-            &format!("{} of {n} features drawn (the most important); the table below and the embedded data cover every pair.", drawn.len()),
+            &format!(
+                "{} of {n} features drawn (the most important), and only theirs embedded in the page; \
+                 the table below lists every pair past the limit, and `modelwatch features report --format json` \
+                 has both whole matrices.",
+                drawn.len()
+            ),
         ));
     }
     let labels: Vec<(String, String)> = drawn.iter().map(|&i| (names[i].clone(), names[i].clone())).collect();
@@ -243,6 +243,46 @@ fn correlation(doc: &Value, features: &[String], share: &[f64]) -> Result<String
         html.push_str(&table("pairs", &["feature", "feature", "Pearson", "Spearman"], &rows));
     }
     Ok(html)
+}
+
+/// The positions in `names` of the features a heatmap draws: the [`MATRIX_FEATURES`] most
+/// important by the report version's share (unknown ones last), in matrix order.
+fn drawn_features(names: &[String], features: &[String], share: &[f64]) -> Vec<usize> {
+    let rank: HashMap<&str, f64> = features.iter().map(String::as_str).zip(share.iter().copied()).collect();
+    let keyed: Vec<f64> = names.iter().map(|f| rank.get(f.as_str()).copied().unwrap_or(f64::NAN)).collect();
+    let mut drawn = ranked(&keyed);
+    drawn.truncate(MATRIX_FEATURES);
+    drawn.sort_unstable();
+    drawn
+}
+
+/// The document the page embeds: `doc`, but past [`MATRIX_FEATURES`] features the
+/// correlation keeps only the drawn features' matrices (two 1,000-feature matrices are
+/// 20 MB of page), saying so in `correlation.embedded`.
+fn embedded(doc: &Value, features: &[String], share: &[f64]) -> Result<Value, ReportError> {
+    let c = &doc["correlation"];
+    let Some(names) = c.get("features").and_then(Value::as_array) else { return Ok(doc.clone()) };
+    let names: Vec<String> = names.iter().map(text).collect();
+    let n = names.len();
+    if n <= MATRIX_FEATURES {
+        return Ok(doc.clone());
+    }
+    let drawn = drawn_features(&names, features, share);
+    let mut out = doc.clone();
+    for key in ["pearson", "spearman"] {
+        let m = matrix(c, key, n)?;
+        let sub: Vec<Vec<Value>> =
+            drawn.iter().map(|&i| drawn.iter().map(|&j| c[key][i][j].clone()).collect()).collect();
+        debug_assert_eq!(m.len(), n);
+        out["correlation"][key] = json!(sub);
+    }
+    out["correlation"]["features"] = json!(drawn.iter().map(|&i| &names[i]).collect::<Vec<_>>());
+    out["correlation"]["embedded"] = json!({
+        "features": drawn.len(),
+        "of": n,
+        "note": "the most important features' matrices only; `modelwatch features report --format json` has both whole",
+    });
+    Ok(out)
 }
 
 /// The `n × n` matrix `c[key]` (null cells not finite), or an error saying what is wrong.
@@ -320,13 +360,7 @@ fn drift(doc: &Value) -> String {
         .collect();
     let threshold = chart::shared_threshold(items.iter().map(|d| num(&d["threshold"])));
     let mut html = para("note", "Each feature's drift over the whole period, red where it drifted:");
-    html.push_str(&chart::bar_chart(&BarChart {
-        id: "drift",
-        bars: &bars,
-        divide: 1.0,
-        unit: "",
-        threshold,
-    }));
+    html.push_str(&chart::drift_bars(&bars, threshold));
     let lines: Vec<Line> = order
         .iter()
         .map(|&i| Line {

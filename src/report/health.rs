@@ -565,13 +565,7 @@ fn drift_panel(panel: &Value, from: f64, to: f64, step: f64) -> String {
             if doc["dataset_drift"] == json!(true) { "dataset drift" } else { "no dataset drift" }
         ),
     ));
-    html.push_str(&chart::bar_chart(&BarChart {
-        id: "drift",
-        bars: &bars,
-        divide: 1.0,
-        unit: "",
-        threshold,
-    }));
+    html.push_str(&chart::drift_bars(&bars, threshold));
     html.push_str(&para(
         "note",
         &format!(
