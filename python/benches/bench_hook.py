@@ -149,7 +149,7 @@ def main():
         figs = [timed(fn, calls, t, args.repeat) for t in args.threads]
         print(f"| {name} | " + " | ".join(f"{f:,.0f}" for f in figs) + " |")
     rust = [min(_modelwatch._bench_rust_record(args.calls, t, FEATURES) for _ in range(args.repeat)) for t in args.threads]
-    print("| Rust: Handle::record, 16 features, same build (per call as each thread sees it) | "
+    print("| Rust: Handle::record, 16 features, same build, on record_batch's data (per call as each thread sees it) | "
           + " | ".join(f"{f:,.0f}" for f in rust) + " |")
     agent.close()
 
