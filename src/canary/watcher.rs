@@ -571,6 +571,20 @@ impl<M: Send + Sync + 'static> ModelWatcher<M> {
         Ok(())
     }
 
+    /// Delivers what every agent the watcher holds, serving or retiring, recorded so far, as
+    /// a partial interval ending now ([`Agent::flush_now`]): the first error, if any, after
+    /// trying them all. For a scorer that wants its records durable before it goes on.
+    pub fn flush_now(&self) -> Result<(), SinkError> {
+        let st = self.lock();
+        let mut first = Ok(());
+        for agent in st.agents.iter().map(|(_, a)| a).chain(st.retiring.iter().map(|r| &r.agent)) {
+            if let (Err(e), true) = (agent.flush_now(), first.is_ok()) {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
     /// Publishes an empty serving (readers pick `None` from now on) and shuts down every
     /// agent, each delivering its last interval: the first that could not, if any.
     pub fn shutdown(self) -> Result<(), WatchError> {
