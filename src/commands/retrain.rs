@@ -133,7 +133,8 @@ fn print_table(rec: &RunRecord) -> anyhow::Result<()> {
         if rec.attempts > 1 { format!(" (resumed: {} attempts)", rec.attempts) } else { String::new() };
     say!("event {} ({}){resumed}", rec.event_id, rec.model);
     if let Some(r) = &rec.report {
-        print!("{}", gate::table(r));
+        use std::io::Write as _;
+        write!(std::io::stdout(), "{}", gate::table(r))?;
     }
     match &rec.outcome {
         Some(o) => say!("outcome: {o}"),
