@@ -398,6 +398,20 @@ impl Agent {
         sink: Option<Py<PyAny>>,
         memory_budget: Option<usize>,
     ) -> PyResult<Agent> {
+        // Names end up in the store's columns and the CLI's filters: an empty one could not
+        // be asked for, a NUL or a line break breaks the tables that print them.
+        let names = [("model", Some(&model)), ("version", version.as_ref()), ("variant", variant.as_ref())];
+        let names = names.into_iter().chain([("instance", instance.as_ref())]);
+        let segs = segments.iter().flatten().map(|s| ("segment", Some(s)));
+        for (what, name) in names.chain(segs) {
+            if let Some(name) = name
+                && (name.is_empty() || name.chars().any(char::is_control))
+            {
+                return Err(PyValueError::new_err(format!(
+                    "{what}={name:?}: give a name that is not empty and has no control characters"
+                )));
+            }
+        }
         if !(interval.is_finite() && interval > 0.0 && interval <= 86_400.0) {
             return Err(PyValueError::new_err(format!(
                 "interval={interval}: give the flush interval in seconds, more than 0 and at most 86400 (e.g. 10.0)"
