@@ -1000,3 +1000,38 @@ fn a_thousand_features_are_correlated_on_a_recorded_sample() {
     let bytes = serde_json::to_vec(&c).unwrap().len();
     assert!(bytes < 12 << 20, "stored record: {bytes} bytes");
 }
+
+/// A reader that stops reading (`modelwatch models log pii | head -1`): the verb ends quietly
+/// with success, as `cat` does, where `println!` panicked on the closed pipe (exit 101 and a
+/// panic message on stderr).
+#[test]
+fn a_closed_pipe_ends_a_verb_quietly() {
+    let d = shared().to_str().unwrap();
+    for args in [
+        vec!["models", "log", "pii"],
+        vec!["models", "list"],
+        vec!["models", "show", "pii", "1"],
+        vec!["triggers", "history"],
+        vec!["features", "report"],
+        vec!["query", "count(predictions)", "--since", "30d", "--step", "1h"],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--data", d, "--now", NOW]);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(&all)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The read end closes before the verb writes a byte: its first write meets the closed pipe.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && !err.contains("panicked"),
+            "modelwatch {}: {:?}\n{err}",
+            args.join(" "),
+            o.status
+        );
+    }
+}

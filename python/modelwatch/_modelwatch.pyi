@@ -16,7 +16,9 @@ class Agent:
     """The in-process recorder of one model variant: the Rust agent's lock-free hook.
 
     Snapshots go to the store in ``data`` (default ``./modelwatch-data``; durable once
-    ``flush`` returns) or to ``sink``, a callable given one dict per interval. ``features``
+    ``flush`` returns; with ``objects="s3://bucket/prefix"`` its Parquet files go to that
+    bucket, reached through the ``AWS_*`` variables, as the CLI's ``--objects``) or to
+    ``sink``, a callable given one dict per interval. ``features``
     declares the schema: a name is a numeric feature, ``(name, [categories])`` a categorical
     one. Odd values at record time (NaN, infinities, a confidence outside [0, 1], a row of
     the wrong length, an undeclared segment) are counted, never raised. After ``os.fork``
@@ -35,6 +37,7 @@ class Agent:
         error_kinds: Sequence[str] | None = None,
         interval: float = 10.0,
         data: str | PathLike[str] | None = None,
+        objects: str | None = None,
         sink: Callable[[dict[str, Any]], object] | None = None,
         memory_budget: int | None = None,
     ) -> Self: ...
@@ -108,6 +111,7 @@ def query(
     start: _Time | None = None,
     end: _Time | None = None,
     data: str | PathLike[str] | None = None,
+    objects: str | None = None,
     format: Literal["records"] = "records",
 ) -> list[dict[str, Any]]: ...
 @overload
@@ -119,6 +123,7 @@ def query(
     start: _Time | None = None,
     end: _Time | None = None,
     data: str | PathLike[str] | None = None,
+    objects: str | None = None,
     format: Literal["pandas", "arrow"],
 ) -> Any: ...
 def drift(
@@ -128,6 +133,7 @@ def drift(
     start: _Time | None = None,
     end: _Time | None = None,
     data: str | PathLike[str] | None = None,
+    objects: str | None = None,
     filters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]: ...
 def quality(
@@ -136,6 +142,7 @@ def quality(
     start: _Time | None = None,
     end: _Time | None = None,
     data: str | PathLike[str] | None = None,
+    objects: str | None = None,
     by: Sequence[str] | None = None,
     reference: str | None = None,
     threshold: float = 0.5,
@@ -198,6 +205,7 @@ class Deployment:
         model: str,
         data: str | PathLike[str] | None = None,
         *,
+        objects: str | None = None,
         fraction: float = 0.1,
         segments: Sequence[str] | None = None,
         features: Sequence[str | tuple[str, Sequence[str]]] | None = None,

@@ -19,12 +19,12 @@ use modelwatch_agent::{
     Agent as RustAgent, AgentBuilder, Feature, Handle, Latency, OTHER, Prediction, Sink, SinkError, Snapshot,
     Timestamp,
 };
-use modelwatch_store::{Store, StoreConfig};
+use modelwatch_store::{ObjectStoreConfig, Store, StoreConfig};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ pub(crate) struct Spec {
 enum Target {
     /// A store in this data directory (`./modelwatch-data` by default), durable once a
     /// flush returns.
-    Store(PathBuf),
+    Store(Location),
     /// A Python callable, given one dict per interval.
     Python(Py<PyAny>),
     /// An agent the registry watcher of a `Deployment` owns.
@@ -159,13 +159,46 @@ pub(crate) fn lock_attached<'a, T>(py: Python<'_>, m: &'a Mutex<T>) -> MutexGuar
     m.lock_py_attached(py).unwrap_or_else(|p| p.into_inner())
 }
 
-/// The store in `dir` (made if missing), opened with the GIL released: opening replays a
-/// dead writer's WAL.
-pub(crate) fn open_store(py: Python<'_>, dir: &Path) -> PyResult<Arc<Store>> {
+/// Where a store lives: its data directory (the WAL, and the Parquet files unless
+/// `objects` names an S3-compatible bucket for them, `s3://bucket/prefix`, reached through
+/// the usual `AWS_*` variables, as the CLI's `--objects`).
+#[derive(Clone, Debug)]
+pub(crate) struct Location {
+    pub dir: PathBuf,
+    pub objects: Option<String>,
+}
+
+impl Location {
+    pub(crate) fn new(data: Option<PathBuf>, objects: Option<String>) -> PyResult<Location> {
+        if let Some(url) = &objects
+            && !url.starts_with("s3://")
+        {
+            return Err(PyValueError::new_err(format!(
+                "objects={url:?}: give an S3-compatible bucket as s3://bucket/prefix"
+            )));
+        }
+        Ok(Location { dir: data.unwrap_or_else(|| PathBuf::from("./modelwatch-data")), objects })
+    }
+
+    pub(crate) fn config(&self) -> StoreConfig {
+        StoreConfig {
+            objects: self.objects.clone().map(|url| ObjectStoreConfig { url, options: Vec::new() }),
+            ..StoreConfig::new(&self.dir)
+        }
+    }
+
+    pub(crate) fn objects(&self) -> Option<ObjectStoreConfig> {
+        self.config().objects
+    }
+}
+
+/// The store at `at` (its directory made if missing), opened with the GIL released:
+/// opening replays a dead writer's WAL.
+pub(crate) fn open_store(py: Python<'_>, at: &Location) -> PyResult<Arc<Store>> {
+    let dir = &at.dir;
     let store = py.detach(|| -> Result<Store, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        Store::open(StoreConfig::new(dir))
-            .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
+        Store::open(at.config()).map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
     });
     Ok(Arc::new(store.map_err(PyRuntimeError::new_err)?))
 }
@@ -381,7 +414,7 @@ impl Agent {
     #[new]
     #[pyo3(signature = (
         model, *, version=None, variant=None, instance=None, segments=None, features=None,
-        error_kinds=None, interval=10.0, data=None, sink=None, memory_budget=None,
+        error_kinds=None, interval=10.0, data=None, objects=None, sink=None, memory_budget=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -395,9 +428,24 @@ impl Agent {
         error_kinds: Option<Vec<String>>,
         interval: f64,
         data: Option<PathBuf>,
+        objects: Option<String>,
         sink: Option<Py<PyAny>>,
         memory_budget: Option<usize>,
     ) -> PyResult<Agent> {
+        // Names end up in the store's columns and the CLI's filters: an empty one could not
+        // be asked for, a NUL or a line break breaks the tables that print them.
+        let names = [("model", Some(&model)), ("version", version.as_ref()), ("variant", variant.as_ref())];
+        let names = names.into_iter().chain([("instance", instance.as_ref())]);
+        let segs = segments.iter().flatten().map(|s| ("segment", Some(s)));
+        for (what, name) in names.chain(segs) {
+            if let Some(name) = name
+                && (name.is_empty() || name.chars().any(char::is_control))
+            {
+                return Err(PyValueError::new_err(format!(
+                    "{what}={name:?}: give a name that is not empty and has no control characters"
+                )));
+            }
+        }
         if !(interval.is_finite() && interval > 0.0 && interval <= 86_400.0) {
             return Err(PyValueError::new_err(format!(
                 "interval={interval}: give the flush interval in seconds, more than 0 and at most 86400 (e.g. 10.0)"
@@ -409,6 +457,11 @@ impl Agent {
                     "give data= (a store directory) or sink= (a callable), not both",
                 ));
             }
+            (None, Some(_)) if objects.is_some() => {
+                return Err(PyValueError::new_err(
+                    "objects= is where a store keeps its files: give it with data=, not sink=",
+                ));
+            }
             (None, Some(sink)) => {
                 if !sink.bind(py).is_callable() {
                     return Err(PyValueError::new_err(
@@ -417,7 +470,7 @@ impl Agent {
                 }
                 Target::Python(sink)
             }
-            (data, None) => Target::Store(data.unwrap_or_else(|| PathBuf::from("./modelwatch-data"))),
+            (data, None) => Target::Store(Location::new(data, objects)?),
         };
         let features = match features {
             None => Vec::new(),
@@ -711,7 +764,7 @@ impl Agent {
 
     fn __repr__(&self) -> String {
         let target = match &self.target {
-            Target::Store(d) => format!("data={:?}", d.display().to_string()),
+            Target::Store(d) => format!("data={:?}", d.dir.display().to_string()),
             Target::Python(_) => "sink=<callable>".to_string(),
             Target::Watched(_) => format!(
                 "version={:?}, variant={:?}, deployment",

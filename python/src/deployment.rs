@@ -26,7 +26,9 @@
 //! the loader again.
 
 use crate::FORK_GENERATION;
-use crate::agent::{Agent, Owner, Spec, in_callback, lock, lock_attached, not_in_callback, open_store};
+use crate::agent::{
+    Agent, Location, Owner, Spec, in_callback, lock, lock_attached, not_in_callback, open_store,
+};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use modelwatch::canary::{AgentFactory, Loader, ModelWatcher, Refresh, Serving, WatcherConfig, variant_tag};
 #[allow(clippy::disallowed_types)] // a Python scorer's registry runs on the wall clock
@@ -50,7 +52,7 @@ type Watcher = ModelWatcher<Model>;
 
 /// What a deployment was built from: enough to build it again in a forked child.
 struct Config {
-    data: PathBuf,
+    data: Location,
     fraction: f64,
     /// `None`: only `refresh()` refreshes.
     every: Option<Duration>,
@@ -158,10 +160,14 @@ impl Process {
         let model = config.agents.model().to_string();
         let store = open_store(py, &config.data)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let registry = Registry::open(RegistryConfig { dir: config.data.clone(), objects: None, clock })
-            .map_err(|e| {
-                PyRuntimeError::new_err(format!("the registry in {}: {e}", config.data.display()))
-            })?;
+        let registry = Registry::open(RegistryConfig {
+            dir: config.data.dir.clone(),
+            objects: config.data.objects(),
+            clock,
+        })
+        .map_err(|e| {
+            PyRuntimeError::new_err(format!("the registry in {}: {e}", config.data.dir.display()))
+        })?;
         let scratch = tempfile::Builder::new()
             .prefix("modelwatch-deployment-")
             .tempdir()
@@ -535,7 +541,7 @@ impl Deployment {
 impl Deployment {
     #[new]
     #[pyo3(signature = (
-        model, data=None, *, fraction=0.1, segments=None, features=None, error_kinds=None,
+        model, data=None, *, objects=None, fraction=0.1, segments=None, features=None, error_kinds=None,
         interval=10.0, loader=None, refresh=5.0,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -543,6 +549,7 @@ impl Deployment {
         py: Python<'_>,
         model: String,
         data: Option<PathBuf>,
+        objects: Option<String>,
         fraction: f64,
         segments: Option<Vec<String>>,
         features: Option<&Bound<'_, PyAny>>,
@@ -585,7 +592,7 @@ impl Deployment {
                 .map_err(|e| PyValueError::new_err(format!("agent {:?}: {e}", agents.model())))?,
         );
         let config = Config {
-            data: data.unwrap_or_else(|| PathBuf::from("./modelwatch-data")),
+            data: Location::new(data, objects)?,
             fraction,
             every: (!every.is_zero()).then_some(every),
             loader,
@@ -741,7 +748,7 @@ impl Deployment {
         format!(
             "Deployment({:?}, data={:?}, fraction={})",
             c.agents.model(),
-            c.data.display().to_string(),
+            c.data.dir.display().to_string(),
             c.fraction
         )
     }

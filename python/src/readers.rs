@@ -3,15 +3,16 @@
 //! keys, as Python dicts); `query` returns its points as records, a pandas DataFrame or a
 //! pyarrow Table, in the columns `--format csv` prints.
 
+use crate::agent::Location;
 use modelwatch::time::{parse_duration, parse_range, parse_time};
 use modelwatch_query::drift::DriftConfig;
 use modelwatch_query::quality::{DEFAULT_MIN_BIN_LABELS, QualityOptions};
 use modelwatch_query::{Limits, Matcher, Range, Series, answer, parse};
-use modelwatch_store::{Store, StoreConfig};
+use modelwatch_store::Store;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(query, m)?)?;
@@ -81,15 +82,15 @@ fn window(
     Ok((from, to))
 }
 
-fn open(data: &Path) -> PyResult<Store> {
-    if !data.exists() {
+fn open(at: &Location) -> PyResult<Store> {
+    if at.objects.is_none() && !at.dir.exists() {
         return Err(PyRuntimeError::new_err(format!(
             "{}: no such data directory (record into it with modelwatch.Agent, or run `modelwatch demo`)",
-            data.display()
+            at.dir.display()
         )));
     }
-    Store::open_read_only(StoreConfig::new(data))
-        .map_err(|e| PyRuntimeError::new_err(format!("opening the store at {}: {e}", data.display())))
+    Store::open_read_only(at.config())
+        .map_err(|e| PyRuntimeError::new_err(format!("opening the store at {}: {e}", at.dir.display())))
 }
 
 fn matchers(filters: Option<&Bound<'_, PyDict>>) -> PyResult<(Vec<Matcher>, Vec<String>)> {
@@ -117,7 +118,7 @@ fn to_python<'py>(py: Python<'py>, doc: &impl serde::Serialize) -> PyResult<Boun
 /// value in the query's unit (`value_ns` for latencies, as `--format csv`).
 /// `format`: `"records"` (a list of dicts, the default), `"pandas"` or `"arrow"`.
 #[pyfunction]
-#[pyo3(signature = (expr, *, since="1h", step="1m", start=None, end=None, data=None, format="records"))]
+#[pyo3(signature = (expr, *, since="1h", step="1m", start=None, end=None, data=None, objects=None, format="records"))]
 #[allow(clippy::too_many_arguments)]
 fn query<'py>(
     py: Python<'py>,
@@ -127,6 +128,7 @@ fn query<'py>(
     start: Option<&Bound<'py, PyAny>>,
     end: Option<&Bound<'py, PyAny>>,
     data: Option<PathBuf>,
+    objects: Option<String>,
     format: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !matches!(format, "records" | "pandas" | "arrow") {
@@ -137,7 +139,7 @@ fn query<'py>(
     let (from, to) = window(since, start, end, now_ms())?;
     // Windows start on multiples of the step, as the CLI and Grafana align them.
     let from = from.div_euclid(step_ms) * step_ms;
-    let data = data.unwrap_or_else(|| PathBuf::from("./modelwatch-data"));
+    let data = Location::new(data, objects)?;
     let series: Vec<Series> = py.detach(|| -> PyResult<Vec<Series>> {
         let store = open(&data)?;
         answer(&store, &q, Range { from_ms: from, to_ms: to, step_ms }, Limits::default())
@@ -219,7 +221,8 @@ fn query<'py>(
 /// `FROM..TO`, or a duration): the document `modelwatch drift --format json` prints.
 /// `filters`: a dict of model, version, variant, segment.
 #[pyfunction]
-#[pyo3(signature = (reference, *, since="24h", start=None, end=None, data=None, filters=None))]
+#[pyo3(signature = (reference, *, since="24h", start=None, end=None, data=None, objects=None, filters=None))]
+#[allow(clippy::too_many_arguments)]
 fn drift<'py>(
     py: Python<'py>,
     reference: &str,
@@ -227,17 +230,18 @@ fn drift<'py>(
     start: Option<&Bound<'py, PyAny>>,
     end: Option<&Bound<'py, PyAny>>,
     data: Option<PathBuf>,
+    objects: Option<String>,
     filters: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let now = now_ms();
     let window = window(since, start, end, now)?;
     let (m, described) = matchers(filters)?;
-    let data = data.unwrap_or_else(|| PathBuf::from("./modelwatch-data"));
+    let data = Location::new(data, objects)?;
     let doc = py.detach(|| {
         let store = open(&data)?;
         modelwatch::baseline::drift_document(
             &store,
-            &data,
+            &data.dir,
             reference,
             &m,
             described,
@@ -256,7 +260,7 @@ fn drift<'py>(
 /// window as long just before).
 #[pyfunction]
 #[pyo3(signature = (
-    *, since="7d", start=None, end=None, data=None, by=None, reference=None, threshold=0.5,
+    *, since="7d", start=None, end=None, data=None, objects=None, by=None, reference=None, threshold=0.5,
     min_label_age="0s", min_bin_labels=DEFAULT_MIN_BIN_LABELS, filters=None,
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -266,6 +270,7 @@ fn quality<'py>(
     start: Option<&Bound<'py, PyAny>>,
     end: Option<&Bound<'py, PyAny>>,
     data: Option<PathBuf>,
+    objects: Option<String>,
     by: Option<Vec<String>>,
     reference: Option<&str>,
     threshold: f64,
@@ -290,7 +295,7 @@ fn quality<'py>(
     };
     let (m, _) = matchers(filters)?;
     let by = by.unwrap_or_default();
-    let data = data.unwrap_or_else(|| PathBuf::from("./modelwatch-data"));
+    let data = Location::new(data, objects)?;
     let doc = py.detach(|| {
         let store = open(&data)?;
         modelwatch_query::quality::report(&store, &m, &by, (from, to), now, &opts)

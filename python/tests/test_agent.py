@@ -246,6 +246,12 @@ def test_build_errors_name_what_is_wrong(tmp_path):
         modelwatch.Agent("m", features=["a", "a"], sink=print)
     with pytest.raises(TypeError, match=r"features\[1\] = 3"):
         modelwatch.Agent("m", features=["a", 3], sink=print)
+    with pytest.raises(ValueError, match='model="": give a name that is not empty'):
+        modelwatch.Agent("", sink=print)
+    with pytest.raises(ValueError, match="version="):
+        modelwatch.Agent("m", version="1\x00", sink=print)
+    with pytest.raises(ValueError, match="segment="):
+        modelwatch.Agent("m", segments=["a", "b\nc"], sink=print)
     with pytest.raises(ValueError, match="interval=0"):
         modelwatch.Agent("m", interval=0, sink=print)
     with pytest.raises(ValueError, match="not both"):

@@ -45,10 +45,10 @@ def mw(*args):
     return out.stdout
 
 
-@pytest.fixture
-def data(tmp_path):
-    """A data directory with 600 labelled predictions of `pii`, two and three days old."""
-    rng = random.Random(7)
+def history(tmp_path, seed=7):
+    """Writes 600 labelled predictions of `pii`, two and three days old, as
+    `tmp_path/labelled.csv`, and the lenient gate's `tmp_path/modelwatch.toml`."""
+    rng = random.Random(seed)
     t0 = int(time.time() * 1000) - 3 * 86_400_000
     lines = ["timestamp,model,version,variant,segment,latency_ms,confidence,label,label_time,f.a,f.b"]
     for i in range(600):
@@ -58,8 +58,14 @@ def data(tmp_path):
         lines.append(f"{t},{MODEL},0,control,email,3.0,0.5,{label},{t + 1000},{a:.4f},{b:.4f}")
     (tmp_path / "labelled.csv").write_text("\n".join(lines) + "\n")
     (tmp_path / "modelwatch.toml").write_text(CONFIG)
+    return tmp_path / "labelled.csv"
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A data directory with the labelled predictions of `history`."""
     d = tmp_path / "data"
-    mw("import", str(tmp_path / "labelled.csv"), "--data", str(d))
+    mw("import", str(history(tmp_path)), "--data", str(d))
     return d
 
 

@@ -46,7 +46,7 @@ pub fn run(env: &Env, cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                     "name": name, "from": rfc3339(from), "to": rfc3339(to), "distributions": features,
                     "path": path.display().to_string(),
                 }))?,
-                Format::Table => println!(
+                Format::Table => say!(
                     "saved baseline {name} ({features} distributions, {} .. {}) to {}",
                     rfc3339(from),
                     rfc3339(to),
@@ -87,7 +87,7 @@ pub fn run(env: &Env, cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                     }
                     w.flush()?;
                 }
-                OutputFormat::Table if listed.is_empty() => println!("no baseline saved yet"),
+                OutputFormat::Table if listed.is_empty() => say!("no baseline saved yet"),
                 OutputFormat::Table => {
                     let mut t = table(["name", "from", "to", "series"]);
                     for l in &listed {
@@ -101,7 +101,7 @@ pub fn run(env: &Env, cmd: BaselineCommand) -> anyhow::Result<ExitCode> {
                             None => t.add_row([l.name.clone(), l.from.clone(), l.to.clone(), filters(l)]),
                         };
                     }
-                    println!("{t}");
+                    say!("{t}");
                 }
             }
         }

@@ -69,55 +69,59 @@ pub fn run(env: &Env, cmd: CanaryCommand) -> anyhow::Result<ExitCode> {
     }
     match args.format {
         Format::Json => print_json(&step)?,
-        _ => print(&args.model, &step),
+        _ => print(&args.model, &step)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print(model: &str, step: &Step) {
+fn print(model: &str, step: &Step) -> anyhow::Result<()> {
     match step {
-        Step::Idle => println!("{model}: no challenger, no canary running"),
+        Step::Idle => say!("{model}: no challenger, no canary running"),
         Step::NoControl { challenger } => {
-            println!(
-                "{model}: version {challenger} is the challenger but there is no control to compare it with"
-            )
+            say!("{model}: version {challenger} is the challenger but there is no control to compare it with")
         }
         Step::Watching { control, challenger, started_ms, verdict } => {
-            println!(
+            say!(
                 "{model}: canary of version {challenger} against control {control}, since {}",
                 rfc3339(*started_ms)
             );
-            println!("verdict: {:?}: {}", verdict.decision, verdict.reason);
-            guardrails(verdict);
+            say!("verdict: {:?}: {}", verdict.decision, verdict.reason);
+            guardrails(verdict)?;
         }
         Step::Promoted { control, challenger, verdict, .. } => {
-            println!(
+            say!(
                 "{model}: version {challenger} promoted to control and latest (version {control} stays registered for rollback)"
             );
-            println!("verdict: {}", verdict.reason);
-            guardrails(verdict);
+            say!("verdict: {}", verdict.reason);
+            guardrails(verdict)?;
         }
         Step::Superseded { challenger, detail } => {
-            println!(
+            say!(
                 "{model}: the registry changed while version {challenger} was judged; nothing done: {detail}"
             )
         }
         Step::RolledBack { control, challenger, verdict, .. } => {
-            println!("{model}: version {challenger} rolled back (rejected); version {control} serves alone");
-            println!("verdict: {}", verdict.reason);
-            guardrails(verdict);
+            say!("{model}: version {challenger} rolled back (rejected); version {control} serves alone");
+            say!("verdict: {}", verdict.reason);
+            guardrails(verdict)?;
         }
     }
+    Ok(())
 }
 
-fn guardrails(v: &Verdict) {
+fn guardrails(v: &Verdict) -> anyhow::Result<()> {
     let o = |x: Option<f64>| x.map_or("-".to_string(), num);
-    println!(
+    say!(
         "{:<12} {:>10} {:>22} {:>8}  {:<13} {:>8}  note",
-        "guardrail", "estimate", "interval", "margin", "status", "samples"
+        "guardrail",
+        "estimate",
+        "interval",
+        "margin",
+        "status",
+        "samples"
     );
     for g in &v.guardrails {
-        println!(
+        say!(
             "{:<12} {:>10} {:>22} {:>8}  {:<13} {:>8}  {}{}",
             g.name,
             o(g.estimate),
@@ -130,6 +134,7 @@ fn guardrails(v: &Verdict) {
         );
     }
     if let Some(d) = v.confidence_drift {
-        println!("confidence PSI between the arms: {} (evidence, not a guardrail)", num(d));
+        say!("confidence PSI between the arms: {} (evidence, not a guardrail)", num(d));
     }
+    Ok(())
 }

@@ -74,50 +74,53 @@ pub fn run(env: &Env, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => print_json(&serde_json::json!({ "history": summary, "loop": closing }))?,
         Format::Table => {
-            print(&summary, &args.data.data.display().to_string(), args.end.is_none());
+            print(&summary, &args.data.data.display().to_string(), args.end.is_none())?;
             if let Some(c) = &closing {
-                print_loop(c, summary.model, &args.data.data.display().to_string());
+                print_loop(c, summary.model, &args.data.data.display().to_string())?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_loop(c: &Closing, model: &str, data: &str) {
-    println!(
+fn print_loop(c: &Closing, model: &str, data: &str) -> anyhow::Result<()> {
+    say!(
         "\nclosing the loop: after the history the scorer follows the registry ({} documents, 10 % of them \
          to a challenger while a canary runs):",
         c.predictions
     );
     for m in &c.timeline {
-        println!("  {}  {}", rfc3339(m.at_ms), m.what);
+        say!("  {}  {}", rfc3339(m.at_ms), m.what);
     }
-    println!("\nrounds:");
+    say!("\nrounds:");
     for (i, r) in c.rounds.iter().enumerate() {
         let v = r.version.map_or("no version".to_string(), |v| format!("version {v}"));
-        println!("  {}. {}: {v} {}", i + 1, r.name, r.ended);
+        say!("  {}. {}: {v} {}", i + 1, r.name, r.ended);
     }
     let (before, after) = c.versions;
-    println!(
+    say!(
         "\nprecision and recall per segment on {} fresh drifted documents each (the simulation knows their truth):",
         modelwatch::demo::TRUTH_DOCS
     );
     let (b, a) = (format!("version {before}"), format!("version {after}"));
-    println!("  {:<12} {:>22} {:>22}", "", "precision", "recall");
-    println!("  {:<12} {b:>10} {a:>11} {b:>10} {a:>11}", "segment");
+    say!("  {:<12} {:>22} {:>22}", "", "precision", "recall");
+    say!("  {:<12} {b:>10} {a:>11} {b:>10} {a:>11}", "segment");
     for p in &c.precision {
-        println!(
+        say!(
             "  {:<12} {:>10.3} {:>11.3} {:>10.3} {:>11.3}",
-            p.segment, p.before, p.after, p.recall_before, p.recall_after
+            p.segment,
+            p.before,
+            p.after,
+            p.recall_before,
+            p.recall_after
         );
     }
-    println!("\nlook at it:");
-    println!(
+    say!("\nlook at it:");
+    say!(
         "  modelwatch models log {model} --data {data}     # every registration, promotion and rejection, with its reason"
     );
-    println!(
-        "  modelwatch triggers history --data {data}       # each retraining event and what became of it"
-    );
+    say!("  modelwatch triggers history --data {data}       # each retraining event and what became of it");
+    Ok(())
 }
 
 /// The demo writes into an empty (or new) directory only: simulated history mixed into a
@@ -182,52 +185,56 @@ fn make_room(args: &DemoArgs) -> anyhow::Result<()> {
     std::fs::remove_dir_all(dir).with_context(|| format!("deleting {}", dir.display()))
 }
 
-fn print(s: &Summary, data: &str, ends_now: bool) {
+fn print(s: &Summary, data: &str, ends_now: bool) -> anyhow::Result<()> {
     let r = &s.run;
-    println!(
+    say!(
         "simulated {} days of the {} scenario ({} predictions, model {}) into {data}",
-        s.days, s.scenario, r.predictions, s.model
+        s.days,
+        s.scenario,
+        r.predictions,
+        s.model
     );
-    println!(
+    say!(
         "the scorer serves {} version {} from the registry (control and latest): logistic regression on {} labelled documents{}",
         s.model,
         r.model_version,
         r.model_rows,
         r.model_auc.map_or(String::new(), |a| format!(", hold-out AUC {a:.3}"))
     );
-    println!("a drift starts at {}: {}", rfc3339(r.drift_ms), s.drift_note);
-    println!("\n{:<40} {:>14} {:>14}", "", "before drift", "after drift");
+    say!("a drift starts at {}: {}", rfc3339(r.drift_ms), s.drift_note);
+    say!("\n{:<40} {:>14} {:>14}", "", "before drift", "after drift");
     for f in &s.figures {
         let v = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
-        println!("{:<40} {:>14} {:>14}", f.title, v(f.before), v(f.after));
+        say!("{:<40} {:>14} {:>14}", f.title, v(f.before), v(f.after));
     }
     let drifting: Vec<String> =
         s.drifting.iter().map(|d| format!("{} ({} {:.2})", d.feature, d.statistic, d.value)).collect();
-    println!(
+    say!(
         "\ndrift, first day vs the last 6 h: {} of {} features drift: {}",
         drifting.len(),
         s.features_compared,
         if drifting.is_empty() { "none".to_string() } else { drifting.join(", ") }
     );
     match &s.cusum {
-        Some(a) => println!(
+        Some(a) => say!(
             "CUSUM on {} per 10 min: alarm at {} ({}, {:.0} min after the injected drift)",
             s.watch,
             rfc3339(a.at_ms),
             a.direction,
             a.minutes_after_drift
         ),
-        None => println!("CUSUM on {} per 10 min: no alarm", s.watch),
+        None => say!("CUSUM on {} per 10 min: no alarm", s.watch),
     }
     if let Some(q) = s.quality.as_ref().filter(|q| q.labels == 0.0) {
         // A short run: no prediction after the drift is old enough for its labels to count.
-        println!(
+        say!(
             "quality after the drift: no labels yet on predictions at least {:.0} h old ({:.0} labels in so far on newer ones)",
-            q.matured_hours, q.all_labels
+            q.matured_hours,
+            q.all_labels
         );
     } else if let Some(q) = &s.quality {
         let e = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
-        println!(
+        say!(
             "quality after the drift, predictions at least {:.0} h old: precision {:.3} realised ({:.0} labels, {:.1} % \
              of predictions) vs {} estimated without labels; AUC {:.3} vs {}",
             q.matured_hours,
@@ -238,26 +245,24 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
             q.realised_auc,
             e(q.estimated_auc)
         );
-        println!(
+        say!(
             "  (all predictions after the drift: precision {:.3} on the {:.0} labels in so far; rejections come back \
              hours after confirmations)",
-            q.all_precision, q.all_labels
+            q.all_precision,
+            q.all_labels
         );
     }
     for e in &s.events {
-        println!("\nretraining event {} ({:.0} min after the injected drift):", e.id, e.minutes_after_drift);
+        say!("\nretraining event {} ({:.0} min after the injected drift):", e.id, e.minutes_after_drift);
         for reason in &e.reasons {
-            println!("  {}: {}", reason.trigger(), reason.summary);
+            say!("  {}: {}", reason.trigger(), reason.summary);
             let evidence = reason.evidence.figures().to_string();
             let cut: String = evidence.chars().take(160).collect();
-            println!("    evidence: {cut}{}", if cut.len() < evidence.len() { " ..." } else { "" });
+            say!("    evidence: {cut}{}", if cut.len() < evidence.len() { " ..." } else { "" });
         }
     }
     if s.suppressed > 0 {
-        println!(
-            "  (then {} hourly checks that still fired were held back by the 24 h cool-down)",
-            s.suppressed
-        );
+        say!("  (then {} hourly checks that still fired were held back by the 24 h cool-down)", s.suppressed);
     }
     // Relative windows only when the run ends now; otherwise the run's own times.
     let window = |since: &str| {
@@ -268,23 +273,24 @@ fn print(s: &Summary, data: &str, ends_now: bool) {
         }
     };
     let days = format!("{}d", s.days);
-    println!("\nlook at it:");
-    println!("  modelwatch query 'p95(latency) by (variant)' {} --step 1h --data {data}", window(&days));
-    println!(
+    say!("\nlook at it:");
+    say!("  modelwatch query 'p95(latency) by (variant)' {} --step 1h --data {data}", window(&days));
+    say!(
         "  modelwatch query 'mean(feature{{feature=\"digit_ratio\"}}) by (segment)' {} --step 6h --data {data}",
         window(&days)
     );
-    println!(
+    say!(
         "  modelwatch drift --reference {}..{} --from {} --to {} --data {data}",
         rfc3339(r.start_ms),
         rfc3339(r.drift_ms),
         rfc3339(r.end_ms - 6 * 3_600_000),
         rfc3339(r.end_ms)
     );
-    println!("  modelwatch quality {} --by segment --data {data}", window(&days));
-    println!("  modelwatch triggers history --data {data}");
-    println!("  modelwatch store inspect --data {data}");
-    println!("  modelwatch models list pii-confidence --data {data}");
-    println!("\nor serve it to Grafana and Prometheus (README, \"modelwatch serve\"):");
-    println!("  modelwatch serve --data {data}   # http://127.0.0.1:9464/grafana and /metrics");
+    say!("  modelwatch quality {} --by segment --data {data}", window(&days));
+    say!("  modelwatch triggers history --data {data}");
+    say!("  modelwatch store inspect --data {data}");
+    say!("  modelwatch models list pii-confidence --data {data}");
+    say!("\nor serve it to Grafana and Prometheus (README, \"modelwatch serve\"):");
+    say!("  modelwatch serve --data {data}   # http://127.0.0.1:9464/grafana and /metrics");
+    Ok(())
 }

@@ -376,7 +376,7 @@ fn already_imported(args: &ImportArgs, p: &Previous, sha256: &str) -> anyhow::Re
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "already imported: {} rows on {when} (the same bytes as {}, sha256 {}); nothing to do",
         p.progress.imported,
         args.file.display(),
@@ -410,7 +410,7 @@ fn report(
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(p) = previous {
-        println!(
+        say!(
             "resumed: the first {skipped} rows of {} ({} imported, {} rejected) were stored by a run on {}",
             args.file.display(),
             p.progress.imported,
@@ -418,7 +418,7 @@ fn report(
             p.progress.imported_at
         );
     }
-    println!(
+    say!(
         "imported {} rows from {} into {} ({} model variants, {} snapshots, {} store append{}); rejected {}",
         run.imported,
         args.file.display(),
@@ -437,7 +437,7 @@ fn report(
             eprintln!("  ... and {} more", rejects.total - REJECTS_SHOWN as u64);
         }
         let summary: Vec<String> = rejects.by_field.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        println!("rejected by field: {}", summary.join(", "));
+        say!("rejected by field: {}", summary.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,15 @@ use modelwatch_store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `println!` for the verbs' output: a closed pipe (`modelwatch triggers history | head`)
+/// comes back as an error, which `main` ends quietly on, where `println!` panics.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod baseline;
 mod canary;
 mod canary_scorer;

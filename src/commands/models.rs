@@ -126,7 +126,7 @@ fn gc(
             .collect();
         print_json(&rows)?;
     } else if orphans.is_empty() {
-        println!("no orphaned version directory of model {model}");
+        say!("no orphaned version directory of model {model}");
     } else {
         let mut t = table(["directory", "age", "deleted"]);
         for (i, o) in orphans.iter().enumerate() {
@@ -136,7 +136,7 @@ fn gc(
                 if deleted.get(i).copied().unwrap_or(false) { "yes".into() } else { "no".to_string() },
             ]);
         }
-        println!("{t}");
+        say!("{t}");
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -195,7 +195,7 @@ fn list_models(reg: &Registry, format: Format) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     if rows.is_empty() {
-        println!("no model is registered");
+        say!("no model is registered");
         return Ok(code);
     }
     let mut t = table(["model", "control", "challenger", "latest", "versions", "audit entries"]);
@@ -209,7 +209,7 @@ fn list_models(reg: &Registry, format: Format) -> anyhow::Result<ExitCode> {
             r.audit_entries.to_string(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(code)
 }
 
@@ -237,7 +237,7 @@ fn list_versions(versions: &[VersionInfo], format: Format) -> anyhow::Result<Exi
             opt(training.parent),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -350,7 +350,7 @@ fn show(reg: &Registry, model: &str, which: &str, format: Format) -> anyhow::Res
             .join(", "),
     );
     row("artifact check", check);
-    println!("{t}");
+    say!("{t}");
     Ok(code)
 }
 
@@ -376,6 +376,6 @@ fn print_entries(entries: &[AuditEntry], format: Format) -> anyhow::Result<ExitC
             e.reason.clone(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     Ok(ExitCode::SUCCESS)
 }

@@ -76,7 +76,7 @@ pub fn run(env: &Env, args: &RetrainArgs) -> anyhow::Result<ExitCode> {
     let rec = manager.run_locked(&lock, &event, &mut EngineAck(&open))?;
     match args.format {
         Format::Json => print_json(&rec)?,
-        Format::Table => print_table(&rec),
+        Format::Table => print_table(&rec)?,
     }
     Ok(match rec.outcome {
         Some(Outcome::Failed { .. }) | None => ExitCode::FAILURE,
@@ -128,15 +128,17 @@ impl<F: Fn() -> anyhow::Result<TriggerEngine>> Acknowledge for EngineAck<'_, F> 
     }
 }
 
-fn print_table(rec: &RunRecord) {
+fn print_table(rec: &RunRecord) -> anyhow::Result<()> {
     let resumed =
         if rec.attempts > 1 { format!(" (resumed: {} attempts)", rec.attempts) } else { String::new() };
-    println!("event {} ({}){resumed}", rec.event_id, rec.model);
+    say!("event {} ({}){resumed}", rec.event_id, rec.model);
     if let Some(r) = &rec.report {
-        print!("{}", gate::table(r));
+        use std::io::Write as _;
+        write!(std::io::stdout(), "{}", gate::table(r))?;
     }
     match &rec.outcome {
-        Some(o) => println!("outcome: {o}"),
-        None => println!("outcome: none"),
+        Some(o) => say!("outcome: {o}"),
+        None => say!("outcome: none"),
     }
+    Ok(())
 }

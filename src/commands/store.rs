@@ -177,15 +177,15 @@ pub fn repair(data: &DataArg, yes: bool, format: Format) -> anyhow::Result<ExitC
         }))?,
         Format::Table => {
             for (id, who) in &r.skipped {
-                println!("skipped writer slot {id}: held by {who}, whose writer opened its WAL intact");
+                say!("skipped writer slot {id}: held by {who}, whose writer opened its WAL intact");
             }
             for (id, s) in &segments {
-                println!("{id}: {s}");
+                say!("{id}: {s}");
             }
             if segments.is_empty() {
-                println!("nothing to repair: every WAL segment is intact");
+                say!("nothing to repair: every WAL segment is intact");
             } else if !yes {
-                println!("nothing changed; run again with --yes to repair");
+                say!("nothing changed; run again with --yes to repair");
             }
         }
     }
@@ -291,9 +291,9 @@ pub fn compact(
         }))?,
         Format::Table => {
             for (id, why) in &skipped {
-                println!("skipped writer slot {id}: {why}");
+                say!("skipped writer slot {id}: {why}");
             }
-            println!(
+            say!(
                 "compacted {} files, wrote {} roll-up rows, dropped {} files past retention, rewrote {} files of an older format (as of {}) in {} writer slot{}",
                 total(|r| r.compacted_files),
                 total(|r| r.rolled_up_rows),

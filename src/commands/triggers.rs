@@ -35,28 +35,28 @@ fn history(env: &Env, args: &TriggerArgs, records: &[EventRecord]) -> Vec<Histor
 
 fn print_event(r: &EventRecord, caused: &[AuditEntry]) -> anyhow::Result<()> {
     let e = &r.event;
-    println!(
+    say!(
         "{}  fired {}{}",
         e.id,
         rfc3339(e.fired_at_ms),
         r.acked_at_ms.map(|t| format!(", acknowledged {}", rfc3339(t))).unwrap_or_default()
     );
     if let Some(o) = &r.outcome {
-        println!("  outcome: {o}");
+        say!("  outcome: {o}");
     }
     for a in caused {
         let v = a.version.map_or(String::new(), |v| format!(" version {v}"));
-        println!("  registry {}: {}{v} by {}: {}", rfc3339(a.at_ms), a.op.as_str(), a.actor, a.reason);
+        say!("  registry {}: {}{v} by {}: {}", rfc3339(a.at_ms), a.op.as_str(), a.actor, a.reason);
     }
     for reason in &e.reasons {
-        println!("  {}: {}", reason.trigger(), reason.summary);
-        println!("    evidence: {}", reason.evidence.figures());
+        say!("  {}: {}", reason.trigger(), reason.summary);
+        say!("    evidence: {}", reason.evidence.figures());
     }
     if !r.planned {
-        println!("  deliveries: to the sinks of the next engine start");
+        say!("  deliveries: to the sinks of the next engine start");
     }
     for d in &r.deliveries {
-        println!("  {}", delivery_line(d));
+        say!("  {}", delivery_line(d));
     }
     Ok(())
 }
@@ -96,7 +96,7 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
             let status = TriggerEngine::peek(&config(&args)?, &store, &args.data.data, env.clock.as_ref())?;
             match args.format {
                 Format::Json => print_json(&status)?,
-                Format::Table => println!("{status}"),
+                Format::Table => say!("{status}"),
             }
         }
         TriggersCommand::History(args) => {
@@ -104,7 +104,7 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
             let rows = history(env, &args, &state.history);
             match args.format {
                 Format::Json => print_json(&rows)?,
-                Format::Table if rows.is_empty() => println!("no trigger event yet"),
+                Format::Table if rows.is_empty() => say!("no trigger event yet"),
                 Format::Table => rows.iter().try_for_each(|r| print_event(&r.record, &r.registry))?,
             }
         }
@@ -121,16 +121,18 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
                 Format::Json => print_json(&out)?,
                 Format::Table => match (&out.event, out.suppressed.is_empty()) {
                     (Some(ev), _) => {
-                        println!("fired:");
+                        say!("fired:");
                         if let Some(r) = e.state().history.iter().find(|r| r.event.id == ev.id) {
                             print_event(r, &[])?;
                         }
                     }
                     (None, false) => {
-                        println!("suppressed by the cool-down:");
-                        out.suppressed.iter().for_each(|r| println!("  {}: {}", r.trigger(), r.summary));
+                        say!("suppressed by the cool-down:");
+                        for r in &out.suppressed {
+                            say!("  {}: {}", r.trigger(), r.summary);
+                        }
                     }
-                    (None, true) => println!("nothing fires"),
+                    (None, true) => say!("nothing fires"),
                 },
             }
             // The event (if any) is out, but a trigger or the outbox failed, or a delivery was
@@ -148,7 +150,7 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
             match fired {
                 Ok(ev) => match args.format {
                     Format::Json => print_json(&ev)?,
-                    Format::Table => println!("fired {}", ev.id),
+                    Format::Table => say!("fired {}", ev.id),
                 },
                 Err(e @ TriggerError::CoolingDown { .. }) => {
                     eprintln!("modelwatch: {e}");
@@ -161,7 +163,7 @@ pub fn run(env: &Env, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
             engine(env, &args)?.ack(&id)?;
             match args.format {
                 Format::Json => print_json(&serde_json::json!({ "acknowledged": id }))?,
-                Format::Table => println!("acknowledged {id}"),
+                Format::Table => say!("acknowledged {id}"),
             }
         }
     }
